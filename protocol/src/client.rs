@@ -1,0 +1,110 @@
+//! The ATM side of the handshake, as states that consume `self`: start, then read ServerHello.
+
+use x25519_dalek::{PublicKey, StaticSecret};
+
+use crate::error::HandshakeFault;
+use crate::schedule::{ClientHelloFields, Keys, ServerHelloFields};
+use crate::wire::Handshake;
+use crate::{fresh, hexfmt, ClientSession, Config, Error, Psk, Rng, TerminalId, PROTOCOL_VERSION};
+
+/// Begins a handshake: draws the client nonce (32 bytes) then the X25519 secret (32 bytes) from
+/// `rng`, and returns the state awaiting the bank's answer plus the ClientHello to send.
+pub fn start(
+    config: &Config,
+    terminal: TerminalId,
+    psk: &Psk,
+    rng: &mut impl Rng,
+    now_ms: u64,
+) -> Result<(AwaitServerHello, String), Error> {
+    let mut client_nonce = [0u8; 32];
+    rng.fill_bytes(&mut client_nonce);
+    let mut secret_bytes = zeroize::Zeroizing::new([0u8; 32]);
+    rng.fill_bytes(secret_bytes.as_mut());
+    let secret = StaticSecret::from(*secret_bytes);
+    let client_share = PublicKey::from(&secret).to_bytes();
+    let hello = Handshake::ClientHello {
+        version: PROTOCOL_VERSION,
+        terminal_id: terminal.as_str().to_owned(),
+        client_nonce: hexfmt::encode(&client_nonce),
+        client_share: hexfmt::encode(&client_share),
+        timestamp: now_ms,
+    };
+    let state = AwaitServerHello {
+        config: config.clone(),
+        psk: psk.clone(),
+        secret,
+        fields: ClientHelloFields {
+            terminal,
+            client_nonce,
+            client_share,
+            client_time: now_ms,
+        },
+    };
+    Ok((state, hello.to_text()))
+}
+
+/// Sent ClientHello; waiting for ServerHello. No `Debug`: it holds the PSK and the secret.
+pub struct AwaitServerHello {
+    config: Config,
+    psk: Psk,
+    secret: StaticSecret,
+    fields: ClientHelloFields,
+}
+
+impl AwaitServerHello {
+    /// Checks the bank's hello and Finished MAC. On success returns the established session and
+    /// the ClientFinished to send; requests may be sealed right away (the bank reads them after
+    /// the ClientFinished).
+    pub fn read_server_hello(self, wire: &[u8], now_ms: u64) -> Result<(ClientSession, String), Error> {
+        let fail = Error::HandshakeFailed;
+        let Some(Handshake::ServerHello {
+            version,
+            bank_nonce,
+            bank_share,
+            timestamp,
+            finished,
+        }) = Handshake::parse(wire)
+        else {
+            return Err(fail(if wire.len() > crate::MAX_HANDSHAKE_LEN {
+                HandshakeFault::TooLarge
+            } else {
+                HandshakeFault::Malformed
+            }));
+        };
+        if version != PROTOCOL_VERSION {
+            return Err(fail(HandshakeFault::Version));
+        }
+        let (Some(bank_nonce), Some(bank_share), Some(finished)) = (
+            hexfmt::decode_array::<32>(&bank_nonce),
+            hexfmt::decode_array::<32>(&bank_share),
+            hexfmt::decode_array::<32>(&finished),
+        ) else {
+            return Err(fail(HandshakeFault::Malformed));
+        };
+        if !fresh(timestamp, now_ms, self.config.max_skew_ms) {
+            return Err(fail(HandshakeFault::Stale));
+        }
+        let shared = self.secret.diffie_hellman(&PublicKey::from(bank_share));
+        if !shared.was_contributory() {
+            return Err(fail(HandshakeFault::WeakShare));
+        }
+        let server = ServerHelloFields {
+            bank_nonce,
+            bank_share,
+            bank_time: timestamp,
+        };
+        let keys = Keys::derive(&self.psk, &self.fields, &server, shared.as_bytes());
+        if !keys.verify_server_finished(&finished) {
+            return Err(fail(HandshakeFault::BadFinished));
+        }
+        let reply = Handshake::ClientFinished {
+            finished: hexfmt::encode(&keys.client_finished_mac()),
+        };
+        Ok((ClientSession::new(keys, &self.config), reply.to_text()))
+    }
+
+    /// The terminal id this handshake presents.
+    pub fn terminal_id(&self) -> &TerminalId {
+        &self.fields.terminal
+    }
+}

@@ -1,0 +1,97 @@
+//! Sans-IO ATM <-> bank secure channel: PSK + X25519 handshake, then encrypt-then-MAC records.
+//!
+//! This crate does no IO, reads no clock and owns no randomness. The caller passes the bytes it
+//! received, the current Unix time in milliseconds and a cryptographic RNG, and gets back the
+//! bytes to send. The same code runs natively (bank server, `atm` CLI) and on
+//! `wasm32-unknown-unknown` (the browser ATM). The byte-exact specification is
+//! `docs/PROTOCOL.md` at the repository root.
+//!
+//! ```
+//! use protocol::{client, server, Config, Psk, Request, Response, TerminalId};
+//! use rand_core::OsRng;
+//!
+//! let config = Config::default();
+//! let psk = Psk::from_bytes([7; 32]);
+//! let terminal = TerminalId::new("atm-1").unwrap();
+//! let now = 1_700_000_000_000;
+//!
+//! // ATM: first flight.
+//! let (atm, client_hello) = client::start(&config, terminal, &psk, &mut OsRng, now).unwrap();
+//! // Bank: look the terminal up, answer.
+//! let hello = server::read_client_hello(&config, client_hello.as_bytes(), now).unwrap();
+//! assert_eq!(hello.terminal_id().as_str(), "atm-1");
+//! let (bank, server_hello) = hello.respond(Some(&psk), &mut OsRng, now).unwrap();
+//! // ATM: check the bank's Finished, send its own.
+//! let (mut atm, client_finished) = atm.read_server_hello(server_hello.as_bytes(), now).unwrap();
+//! let mut bank = bank.read_client_finished(client_finished.as_bytes()).unwrap();
+//!
+//! let record = atm.seal(&Request::Balance, &mut OsRng, now).unwrap();
+//! assert!(matches!(bank.open(record.as_bytes(), now), Ok(Request::Balance)));
+//! let reply = bank.seal(&Response::LoggedOut, &mut OsRng, now).unwrap();
+//! assert!(matches!(atm.open(reply.as_bytes(), now), Ok(Response::LoggedOut)));
+//! ```
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod client;
+mod error;
+mod hexfmt;
+pub mod message;
+pub mod money;
+pub mod primitives;
+mod record;
+mod schedule;
+mod secret;
+pub mod server;
+mod wire;
+
+pub use error::{Error, HandshakeFault, RecordFault};
+pub use message::{
+    AccountNumber, CardSecret, ErrorCode, FullName, HistoryEntry, Password, Request, Response,
+    TxId, TxKind, Username,
+};
+pub use money::Cents;
+pub use record::{BankSession, ClientSession};
+pub use secret::{Psk, TerminalId};
+
+/// The protocol version carried in both hellos. A peer speaking another version is refused.
+pub const PROTOCOL_VERSION: u8 = 1;
+
+/// Largest handshake message accepted, in bytes on the wire.
+pub const MAX_HANDSHAKE_LEN: usize = 1024;
+
+/// Largest record accepted, in bytes on the wire. Transports should refuse larger frames
+/// before buffering them.
+pub const MAX_RECORD_LEN: usize = 16_384;
+
+/// Largest plaintext a record may carry. `2 * (MAX_PLAINTEXT_LEN + 16) + 150 < MAX_RECORD_LEN`.
+pub const MAX_PLAINTEXT_LEN: usize = 8_000;
+
+/// Default for [`Config::max_skew_ms`].
+pub const DEFAULT_MAX_SKEW_MS: u64 = 30_000;
+
+/// Settings both sides share. Plain data, cheap to clone.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// How far (in milliseconds, either way) a peer's timestamp may be from our clock before the
+    /// hello or record carrying it is refused. A second line of defence: freshness comes from the
+    /// nonces and sequence numbers.
+    pub max_skew_ms: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            max_skew_ms: DEFAULT_MAX_SKEW_MS,
+        }
+    }
+}
+
+/// Randomness the caller supplies: any cryptographically secure RNG (`rand_core` 0.6).
+pub trait Rng: rand_core::RngCore + rand_core::CryptoRng {}
+impl<T: rand_core::RngCore + rand_core::CryptoRng> Rng for T {}
+
+/// `true` when `then` is within `max_skew_ms` of `now`, in either direction, without overflow.
+pub(crate) fn fresh(then_ms: u64, now_ms: u64, max_skew_ms: u64) -> bool {
+    then_ms.abs_diff(now_ms) <= max_skew_ms
+}

@@ -1,0 +1,528 @@
+//! Typed application messages: what an ATM may ask inside the channel and what the bank answers.
+//!
+//! Field contents are validated while parsing (parse, don't validate): a request that
+//! deserializes is well-formed, and a malformed one is a record failure like any other.
+//! Business rules (amount limits, funds, taken names) are the bank's, answered with an
+//! [`ErrorCode`].
+
+use core::fmt;
+use serde::{de, Deserialize, Deserializer, Serialize, Serializer};
+use subtle::ConstantTimeEq;
+use zeroize::Zeroizing;
+
+use crate::{hexfmt, money::Cents, Rng};
+
+/// Most history entries a bank returns for one request.
+pub const MAX_HISTORY: u32 = 50;
+
+macro_rules! validated_string {
+    ($(#[$doc:meta])* $name:ident, $check:expr) => {
+        $(#[$doc])*
+        #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+        #[serde(transparent)]
+        pub struct $name(String);
+
+        impl $name {
+            /// Validates and wraps the text; `None` if it breaks the rule above.
+            pub fn new(text: impl Into<String>) -> Option<Self> {
+                let text = text.into();
+                let check: fn(&str) -> bool = $check;
+                check(&text).then_some(Self(text))
+            }
+
+            /// The text.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                Self::new(String::deserialize(d)?)
+                    .ok_or_else(|| de::Error::custom(concat!("invalid ", stringify!($name))))
+            }
+        }
+    };
+}
+
+validated_string!(
+    /// A user or BIBIFI account name: 1 to 250 characters of `[_\-.0-9a-z]` (`.` and `..`
+    /// included, as in the BIBIFI spec).
+    Username,
+    |s| {
+        (1..=250).contains(&s.len())
+            && s.bytes().all(|b| matches!(b, b'_' | b'-' | b'.' | b'0'..=b'9' | b'a'..=b'z'))
+    }
+);
+
+validated_string!(
+    /// A person's name for display: 1 to 100 characters, no control characters, not blank.
+    FullName,
+    |s| {
+        (1..=100).contains(&s.chars().count())
+            && !s.trim().is_empty()
+            && !s.chars().any(char::is_control)
+    }
+);
+
+validated_string!(
+    /// A bank account number, assigned by the bank: 1 to 32 characters of `[0-9A-Z-]`.
+    AccountNumber,
+    |s| {
+        (1..=32).contains(&s.len())
+            && s.bytes().all(|b| b.is_ascii_digit() || b.is_ascii_uppercase() || b == b'-')
+    }
+);
+
+/// A password in transit: 1 to 1024 bytes. No `Debug`; zeroized on drop.
+#[derive(Clone)]
+pub struct Password(Zeroizing<String>);
+
+impl Password {
+    /// Longest password accepted on the wire.
+    pub const MAX_LEN: usize = 1024;
+
+    /// Wraps a password; `None` when empty or longer than [`Self::MAX_LEN`] bytes.
+    pub fn new(text: impl Into<String>) -> Option<Self> {
+        let text = Zeroizing::new(text.into());
+        (1..=Self::MAX_LEN).contains(&text.len()).then_some(Self(text))
+    }
+
+    /// The password, for hashing.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl PartialEq for Password {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.as_bytes().ct_eq(other.0.as_bytes()).into()
+    }
+}
+
+impl Serialize for Password {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Password {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Self::new(Zeroizing::new(String::deserialize(d)?).as_str())
+            .ok_or_else(|| de::Error::custom("invalid password"))
+    }
+}
+
+/// The secret on a BIBIFI card file: 32 random bytes, 64 lowercase hex characters on the wire.
+/// No `Debug`; zeroized on drop.
+#[derive(Clone)]
+pub struct CardSecret(Zeroizing<[u8; 32]>);
+
+impl CardSecret {
+    /// A fresh random card secret (the bank issues these).
+    pub fn random(rng: &mut impl Rng) -> Self {
+        let mut bytes = Zeroizing::new([0u8; 32]);
+        rng.fill_bytes(bytes.as_mut());
+        Self(bytes)
+    }
+
+    /// Parses 64 lowercase hex characters.
+    pub fn from_hex(text: &str) -> Option<Self> {
+        hexfmt::decode_array::<32>(text).map(|b| Self(Zeroizing::new(b)))
+    }
+
+    /// The secret as 64 lowercase hex characters.
+    pub fn to_hex(&self) -> Zeroizing<String> {
+        Zeroizing::new(hexfmt::encode(self.0.as_ref()))
+    }
+
+    /// The raw bytes, for hashing.
+    pub fn expose(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
+impl PartialEq for CardSecret {
+    fn eq(&self, other: &Self) -> bool {
+        self.0[..].ct_eq(&other.0[..]).into()
+    }
+}
+
+impl Serialize for CardSecret {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_hex())
+    }
+}
+
+impl<'de> Deserialize<'de> for CardSecret {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = Zeroizing::new(String::deserialize(d)?);
+        Self::from_hex(&text).ok_or_else(|| de::Error::custom("invalid card"))
+    }
+}
+
+/// A client-chosen transaction id (16 random bytes, 32 lowercase hex characters). The bank
+/// applies a given id at most once per account and answers a retry with the first result.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TxId([u8; 16]);
+
+impl TxId {
+    /// A fresh random id.
+    pub fn random(rng: &mut impl Rng) -> Self {
+        let mut bytes = [0u8; 16];
+        rng.fill_bytes(&mut bytes);
+        Self(bytes)
+    }
+
+    /// Wraps 16 bytes.
+    pub fn from_bytes(bytes: [u8; 16]) -> Self {
+        Self(bytes)
+    }
+
+    /// The raw bytes (a storage key).
+    pub fn as_bytes(&self) -> &[u8; 16] {
+        &self.0
+    }
+
+    /// Parses 32 lowercase hex characters.
+    pub fn from_hex(text: &str) -> Option<Self> {
+        hexfmt::decode_array::<16>(text).map(Self)
+    }
+}
+
+impl fmt::Display for TxId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&hexfmt::encode(&self.0))
+    }
+}
+
+impl fmt::Debug for TxId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TxId({self})")
+    }
+}
+
+impl Serialize for TxId {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for TxId {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Self::from_hex(&String::deserialize(d)?).ok_or_else(|| de::Error::custom("invalid txid"))
+    }
+}
+
+/// What an ATM asks, client to bank. A bank reply can never parse as one of these.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Request {
+    /// Create a user with a password and an empty account; logs the session in.
+    Register {
+        /// The new user's name.
+        username: Username,
+        /// Name shown on screen.
+        full_name: FullName,
+        /// The password (the bank stores only an Argon2id hash).
+        password: Password,
+    },
+    /// Log in with a password.
+    Login {
+        /// Who.
+        username: Username,
+        /// Their password.
+        password: Password,
+    },
+    /// BIBIFI `-n`: create a card account with an initial balance; the bank issues the card.
+    OpenCardAccount {
+        /// The BIBIFI account name.
+        username: Username,
+        /// The initial balance.
+        initial_cents: Cents,
+        /// Makes a retry idempotent.
+        txid: TxId,
+    },
+    /// Log in with a card (the BIBIFI `atm`).
+    CardLogin {
+        /// The BIBIFI account name.
+        username: Username,
+        /// The secret from the card file.
+        card: CardSecret,
+    },
+    /// The logged-in account's balance.
+    Balance,
+    /// Add money to the logged-in account.
+    Deposit {
+        /// Makes a retry idempotent.
+        txid: TxId,
+        /// How much, > 0.
+        amount_cents: Cents,
+    },
+    /// Take money from the logged-in account; never below zero.
+    Withdraw {
+        /// Makes a retry idempotent.
+        txid: TxId,
+        /// How much, > 0.
+        amount_cents: Cents,
+    },
+    /// The logged-in account's last transactions, newest first.
+    History {
+        /// How many, at most [`MAX_HISTORY`].
+        limit: u32,
+    },
+    /// End the session.
+    Logout,
+}
+
+impl Request {
+    /// The message type as it appears on the wire (`"deposit"`), for logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Register { .. } => "register",
+            Self::Login { .. } => "login",
+            Self::OpenCardAccount { .. } => "open_card_account",
+            Self::CardLogin { .. } => "card_login",
+            Self::Balance => "balance",
+            Self::Deposit { .. } => "deposit",
+            Self::Withdraw { .. } => "withdraw",
+            Self::History { .. } => "history",
+            Self::Logout => "logout",
+        }
+    }
+}
+
+/// Names the variant and its public fields; never prints a password or card.
+impl fmt::Debug for Request {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct(self.kind());
+        match self {
+            Self::Register { username, .. } | Self::Login { username, .. } => {
+                d.field("username", username)
+            }
+            Self::CardLogin { username, .. } => d.field("username", username),
+            Self::OpenCardAccount {
+                username,
+                initial_cents,
+                txid,
+            } => d
+                .field("username", username)
+                .field("initial_cents", initial_cents)
+                .field("txid", txid),
+            Self::Deposit { txid, amount_cents } | Self::Withdraw { txid, amount_cents } => {
+                d.field("txid", txid).field("amount_cents", amount_cents)
+            }
+            Self::History { limit } => d.field("limit", limit),
+            Self::Balance | Self::Logout => &mut d,
+        };
+        d.finish_non_exhaustive()
+    }
+}
+
+/// What kind of transaction a history entry records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TxKind {
+    /// The initial balance of a card account.
+    Open,
+    /// Money in.
+    Deposit,
+    /// Money out.
+    Withdraw,
+}
+
+/// One line of a mini statement.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryEntry {
+    /// The transaction id the client chose.
+    pub txid: TxId,
+    /// Deposit, withdrawal or opening balance.
+    pub kind: TxKind,
+    /// The amount moved.
+    pub amount_cents: Cents,
+    /// The balance right after.
+    pub balance_cents: Cents,
+    /// When the bank committed it (Unix ms).
+    pub time_ms: u64,
+}
+
+/// The closed set of refusals a bank may send. Each is deliberately coarse.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// Well-formed but not acceptable here (e.g. a history limit of 0).
+    BadRequest,
+    /// Wrong username, password or card: one answer for all of them.
+    AuthFailed,
+    /// Too many failed logins; try later.
+    Throttled,
+    /// The request needs a logged-in session.
+    NotLoggedIn,
+    /// Login or register on a session that is already logged in.
+    AlreadyLoggedIn,
+    /// The username or account name is taken.
+    NameTaken,
+    /// The password is too short or too weak.
+    WeakPassword,
+    /// Zero, or above the bank's per-transaction maximum.
+    AmountInvalid,
+    /// The balance would exceed what the bank holds per account.
+    LimitExceeded,
+    /// The withdrawal would take the balance below zero.
+    InsufficientFunds,
+    /// The same transaction id was already used for a different request.
+    TxIdReused,
+    /// The bank is overloaded; try again.
+    Busy,
+    /// Something failed inside the bank; nothing was changed.
+    Internal,
+}
+
+impl ErrorCode {
+    /// Plain words for a person at an ATM.
+    pub fn message(self) -> &'static str {
+        match self {
+            Self::BadRequest => "The bank could not accept that request.",
+            Self::AuthFailed => "The username or password is not right.",
+            Self::Throttled => "Too many failed attempts. Please wait a minute and try again.",
+            Self::NotLoggedIn => "Please log in first.",
+            Self::AlreadyLoggedIn => "You are already logged in.",
+            Self::NameTaken => "That name is taken. Please choose another.",
+            Self::WeakPassword => "Please choose a longer password (at least 8 characters).",
+            Self::AmountInvalid => "That amount is not allowed.",
+            Self::LimitExceeded => "That would take the balance above the bank's limit.",
+            Self::InsufficientFunds => "There is not enough money in the account.",
+            Self::TxIdReused => "That transaction conflicts with an earlier one.",
+            Self::Busy => "The bank is busy. Please try again.",
+            Self::Internal => "Something went wrong at the bank. Nothing was changed.",
+        }
+    }
+}
+
+/// What the bank answers, bank to client. A client request can never parse as one of these.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Response {
+    /// Logged in (after register, login or card login).
+    Welcome {
+        /// The user's name.
+        username: Username,
+        /// Name to greet them with.
+        full_name: FullName,
+        /// Their account number.
+        account: AccountNumber,
+        /// The current balance.
+        balance_cents: Cents,
+    },
+    /// A card account was opened; the client writes the card file.
+    CardIssued {
+        /// The card secret.
+        card: CardSecret,
+        /// The account number.
+        account: AccountNumber,
+        /// The opening balance.
+        balance_cents: Cents,
+    },
+    /// The balance.
+    Balance {
+        /// The current balance.
+        balance_cents: Cents,
+    },
+    /// A deposit was applied (or had been, for a retried transaction id).
+    Deposited {
+        /// The request's transaction id.
+        txid: TxId,
+        /// The amount.
+        amount_cents: Cents,
+        /// The balance right after it.
+        balance_cents: Cents,
+    },
+    /// A withdrawal was applied (or had been, for a retried transaction id).
+    Withdrawn {
+        /// The request's transaction id.
+        txid: TxId,
+        /// The amount.
+        amount_cents: Cents,
+        /// The balance right after it.
+        balance_cents: Cents,
+    },
+    /// The last transactions, newest first.
+    History {
+        /// The entries.
+        entries: Vec<HistoryEntry>,
+    },
+    /// The session is logged out; the bank will close the connection.
+    LoggedOut,
+    /// The request was refused and changed nothing.
+    Error {
+        /// Why, coarsely.
+        code: ErrorCode,
+    },
+}
+
+impl Response {
+    /// The message type as it appears on the wire, for logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Welcome { .. } => "welcome",
+            Self::CardIssued { .. } => "card_issued",
+            Self::Balance { .. } => "balance",
+            Self::Deposited { .. } => "deposited",
+            Self::Withdrawn { .. } => "withdrawn",
+            Self::History { .. } => "history",
+            Self::LoggedOut => "logged_out",
+            Self::Error { .. } => "error",
+        }
+    }
+}
+
+/// Names the variant and its public fields; never prints a card.
+impl fmt::Debug for Response {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct(self.kind());
+        match self {
+            Self::Welcome {
+                username,
+                full_name,
+                account,
+                balance_cents,
+            } => d
+                .field("username", username)
+                .field("full_name", full_name)
+                .field("account", account)
+                .field("balance_cents", balance_cents),
+            Self::CardIssued {
+                account,
+                balance_cents,
+                ..
+            } => d
+                .field("account", account)
+                .field("balance_cents", balance_cents),
+            Self::Balance { balance_cents } => d.field("balance_cents", balance_cents),
+            Self::Deposited {
+                txid,
+                amount_cents,
+                balance_cents,
+            }
+            | Self::Withdrawn {
+                txid,
+                amount_cents,
+                balance_cents,
+            } => d
+                .field("txid", txid)
+                .field("amount_cents", amount_cents)
+                .field("balance_cents", balance_cents),
+            Self::History { entries } => d.field("entries", entries),
+            Self::Error { code } => d.field("code", code),
+            Self::LoggedOut => &mut d,
+        };
+        d.finish()
+    }
+}

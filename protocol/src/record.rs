@@ -1,0 +1,238 @@
+//! The record layer: AES-256-CBC then HMAC-SHA256 over label, direction, sequence number, IV and
+//! ciphertext; one generic error for every way a record can be wrong.
+
+use zeroize::Zeroizing;
+
+use crate::error::RecordFault;
+use crate::message::{Request, Response};
+use crate::primitives::{aes256_cbc_decrypt, aes256_cbc_encrypt, hmac_sha256, hmac_sha256_verify};
+use crate::schedule::{label, Key, Keys};
+use crate::wire::{BankPlainIn, BankPlainOut, ClientPlainIn, ClientPlainOut, Record};
+use crate::{fresh, hexfmt, Config, Error, Rng, TerminalId, MAX_PLAINTEXT_LEN, MAX_RECORD_LEN};
+
+/// Direction byte in the MAC input: ATM to bank.
+pub(crate) const DIR_C2S: u8 = 0x01;
+/// Direction byte in the MAC input: bank to ATM.
+pub(crate) const DIR_S2C: u8 = 0x02;
+
+/// One direction's keys and counter.
+struct Half {
+    enc: Key,
+    mac: Key,
+    direction: u8,
+    seq: u64,
+}
+
+impl Half {
+    fn mac(&self, seq: u64, iv: &[u8; 16], ciphertext: &[u8]) -> [u8; 32] {
+        hmac_sha256(
+            self.mac.bytes(),
+            &[label::RECORD, &[self.direction], &seq.to_be_bytes(), iv, ciphertext],
+        )
+    }
+}
+
+/// Both directions of an established session, plus the failure latch.
+struct RecordLayer {
+    send: Half,
+    recv: Half,
+    max_skew_ms: u64,
+    failed: bool,
+}
+
+impl RecordLayer {
+    fn new(keys: Keys, client_side: bool, config: &Config) -> Self {
+        let c2s = Half {
+            enc: keys.c2s_enc,
+            mac: keys.c2s_mac,
+            direction: DIR_C2S,
+            seq: 0,
+        };
+        let s2c = Half {
+            enc: keys.s2c_enc,
+            mac: keys.s2c_mac,
+            direction: DIR_S2C,
+            seq: 0,
+        };
+        let (send, recv) = if client_side { (c2s, s2c) } else { (s2c, c2s) };
+        Self {
+            send,
+            recv,
+            max_skew_ms: config.max_skew_ms,
+            failed: false,
+        }
+    }
+
+    fn seal(&mut self, plaintext: &[u8], rng: &mut impl Rng) -> Result<String, Error> {
+        if self.failed {
+            return Err(Error::Closed);
+        }
+        if plaintext.len() > MAX_PLAINTEXT_LEN {
+            return Err(Error::TooLarge);
+        }
+        // The last value is never used, so the counter can never wrap.
+        let seq = self.send.seq;
+        let next = seq.checked_add(1).ok_or(Error::Closed)?;
+        let mut iv = [0u8; 16];
+        rng.fill_bytes(&mut iv);
+        let ciphertext = aes256_cbc_encrypt(self.send.enc.bytes(), &iv, plaintext);
+        let mac = self.send.mac(seq, &iv, &ciphertext);
+        self.send.seq = next;
+        let record = Record {
+            seq,
+            iv: hexfmt::encode(&iv),
+            ciphertext: hexfmt::encode(&ciphertext),
+            mac: hexfmt::encode(&mac),
+        };
+        Ok(serde_json::to_string(&record).expect("records always serialize"))
+    }
+
+    /// Checks and decrypts the next record. Any failure latches the session closed.
+    fn open(&mut self, wire: &[u8]) -> Result<Zeroizing<Vec<u8>>, Error> {
+        if self.failed {
+            return Err(Error::Closed);
+        }
+        let result = self.open_inner(wire);
+        if result.is_err() {
+            self.failed = true;
+        }
+        result
+    }
+
+    fn open_inner(&mut self, wire: &[u8]) -> Result<Zeroizing<Vec<u8>>, Error> {
+        let bad = Error::BadRecord;
+        if wire.len() > MAX_RECORD_LEN {
+            return Err(bad(RecordFault::TooLarge));
+        }
+        let record: Record =
+            serde_json::from_slice(wire).map_err(|_| bad(RecordFault::Malformed))?;
+        if record.seq != self.recv.seq {
+            return Err(bad(RecordFault::Sequence));
+        }
+        let next = record.seq.checked_add(1).ok_or(bad(RecordFault::Sequence))?;
+        let iv = hexfmt::decode_array::<16>(&record.iv).ok_or(bad(RecordFault::Encoding))?;
+        let mac = hexfmt::decode_array::<32>(&record.mac).ok_or(bad(RecordFault::Encoding))?;
+        let ciphertext = hexfmt::decode(&record.ciphertext)
+            .filter(|c| !c.is_empty() && c.len() % 16 == 0)
+            .ok_or(bad(RecordFault::Encoding))?;
+        let ok = hmac_sha256_verify(
+            self.recv.mac.bytes(),
+            &[
+                label::RECORD,
+                &[self.recv.direction],
+                &record.seq.to_be_bytes(),
+                &iv,
+                &ciphertext,
+            ],
+            &mac,
+        );
+        if !ok {
+            return Err(bad(RecordFault::Mac));
+        }
+        let plaintext = aes256_cbc_decrypt(self.recv.enc.bytes(), &iv, &ciphertext)
+            .ok_or(bad(RecordFault::Padding))?;
+        self.recv.seq = next;
+        Ok(plaintext)
+    }
+
+    fn check_fresh(&mut self, ts: u64, now_ms: u64) -> Result<(), Error> {
+        if fresh(ts, now_ms, self.max_skew_ms) {
+            Ok(())
+        } else {
+            self.failed = true;
+            Err(Error::BadRecord(RecordFault::Stale))
+        }
+    }
+
+    fn plaintext_failed(&mut self) -> Error {
+        self.failed = true;
+        Error::BadRecord(RecordFault::Plaintext)
+    }
+}
+
+fn to_plaintext(value: &impl serde::Serialize) -> Zeroizing<Vec<u8>> {
+    Zeroizing::new(serde_json::to_vec(value).expect("messages always serialize"))
+}
+
+/// The ATM's end of an established session: seals [`Request`]s, opens [`Response`]s.
+pub struct ClientSession {
+    layer: RecordLayer,
+}
+
+impl ClientSession {
+    pub(crate) fn new(keys: Keys, config: &Config) -> Self {
+        Self {
+            layer: RecordLayer::new(keys, true, config),
+        }
+    }
+
+    /// Seals a request stamped with `now_ms`; returns the record's JSON text.
+    pub fn seal(&mut self, request: &Request, rng: &mut impl Rng, now_ms: u64) -> Result<String, Error> {
+        let plaintext = to_plaintext(&ClientPlainOut {
+            ts: now_ms,
+            request,
+        });
+        self.layer.seal(&plaintext, rng)
+    }
+
+    /// Opens the bank's next record. After any error the session is closed for good.
+    pub fn open(&mut self, wire: &[u8], now_ms: u64) -> Result<Response, Error> {
+        let plaintext = self.layer.open(wire)?;
+        let plain: BankPlainIn = match serde_json::from_slice(&plaintext) {
+            Ok(p) => p,
+            Err(_) => return Err(self.layer.plaintext_failed()),
+        };
+        self.layer.check_fresh(plain.ts, now_ms)?;
+        Ok(plain.response)
+    }
+
+    /// `false` once any record failed to open; the transport should then close.
+    pub fn is_open(&self) -> bool {
+        !self.layer.failed
+    }
+}
+
+/// The bank's end of an established session: opens [`Request`]s, seals [`Response`]s.
+pub struct BankSession {
+    layer: RecordLayer,
+    terminal: TerminalId,
+}
+
+impl BankSession {
+    pub(crate) fn new(keys: Keys, config: &Config, terminal: TerminalId) -> Self {
+        Self {
+            layer: RecordLayer::new(keys, false, config),
+            terminal,
+        }
+    }
+
+    /// The terminal this session authenticated as.
+    pub fn terminal_id(&self) -> &TerminalId {
+        &self.terminal
+    }
+
+    /// Opens the ATM's next record. After any error the session is closed for good.
+    pub fn open(&mut self, wire: &[u8], now_ms: u64) -> Result<Request, Error> {
+        let plaintext = self.layer.open(wire)?;
+        let plain: ClientPlainIn = match serde_json::from_slice(&plaintext) {
+            Ok(p) => p,
+            Err(_) => return Err(self.layer.plaintext_failed()),
+        };
+        self.layer.check_fresh(plain.ts, now_ms)?;
+        Ok(plain.request)
+    }
+
+    /// Seals a response stamped with `now_ms`; returns the record's JSON text.
+    pub fn seal(&mut self, response: &Response, rng: &mut impl Rng, now_ms: u64) -> Result<String, Error> {
+        let plaintext = to_plaintext(&BankPlainOut {
+            ts: now_ms,
+            response,
+        });
+        self.layer.seal(&plaintext, rng)
+    }
+
+    /// `false` once any record failed to open; the transport should then close.
+    pub fn is_open(&self) -> bool {
+        !self.layer.failed
+    }
+}

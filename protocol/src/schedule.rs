@@ -1,0 +1,127 @@
+//! The key schedule: transcript hash, master secret, HKDF-separated keys, Finished MACs.
+
+use zeroize::Zeroizing;
+
+use crate::primitives::{hmac_sha256, hmac_sha256_verify, sha256, Prk};
+use crate::{Psk, TerminalId, PROTOCOL_VERSION};
+
+/// Domain-separation labels (ASCII, no terminator). See docs/PROTOCOL.md, "Key schedule".
+pub(crate) mod label {
+    pub(crate) const TRANSCRIPT: &[u8] = b"atm-psk-v1 transcript";
+    pub(crate) const MASTER: &[u8] = b"atm-psk-v1 master secret";
+    pub(crate) const C2S_ENC: &[u8] = b"atm-psk-v1 c2s enc";
+    pub(crate) const C2S_MAC: &[u8] = b"atm-psk-v1 c2s mac";
+    pub(crate) const S2C_ENC: &[u8] = b"atm-psk-v1 s2c enc";
+    pub(crate) const S2C_MAC: &[u8] = b"atm-psk-v1 s2c mac";
+    pub(crate) const CLIENT_FINISHED: &[u8] = b"atm-psk-v1 client finished";
+    pub(crate) const SERVER_FINISHED: &[u8] = b"atm-psk-v1 server finished";
+    pub(crate) const RECORD: &[u8] = b"atm-psk-v1 record";
+}
+
+/// A 32-byte symmetric key. No `Debug`; zeroized on drop.
+pub(crate) struct Key(Zeroizing<[u8; 32]>);
+
+impl Key {
+    pub(crate) fn bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
+/// The ClientHello's fields that enter the transcript.
+pub(crate) struct ClientHelloFields {
+    pub(crate) terminal: TerminalId,
+    pub(crate) client_nonce: [u8; 32],
+    pub(crate) client_share: [u8; 32],
+    pub(crate) client_time: u64,
+}
+
+/// The ServerHello's fields that enter the transcript (everything but `finished`).
+pub(crate) struct ServerHelloFields {
+    pub(crate) bank_nonce: [u8; 32],
+    pub(crate) bank_share: [u8; 32],
+    pub(crate) bank_time: u64,
+}
+
+/// SHA-256 over the label and both hellos' fields in a fixed binary layout.
+pub(crate) fn transcript_hash(ch: &ClientHelloFields, sh: &ServerHelloFields) -> [u8; 32] {
+    let id = ch.terminal.as_str().as_bytes();
+    let id_len = [u8::try_from(id.len()).expect("terminal ids are at most 64 bytes")];
+    sha256(&[
+        label::TRANSCRIPT,
+        &[PROTOCOL_VERSION],
+        &id_len,
+        id,
+        &ch.client_nonce,
+        &ch.client_share,
+        &ch.client_time.to_be_bytes(),
+        &sh.bank_nonce,
+        &sh.bank_share,
+        &sh.bank_time.to_be_bytes(),
+    ])
+}
+
+/// Every key of one session, each from its own HKDF label.
+pub(crate) struct Keys {
+    pub(crate) c2s_enc: Key,
+    pub(crate) c2s_mac: Key,
+    pub(crate) s2c_enc: Key,
+    pub(crate) s2c_mac: Key,
+    pub(crate) client_finished: Key,
+    pub(crate) server_finished: Key,
+    pub(crate) transcript: [u8; 32],
+}
+
+impl Keys {
+    /// MS = HMAC(PSK, label || client_nonce || bank_nonce || dh); PRK = HKDF-Extract(th, MS);
+    /// each key = HKDF-Expand(PRK, its label, 32).
+    pub(crate) fn derive(
+        psk: &Psk,
+        ch: &ClientHelloFields,
+        sh: &ServerHelloFields,
+        dh_shared: &[u8; 32],
+    ) -> Self {
+        let transcript = transcript_hash(ch, sh);
+        let master = Zeroizing::new(hmac_sha256(
+            psk.expose(),
+            &[label::MASTER, &ch.client_nonce, &sh.bank_nonce, dh_shared],
+        ));
+        let prk = Prk::extract(&transcript, master.as_ref());
+        let expand = |info: &[u8]| {
+            let okm = prk
+                .expand(info, 32)
+                .expect("32 bytes is a valid HKDF-SHA256 output length");
+            let mut key = Zeroizing::new([0u8; 32]);
+            key.copy_from_slice(&okm);
+            Key(key)
+        };
+        Self {
+            c2s_enc: expand(label::C2S_ENC),
+            c2s_mac: expand(label::C2S_MAC),
+            s2c_enc: expand(label::S2C_ENC),
+            s2c_mac: expand(label::S2C_MAC),
+            client_finished: expand(label::CLIENT_FINISHED),
+            server_finished: expand(label::SERVER_FINISHED),
+            transcript,
+        }
+    }
+
+    /// The bank's Finished: HMAC(server_finished key, transcript hash).
+    pub(crate) fn server_finished_mac(&self) -> [u8; 32] {
+        hmac_sha256(self.server_finished.bytes(), &[&self.transcript])
+    }
+
+    /// The ATM's Finished: HMAC(client_finished key, transcript hash).
+    pub(crate) fn client_finished_mac(&self) -> [u8; 32] {
+        hmac_sha256(self.client_finished.bytes(), &[&self.transcript])
+    }
+
+    /// Constant-time check of a received bank Finished.
+    pub(crate) fn verify_server_finished(&self, tag: &[u8]) -> bool {
+        hmac_sha256_verify(self.server_finished.bytes(), &[&self.transcript], tag)
+    }
+
+    /// Constant-time check of a received ATM Finished.
+    pub(crate) fn verify_client_finished(&self, tag: &[u8]) -> bool {
+        hmac_sha256_verify(self.client_finished.bytes(), &[&self.transcript], tag)
+    }
+}

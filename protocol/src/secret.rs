@@ -1,0 +1,84 @@
+//! Secret and identity newtypes: the PSK (no Debug, zeroized on drop) and the terminal id.
+
+use core::fmt;
+use subtle::ConstantTimeEq;
+use zeroize::Zeroizing;
+
+use crate::{hexfmt, Rng};
+
+/// A terminal's 32-byte pre-shared key. No `Debug`, no `Display`; zeroized on drop.
+#[derive(Clone)]
+pub struct Psk(Zeroizing<[u8; 32]>);
+
+impl Psk {
+    /// Wraps 32 key bytes.
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(Zeroizing::new(bytes))
+    }
+
+    /// A fresh random key (the bank uses this to enroll a terminal).
+    pub fn random(rng: &mut impl Rng) -> Self {
+        let mut key = Zeroizing::new([0u8; 32]);
+        rng.fill_bytes(key.as_mut());
+        Self(key)
+    }
+
+    /// Parses 64 lowercase hex characters (surrounding whitespace ignored).
+    pub fn from_hex(text: &str) -> Option<Self> {
+        hexfmt::decode_array::<32>(text.trim()).map(Self::from_bytes)
+    }
+
+    /// The key as 64 lowercase hex characters, for the auth file or an enrollment link.
+    pub fn to_hex(&self) -> Zeroizing<String> {
+        Zeroizing::new(hexfmt::encode(self.0.as_ref()))
+    }
+
+    /// The raw key bytes, for storing. Handle with care.
+    pub fn expose(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
+impl PartialEq for Psk {
+    fn eq(&self, other: &Self) -> bool {
+        self.0[..].ct_eq(&other.0[..]).into()
+    }
+}
+impl Eq for Psk {}
+
+/// A terminal's public name: 1 to 64 characters of `[A-Za-z0-9_-]`, sent in clear in the
+/// ClientHello so the bank can find the terminal's PSK.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TerminalId(String);
+
+impl TerminalId {
+    /// Longest terminal id.
+    pub const MAX_LEN: usize = 64;
+
+    /// Validates and wraps a terminal id.
+    pub fn new(id: impl Into<String>) -> Option<Self> {
+        let id = id.into();
+        let ok = (1..=Self::MAX_LEN).contains(&id.len())
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        ok.then_some(Self(id))
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for TerminalId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TerminalId({})", self.0)
+    }
+}
+
+impl fmt::Display for TerminalId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}

@@ -1,0 +1,81 @@
+//! The JSON shapes on the wire: the three handshake messages, the record, the two plaintexts.
+
+use serde::{Deserialize, Serialize};
+
+use crate::message::{Request, Response};
+
+/// A handshake message. Exactly one of these per WebSocket text frame.
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub(crate) enum Handshake {
+    ClientHello {
+        version: u8,
+        terminal_id: String,
+        client_nonce: String,
+        client_share: String,
+        timestamp: u64,
+    },
+    ServerHello {
+        version: u8,
+        bank_nonce: String,
+        bank_share: String,
+        timestamp: u64,
+        finished: String,
+    },
+    ClientFinished {
+        finished: String,
+    },
+}
+
+impl Handshake {
+    pub(crate) fn parse(wire: &[u8]) -> Option<Self> {
+        if wire.len() > crate::MAX_HANDSHAKE_LEN {
+            return None;
+        }
+        serde_json::from_slice(wire).ok()
+    }
+
+    pub(crate) fn to_text(&self) -> String {
+        serde_json::to_string(self).expect("handshake messages always serialize")
+    }
+}
+
+/// A protected record: `{"seq":N,"iv":"..","ciphertext":"..","mac":".."}`.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Record {
+    pub(crate) seq: u64,
+    pub(crate) iv: String,
+    pub(crate) ciphertext: String,
+    pub(crate) mac: String,
+}
+
+/// Plaintext of a client-to-bank record.
+#[derive(Serialize)]
+pub(crate) struct ClientPlainOut<'a> {
+    pub(crate) ts: u64,
+    pub(crate) request: &'a Request,
+}
+
+/// Plaintext of a client-to-bank record, parsed.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ClientPlainIn {
+    pub(crate) ts: u64,
+    pub(crate) request: Request,
+}
+
+/// Plaintext of a bank-to-client record.
+#[derive(Serialize)]
+pub(crate) struct BankPlainOut<'a> {
+    pub(crate) ts: u64,
+    pub(crate) response: &'a Response,
+}
+
+/// Plaintext of a bank-to-client record, parsed.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct BankPlainIn {
+    pub(crate) ts: u64,
+    pub(crate) response: Response,
+}

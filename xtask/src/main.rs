@@ -1,0 +1,2 @@
+//! Project runner: setup, run, test, bench.
+fn main() {}
