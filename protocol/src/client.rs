@@ -55,7 +55,11 @@ impl AwaitServerHello {
     /// Checks the bank's hello and Finished MAC. On success returns the established session and
     /// the ClientFinished to send; requests may be sealed right away (the bank reads them after
     /// the ClientFinished).
-    pub fn read_server_hello(self, wire: &[u8], now_ms: u64) -> Result<(ClientSession, String), Error> {
+    pub fn read_server_hello(
+        self,
+        wire: &[u8],
+        now_ms: u64,
+    ) -> Result<(ClientSession, String), Error> {
         let fail = Error::HandshakeFailed;
         let Some(Handshake::ServerHello {
             version,

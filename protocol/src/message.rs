@@ -13,7 +13,7 @@ use zeroize::Zeroizing;
 use crate::{hexfmt, money::Cents, Rng};
 
 /// Most history entries a bank returns for one request.
-pub const MAX_HISTORY: u32 = 50;
+pub const MAX_HISTORY: u32 = 25;
 
 macro_rules! validated_string {
     ($(#[$doc:meta])* $name:ident, $check:expr) => {
@@ -91,7 +91,9 @@ impl Password {
     /// Wraps a password; `None` when empty or longer than [`Self::MAX_LEN`] bytes.
     pub fn new(text: impl Into<String>) -> Option<Self> {
         let text = Zeroizing::new(text.into());
-        (1..=Self::MAX_LEN).contains(&text.len()).then_some(Self(text))
+        (1..=Self::MAX_LEN)
+            .contains(&text.len())
+            .then_some(Self(text))
     }
 
     /// The password, for hashing.

@@ -4,7 +4,9 @@ use core::fmt;
 use serde::{Deserialize, Serialize};
 
 /// An amount of money in cents. Never a float; arithmetic is checked.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 #[serde(transparent)]
 pub struct Cents(pub u64);
 
@@ -89,10 +91,26 @@ mod tests {
         assert_eq!(Cents::parse_decimal("12"), Some(Cents(1200)));
         assert_eq!(Cents::parse_decimal("12.5"), Some(Cents(1250)));
         assert_eq!(Cents::parse_decimal("0.07"), Some(Cents(7)));
-        assert_eq!(Cents::parse_decimal("184467440737095516.15"), Some(Cents(u64::MAX)));
+        assert_eq!(
+            Cents::parse_decimal("184467440737095516.15"),
+            Some(Cents(u64::MAX))
+        );
         for bad in [
-            "", ".5", "1.", "1.234", "-1", "+1", "1e3", " 1", "1 ", "1,00", "0x10", "1.-1",
-            "184467440737095516.16", "NaN", "١٢",
+            "",
+            ".5",
+            "1.",
+            "1.234",
+            "-1",
+            "+1",
+            "1e3",
+            " 1",
+            "1 ",
+            "1,00",
+            "0x10",
+            "1.-1",
+            "184467440737095516.16",
+            "NaN",
+            "١٢",
         ] {
             assert_eq!(Cents::parse_decimal(bad), None, "{bad:?}");
         }
@@ -102,7 +120,15 @@ mod tests {
     fn bibifi_grammar() {
         assert_eq!(Cents::parse_bibifi("0.00"), Some(Cents(0)));
         assert_eq!(Cents::parse_bibifi("4294967295.99"), Some(BIBIFI_MAX));
-        for bad in ["4294967296.00", "01.00", "1.0", "1", "1.000", "00.00", "-1.00"] {
+        for bad in [
+            "4294967296.00",
+            "01.00",
+            "1.0",
+            "1",
+            "1.000",
+            "00.00",
+            "-1.00",
+        ] {
             assert_eq!(Cents::parse_bibifi(bad), None, "{bad:?}");
         }
     }

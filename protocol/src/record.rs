@@ -27,7 +27,13 @@ impl Half {
     fn mac(&self, seq: u64, iv: &[u8; 16], ciphertext: &[u8]) -> [u8; 32] {
         hmac_sha256(
             self.mac.bytes(),
-            &[label::RECORD, &[self.direction], &seq.to_be_bytes(), iv, ciphertext],
+            &[
+                label::RECORD,
+                &[self.direction],
+                &seq.to_be_bytes(),
+                iv,
+                ciphertext,
+            ],
         )
     }
 }
@@ -109,7 +115,10 @@ impl RecordLayer {
         if record.seq != self.recv.seq {
             return Err(bad(RecordFault::Sequence));
         }
-        let next = record.seq.checked_add(1).ok_or(bad(RecordFault::Sequence))?;
+        let next = record
+            .seq
+            .checked_add(1)
+            .ok_or(bad(RecordFault::Sequence))?;
         let iv = hexfmt::decode_array::<16>(&record.iv).ok_or(bad(RecordFault::Encoding))?;
         let mac = hexfmt::decode_array::<32>(&record.mac).ok_or(bad(RecordFault::Encoding))?;
         let ciphertext = hexfmt::decode(&record.ciphertext)
@@ -167,7 +176,12 @@ impl ClientSession {
     }
 
     /// Seals a request stamped with `now_ms`; returns the record's JSON text.
-    pub fn seal(&mut self, request: &Request, rng: &mut impl Rng, now_ms: u64) -> Result<String, Error> {
+    pub fn seal(
+        &mut self,
+        request: &Request,
+        rng: &mut impl Rng,
+        now_ms: u64,
+    ) -> Result<String, Error> {
         let plaintext = to_plaintext(&ClientPlainOut {
             ts: now_ms,
             request,
@@ -223,7 +237,12 @@ impl BankSession {
     }
 
     /// Seals a response stamped with `now_ms`; returns the record's JSON text.
-    pub fn seal(&mut self, response: &Response, rng: &mut impl Rng, now_ms: u64) -> Result<String, Error> {
+    pub fn seal(
+        &mut self,
+        response: &Response,
+        rng: &mut impl Rng,
+        now_ms: u64,
+    ) -> Result<String, Error> {
         let plaintext = to_plaintext(&BankPlainOut {
             ts: now_ms,
             response,

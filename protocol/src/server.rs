@@ -10,7 +10,11 @@ use crate::{fresh, hexfmt, BankSession, Config, Error, Psk, Rng, TerminalId, PRO
 
 /// Parses and checks a ClientHello. The caller then looks up [`ClientHelloReceived::terminal_id`]
 /// and calls [`ClientHelloReceived::respond`].
-pub fn read_client_hello(config: &Config, wire: &[u8], now_ms: u64) -> Result<ClientHelloReceived, Error> {
+pub fn read_client_hello(
+    config: &Config,
+    wire: &[u8],
+    now_ms: u64,
+) -> Result<ClientHelloReceived, Error> {
     let fail = Error::HandshakeFailed;
     let Some(Handshake::ClientHello {
         version,

@@ -1,0 +1,142 @@
+//! Shared test harness: deterministic RNGs and an in-memory ATM <-> bank pair with a tamper hook.
+#![allow(dead_code, unreachable_pub)]
+
+use protocol::{client, server, BankSession, ClientSession, Config, Error, Psk, TerminalId};
+use rand_chacha::rand_core::{CryptoRng, RngCore, SeedableRng};
+use rand_chacha::ChaCha20Rng;
+use std::collections::VecDeque;
+
+/// The time every test runs at unless it says otherwise (2023-11-14T22:13:20Z).
+pub const NOW: u64 = 1_700_000_000_000;
+
+/// A seeded CSPRNG: every run draws the same bytes.
+pub fn rng(seed: u64) -> ChaCha20Rng {
+    ChaCha20Rng::seed_from_u64(seed)
+}
+
+/// An RNG that hands out a fixed script of bytes, for known-answer vectors. Panics when the
+/// script runs out, so a test notices if the implementation draws more than the spec says.
+pub struct ScriptedRng(VecDeque<u8>);
+
+impl ScriptedRng {
+    pub fn new(chunks: &[&[u8]]) -> Self {
+        Self(chunks.iter().flat_map(|c| c.iter().copied()).collect())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl RngCore for ScriptedRng {
+    fn next_u32(&mut self) -> u32 {
+        let mut b = [0u8; 4];
+        self.fill_bytes(&mut b);
+        u32::from_le_bytes(b)
+    }
+    fn next_u64(&mut self) -> u64 {
+        let mut b = [0u8; 8];
+        self.fill_bytes(&mut b);
+        u64::from_le_bytes(b)
+    }
+    fn fill_bytes(&mut self, dest: &mut [u8]) {
+        for byte in dest {
+            *byte = self.0.pop_front().expect("scripted RNG ran out of bytes");
+        }
+    }
+    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand_chacha::rand_core::Error> {
+        self.fill_bytes(dest);
+        Ok(())
+    }
+}
+
+// Test-only: the script is chosen by the test, which is the point.
+impl CryptoRng for ScriptedRng {}
+
+/// Which handshake message a tamper hook is looking at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flight {
+    ClientHello,
+    ServerHello,
+    ClientFinished,
+}
+
+/// Where a handshake stopped.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Failed {
+    /// The bank refused the ClientHello.
+    BankHello(Error),
+    /// The ATM refused the ServerHello.
+    ClientHello(Error),
+    /// The bank refused the ClientFinished.
+    BankFinished(Error),
+}
+
+/// A terminal and the key the ATM holds.
+pub struct Terminal {
+    pub id: TerminalId,
+    pub psk: Psk,
+}
+
+pub fn terminal() -> Terminal {
+    Terminal {
+        id: TerminalId::new("atm-0001").unwrap(),
+        psk: Psk::from_bytes([0x42; 32]),
+    }
+}
+
+/// The in-memory harness: runs a whole handshake, passing every flight through `tamper`.
+/// `bank_keys` is the bank's terminal table lookup (`None` = unknown or revoked terminal).
+pub fn handshake_with(
+    config: &Config,
+    atm: &Terminal,
+    bank_keys: impl Fn(&TerminalId) -> Option<Psk>,
+    rng: &mut impl protocol::Rng,
+    now_client: u64,
+    now_bank: u64,
+    mut tamper: impl FnMut(Flight, &mut Vec<u8>),
+) -> Result<(ClientSession, BankSession), Failed> {
+    let (state, hello) = client::start(config, atm.id.clone(), &atm.psk, rng, now_client).unwrap();
+    let mut hello = hello.into_bytes();
+    tamper(Flight::ClientHello, &mut hello);
+
+    let received =
+        server::read_client_hello(config, &hello, now_bank).map_err(Failed::BankHello)?;
+    let psk = bank_keys(received.terminal_id());
+    let (bank_state, server_hello) = received
+        .respond(psk.as_ref(), rng, now_bank)
+        .map_err(Failed::BankHello)?;
+    let mut server_hello = server_hello.into_bytes();
+    tamper(Flight::ServerHello, &mut server_hello);
+
+    let (client_session, finished) = state
+        .read_server_hello(&server_hello, now_client)
+        .map_err(Failed::ClientHello)?;
+    let mut finished = finished.into_bytes();
+    tamper(Flight::ClientFinished, &mut finished);
+
+    let bank_session = bank_state
+        .read_client_finished(&finished)
+        .map_err(Failed::BankFinished)?;
+    Ok((client_session, bank_session))
+}
+
+/// The bank knows exactly the test terminal.
+pub fn known(atm: &Terminal) -> impl Fn(&TerminalId) -> Option<Psk> + '_ {
+    move |id| (id == &atm.id).then(|| atm.psk.clone())
+}
+
+/// A clean handshake between the test terminal and a bank that knows it.
+pub fn established(rng: &mut impl protocol::Rng) -> (ClientSession, BankSession) {
+    let atm = terminal();
+    handshake_with(
+        &Config::default(),
+        &atm,
+        known(&atm),
+        rng,
+        NOW,
+        NOW,
+        |_, _| {},
+    )
+    .unwrap_or_else(|e| panic!("clean handshake failed: {e:?}"))
+}

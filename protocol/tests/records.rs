@@ -1,0 +1,287 @@
+//! Record-layer tests: round trips, and refusal of every tampered, replayed, reordered, dropped,
+//! truncated, reflected or stale record (holes 1, 3, 4, 9, 10).
+
+mod common;
+
+use common::*;
+use protocol::{
+    BankSession, Cents, ClientSession, Error, RecordFault, Request, Response, TxId,
+    MAX_PLAINTEXT_LEN, MAX_RECORD_LEN,
+};
+#[cfg(target_arch = "wasm32")]
+use wasm_bindgen_test::wasm_bindgen_test as test;
+
+#[cfg(target_arch = "wasm32")]
+wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
+
+fn deposit(cents: u64) -> Request {
+    Request::Deposit {
+        txid: TxId::from_bytes([7; 16]),
+        amount_cents: Cents(cents),
+    }
+}
+
+fn pair(seed: u64) -> (ClientSession, BankSession) {
+    established(&mut rng(seed))
+}
+
+fn field(wire: &str, name: &str) -> String {
+    let v: serde_json::Value = serde_json::from_str(wire).unwrap();
+    v[name].as_str().unwrap().to_owned()
+}
+
+fn with_field(wire: &str, name: &str, value: serde_json::Value) -> String {
+    let mut v: serde_json::Value = serde_json::from_str(wire).unwrap();
+    v[name] = value;
+    serde_json::to_string(&v).unwrap()
+}
+
+fn flip_hex(wire: &str, name: &str, byte: usize, mask: u8) -> String {
+    let mut bytes = hex::decode(field(wire, name)).unwrap();
+    bytes[byte] ^= mask;
+    with_field(wire, name, hex::encode(bytes).into())
+}
+
+#[test]
+fn requests_and_responses_round_trip_in_order() {
+    let (mut atm, mut bank) = pair(1);
+    let mut r = rng(2);
+    for i in 0..20u64 {
+        let req = deposit(100 + i);
+        let wire = atm.seal(&req, &mut r, NOW + i).unwrap();
+        assert_eq!(field(&wire, "iv").len(), 32);
+        assert_eq!(bank.open(wire.as_bytes(), NOW + i).unwrap(), req);
+        let resp = Response::Balance {
+            balance_cents: Cents(i),
+        };
+        let wire = bank.seal(&resp, &mut r, NOW + i).unwrap();
+        assert_eq!(atm.open(wire.as_bytes(), NOW + i).unwrap(), resp);
+    }
+}
+
+#[test]
+fn iv_bit_flip_cannot_rewrite_the_amount() {
+    // Hole 1: in the seed, the MAC covered only the ciphertext, so flipping IV bits rewrote the
+    // first plaintext block. Our MAC covers the IV: every IV bit flip is refused.
+    let (mut atm, _) = pair(3);
+    let wire = atm.seal(&deposit(100), &mut rng(4), NOW).unwrap();
+    for byte in 0..16 {
+        for bit in 0..8 {
+            let (_, mut bank) = pair(3);
+            let tampered = flip_hex(&wire, "iv", byte, 1 << bit);
+            assert_eq!(
+                bank.open(tampered.as_bytes(), NOW),
+                Err(Error::BadRecord(RecordFault::Mac))
+            );
+        }
+    }
+}
+
+#[test]
+fn any_flip_in_ciphertext_or_mac_is_refused() {
+    let (mut atm, _) = pair(5);
+    let wire = atm.seal(&deposit(100), &mut rng(6), NOW).unwrap();
+    let ct_len = field(&wire, "ciphertext").len() / 2;
+    for (name, len) in [("ciphertext", ct_len), ("mac", 32)] {
+        for byte in 0..len {
+            let (_, mut bank) = pair(5);
+            let tampered = flip_hex(&wire, name, byte, 0x80);
+            assert_eq!(
+                bank.open(tampered.as_bytes(), NOW),
+                Err(Error::BadRecord(RecordFault::Mac)),
+                "{name}[{byte}]"
+            );
+        }
+    }
+}
+
+#[test]
+fn replay_reorder_and_drop_are_refused() {
+    let mut r = rng(7);
+    let (mut atm, mut bank) = pair(8);
+    let first = atm.seal(&deposit(1), &mut r, NOW).unwrap();
+    let second = atm.seal(&deposit(2), &mut r, NOW).unwrap();
+    let _third = atm.seal(&deposit(3), &mut r, NOW).unwrap();
+    assert!(bank.open(first.as_bytes(), NOW).is_ok());
+    // Replay of an accepted record.
+    assert_eq!(
+        bank.open(first.as_bytes(), NOW),
+        Err(Error::BadRecord(RecordFault::Sequence))
+    );
+    // The session is closed for good after any failure, even for the right next record.
+    assert_eq!(bank.open(second.as_bytes(), NOW), Err(Error::Closed));
+    assert!(!bank.is_open());
+
+    // Drop: the third arrives where the second was expected.
+    let (mut atm, mut bank) = pair(8);
+    let [first, _second, third] = [1, 2, 3].map(|i| atm.seal(&deposit(i), &mut r, NOW).unwrap());
+    assert!(bank.open(first.as_bytes(), NOW).is_ok());
+    assert_eq!(
+        bank.open(third.as_bytes(), NOW),
+        Err(Error::BadRecord(RecordFault::Sequence))
+    );
+    let _ = third;
+
+    // Reorder with the sequence number rewritten to the expected value: the MAC covers it.
+    let (mut atm, mut bank) = pair(8);
+    let [_first, second] = [1, 2].map(|i| atm.seal(&deposit(i), &mut r, NOW).unwrap());
+    let relabelled = with_field(&second, "seq", 0.into());
+    assert_eq!(
+        bank.open(relabelled.as_bytes(), NOW),
+        Err(Error::BadRecord(RecordFault::Mac))
+    );
+}
+
+#[test]
+fn reflection_is_refused_both_ways() {
+    // Hole 4: keys differ per direction and request/response types cannot parse as each other.
+    let mut r = rng(9);
+    let (mut atm, mut bank) = pair(10);
+    let from_bank = bank.seal(&Response::LoggedOut, &mut r, NOW).unwrap();
+    assert!(matches!(
+        bank.open(from_bank.as_bytes(), NOW),
+        Err(Error::BadRecord(_))
+    ));
+
+    let (mut atm2, _) = pair(10);
+    let from_atm = atm2.seal(&Request::Logout, &mut r, NOW).unwrap();
+    assert!(matches!(
+        atm.open(from_atm.as_bytes(), NOW),
+        Err(Error::BadRecord(_))
+    ));
+}
+
+#[test]
+fn stale_and_future_records_are_refused() {
+    let skew = protocol::Config::default().max_skew_ms;
+    for (sealed_at, opened_at) in [(NOW, NOW + skew + 1), (NOW + skew + 1, NOW), (0, u64::MAX)] {
+        let (mut atm, mut bank) = pair(11);
+        let wire = atm
+            .seal(&Request::Balance, &mut rng(12), sealed_at)
+            .unwrap();
+        assert_eq!(
+            bank.open(wire.as_bytes(), opened_at),
+            Err(Error::BadRecord(RecordFault::Stale))
+        );
+    }
+    let (mut atm, mut bank) = pair(11);
+    let wire = atm.seal(&Request::Balance, &mut rng(12), NOW).unwrap();
+    assert!(bank.open(wire.as_bytes(), NOW + skew).is_ok());
+}
+
+#[test]
+fn malformed_records_are_one_generic_error() {
+    let (mut atm, _) = pair(13);
+    let good = atm.seal(&deposit(5), &mut rng(14), NOW).unwrap();
+    let ct = field(&good, "ciphertext");
+    let mut cases = vec![
+        String::new(),
+        "null".into(),
+        "[]".into(),
+        "{}".into(),
+        good[..good.len() - 1].to_owned(),
+        good.replace("\"seq\":0", "\"seq\":-1"),
+        good.replace("\"seq\":0", "\"seq\":\"0\""),
+        good.replace("\"seq\":0", "\"seq\":0.0"),
+        good.replace("\"seq\":0", "\"seq\":0,\"seq\":0"),
+        with_field(&good, "extra", 1.into()),
+        with_field(&good, "iv", field(&good, "iv").to_uppercase().into()),
+        with_field(&good, "iv", field(&good, "iv")[2..].into()),
+        with_field(&good, "mac", field(&good, "mac")[..62].into()),
+        with_field(&good, "mac", format!("{}00", field(&good, "mac")).into()),
+        with_field(&good, "ciphertext", "".into()),
+        with_field(&good, "ciphertext", ct[..ct.len() - 2].into()),
+        with_field(&good, "ciphertext", ct[..ct.len() - 32].into()),
+        with_field(&good, "ciphertext", format!("{ct} ").into()),
+        with_field(&good, "mac", 5.into()),
+        " ".repeat(MAX_RECORD_LEN + 1),
+    ];
+    cases.push(String::from_utf8_lossy(&[0xff, 0x00, 0x7b]).into_owned());
+    for case in &cases {
+        let (_, mut bank) = pair(13);
+        let err = bank.open(case.as_bytes(), NOW).err().expect("must fail");
+        assert!(matches!(err, Error::BadRecord(_)), "{case:?}: {err:?}");
+        assert_eq!(err.to_string(), "bad record");
+    }
+    // Invalid UTF-8 straight from a binary frame.
+    let (_, mut bank) = pair(13);
+    assert!(matches!(
+        bank.open(&[0xc3, 0x28], NOW),
+        Err(Error::BadRecord(_))
+    ));
+    // The untouched record still opens in a fresh session.
+    let (_, mut bank) = pair(13);
+    assert!(bank.open(good.as_bytes(), NOW).is_ok());
+}
+
+#[test]
+fn oversized_plaintext_is_refused_locally_and_the_limit_fits_a_record() {
+    let (mut atm, mut bank) = pair(15);
+    // The largest history the bank can send must fit in one record.
+    let entries = (0..protocol::message::MAX_HISTORY)
+        .map(|i| protocol::HistoryEntry {
+            txid: TxId::from_bytes([0xff; 16]),
+            kind: protocol::TxKind::Withdraw,
+            amount_cents: Cents(u64::MAX - u64::from(i)),
+            balance_cents: Cents(u64::MAX),
+            time_ms: u64::MAX,
+        })
+        .collect();
+    let big = Response::History { entries };
+    let wire = bank.seal(&big, &mut rng(16), NOW).unwrap();
+    assert!(wire.len() <= MAX_RECORD_LEN, "{} bytes", wire.len());
+    assert_eq!(atm.open(wire.as_bytes(), NOW).unwrap(), big);
+    // Anything over the plaintext limit is refused before anything is sent, and the session
+    // stays usable.
+    let too_many = Response::History {
+        entries: vec![
+            protocol::HistoryEntry {
+                txid: TxId::from_bytes([0; 16]),
+                kind: protocol::TxKind::Deposit,
+                amount_cents: Cents(1),
+                balance_cents: Cents(1),
+                time_ms: 1,
+            };
+            MAX_PLAINTEXT_LEN / 64
+        ],
+    };
+    assert_eq!(
+        bank.seal(&too_many, &mut rng(17), NOW),
+        Err(Error::TooLarge)
+    );
+    let wire = bank.seal(&Response::LoggedOut, &mut rng(18), NOW).unwrap();
+    assert_eq!(atm.open(wire.as_bytes(), NOW).unwrap(), Response::LoggedOut);
+}
+
+#[test]
+fn the_largest_request_fits_the_plaintext_limit() {
+    // Register with every field at its maximum, the password all escaped control characters.
+    let (mut atm, mut bank) = pair(19);
+    let req = Request::Register {
+        username: protocol::Username::new("z".repeat(250)).unwrap(),
+        full_name: protocol::FullName::new("\u{10FFFF}".repeat(100)).unwrap(),
+        password: protocol::Password::new("\u{1}".repeat(protocol::Password::MAX_LEN)).unwrap(),
+    };
+    let wire = atm.seal(&req, &mut rng(20), NOW).unwrap();
+    assert_eq!(bank.open(wire.as_bytes(), NOW).unwrap(), req);
+}
+
+#[test]
+fn requests_with_out_of_domain_fields_do_not_parse() {
+    // A record whose plaintext is valid JSON but not a valid request is a record failure.
+    for bad in [
+        r#"{"type":"deposit","txid":"00","amount_cents":1}"#,
+        r#"{"type":"deposit","txid":"0707070707070707070707070707070707","amount_cents":-1}"#,
+        r#"{"type":"deposit","txid":"07070707070707070707070707070707","amount_cents":1.5}"#,
+        r#"{"type":"deposit","txid":"07070707070707070707070707070707","amount_cents":18446744073709551616}"#,
+        r#"{"type":"deposit","txid":"07070707070707070707070707070707","amount_cents":1,"account":"x"}"#,
+        r#"{"type":"login","username":"Bob","password":"x"}"#,
+        r#"{"type":"login","username":"bob","password":""}"#,
+        r#"{"type":"transfer"}"#,
+        r#"{"type":"welcome"}"#,
+    ] {
+        assert!(serde_json::from_str::<Request>(bad).is_err(), "{bad}");
+    }
+    let ok = r#"{"type":"deposit","txid":"07070707070707070707070707070707","amount_cents":1}"#;
+    assert_eq!(serde_json::from_str::<Request>(ok).unwrap(), deposit(1));
+}
