@@ -61,19 +61,15 @@ impl AwaitServerHello {
         now_ms: u64,
     ) -> Result<(ClientSession, String), Error> {
         let fail = Error::HandshakeFailed;
-        let Some(Handshake::ServerHello {
+        let Handshake::ServerHello {
             version,
             bank_nonce,
             bank_share,
             timestamp,
             finished,
-        }) = Handshake::parse(wire)
+        } = Handshake::parse(wire).map_err(fail)?
         else {
-            return Err(fail(if wire.len() > crate::MAX_HANDSHAKE_LEN {
-                HandshakeFault::TooLarge
-            } else {
-                HandshakeFault::Malformed
-            }));
+            return Err(fail(HandshakeFault::Malformed));
         };
         if version != PROTOCOL_VERSION {
             return Err(fail(HandshakeFault::Version));

@@ -25,10 +25,10 @@
 //! let (mut atm, client_finished) = atm.read_server_hello(server_hello.as_bytes(), now).unwrap();
 //! let mut bank = bank.read_client_finished(client_finished.as_bytes()).unwrap();
 //!
-//! let record = atm.seal(&Request::Balance, &mut OsRng, now).unwrap();
-//! assert!(matches!(bank.open(record.as_bytes(), now), Ok(Request::Balance)));
-//! let reply = bank.seal(&Response::LoggedOut, &mut OsRng, now).unwrap();
-//! assert!(matches!(atm.open(reply.as_bytes(), now), Ok(Response::LoggedOut)));
+//! let record = atm.seal(&Request::Balance {}, &mut OsRng, now).unwrap();
+//! assert!(matches!(bank.open(record.as_bytes(), now), Ok(Request::Balance {})));
+//! let reply = bank.seal(&Response::LoggedOut {}, &mut OsRng, now).unwrap();
+//! assert!(matches!(atm.open(reply.as_bytes(), now), Ok(Response::LoggedOut {})));
 //! ```
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]

@@ -242,7 +242,9 @@ pub enum Request {
         /// Their password.
         password: Password,
     },
-    /// BIBIFI `-n`: create a card account with an initial balance; the bank issues the card.
+    /// BIBIFI `-n`: create a card account with an initial balance. The ATM makes the card
+    /// secret (from its CSPRNG) and writes it to the card file only after the bank's answer; the
+    /// bank stores only a hash, and a retry with the same txid and card gets the same answer.
     OpenCardAccount {
         /// The BIBIFI account name.
         username: Username,
@@ -250,6 +252,8 @@ pub enum Request {
         initial_cents: Cents,
         /// Makes a retry idempotent.
         txid: TxId,
+        /// The new card's secret.
+        card: CardSecret,
     },
     /// Log in with a card (the BIBIFI `atm`).
     CardLogin {
@@ -258,8 +262,9 @@ pub enum Request {
         /// The secret from the card file.
         card: CardSecret,
     },
-    /// The logged-in account's balance.
-    Balance,
+    /// The logged-in account's balance. (Variants without fields are written `{}` so that
+    /// unknown fields are refused for them too.)
+    Balance {},
     /// Add money to the logged-in account.
     Deposit {
         /// Makes a retry idempotent.
@@ -280,7 +285,7 @@ pub enum Request {
         limit: u32,
     },
     /// End the session.
-    Logout,
+    Logout {},
 }
 
 impl Request {
@@ -291,11 +296,11 @@ impl Request {
             Self::Login { .. } => "login",
             Self::OpenCardAccount { .. } => "open_card_account",
             Self::CardLogin { .. } => "card_login",
-            Self::Balance => "balance",
+            Self::Balance {} => "balance",
             Self::Deposit { .. } => "deposit",
             Self::Withdraw { .. } => "withdraw",
             Self::History { .. } => "history",
-            Self::Logout => "logout",
+            Self::Logout {} => "logout",
         }
     }
 }
@@ -313,6 +318,7 @@ impl fmt::Debug for Request {
                 username,
                 initial_cents,
                 txid,
+                ..
             } => d
                 .field("username", username)
                 .field("initial_cents", initial_cents)
@@ -321,7 +327,7 @@ impl fmt::Debug for Request {
                 d.field("txid", txid).field("amount_cents", amount_cents)
             }
             Self::History { limit } => d.field("limit", limit),
-            Self::Balance | Self::Logout => &mut d,
+            Self::Balance {} | Self::Logout {} => &mut d,
         };
         d.finish_non_exhaustive()
     }
@@ -397,7 +403,7 @@ impl ErrorCode {
             Self::NotLoggedIn => "Please log in first.",
             Self::AlreadyLoggedIn => "You are already logged in.",
             Self::NameTaken => "That name is taken. Please choose another.",
-            Self::WeakPassword => "Please choose a longer password (at least 8 characters).",
+            Self::WeakPassword => "That password is too weak. Please choose a longer one.",
             Self::AmountInvalid => "That amount is not allowed.",
             Self::LimitExceeded => "That would take the balance above the bank's limit.",
             Self::InsufficientFunds => "There is not enough money in the account.",
@@ -423,10 +429,9 @@ pub enum Response {
         /// The current balance.
         balance_cents: Cents,
     },
-    /// A card account was opened; the client writes the card file.
-    CardIssued {
-        /// The card secret.
-        card: CardSecret,
+    /// A card account was opened (or had been, for a retried txid with the same card); the
+    /// ATM now writes the card file. The session is logged in to the new account.
+    AccountOpened {
         /// The account number.
         account: AccountNumber,
         /// The opening balance.
@@ -461,7 +466,7 @@ pub enum Response {
         entries: Vec<HistoryEntry>,
     },
     /// The session is logged out; the bank will close the connection.
-    LoggedOut,
+    LoggedOut {},
     /// The request was refused and changed nothing.
     Error {
         /// Why, coarsely.
@@ -474,18 +479,18 @@ impl Response {
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Welcome { .. } => "welcome",
-            Self::CardIssued { .. } => "card_issued",
+            Self::AccountOpened { .. } => "account_opened",
             Self::Balance { .. } => "balance",
             Self::Deposited { .. } => "deposited",
             Self::Withdrawn { .. } => "withdrawn",
             Self::History { .. } => "history",
-            Self::LoggedOut => "logged_out",
+            Self::LoggedOut {} => "logged_out",
             Self::Error { .. } => "error",
         }
     }
 }
 
-/// Names the variant and its public fields; never prints a card.
+/// Names the variant and its public fields.
 impl fmt::Debug for Response {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut d = f.debug_struct(self.kind());
@@ -500,10 +505,9 @@ impl fmt::Debug for Response {
                 .field("full_name", full_name)
                 .field("account", account)
                 .field("balance_cents", balance_cents),
-            Self::CardIssued {
+            Self::AccountOpened {
                 account,
                 balance_cents,
-                ..
             } => d
                 .field("account", account)
                 .field("balance_cents", balance_cents),
@@ -523,7 +527,7 @@ impl fmt::Debug for Response {
                 .field("balance_cents", balance_cents),
             Self::History { entries } => d.field("entries", entries),
             Self::Error { code } => d.field("code", code),
-            Self::LoggedOut => &mut d,
+            Self::LoggedOut {} => &mut d,
         };
         d.finish()
     }

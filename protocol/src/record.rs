@@ -7,8 +7,11 @@ use crate::error::RecordFault;
 use crate::message::{Request, Response};
 use crate::primitives::{aes256_cbc_decrypt, aes256_cbc_encrypt, hmac_sha256, hmac_sha256_verify};
 use crate::schedule::{label, Key, Keys};
-use crate::wire::{BankPlainIn, BankPlainOut, ClientPlainIn, ClientPlainOut, Record};
+use crate::wire::{parse_strict, BankPlainIn, BankPlainOut, ClientPlainIn, ClientPlainOut, Record};
 use crate::{fresh, hexfmt, Config, Error, Rng, TerminalId, MAX_PLAINTEXT_LEN, MAX_RECORD_LEN};
+
+/// Longest ciphertext a record may carry: the PKCS#7 padding of a maximal plaintext.
+const MAX_CIPHERTEXT_LEN: usize = (MAX_PLAINTEXT_LEN / 16 + 1) * 16;
 
 /// Direction byte in the MAC input: ATM to bank.
 pub(crate) const DIR_C2S: u8 = 0x01;
@@ -110,8 +113,7 @@ impl RecordLayer {
         if wire.len() > MAX_RECORD_LEN {
             return Err(bad(RecordFault::TooLarge));
         }
-        let record: Record =
-            serde_json::from_slice(wire).map_err(|_| bad(RecordFault::Malformed))?;
+        let record: Record = parse_strict(wire).ok_or(bad(RecordFault::Malformed))?;
         if record.seq != self.recv.seq {
             return Err(bad(RecordFault::Sequence));
         }
@@ -122,7 +124,7 @@ impl RecordLayer {
         let iv = hexfmt::decode_array::<16>(&record.iv).ok_or(bad(RecordFault::Encoding))?;
         let mac = hexfmt::decode_array::<32>(&record.mac).ok_or(bad(RecordFault::Encoding))?;
         let ciphertext = hexfmt::decode(&record.ciphertext)
-            .filter(|c| !c.is_empty() && c.len() % 16 == 0)
+            .filter(|c| !c.is_empty() && c.len() % 16 == 0 && c.len() <= MAX_CIPHERTEXT_LEN)
             .ok_or(bad(RecordFault::Encoding))?;
         let ok = hmac_sha256_verify(
             self.recv.mac.bytes(),
@@ -140,6 +142,9 @@ impl RecordLayer {
         }
         let plaintext = aes256_cbc_decrypt(self.recv.enc.bytes(), &iv, &ciphertext)
             .ok_or(bad(RecordFault::Padding))?;
+        if plaintext.len() > MAX_PLAINTEXT_LEN {
+            return Err(bad(RecordFault::Plaintext));
+        }
         self.recv.seq = next;
         Ok(plaintext)
     }
@@ -192,9 +197,8 @@ impl ClientSession {
     /// Opens the bank's next record. After any error the session is closed for good.
     pub fn open(&mut self, wire: &[u8], now_ms: u64) -> Result<Response, Error> {
         let plaintext = self.layer.open(wire)?;
-        let plain: BankPlainIn = match serde_json::from_slice(&plaintext) {
-            Ok(p) => p,
-            Err(_) => return Err(self.layer.plaintext_failed()),
+        let Some(plain) = parse_strict::<BankPlainIn>(&plaintext) else {
+            return Err(self.layer.plaintext_failed());
         };
         self.layer.check_fresh(plain.ts, now_ms)?;
         Ok(plain.response)
@@ -228,9 +232,8 @@ impl BankSession {
     /// Opens the ATM's next record. After any error the session is closed for good.
     pub fn open(&mut self, wire: &[u8], now_ms: u64) -> Result<Request, Error> {
         let plaintext = self.layer.open(wire)?;
-        let plain: ClientPlainIn = match serde_json::from_slice(&plaintext) {
-            Ok(p) => p,
-            Err(_) => return Err(self.layer.plaintext_failed()),
+        let Some(plain) = parse_strict::<ClientPlainIn>(&plaintext) else {
+            return Err(self.layer.plaintext_failed());
         };
         self.layer.check_fresh(plain.ts, now_ms)?;
         Ok(plain.request)

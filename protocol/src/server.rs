@@ -16,19 +16,15 @@ pub fn read_client_hello(
     now_ms: u64,
 ) -> Result<ClientHelloReceived, Error> {
     let fail = Error::HandshakeFailed;
-    let Some(Handshake::ClientHello {
+    let Handshake::ClientHello {
         version,
         terminal_id,
         client_nonce,
         client_share,
         timestamp,
-    }) = Handshake::parse(wire)
+    } = Handshake::parse(wire).map_err(fail)?
     else {
-        return Err(fail(if wire.len() > crate::MAX_HANDSHAKE_LEN {
-            HandshakeFault::TooLarge
-        } else {
-            HandshakeFault::Malformed
-        }));
+        return Err(fail(HandshakeFault::Malformed));
     };
     if version != PROTOCOL_VERSION {
         return Err(fail(HandshakeFault::Version));
@@ -126,7 +122,7 @@ impl AwaitClientFinished {
     /// handshake all fail here the same way.
     pub fn read_client_finished(self, wire: &[u8]) -> Result<BankSession, Error> {
         let fail = Error::HandshakeFailed;
-        let Some(Handshake::ClientFinished { finished }) = Handshake::parse(wire) else {
+        let Handshake::ClientFinished { finished } = Handshake::parse(wire).map_err(fail)? else {
             return Err(fail(HandshakeFault::Malformed));
         };
         let Some(finished) = hexfmt::decode_array::<32>(&finished) else {

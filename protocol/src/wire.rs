@@ -1,8 +1,34 @@
 //! The JSON shapes on the wire: the three handshake messages, the record, the two plaintexts.
 
-use serde::{Deserialize, Serialize};
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use serde_json::Value;
 
+use crate::error::HandshakeFault;
 use crate::message::{Request, Response};
+
+/// Parses one protocol JSON text strictly: the text must be an object, and so must every nested
+/// value except the `entries` list of a history (a list of objects). Serde alone would also
+/// accept a struct written as an array (`["history",5]`); this refuses it. Duplicate keys and
+/// unknown fields are refused by the typed parse that follows.
+pub(crate) fn parse_strict<T: DeserializeOwned>(text: &[u8]) -> Option<T> {
+    fn objects_only(v: &Value) -> bool {
+        match v {
+            Value::Array(_) => false,
+            Value::Object(map) => map.iter().all(|(key, v)| match v {
+                Value::Array(items) if key == "entries" => {
+                    items.iter().all(|i| i.is_object() && objects_only(i))
+                }
+                other => objects_only(other),
+            }),
+            _ => true,
+        }
+    }
+    let shape: Value = serde_json::from_slice(text).ok()?;
+    if !(shape.is_object() && objects_only(&shape)) {
+        return None;
+    }
+    serde_json::from_slice(text).ok()
+}
 
 /// A handshake message. Exactly one of these per WebSocket text frame.
 #[derive(Serialize, Deserialize)]
@@ -28,11 +54,11 @@ pub(crate) enum Handshake {
 }
 
 impl Handshake {
-    pub(crate) fn parse(wire: &[u8]) -> Option<Self> {
+    pub(crate) fn parse(wire: &[u8]) -> Result<Self, HandshakeFault> {
         if wire.len() > crate::MAX_HANDSHAKE_LEN {
-            return None;
+            return Err(HandshakeFault::TooLarge);
         }
-        serde_json::from_slice(wire).ok()
+        parse_strict(wire).ok_or(HandshakeFault::Malformed)
     }
 
     pub(crate) fn to_text(&self) -> String {

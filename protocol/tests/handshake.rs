@@ -49,8 +49,11 @@ const BAD_FINISHED_AT_CLIENT: Failed =
 fn clean_handshake_then_records_flow_both_ways() {
     let (mut atm, mut bank) = established(&mut rng(2));
     let mut r = rng(3);
-    let wire = atm.seal(&Request::Balance, &mut r, NOW).unwrap();
-    assert_eq!(bank.open(wire.as_bytes(), NOW).unwrap(), Request::Balance);
+    let wire = atm.seal(&Request::Balance {}, &mut r, NOW).unwrap();
+    assert_eq!(
+        bank.open(wire.as_bytes(), NOW).unwrap(),
+        Request::Balance {}
+    );
     assert_eq!(bank.terminal_id().as_str(), "atm-0001");
 }
 
@@ -327,6 +330,6 @@ fn different_sessions_get_different_keys() {
     // Same terminal and key, fresh randomness: a record from one session never opens in another.
     let (mut atm1, _) = established(&mut rng(11));
     let (_, mut bank2) = established(&mut rng(12));
-    let wire = atm1.seal(&Request::Balance, &mut rng(13), NOW).unwrap();
+    let wire = atm1.seal(&Request::Balance {}, &mut rng(13), NOW).unwrap();
     assert!(bank2.open(wire.as_bytes(), NOW).is_err());
 }

@@ -137,14 +137,14 @@ fn reflection_is_refused_both_ways() {
     // Hole 4: keys differ per direction and request/response types cannot parse as each other.
     let mut r = rng(9);
     let (mut atm, mut bank) = pair(10);
-    let from_bank = bank.seal(&Response::LoggedOut, &mut r, NOW).unwrap();
+    let from_bank = bank.seal(&Response::LoggedOut {}, &mut r, NOW).unwrap();
     assert!(matches!(
         bank.open(from_bank.as_bytes(), NOW),
         Err(Error::BadRecord(_))
     ));
 
     let (mut atm2, _) = pair(10);
-    let from_atm = atm2.seal(&Request::Logout, &mut r, NOW).unwrap();
+    let from_atm = atm2.seal(&Request::Logout {}, &mut r, NOW).unwrap();
     assert!(matches!(
         atm.open(from_atm.as_bytes(), NOW),
         Err(Error::BadRecord(_))
@@ -157,7 +157,7 @@ fn stale_and_future_records_are_refused() {
     for (sealed_at, opened_at) in [(NOW, NOW + skew + 1), (NOW + skew + 1, NOW), (0, u64::MAX)] {
         let (mut atm, mut bank) = pair(11);
         let wire = atm
-            .seal(&Request::Balance, &mut rng(12), sealed_at)
+            .seal(&Request::Balance {}, &mut rng(12), sealed_at)
             .unwrap();
         assert_eq!(
             bank.open(wire.as_bytes(), opened_at),
@@ -165,7 +165,7 @@ fn stale_and_future_records_are_refused() {
         );
     }
     let (mut atm, mut bank) = pair(11);
-    let wire = atm.seal(&Request::Balance, &mut rng(12), NOW).unwrap();
+    let wire = atm.seal(&Request::Balance {}, &mut rng(12), NOW).unwrap();
     assert!(bank.open(wire.as_bytes(), NOW + skew).is_ok());
 }
 
@@ -249,8 +249,13 @@ fn oversized_plaintext_is_refused_locally_and_the_limit_fits_a_record() {
         bank.seal(&too_many, &mut rng(17), NOW),
         Err(Error::TooLarge)
     );
-    let wire = bank.seal(&Response::LoggedOut, &mut rng(18), NOW).unwrap();
-    assert_eq!(atm.open(wire.as_bytes(), NOW).unwrap(), Response::LoggedOut);
+    let wire = bank
+        .seal(&Response::LoggedOut {}, &mut rng(18), NOW)
+        .unwrap();
+    assert_eq!(
+        atm.open(wire.as_bytes(), NOW).unwrap(),
+        Response::LoggedOut {}
+    );
 }
 
 #[test]
@@ -284,4 +289,92 @@ fn requests_with_out_of_domain_fields_do_not_parse() {
     }
     let ok = r#"{"type":"deposit","txid":"07070707070707070707070707070707","amount_cents":1}"#;
     assert_eq!(serde_json::from_str::<Request>(ok).unwrap(), deposit(1));
+}
+
+#[test]
+fn forged_plaintexts_that_break_the_message_rules_are_refused() {
+    let now = vector_now();
+    // First, a forged but well-formed record opens: the forging helper is faithful.
+    let (_, mut bank) = vector_pair();
+    let ok = format!(r#"{{"ts":{now},"request":{{"type":"balance"}}}}"#);
+    assert_eq!(
+        bank.open(forge("c2s", 0, ok.as_bytes()).as_bytes(), now)
+            .unwrap(),
+        Request::Balance {}
+    );
+    let (mut atm, _) = vector_pair();
+    let ok = format!(r#"{{"ts":{now},"response":{{"type":"logged_out"}}}}"#);
+    assert_eq!(
+        atm.open(forge("s2c", 0, ok.as_bytes()).as_bytes(), now)
+            .unwrap(),
+        Response::LoggedOut {}
+    );
+
+    let bad_requests = [
+        // Structs written as arrays.
+        format!(r#"["{now}",{{"type":"balance"}}]"#),
+        format!(r#"{{"ts":{now},"request":["history",5]}}"#),
+        format!(r#"[{now},["balance"]]"#),
+        // Unknown fields, also on variants without fields.
+        format!(r#"{{"ts":{now},"request":{{"type":"balance","x":1}}}}"#),
+        format!(r#"{{"ts":{now},"request":{{"type":"logout","account":"bob"}}}}"#),
+        format!(r#"{{"ts":{now},"request":{{"type":"balance"}},"x":1}}"#),
+        // A bank reply where a request belongs (reflection at the message level).
+        format!(r#"{{"ts":{now},"request":{{"type":"balance","balance_cents":7}}}}"#),
+        format!(r#"{{"ts":{now},"response":{{"type":"logged_out"}}}}"#),
+        // Duplicate keys, missing timestamp, wrong types.
+        format!(r#"{{"ts":{now},"ts":{now},"request":{{"type":"balance"}}}}"#),
+        r#"{"request":{"type":"balance"}}"#.to_owned(),
+        format!(r#"{{"ts":"{now}","request":{{"type":"balance"}}}}"#),
+        // Not UTF-8, not JSON.
+        "\u{0}".to_owned(),
+        "x".repeat(protocol::MAX_PLAINTEXT_LEN + 1),
+    ];
+    for bad in bad_requests {
+        let (_, mut bank) = vector_pair();
+        let wire = forge("c2s", 0, bad.as_bytes());
+        assert_eq!(
+            bank.open(wire.as_bytes(), now),
+            Err(Error::BadRecord(RecordFault::Plaintext)),
+            "{bad}"
+        );
+    }
+    let (_, mut bank) = vector_pair();
+    let wire = forge("c2s", 0, &[0xff, 0xfe]);
+    assert_eq!(
+        bank.open(wire.as_bytes(), now),
+        Err(Error::BadRecord(RecordFault::Plaintext))
+    );
+    // A history whose entries are arrays is refused by the ATM.
+    let (mut atm, _) = vector_pair();
+    let bad = format!(r#"{{"ts":{now},"response":{{"type":"history","entries":[["00",1]]}}}}"#);
+    assert!(atm
+        .open(forge("s2c", 0, bad.as_bytes()).as_bytes(), now)
+        .is_err());
+}
+
+#[test]
+fn records_and_hellos_written_as_arrays_are_refused() {
+    let (mut atm, mut bank) = pair(21);
+    let wire = atm.seal(&Request::Balance {}, &mut rng(22), NOW).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&wire).unwrap();
+    let as_array = serde_json::json!([v["seq"], v["iv"], v["ciphertext"], v["mac"]]).to_string();
+    assert_eq!(
+        bank.open(as_array.as_bytes(), NOW),
+        Err(Error::BadRecord(RecordFault::Malformed))
+    );
+    let hello =
+        r#"["client_finished","0000000000000000000000000000000000000000000000000000000000000000"]"#;
+    let atm_t = terminal();
+    let cfg = protocol::Config::default();
+    let (_, ch) =
+        protocol::client::start(&cfg, atm_t.id.clone(), &atm_t.psk, &mut rng(23), NOW).unwrap();
+    let received = protocol::server::read_client_hello(&cfg, ch.as_bytes(), NOW).unwrap();
+    let (state, _) = received
+        .respond(Some(&atm_t.psk), &mut rng(24), NOW)
+        .unwrap();
+    assert_eq!(
+        state.read_client_finished(hello.as_bytes()).err(),
+        Some(Error::HandshakeFailed(protocol::HandshakeFault::Malformed))
+    );
 }

@@ -282,7 +282,7 @@ fn conversation() -> Vec<(Request, Response)> {
                 code: ErrorCode::InsufficientFunds,
             },
         ),
-        (Request::Logout, Response::LoggedOut),
+        (Request::Logout {}, Response::LoggedOut {}),
     ]
 }
 

@@ -140,3 +140,60 @@ pub fn established(rng: &mut impl protocol::Rng) -> (ClientSession, BankSession)
     )
     .unwrap_or_else(|e| panic!("clean handshake failed: {e:?}"))
 }
+
+/// The vectors file, parsed.
+pub fn vectors() -> serde_json::Value {
+    serde_json::from_str(include_str!("../../vectors/v1.json")).unwrap()
+}
+
+fn vhex(v: &serde_json::Value) -> Vec<u8> {
+    hex::decode(v.as_str().unwrap()).unwrap()
+}
+
+/// The session pair of the vectors file (same inputs, so the keys in the file are its keys).
+pub fn vector_pair() -> (ClientSession, BankSession) {
+    let v = vectors();
+    let i = &v["inputs"];
+    let config = Config::default();
+    let psk = Psk::from_bytes(vhex(&i["psk"]).try_into().unwrap());
+    let id = TerminalId::new(i["terminal_id"].as_str().unwrap()).unwrap();
+    let (ct, bt) = (
+        i["client_timestamp"].as_u64().unwrap(),
+        i["bank_timestamp"].as_u64().unwrap(),
+    );
+    let mut r = ScriptedRng::new(&[&vhex(&i["client_nonce"]), &vhex(&i["client_x25519_secret"])]);
+    let (atm, ch) = client::start(&config, id, &psk, &mut r, ct).unwrap();
+    let hello = server::read_client_hello(&config, ch.as_bytes(), bt).unwrap();
+    let mut r = ScriptedRng::new(&[&vhex(&i["bank_nonce"]), &vhex(&i["bank_x25519_secret"])]);
+    let (bank, sh) = hello.respond(Some(&psk), &mut r, bt).unwrap();
+    let (atm, cf) = atm.read_server_hello(sh.as_bytes(), ct).unwrap();
+    (atm, bank.read_client_finished(cf.as_bytes()).unwrap())
+}
+
+/// Seals an arbitrary plaintext with the vector session's real keys, as a peer that holds the
+/// keys but breaks the message rules would. `direction` is "c2s" or "s2c".
+pub fn forge(direction: &str, seq: u64, plaintext: &[u8]) -> String {
+    use protocol::primitives::{aes256_cbc_encrypt, hmac_sha256};
+    let v = vectors();
+    let keys = &v["handshake"]["keys"];
+    let enc: [u8; 32] = vhex(&keys[format!("{direction}_enc")]).try_into().unwrap();
+    let mac_key = vhex(&keys[format!("{direction}_mac")]);
+    let dir = if direction == "c2s" { 1u8 } else { 2u8 };
+    let iv = [0x5a; 16];
+    let ct = aes256_cbc_encrypt(&enc, &iv, plaintext);
+    let mac = hmac_sha256(
+        &mac_key,
+        &[b"atm-psk-v1 record", &[dir], &seq.to_be_bytes(), &iv, &ct],
+    );
+    format!(
+        r#"{{"seq":{seq},"iv":"{}","ciphertext":"{}","mac":"{}"}}"#,
+        hex::encode(iv),
+        hex::encode(ct),
+        hex::encode(mac)
+    )
+}
+
+/// The vector session's timestamp for its first record.
+pub fn vector_now() -> u64 {
+    vectors()["inputs"]["client_timestamp"].as_u64().unwrap() + 1000
+}
