@@ -3,6 +3,8 @@
 //! rebuilds independently from the primitives, step by step as docs/PROTOCOL.md specifies.
 //! Regenerate the file with `UPDATE_VECTORS=1 cargo test -p protocol --test vectors`.
 
+#![allow(clippy::cast_possible_truncation)] // byte patterns for fixtures: indices are < 32 by construction
+
 mod common;
 
 use common::*;
