@@ -199,7 +199,7 @@ fn malformed_records_are_one_generic_error() {
     cases.push(String::from_utf8_lossy(&[0xff, 0x00, 0x7b]).into_owned());
     for case in &cases {
         let (_, mut bank) = pair(13);
-        let err = bank.open(case.as_bytes(), NOW).err().expect("must fail");
+        let err = bank.open(case.as_bytes(), NOW).expect_err("must fail");
         assert!(matches!(err, Error::BadRecord(_)), "{case:?}: {err:?}");
         assert_eq!(err.to_string(), "bad record");
     }
