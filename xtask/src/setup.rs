@@ -1,0 +1,317 @@
+//! `cargo xtask setup`: installs the tools the tests and the web build need, skipping what is there.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use crate::cmd::Cmd;
+
+/// What a tool is needed for, so `run` can install only what building the web ATM takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Purpose {
+    /// `cargo xtask test`.
+    Test,
+    /// `trunk build` of the web ATM (used by `cargo xtask run`).
+    WebBuild,
+}
+
+const TEST: &[Purpose] = &[Purpose::Test];
+const TEST_AND_WEB: &[Purpose] = &[Purpose::Test, Purpose::WebBuild];
+
+/// One tool: how to tell it is already there at the right version, and how to install it.
+#[derive(Debug)]
+struct Tool {
+    name: String,
+    purposes: &'static [Purpose],
+    probe: Probe,
+    install: Vec<Cmd>,
+    needs_root: bool,
+}
+
+/// How to tell a tool is present at the right version.
+#[derive(Debug)]
+enum Probe {
+    /// The command runs and prints `version` as one of the words of its output
+    /// (`wasm-bindgen --version` prints `wasm-bindgen 0.2.130`).
+    Version { cmd: Cmd, version: String },
+    /// The command runs and prints `item` alone on one of its lines.
+    Lists { cmd: Cmd, item: String },
+    /// Each command runs and exits with status 0.
+    Runs(Vec<Cmd>),
+    /// All these files exist.
+    Files(Vec<PathBuf>),
+    /// Every one of these probes passes.
+    All(Vec<Probe>),
+}
+
+impl Probe {
+    /// `Ok` when the tool is there as wanted, else why not.
+    fn check(&self) -> Result<(), String> {
+        match self {
+            Probe::Version { cmd, version } => {
+                let out = cmd.output().ok_or_else(|| format!("`{cmd}` did not run"))?;
+                if prints_version(&out, version) {
+                    Ok(())
+                } else {
+                    Err(format!("`{cmd}` printed `{}`, want {version}", out.trim()))
+                }
+            }
+            Probe::Lists { cmd, item } => {
+                let out = cmd.output().ok_or_else(|| format!("`{cmd}` did not run"))?;
+                if out.lines().any(|line| line.trim() == item) {
+                    Ok(())
+                } else {
+                    Err(format!("`{cmd}` does not list {item}"))
+                }
+            }
+            Probe::Runs(cmds) => cmds.iter().try_for_each(|cmd| {
+                cmd.output()
+                    .map(drop)
+                    .ok_or_else(|| format!("`{cmd}` did not run"))
+            }),
+            Probe::Files(paths) => match paths.iter().find(|p| !p.exists()) {
+                None => Ok(()),
+                Some(missing) => Err(format!("{} is missing", missing.display())),
+            },
+            Probe::All(probes) => probes.iter().try_for_each(Probe::check),
+        }
+    }
+}
+
+/// The tools, in install order. Adding one is one entry here.
+fn tools(root: &Path) -> Result<Vec<Tool>, String> {
+    let wasm_bindgen = locked_version(&read(&root.join("Cargo.lock"))?, "wasm-bindgen")?;
+    Ok(vec![
+        Tool {
+            name: "rustfmt and clippy".to_owned(),
+            purposes: TEST,
+            probe: Probe::Runs(vec![
+                Cmd::cargo().args(["fmt", "--version"]),
+                Cmd::cargo().args(["clippy", "--version"]),
+            ]),
+            install: vec![Cmd::new("rustup").args(["component", "add", "rustfmt", "clippy"])],
+            needs_root: false,
+        },
+        Tool {
+            name: "rust target wasm32-unknown-unknown".to_owned(),
+            purposes: TEST_AND_WEB,
+            probe: Probe::Lists {
+                cmd: Cmd::new("rustup").args(["target", "list", "--installed"]),
+                item: "wasm32-unknown-unknown".to_owned(),
+            },
+            install: vec![Cmd::new("rustup").args(["target", "add", "wasm32-unknown-unknown"])],
+            needs_root: false,
+        },
+        Tool {
+            // Must equal the wasm-bindgen crate in Cargo.lock. Not `--locked`: that fails on
+            // this registry mirror (see shared/TOOLCHAIN.md).
+            name: format!("wasm-bindgen-cli {wasm_bindgen}"),
+            purposes: TEST_AND_WEB,
+            probe: Probe::All(vec![
+                version("wasm-bindgen", &wasm_bindgen),
+                version("wasm-bindgen-test-runner", &wasm_bindgen),
+            ]),
+            install: vec![Cmd::cargo().args([
+                "install",
+                "wasm-bindgen-cli",
+                "--version",
+                &wasm_bindgen,
+            ])],
+            needs_root: false,
+        },
+        Tool {
+            name: "chromium and chromium-driver (Debian)".to_owned(),
+            purposes: TEST,
+            probe: Probe::Files(vec![
+                "/usr/bin/chromium".into(),
+                "/usr/bin/chromedriver".into(),
+            ]),
+            install: vec![
+                Cmd::new("apt-get").arg("update"),
+                Cmd::new("apt-get")
+                    .env("DEBIAN_FRONTEND", "noninteractive")
+                    .args(["install", "-y", "chromium", "chromium-driver"]),
+            ],
+            needs_root: true,
+        },
+        // Later steps add, for example (trunk MUST be `--locked`, see shared/TOOLCHAIN.md):
+        // Tool { name: "trunk 0.21.14".to_owned(), purposes: TEST_AND_WEB, probe: version("trunk", "0.21.14"), install: vec![Cmd::cargo().args(["install", "trunk", "--version", "0.21.14", "--locked"])], needs_root: false },
+        // Tool { name: "binaryen 132 (npm)".to_owned(), purposes: TEST_AND_WEB, probe: version("node_modules/.bin/wasm-opt", "132"), install: vec![Cmd::new("npm").args(["install", "--no-save", "binaryen@132"])], needs_root: false },
+    ])
+}
+
+/// `PROGRAM --version` prints `version`.
+fn version(program: &str, version: &str) -> Probe {
+    Probe::Version {
+        cmd: Cmd::new(program).arg("--version"),
+        version: version.to_owned(),
+    }
+}
+
+/// Installs every tool that is missing or at the wrong version.
+pub(crate) fn setup(root: &Path) -> Result<(), String> {
+    ensure(root, None)
+}
+
+/// Installs the tools needed for `purpose` (all tools when `None`), skipping those present.
+pub(crate) fn ensure(root: &Path, purpose: Option<Purpose>) -> Result<(), String> {
+    let tools = tools(root)?;
+    let wanted = tools
+        .iter()
+        .filter(|tool| purpose.is_none_or(|p| tool.purposes.contains(&p)));
+    for tool in wanted {
+        let why = match tool.probe.check() {
+            Ok(()) => {
+                println!("setup: {}: present, skipping", tool.name);
+                continue;
+            }
+            Err(why) => why,
+        };
+        println!("setup: {}: {why}; installing", tool.name);
+        if tool.needs_root && !is_root() {
+            let commands: Vec<String> = tool.install.iter().map(ToString::to_string).collect();
+            return Err(format!(
+                "{} needs root to install. Run this as root, then run the xtask again:\n  {}",
+                tool.name,
+                commands.join(" && ")
+            ));
+        }
+        for cmd in &tool.install {
+            cmd.run()?;
+        }
+        tool.probe
+            .check()
+            .map_err(|why| format!("{}: still not right after installing: {why}", tool.name))?;
+        println!("setup: {}: installed", tool.name);
+    }
+    Ok(())
+}
+
+/// The one version of `package` in a Cargo.lock; an error if it is absent or locked twice.
+fn locked_version(lock: &str, package: &str) -> Result<String, String> {
+    let wanted_name = format!("name = \"{package}\"");
+    let mut versions = Vec::new();
+    let mut lines = lock.lines().map(str::trim);
+    while let Some(line) = lines.next() {
+        if line != wanted_name {
+            continue;
+        }
+        // In Cargo.lock, `version` is the line right after `name`.
+        let version = lines
+            .next()
+            .and_then(|l| l.strip_prefix("version = \""))
+            .and_then(|l| l.strip_suffix('"'))
+            .ok_or_else(|| format!("Cargo.lock: no version line after {wanted_name}"))?;
+        versions.push(version.to_owned());
+    }
+    match versions.as_slice() {
+        [one] => Ok(one.clone()),
+        [] => Err(format!("Cargo.lock has no `{package}` package")),
+        many => Err(format!(
+            "Cargo.lock has several `{package}` versions: {many:?}"
+        )),
+    }
+}
+
+/// Whether `version` appears as a whole word (optionally `v`-prefixed) in a `--version` output.
+fn prints_version(output: &str, version: &str) -> bool {
+    output
+        .split(|c: char| c.is_whitespace() || "(),".contains(c))
+        .any(|word| word == version || word.strip_prefix('v') == Some(version))
+}
+
+/// Whether this process runs as root (effective uid 0).
+fn is_root() -> bool {
+    Cmd::new("id")
+        .arg("-u")
+        .output()
+        .is_some_and(|uid| uid.trim() == "0")
+}
+
+fn read(path: &Path) -> Result<String, String> {
+    fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LOCK: &str = r#"
+[[package]]
+name = "wasm-bindgen"
+version = "0.2.130"
+source = "registry+https://github.com/rust-lang/crates.io-index"
+
+[[package]]
+name = "wasm-bindgen-backend"
+version = "0.2.99"
+"#;
+
+    #[test]
+    fn reads_the_locked_version_of_exactly_that_package() {
+        assert_eq!(locked_version(LOCK, "wasm-bindgen").unwrap(), "0.2.130");
+        assert_eq!(
+            locked_version(LOCK, "wasm-bindgen-backend").unwrap(),
+            "0.2.99"
+        );
+        assert!(locked_version(LOCK, "trunk").is_err());
+    }
+
+    #[test]
+    fn two_locked_versions_are_an_error() {
+        let twice =
+            format!("{LOCK}\n[[package]]\nname = \"wasm-bindgen\"\nversion = \"0.2.100\"\n");
+        let err = locked_version(&twice, "wasm-bindgen").unwrap_err();
+        assert!(err.contains("0.2.100") && err.contains("0.2.130"), "{err}");
+    }
+
+    #[test]
+    fn this_workspace_locks_one_wasm_bindgen() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        let version =
+            locked_version(&read(&root.join("Cargo.lock")).unwrap(), "wasm-bindgen").unwrap();
+        assert!(version.starts_with("0.2."), "{version}");
+    }
+
+    #[test]
+    fn version_must_match_a_whole_word() {
+        assert!(prints_version("wasm-bindgen 0.2.130\n", "0.2.130"));
+        assert!(!prints_version("wasm-bindgen 0.2.13\n", "0.2.130"));
+        assert!(!prints_version("wasm-bindgen 0.2.1300\n", "0.2.130"));
+        assert!(!prints_version("wasm-bindgen 0.2.131\n", "0.2.130"));
+        assert!(prints_version("trunk v0.21.14", "0.21.14"));
+        assert!(prints_version("wasm-opt version 132 (version_132)", "132"));
+    }
+
+    #[test]
+    fn probes_tell_present_from_missing() {
+        assert!(Probe::Files(vec!["/".into()]).check().is_ok());
+        assert!(Probe::Files(vec!["/".into(), "/no/such/file/here".into()])
+            .check()
+            .is_err());
+        let echo = |text: &str| Cmd::new("echo").arg(text);
+        let v = |text: &str, version: &str| Probe::Version {
+            cmd: echo(text),
+            version: version.to_owned(),
+        };
+        assert!(v("tool 1.2.3", "1.2.3").check().is_ok());
+        assert!(v("tool 1.2.4", "1.2.3").check().is_err());
+        assert!(
+            Probe::All(vec![v("tool 1.2.3", "1.2.3"), v("tool 1.2.4", "1.2.3")])
+                .check()
+                .is_err()
+        );
+        assert!(version("xtask-no-such-program-here", "1.0.0")
+            .check()
+            .is_err());
+        let listed = |item: &str| Probe::Lists {
+            cmd: Cmd::new("printf").arg("a-b\nwasm32-unknown-unknown\n"),
+            item: item.to_owned(),
+        };
+        assert!(listed("wasm32-unknown-unknown").check().is_ok());
+        assert!(listed("wasm32").check().is_err());
+        assert!(Probe::Runs(vec![Cmd::new("true")]).check().is_ok());
+        assert!(Probe::Runs(vec![Cmd::new("true"), Cmd::new("false")])
+            .check()
+            .is_err());
+    }
+}
