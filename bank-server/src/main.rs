@@ -1,10 +1,266 @@
-//! The bank server binary (issue 3 builds it out; for now it only proves the workspace links).
+//! The `bank-server` command line: serve the bank (default), manage terminals, audit the log.
 #![forbid(unsafe_code)]
 
-fn main() {
-    eprintln!(
-        "bank-server: not built yet (protocol version {})",
-        protocol::PROTOCOL_VERSION
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use bank_server::admin::{self, AuditCheckError};
+use bank_server::terminals::{auth_file_text, enrollment_link, write_new_secret_file};
+use bank_server::{Config, Ledger as _, StartError};
+use clap::{Args, Parser, Subcommand};
+use protocol::TerminalId;
+
+/// The secure-ATM bank: a WebSocket server (path /ws) speaking the ATM protocol, with its
+/// state in a sled database, a forward-secure audit log and the web ATM's static files.
+///
+/// With no subcommand it serves. On first start it creates the data directory, a first
+/// terminal and the auth file (printing `created`), and writes the auditor's first audit key.
+/// Stdout carries one JSON line per completed transaction and `protocol_error` when a
+/// session breaks the protocol; logs go to stderr (filter with RUST_LOG, e.g. RUST_LOG=debug).
+#[derive(Parser, Debug)]
+#[command(name = "bank-server", version, args_conflicts_with_subcommands = false)]
+struct Cli {
+    #[command(flatten)]
+    opts: Opts,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Args, Debug)]
+struct Opts {
+    /// TCP port to listen on (0 picks a free one, printed on stderr).
+    #[arg(long, global = true, env = "BANK_PORT", default_value_t = bank_server::DEFAULT_PORT)]
+    port: u16,
+    /// Address to bind.
+    #[arg(long, global = true, env = "BANK_BIND", default_value = "127.0.0.1")]
+    bind: std::net::IpAddr,
+    /// Directory of the bank's database (created on first start).
+    #[arg(
+        long,
+        global = true,
+        env = "BANK_DATA_DIR",
+        default_value = "./bank-data"
+    )]
+    data_dir: PathBuf,
+    /// Auth file written on first start: the first terminal's id and key, for native ATMs
+    /// (like the BIBIFI bank's -s).
+    #[arg(
+        long,
+        global = true,
+        env = "BANK_AUTH_FILE",
+        default_value = "bank.auth"
+    )]
+    auth_file: PathBuf,
+    /// The auditor's copy of the first audit key, written once on first start; `audit verify`
+    /// and `audit show` read it. Keep it away from the bank machine.
+    #[arg(
+        long,
+        global = true,
+        env = "BANK_AUDIT_KEY_FILE",
+        default_value = "bank-audit.key"
+    )]
+    audit_key_file: PathBuf,
+    /// Directory of the built web ATM to serve (index.html fallback). If it is missing, a
+    /// short "not built" page is served instead.
+    #[arg(long, global = true, env = "BANK_WEB_ROOT", default_value = "dist")]
+    web_root: PathBuf,
+    /// Most concurrent WebSocket sessions; more are refused with 503.
+    #[arg(long, global = true, env = "BANK_MAX_SESSIONS", default_value_t = 1024)]
+    max_sessions: usize,
+    /// Close a session after this many seconds without a message.
+    #[arg(
+        long,
+        global = true,
+        env = "BANK_IDLE_TIMEOUT_SECS",
+        default_value_t = 300
+    )]
+    idle_timeout_secs: u64,
+    /// A browser origin (like http://localhost:8080) allowed to open WebSockets besides the
+    /// bank's own; repeat it or separate with commas; `*` allows any.
+    #[arg(long, global = true, env = "BANK_ALLOW_ORIGIN", value_delimiter = ',')]
+    allow_origin: Vec<String>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Serve the bank (the default).
+    Serve,
+    /// Manage ATM terminals (stop the bank first: the database allows one process).
+    #[command(subcommand)]
+    Terminal(TerminalCommand),
+    /// Check or read the audit log with the auditor's key (stop the bank first).
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum TerminalCommand {
+    /// Add a terminal. Prints its auth-file line (or writes it with --out), or with --web an
+    /// enrollment link carrying the id and key in the URL fragment.
+    Add {
+        /// A label for the terminal.
+        #[arg(long, default_value = "terminal")]
+        name: String,
+        /// Print a browser enrollment link instead of an auth file.
+        #[arg(long)]
+        web: bool,
+        /// Write the auth file here (must not exist) instead of printing it.
+        #[arg(long, conflicts_with = "web")]
+        out: Option<PathBuf>,
+        /// The bank's URL as browsers reach it, for the link (default http://BIND:PORT).
+        #[arg(long)]
+        public_url: Option<String>,
+    },
+    /// List terminals (id, state, name; never keys).
+    List,
+    /// Revoke a terminal: its next handshake fails like a wrong key.
+    Revoke {
+        /// The terminal id (t-...).
+        id: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum AuditCommand {
+    /// Verify the whole chain; exits 1 naming the first bad entry.
+    Verify,
+    /// Verify, then print every entry (time, action, user, account, amount).
+    Show,
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(filter)
+        .init();
+}
+
+fn config(opts: &Opts) -> Config {
+    let mut config = Config::new(
+        opts.data_dir.clone(),
+        opts.auth_file.clone(),
+        opts.audit_key_file.clone(),
     );
-    std::process::exit(2);
+    config.web_root = opts.web_root.clone();
+    config.max_sessions = opts.max_sessions.max(1);
+    config.idle_timeout = Duration::from_secs(opts.idle_timeout_secs.max(1));
+    config.allowed_origins = opts.allow_origin.clone();
+    config
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let result = match cli.command {
+        None | Some(Command::Serve) => serve(&cli.opts),
+        Some(Command::Terminal(cmd)) => terminal(&cli.opts, cmd),
+        Some(Command::Audit(cmd)) => return audit(&cli.opts, cmd),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bank-server: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(opts: &Opts) -> Result<(), StartError> {
+    let runtime = tokio::runtime::Runtime::new().map_err(|e| StartError::Io(e.to_string()))?;
+    runtime.block_on(async {
+        use tokio::signal::unix::{signal, SignalKind};
+        let io = |e: std::io::Error| StartError::Io(e.to_string());
+        // Register the handlers before anything else so an early signal is not lost.
+        let mut term = signal(SignalKind::terminate()).map_err(io)?;
+        let mut int = signal(SignalKind::interrupt()).map_err(io)?;
+        let config = config(opts);
+        let bank = tokio::task::spawn_blocking(move || bank_server::open(config))
+            .await
+            .map_err(|e| StartError::Io(e.to_string()))??;
+        let listener = tokio::net::TcpListener::bind(SocketAddr::new(opts.bind, opts.port))
+            .await
+            .map_err(|e| StartError::Io(format!("cannot listen on {}:{}: {e}", opts.bind, opts.port)))?;
+        let addr = listener.local_addr().map_err(io)?;
+        eprintln!("bank-server: serving on http://{addr}/ (web ATM); native ATMs connect to ws://{addr}/ws");
+        let shutdown = async move {
+            tokio::select! {
+                _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+                _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+            }
+        };
+        bank_server::serve(listener, bank, shutdown).await.map_err(io)
+    })
+}
+
+fn terminal(opts: &Opts, cmd: TerminalCommand) -> Result<(), StartError> {
+    let ledger = admin::open_existing(&opts.data_dir)?;
+    match cmd {
+        TerminalCommand::Add {
+            name,
+            web,
+            out,
+            public_url,
+        } => {
+            let terminal = admin::add_terminal(&ledger, &name)?;
+            if web {
+                let base = public_url
+                    .unwrap_or_else(|| format!("http://{}", SocketAddr::new(opts.bind, opts.port)));
+                println!("{}", enrollment_link(&base, &terminal).as_str());
+                eprintln!(
+                    "Open this link once in the browser that will be the ATM; it keeps the key."
+                );
+            } else if let Some(path) = out {
+                write_new_secret_file(&path, &auth_file_text(&terminal))
+                    .map_err(|e| StartError::Io(format!("{}: {e}", path.display())))?;
+                println!("{}", terminal.id);
+            } else {
+                print!("{}", auth_file_text(&terminal).as_str());
+            }
+        }
+        TerminalCommand::List => {
+            for t in ledger.terminals()? {
+                let state = if t.revoked { "revoked" } else { "active" };
+                println!("{}\t{state}\t{}", t.id, t.name);
+            }
+        }
+        TerminalCommand::Revoke { id } => {
+            let id =
+                TerminalId::new(id).ok_or_else(|| StartError::Io("not a terminal id".into()))?;
+            admin::revoke_terminal(&ledger, &id)?;
+            println!("revoked {id}");
+        }
+    }
+    Ok(())
+}
+
+fn audit(opts: &Opts, cmd: AuditCommand) -> ExitCode {
+    let checked = admin::open_existing(&opts.data_dir)
+        .map_err(|e| AuditCheckError::Setup(e.to_string()))
+        .and_then(|ledger| {
+            let key = admin::read_audit_key(&opts.audit_key_file)?;
+            admin::verify_audit(&ledger, &key)
+        });
+    match checked {
+        Ok(events) => {
+            if matches!(cmd, AuditCommand::Show) {
+                for (seq, event) in events.iter().enumerate() {
+                    println!("{}", admin::format_event(seq, event));
+                }
+            }
+            eprintln!("audit log OK: {} entries", events.len());
+            ExitCode::SUCCESS
+        }
+        Err(AuditCheckError::Broken(e)) => {
+            eprintln!("audit log BROKEN: {e}");
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("bank-server: {e}");
+            ExitCode::from(2)
+        }
+    }
 }

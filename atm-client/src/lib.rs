@@ -1,0 +1,298 @@
+//! Native async ATM client: a WebSocket to the bank, the protocol handshake, and sealed calls.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), atm_client::ClientError> {
+//! use atm_client::{AuthFile, Client};
+//! use protocol::Request;
+//!
+//! let auth = AuthFile::load("bank.auth")?;
+//! let mut client = Client::connect("127.0.0.1:8765", &auth.terminal_id, &auth.psk).await?;
+//! let reply = client.call(&Request::Balance).await?;
+//! # let _ = reply; Ok(()) }
+//! ```
+//!
+//! [`Connection`] is the raw WebSocket (text and binary frames, no protocol), so tests can send
+//! anything; [`Client`] is a connection plus an established [`protocol::ClientSession`].
+#![forbid(unsafe_code)]
+
+use core::fmt;
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use futures_util::{SinkExt, StreamExt};
+use protocol::{client, ClientSession, Config, Psk, Request, Response, TerminalId};
+use rand_core::OsRng;
+use serde::{Deserialize, Serialize};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use zeroize::Zeroizing;
+
+/// How long a read waits for the bank before giving up.
+pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Why a client operation failed.
+#[derive(Debug)]
+pub enum ClientError {
+    /// Connecting, sending or receiving on the WebSocket failed.
+    Transport(String),
+    /// The bank closed the connection.
+    Closed,
+    /// The bank did not answer in time.
+    Timeout,
+    /// The handshake or a record failed (detail for the local log only).
+    Protocol(protocol::Error),
+    /// The bank sent a frame that is not a text frame.
+    UnexpectedFrame,
+    /// The auth file could not be read or parsed.
+    AuthFile(String),
+}
+
+impl fmt::Display for ClientError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Transport(e) => write!(f, "connection failed: {e}"),
+            Self::Closed => f.write_str("the bank closed the connection"),
+            Self::Timeout => f.write_str("the bank did not answer in time"),
+            Self::Protocol(e) => write!(f, "protocol error: {e}"),
+            Self::UnexpectedFrame => f.write_str("unexpected frame from the bank"),
+            Self::AuthFile(e) => write!(f, "auth file: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for ClientError {}
+
+impl From<protocol::Error> for ClientError {
+    fn from(e: protocol::Error) -> Self {
+        Self::Protocol(e)
+    }
+}
+
+/// The current Unix time in milliseconds (what the protocol calls take as `now_ms`).
+pub fn now_ms() -> u64 {
+    let since = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// A terminal's credentials: the auth file (`bank.auth`) the bank writes for native ATMs.
+/// One JSON line: `{"terminal_id":"t-...","psk":"<64 lowercase hex>"}`. No `Debug`.
+pub struct AuthFile {
+    /// The terminal's public id.
+    pub terminal_id: TerminalId,
+    /// The terminal's pre-shared key.
+    pub psk: Psk,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuthFileJson {
+    terminal_id: String,
+    psk: String,
+}
+
+impl AuthFile {
+    /// Parses the auth file's text.
+    pub fn parse(text: &str) -> Result<Self, ClientError> {
+        let bad = || ClientError::AuthFile("not a valid auth file".into());
+        let json: AuthFileJson = serde_json::from_str(text.trim()).map_err(|_| bad())?;
+        let psk_hex = Zeroizing::new(json.psk);
+        Ok(Self {
+            terminal_id: TerminalId::new(json.terminal_id).ok_or_else(bad)?,
+            psk: Psk::from_hex(&psk_hex).ok_or_else(bad)?,
+        })
+    }
+
+    /// Reads and parses an auth file.
+    pub fn load(path: impl AsRef<Path>) -> Result<Self, ClientError> {
+        let text = Zeroizing::new(
+            std::fs::read_to_string(path.as_ref())
+                .map_err(|e| ClientError::AuthFile(format!("{}: {e}", path.as_ref().display())))?,
+        );
+        Self::parse(&text)
+    }
+
+    /// The file's text (one JSON line with a trailing newline). Contains the key.
+    pub fn to_text(&self) -> Zeroizing<String> {
+        let mut json = AuthFileJson {
+            terminal_id: self.terminal_id.as_str().to_owned(),
+            psk: self.psk.to_hex().to_string(),
+        };
+        let mut text = Zeroizing::new(serde_json::to_string(&json).expect("auth file serializes"));
+        text.push('\n');
+        zeroize::Zeroize::zeroize(&mut json.psk);
+        text
+    }
+}
+
+/// One frame as the bank sent it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Frame {
+    /// A text frame.
+    Text(String),
+    /// A binary frame.
+    Binary(Vec<u8>),
+    /// The bank closed the connection (close frame or end of stream).
+    Closed,
+}
+
+/// A raw WebSocket to the bank's `/ws` endpoint. No protocol: send and read anything.
+pub struct Connection {
+    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    read_timeout: Duration,
+}
+
+impl fmt::Debug for Connection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Connection").finish_non_exhaustive()
+    }
+}
+
+impl Connection {
+    /// Opens `ws://{addr}/ws` (`addr` like `127.0.0.1:8765`).
+    pub async fn open(addr: &str) -> Result<Self, ClientError> {
+        Self::open_url(&format!("ws://{addr}/ws")).await
+    }
+
+    /// Opens a WebSocket to a full `ws://` URL.
+    pub async fn open_url(url: &str) -> Result<Self, ClientError> {
+        // Allow sending frames larger than the bank accepts (the hostile tests need that);
+        // what we accept is bounded by the protocol's record size.
+        let mut config = WebSocketConfig::default();
+        config.max_message_size = Some(4 * protocol::MAX_RECORD_LEN);
+        config.max_frame_size = Some(4 * protocol::MAX_RECORD_LEN);
+        let (ws, _) = tokio_tungstenite::connect_async_with_config(url, Some(config), false)
+            .await
+            .map_err(|e| ClientError::Transport(e.to_string()))?;
+        Ok(Self {
+            ws,
+            read_timeout: DEFAULT_READ_TIMEOUT,
+        })
+    }
+
+    /// Changes how long [`Self::recv`] waits.
+    pub fn set_read_timeout(&mut self, timeout: Duration) {
+        self.read_timeout = timeout;
+    }
+
+    /// Sends a text frame.
+    pub async fn send_text(&mut self, text: impl Into<String>) -> Result<(), ClientError> {
+        self.send(Message::text(text.into())).await
+    }
+
+    /// Sends a binary frame.
+    pub async fn send_binary(&mut self, bytes: impl Into<Vec<u8>>) -> Result<(), ClientError> {
+        self.send(Message::binary(bytes.into())).await
+    }
+
+    async fn send(&mut self, message: Message) -> Result<(), ClientError> {
+        self.ws
+            .send(message)
+            .await
+            .map_err(|e| ClientError::Transport(e.to_string()))
+    }
+
+    /// Reads the next text, binary or close frame (pings are answered automatically).
+    /// A reset connection reads as [`Frame::Closed`].
+    pub async fn recv(&mut self) -> Result<Frame, ClientError> {
+        loop {
+            let next = tokio::time::timeout(self.read_timeout, self.ws.next())
+                .await
+                .map_err(|_| ClientError::Timeout)?;
+            return Ok(match next {
+                None | Some(Ok(Message::Close(_))) | Some(Err(_)) => Frame::Closed,
+                Some(Ok(Message::Text(t))) => Frame::Text(t.as_str().to_owned()),
+                Some(Ok(Message::Binary(b))) => Frame::Binary(b.to_vec()),
+                Some(Ok(_)) => continue,
+            });
+        }
+    }
+
+    /// Reads the next frame and requires text.
+    pub async fn recv_text(&mut self) -> Result<String, ClientError> {
+        match self.recv().await? {
+            Frame::Text(t) => Ok(t),
+            Frame::Closed => Err(ClientError::Closed),
+            Frame::Binary(_) => Err(ClientError::UnexpectedFrame),
+        }
+    }
+
+    /// Sends a close frame and waits (briefly) for the bank's.
+    pub async fn close(mut self) -> Result<(), ClientError> {
+        let _ = self.ws.close(None).await;
+        let _ = tokio::time::timeout(Duration::from_secs(5), async {
+            while let Some(Ok(_)) = self.ws.next().await {}
+        })
+        .await;
+        Ok(())
+    }
+}
+
+/// An established secure session with the bank.
+pub struct Client {
+    conn: Connection,
+    session: ClientSession,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client").finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    /// Connects to `ws://{addr}/ws` and runs the handshake as `terminal` with `psk`.
+    pub async fn connect(
+        addr: &str,
+        terminal: &TerminalId,
+        psk: &Psk,
+    ) -> Result<Self, ClientError> {
+        Self::handshake(Connection::open(addr).await?, terminal, psk).await
+    }
+
+    /// Runs the handshake over an open connection.
+    pub async fn handshake(
+        mut conn: Connection,
+        terminal: &TerminalId,
+        psk: &Psk,
+    ) -> Result<Self, ClientError> {
+        let config = Config::default();
+        let (state, hello) = client::start(&config, terminal.clone(), psk, &mut OsRng, now_ms())?;
+        conn.send_text(hello).await?;
+        let server_hello = conn.recv_text().await?;
+        let (session, finished) = state.read_server_hello(server_hello.as_bytes(), now_ms())?;
+        conn.send_text(finished).await?;
+        Ok(Self { conn, session })
+    }
+
+    /// Seals `request`, sends it, and opens the bank's answer.
+    pub async fn call(&mut self, request: &Request) -> Result<Response, ClientError> {
+        let record = self.seal(request)?;
+        self.conn.send_text(record).await?;
+        let reply = self.conn.recv_text().await?;
+        self.open(&reply)
+    }
+
+    /// Seals a request into a record without sending it (for tests that alter records).
+    pub fn seal(&mut self, request: &Request) -> Result<String, ClientError> {
+        Ok(self.session.seal(request, &mut OsRng, now_ms())?)
+    }
+
+    /// Opens a record from the bank.
+    pub fn open(&mut self, record: &str) -> Result<Response, ClientError> {
+        Ok(self.session.open(record.as_bytes(), now_ms())?)
+    }
+
+    /// The raw connection underneath, for sending and reading frames directly.
+    pub fn conn(&mut self) -> &mut Connection {
+        &mut self.conn
+    }
+
+    /// Closes the WebSocket.
+    pub async fn close(self) -> Result<(), ClientError> {
+        self.conn.close().await
+    }
+}

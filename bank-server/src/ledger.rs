@@ -1,0 +1,189 @@
+//! The storage contract the bank logic uses: the `Ledger` trait and its plain-data types (no
+//! storage engine types leak through it).
+
+use core::fmt;
+
+use futures_util::future::BoxFuture;
+use protocol::{
+    AccountNumber, Cents, FullName, HistoryEntry, Psk, TerminalId, TxId, TxKind, Username,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::audit::{AuditEvent, AuditKey, ChainHead};
+
+/// A stored user and their account. No `Debug` (holds the password hash).
+#[derive(Clone, Serialize, Deserialize)]
+pub struct UserRecord {
+    /// Login name (also the BIBIFI account name).
+    pub username: Username,
+    /// Display name.
+    pub full_name: FullName,
+    /// The user's account.
+    pub account: AccountNumber,
+    /// Argon2id PHC string; `None` for card-only accounts.
+    pub password_hash: Option<String>,
+    /// SHA-256 of the card secret (hex); `None` for password accounts.
+    pub card_sha256: Option<String>,
+    /// The transaction id that opened a card account (a retry of it gets the same answer).
+    pub open_txid: Option<TxId>,
+}
+
+/// What [`Ledger::open_account`] creates.
+pub struct NewAccount {
+    /// Login name.
+    pub username: Username,
+    /// Display name.
+    pub full_name: FullName,
+    /// Argon2id PHC string, for password accounts.
+    pub password_hash: Option<String>,
+    /// SHA-256 of the card secret (hex), for card accounts.
+    pub card_sha256: Option<String>,
+    /// Opening deposit and its transaction id, for card accounts.
+    pub opening: Option<(TxId, Cents)>,
+}
+
+/// A deposit or withdrawal to apply.
+#[derive(Clone, Copy, Debug)]
+pub struct Movement {
+    /// [`TxKind::Deposit`] or [`TxKind::Withdraw`].
+    pub kind: TxKind,
+    /// The client's transaction id.
+    pub txid: TxId,
+    /// How much (> 0, checked by the caller).
+    pub amount: Cents,
+}
+
+/// The outcome of [`Ledger::apply`].
+#[derive(Clone, Debug)]
+pub struct Applied {
+    /// The transaction as recorded.
+    pub entry: HistoryEntry,
+    /// `true` when the transaction id had already been applied and nothing changed now.
+    pub replay: bool,
+}
+
+/// A terminal (ATM) allowed to connect. No `Debug` (holds the PSK).
+#[derive(Clone)]
+pub struct TerminalRecord {
+    /// Public id.
+    pub id: TerminalId,
+    /// Free-text label.
+    pub name: String,
+    /// The pre-shared key.
+    pub psk: Psk,
+    /// Revoked terminals cannot complete a handshake.
+    pub revoked: bool,
+    /// When it was added (Unix ms).
+    pub created_ms: u64,
+}
+
+/// Failed-login bookkeeping for one account or terminal.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ThrottleState {
+    /// Failures since the counter was last reset.
+    pub failures: u32,
+    /// When the last failure happened (Unix ms).
+    pub last_failure_ms: u64,
+    /// No attempt is accepted before this time (Unix ms).
+    pub locked_until_ms: u64,
+}
+
+/// The audit log as stored: entries in storage order and the head.
+pub struct AuditLog {
+    /// `(sequence key, entry bytes)`.
+    pub entries: Vec<(u64, Vec<u8>)>,
+    /// The bank's head, if present.
+    pub head: Option<ChainHead>,
+}
+
+/// Why a ledger operation did not happen. Refusals change nothing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LedgerError {
+    /// The username is taken.
+    NameTaken,
+    /// The withdrawal would go below zero.
+    InsufficientFunds,
+    /// The balance would overflow.
+    LimitExceeded,
+    /// The transaction id was used for a different request.
+    TxIdReused,
+    /// No such account or terminal.
+    NotFound,
+    /// The storage failed (detail for the log).
+    Storage(String),
+}
+
+impl fmt::Display for LedgerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Storage(detail) => write!(f, "storage error: {detail}"),
+            other => write!(f, "{other:?}"),
+        }
+    }
+}
+
+impl std::error::Error for LedgerError {}
+
+/// Everything the bank stores. Each mutating call commits atomically (the change, its
+/// transaction record, its transaction-id entry and its audit entry together) but is durable
+/// only after [`Ledger::durable`] completes: callers await it before replying.
+pub trait Ledger: Send + Sync + 'static {
+    /// Creates a user, their account and (for card accounts) the opening transaction.
+    fn open_account(
+        &self,
+        new: NewAccount,
+        now_ms: u64,
+        audit: &AuditEvent,
+    ) -> Result<UserRecord, LedgerError>;
+    /// Looks a user up.
+    fn user(&self, username: &Username) -> Result<Option<UserRecord>, LedgerError>;
+    /// An account's balance.
+    fn balance(&self, account: &AccountNumber) -> Result<Cents, LedgerError>;
+    /// Applies a deposit or withdrawal once per transaction id; a retry returns the first result.
+    fn apply(
+        &self,
+        account: &AccountNumber,
+        movement: Movement,
+        now_ms: u64,
+        audit: &AuditEvent,
+    ) -> Result<Applied, LedgerError>;
+    /// The transaction recorded under `txid` for `account`, if any.
+    fn transaction(
+        &self,
+        account: &AccountNumber,
+        txid: &TxId,
+    ) -> Result<Option<HistoryEntry>, LedgerError>;
+    /// The last `limit` transactions, newest first.
+    fn history(
+        &self,
+        account: &AccountNumber,
+        limit: u32,
+    ) -> Result<Vec<HistoryEntry>, LedgerError>;
+    /// Failed-login state under `key` (default when none).
+    fn throttle(&self, key: &str) -> Result<ThrottleState, LedgerError>;
+    /// Stores failed-login state under `key`.
+    fn set_throttle(&self, key: &str, state: ThrottleState) -> Result<(), LedgerError>;
+    /// A terminal by id.
+    fn terminal(&self, id: &TerminalId) -> Result<Option<TerminalRecord>, LedgerError>;
+    /// Adds a terminal.
+    fn add_terminal(
+        &self,
+        terminal: &TerminalRecord,
+        audit: &AuditEvent,
+    ) -> Result<(), LedgerError>;
+    /// Every terminal.
+    fn terminals(&self) -> Result<Vec<TerminalRecord>, LedgerError>;
+    /// Revokes a terminal; `NotFound` if there is none.
+    fn revoke_terminal(&self, id: &TerminalId, audit: &AuditEvent) -> Result<(), LedgerError>;
+    /// Appends an audit entry on its own.
+    fn audit(&self, event: &AuditEvent) -> Result<(), LedgerError>;
+    /// Starts the audit log at `first_key`, once; `false` when it already exists.
+    fn init_audit(&self, first_key: &AuditKey) -> Result<bool, LedgerError>;
+    /// The stored audit log.
+    fn audit_log(&self) -> Result<AuditLog, LedgerError>;
+    /// Resolves once everything committed so far is on disk (concurrent callers share one
+    /// sync).
+    fn durable(&self) -> BoxFuture<'static, Result<(), LedgerError>>;
+    /// Blocking form of [`Self::durable`], for shutdown and command-line tools.
+    fn sync(&self) -> Result<(), LedgerError>;
+}

@@ -1,0 +1,252 @@
+//! The bank: an axum WebSocket server speaking the `protocol` crate, with its state on sled.
+//!
+//! In the mini-redis / axum-examples style: [`open`] prepares a bank from a [`Config`] (creating
+//! the data directory, the first terminal and the auth file on first start), [`app`] is its
+//! router, and [`serve`] (or [`run`], which does both) serves it on a listener until the
+//! `shutdown` future resolves. Tests start a bank on port 0:
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let dir = std::path::Path::new("/tmp/bank-demo");
+//! let config = bank_server::Config::new(dir.join("data"), dir.join("bank.auth"), dir.join("audit.key"));
+//! let bank = bank_server::open(config)?;
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! tokio::spawn(bank_server::serve(listener, bank, std::future::pending::<()>()));
+//! # Ok(()) }
+//! ```
+#![forbid(unsafe_code)]
+
+pub mod admin;
+pub mod audit;
+mod bank;
+pub mod ledger;
+pub mod output;
+pub mod passwords;
+mod session;
+pub mod sled_ledger;
+pub mod terminals;
+pub mod throttle;
+mod web;
+
+use core::fmt;
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::Duration;
+
+use protocol::Cents;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use ledger::Ledger;
+pub use output::Output;
+pub use passwords::Argon2Params;
+pub use throttle::Backoff;
+pub use web::app;
+
+use crate::passwords::PasswordPool;
+
+/// Default WebSocket / HTTP port.
+pub const DEFAULT_PORT: u16 = 8765;
+
+/// Everything a running bank needs to know. [`Config::new`] gives the production defaults.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Where sled keeps the bank's data.
+    pub data_dir: PathBuf,
+    /// The auth file written on first start (first terminal's id and key).
+    pub auth_file: PathBuf,
+    /// The auditor's copy of the first audit key, written once on first start.
+    pub audit_key_file: PathBuf,
+    /// The built web ATM (static files, `index.html` fallback).
+    pub web_root: PathBuf,
+    /// Most WebSocket sessions at once; more are refused with 503.
+    pub max_sessions: usize,
+    /// A session with no message for this long is closed.
+    pub idle_timeout: Duration,
+    /// The handshake must complete within this.
+    pub handshake_timeout: Duration,
+    /// Browser origins allowed to open a WebSocket besides the bank's own (`*` allows any).
+    pub allowed_origins: Vec<String>,
+    /// Largest deposit or withdrawal.
+    pub max_amount: Cents,
+    /// Argon2id cost (OWASP by default; tests may lower it).
+    pub argon2: Argon2Params,
+    /// Concurrent Argon2 runs.
+    pub hash_workers: usize,
+    /// How long a login waits for an Argon2 worker before the bank answers `Busy`.
+    pub hash_wait: Duration,
+    /// Failed-login back-off per account (username).
+    pub account_backoff: Backoff,
+    /// Failed-login back-off per terminal.
+    pub terminal_backoff: Backoff,
+    /// Protocol settings (clock skew).
+    pub protocol: protocol::Config,
+    /// Where the one-line JSON summaries go.
+    pub output: Output,
+}
+
+impl Config {
+    /// Production defaults with the given paths.
+    pub fn new(data_dir: PathBuf, auth_file: PathBuf, audit_key_file: PathBuf) -> Self {
+        Self {
+            data_dir,
+            auth_file,
+            audit_key_file,
+            web_root: PathBuf::from("dist"),
+            max_sessions: 1024,
+            idle_timeout: Duration::from_secs(300),
+            handshake_timeout: Duration::from_secs(10),
+            allowed_origins: Vec::new(),
+            max_amount: protocol::money::BIBIFI_MAX,
+            argon2: Argon2Params::OWASP,
+            hash_workers: std::thread::available_parallelism().map_or(2, usize::from),
+            hash_wait: Duration::from_secs(5),
+            account_backoff: Backoff::ACCOUNT,
+            terminal_backoff: Backoff::TERMINAL,
+            protocol: protocol::Config::default(),
+            output: Output::Stdout,
+        }
+    }
+}
+
+/// Why the bank could not start or an admin command failed.
+#[derive(Debug)]
+pub enum StartError {
+    /// A file or directory could not be created or read.
+    Io(String),
+    /// The storage failed.
+    Storage(String),
+    /// A first start would overwrite an existing file (auth or audit key).
+    Exists(PathBuf),
+    /// Argon2 could not be set up.
+    Hash,
+}
+
+impl fmt::Display for StartError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Io(e) => write!(f, "{e}"),
+            Self::Storage(e) => write!(f, "storage: {e}"),
+            Self::Exists(p) => write!(
+                f,
+                "{} already exists; refusing to overwrite it",
+                p.display()
+            ),
+            Self::Hash => f.write_str("invalid Argon2 parameters"),
+        }
+    }
+}
+
+impl std::error::Error for StartError {}
+
+impl From<ledger::LedgerError> for StartError {
+    fn from(e: ledger::LedgerError) -> Self {
+        Self::Storage(e.to_string())
+    }
+}
+
+/// What every session shares.
+pub(crate) struct Shared {
+    pub(crate) config: Config,
+    pub(crate) ledger: Arc<dyn Ledger>,
+    pub(crate) passwords: PasswordPool,
+    pub(crate) sessions: Arc<Semaphore>,
+    pub(crate) shutdown: CancellationToken,
+    pub(crate) tracker: TaskTracker,
+    pub(crate) next_conn: AtomicU64,
+}
+
+/// A prepared bank (the router's state). Cloning shares it.
+#[derive(Clone)]
+pub struct Bank {
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl fmt::Debug for Bank {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Bank")
+            .field("data_dir", &self.shared.config.data_dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Bank {
+    /// The bank's configuration.
+    pub fn config(&self) -> &Config {
+        &self.shared.config
+    }
+}
+
+/// Opens the bank in `config.data_dir`, creating it on first start: the data directory, the
+/// audit log (its first key written to `config.audit_key_file`), a first terminal and the auth
+/// file (printing `created`). Blocks briefly (sled, one Argon2 run for the dummy hash).
+pub fn open(config: Config) -> Result<Bank, StartError> {
+    let ledger = admin::open_or_create(&config)?;
+    let passwords = PasswordPool::new(config.argon2, config.hash_workers, config.hash_wait)
+        .map_err(|_| StartError::Hash)?;
+    Ok(Bank {
+        shared: Arc::new(Shared {
+            sessions: Arc::new(Semaphore::new(config.max_sessions)),
+            config,
+            ledger: Arc::new(ledger),
+            passwords,
+            shutdown: CancellationToken::new(),
+            tracker: TaskTracker::new(),
+            next_conn: AtomicU64::new(1),
+        }),
+    })
+}
+
+/// Serves `bank` on `listener` until `shutdown` resolves; then stops accepting, ends every
+/// session cleanly (a request in progress is finished and answered), flushes the storage and
+/// returns.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    bank: Bank,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let shared = bank.shared.clone();
+    let token = shared.shutdown.clone();
+    let signal = async move {
+        shutdown.await;
+        token.cancel();
+    };
+    axum::serve(listener, app(bank))
+        .with_graceful_shutdown(signal)
+        .await?;
+    shared.shutdown.cancel();
+    shared.tracker.close();
+    shared.tracker.wait().await;
+    let ledger = shared.ledger.clone();
+    tokio::task::spawn_blocking(move || ledger.sync())
+        .await
+        .map_err(std::io::Error::other)?
+        .map_err(std::io::Error::other)?;
+    tracing::info!("bank stopped; storage flushed");
+    Ok(())
+}
+
+/// [`open`] then [`serve`].
+pub async fn run(
+    listener: tokio::net::TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), StartError> {
+    let bank = tokio::task::spawn_blocking(move || open(config))
+        .await
+        .map_err(|e| StartError::Io(e.to_string()))??;
+    serve(listener, bank, shutdown)
+        .await
+        .map_err(|e| StartError::Io(e.to_string()))
+}
+
+/// The current Unix time in milliseconds.
+pub(crate) fn now_ms() -> u64 {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+}

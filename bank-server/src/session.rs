@@ -1,0 +1,184 @@
+//! One WebSocket session: the handshake under a deadline, then records in and out until logout,
+//! idle timeout, shutdown or the first protocol failure (which closes the connection).
+
+use std::sync::Arc;
+
+use axum::extract::ws::{Message, WebSocket};
+use protocol::{server, BankSession};
+use rand_core::OsRng;
+use tokio::sync::OwnedSemaphorePermit;
+use tracing::Instrument as _;
+
+use crate::bank::{self, After, SessionCtx};
+use crate::{now_ms, Shared};
+
+/// How a session's reading ended, when it did not end normally.
+enum Fault {
+    /// The peer broke the protocol (detail for the log only).
+    Protocol(String),
+    /// The peer went away or the transport failed: nothing to report.
+    Gone,
+}
+
+/// Reads the next text frame; binary frames break the protocol.
+async fn next_text(socket: &mut WebSocket) -> Result<String, Fault> {
+    loop {
+        match socket.recv().await {
+            Some(Ok(Message::Text(text))) => return Ok(text.as_str().to_owned()),
+            Some(Ok(Message::Binary(_))) => return Err(Fault::Protocol("binary frame".into())),
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+            Some(Ok(Message::Close(_))) | None => return Err(Fault::Gone),
+            Some(Err(e)) => {
+                // Oversized frames and messages are refused by the transport before buffering.
+                let detail = e.to_string();
+                return Err(
+                    if detail.contains("too long") || detail.contains("too big") {
+                        Fault::Protocol(format!("transport: {detail}"))
+                    } else {
+                        Fault::Gone
+                    },
+                );
+            }
+        }
+    }
+}
+
+async fn handshake(shared: &Arc<Shared>, socket: &mut WebSocket) -> Result<BankSession, Fault> {
+    let protocol_fault = |e: protocol::Error| Fault::Protocol(e.detail());
+    let hello = next_text(socket).await?;
+    let hello = server::read_client_hello(&shared.config.protocol, hello.as_bytes(), now_ms())
+        .map_err(protocol_fault)?;
+    let id = hello.terminal_id().clone();
+    let ledger = shared.ledger.clone();
+    let terminal = tokio::task::spawn_blocking(move || ledger.terminal(&id))
+        .await
+        .map_err(|e| Fault::Protocol(format!("terminal lookup failed: {e}")))?
+        .map_err(|e| Fault::Protocol(format!("terminal lookup failed: {e}")))?;
+    // Unknown and revoked terminals go through the same steps as a wrong key.
+    let psk = terminal.filter(|t| !t.revoked).map(|t| t.psk);
+    let (state, reply) = hello
+        .respond(psk.as_ref(), &mut OsRng, now_ms())
+        .map_err(protocol_fault)?;
+    socket
+        .send(Message::text(reply))
+        .await
+        .map_err(|_| Fault::Gone)?;
+    let finished = next_text(socket).await?;
+    state
+        .read_client_finished(finished.as_bytes())
+        .map_err(protocol_fault)
+}
+
+/// Reports a protocol failure: `protocol_error` on stdout, the detail in the log and audit.
+async fn protocol_error(shared: &Arc<Shared>, ctx: Option<&SessionCtx>, conn: u64, detail: String) {
+    tracing::warn!(%detail, "protocol error; closing");
+    shared.config.output.line("protocol_error");
+    let mut event = match ctx {
+        Some(ctx) => ctx.event("protocol_error"),
+        None => {
+            let mut event = crate::audit::AuditEvent::new("protocol_error", now_ms());
+            event.conn = Some(conn);
+            event
+        }
+    };
+    event.detail = Some(detail);
+    let ledger = shared.ledger.clone();
+    let audited = tokio::task::spawn_blocking(move || ledger.audit(&event)).await;
+    if !matches!(audited, Ok(Ok(()))) {
+        tracing::error!("could not audit a protocol error");
+    }
+}
+
+/// Runs one session to its end. Holds `permit` (the session limit) until then.
+pub(crate) async fn run(
+    shared: Arc<Shared>,
+    mut socket: WebSocket,
+    conn: u64,
+    permit: OwnedSemaphorePermit,
+) {
+    let span = tracing::info_span!("session", conn);
+    async move {
+        tracing::debug!("connected");
+        let cancel = shared.shutdown.clone();
+        let handshake = tokio::select! {
+            () = cancel.cancelled() => None,
+            result = tokio::time::timeout(shared.config.handshake_timeout, handshake(&shared, &mut socket)) => Some(result),
+        };
+        let mut session = match handshake {
+            None => {
+                let _ = socket.send(Message::Close(None)).await;
+                return;
+            }
+            Some(Ok(Ok(session))) => session,
+            Some(Ok(Err(Fault::Gone))) => {
+                tracing::debug!("left during the handshake");
+                return;
+            }
+            Some(Ok(Err(Fault::Protocol(detail)))) => {
+                protocol_error(&shared, None, conn, detail).await;
+                let _ = socket.send(Message::Close(None)).await;
+                return;
+            }
+            Some(Err(_)) => {
+                protocol_error(&shared, None, conn, "handshake timeout".into()).await;
+                let _ = socket.send(Message::Close(None)).await;
+                return;
+            }
+        };
+        let mut ctx = SessionCtx::new(conn, session.terminal_id().clone());
+        tracing::info!(terminal = %ctx.terminal, "handshake complete");
+        loop {
+            let next = tokio::select! {
+                () = cancel.cancelled() => {
+                    tracing::info!("bank shutting down; closing session");
+                    break;
+                }
+                next = tokio::time::timeout(shared.config.idle_timeout, next_text(&mut socket)) => next,
+            };
+            let record = match next {
+                Err(_) => {
+                    tracing::info!("idle timeout; closing session");
+                    break;
+                }
+                Ok(Err(Fault::Gone)) => {
+                    tracing::debug!(user = ctx.username(), "peer left");
+                    break;
+                }
+                Ok(Err(Fault::Protocol(detail))) => {
+                    protocol_error(&shared, Some(&ctx), conn, detail).await;
+                    break;
+                }
+                Ok(Ok(record)) => record,
+            };
+            let request = match session.open(record.as_bytes(), now_ms()) {
+                Ok(request) => request,
+                Err(e) => {
+                    protocol_error(&shared, Some(&ctx), conn, e.detail()).await;
+                    break;
+                }
+            };
+            tracing::debug!(?request, "request");
+            let (response, after) = bank::handle(&shared, &mut ctx, request).await;
+            tracing::debug!(?response, "response");
+            let sealed = match session.seal(&response, &mut OsRng, now_ms()) {
+                Ok(sealed) => sealed,
+                Err(e) => {
+                    tracing::error!(error = %e.detail(), "could not seal a response");
+                    break;
+                }
+            };
+            if socket.send(Message::text(sealed)).await.is_err() {
+                tracing::debug!("peer left before the answer");
+                break;
+            }
+            if after == After::Close {
+                tracing::info!("logged out");
+                break;
+            }
+        }
+        let _ = socket.send(Message::Close(None)).await;
+        drop(permit);
+    }
+    .instrument(span)
+    .await;
+}

@@ -1,0 +1,481 @@
+//! The default `Ledger`: sled trees, one serialised sled transaction per change (balance,
+//! transaction record, transaction-id entry and audit entry together), `flush_async` for
+//! durability so concurrent commits share one sync.
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use futures_util::future::BoxFuture;
+use protocol::{AccountNumber, Cents, HistoryEntry, Psk, TerminalId, TxId, TxKind, Username};
+use rand_core::{OsRng, RngCore};
+use serde::{Deserialize, Serialize};
+use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
+use sled::{Db, Tree};
+
+use crate::audit::{AuditEvent, AuditKey, ChainHead};
+use crate::ledger::{
+    Applied, AuditLog, Ledger, LedgerError, Movement, NewAccount, TerminalRecord, ThrottleState,
+    UserRecord,
+};
+
+const HEAD_KEY: &[u8] = b"audit_head";
+
+/// An account's stored state.
+#[derive(Serialize, Deserialize)]
+struct AccountRecord {
+    username: Username,
+    balance: Cents,
+    tx_count: u64,
+}
+
+/// A terminal as stored (the PSK as hex).
+#[derive(Serialize, Deserialize)]
+struct StoredTerminal {
+    name: String,
+    psk: String,
+    revoked: bool,
+    created_ms: u64,
+}
+
+/// The trees every change may touch, inside one transaction.
+struct View<'a> {
+    users: &'a TransactionalTree,
+    accounts: &'a TransactionalTree,
+    txs: &'a TransactionalTree,
+    txids: &'a TransactionalTree,
+    terminals: &'a TransactionalTree,
+    audit: &'a TransactionalTree,
+    meta: &'a TransactionalTree,
+}
+
+type TxResult<T> = Result<T, ConflictableTransactionError<LedgerError>>;
+
+fn abort<T>(e: LedgerError) -> TxResult<T> {
+    Err(ConflictableTransactionError::Abort(e))
+}
+
+fn storage(e: impl core::fmt::Display) -> LedgerError {
+    LedgerError::Storage(e.to_string())
+}
+
+fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    serde_json::to_vec(value).expect("stored records serialize")
+}
+
+fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, LedgerError> {
+    serde_json::from_slice(bytes).map_err(|e| LedgerError::Storage(format!("corrupt record: {e}")))
+}
+
+fn history_prefix(account: &AccountNumber) -> Vec<u8> {
+    let mut key = account.as_str().as_bytes().to_vec();
+    key.push(b'/');
+    key
+}
+
+fn history_key(account: &AccountNumber, seq: u64) -> Vec<u8> {
+    let mut key = history_prefix(account);
+    key.extend_from_slice(&seq.to_be_bytes());
+    key
+}
+
+fn txid_key(account: &AccountNumber, txid: &TxId) -> Vec<u8> {
+    let mut key = account.as_str().as_bytes().to_vec();
+    key.push(b'#');
+    key.extend_from_slice(txid.as_bytes());
+    key
+}
+
+fn random_account_number() -> AccountNumber {
+    let n = OsRng.next_u64() % 1_000_000_000_000;
+    let digits = format!("{n:012}");
+    AccountNumber::new(format!(
+        "{}-{}-{}",
+        &digits[..4],
+        &digits[4..8],
+        &digits[8..]
+    ))
+    .expect("digits and dashes form an account number")
+}
+
+/// Appends an audit entry inside the transaction.
+fn append_audit(view: &View<'_>, event: &AuditEvent) -> TxResult<()> {
+    let Some(bytes) = view.meta.get(HEAD_KEY)? else {
+        return abort(LedgerError::Storage("audit log not initialised".into()));
+    };
+    let Some(head) = ChainHead::from_bytes(&bytes) else {
+        return abort(LedgerError::Storage("audit head corrupt".into()));
+    };
+    let mut iv = [0u8; 16];
+    OsRng.fill_bytes(&mut iv);
+    let (entry, next) = head.append(event, iv);
+    view.audit
+        .insert(head.next_seq.to_be_bytes().to_vec(), entry)?;
+    view.meta.insert(HEAD_KEY, next.to_bytes().as_slice())?;
+    Ok(())
+}
+
+/// The sled ledger. Cheap to share behind an `Arc`.
+pub struct SledLedger {
+    db: Db,
+    users: Tree,
+    accounts: Tree,
+    txs: Tree,
+    txids: Tree,
+    terminals: Tree,
+    audit: Tree,
+    meta: Tree,
+    throttle: Tree,
+    /// Serialises writers: transactions never conflict, so none is retried.
+    writer: Mutex<()>,
+}
+
+impl SledLedger {
+    /// Opens (or creates) the database in `dir`.
+    pub fn open(dir: &Path) -> Result<Self, LedgerError> {
+        let db = sled::Config::new().path(dir).open().map_err(storage)?;
+        let tree = |name: &str| db.open_tree(name).map_err(storage);
+        Ok(Self {
+            users: tree("users")?,
+            accounts: tree("accounts")?,
+            txs: tree("transactions")?,
+            txids: tree("txids")?,
+            terminals: tree("terminals")?,
+            audit: tree("audit")?,
+            meta: tree("meta")?,
+            throttle: tree("throttle")?,
+            db,
+            writer: Mutex::new(()),
+        })
+    }
+
+    fn tx<T>(&self, f: impl Fn(&View<'_>) -> TxResult<T>) -> Result<T, LedgerError> {
+        use sled::Transactional;
+        let _guard = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let trees = (
+            &self.users,
+            &self.accounts,
+            &self.txs,
+            &self.txids,
+            &self.terminals,
+            &self.audit,
+            &self.meta,
+        );
+        trees
+            .transaction(|(users, accounts, txs, txids, terminals, audit, meta)| {
+                f(&View {
+                    users,
+                    accounts,
+                    txs,
+                    txids,
+                    terminals,
+                    audit,
+                    meta,
+                })
+            })
+            .map_err(|e| match e {
+                TransactionError::Abort(e) => e,
+                TransactionError::Storage(e) => storage(e),
+            })
+    }
+
+    fn account(view: &View<'_>, account: &AccountNumber) -> TxResult<AccountRecord> {
+        match view.accounts.get(account.as_str())? {
+            Some(bytes) => decode(&bytes).or_else(abort),
+            None => abort(LedgerError::NotFound),
+        }
+    }
+}
+
+fn terminal_from(id: TerminalId, stored: StoredTerminal) -> Result<TerminalRecord, LedgerError> {
+    Ok(TerminalRecord {
+        id,
+        name: stored.name,
+        psk: Psk::from_hex(&zeroize::Zeroizing::new(stored.psk))
+            .ok_or_else(|| LedgerError::Storage("corrupt terminal key".into()))?,
+        revoked: stored.revoked,
+        created_ms: stored.created_ms,
+    })
+}
+
+fn to_stored(t: &TerminalRecord) -> zeroize::Zeroizing<Vec<u8>> {
+    let stored = StoredTerminal {
+        name: t.name.clone(),
+        psk: t.psk.to_hex().to_string(),
+        revoked: t.revoked,
+        created_ms: t.created_ms,
+    };
+    let bytes = zeroize::Zeroizing::new(encode(&stored));
+    let mut psk = stored.psk;
+    zeroize::Zeroize::zeroize(&mut psk);
+    bytes
+}
+
+impl Ledger for SledLedger {
+    fn open_account(
+        &self,
+        new: NewAccount,
+        now_ms: u64,
+        audit: &AuditEvent,
+    ) -> Result<UserRecord, LedgerError> {
+        // Draw account numbers outside the (re-runnable) transaction body.
+        let candidates: Vec<AccountNumber> = (0..8).map(|_| random_account_number()).collect();
+        self.tx(|view| {
+            if view.users.get(new.username.as_str())?.is_some() {
+                return abort(LedgerError::NameTaken);
+            }
+            let mut account = None;
+            for candidate in &candidates {
+                if view.accounts.get(candidate.as_str())?.is_none() {
+                    account = Some(candidate.clone());
+                    break;
+                }
+            }
+            let Some(account) = account else {
+                return abort(LedgerError::Storage("no free account number".into()));
+            };
+            let user = UserRecord {
+                username: new.username.clone(),
+                full_name: new.full_name.clone(),
+                account: account.clone(),
+                password_hash: new.password_hash.clone(),
+                card_sha256: new.card_sha256.clone(),
+                open_txid: new.opening.map(|(txid, _)| txid),
+            };
+            let mut record = AccountRecord {
+                username: new.username.clone(),
+                balance: Cents::ZERO,
+                tx_count: 0,
+            };
+            if let Some((txid, amount)) = new.opening {
+                let entry = HistoryEntry {
+                    txid,
+                    kind: TxKind::Open,
+                    amount_cents: amount,
+                    balance_cents: amount,
+                    time_ms: now_ms,
+                };
+                view.txs.insert(history_key(&account, 0), encode(&entry))?;
+                view.txids
+                    .insert(txid_key(&account, &txid), encode(&entry))?;
+                record.balance = amount;
+                record.tx_count = 1;
+            }
+            view.users.insert(new.username.as_str(), encode(&user))?;
+            view.accounts.insert(account.as_str(), encode(&record))?;
+            let mut event = audit.clone();
+            event.account = Some(account.to_string());
+            event.balance_cents = Some(record.balance.0);
+            append_audit(view, &event)?;
+            Ok(user)
+        })
+    }
+
+    fn user(&self, username: &Username) -> Result<Option<UserRecord>, LedgerError> {
+        match self.users.get(username.as_str()).map_err(storage)? {
+            Some(bytes) => decode(&bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn balance(&self, account: &AccountNumber) -> Result<Cents, LedgerError> {
+        match self.accounts.get(account.as_str()).map_err(storage)? {
+            Some(bytes) => decode::<AccountRecord>(&bytes).map(|r| r.balance),
+            None => Err(LedgerError::NotFound),
+        }
+    }
+
+    fn apply(
+        &self,
+        account: &AccountNumber,
+        movement: Movement,
+        now_ms: u64,
+        audit: &AuditEvent,
+    ) -> Result<Applied, LedgerError> {
+        self.tx(|view| {
+            let key = txid_key(account, &movement.txid);
+            if let Some(bytes) = view.txids.get(&key)? {
+                let entry: HistoryEntry = decode(&bytes).or_else(abort)?;
+                if entry.kind != movement.kind || entry.amount_cents != movement.amount {
+                    return abort(LedgerError::TxIdReused);
+                }
+                return Ok(Applied {
+                    entry,
+                    replay: true,
+                });
+            }
+            let mut record = Self::account(view, account)?;
+            let balance = match movement.kind {
+                TxKind::Deposit => record
+                    .balance
+                    .checked_add(movement.amount)
+                    .ok_or(LedgerError::LimitExceeded),
+                TxKind::Withdraw => record
+                    .balance
+                    .checked_sub(movement.amount)
+                    .ok_or(LedgerError::InsufficientFunds),
+                TxKind::Open => Err(LedgerError::Storage("open is not a movement".into())),
+            };
+            let balance = balance.or_else(abort)?;
+            let entry = HistoryEntry {
+                txid: movement.txid,
+                kind: movement.kind,
+                amount_cents: movement.amount,
+                balance_cents: balance,
+                time_ms: now_ms,
+            };
+            view.txs
+                .insert(history_key(account, record.tx_count), encode(&entry))?;
+            view.txids.insert(key, encode(&entry))?;
+            record.balance = balance;
+            record.tx_count += 1;
+            view.accounts.insert(account.as_str(), encode(&record))?;
+            let mut event = audit.clone();
+            event.balance_cents = Some(balance.0);
+            append_audit(view, &event)?;
+            Ok(Applied {
+                entry,
+                replay: false,
+            })
+        })
+    }
+
+    fn transaction(
+        &self,
+        account: &AccountNumber,
+        txid: &TxId,
+    ) -> Result<Option<HistoryEntry>, LedgerError> {
+        match self.txids.get(txid_key(account, txid)).map_err(storage)? {
+            Some(bytes) => decode(&bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn history(
+        &self,
+        account: &AccountNumber,
+        limit: u32,
+    ) -> Result<Vec<HistoryEntry>, LedgerError> {
+        self.txs
+            .scan_prefix(history_prefix(account))
+            .rev()
+            .take(limit as usize)
+            .map(|item| decode(&item.map_err(storage)?.1))
+            .collect()
+    }
+
+    fn throttle(&self, key: &str) -> Result<ThrottleState, LedgerError> {
+        match self.throttle.get(key).map_err(storage)? {
+            Some(bytes) => decode(&bytes),
+            None => Ok(ThrottleState::default()),
+        }
+    }
+
+    fn set_throttle(&self, key: &str, state: ThrottleState) -> Result<(), LedgerError> {
+        if state == ThrottleState::default() {
+            self.throttle.remove(key).map_err(storage)?;
+        } else {
+            self.throttle.insert(key, encode(&state)).map_err(storage)?;
+        }
+        Ok(())
+    }
+
+    fn terminal(&self, id: &TerminalId) -> Result<Option<TerminalRecord>, LedgerError> {
+        match self.terminals.get(id.as_str()).map_err(storage)? {
+            Some(bytes) => terminal_from(
+                id.clone(),
+                decode(&zeroize::Zeroizing::new(bytes.to_vec()))?,
+            )
+            .map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn add_terminal(
+        &self,
+        terminal: &TerminalRecord,
+        audit: &AuditEvent,
+    ) -> Result<(), LedgerError> {
+        let stored = to_stored(terminal);
+        self.tx(|view| {
+            if view.terminals.get(terminal.id.as_str())?.is_some() {
+                return abort(LedgerError::NameTaken);
+            }
+            view.terminals
+                .insert(terminal.id.as_str(), stored.as_slice())?;
+            append_audit(view, audit)
+        })
+    }
+
+    fn terminals(&self) -> Result<Vec<TerminalRecord>, LedgerError> {
+        self.terminals
+            .iter()
+            .map(|item| {
+                let (key, bytes) = item.map_err(storage)?;
+                let id = TerminalId::new(String::from_utf8_lossy(&key).into_owned())
+                    .ok_or_else(|| LedgerError::Storage("corrupt terminal id".into()))?;
+                terminal_from(id, decode(&zeroize::Zeroizing::new(bytes.to_vec()))?)
+            })
+            .collect()
+    }
+
+    fn revoke_terminal(&self, id: &TerminalId, audit: &AuditEvent) -> Result<(), LedgerError> {
+        self.tx(|view| {
+            let Some(bytes) = view.terminals.get(id.as_str())? else {
+                return abort(LedgerError::NotFound);
+            };
+            let stored = zeroize::Zeroizing::new(bytes.to_vec());
+            let mut record =
+                terminal_from(id.clone(), decode(&stored).or_else(abort)?).or_else(abort)?;
+            record.revoked = true;
+            view.terminals
+                .insert(id.as_str(), to_stored(&record).as_slice())?;
+            append_audit(view, audit)
+        })
+    }
+
+    fn audit(&self, event: &AuditEvent) -> Result<(), LedgerError> {
+        self.tx(|view| append_audit(view, event))
+    }
+
+    fn init_audit(&self, first_key: &AuditKey) -> Result<bool, LedgerError> {
+        let head = ChainHead::new(first_key.clone()).to_bytes();
+        self.tx(|view| {
+            if view.meta.get(HEAD_KEY)?.is_some() {
+                return Ok(false);
+            }
+            view.meta.insert(HEAD_KEY, head.as_slice())?;
+            Ok(true)
+        })
+    }
+
+    fn audit_log(&self) -> Result<AuditLog, LedgerError> {
+        let entries = self
+            .audit
+            .iter()
+            .map(|item| {
+                let (key, value) = item.map_err(storage)?;
+                let seq = <[u8; 8]>::try_from(key.as_ref())
+                    .map(u64::from_be_bytes)
+                    .map_err(|_| LedgerError::Storage("corrupt audit key".into()))?;
+                Ok((seq, value.to_vec()))
+            })
+            .collect::<Result<Vec<_>, LedgerError>>()?;
+        let head = match self.meta.get(HEAD_KEY).map_err(storage)? {
+            Some(bytes) => Some(
+                ChainHead::from_bytes(&bytes)
+                    .ok_or_else(|| LedgerError::Storage("audit head corrupt".into()))?,
+            ),
+            None => None,
+        };
+        Ok(AuditLog { entries, head })
+    }
+
+    fn durable(&self) -> BoxFuture<'static, Result<(), LedgerError>> {
+        let db = self.db.clone();
+        Box::pin(async move { db.flush_async().await.map(drop).map_err(storage) })
+    }
+
+    fn sync(&self) -> Result<(), LedgerError> {
+        self.db.flush().map(drop).map_err(storage)
+    }
+}

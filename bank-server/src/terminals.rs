@@ -1,0 +1,83 @@
+//! Terminal credentials: fresh ids and keys, the auth file for native ATMs, and the enrollment
+//! link for browser ATMs (id and key in the URL fragment, which browsers never send).
+
+use std::io::Write as _;
+use std::path::Path;
+
+use protocol::{Psk, TerminalId};
+use rand_core::{OsRng, RngCore};
+use zeroize::Zeroizing;
+
+use crate::ledger::TerminalRecord;
+
+/// A fresh terminal: id `t-` + 12 lowercase hex characters, a random 32-byte key.
+pub fn new_terminal(name: &str, now_ms: u64) -> TerminalRecord {
+    let mut id = [0u8; 6];
+    OsRng.fill_bytes(&mut id);
+    TerminalRecord {
+        id: TerminalId::new(format!("t-{}", hex::encode(id))).expect("t- and hex form an id"),
+        name: name.to_owned(),
+        psk: Psk::random(&mut OsRng),
+        revoked: false,
+        created_ms: now_ms,
+    }
+}
+
+/// The auth file's text: `{"terminal_id":"<id>","psk":"<64 hex>"}` and a newline.
+pub fn auth_file_text(terminal: &TerminalRecord) -> Zeroizing<String> {
+    Zeroizing::new(format!(
+        "{{\"terminal_id\":\"{}\",\"psk\":\"{}\"}}\n",
+        terminal.id.as_str(),
+        terminal.psk.to_hex().as_str()
+    ))
+}
+
+/// Writes a secret file that must not exist yet, readable by the owner only (0600).
+pub fn write_new_secret_file(path: &Path, text: &str) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
+    file.write_all(text.as_bytes())?;
+    file.sync_all()
+}
+
+/// `<base>/#terminal=<id>&key=<64 hex>`: the web ATM reads this fragment and stores the key.
+/// `base` is the bank's URL, like `http://127.0.0.1:8765`.
+pub fn enrollment_link(base: &str, terminal: &TerminalRecord) -> Zeroizing<String> {
+    Zeroizing::new(format!(
+        "{}/#terminal={}&key={}",
+        base.trim_end_matches('/'),
+        terminal.id.as_str(),
+        terminal.psk.to_hex().as_str()
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_links_and_auth_files_have_the_agreed_shape() {
+        let t = new_terminal("front desk", 1);
+        let id = t.id.as_str();
+        assert_eq!(id.len(), 14);
+        assert!(
+            id.starts_with("t-")
+                && id[2..]
+                    .bytes()
+                    .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        );
+        let link = enrollment_link("http://127.0.0.1:8765/", &t);
+        let key = t.psk.to_hex();
+        assert_eq!(
+            *link,
+            format!("http://127.0.0.1:8765/#terminal={id}&key={}", key.as_str())
+        );
+        let text = auth_file_text(&t);
+        let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(json["terminal_id"], id);
+        assert_eq!(json["psk"], key.as_str());
+    }
+}

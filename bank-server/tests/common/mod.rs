@@ -1,0 +1,211 @@
+//! Shared test harness: a real bank on 127.0.0.1 port 0 in a temp directory, and helpers to
+//! talk to it with the native client.
+#![allow(dead_code, unreachable_pub)]
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use atm_client::{AuthFile, Client, Connection, Frame};
+use bank_server::{Argon2Params, Config, Output};
+use protocol::{Cents, FullName, Password, Request, Response, TxId, Username};
+use rand_core::OsRng;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// Fast Argon2 for tests (the production parameters are tested by construction only).
+pub const TEST_ARGON2: Argon2Params = Argon2Params {
+    m_kib: 1024,
+    t: 1,
+    p: 1,
+};
+
+/// Paths of one bank's files inside a temp directory.
+pub fn config(dir: &Path) -> Config {
+    let mut config = Config::new(
+        dir.join("data"),
+        dir.join("bank.auth"),
+        dir.join("audit.key"),
+    );
+    config.web_root = dir.join("no-web-root");
+    config.argon2 = TEST_ARGON2;
+    config
+}
+
+/// A running bank.
+pub struct TestBank {
+    pub addr: String,
+    pub auth: AuthFile,
+    pub lines: Arc<Mutex<Vec<String>>>,
+    pub config: Config,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+impl TestBank {
+    /// Starts a bank with `config` (its output redirected to memory).
+    pub async fn start(mut config: Config) -> Self {
+        let (output, lines) = Output::memory();
+        config.output = output;
+        let opened = config.clone();
+        let bank = tokio::task::spawn_blocking(move || bank_server::open(opened))
+            .await
+            .unwrap()
+            .expect("bank opens");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(bank_server::serve(listener, bank, async move {
+            let _ = stopped.await;
+        }));
+        let auth = AuthFile::load(&config.auth_file).expect("auth file");
+        Self {
+            addr,
+            auth,
+            lines,
+            config,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    /// Starts a bank in `dir` with the test defaults.
+    pub async fn in_dir(dir: &Path) -> Self {
+        Self::start(config(dir)).await
+    }
+
+    /// A client handshaken with the first terminal.
+    pub async fn client(&self) -> Client {
+        Client::connect(&self.addr, &self.auth.terminal_id, &self.auth.psk)
+            .await
+            .expect("handshake")
+    }
+
+    /// A raw connection.
+    pub async fn raw(&self) -> Connection {
+        Connection::open(&self.addr).await.expect("connect")
+    }
+
+    /// Stdout lines so far.
+    pub fn lines(&self) -> Vec<String> {
+        self.lines.lock().unwrap().clone()
+    }
+
+    /// Graceful shutdown; waits until the bank has flushed and released its storage.
+    pub async fn stop(mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        let task = self.task.take().unwrap();
+        tokio::time::timeout(Duration::from_secs(30), task)
+            .await
+            .expect("bank stops in time")
+            .unwrap()
+            .expect("bank stops cleanly");
+    }
+}
+
+pub fn username(name: &str) -> Username {
+    Username::new(name).unwrap()
+}
+
+pub fn txid() -> TxId {
+    TxId::random(&mut OsRng)
+}
+
+pub fn register_req(name: &str, password: &str) -> Request {
+    Request::Register {
+        username: username(name),
+        full_name: FullName::new(format!("{name} tester")).unwrap(),
+        password: Password::new(password).unwrap(),
+    }
+}
+
+pub fn login_req(name: &str, password: &str) -> Request {
+    Request::Login {
+        username: username(name),
+        password: Password::new(password).unwrap(),
+    }
+}
+
+pub fn deposit_req(cents: u64) -> Request {
+    Request::Deposit {
+        txid: txid(),
+        amount_cents: Cents(cents),
+    }
+}
+
+pub fn withdraw_req(cents: u64) -> Request {
+    Request::Withdraw {
+        txid: txid(),
+        amount_cents: Cents(cents),
+    }
+}
+
+/// Registers `name` on a fresh session and returns the logged-in client.
+pub async fn registered(bank: &TestBank, name: &str) -> Client {
+    let mut client = bank.client().await;
+    let reply = client
+        .call(&register_req(name, "correct horse"))
+        .await
+        .unwrap();
+    assert!(matches!(reply, Response::Welcome { .. }), "{reply:?}");
+    client
+}
+
+/// Logs `name` in on a fresh session.
+pub async fn logged_in(bank: &TestBank, name: &str) -> Client {
+    let mut client = bank.client().await;
+    let reply = client
+        .call(&login_req(name, "correct horse"))
+        .await
+        .unwrap();
+    assert!(matches!(reply, Response::Welcome { .. }), "{reply:?}");
+    client
+}
+
+pub async fn balance(client: &mut Client) -> u64 {
+    match client.call(&Request::Balance {}).await.unwrap() {
+        Response::Balance { balance_cents } => balance_cents.0,
+        other => panic!("expected a balance, got {other:?}"),
+    }
+}
+
+pub fn error(code: protocol::ErrorCode) -> Response {
+    Response::Error { code }
+}
+
+/// Waits for the bank to close the connection (no further frames but a close).
+pub async fn assert_closed(conn: &mut Connection) {
+    match conn.recv().await.expect("the bank answers or closes in time") {
+        Frame::Closed => {}
+        Frame::Text(t) => panic!("expected a close, got a text frame: {t}"),
+        Frame::Binary(_) => panic!("expected a close, got a binary frame"),
+    }
+}
+
+/// Plain HTTP GET over a TCP socket; returns (status line, body).
+pub async fn http_get(addr: &str, path: &str) -> (String, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await
+        .unwrap();
+    let mut text = String::new();
+    stream.read_to_string(&mut text).await.unwrap();
+    let status = text.lines().next().unwrap_or_default().to_owned();
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+pub fn temp() -> tempfile::TempDir {
+    tempfile::tempdir().unwrap()
+}
+
+pub fn data_dir(dir: &Path) -> PathBuf {
+    dir.join("data")
+}
