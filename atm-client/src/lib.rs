@@ -173,6 +173,25 @@ impl Connection {
         })
     }
 
+    /// Opens `ws://{addr}/ws` sending an `Origin` header, as a browser would.
+    pub async fn open_with_origin(addr: &str, origin: &str) -> Result<Self, ClientError> {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+        let mut request = format!("ws://{addr}/ws")
+            .into_client_request()
+            .map_err(|e| ClientError::Transport(e.to_string()))?;
+        let origin = origin
+            .parse()
+            .map_err(|_| ClientError::Transport("invalid origin".into()))?;
+        request.headers_mut().insert("origin", origin);
+        let (ws, _) = tokio_tungstenite::connect_async(request)
+            .await
+            .map_err(|e| ClientError::Transport(e.to_string()))?;
+        Ok(Self {
+            ws,
+            read_timeout: DEFAULT_READ_TIMEOUT,
+        })
+    }
+
     /// Changes how long [`Self::recv`] waits.
     pub fn set_read_timeout(&mut self, timeout: Duration) {
         self.read_timeout = timeout;
@@ -279,6 +298,11 @@ impl Client {
     /// Seals a request into a record without sending it (for tests that alter records).
     pub fn seal(&mut self, request: &Request) -> Result<String, ClientError> {
         Ok(self.session.seal(request, &mut OsRng, now_ms())?)
+    }
+
+    /// Seals a request stamped with a chosen time (tests use this for stale records).
+    pub fn seal_at(&mut self, request: &Request, now_ms: u64) -> Result<String, ClientError> {
+        Ok(self.session.seal(request, &mut OsRng, now_ms)?)
     }
 
     /// Opens a record from the bank.

@@ -178,6 +178,12 @@ impl Bank {
     pub fn config(&self) -> &Config {
         &self.shared.config
     }
+
+    /// The bank's storage, for administration while it runs (e.g. adding or revoking a
+    /// terminal in-process).
+    pub fn ledger(&self) -> &dyn Ledger {
+        &*self.shared.ledger
+    }
 }
 
 /// Opens the bank in `config.data_dir`, creating it on first start: the data directory, the

@@ -38,6 +38,7 @@ pub struct TestBank {
     pub auth: AuthFile,
     pub lines: Arc<Mutex<Vec<String>>>,
     pub config: Config,
+    pub bank: bank_server::Bank,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<std::io::Result<()>>>,
 }
@@ -55,7 +56,7 @@ impl TestBank {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap().to_string();
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(bank_server::serve(listener, bank, async move {
+        let task = tokio::spawn(bank_server::serve(listener, bank.clone(), async move {
             let _ = stopped.await;
         }));
         let auth = AuthFile::load(&config.auth_file).expect("auth file");
@@ -64,6 +65,7 @@ impl TestBank {
             auth,
             lines,
             config,
+            bank,
             stop: Some(stop),
             task: Some(task),
         }
@@ -175,7 +177,11 @@ pub fn error(code: protocol::ErrorCode) -> Response {
 
 /// Waits for the bank to close the connection (no further frames but a close).
 pub async fn assert_closed(conn: &mut Connection) {
-    match conn.recv().await.expect("the bank answers or closes in time") {
+    match conn
+        .recv()
+        .await
+        .expect("the bank answers or closes in time")
+    {
         Frame::Closed => {}
         Frame::Text(t) => panic!("expected a close, got a text frame: {t}"),
         Frame::Binary(_) => panic!("expected a close, got a binary frame"),
