@@ -1,1 +1,55 @@
-fn main() {}
+//! Criterion benchmarks: one record sealed and opened, and one full handshake (both sides, no
+//! password hashing). Numbers go in docs/PERFORMANCE.md and the issue notes.
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use protocol::{client, server, Cents, Config, Psk, Request, TerminalId, TxId};
+use rand_chacha::rand_core::SeedableRng;
+use rand_chacha::ChaCha20Rng;
+use std::hint::black_box;
+
+const NOW: u64 = 1_700_000_000_000;
+
+fn handshake(
+    rng: &mut ChaCha20Rng,
+    config: &Config,
+    psk: &Psk,
+    id: &TerminalId,
+) -> (protocol::ClientSession, protocol::BankSession) {
+    let (atm, hello) = client::start(config, id.clone(), psk, rng, NOW).unwrap();
+    let received = server::read_client_hello(config, hello.as_bytes(), NOW).unwrap();
+    let (bank, sh) = received.respond(Some(psk), rng, NOW).unwrap();
+    let (atm, cf) = atm.read_server_hello(sh.as_bytes(), NOW).unwrap();
+    (atm, bank.read_client_finished(cf.as_bytes()).unwrap())
+}
+
+fn benches(c: &mut Criterion) {
+    let config = Config::default();
+    let psk = Psk::from_bytes([0x42; 32]);
+    let id = TerminalId::new("atm-0001").unwrap();
+    let mut rng = ChaCha20Rng::seed_from_u64(1);
+
+    c.bench_function("handshake/full (both sides)", |b| {
+        b.iter(|| black_box(handshake(&mut rng, &config, &psk, &id)))
+    });
+
+    let (mut atm, mut bank) = handshake(&mut rng, &config, &psk, &id);
+    let deposit = Request::Deposit {
+        txid: TxId::from_bytes([7; 16]),
+        amount_cents: Cents(12_345),
+    };
+    // One record first, to report its size; the pair stays in lock-step.
+    let first = atm.seal(&deposit, &mut rng, NOW).unwrap();
+    bank.open(first.as_bytes(), NOW).unwrap();
+    let mut group = c.benchmark_group("record");
+    group.throughput(Throughput::Bytes(first.len() as u64));
+    group.bench_function("seal+open deposit", |b| {
+        b.iter(|| {
+            let wire = atm.seal(black_box(&deposit), &mut rng, NOW).unwrap();
+            black_box(bank.open(wire.as_bytes(), NOW).unwrap())
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(protocol_benches, benches);
+criterion_main!(protocol_benches);
