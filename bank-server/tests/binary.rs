@@ -1,0 +1,395 @@
+//! The `bank-server` binary as a child process: SIGKILL under load loses no acknowledged
+//! transaction and leaves nothing half-applied; SIGTERM and SIGINT shut down cleanly (exit 0);
+//! `audit verify`/`show` read the log; `terminal` subcommands; `--help` documents every flag.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::Duration;
+
+use atm_client::{AuthFile, Client};
+use common::*;
+use protocol::{CardSecret, Cents, Request, Response};
+use rand_core::OsRng;
+
+const BIN: &str = env!("CARGO_BIN_EXE_bank-server");
+
+struct Paths {
+    data: PathBuf,
+    auth: PathBuf,
+    key: PathBuf,
+    web: PathBuf,
+}
+
+impl Paths {
+    fn new(dir: &Path) -> Self {
+        Self {
+            data: dir.join("data"),
+            auth: dir.join("bank.auth"),
+            key: dir.join("audit.key"),
+            web: dir.join("web"),
+        }
+    }
+
+    fn args(&self) -> Vec<String> {
+        [
+            ("--data-dir", &self.data),
+            ("--auth-file", &self.auth),
+            ("--audit-key-file", &self.key),
+            ("--web-root", &self.web),
+        ]
+        .into_iter()
+        .flat_map(|(flag, path)| [flag.to_owned(), path.display().to_string()])
+        .collect()
+    }
+
+    fn command(&self, extra: &[&str]) -> Output {
+        Command::new(BIN)
+            .args(extra)
+            .args(self.args())
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap()
+    }
+}
+
+/// A running bank process; killed if the test fails.
+struct BankProcess {
+    child: Child,
+    addr: String,
+    stdout: Arc<Mutex<Vec<String>>>,
+}
+
+impl BankProcess {
+    fn start(paths: &Paths) -> Self {
+        let mut child = Command::new(BIN)
+            .args(["--port", "0", "--bind", "127.0.0.1"])
+            .args(paths.args())
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = Arc::new(Mutex::new(Vec::new()));
+        let lines = stdout.clone();
+        let out = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                lines.lock().unwrap().push(line);
+            }
+        });
+        let (tx, rx) = mpsc::channel();
+        let err = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                if let Some(rest) = line.split("serving on http://").nth(1) {
+                    let addr = rest.split('/').next().unwrap().to_owned();
+                    let _ = tx.send(addr);
+                }
+                // Keep draining so the bank never blocks on a full pipe.
+            }
+        });
+        let addr = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the bank prints its address");
+        Self {
+            child,
+            addr,
+            stdout,
+        }
+    }
+
+    fn stdout(&self) -> Vec<String> {
+        self.stdout.lock().unwrap().clone()
+    }
+
+    fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args([format!("-{name}"), self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits for the process to exit (bounded) and returns whether it exited 0.
+    fn wait(mut self) -> bool {
+        for _ in 0..3_000 {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.success();
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        panic!("the bank did not exit");
+    }
+}
+
+impl Drop for BankProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// What one load session saw acknowledged.
+#[derive(Default)]
+struct Acked {
+    opening: u64,
+    /// (request, the balance the bank acknowledged after it)
+    done: Vec<(Request, u64)>,
+    in_flight: Option<Request>,
+}
+
+fn signed(request: &Request) -> i128 {
+    match request {
+        Request::Deposit { amount_cents, .. } => i128::from(amount_cents.0),
+        Request::Withdraw { amount_cents, .. } => -i128::from(amount_cents.0),
+        _ => unreachable!(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_under_load_loses_nothing_acknowledged() {
+    const ACCOUNTS: usize = 4;
+    let dir = temp();
+    let paths = Paths::new(dir.path());
+    let bank = BankProcess::start(&paths);
+    let auth = AuthFile::load(&paths.auth).unwrap();
+    let acked_total = Arc::new(AtomicUsize::new(0));
+    let mut cards = Vec::new();
+    let mut tasks = Vec::new();
+    for a in 0..ACCOUNTS {
+        let card = CardSecret::random(&mut OsRng);
+        cards.push(card.clone());
+        let mut client = Client::connect(&bank.addr, &auth.terminal_id, &auth.psk)
+            .await
+            .unwrap();
+        let open = Request::OpenCardAccount {
+            username: username(&format!("card{a}")),
+            initial_cents: Cents(100_000),
+            txid: txid(),
+            card,
+        };
+        assert!(matches!(
+            client.call(&open).await.unwrap(),
+            Response::AccountOpened { .. }
+        ));
+        let counter = acked_total.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut acked = Acked {
+                opening: 100_000,
+                ..Acked::default()
+            };
+            for op in 0u64.. {
+                let request = if op % 2 == 0 {
+                    deposit_req(500 + op % 97)
+                } else {
+                    withdraw_req(200 + op % 89)
+                };
+                acked.in_flight = Some(request.clone());
+                let balance = match client.call(&request).await {
+                    Ok(
+                        Response::Deposited { balance_cents, .. }
+                        | Response::Withdrawn { balance_cents, .. },
+                    ) => balance_cents.0,
+                    Ok(other) => panic!("unexpected reply {other:?}"),
+                    Err(_) => break, // the bank died
+                };
+                acked.in_flight = None;
+                acked.done.push((request, balance));
+                counter.fetch_add(1, Ordering::Relaxed);
+            }
+            acked
+        }));
+    }
+    // Let the load run, then kill the bank mid-stream.
+    while acked_total.load(Ordering::Relaxed) < 200 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let before_kill = bank.stdout();
+    drop(bank); // SIGKILL
+    let mut results = Vec::new();
+    for task in tasks {
+        results.push(task.await.unwrap());
+    }
+    let acked: usize = results.iter().map(|r| r.done.len()).sum();
+    assert!(acked >= 200);
+    assert_eq!(before_kill.first().map(String::as_str), Some("created"));
+
+    // Restart: every acknowledged transaction is there, nothing half-applied.
+    let bank = BankProcess::start(&paths);
+    for (a, result) in results.iter().enumerate() {
+        let mut client = Client::connect(&bank.addr, &auth.terminal_id, &auth.psk)
+            .await
+            .unwrap();
+        let login = Request::CardLogin {
+            username: username(&format!("card{a}")),
+            card: cards[a].clone(),
+        };
+        let Response::Welcome { balance_cents, .. } = client.call(&login).await.unwrap() else {
+            panic!("card login after restart")
+        };
+        let acked_sum: i128 = result.done.iter().map(|(r, _)| signed(r)).sum();
+        let base = i128::from(result.opening) + acked_sum;
+        let now = i128::from(balance_cents.0);
+        // Either the in-flight request never committed, or it committed in full.
+        let in_flight = result.in_flight.as_ref().map_or(0, signed);
+        assert!(
+            now == base || now == base + in_flight,
+            "card{a}: balance {now}, acknowledged {base}, in flight {in_flight}"
+        );
+        // Replaying each acknowledged transaction id returns the recorded result, unchanged.
+        for (request, acked_balance) in result.done.iter().rev().take(20) {
+            let reply = client.call(request).await.unwrap();
+            let replayed = match reply {
+                Response::Deposited { balance_cents, .. }
+                | Response::Withdrawn { balance_cents, .. } => balance_cents.0,
+                other => panic!("{other:?}"),
+            };
+            assert_eq!(
+                replayed, *acked_balance,
+                "card{a}: an acknowledged transaction was lost"
+            );
+        }
+        assert_eq!(
+            balance(&mut client).await,
+            balance_cents.0,
+            "replays changed nothing"
+        );
+        client.close().await.unwrap();
+    }
+    assert!(
+        bank.stdout().iter().all(|l| l != "created"),
+        "a restart does not recreate the bank"
+    );
+
+    // SIGTERM: clean exit, then the audit log verifies.
+    bank.signal("TERM");
+    assert!(bank.wait(), "SIGTERM exits 0");
+    let verify = paths.command(&["audit", "verify"]);
+    let stderr = String::from_utf8_lossy(&verify.stderr);
+    assert!(verify.status.success(), "{stderr}");
+    assert!(stderr.contains("audit log OK"), "{stderr}");
+    let show = paths.command(&["audit", "show"]);
+    assert!(show.status.success());
+    let shown = String::from_utf8_lossy(&show.stdout);
+    assert!(shown.lines().filter(|l| l.contains(" deposit ")).count() >= acked / 2);
+    assert!(shown.contains("user=card0"), "{shown}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigint_ends_sessions_cleanly_and_exits_zero() {
+    let dir = temp();
+    let paths = Paths::new(dir.path());
+    let bank = BankProcess::start(&paths);
+    let auth = AuthFile::load(&paths.auth).unwrap();
+    let mut client = Client::connect(&bank.addr, &auth.terminal_id, &auth.psk)
+        .await
+        .unwrap();
+    assert_eq!(
+        client.call(&Request::Balance {}).await.unwrap(),
+        error(protocol::ErrorCode::NotLoggedIn)
+    );
+    let (status, body) = http_get(&bank.addr, "/healthz").await;
+    assert!(status.contains("200") && body.trim() == "ok");
+    bank.signal("INT");
+    // The open session is closed by the bank, not cut.
+    assert_closed(client.conn()).await;
+    assert!(bank.wait(), "SIGINT exits 0");
+}
+
+#[test]
+fn terminal_subcommands_add_list_and_revoke() {
+    let dir = temp();
+    let paths = Paths::new(dir.path());
+    // Admin commands need an existing bank.
+    assert!(!paths.command(&["terminal", "list"]).status.success());
+    drop(BankProcess::start(&paths));
+
+    let web = paths.command(&[
+        "terminal", "add", "--web", "--name", "lobby", "--port", "9999",
+    ]);
+    assert!(web.status.success());
+    let link = String::from_utf8(web.stdout).unwrap();
+    let (base, fragment) = link.trim().split_once("/#").unwrap();
+    assert_eq!(base, "http://127.0.0.1:9999");
+    let (id, key) = fragment
+        .strip_prefix("terminal=")
+        .unwrap()
+        .split_once("&key=")
+        .unwrap();
+    assert!(id.starts_with("t-") && key.len() == 64);
+
+    let out = dir.path().join("second.auth");
+    let add = paths.command(&["terminal", "add", "--out", out.to_str().unwrap()]);
+    assert!(add.status.success());
+    let second = AuthFile::load(&out).unwrap();
+
+    let list = String::from_utf8(paths.command(&["terminal", "list"]).stdout).unwrap();
+    assert_eq!(list.lines().count(), 3, "{list}");
+    assert!(
+        list.contains(id) && list.contains("lobby") && list.contains(second.terminal_id.as_str())
+    );
+    assert!(!list.contains(key), "keys are never listed");
+
+    assert!(paths.command(&["terminal", "revoke", id]).status.success());
+    let list = String::from_utf8(paths.command(&["terminal", "list"]).stdout).unwrap();
+    assert!(
+        list.lines()
+            .any(|l| l.starts_with(id) && l.contains("revoked")),
+        "{list}"
+    );
+    assert!(!paths
+        .command(&["terminal", "revoke", "t-ffffffffffff"])
+        .status
+        .success());
+
+    let verify = paths.command(&["audit", "verify"]);
+    assert!(verify.status.success());
+    let show = String::from_utf8(paths.command(&["audit", "show"]).stdout).unwrap();
+    assert!(
+        show.contains("terminal_revoked") && show.contains(&format!("terminal={id}")),
+        "{show}"
+    );
+}
+
+#[test]
+fn help_documents_every_flag() {
+    let help = Command::new(BIN).arg("--help").output().unwrap();
+    assert!(help.status.success());
+    let text = String::from_utf8(help.stdout).unwrap();
+    for flag in [
+        "--port",
+        "--bind",
+        "--data-dir",
+        "--auth-file",
+        "--audit-key-file",
+        "--web-root",
+        "--max-sessions",
+        "--idle-timeout-secs",
+        "--allow-origin",
+        "BANK_PORT",
+        "serve",
+        "terminal",
+        "audit",
+    ] {
+        assert!(
+            text.contains(flag),
+            "--help does not mention {flag}:\n{text}"
+        );
+    }
+    let add = Command::new(BIN)
+        .args(["terminal", "add", "--help"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(add.stdout).unwrap();
+    for flag in ["--web", "--name", "--out", "--public-url"] {
+        assert!(
+            text.contains(flag),
+            "terminal add --help does not mention {flag}"
+        );
+    }
+}
