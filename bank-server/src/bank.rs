@@ -11,7 +11,7 @@ use protocol::{
 use subtle::ConstantTimeEq;
 
 use crate::audit::AuditEvent;
-use crate::ledger::{Ledger, LedgerError, Movement, NewAccount, UserRecord};
+use crate::ledger::{Ledger, LedgerError, Movement, NewAccount, ThrottleState, UserRecord};
 use crate::passwords::HashError;
 use crate::{now_ms, Shared};
 
@@ -252,9 +252,22 @@ async fn login(
     );
     let name = username.clone();
     let looked_up = ledger(shared, move |l| {
-        let locked = account_policy.locked(&l.throttle(&ukey)?, now)
-            || terminal_policy.locked(&l.throttle(&tkey)?, now);
-        Ok((locked, l.user(&name)?))
+        if terminal_policy.locked(&l.throttle(&tkey)?, now) {
+            return Ok((true, None));
+        }
+        // The attempt is charged to the account before the password is checked, atomically,
+        // so guesses sent in parallel all count; a success resets the count.
+        let before = l.update_throttle(&ukey, &mut |state| {
+            if account_policy.locked(&state, now) {
+                state
+            } else {
+                account_policy.fail(state, now)
+            }
+        })?;
+        if account_policy.locked(&before, now) {
+            return Ok((true, None));
+        }
+        Ok((false, l.user(&name)?))
     })
     .await;
     let (locked, user) = match looked_up {
@@ -287,7 +300,7 @@ async fn login(
             event.account = Some(user.account.to_string());
             let account = user.account.clone();
             let balance = ledger(shared, move |l| {
-                l.set_throttle(&ukey, Default::default())?;
+                l.update_throttle(&ukey, &mut |_| ThrottleState::default())?;
                 l.audit(&event)?;
                 l.balance(&account)
             })
@@ -304,8 +317,7 @@ async fn login(
             let mut event = ctx.event("login_failed");
             event.user = Some(username.to_string());
             let recorded = ledger(shared, move |l| {
-                l.set_throttle(&ukey, account_policy.fail(l.throttle(&ukey)?, now))?;
-                l.set_throttle(&tkey, terminal_policy.fail(l.throttle(&tkey)?, now))?;
+                l.update_throttle(&tkey, &mut |state| terminal_policy.fail(state, now))?;
                 l.audit(&event)
             })
             .await;

@@ -161,8 +161,13 @@ pub trait Ledger: Send + Sync + 'static {
     ) -> Result<Vec<HistoryEntry>, LedgerError>;
     /// Failed-login state under `key` (default when none).
     fn throttle(&self, key: &str) -> Result<ThrottleState, LedgerError>;
-    /// Stores failed-login state under `key`.
-    fn set_throttle(&self, key: &str, state: ThrottleState) -> Result<(), LedgerError>;
+    /// Atomically replaces the failed-login state under `key` with `update(current)` (no
+    /// concurrent update is lost); returns the state before.
+    fn update_throttle(
+        &self,
+        key: &str,
+        update: &mut dyn FnMut(ThrottleState) -> ThrottleState,
+    ) -> Result<ThrottleState, LedgerError>;
     /// A terminal by id.
     fn terminal(&self, id: &TerminalId) -> Result<Option<TerminalRecord>, LedgerError>;
     /// Adds a terminal.

@@ -370,13 +370,20 @@ impl Ledger for SledLedger {
         }
     }
 
-    fn set_throttle(&self, key: &str, state: ThrottleState) -> Result<(), LedgerError> {
-        if state == ThrottleState::default() {
+    fn update_throttle(
+        &self,
+        key: &str,
+        update: &mut dyn FnMut(ThrottleState) -> ThrottleState,
+    ) -> Result<ThrottleState, LedgerError> {
+        let _guard = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let before = self.throttle(key)?;
+        let after = update(before);
+        if after == ThrottleState::default() {
             self.throttle.remove(key).map_err(storage)?;
-        } else {
-            self.throttle.insert(key, encode(&state)).map_err(storage)?;
+        } else if after != before {
+            self.throttle.insert(key, encode(&after)).map_err(storage)?;
         }
-        Ok(())
+        Ok(before)
     }
 
     fn terminal(&self, id: &TerminalId) -> Result<Option<TerminalRecord>, LedgerError> {

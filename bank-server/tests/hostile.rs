@@ -372,6 +372,32 @@ async fn credential_guessing_gets_one_answer_and_backs_off_across_restarts() {
     );
     c.close().await.unwrap();
 
+    // Guesses sent in parallel all count: exactly free + 1 of them are checked.
+    drop(registered(&bank, "carol").await);
+    let mut guessers = Vec::new();
+    for _ in 0..12 {
+        guessers.push(bank.client().await);
+    }
+    let tasks: Vec<_> = guessers
+        .into_iter()
+        .map(|mut g| {
+            tokio::spawn(async move { g.call(&login_req("carol", "wrong horse")).await.unwrap() })
+        })
+        .collect();
+    let mut checked = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Response::Error {
+                code: ErrorCode::AuthFailed,
+            } => checked += 1,
+            Response::Error {
+                code: ErrorCode::Throttled,
+            } => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(checked, 4, "3 free failures, then the 4th locks");
+
     bank.stop().await;
     let bank = TestBank::start(config).await;
     let mut c = bank.client().await;
