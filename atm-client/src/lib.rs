@@ -7,7 +7,7 @@
 //!
 //! let auth = AuthFile::load("bank.auth")?;
 //! let mut client = Client::connect("127.0.0.1:8765", &auth.terminal_id, &auth.psk).await?;
-//! let reply = client.call(&Request::Balance).await?;
+//! let reply = client.call(&Request::Balance {}).await?;
 //! # let _ = reply; Ok(()) }
 //! ```
 //!
@@ -318,5 +318,38 @@ impl Client {
     /// Closes the WebSocket.
     pub async fn close(self) -> Result<(), ClientError> {
         self.conn.close().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auth_files_round_trip_and_bad_ones_are_refused() {
+        let auth = AuthFile {
+            terminal_id: TerminalId::new("t-0123456789ab").unwrap(),
+            psk: Psk::from_bytes([7; 32]),
+        };
+        let text = auth.to_text();
+        assert_eq!(
+            text.as_str(),
+            format!(
+                "{{\"terminal_id\":\"t-0123456789ab\",\"psk\":\"{}\"}}\n",
+                "07".repeat(32)
+            )
+        );
+        let back = AuthFile::parse(&text).unwrap();
+        assert_eq!(back.terminal_id, auth.terminal_id);
+        assert!(back.psk == auth.psk);
+        for bad in [
+            "",
+            "{}",
+            r#"{"terminal_id":"t-1","psk":"00"}"#,
+            r#"{"terminal_id":"bad id","psk":"0000000000000000000000000000000000000000000000000000000000000000"}"#,
+            r#"{"terminal_id":"t-1","psk":"0000000000000000000000000000000000000000000000000000000000000000","x":1}"#,
+        ] {
+            assert!(AuthFile::parse(bad).is_err(), "{bad}");
+        }
     }
 }
