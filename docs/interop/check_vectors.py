@@ -1,0 +1,1288 @@
+#!/usr/bin/env python3
+"""Independent check of the atm-psk-v1 known-answer vectors, written from docs/PROTOCOL.md alone.
+
+This is a small second implementation of protocol version 1 (the handshake key schedule and
+the record layer), written by another team from the specification only, without reading the
+reference implementation. It:
+
+  1. recomputes every handshake value from `inputs` (§5, §6, §7) and compares it with the file;
+  2. re-seals every record (§8.2, §8.3) and compares the ciphertext, MAC input, MAC and wire
+     text; then opens every `wire` with its own receiver (§8.4) and checks the plaintext;
+  3. feeds tampered, replayed, reflected and malformed messages to its own receivers, each of
+     which must be refused;
+  4. also recomputes the worked example of §13.1 from the values printed in the spec.
+
+Usage:  python3 docs/interop/check_vectors.py [path/to/v1.json]
+        (default: protocol/vectors/v1.json relative to the repository root)
+
+Prints one line per check group, then exactly one summary line `N passed, M failed`, and
+exits 0 only if nothing failed. Needs Python 3.11+ and the `cryptography` package.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import re
+import sys
+import traceback
+import unicodedata
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives import hashes, padding
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
+
+# ---------------------------------------------------------------------------------------------
+# §4 Constants and limits
+# ---------------------------------------------------------------------------------------------
+
+PROTOCOL_VERSION = 1
+MAX_HANDSHAKE_LEN = 1024
+MAX_RECORD_LEN = 16384
+MAX_PLAINTEXT_LEN = 8000
+MAX_CIPHERTEXT_LEN = 8016  # §8.4 step 5: the padded length of a MAX_PLAINTEXT_LEN plaintext
+MAX_HISTORY = 25
+DEFAULT_MAX_SKEW_MS = 30000
+U8_MAX, U32_MAX, U64_MAX = 2**8 - 1, 2**32 - 1, 2**64 - 1
+
+# ---------------------------------------------------------------------------------------------
+# §6.1 Labels: ASCII bytes, no terminator, all with the 11-byte prefix "atm-psk-v1 ".
+# ---------------------------------------------------------------------------------------------
+
+PREFIX = b"atm-psk-v1 "
+LABEL_TRANSCRIPT = PREFIX + b"transcript"
+LABEL_MASTER_SECRET = PREFIX + b"master secret"
+LABEL_RECORD = PREFIX + b"record"
+# §6.4: the HKDF `info` of each of the six session keys, named as in the vectors file (§13.2).
+KEY_LABELS = {
+    "c2s_enc": PREFIX + b"c2s enc",
+    "c2s_mac": PREFIX + b"c2s mac",
+    "s2c_enc": PREFIX + b"s2c enc",
+    "s2c_mac": PREFIX + b"s2c mac",
+    "client_finished": PREFIX + b"client finished",
+    "server_finished": PREFIX + b"server finished",
+}
+
+# §8.2: the direction byte of each direction.
+DIRECTION_BYTE = {"c2s": 0x01, "s2c": 0x02}
+
+
+class Refused(Exception):
+    """A message was refused. Peers only ever see "it failed"; `detail` is for the local log."""
+
+    def __init__(self, step: str, detail: str = ""):
+        super().__init__(f"{step}: {detail}" if detail else step)
+        self.step = step
+
+
+# ---------------------------------------------------------------------------------------------
+# §3.1 Bytes as hex: lowercase only, even length, exact length for fixed-size fields.
+# ---------------------------------------------------------------------------------------------
+
+_LOWER_HEX = re.compile(r"(?:[0-9a-f]{2})*")
+
+
+def decode_hex(value: Any, nbytes: int | None = None, step: str = "hex") -> bytes:
+    """Strictly decode a hex field (§3.1). bytes.fromhex alone is too lenient (it takes
+    uppercase and spaces), so the text is matched against the exact alphabet first."""
+    if type(value) is not str or not _LOWER_HEX.fullmatch(value):
+        raise Refused(step, "not lowercase hex of even length")
+    raw = bytes.fromhex(value)
+    if nbytes is not None and len(raw) != nbytes:
+        raise Refused(step, f"expected {nbytes} bytes, got {len(raw)}")
+    return raw
+
+
+def u64be(x: int) -> bytes:
+    """§3.2: a u64 inside MAC, hash and KDF inputs is 8 bytes big-endian."""
+    return x.to_bytes(8, "big")
+
+
+# ---------------------------------------------------------------------------------------------
+# §3.2, §3.3 Strict JSON: objects only, no duplicate keys, integers are plain non-negative
+# digits (no sign, fraction, exponent), no NaN/Infinity, no null anywhere we accept.
+# ---------------------------------------------------------------------------------------------
+
+
+def _object_without_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in obj:
+            raise Refused("json", f"duplicate key {key!r}")
+        obj[key] = value
+    return obj
+
+
+def _plain_integer(text: str) -> int:
+    if text.startswith("-"):  # "-0" and every negative number: no sign allowed (§3.2)
+        raise Refused("json", "signed integer")
+    return int(text)
+
+
+def _no_float(text: str) -> Any:
+    raise Refused("json", "fraction or exponent in a number")
+
+
+def _no_constant(text: str) -> Any:
+    raise Refused("json", f"{text} is not JSON")
+
+
+def _check_scalar_values(value: Any) -> None:
+    """Reject strings that are not Unicode scalar values (lone surrogates from \\ud800 escapes)."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise Refused("json", "lone surrogate in string") from None
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            _check_scalar_values(k)
+            _check_scalar_values(v)
+    elif isinstance(value, list):
+        for v in value:
+            _check_scalar_values(v)
+
+
+def strict_json_object(data: bytes, step: str = "json") -> dict[str, Any]:
+    """Parse one UTF-8 JSON text whose top-level value must be an object (§2, §3.3)."""
+    try:
+        text = data.decode("utf-8")  # strict: invalid UTF-8 is refused
+        value = json.loads(
+            text,
+            object_pairs_hook=_object_without_duplicates,
+            parse_int=_plain_integer,
+            parse_float=_no_float,
+            parse_constant=_no_constant,
+        )
+    except Refused as e:
+        raise Refused(step, str(e)) from None
+    except (
+        ValueError,
+        RecursionError,
+    ) as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise Refused(step, f"not JSON: {e}") from None
+    if not isinstance(value, dict):
+        raise Refused(step, "top-level value is not an object")
+    _check_scalar_values(value)
+    return value
+
+
+def is_uint(value: Any, maximum: int) -> bool:
+    """§3.2: a JSON integer in 0..maximum. (bool is a subclass of int in Python: excluded.)"""
+    return type(value) is int and 0 <= value <= maximum
+
+
+def require_fields(obj: dict[str, Any], names: list[str], step: str) -> None:
+    """§3.3: exactly these field names, no missing and no unknown ones."""
+    if set(obj) != set(names):
+        raise Refused(step, f"fields {sorted(obj)} != {sorted(names)}")
+
+
+def compact_json(obj: dict[str, Any]) -> str:
+    """§3.3: what a sender emits: compact, keys in the listed (insertion) order, only the
+    escapes JSON requires, non-ASCII left as UTF-8. Integers stay integers."""
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# §9.1 Application field types, and §9.3 / §9.4 request and response shapes.
+# Each validator raises Refused("schema") on a violation (a record failure, §8.4 step 9).
+# ---------------------------------------------------------------------------------------------
+
+_USERNAME = re.compile(r"[_\-.0-9a-z]{1,250}")
+_ACCOUNT = re.compile(r"[0-9A-Z-]{1,32}")
+_TERMINAL_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+ERROR_CODES = {
+    "bad_request",
+    "auth_failed",
+    "throttled",
+    "not_logged_in",
+    "already_logged_in",
+    "name_taken",
+    "weak_password",
+    "amount_invalid",
+    "limit_exceeded",
+    "insufficient_funds",
+    "tx_id_reused",
+    "busy",
+    "internal",
+}  # §9.6, the closed set
+
+
+def _fail(what: str) -> None:
+    raise Refused("schema", what)
+
+
+def v_username(v: Any) -> None:
+    # ASCII only, so characters = bytes; the regex bounds the length to 1..250.
+    if type(v) is not str or not _USERNAME.fullmatch(v):
+        _fail("username")
+
+
+def v_full_name(v: Any) -> None:
+    # 1..100 Unicode scalar values, no Cc characters, not empty or only White_Space.
+    # Python has no White_Space property lookup; str.isspace() agrees with it except on
+    # U+001C..U+001F, which are Cc and already refused. (Approximation: see README notes.)
+    if type(v) is not str or not 1 <= len(v) <= 100:
+        _fail("full_name length")
+    if any(unicodedata.category(c) == "Cc" for c in v):
+        _fail("full_name control character")
+    if v.isspace():
+        _fail("full_name only whitespace")
+
+
+def v_account(v: Any) -> None:
+    if type(v) is not str or not _ACCOUNT.fullmatch(v):
+        _fail("account")
+
+
+def v_password(v: Any) -> None:
+    if type(v) is not str or not 1 <= len(v.encode("utf-8")) <= 1024:
+        _fail("password")
+
+
+def v_card(v: Any) -> None:
+    if type(v) is not str or not re.fullmatch(r"[0-9a-f]{64}", v):
+        _fail("card")
+
+
+def v_txid(v: Any) -> None:
+    if type(v) is not str or not re.fullmatch(r"[0-9a-f]{32}", v):
+        _fail("txid")
+
+
+def v_u64(v: Any) -> None:  # Cents, time_ms
+    if not is_uint(v, U64_MAX):
+        _fail("u64")
+
+
+def v_u32(v: Any) -> None:  # history `limit`: any u32 parses; 1..25 is the bank's rule (§9.5)
+    if not is_uint(v, U32_MAX):
+        _fail("u32")
+
+
+def v_tx_kind(v: Any) -> None:
+    if type(v) is not str or v not in ("open", "deposit", "withdraw"):
+        _fail("kind")
+
+
+def v_error_code(v: Any) -> None:
+    if type(v) is not str or v not in ERROR_CODES:
+        _fail("error code")
+
+
+HISTORY_ENTRY = {
+    "txid": v_txid,
+    "kind": v_tx_kind,
+    "amount_cents": v_u64,
+    "balance_cents": v_u64,
+    "time_ms": v_u64,
+}
+
+
+def v_entries(v: Any) -> None:
+    # GUESS: the spec says a history response has "at most limit (<= 25) entries" but does not
+    # say whether the ATM must refuse more; we refuse more than MAX_HISTORY.
+    if type(v) is not list or len(v) > MAX_HISTORY:
+        _fail("entries")
+    for entry in v:
+        check_fields(entry, HISTORY_ENTRY)
+
+
+# §9.3: request variants and their fields, in emitted order.
+REQUESTS: dict[str, dict[str, Callable[[Any], None]]] = {
+    "register": {"username": v_username, "full_name": v_full_name, "password": v_password},
+    "login": {"username": v_username, "password": v_password},
+    "open_card_account": {
+        "username": v_username,
+        "initial_cents": v_u64,
+        "txid": v_txid,
+        "card": v_card,
+    },
+    "card_login": {"username": v_username, "card": v_card},
+    "balance": {},
+    "deposit": {"txid": v_txid, "amount_cents": v_u64},
+    "withdraw": {"txid": v_txid, "amount_cents": v_u64},
+    "history": {"limit": v_u32},
+    "logout": {},
+}
+
+# §9.4: response variants and their fields, in emitted order.
+RESPONSES: dict[str, dict[str, Callable[[Any], None]]] = {
+    "welcome": {
+        "username": v_username,
+        "full_name": v_full_name,
+        "account": v_account,
+        "balance_cents": v_u64,
+    },
+    "account_opened": {"account": v_account, "balance_cents": v_u64},
+    "balance": {"balance_cents": v_u64},
+    "deposited": {"txid": v_txid, "amount_cents": v_u64, "balance_cents": v_u64},
+    "withdrawn": {"txid": v_txid, "amount_cents": v_u64, "balance_cents": v_u64},
+    "history": {"entries": v_entries},
+    "logged_out": {},
+    "error": {"code": v_error_code},
+}
+
+
+def check_fields(obj: Any, fields: dict[str, Callable[[Any], None]]) -> None:
+    if not isinstance(obj, dict):
+        _fail("not an object")
+    require_fields(obj, list(fields), "schema")
+    for name, validate in fields.items():
+        validate(obj[name])
+
+
+def check_tagged(obj: Any, variants: dict[str, dict[str, Callable[[Any], None]]]) -> None:
+    """§3.3 tagged union: `type` names the variant, the other keys are exactly its fields
+    (a field-less variant carries `type` and nothing else)."""
+    if not isinstance(obj, dict) or type(obj.get("type")) is not str:
+        _fail("tagged union without a string type")
+    fields = variants.get(obj["type"])
+    if fields is None:
+        _fail(f"unknown type {obj['type']!r}")
+    check_fields({k: v for k, v in obj.items() if k != "type"}, fields)
+
+
+# ---------------------------------------------------------------------------------------------
+# §6 Key schedule
+# ---------------------------------------------------------------------------------------------
+
+
+def hmac_sha256(key: bytes, msg: bytes) -> bytes:
+    return hmac.new(key, msg, hashlib.sha256).digest()
+
+
+def x25519_share(secret: bytes) -> bytes:
+    """§7.2: share = X25519(secret, 9). The library clamps the scalar (decodeScalar25519)."""
+    return X25519PrivateKey.from_private_bytes(secret).public_key().public_bytes_raw()
+
+
+def x25519_dh(secret: bytes, peer_share: bytes) -> bytes:
+    """§6.3, §7.2: dh = X25519(own secret, peer share); an all-zero dh fails the handshake."""
+    try:
+        dh = X25519PrivateKey.from_private_bytes(secret).exchange(
+            X25519PublicKey.from_public_bytes(peer_share)
+        )
+    except ValueError:
+        # OpenSSL itself refuses to return the all-zero result of a low-order point.
+        raise Refused("dh", "all-zero shared secret (library refused)") from None
+    # Check ourselves too (§14: do it yourself if the library does not), in constant time.
+    if hmac.compare_digest(dh, bytes(32)):
+        raise Refused("dh", "all-zero shared secret")
+    return dh
+
+
+def transcript_input(
+    terminal_id: str,
+    client_nonce: bytes,
+    client_share: bytes,
+    client_ts: int,
+    bank_nonce: bytes,
+    bank_share: bytes,
+    bank_ts: int,
+) -> bytes:
+    """§6.2: the SHA-256 input, 167 + len(terminal_id) bytes."""
+    tid = terminal_id.encode("ascii")
+    return (
+        LABEL_TRANSCRIPT  # 21 bytes
+        + bytes([PROTOCOL_VERSION])  # u8(1)
+        + bytes([len(tid)])  # u8(len(terminal_id)), 1..64
+        + tid  # the ASCII bytes of the id
+        + client_nonce  # 32 bytes
+        + client_share  # 32 bytes, exactly as on the wire
+        + u64be(client_ts)  # the ClientHello's timestamp
+        + bank_nonce  # 32 bytes
+        + bank_share  # 32 bytes, exactly as on the wire
+        + u64be(bank_ts)  # the ServerHello's timestamp
+    )
+
+
+def hkdf_expand_32(prk: bytes, info: bytes) -> bytes:
+    """§6.4: HKDF-Expand of RFC 5869 with SHA-256, L = 32 (the library's real implementation)."""
+    return HKDFExpand(algorithm=hashes.SHA256(), length=32, info=info).derive(prk)
+
+
+def derive_handshake(
+    psk: bytes,
+    terminal_id: str,
+    client_nonce: bytes,
+    client_secret: bytes,
+    client_ts: int,
+    bank_nonce: bytes,
+    bank_secret: bytes,
+    bank_ts: int,
+) -> dict[str, Any]:
+    """Run the key schedule of §6 from the inputs, as both sides would, returning every
+    intermediate value named as in the vectors file (§13.2)."""
+    client_share = x25519_share(client_secret)
+    bank_share = x25519_share(bank_secret)
+    # §6.3: each side computes dh from its own secret and the peer's share; they must agree.
+    dh = x25519_dh(client_secret, bank_share)
+    if not hmac.compare_digest(dh, x25519_dh(bank_secret, client_share)):
+        raise Refused("dh", "the two sides disagree")
+    transcript = transcript_input(
+        terminal_id, client_nonce, client_share, client_ts, bank_nonce, bank_share, bank_ts
+    )
+    th = hashlib.sha256(transcript).digest()  # §6.2
+    ms = hmac_sha256(psk, LABEL_MASTER_SECRET + client_nonce + bank_nonce + dh)  # §6.3
+    prk = hmac_sha256(th, ms)  # §6.4: HKDF-Extract(salt = th, IKM = MS) = HMAC(th, MS)
+    keys = {name: hkdf_expand_32(prk, info) for name, info in KEY_LABELS.items()}  # §6.4
+    server_finished = hmac_sha256(keys["server_finished"], th)  # §6.5
+    client_finished = hmac_sha256(keys["client_finished"], th)  # §6.5
+    # §5.1-§5.3: the three handshake messages, fields in the listed order, compact JSON.
+    client_hello = compact_json(
+        {
+            "type": "client_hello",
+            "version": PROTOCOL_VERSION,
+            "terminal_id": terminal_id,
+            "client_nonce": client_nonce.hex(),
+            "client_share": client_share.hex(),
+            "timestamp": client_ts,
+        }
+    )
+    server_hello = compact_json(
+        {
+            "type": "server_hello",
+            "version": PROTOCOL_VERSION,
+            "bank_nonce": bank_nonce.hex(),
+            "bank_share": bank_share.hex(),
+            "timestamp": bank_ts,
+            "finished": server_finished.hex(),
+        }
+    )
+    client_finished_msg = compact_json(
+        {"type": "client_finished", "finished": client_finished.hex()}
+    )
+    return {
+        "client_share": client_share,
+        "bank_share": bank_share,
+        "dh_shared_secret": dh,
+        "transcript": transcript,
+        "transcript_hash": th,
+        "master_secret": ms,
+        "prk": prk,
+        "keys": keys,
+        "server_finished": server_finished,
+        "client_finished": client_finished,
+        "client_hello_message": client_hello,
+        "server_hello_message": server_hello,
+        "client_finished_message": client_finished_msg,
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# §7.3 Timestamp window, §7.4 / §7.5 receiving the handshake messages
+# ---------------------------------------------------------------------------------------------
+
+
+def is_fresh(t: int, now: int, max_skew_ms: int) -> bool:
+    """§7.3: |t - now| <= max_skew_ms, inclusive. (Python ints cannot wrap.)"""
+    return max(t, now) - min(t, now) <= max_skew_ms
+
+
+def parse_handshake(text: bytes, expected_type: str, fields: list[str]) -> dict[str, Any]:
+    """§7.4 step 2.1-2.2, §7.5 steps 1.1-1.2 / 4.1-4.2: size, strict JSON, exact fields."""
+    if len(text) > MAX_HANDSHAKE_LEN:
+        raise Refused("size")
+    msg = strict_json_object(text)
+    require_fields(msg, ["type"] + fields, "json")
+    if msg["type"] != expected_type:  # §5: another type at this step is malformed
+        raise Refused("json", "unexpected type")
+    return msg
+
+
+def bank_receive_client_hello(text: bytes, now: int, max_skew_ms: int) -> dict[str, Any]:
+    """§7.5 step 1, in the listed order."""
+    msg = parse_handshake(
+        text,
+        "client_hello",
+        ["version", "terminal_id", "client_nonce", "client_share", "timestamp"],
+    )
+    if (
+        not is_uint(msg["version"], U8_MAX)
+        or type(msg["terminal_id"]) is not str
+        or not is_uint(msg["timestamp"], U64_MAX)
+    ):
+        raise Refused("json", "field type")
+    if msg["version"] != PROTOCOL_VERSION:
+        raise Refused("version")
+    if not _TERMINAL_ID.fullmatch(msg["terminal_id"]):
+        raise Refused("terminal_id")
+    decode_hex(msg["client_nonce"], 32)
+    decode_hex(msg["client_share"], 32)
+    if not is_fresh(msg["timestamp"], now, max_skew_ms):
+        raise Refused("timestamp")
+    return msg
+
+
+def atm_receive_server_hello(
+    text: bytes,
+    now: int,
+    max_skew_ms: int,
+    psk: bytes,
+    terminal_id: str,
+    client_nonce: bytes,
+    client_secret: bytes,
+    client_ts: int,
+) -> dict[str, Any]:
+    """§7.4 step 2, in the listed order. Returns the ATM's key schedule on success."""
+    msg = parse_handshake(
+        text, "server_hello", ["version", "bank_nonce", "bank_share", "timestamp", "finished"]
+    )
+    if not is_uint(msg["version"], U8_MAX) or not is_uint(msg["timestamp"], U64_MAX):
+        raise Refused("json", "field type")
+    if msg["version"] != PROTOCOL_VERSION:
+        raise Refused("version")
+    bank_nonce = decode_hex(msg["bank_nonce"], 32)
+    bank_share = decode_hex(msg["bank_share"], 32)
+    finished = decode_hex(msg["finished"], 32)
+    if not is_fresh(msg["timestamp"], now, max_skew_ms):
+        raise Refused("timestamp")
+    dh = x25519_dh(client_secret, bank_share)
+    client_share = x25519_share(client_secret)
+    th = hashlib.sha256(
+        transcript_input(
+            terminal_id,
+            client_nonce,
+            client_share,
+            client_ts,
+            bank_nonce,
+            bank_share,
+            msg["timestamp"],
+        )
+    ).digest()
+    ms = hmac_sha256(psk, LABEL_MASTER_SECRET + client_nonce + bank_nonce + dh)
+    prk = hmac_sha256(th, ms)
+    k_sfin = hkdf_expand_32(prk, KEY_LABELS["server_finished"])
+    if not hmac.compare_digest(finished, hmac_sha256(k_sfin, th)):
+        raise Refused("finished")
+    return {"th": th, "prk": prk}
+
+
+def bank_receive_client_finished(
+    text: bytes, k_cfin: bytes, th: bytes, terminal_known: bool
+) -> None:
+    """§7.5 step 4: both conditions evaluated, no short-circuit."""
+    msg = parse_handshake(text, "client_finished", ["finished"])
+    finished = decode_hex(msg["finished"], 32)
+    mac_ok = hmac.compare_digest(finished, hmac_sha256(k_cfin, th))
+    if not (mac_ok & terminal_known):
+        raise Refused("finished")
+
+
+# ---------------------------------------------------------------------------------------------
+# §8 Record layer
+# ---------------------------------------------------------------------------------------------
+
+
+def record_mac_input(direction: str, seq: int, iv: bytes, ciphertext: bytes) -> bytes:
+    """§8.2: label || u8(direction) || u64be(seq) || iv || ciphertext."""
+    return LABEL_RECORD + bytes([DIRECTION_BYTE[direction]]) + u64be(seq) + iv + ciphertext
+
+
+def aes_cbc_encrypt(key: bytes, iv: bytes, data: bytes) -> bytes:
+    enc = Cipher(algorithms.AES(key), modes.CBC(iv)).encryptor()
+    return enc.update(data) + enc.finalize()
+
+
+def aes_cbc_decrypt(key: bytes, iv: bytes, data: bytes) -> bytes:
+    dec = Cipher(algorithms.AES(key), modes.CBC(iv)).decryptor()
+    return dec.update(data) + dec.finalize()
+
+
+def pkcs7_pad(data: bytes) -> bytes:
+    """§8.3 step 5: always adds 1..16 bytes (a full block when already aligned)."""
+    padder = padding.PKCS7(128).padder()
+    return padder.update(data) + padder.finalize()
+
+
+def pkcs7_unpad(data: bytes) -> bytes:
+    """§8.4 step 7: last byte p in 1..16 and the last p bytes all equal to p; else refused."""
+    unpadder = padding.PKCS7(128).unpadder()
+    try:
+        return unpadder.update(data) + unpadder.finalize()
+    except ValueError:
+        raise Refused("padding") from None
+
+
+def record_from_ciphertext(
+    keys: dict[str, bytes], direction: str, seq: int, iv: bytes, ciphertext: bytes
+) -> tuple[bytes, bytes, str]:
+    """§8.3 steps 6-7: MAC a ciphertext and build the wire text. Returns (mac_input, mac, wire)."""
+    mac_input = record_mac_input(direction, seq, iv, ciphertext)
+    mac = hmac_sha256(keys[f"{direction}_mac"], mac_input)
+    wire = compact_json(
+        {"seq": seq, "iv": iv.hex(), "ciphertext": ciphertext.hex(), "mac": mac.hex()}
+    )
+    return mac_input, mac, wire
+
+
+def seal(
+    keys: dict[str, bytes], direction: str, seq: int, iv: bytes, plaintext: bytes
+) -> dict[str, Any]:
+    """§8.3 with a given IV (the IV is an input of the vectors). Size check of step 2 included."""
+    if len(plaintext) > MAX_PLAINTEXT_LEN:
+        raise Refused("seal", "message too large")
+    ciphertext = aes_cbc_encrypt(keys[f"{direction}_enc"], iv, pkcs7_pad(plaintext))
+    mac_input, mac, wire = record_from_ciphertext(keys, direction, seq, iv, ciphertext)
+    return {"ciphertext": ciphertext, "mac_input": mac_input, "mac": mac, "wire": wire}
+
+
+class RecordReceiver:
+    """One side's receiving half of an established session (§8.4).
+
+    `peer_direction` is the direction of the records it receives: the bank receives "c2s"
+    (and expects requests), the ATM receives "s2c" (and expects responses)."""
+
+    def __init__(self, keys: dict[str, bytes], peer_direction: str, max_skew_ms: int):
+        self.peer_direction = peer_direction
+        self.enc_key = keys[f"{peer_direction}_enc"]
+        self.mac_key = keys[f"{peer_direction}_mac"]
+        self.body_field, self.variants = (
+            ("request", REQUESTS) if peer_direction == "c2s" else ("response", RESPONSES)
+        )
+        self.max_skew_ms = max_skew_ms
+        self.expected = 0  # the receive counter of the peer's direction (§8.5)
+        self.failed = False
+
+    def open(self, wire: bytes, now: int) -> tuple[bytes, dict[str, Any]]:
+        """Open one record; any failure fails the session for good (§8.4, last paragraphs)."""
+        try:
+            return self._open(wire, now)
+        except Refused:
+            self.failed = True
+            raise
+
+    def _open(self, wire: bytes, now: int) -> tuple[bytes, dict[str, Any]]:
+        # Step 1: a failed session stays failed.
+        if self.failed:
+            raise Refused("1 session failed")
+        # Step 2: size of the UTF-8 payload.
+        if len(wire) > MAX_RECORD_LEN:
+            raise Refused("2 size")
+        # Step 3: a JSON object with exactly the four fields, seq a u64, the others strings.
+        record = strict_json_object(wire, "3 json")
+        require_fields(record, ["seq", "iv", "ciphertext", "mac"], "3 json")
+        if not is_uint(record["seq"], U64_MAX) or not all(
+            type(record[k]) is str for k in ("iv", "ciphertext", "mac")
+        ):
+            raise Refused("3 json", "field type")
+        # Step 4: strictly the next sequence number (2^64 - 1 is never used).
+        seq = record["seq"]
+        if seq != self.expected or self.expected >= U64_MAX:
+            raise Refused("4 seq", f"got {seq}, expected {self.expected}")
+        # Step 5: strict lowercase hex with exact lengths.
+        iv = decode_hex(record["iv"], 16, "5 hex")
+        mac = decode_hex(record["mac"], 32, "5 hex")
+        ciphertext = decode_hex(record["ciphertext"], None, "5 hex")
+        if not (0 < len(ciphertext) <= MAX_CIPHERTEXT_LEN and len(ciphertext) % 16 == 0):
+            raise Refused("5 hex", "ciphertext length")
+        # Step 6: the MAC, with the peer's key and direction byte, all 32 bytes in constant
+        # time, BEFORE anything is decrypted (encrypt-then-MAC).
+        expected_mac = hmac_sha256(
+            self.mac_key, record_mac_input(self.peer_direction, seq, iv, ciphertext)
+        )
+        if not hmac.compare_digest(mac, expected_mac):
+            raise Refused("6 mac")
+        # Step 7: decrypt and strictly unpad.
+        plaintext = pkcs7_unpad(aes_cbc_decrypt(self.enc_key, iv, ciphertext))
+        # Step 8: consume the sequence number.
+        self.expected = seq + 1
+        # Step 9: plaintext size and schema: {"ts":..,"request":{..}} or {"ts":..,"response":{..}}.
+        if len(plaintext) > MAX_PLAINTEXT_LEN:
+            raise Refused("9 schema", "plaintext too large")
+        try:
+            message = strict_json_object(plaintext, "9 schema")
+            require_fields(message, ["ts", self.body_field], "9 schema")
+            if not is_uint(message["ts"], U64_MAX):
+                raise Refused("9 schema", "ts")
+            check_tagged(message[self.body_field], self.variants)
+        except Refused as e:
+            raise Refused("9 schema", str(e)) from None
+        # Step 10: the timestamp is fresh against the receiver's clock.
+        if not is_fresh(message["ts"], now, self.max_skew_ms):
+            raise Refused("10 ts")
+        return plaintext, message
+
+
+# ---------------------------------------------------------------------------------------------
+# Test harness: groups of checks, one line per group, one summary line at the end.
+# ---------------------------------------------------------------------------------------------
+
+
+class Report:
+    def __init__(self) -> None:
+        self.passed = 0
+        self.failed = 0
+        self._group: str | None = None
+        self._g_pass = self._g_fail = 0
+        self._failures: list[str] = []
+
+    def begin(self, name: str) -> None:
+        self._group, self._g_pass, self._g_fail, self._failures = name, 0, 0, []
+
+    def check(self, label: str, ok: bool, detail: str = "") -> None:
+        if ok:
+            self._g_pass += 1
+        else:
+            self._g_fail += 1
+            self._failures.append(f"    FAIL {label}" + (f": {detail}" if detail else ""))
+
+    def equal(self, label: str, got: Any, want: Any) -> None:
+        self.check(label, got == want, f"got {got!r}, want {want!r}")
+
+    def refused(
+        self, label: str, action: Callable[[], Any], step_prefix: str | None = None
+    ) -> None:
+        """`action` must raise Refused (and, if given, at the step starting with step_prefix)."""
+        try:
+            action()
+        except Refused as e:
+            ok = step_prefix is None or e.step.startswith(step_prefix)
+            self.check(label, ok, f"refused at {e.step!r}, expected {step_prefix!r}")
+            return
+        self.check(label, False, "was accepted")
+
+    def end(self) -> None:
+        status = "ok" if self._g_fail == 0 else "FAILED"
+        print(f"[{status}] {self._group}: {self._g_pass} passed, {self._g_fail} failed")
+        for line in self._failures:
+            print(line)
+        self.passed += self._g_pass
+        self.failed += self._g_fail
+
+
+def hexes(value: Any) -> Any:
+    """Turn the bytes in a derived-values dict into hex, for comparing with the file."""
+    if isinstance(value, bytes):
+        return value.hex()
+    if isinstance(value, dict):
+        return {k: hexes(v) for k, v in value.items()}
+    return value
+
+
+def check_handshake(
+    rep: Report, inputs: dict[str, Any], expected: dict[str, Any]
+) -> dict[str, Any]:
+    rep.begin("§5-§6 handshake values recomputed from inputs")
+    psk = bytes.fromhex(inputs["psk"])
+    derived = derive_handshake(
+        psk,
+        inputs["terminal_id"],
+        bytes.fromhex(inputs["client_nonce"]),
+        bytes.fromhex(inputs["client_x25519_secret"]),
+        inputs["client_timestamp"],
+        bytes.fromhex(inputs["bank_nonce"]),
+        bytes.fromhex(inputs["bank_x25519_secret"]),
+        inputs["bank_timestamp"],
+    )
+    got = hexes(derived)
+    for name in (
+        "client_share",
+        "bank_share",
+        "dh_shared_secret",
+        "transcript",
+        "transcript_hash",
+        "master_secret",
+        "prk",
+        "server_finished",
+        "client_finished",
+        "client_hello_message",
+        "server_hello_message",
+        "client_finished_message",
+    ):
+        rep.equal(name, got[name], expected[name])
+    for name in KEY_LABELS:
+        rep.equal(f"keys.{name}", got["keys"][name], expected["keys"][name])
+    # §6.2: the transcript input is 167 + len(terminal_id) bytes.
+    rep.equal(
+        "transcript length", len(derived["transcript"]), 167 + len(inputs["terminal_id"].encode())
+    )
+    # §6.4's remark: for L = 32, HKDF-Expand(PRK, info, 32) = HMAC(PRK, info || 0x01).
+    for name, info in KEY_LABELS.items():
+        rep.equal(
+            f"§6.4 shortcut agrees for {name}",
+            hmac_sha256(derived["prk"], info + b"\x01"),
+            derived["keys"][name],
+        )
+    rep.end()
+    return derived
+
+
+def check_handshake_receivers(
+    rep: Report, inputs: dict[str, Any], hs: dict[str, Any], derived: dict[str, Any]
+) -> None:
+    """Receive the three handshake messages from the file as the peer would (§7.4, §7.5)."""
+    rep.begin("§7 handshake messages received and verified (+ negative cases)")
+    skew = inputs["max_skew_ms"]
+    psk = bytes.fromhex(inputs["psk"])
+    tid = inputs["terminal_id"]
+    cn = bytes.fromhex(inputs["client_nonce"])
+    cs = bytes.fromhex(inputs["client_x25519_secret"])
+    ct, bt = inputs["client_timestamp"], inputs["bank_timestamp"]
+    ch, sh, cf = (
+        hs[k].encode()
+        for k in ("client_hello_message", "server_hello_message", "client_finished_message")
+    )
+    th, keys = derived["transcript_hash"], derived["keys"]
+
+    def ok(label: str, action: Callable[[], Any]) -> None:
+        try:
+            action()
+            rep.check(label, True)
+        except Refused as e:
+            rep.check(label, False, f"refused: {e}")
+
+    # GUESS: the file does not record the receivers' clocks; the bank's clock on receiving
+    # client_hello is taken as its own server_hello timestamp, the ATM's clock on receiving
+    # server_hello as that same timestamp (no latency).
+    ok("bank accepts client_hello", lambda: bank_receive_client_hello(ch, bt, skew))
+    ok(
+        "ATM accepts server_hello (bank Finished verified)",
+        lambda: atm_receive_server_hello(sh, bt, skew, psk, tid, cn, cs, ct),
+    )
+    ok(
+        "bank accepts client_finished (ATM Finished verified)",
+        lambda: bank_receive_client_finished(cf, keys["client_finished"], th, True),
+    )
+
+    # Negative cases.
+    rep.refused(
+        "low-order bank_share (all-zero dh) refused", lambda: x25519_dh(cs, bytes(32)), "dh"
+    )
+    low_order = compact_json({**json.loads(sh), "bank_share": "00" * 32}).encode()
+    rep.refused(
+        "server_hello with a low-order bank_share refused",
+        lambda: atm_receive_server_hello(low_order, bt, skew, psk, tid, cn, cs, ct),
+        "dh",
+    )
+    flipped = bytearray(derived["server_finished"])
+    flipped[0] ^= 1
+    bad_fin = compact_json({**json.loads(sh), "finished": flipped.hex()}).encode()
+    rep.refused(
+        "server_hello with one Finished bit flipped refused",
+        lambda: atm_receive_server_hello(bad_fin, bt, skew, psk, tid, cn, cs, ct),
+        "finished",
+    )
+    later_ts = compact_json({**json.loads(sh), "timestamp": bt + 1}).encode()
+    rep.refused(
+        "server_hello with a changed timestamp (transcript) refused",
+        lambda: atm_receive_server_hello(later_ts, bt, skew, psk, tid, cn, cs, ct),
+        "finished",
+    )
+    rep.refused(
+        "server_hello checked with a wrong PSK refused",
+        lambda: atm_receive_server_hello(sh, bt, skew, bytes(32), tid, cn, cs, ct),
+        "finished",
+    )
+    rep.refused(
+        "client_finished from an unknown terminal refused",
+        lambda: bank_receive_client_finished(cf, keys["client_finished"], th, False),
+        "finished",
+    )
+    rep.refused(
+        "client_hello with version 2 refused",
+        lambda: bank_receive_client_hello(ch.replace(b'"version":1', b'"version":2'), bt, skew),
+        "version",
+    )
+    rep.refused(
+        "client_hello with uppercase hex nonce refused",
+        lambda: bank_receive_client_hello(
+            ch.replace(inputs["client_nonce"].encode(), inputs["client_nonce"].upper().encode()),
+            bt,
+            skew,
+        ),
+        "hex",
+    )
+    rep.refused(
+        "client_hello 30001 ms stale refused",
+        lambda: bank_receive_client_hello(ch, ct + skew + 1, skew),
+        "timestamp",
+    )
+    ok(
+        "client_hello exactly 30000 ms old accepted (inclusive)",
+        lambda: bank_receive_client_hello(ch, ct + skew, skew),
+    )
+    rep.refused(
+        "client_hello with an unknown field refused",
+        lambda: bank_receive_client_hello(ch[:-1] + b',"x":1}', bt, skew),
+        "json",
+    )
+    rep.refused(
+        "record in place of client_finished refused",
+        lambda: bank_receive_client_finished(
+            b'{"seq":0,"iv":"","ciphertext":"","mac":""}', keys["client_finished"], th, True
+        ),
+        "json",
+    )
+    rep.end()
+
+
+def check_records(
+    rep: Report, inputs: dict[str, Any], records: list[dict[str, Any]], keys: dict[str, bytes]
+) -> None:
+    # --- re-seal every record (§8.2, §8.3) and compare ---------------------------------
+    rep.begin(f"§8.2-§8.3 {len(records)} records re-sealed (ciphertext, mac_input, mac, wire)")
+    counters = {"c2s": 0, "s2c": 0}
+    for i, r in enumerate(records):
+        d = r["direction"]
+        rep.equal(f"record {i} seq is the per-direction counter", r["seq"], counters[d])
+        counters[d] += 1
+        sealed = seal(keys, d, r["seq"], bytes.fromhex(r["iv"]), r["plaintext"].encode("utf-8"))
+        rep.equal(f"record {i} ciphertext", sealed["ciphertext"].hex(), r["ciphertext"])
+        rep.equal(f"record {i} mac_input", sealed["mac_input"].hex(), r["mac_input"])
+        rep.equal(f"record {i} mac", sealed["mac"].hex(), r["mac"])
+        rep.equal(f"record {i} wire", sealed["wire"], r["wire"])
+    # §8.1/§9.2: records alternate request, response.
+    rep.equal(
+        "directions alternate c2s, s2c",
+        [r["direction"] for r in records],
+        ["c2s", "s2c"] * (len(records) // 2),
+    )
+    rep.end()
+
+    # --- open every wire as the receiver would (§8.4) -----------------------------------
+    rep.begin(f"§8.4 {len(records)} records opened by independent receivers")
+    skew = inputs["max_skew_ms"]
+    bank = RecordReceiver(keys, "c2s", skew)  # receives the ATM's requests
+    atm = RecordReceiver(keys, "s2c", skew)  # receives the bank's responses
+    for i, r in enumerate(records):
+        receiver = bank if r["direction"] == "c2s" else atm
+        # GUESS: the file gives no receive times, so the receiver's clock is taken to read
+        # the sender's `ts` (an instantaneous network); the window is tested separately.
+        now = json.loads(r["plaintext"])["ts"]
+        try:
+            plaintext, message = receiver.open(r["wire"].encode("utf-8"), now)
+        except Refused as e:
+            rep.check(f"record {i} opened", False, f"refused at {e}")
+            continue
+        rep.equal(f"record {i} plaintext bytes", plaintext, r["plaintext"].encode("utf-8"))
+        rep.equal(f"record {i} parsed plaintext", message, json.loads(r["plaintext"]))
+        # §3.3: the sender emitted compact JSON in the listed key order.
+        rep.equal(
+            f"record {i} plaintext is compact, in spec key order",
+            compact_json(message),
+            r["plaintext"],
+        )
+    rep.equal("bank receive counter at the end", bank.expected, counters["c2s"])
+    rep.equal("ATM receive counter at the end", atm.expected, counters["s2c"])
+    rep.end()
+
+    # --- negative checks through the receivers --------------------------------------------
+    rep.begin("§8.4 tampered / replayed / reflected / malformed records refused")
+
+    def fresh_receiver(direction: str, seq: int) -> RecordReceiver:
+        """A receiver in the state it has just before record `seq` of `direction`."""
+        rx = RecordReceiver(keys, direction, skew)
+        rx.expected = seq
+        return rx
+
+    def rewrite(r: dict[str, Any], **changes: Any) -> bytes:
+        return compact_json({**json.loads(r["wire"]), **changes}).encode()
+
+    def flip_hex(text: str, byte_index: int) -> str:
+        raw = bytearray(bytes.fromhex(text))
+        raw[byte_index] ^= 0x01
+        return raw.hex()
+
+    picks = [0, 1, len(records) - 2, len(records) - 1]  # first and last of each direction
+    for i in picks:
+        r = records[i]
+        d, seq = r["direction"], r["seq"]
+        now = json.loads(r["plaintext"])["ts"]
+
+        def attempt(wire: bytes, direction: str = d, at: int = seq, clock: int = now):
+            return lambda: fresh_receiver(direction, at).open(wire, clock)
+
+        tag = f"record {i} ({d} seq {seq})"
+        rep.refused(f"{tag}: IV bit flipped", attempt(rewrite(r, iv=flip_hex(r["iv"], 0))), "6")
+        rep.refused(
+            f"{tag}: last ciphertext bit flipped",
+            attempt(rewrite(r, ciphertext=flip_hex(r["ciphertext"], -1))),
+            "6",
+        )
+        rep.refused(f"{tag}: MAC bit flipped", attempt(rewrite(r, mac=flip_hex(r["mac"], 31))), "6")
+        rep.refused(f"{tag}: seq + 1", attempt(rewrite(r, seq=seq + 1)), "4")
+        rep.refused(
+            f"{tag}: replayed (receiver already past it)",
+            attempt(r["wire"].encode(), at=seq + 1),
+            "4",
+        )
+        rep.refused(
+            f"{tag}: seq changed and receiver moved to match (MAC covers seq)",
+            attempt(rewrite(r, seq=seq + 1), at=seq + 1),
+            "6",
+        )
+        rep.refused(
+            f"{tag}: uppercase ciphertext hex",
+            attempt(rewrite(r, ciphertext=r["ciphertext"].upper())),
+            "5",
+        )
+        rep.refused(f"{tag}: uppercase MAC hex", attempt(rewrite(r, mac=r["mac"].upper())), "5")
+        rep.refused(
+            f"{tag}: MAC truncated to 31 bytes", attempt(rewrite(r, mac=r["mac"][:-2])), "5"
+        )
+        rep.refused(
+            f"{tag}: ts outside the window (clock 30001 ms later)",
+            attempt(r["wire"].encode(), clock=now + skew + 1),
+            "10",
+        )
+        try:
+            fresh_receiver(d, seq).open(r["wire"].encode(), now - skew)
+            rep.check(f"{tag}: ts exactly 30000 ms off accepted (inclusive)", True)
+        except Refused as e:
+            rep.check(f"{tag}: ts exactly 30000 ms off accepted (inclusive)", False, str(e))
+        if d == "s2c":
+            rep.refused(
+                f"{tag}: reflected to the c2s (bank) receiver",
+                attempt(r["wire"].encode(), direction="c2s"),
+                "6",
+            )
+        else:
+            rep.refused(
+                f"{tag}: reflected to the s2c (ATM) receiver",
+                attempt(r["wire"].encode(), direction="s2c"),
+                "6",
+            )
+
+    # Malformed JSON around a genuine record (first c2s record).
+    r0 = records[0]
+    w0 = r0["wire"]
+    now0 = json.loads(r0["plaintext"])["ts"]
+
+    def at0(wire: str | bytes) -> Callable[[], Any]:
+        data = wire.encode() if isinstance(wire, str) else wire
+        return lambda: fresh_receiver("c2s", 0).open(data, now0)
+
+    rep.refused("duplicate key", at0(w0[:-1] + ',"seq":0}'), "3")
+    rep.refused("unknown field", at0(w0[:-1] + ',"x":1}'), "3")
+    rep.refused("missing field", at0(rewrite_without(w0, "mac")), "3")
+    rep.refused("seq as 0.0", at0(w0.replace('"seq":0', '"seq":0.0')), "3")
+    rep.refused('seq as "0"', at0(w0.replace('"seq":0', '"seq":"0"')), "3")
+    rep.refused("seq as -0", at0(w0.replace('"seq":0', '"seq":-0')), "3")
+    rep.refused("seq as false", at0(w0.replace('"seq":0', '"seq":false')), "3")
+    rep.refused("seq = 2^64 (not a u64)", at0(w0.replace('"seq":0', f'"seq":{2**64}')), "3")
+    rep.refused("record as a JSON array", at0(json.dumps(list(json.loads(w0).values()))), "3")
+    rep.refused(
+        '"0x" prefix on the IV',
+        at0(w0.replace(f'"iv":"{r0["iv"]}"', f'"iv":"0x{r0["iv"][2:]}"')),
+        "5",
+    )
+    rep.refused(
+        "space inside the MAC hex",
+        at0(w0.replace(r0["mac"], r0["mac"][:-2] + " " + r0["mac"][-1])),
+        "5",
+    )
+    rep.refused("empty ciphertext", at0(w0.replace(r0["ciphertext"], "")), "5")
+    rep.refused(
+        "oversized message (16385 bytes)",
+        at0(w0[:-1] + "," + " " * (MAX_RECORD_LEN + 1 - len(w0)) + "}"),
+        "2",
+    )
+    rep.check(
+        "insignificant whitespace accepted (§3.3)",
+        _accepts(
+            lambda: fresh_receiver("c2s", 0).open(
+                json.dumps(json.loads(w0), indent=2).encode(), now0
+            )
+        ),
+    )
+    rep.check(
+        "keys in another order accepted (§3.3)",
+        _accepts(
+            lambda: fresh_receiver("c2s", 0).open(
+                json.dumps(dict(reversed(list(json.loads(w0).items())))).encode(), now0
+            )
+        ),
+    )
+
+    # A failed session stays failed (§8.4 step 1): after a bad record, a good one is refused.
+    rx = fresh_receiver("c2s", 0)
+    _accepts(lambda: rx.open(rewrite(r0, mac=flip_hex(r0["mac"], 0)), now0))
+    rep.refused("good record after a failure refused", lambda: rx.open(w0.encode(), now0), "1")
+
+    # Records with a VALID MAC but bad content (as a buggy or malicious peer holding the
+    # keys could send): refused after the MAC, at padding or schema.
+    iv = bytes(range(16))
+
+    def sealed_c2s(data: bytes, raw: bool = False) -> Callable[[], Any]:
+        ct = aes_cbc_encrypt(keys["c2s_enc"], iv, data if raw else pkcs7_pad(data))
+        wire = record_from_ciphertext(keys, "c2s", 0, iv, ct)[2]
+        return at0(wire)
+
+    rep.refused(
+        "valid MAC, bad padding (last byte 0x00)",
+        sealed_c2s(b'{"ts":1700000001000}' + b"\x00" * 12, raw=True),
+        "padding",
+    )
+    rep.refused(
+        "valid MAC, bad padding (0x02 0x03)",
+        sealed_c2s(b"x" * 14 + b"\x02\x03", raw=True),
+        "padding",
+    )
+    rep.refused(
+        "valid MAC, a response in the c2s direction",
+        sealed_c2s(b'{"ts":1700000001000,"response":{"type":"logged_out"}}'),
+        "9",
+    )
+    rep.refused(
+        "valid MAC, field-less variant with an extra key",
+        sealed_c2s(b'{"ts":1700000001000,"request":{"type":"balance","x":1}}'),
+        "9",
+    )
+    rep.refused(
+        "valid MAC, amount as a float",
+        sealed_c2s(
+            b'{"ts":1700000001000,"request":{"type":"deposit",'
+            b'"txid":"101112131415161718191a1b1c1d1e1f","amount_cents":1.5}}'
+        ),
+        "9",
+    )
+    rep.refused(
+        "valid MAC, uppercase txid",
+        sealed_c2s(
+            b'{"ts":1700000001000,"request":{"type":"deposit",'
+            b'"txid":"101112131415161718191A1B1C1D1E1F","amount_cents":1}}'
+        ),
+        "9",
+    )
+    rep.refused(
+        "valid MAC, plaintext of 8001 bytes",
+        sealed_c2s(b'{"ts":1700000001000,"request":{"type":"logout"}}'.ljust(8001)),
+        "9",
+    )
+    rep.refused("valid MAC, ts missing", sealed_c2s(b'{"request":{"type":"logout"}}'), "9")
+    rep.refused(
+        "valid MAC, not UTF-8",
+        sealed_c2s(
+            b'{"ts":1700000001000,"request":{"type":"login","username":"a","password":"\xff"}}'
+        ),
+        "9",
+    )
+    rep.end()
+
+
+def rewrite_without(wire: str, field: str) -> str:
+    obj = json.loads(wire)
+    del obj[field]
+    return compact_json(obj)
+
+
+def _accepts(action: Callable[[], Any]) -> bool:
+    try:
+        action()
+        return True
+    except Refused:
+        return False
+
+
+def check_worked_example(rep: Report) -> None:
+    """§13.1: the complete example printed in the spec, recomputed from its inputs."""
+    rep.begin("§13.1 worked example in the spec recomputed")
+    d = derive_handshake(
+        bytes([7]) * 32,
+        "atm-1",
+        bytes(range(0x10, 0x30)),
+        bytes(range(0x40, 0x60)),
+        1700000000000,
+        bytes(range(0x80, 0xA0)),
+        bytes(range(0xA0, 0xC0)),
+        1700000000010,
+    )
+    want = {
+        "client_share": "79a631eede1bf9c98f12032cdeadd0e7a079398fc786b88cc846ec89af85a51a",
+        "bank_share": "605a725d2a4adfeeb1a29e17edd621c1b7593ee8cdbc44ac6c4ab6e2f805d23c",
+        "dh_shared_secret": "b52d6135428972abd805ef1a50a3ecd24feb7bb3c4643b462849a78ac7796e56",
+        "transcript_hash": "dbad899cd61c0a618458fca05af0a35c5dea4e94642aa8fcf69bc92e2583f677",
+        "master_secret": "b3ee9551ffe7b5c19fd9cf1a455bfb7cc8bed0753ef3ebc73371a80353162297",
+        "prk": "7547d18251b113dcf05a12d7898d2286843f60480044c447a08df971ce543090",
+        "server_finished": "7ed8478ee5f198c89f49cb17e8ebb2e380e0d1e8395fe73e2215a3f49f377907",
+        "client_finished": "9eb3a1f9aca5a0f845837202e882d104c104f721b1b6d861e31fafc2e727dfdf",
+    }
+    want_keys = {
+        "c2s_enc": "2edb11f6ac5932d88a250ef89e62f6c6d7531e888aed440f0df044dacfa07972",
+        "c2s_mac": "2ad955a728a37ba5c7db2fd4b9ab7edd30586817fd5781f1ede8f1d0ce4c55dc",
+        "s2c_enc": "816d0862bb4e13eb84a03f1c3c6de95c7a71398541691e0abdf2b9579a3ba2f5",
+        "s2c_mac": "ed489c39623121a7adf4a8fa13b71eb0d4e96dbd80e9194aec2e8a928a75a30e",
+        "client_finished": "fc9a4564ee35d48a4a3772fdf2be3260a3f9f04858384471f9684e5b5c520ea1",
+        "server_finished": "189d96d4c2734fd40a3a334d4aee5cad1f84d43f72eabedb5ad6e88b9c75f726",
+    }
+    got = hexes(d)
+    for name, value in want.items():
+        rep.equal(name, got[name], value)
+    for name, value in want_keys.items():
+        rep.equal(f"keys.{name}", got["keys"][name], value)
+    rep.equal("transcript length (172)", len(d["transcript"]), 172)
+    rep.equal(
+        "client_hello text",
+        d["client_hello_message"],
+        '{"type":"client_hello","version":1,"terminal_id":"atm-1","client_nonce":'
+        '"101112131415161718191a1b1c1d1e1f202122232425262728292a2b2c2d2e2f","client_share":'
+        '"79a631eede1bf9c98f12032cdeadd0e7a079398fc786b88cc846ec89af85a51a",'
+        '"timestamp":1700000000000}',
+    )
+    rep.equal(
+        "client_finished text",
+        d["client_finished_message"],
+        '{"type":"client_finished","finished":'
+        '"9eb3a1f9aca5a0f845837202e882d104c104f721b1b6d861e31fafc2e727dfdf"}',
+    )
+    c2s = seal(
+        d["keys"],
+        "c2s",
+        0,
+        bytes(range(0xC0, 0xD0)),
+        b'{"ts":1700000000030,"request":{"type":"deposit","txid":'
+        b'"11111111111111111111111111111111","amount_cents":12345}}',
+    )
+    rep.equal(
+        "first c2s record mac",
+        c2s["mac"].hex(),
+        "2ad6222e9044a668bf2c268a1f73eeb4fd4197e9950e2dbd77d5fe1fd781e5c0",
+    )
+    rep.equal("first c2s ciphertext length (128)", len(c2s["ciphertext"]), 128)
+    s2c = seal(
+        d["keys"],
+        "s2c",
+        0,
+        bytes(range(0xD0, 0xE0)),
+        b'{"ts":1700000000050,"response":{"type":"deposited","txid":'
+        b'"11111111111111111111111111111111","amount_cents":12345,"balance_cents":99999}}',
+    )
+    rep.equal(
+        "first s2c record mac",
+        s2c["mac"].hex(),
+        "fa2eb942e6e4fe01e611c5c67e34c29f7edb1e3a38b95ac4596d67b841dbd2c1",
+    )
+    rep.equal("first s2c ciphertext length (144)", len(s2c["ciphertext"]), 144)
+    rep.end()
+
+
+def main(argv: list[str]) -> int:
+    repo_root = Path(__file__).resolve().parents[2]
+    path = Path(argv[1]) if len(argv) > 1 else repo_root / "protocol" / "vectors" / "v1.json"
+    vectors = json.loads(path.read_text(encoding="utf-8"))
+    print(f"checking {path}")
+    rep = Report()
+    inputs, hs, records = vectors["inputs"], vectors["handshake"], vectors["records"]
+    try:
+        derived = check_handshake(rep, inputs, hs)
+        check_handshake_receivers(rep, inputs, hs, derived)
+        check_records(rep, inputs, records, derived["keys"])
+    except Exception:  # an unexpected crash counts as a failure, never as a pass
+        traceback.print_exc()
+        print("[FAILED] the checks crashed (traceback above); remaining groups skipped")
+        rep.failed += 1
+    check_worked_example(rep)
+    print(f"{rep.passed} passed, {rep.failed} failed")
+    return 0 if rep.failed == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
