@@ -244,11 +244,11 @@ fn conversation() -> Vec<(Request, Response)> {
         (
             Request::Login {
                 username: Username::new("alice").unwrap(),
-                password: Password::new("correct horse battery staple").unwrap(),
+                password: Password::new("correct horse\tbattery\u{1}staple\n\"\\ é").unwrap(),
             },
             Response::Welcome {
                 username: Username::new("alice").unwrap(),
-                full_name: FullName::new("Alice Example").unwrap(),
+                full_name: FullName::new("Alice Müller 😀").unwrap(),
                 account,
                 balance_cents: Cents(0),
             },
