@@ -1,0 +1,280 @@
+//! The native `atm` command (BIBIFI ATM interface) over the protocol crate: one run, one answer.
+//!
+//! [`run`] parses the command line ([`args`]), reads the auth and card files ([`files`]),
+//! talks to the bank over [`atm_client`] (handshake with the terminal's PSK from the auth file,
+//! then `open_card_account` or `card_login` and the operation), prints one JSON line and returns
+//! the exit code:
+//!
+//! | Code | When |
+//! |---|---|
+//! | 0 | success; the JSON line is on stdout |
+//! | 255 | invalid input (arguments, a missing, unreadable or wrong-kind auth or card file, a card of another account, an existing card file for `-n`) or a refusal by the bank (any `error` answer: wrong card, overdraft, taken name, ...) |
+//! | 63 | the bank could not be reached, did not answer within 10 seconds in total, or broke the protocol (failed handshake, a record that does not verify, a closed connection, an answer that does not fit the request) |
+//!
+//! Nothing is printed on stdout unless the exit code is 0; a one-line reason goes to stderr.
+#![forbid(unsafe_code)]
+
+pub mod args;
+pub mod files;
+
+use std::ffi::OsString;
+use std::io::Write;
+use std::net::SocketAddrV4;
+use std::time::Duration;
+
+use atm_client::{AuthFile, Client, ClientError};
+use protocol::{CardSecret, Cents, Request, Response, TxId, Username};
+use rand_core::OsRng;
+
+use crate::args::{Invocation, Mode};
+use crate::files::Card;
+
+/// Exit code for success.
+pub const EXIT_OK: u8 = 0;
+/// Exit code for invalid input or an operation the bank refused.
+pub const EXIT_INVALID: u8 = 255;
+/// Exit code for a protocol error, an unreachable bank or one that did not answer in time.
+pub const EXIT_PROTOCOL: u8 = 63;
+
+/// How long the bank has, in total, from connecting to the operation's answer.
+pub const BANK_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long the atm waits for a clean WebSocket close after it has its answer.
+const CLOSE_WAIT: Duration = Duration::from_secs(1);
+
+/// Why a run failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// Invalid input, or the bank refused (exit 255).
+    Invalid(&'static str),
+    /// Unreachable, silent or misbehaving bank (exit 63).
+    Protocol(&'static str),
+}
+
+impl Failure {
+    /// The exit code.
+    pub fn code(self) -> u8 {
+        match self {
+            Self::Invalid(_) => EXIT_INVALID,
+            Self::Protocol(_) => EXIT_PROTOCOL,
+        }
+    }
+
+    /// A short reason for stderr.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Self::Invalid(r) | Self::Protocol(r) => r,
+        }
+    }
+}
+
+impl From<args::Invalid> for Failure {
+    fn from(_: args::Invalid) -> Self {
+        Self::Invalid("invalid arguments")
+    }
+}
+
+impl From<ClientError> for Failure {
+    fn from(e: ClientError) -> Self {
+        Self::Protocol(match e {
+            ClientError::Transport(_) | ClientError::Closed => "the bank could not be reached",
+            ClientError::Timeout => "the bank did not answer in time",
+            ClientError::Protocol(_) | ClientError::UnexpectedFrame => "protocol error",
+            ClientError::AuthFile(_) => "auth file",
+        })
+    }
+}
+
+/// The one JSON line: `{"account":"<name>","<field>":<amount as an exact JSON number>}`.
+pub fn summary(account: &Username, field: &str, amount: Cents) -> String {
+    let name = serde_json::to_string(account.as_str()).expect("strings serialize");
+    format!(
+        "{{\"account\":{name},\"{field}\":{}}}",
+        amount.to_json_number()
+    )
+}
+
+/// What a successful exchange with the bank produced.
+struct Answer {
+    line: String,
+    client: Client,
+}
+
+fn unexpected() -> Failure {
+    Failure::Protocol("unexpected answer from the bank")
+}
+
+fn refused(code: protocol::ErrorCode) -> Failure {
+    Failure::Invalid(code.message())
+}
+
+/// Connects, logs in (or opens the account) and runs the operation.
+async fn exchange(
+    inv: &Invocation,
+    auth: &AuthFile,
+    secret: &CardSecret,
+) -> Result<Answer, Failure> {
+    let addr = SocketAddrV4::new(inv.ip, inv.port).to_string();
+    let mut client = Client::connect(&addr, &auth.terminal_id, &auth.psk).await?;
+    let account = &inv.account;
+    if let Mode::New(initial) = inv.mode {
+        let request = Request::OpenCardAccount {
+            username: account.clone(),
+            initial_cents: initial,
+            txid: TxId::random(&mut OsRng),
+            card: secret.clone(),
+        };
+        return match client.call(&request).await? {
+            Response::AccountOpened { balance_cents, .. } if balance_cents == initial => {
+                Ok(Answer {
+                    line: summary(account, "initial_balance", initial),
+                    client,
+                })
+            }
+            Response::Error { code } => Err(refused(code)),
+            _ => Err(unexpected()),
+        };
+    }
+    let login = Request::CardLogin {
+        username: account.clone(),
+        card: secret.clone(),
+    };
+    match client.call(&login).await? {
+        Response::Welcome { username, .. } if username == *account => {}
+        Response::Error { code } => return Err(refused(code)),
+        _ => return Err(unexpected()),
+    }
+    let txid = TxId::random(&mut OsRng);
+    let line = match inv.mode {
+        Mode::Deposit(amount) => {
+            let request = Request::Deposit {
+                txid,
+                amount_cents: amount,
+            };
+            match client.call(&request).await? {
+                Response::Deposited {
+                    txid: t,
+                    amount_cents,
+                    ..
+                } if t == txid && amount_cents == amount => summary(account, "deposit", amount),
+                Response::Error { code } => return Err(refused(code)),
+                _ => return Err(unexpected()),
+            }
+        }
+        Mode::Withdraw(amount) => {
+            let request = Request::Withdraw {
+                txid,
+                amount_cents: amount,
+            };
+            match client.call(&request).await? {
+                Response::Withdrawn {
+                    txid: t,
+                    amount_cents,
+                    ..
+                } if t == txid && amount_cents == amount => summary(account, "withdraw", amount),
+                Response::Error { code } => return Err(refused(code)),
+                _ => return Err(unexpected()),
+            }
+        }
+        Mode::Balance => match client.call(&Request::Balance {}).await? {
+            Response::Balance { balance_cents } => summary(account, "balance", balance_cents),
+            Response::Error { code } => return Err(refused(code)),
+            _ => return Err(unexpected()),
+        },
+        Mode::New(_) => unreachable!("handled above"),
+    };
+    Ok(Answer { line, client })
+}
+
+/// Everything up to the answer; the card file is written here for `-n`.
+async fn attempt(args: &[OsString]) -> Result<Answer, Failure> {
+    let inv = args::parse(args)?;
+    let auth = files::load_auth(&inv.auth_file)
+        .map_err(|_| Failure::Invalid("the auth file is missing or not an auth file"))?;
+    let card = match inv.mode {
+        Mode::New(_) => {
+            if files::exists(&inv.card_file) {
+                return Err(Failure::Invalid("the card file already exists"));
+            }
+            Card {
+                account: inv.account.clone(),
+                secret: CardSecret::random(&mut OsRng),
+            }
+        }
+        _ => {
+            let card = Card::load(&inv.card_file)
+                .map_err(|_| Failure::Invalid("the card file is missing or not a card"))?;
+            if card.account != inv.account {
+                return Err(Failure::Invalid("the card is not this account's card"));
+            }
+            card
+        }
+    };
+    let answer = tokio::time::timeout(BANK_TIMEOUT, exchange(&inv, &auth, &card.secret))
+        .await
+        .map_err(|_| Failure::Protocol("the bank did not answer in time"))??;
+    if let Mode::New(_) = inv.mode {
+        // The account exists now; the card is its only credential.
+        card.create(&inv.card_file)
+            .map_err(|_| Failure::Invalid("could not create the card file"))?;
+    }
+    Ok(answer)
+}
+
+/// Runs the `atm` with `args` (without the program name), writing the JSON line to `out`,
+/// and returns the exit code.
+pub async fn run(args: &[OsString], out: &mut impl Write) -> u8 {
+    match attempt(args).await {
+        Ok(Answer { line, client }) => {
+            // The operation is done at the bank whether or not stdout takes the line.
+            let _ = writeln!(out, "{line}").and_then(|()| out.flush());
+            let _ = tokio::time::timeout(CLOSE_WAIT, client.close()).await;
+            EXIT_OK
+        }
+        Err(failure) => {
+            eprintln!("atm: {}", failure.reason());
+            failure.code()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_lines_are_exact() {
+        let bob = Username::new("bob").unwrap();
+        assert_eq!(
+            summary(&bob, "initial_balance", Cents(100_000)),
+            r#"{"account":"bob","initial_balance":1000}"#
+        );
+        assert_eq!(
+            summary(&bob, "withdraw", Cents(6310)),
+            r#"{"account":"bob","withdraw":63.1}"#
+        );
+        assert_eq!(
+            summary(&bob, "balance", Cents(5)),
+            r#"{"account":"bob","balance":0.05}"#
+        );
+        // Beyond 2^53 cents, still exact.
+        assert_eq!(
+            summary(&bob, "balance", Cents((1 << 53) + 1)),
+            r#"{"account":"bob","balance":90071992547409.93}"#
+        );
+        let dot = Username::new("..").unwrap();
+        assert_eq!(
+            summary(&dot, "deposit", Cents(1)),
+            r#"{"account":"..","deposit":0.01}"#
+        );
+    }
+
+    #[test]
+    fn exit_codes() {
+        assert_eq!(Failure::Invalid("x").code(), 255);
+        assert_eq!(Failure::Protocol("x").code(), 63);
+        assert_eq!(Failure::from(ClientError::Timeout).code(), 63);
+        assert_eq!(Failure::from(ClientError::Closed).code(), 63);
+        assert_eq!(Failure::from(args::Invalid).code(), 255);
+    }
+}
