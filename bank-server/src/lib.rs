@@ -68,6 +68,12 @@ pub struct Config {
     pub idle_timeout: Duration,
     /// The handshake must complete within this.
     pub handshake_timeout: Duration,
+    /// A frame must be written to the peer within this, or the session is closed (a peer that
+    /// stops reading cannot hold a session forever).
+    pub send_timeout: Duration,
+    /// On shutdown, how long to wait for open HTTP connections and sessions to finish before
+    /// flushing and returning anyway.
+    pub shutdown_grace: Duration,
     /// Browser origins allowed to open a WebSocket besides the bank's own (`*` allows any).
     pub allowed_origins: Vec<String>,
     /// Largest deposit or withdrawal.
@@ -99,6 +105,8 @@ impl Config {
             max_sessions: 1024,
             idle_timeout: Duration::from_secs(300),
             handshake_timeout: Duration::from_secs(10),
+            send_timeout: Duration::from_secs(10),
+            shutdown_grace: Duration::from_secs(10),
             allowed_origins: Vec::new(),
             max_amount: protocol::money::BIBIFI_MAX,
             argon2: Argon2Params::OWASP,
@@ -220,12 +228,27 @@ pub async fn serve(
         shutdown.await;
         token.cancel();
     };
-    axum::serve(listener, app(bank))
-        .with_graceful_shutdown(signal)
-        .await?;
+    let grace = shared.config.shutdown_grace;
+    let server = std::future::IntoFuture::into_future(
+        axum::serve(listener, app(bank)).with_graceful_shutdown(signal),
+    );
+    // A peer holding an HTTP connection open (say, half a request) must not block shutdown.
+    let cancelled = shared.shutdown.clone();
+    tokio::select! {
+        result = server => result?,
+        () = async move {
+            cancelled.cancelled().await;
+            tokio::time::sleep(grace).await;
+        } => tracing::warn!("HTTP connections still open after the grace period; not waiting"),
+    }
     shared.shutdown.cancel();
     shared.tracker.close();
-    shared.tracker.wait().await;
+    if tokio::time::timeout(grace, shared.tracker.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("sessions still open after the grace period; not waiting");
+    }
     let ledger = shared.ledger.clone();
     tokio::task::spawn_blocking(move || ledger.sync())
         .await

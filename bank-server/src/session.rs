@@ -59,14 +59,25 @@ async fn handshake(shared: &Arc<Shared>, socket: &mut WebSocket) -> Result<BankS
     let (state, reply) = hello
         .respond(psk.as_ref(), &mut OsRng, now_ms())
         .map_err(protocol_fault)?;
-    socket
-        .send(Message::text(reply))
+    send(shared, socket, Message::text(reply))
         .await
-        .map_err(|_| Fault::Gone)?;
+        .map_err(|()| Fault::Gone)?;
     let finished = next_text(socket).await?;
     state
         .read_client_finished(finished.as_bytes())
         .map_err(protocol_fault)
+}
+
+/// Sends a frame within the configured time; `Err` when the peer is gone or not reading.
+async fn send(shared: &Shared, socket: &mut WebSocket, message: Message) -> Result<(), ()> {
+    match tokio::time::timeout(shared.config.send_timeout, socket.send(message)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(_)) => Err(()),
+        Err(_) => {
+            tracing::info!("peer is not reading; closing");
+            Err(())
+        }
+    }
 }
 
 /// Reports a protocol failure: `protocol_error` on stdout, the detail in the log and audit.
@@ -106,7 +117,7 @@ pub(crate) async fn run(
         };
         let mut session = match handshake {
             None => {
-                let _ = socket.send(Message::Close(None)).await;
+                let _ = send(&shared, &mut socket, Message::Close(None)).await;
                 return;
             }
             Some(Ok(Ok(session))) => session,
@@ -116,12 +127,12 @@ pub(crate) async fn run(
             }
             Some(Ok(Err(Fault::Protocol(detail)))) => {
                 protocol_error(&shared, None, conn, detail).await;
-                let _ = socket.send(Message::Close(None)).await;
+                let _ = send(&shared, &mut socket, Message::Close(None)).await;
                 return;
             }
             Some(Err(_)) => {
                 protocol_error(&shared, None, conn, "handshake timeout".into()).await;
-                let _ = socket.send(Message::Close(None)).await;
+                let _ = send(&shared, &mut socket, Message::Close(None)).await;
                 return;
             }
         };
@@ -167,7 +178,7 @@ pub(crate) async fn run(
                     break;
                 }
             };
-            if socket.send(Message::text(sealed)).await.is_err() {
+            if send(&shared, &mut socket, Message::text(sealed)).await.is_err() {
                 tracing::debug!("peer left before the answer");
                 break;
             }
@@ -176,7 +187,7 @@ pub(crate) async fn run(
                 break;
             }
         }
-        let _ = socket.send(Message::Close(None)).await;
+        let _ = send(&shared, &mut socket, Message::Close(None)).await;
         drop(permit);
     }
     .instrument(span)

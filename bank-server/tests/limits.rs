@@ -179,3 +179,25 @@ async fn a_login_flood_does_not_starve_transactions() {
     assert_eq!(balance(&mut alice).await, 20);
     bank.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_half_sent_http_request_does_not_block_shutdown() {
+    use tokio::io::AsyncWriteExt;
+    let dir = temp();
+    let mut config = config(dir.path());
+    config.shutdown_grace = Duration::from_millis(200);
+    let bank = TestBank::start(config).await;
+    let mut slow = tokio::net::TcpStream::connect(&bank.addr).await.unwrap();
+    slow.write_all(b"GET / HTTP/1.1\r\nHost: bank\r\n")
+        .await
+        .unwrap();
+    let mut session = bank.client().await;
+    assert_eq!(
+        balance_or_error(&mut session).await,
+        error(ErrorCode::NotLoggedIn)
+    );
+    // Stops (the harness bounds the wait), closing the session cleanly.
+    bank.stop().await;
+    assert_closed(session.conn()).await;
+    drop(slow);
+}
