@@ -44,6 +44,7 @@ pub fn start(
 }
 
 /// Sent ClientHello; waiting for ServerHello. No `Debug`: it holds the PSK and the secret.
+#[cfg_attr(fuzzing, derive(Clone))]
 pub struct AwaitServerHello {
     config: Config,
     psk: Psk,

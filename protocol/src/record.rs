@@ -19,6 +19,9 @@ pub(crate) const DIR_C2S: u8 = 0x01;
 pub(crate) const DIR_S2C: u8 = 0x02;
 
 /// One direction's keys and counter.
+// Fuzz targets clone an established session instead of redoing the handshake per input;
+// ordinary builds have no `Clone` (a copied session would be a footgun).
+#[cfg_attr(fuzzing, derive(Clone))]
 struct Half {
     enc: Key,
     mac: Key,
@@ -42,6 +45,7 @@ impl Half {
 }
 
 /// Both directions of an established session, plus the failure latch.
+#[cfg_attr(fuzzing, derive(Clone))]
 struct RecordLayer {
     send: Half,
     recv: Half,
@@ -169,6 +173,7 @@ fn to_plaintext(value: &impl serde::Serialize) -> Zeroizing<Vec<u8>> {
 }
 
 /// The ATM's end of an established session: seals [`Request`]s, opens [`Response`]s.
+#[cfg_attr(fuzzing, derive(Clone))]
 pub struct ClientSession {
     layer: RecordLayer,
 }
@@ -211,6 +216,7 @@ impl ClientSession {
 }
 
 /// The bank's end of an established session: opens [`Request`]s, seals [`Response`]s.
+#[cfg_attr(fuzzing, derive(Clone))]
 pub struct BankSession {
     layer: RecordLayer,
     terminal: TerminalId,

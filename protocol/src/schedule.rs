@@ -19,6 +19,7 @@ pub(crate) mod label {
 }
 
 /// A 32-byte symmetric key. No `Debug`; zeroized on drop.
+#[cfg_attr(fuzzing, derive(Clone))]
 pub(crate) struct Key(Zeroizing<[u8; 32]>);
 
 impl Key {
@@ -28,6 +29,7 @@ impl Key {
 }
 
 /// The ClientHello's fields that enter the transcript.
+#[cfg_attr(fuzzing, derive(Clone))]
 pub(crate) struct ClientHelloFields {
     pub(crate) terminal: TerminalId,
     pub(crate) client_nonce: [u8; 32],
@@ -61,6 +63,7 @@ pub(crate) fn transcript_hash(ch: &ClientHelloFields, sh: &ServerHelloFields) ->
 }
 
 /// Every key of one session, each from its own HKDF label.
+#[cfg_attr(fuzzing, derive(Clone))]
 pub(crate) struct Keys {
     pub(crate) c2s_enc: Key,
     pub(crate) c2s_mac: Key,

@@ -110,6 +110,7 @@ impl ClientHelloReceived {
 }
 
 /// Sent ServerHello; waiting for ClientFinished. Nothing else is accepted before it.
+#[cfg_attr(fuzzing, derive(Clone))]
 pub struct AwaitClientFinished {
     config: Config,
     terminal: TerminalId,
