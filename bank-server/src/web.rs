@@ -26,7 +26,7 @@ pub fn app(bank: Bank) -> Router {
         .route("/ws", get(upgrade))
         .route("/healthz", get(|| async { "ok\n" }));
     let router = if index.is_file() {
-        router.fallback_service(ServeDir::new(&web_root).not_found_service(ServeFile::new(index)))
+        router.fallback_service(ServeDir::new(&web_root).fallback(ServeFile::new(index)))
     } else {
         router.fallback(|| async { Html(NOT_BUILT) })
     };

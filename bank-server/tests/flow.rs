@@ -304,3 +304,28 @@ async fn whole_flow_survives_a_restart() {
         "a retried deposit is audited once"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serves_the_web_atm_with_an_index_fallback() {
+    let dir = temp();
+    let web = dir.path().join("dist");
+    std::fs::create_dir_all(web.join("assets")).unwrap();
+    std::fs::write(web.join("index.html"), "<html>web atm index</html>").unwrap();
+    std::fs::write(web.join("assets/app.js"), "console.log('atm')").unwrap();
+    let mut config = config(dir.path());
+    config.web_root = web;
+    let bank = TestBank::start(config).await;
+    let (status, body) = http_get(&bank.addr, "/").await;
+    assert!(status.contains("200") && body.contains("web atm index"), "{status} {body}");
+    let (status, body) = http_get(&bank.addr, "/assets/app.js").await;
+    assert!(status.contains("200") && body.contains("console.log"), "{status} {body}");
+    // Client-side routes fall back to index.html.
+    let (status, body) = http_get(&bank.addr, "/deposit").await;
+    assert!(status.contains("200") && body.contains("web atm index"), "{status} {body}");
+    // Nothing outside the web root.
+    let (_, body) = http_get(&bank.addr, "/../bank.auth").await;
+    assert!(!body.contains("psk"), "{body}");
+    let (status, body) = http_get(&bank.addr, "/healthz").await;
+    assert!(status.contains("200") && body.trim() == "ok");
+    bank.stop().await;
+}
