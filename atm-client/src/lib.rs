@@ -164,8 +164,10 @@ impl Connection {
         let mut config = WebSocketConfig::default();
         config.max_message_size = Some(4 * protocol::MAX_RECORD_LEN);
         config.max_frame_size = Some(4 * protocol::MAX_RECORD_LEN);
-        let (ws, _) = tokio_tungstenite::connect_async_with_config(url, Some(config), false)
+        let connect = tokio_tungstenite::connect_async_with_config(url, Some(config), false);
+        let (ws, _) = tokio::time::timeout(DEFAULT_READ_TIMEOUT, connect)
             .await
+            .map_err(|_| ClientError::Timeout)?
             .map_err(|e| ClientError::Transport(e.to_string()))?;
         Ok(Self {
             ws,

@@ -20,6 +20,7 @@ pub mod admin;
 pub mod audit;
 mod bank;
 pub mod ledger;
+mod listener;
 pub mod output;
 pub mod passwords;
 mod session;
@@ -64,6 +65,9 @@ pub struct Config {
     pub web_root: PathBuf,
     /// Most WebSocket sessions at once; more are refused with 503.
     pub max_sessions: usize,
+    /// Most open TCP connections (HTTP and WebSocket); more wait in the kernel's backlog.
+    /// A connection whose peer sends nothing for `idle_timeout + handshake_timeout` is dropped.
+    pub max_connections: usize,
     /// A session with no message for this long is closed.
     pub idle_timeout: Duration,
     /// The handshake must complete within this.
@@ -102,7 +106,8 @@ impl Config {
             auth_file,
             audit_key_file,
             web_root: PathBuf::from("dist"),
-            max_sessions: 1024,
+            max_sessions: 256,
+            max_connections: 512,
             idle_timeout: Duration::from_secs(300),
             handshake_timeout: Duration::from_secs(10),
             send_timeout: Duration::from_secs(10),
@@ -229,6 +234,12 @@ pub async fn serve(
         token.cancel();
     };
     let grace = shared.config.shutdown_grace;
+    let config = &shared.config;
+    let listener = listener::LimitedListener::new(
+        listener,
+        config.max_connections,
+        config.idle_timeout + config.handshake_timeout,
+    );
     let server = std::future::IntoFuture::into_future(
         axum::serve(listener, app(bank)).with_graceful_shutdown(signal),
     );

@@ -67,8 +67,17 @@ struct Opts {
     #[arg(long, global = true, env = "BANK_WEB_ROOT", default_value = "dist")]
     web_root: PathBuf,
     /// Most concurrent WebSocket sessions; more are refused with 503.
-    #[arg(long, global = true, env = "BANK_MAX_SESSIONS", default_value_t = 1024)]
+    #[arg(long, global = true, env = "BANK_MAX_SESSIONS", default_value_t = 256)]
     max_sessions: usize,
+    /// Most open TCP connections (HTTP and WebSocket); more wait until one closes. Keep it
+    /// below the process's open-file limit (`ulimit -n`).
+    #[arg(
+        long,
+        global = true,
+        env = "BANK_MAX_CONNECTIONS",
+        default_value_t = 512
+    )]
+    max_connections: usize,
     /// Close a session after this many seconds without a message.
     #[arg(
         long,
@@ -147,6 +156,7 @@ fn config(opts: &Opts) -> Config {
     );
     config.web_root = opts.web_root.clone();
     config.max_sessions = opts.max_sessions.max(1);
+    config.max_connections = opts.max_connections.max(config.max_sessions);
     config.idle_timeout = Duration::from_secs(opts.idle_timeout_secs.max(1));
     config.allowed_origins = opts.allow_origin.clone();
     config

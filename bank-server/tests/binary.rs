@@ -369,6 +369,7 @@ fn help_documents_every_flag() {
         "--audit-key-file",
         "--web-root",
         "--max-sessions",
+        "--max-connections",
         "--idle-timeout-secs",
         "--allow-origin",
         "BANK_PORT",

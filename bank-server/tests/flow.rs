@@ -316,12 +316,21 @@ async fn serves_the_web_atm_with_an_index_fallback() {
     config.web_root = web;
     let bank = TestBank::start(config).await;
     let (status, body) = http_get(&bank.addr, "/").await;
-    assert!(status.contains("200") && body.contains("web atm index"), "{status} {body}");
+    assert!(
+        status.contains("200") && body.contains("web atm index"),
+        "{status} {body}"
+    );
     let (status, body) = http_get(&bank.addr, "/assets/app.js").await;
-    assert!(status.contains("200") && body.contains("console.log"), "{status} {body}");
+    assert!(
+        status.contains("200") && body.contains("console.log"),
+        "{status} {body}"
+    );
     // Client-side routes fall back to index.html.
     let (status, body) = http_get(&bank.addr, "/deposit").await;
-    assert!(status.contains("200") && body.contains("web atm index"), "{status} {body}");
+    assert!(
+        status.contains("200") && body.contains("web atm index"),
+        "{status} {body}"
+    );
     // Nothing outside the web root.
     let (_, body) = http_get(&bank.addr, "/../bank.auth").await;
     assert!(!body.contains("psk"), "{body}");

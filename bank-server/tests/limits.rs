@@ -201,3 +201,26 @@ async fn a_half_sent_http_request_does_not_block_shutdown() {
     assert_closed(session.conn()).await;
     drop(slow);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_connections_cannot_hold_every_slot() {
+    let dir = temp();
+    let mut config = config(dir.path());
+    config.max_connections = 2;
+    config.idle_timeout = Duration::from_millis(200);
+    config.handshake_timeout = Duration::from_millis(200);
+    let bank = TestBank::start(config).await;
+    // Two connections that never send a byte take every slot...
+    let _silent: Vec<_> = vec![
+        tokio::net::TcpStream::connect(&bank.addr).await.unwrap(),
+        tokio::net::TcpStream::connect(&bank.addr).await.unwrap(),
+    ];
+    // ...until the bank drops them, and a real client gets in.
+    let mut client = bank.client().await;
+    assert_eq!(
+        balance_or_error(&mut client).await,
+        error(ErrorCode::NotLoggedIn)
+    );
+    client.close().await.unwrap();
+    bank.stop().await;
+}
