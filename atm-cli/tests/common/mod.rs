@@ -175,6 +175,13 @@ impl Env {
         self.lines.lock().unwrap().clone()
     }
 
+    /// The bank's transaction lines so far (without its `protocol_error` lines).
+    pub fn transactions(&self) -> Vec<String> {
+        let mut lines = self.bank_lines();
+        lines.retain(|l| l != "protocol_error");
+        lines
+    }
+
     /// Graceful shutdown.
     pub async fn stop(mut self) {
         let _ = self.stop.take().unwrap().send(());
