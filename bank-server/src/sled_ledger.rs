@@ -132,7 +132,17 @@ pub struct SledLedger {
 impl SledLedger {
     /// Opens (or creates) the database in `dir`.
     pub fn open(dir: &Path) -> Result<Self, LedgerError> {
-        let db = sled::Config::new().path(dir).open().map_err(storage)?;
+        let db = sled::Config::new().path(dir).open().map_err(|e| {
+            let detail = e.to_string();
+            if detail.contains("lock") {
+                LedgerError::Storage(format!(
+                    "{} is in use by another process (is the bank running? stop it first)",
+                    dir.display()
+                ))
+            } else {
+                storage(detail)
+            }
+        })?;
         let tree = |name: &str| db.open_tree(name).map_err(storage);
         Ok(Self {
             users: tree("users")?,
