@@ -3,10 +3,11 @@
 //! atm must exit 63 (nothing on stdout) and no balance may change other than by exactly the
 //! operation the atm asked for.
 //!
-//! The proxy ends the WebSocket on both sides and re-frames what it forwards, so a flipped
-//! byte is a flipped byte of the message the peer reads. (On the raw wire, WebSocket masking
-//! is a public XOR: flipping a masked payload bit flips the same plaintext bit, so this is the
-//! same attack.) Frames are counted per direction from 1: up (atm to bank) 1 = client_hello,
+//! The main proxy ends the WebSocket on both sides and re-frames what it forwards, so a flipped
+//! byte is a flipped byte of the message the peer reads. A second, TCP-level proxy
+//! ([`wire_proxy`]) flips bits in the raw frames, under the client's WebSocket mask (a public
+//! XOR, so the same bit flips in what the bank reads): integrity comes from the protocol's MAC
+//! alone. Frames are counted per direction from 1: up (atm to bank) 1 = client_hello,
 //! 2 = client_finished, 3 = card_login or open_card_account, 4 = the operation; down (bank to
 //! atm) 1 = server_hello, 2 = welcome or account_opened, 3 = the operation's answer.
 
@@ -541,6 +542,122 @@ async fn a_bank_that_does_not_answer_within_10_seconds_is_63() {
     assert_eq!(
         env.balance("victim").await,
         line("victim", "balance", "100")
+    );
+    env.stop().await;
+}
+
+/// A TCP-level man in the middle: passes the HTTP upgrade through, then parses WebSocket frames
+/// on the raw wire and XORs 0x01 into the middle payload byte of text frame `frame` going
+/// `dir` (0 = never). Client frames are masked; the flip goes into the masked bytes.
+async fn wire_proxy(bank_port: u16, dir: Dir, frame: usize) -> u16 {
+    use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
+
+    async fn pump(
+        mut from: impl AsyncRead + Unpin,
+        mut to: impl AsyncWrite + Unpin,
+        flip_frame: usize,
+    ) -> std::io::Result<()> {
+        // The HTTP request or response, byte by byte up to the blank line.
+        let mut head = Vec::new();
+        while !head.ends_with(b"\r\n\r\n") {
+            head.push(from.read_u8().await?);
+        }
+        to.write_all(&head).await?;
+        let mut texts = 0;
+        loop {
+            let mut header = vec![from.read_u8().await?, from.read_u8().await?];
+            let len = match header[1] & 0x7f {
+                126 => {
+                    let n = from.read_u16().await?;
+                    header.extend(n.to_be_bytes());
+                    u64::from(n)
+                }
+                127 => {
+                    let n = from.read_u64().await?;
+                    header.extend(n.to_be_bytes());
+                    n
+                }
+                n => u64::from(n),
+            };
+            if header[1] & 0x80 != 0 {
+                let mut key = [0u8; 4];
+                from.read_exact(&mut key).await?;
+                header.extend(key);
+            }
+            let mut payload = vec![0u8; usize::try_from(len).unwrap()];
+            from.read_exact(&mut payload).await?;
+            if header[0] & 0x0f == 1 {
+                texts += 1;
+                if texts == flip_frame {
+                    let at = payload.len() / 2;
+                    payload[at] ^= 0x01;
+                }
+            }
+            to.write_all(&header).await?;
+            to.write_all(&payload).await?;
+        }
+    }
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((atm, _)) = listener.accept().await {
+            let Ok(bank) = tokio::net::TcpStream::connect(("127.0.0.1", bank_port)).await else {
+                continue;
+            };
+            let (atm_r, atm_w) = atm.into_split();
+            let (bank_r, bank_w) = bank.into_split();
+            let (up, down) = match dir {
+                Dir::Up => (frame, 0),
+                Dir::Down => (0, frame),
+            };
+            tokio::spawn(async move {
+                // When either direction ends, both connections close.
+                tokio::select! {
+                    _ = pump(atm_r, bank_w, up) => {}
+                    _ = pump(bank_r, atm_w, down) => {}
+                }
+            });
+        }
+    });
+    port
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bit_flipped_on_the_wire_under_the_websocket_mask_is_63_and_changes_nothing() {
+    let env = Env::start().await;
+    env.open("victim", "100.00").await;
+    let clean = wire_proxy(env.port, Dir::Up, 0).await.to_string();
+    let run = env
+        .atm_raw(&["-a", "victim", "-d", "1.00", "-p", &clean])
+        .await;
+    assert_eq!(
+        (run.code, run.stdout),
+        (0, format!("{}\n", line("victim", "deposit", "1")))
+    );
+    let lines = env.transactions();
+    for (dir, frame) in [
+        (Dir::Up, 1),
+        (Dir::Up, 2),
+        (Dir::Up, 3),
+        (Dir::Up, 4),
+        (Dir::Down, 1),
+        (Dir::Down, 2),
+    ] {
+        let port = wire_proxy(env.port, dir, frame).await.to_string();
+        let run = env
+            .atm_raw(&["-a", "victim", "-d", "1.00", "-p", &port])
+            .await;
+        assert_eq!(
+            (run.code, run.stdout.as_str()),
+            (63, ""),
+            "{dir:?} {frame}: {run:?}"
+        );
+    }
+    assert_eq!(env.transactions(), lines, "the bank applied nothing");
+    assert_eq!(
+        env.balance("victim").await,
+        line("victim", "balance", "101")
     );
     env.stop().await;
 }
