@@ -87,7 +87,7 @@ fn internal(e: &LedgerError) -> Response {
         LedgerError::InsufficientFunds => refuse(ErrorCode::InsufficientFunds),
         LedgerError::LimitExceeded => refuse(ErrorCode::LimitExceeded),
         LedgerError::TxIdReused => refuse(ErrorCode::TxIdReused),
-        LedgerError::NotFound | LedgerError::Storage(_) => {
+        LedgerError::NotFound | LedgerError::InUse(_) | LedgerError::Storage(_) => {
             tracing::error!(error = %e, "ledger failure");
             refuse(ErrorCode::Internal)
         }

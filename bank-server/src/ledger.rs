@@ -109,6 +109,8 @@ pub enum LedgerError {
     TxIdReused,
     /// No such account or terminal.
     NotFound,
+    /// Another process holds the storage (the bank is running).
+    InUse(String),
     /// The storage failed (detail for the log).
     Storage(String),
 }
@@ -117,6 +119,7 @@ impl fmt::Display for LedgerError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Storage(detail) => write!(f, "storage error: {detail}"),
+            Self::InUse(detail) => f.write_str(detail),
             other => write!(f, "{other:?}"),
         }
     }

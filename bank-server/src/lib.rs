@@ -134,6 +134,8 @@ pub enum StartError {
     Storage(String),
     /// A first start would overwrite an existing file (auth or audit key).
     Exists(PathBuf),
+    /// Another process (the running bank) holds the database.
+    InUse(String),
     /// Argon2 could not be set up.
     Hash,
 }
@@ -143,6 +145,7 @@ impl fmt::Display for StartError {
         match self {
             Self::Io(e) => write!(f, "{e}"),
             Self::Storage(e) => write!(f, "storage: {e}"),
+            Self::InUse(e) => f.write_str(e),
             Self::Exists(p) => write!(
                 f,
                 "{} already exists; refusing to overwrite it",
@@ -157,7 +160,10 @@ impl std::error::Error for StartError {}
 
 impl From<ledger::LedgerError> for StartError {
     fn from(e: ledger::LedgerError) -> Self {
-        Self::Storage(e.to_string())
+        match e {
+            ledger::LedgerError::InUse(detail) => Self::InUse(detail),
+            other => Self::Storage(other.to_string()),
+        }
     }
 }
 
@@ -233,6 +239,7 @@ pub async fn serve(
         shutdown.await;
         token.cancel();
     };
+    tokio::spawn(admin::serve_socket(shared.clone()));
     let grace = shared.config.shutdown_grace;
     let config = &shared.config;
     let listener = listener::LimitedListener::new(

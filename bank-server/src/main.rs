@@ -6,11 +6,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use bank_server::admin::{self, AuditCheckError};
+use bank_server::admin::{self, AuditCheckError, TerminalOp, TerminalReply};
+use bank_server::ledger::TerminalRecord;
 use bank_server::terminals::{auth_file_text, enrollment_link, write_new_secret_file};
-use bank_server::{Config, Ledger as _, StartError};
+use bank_server::{Config, StartError};
 use clap::{Args, Parser, Subcommand};
-use protocol::TerminalId;
+use protocol::{Psk, TerminalId};
 
 /// The secure-ATM bank: a WebSocket server (path /ws) speaking the ATM protocol, with its
 /// state in a sled database, a forward-secure audit log and the web ATM's static files.
@@ -96,10 +97,12 @@ struct Opts {
 enum Command {
     /// Serve the bank (the default).
     Serve,
-    /// Manage ATM terminals (stop the bank first: the database allows one process).
+    /// Manage ATM terminals (on the stopped bank's database, or through the running bank's
+    /// admin socket in the data directory).
     #[command(subcommand)]
     Terminal(TerminalCommand),
-    /// Check or read the audit log with the auditor's key (stop the bank first).
+    /// Check or read the audit log with the auditor's key (stop the bank first: the database
+    /// allows one process).
     #[command(subcommand)]
     Audit(AuditCommand),
 }
@@ -207,15 +210,33 @@ fn serve(opts: &Opts) -> Result<(), StartError> {
 }
 
 fn terminal(opts: &Opts, cmd: TerminalCommand) -> Result<(), StartError> {
-    let ledger = admin::open_existing(&opts.data_dir)?;
-    match cmd {
-        TerminalCommand::Add {
-            name,
-            web,
-            out,
-            public_url,
-        } => {
-            let terminal = admin::add_terminal(&ledger, &name)?;
+    let op = match &cmd {
+        TerminalCommand::Add { name, .. } => TerminalOp::Add { name: name.clone() },
+        TerminalCommand::List => TerminalOp::List,
+        TerminalCommand::Revoke { id } => TerminalOp::Revoke { id: id.clone() },
+    };
+    let reply = admin::terminal_op(&opts.data_dir, op)?;
+    match (cmd, reply) {
+        (_, TerminalReply::Failed { error }) => return Err(StartError::Io(error)),
+        (
+            TerminalCommand::Add {
+                name,
+                web,
+                out,
+                public_url,
+            },
+            TerminalReply::Added { terminal_id, psk },
+        ) => {
+            let psk = zeroize::Zeroizing::new(psk);
+            let terminal = TerminalRecord {
+                id: TerminalId::new(terminal_id)
+                    .ok_or_else(|| StartError::Io("bad terminal id".into()))?,
+                name,
+                psk: Psk::from_hex(&psk)
+                    .ok_or_else(|| StartError::Io("bad terminal key".into()))?,
+                revoked: false,
+                created_ms: 0,
+            };
             if web {
                 let base = public_url
                     .unwrap_or_else(|| format!("http://{}", SocketAddr::new(opts.bind, opts.port)));
@@ -231,18 +252,14 @@ fn terminal(opts: &Opts, cmd: TerminalCommand) -> Result<(), StartError> {
                 print!("{}", auth_file_text(&terminal).as_str());
             }
         }
-        TerminalCommand::List => {
-            for t in ledger.terminals()? {
+        (TerminalCommand::List, TerminalReply::Listed { terminals }) => {
+            for t in terminals {
                 let state = if t.revoked { "revoked" } else { "active" };
                 println!("{}\t{state}\t{}", t.id, t.name);
             }
         }
-        TerminalCommand::Revoke { id } => {
-            let id =
-                TerminalId::new(id).ok_or_else(|| StartError::Io("not a terminal id".into()))?;
-            admin::revoke_terminal(&ledger, &id)?;
-            println!("revoked {id}");
-        }
+        (TerminalCommand::Revoke { id }, TerminalReply::Revoked) => println!("revoked {id}"),
+        _ => return Err(StartError::Io("unexpected answer from the bank".into())),
     }
     Ok(())
 }

@@ -135,7 +135,7 @@ impl SledLedger {
         let db = sled::Config::new().path(dir).open().map_err(|e| {
             let detail = e.to_string();
             if detail.contains("lock") {
-                LedgerError::Storage(format!(
+                LedgerError::InUse(format!(
                     "{} is in use by another process (is the bank running? stop it first)",
                     dir.display()
                 ))

@@ -301,13 +301,34 @@ async fn sigint_ends_sessions_cleanly_and_exits_zero() {
     assert!(bank.wait(), "SIGINT exits 0");
 }
 
-#[test]
-fn terminal_subcommands_add_list_and_revoke() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn terminal_subcommands_work_on_a_running_and_a_stopped_bank() {
     let dir = temp();
     let paths = Paths::new(dir.path());
     // Admin commands need an existing bank.
     assert!(!paths.command(&["terminal", "list"]).status.success());
-    drop(BankProcess::start(&paths));
+
+    // While the bank runs, through its admin socket.
+    let bank = BankProcess::start(&paths);
+    let out = dir.path().join("second.auth");
+    let add = paths.command(&[
+        "terminal",
+        "add",
+        "--name",
+        "desk",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(add.status.success(), "{add:?}");
+    let second = AuthFile::load(&out).unwrap();
+    let mut client = Client::connect(&bank.addr, &second.terminal_id, &second.psk)
+        .await
+        .unwrap();
+    assert_eq!(
+        client.call(&Request::Balance {}).await.unwrap(),
+        error(protocol::ErrorCode::NotLoggedIn)
+    );
+    client.close().await.unwrap();
 
     let web = paths.command(&[
         "terminal", "add", "--web", "--name", "lobby", "--port", "9999",
@@ -322,11 +343,14 @@ fn terminal_subcommands_add_list_and_revoke() {
         .split_once("&key=")
         .unwrap();
     assert!(id.starts_with("t-") && key.len() == 64);
-
-    let out = dir.path().join("second.auth");
-    let add = paths.command(&["terminal", "add", "--out", out.to_str().unwrap()]);
-    assert!(add.status.success());
-    let second = AuthFile::load(&out).unwrap();
+    let web_psk = protocol::Psk::from_hex(key).unwrap();
+    let web_id = protocol::TerminalId::new(id).unwrap();
+    Client::connect(&bank.addr, &web_id, &web_psk)
+        .await
+        .unwrap()
+        .close()
+        .await
+        .unwrap();
 
     let list = String::from_utf8(paths.command(&["terminal", "list"]).stdout).unwrap();
     assert_eq!(list.lines().count(), 3, "{list}");
@@ -336,6 +360,16 @@ fn terminal_subcommands_add_list_and_revoke() {
     assert!(!list.contains(key), "keys are never listed");
 
     assert!(paths.command(&["terminal", "revoke", id]).status.success());
+    assert!(
+        Client::connect(&bank.addr, &web_id, &web_psk)
+            .await
+            .is_err(),
+        "a revoked terminal is refused at once"
+    );
+    bank.signal("TERM");
+    assert!(bank.wait());
+
+    // With the bank stopped, directly on the database.
     let list = String::from_utf8(paths.command(&["terminal", "list"]).stdout).unwrap();
     assert!(
         list.lines()
@@ -346,6 +380,14 @@ fn terminal_subcommands_add_list_and_revoke() {
         .command(&["terminal", "revoke", "t-ffffffffffff"])
         .status
         .success());
+    let printed = paths.command(&["terminal", "add"]);
+    assert!(printed.status.success());
+    let third = AuthFile::parse(&String::from_utf8(printed.stdout).unwrap()).unwrap();
+    let list = String::from_utf8(paths.command(&["terminal", "list"]).stdout).unwrap();
+    assert!(
+        list.contains(third.terminal_id.as_str()) && list.lines().count() == 4,
+        "{list}"
+    );
 
     let verify = paths.command(&["audit", "verify"]);
     assert!(verify.status.success());
