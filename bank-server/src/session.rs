@@ -100,6 +100,16 @@ async fn protocol_error(shared: &Arc<Shared>, ctx: Option<&SessionCtx>, conn: u6
     }
 }
 
+/// `true` while the session's terminal is known and not revoked (checked before each request,
+/// so revoking a terminal also ends its open sessions at their next request).
+async fn terminal_active(shared: &Arc<Shared>, ctx: &SessionCtx) -> bool {
+    let (ledger, id) = (shared.ledger.clone(), ctx.terminal.clone());
+    matches!(
+        tokio::task::spawn_blocking(move || ledger.terminal(&id)).await,
+        Ok(Ok(Some(terminal))) if !terminal.revoked
+    )
+}
+
 /// Runs one session to its end. Holds `permit` (the session limit) until then.
 pub(crate) async fn run(
     shared: Arc<Shared>,
@@ -169,6 +179,10 @@ pub(crate) async fn run(
                 }
             };
             tracing::debug!(?request, "request");
+            if !terminal_active(&shared, &ctx).await {
+                tracing::info!(terminal = %ctx.terminal, "terminal revoked; closing session");
+                break;
+            }
             let (response, after) = bank::handle(&shared, &mut ctx, request).await;
             tracing::debug!(?response, "response");
             let sealed = match session.seal(&response, &mut OsRng, now_ms()) {

@@ -345,12 +345,11 @@ async fn terminal_subcommands_work_on_a_running_and_a_stopped_bank() {
     assert!(id.starts_with("t-") && key.len() == 64);
     let web_psk = protocol::Psk::from_hex(key).unwrap();
     let web_id = protocol::TerminalId::new(id).unwrap();
-    Client::connect(&bank.addr, &web_id, &web_psk)
-        .await
-        .unwrap()
-        .close()
+    let mut open_session = Client::connect(&bank.addr, &web_id, &web_psk)
         .await
         .unwrap();
+    let reply = open_session.call(&Request::Balance {}).await.unwrap();
+    assert_eq!(reply, error(protocol::ErrorCode::NotLoggedIn));
 
     let list = String::from_utf8(paths.command(&["terminal", "list"]).stdout).unwrap();
     assert_eq!(list.lines().count(), 3, "{list}");
@@ -366,6 +365,8 @@ async fn terminal_subcommands_work_on_a_running_and_a_stopped_bank() {
             .is_err(),
         "a revoked terminal is refused at once"
     );
+    // Its open session ends at its next request.
+    assert!(open_session.call(&Request::Balance {}).await.is_err());
     bank.signal("TERM");
     assert!(bank.wait());
 

@@ -56,8 +56,8 @@ async fn balance_or_error(client: &mut Client) -> Response {
 async fn idle_and_half_open_connections_are_closed() {
     let dir = temp();
     let mut config = config(dir.path());
-    config.idle_timeout = Duration::from_millis(300);
-    config.handshake_timeout = Duration::from_millis(300);
+    config.idle_timeout = Duration::from_secs(1);
+    config.handshake_timeout = Duration::from_secs(1);
     let bank = TestBank::start(config).await;
 
     // Silent before the handshake.
@@ -207,8 +207,8 @@ async fn silent_connections_cannot_hold_every_slot() {
     let dir = temp();
     let mut config = config(dir.path());
     config.max_connections = 2;
-    config.idle_timeout = Duration::from_millis(200);
-    config.handshake_timeout = Duration::from_millis(200);
+    config.idle_timeout = Duration::from_secs(1);
+    config.handshake_timeout = Duration::from_secs(1);
     let bank = TestBank::start(config).await;
     // Two connections that never send a byte take every slot...
     let _silent: Vec<_> = vec![
