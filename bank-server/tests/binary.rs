@@ -217,6 +217,7 @@ async fn sigkill_under_load_loses_nothing_acknowledged() {
     }
     let acked: usize = results.iter().map(|r| r.done.len()).sum();
     assert!(acked >= 200);
+    eprintln!("{acked} transactions acknowledged before SIGKILL");
     assert_eq!(before_kill.first().map(String::as_str), Some("created"));
 
     // Restart: every acknowledged transaction is there, nothing half-applied.
