@@ -80,8 +80,9 @@ async fn ledger<T: Send + 'static>(
         .unwrap_or_else(|e| Err(LedgerError::Storage(format!("ledger task failed: {e}"))))
 }
 
-/// Maps a storage failure to the generic answer, logging the detail.
-fn internal(e: &LedgerError) -> Response {
+/// Maps a ledger refusal to its error code; storage failures become the generic `Internal`
+/// (the detail goes to the log only).
+fn refusal(e: &LedgerError) -> Response {
     match e {
         LedgerError::NameTaken => refuse(ErrorCode::NameTaken),
         LedgerError::InsufficientFunds => refuse(ErrorCode::InsufficientFunds),
@@ -109,7 +110,7 @@ fn hash_refusal(e: HashError) -> Response {
 
 /// Waits until everything committed is durable; `Err` carries the reply to send instead.
 async fn durable(shared: &Arc<Shared>) -> Result<(), Response> {
-    shared.ledger.durable().await.map_err(|e| internal(&e))
+    shared.ledger.durable().await.map_err(|e| refusal(&e))
 }
 
 /// Answers one request.
@@ -175,7 +176,7 @@ async fn register(
     match ledger(shared, move |l| l.user(&name)).await {
         Ok(Some(_)) => return refuse(ErrorCode::NameTaken),
         Ok(None) => {}
-        Err(e) => return internal(&e),
+        Err(e) => return refusal(&e),
     }
     let hash = match shared.passwords.hash(password).await {
         Ok(hash) => hash,
@@ -192,7 +193,7 @@ async fn register(
     };
     let user = match ledger(shared, move |l| l.open_account(new, now_ms(), &event)).await {
         Ok(user) => user,
-        Err(e) => return internal(&e),
+        Err(e) => return refusal(&e),
     };
     if let Err(reply) = durable(shared).await {
         return reply;
@@ -272,7 +273,7 @@ async fn login(
     .await;
     let (locked, user) = match looked_up {
         Ok(found) => found,
-        Err(e) => return internal(&e),
+        Err(e) => return refusal(&e),
     };
     if locked {
         tracing::info!(user = %username, "login throttled");
@@ -310,7 +311,7 @@ async fn login(
                     tracing::info!(user = %user.username, "logged in");
                     welcome(ctx, user, balance)
                 }
-                Err(e) => internal(&e),
+                Err(e) => refusal(&e),
             }
         }
         None => {
@@ -322,7 +323,7 @@ async fn login(
             })
             .await;
             if let Err(e) = recorded {
-                return internal(&e);
+                return refusal(&e);
             }
             if let Err(reply) = durable(shared).await {
                 return reply;
@@ -364,7 +365,7 @@ async fn open_card_account(
     let name = username.clone();
     let existing = match ledger(shared, move |l| l.user(&name)).await {
         Ok(existing) => existing,
-        Err(e) => return internal(&e),
+        Err(e) => return refusal(&e),
     };
     let (user, opening, fresh) = match existing {
         // A retry of the same opening (same txid and card): the same answer, nothing changes.
@@ -374,8 +375,8 @@ async fn open_card_account(
             let (account, id) = (user.account.clone(), txid);
             match ledger(shared, move |l| l.transaction(&account, &id)).await {
                 Ok(Some(entry)) => (user, entry.amount_cents, false),
-                Ok(None) => return internal(&LedgerError::NotFound),
-                Err(e) => return internal(&e),
+                Ok(None) => return refusal(&LedgerError::NotFound),
+                Err(e) => return refusal(&e),
             }
         }
         Some(_) => return refuse(ErrorCode::NameTaken),
@@ -394,7 +395,7 @@ async fn open_card_account(
             };
             match ledger(shared, move |l| l.open_account(new, now_ms(), &event)).await {
                 Ok(user) => (user, initial, true),
-                Err(e) => return internal(&e),
+                Err(e) => return refusal(&e),
             }
         }
     };
@@ -445,7 +446,7 @@ async fn balance(shared: &Arc<Shared>, ctx: &mut SessionCtx) -> Response {
                 balance_cents: balance,
             }
         }
-        Err(e) => internal(&e),
+        Err(e) => refusal(&e),
     }
 }
 
@@ -480,7 +481,7 @@ async fn movement(
         Ok(applied) => applied,
         Err(e) => {
             tracing::info!(user = %user.username, action, error = %e, "refused");
-            return internal(&e);
+            return refusal(&e);
         }
     };
     if let Err(reply) = durable(shared).await {
@@ -527,6 +528,6 @@ async fn history(shared: &Arc<Shared>, ctx: &mut SessionCtx, limit: u32) -> Resp
     .await
     {
         Ok(entries) => Response::History { entries },
-        Err(e) => internal(&e),
+        Err(e) => refusal(&e),
     }
 }

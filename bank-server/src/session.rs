@@ -29,15 +29,23 @@ async fn next_text(socket: &mut WebSocket) -> Result<String, Fault> {
             Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
             Some(Ok(Message::Close(_))) | None => return Err(Fault::Gone),
             Some(Err(e)) => {
-                // Oversized frames and messages are refused by the transport before buffering.
+                // The transport refuses oversized frames and messages before buffering them,
+                // and malformed WebSocket framing or invalid UTF-8: all of that is the peer
+                // breaking the protocol. An IO error or a closed connection is the peer leaving.
                 let detail = e.to_string();
-                return Err(
-                    if detail.contains("too long") || detail.contains("too big") {
-                        Fault::Protocol(format!("transport: {detail}"))
-                    } else {
-                        Fault::Gone
-                    },
-                );
+                let gone = [
+                    "IO error",
+                    "Connection closed",
+                    "closed connection",
+                    "Connection reset",
+                ]
+                .iter()
+                .any(|marker| detail.contains(marker));
+                return Err(if gone {
+                    Fault::Gone
+                } else {
+                    Fault::Protocol(format!("transport: {detail}"))
+                });
             }
         }
     }
