@@ -62,14 +62,19 @@ struct BankProcess {
     child: Child,
     addr: String,
     stdout: Arc<Mutex<Vec<String>>>,
+    stderr: Arc<Mutex<Vec<String>>>,
 }
 
 impl BankProcess {
     fn start(paths: &Paths) -> Self {
+        Self::start_logging(paths, "warn")
+    }
+
+    fn start_logging(paths: &Paths, log: &str) -> Self {
         let mut child = Command::new(BIN)
             .args(["--port", "0", "--bind", "127.0.0.1"])
             .args(paths.args())
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", log)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -84,13 +89,16 @@ impl BankProcess {
         });
         let (tx, rx) = mpsc::channel();
         let err = child.stderr.take().unwrap();
+        let stderr = Arc::new(Mutex::new(Vec::new()));
+        let err_lines = stderr.clone();
         std::thread::spawn(move || {
+            // Keep draining so the bank never blocks on a full pipe.
             for line in BufReader::new(err).lines().map_while(Result::ok) {
                 if let Some(rest) = line.split("serving on http://").nth(1) {
                     let addr = rest.split('/').next().unwrap().to_owned();
                     let _ = tx.send(addr);
                 }
-                // Keep draining so the bank never blocks on a full pipe.
+                err_lines.lock().unwrap().push(line);
             }
         });
         let addr = rx
@@ -100,6 +108,7 @@ impl BankProcess {
             child,
             addr,
             stdout,
+            stderr,
         }
     }
 
@@ -398,6 +407,83 @@ async fn terminal_subcommands_work_on_a_running_and_a_stopped_bank() {
         show.contains("terminal_revoked") && show.contains(&format!("terminal={id}")),
         "{show}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_secret_reaches_the_logs_even_at_trace_level() {
+    let dir = temp();
+    let paths = Paths::new(dir.path());
+    let bank = BankProcess::start_logging(&paths, "trace");
+    let auth = AuthFile::load(&paths.auth).unwrap();
+    let password = "Secret-Passw0rd-XYZZY";
+    let card = CardSecret::random(&mut OsRng);
+    let mut client = Client::connect(&bank.addr, &auth.terminal_id, &auth.psk)
+        .await
+        .unwrap();
+    let reply = client.call(&register_req("alice", password)).await.unwrap();
+    assert!(matches!(reply, Response::Welcome { .. }));
+    client.call(&deposit_req(1_234)).await.unwrap();
+    client.call(&Request::Logout {}).await.unwrap();
+    let mut client = Client::connect(&bank.addr, &auth.terminal_id, &auth.psk)
+        .await
+        .unwrap();
+    client.call(&login_req("alice", password)).await.unwrap();
+    client.close().await.unwrap();
+    let mut client = Client::connect(&bank.addr, &auth.terminal_id, &auth.psk)
+        .await
+        .unwrap();
+    client
+        .call(&login_req("alice", "Wrong-Passw0rd-PLUGH"))
+        .await
+        .unwrap();
+    let open = Request::OpenCardAccount {
+        username: username("bob"),
+        initial_cents: Cents(5_000),
+        txid: txid(),
+        card: card.clone(),
+    };
+    client.call(&open).await.unwrap();
+    client.close().await.unwrap();
+    let mut client = Client::connect(&bank.addr, &auth.terminal_id, &auth.psk)
+        .await
+        .unwrap();
+    let login = Request::CardLogin {
+        username: username("bob"),
+        card: card.clone(),
+    };
+    client.call(&login).await.unwrap();
+    client.close().await.unwrap();
+    // A wrong key, too.
+    assert!(Client::connect(
+        &bank.addr,
+        &auth.terminal_id,
+        &protocol::Psk::random(&mut OsRng)
+    )
+    .await
+    .is_err());
+    bank.signal("TERM");
+    let (stdout, stderr) = (bank.stdout.clone(), bank.stderr.clone());
+    assert!(bank.wait());
+
+    let stderr = stderr.lock().unwrap().join("\n");
+    let stdout = stdout.lock().unwrap().join("\n");
+    assert!(
+        stderr.contains("alice") && stderr.contains("session"),
+        "the log is on: {stderr}"
+    );
+    let audit_key = std::fs::read_to_string(&paths.key).unwrap();
+    let psk = auth.psk.to_hex();
+    let card_hex = card.to_hex();
+    for secret in [
+        password,
+        "Wrong-Passw0rd-PLUGH",
+        psk.as_str(),
+        card_hex.as_str(),
+        audit_key.trim(),
+    ] {
+        assert!(!stderr.contains(secret), "a secret reached the log");
+        assert!(!stdout.contains(secret), "a secret reached stdout");
+    }
 }
 
 #[test]
