@@ -11,7 +11,7 @@ use bank_server::ledger::TerminalRecord;
 use bank_server::terminals::{auth_file_text, enrollment_link, write_new_secret_file};
 use bank_server::{Config, StartError};
 use clap::{Args, Parser, Subcommand};
-use protocol::{Psk, TerminalId};
+use protocol::{Cents, Psk, TerminalId};
 
 /// The secure-ATM bank: a WebSocket server (path /ws) speaking the ATM protocol, with its
 /// state in a sled database, a forward-secure audit log and the web ATM's static files.
@@ -87,6 +87,9 @@ struct Opts {
         default_value_t = 300
     )]
     idle_timeout_secs: u64,
+    /// Largest deposit or withdrawal, in currency units with up to two decimals.
+    #[arg(long, global = true, env = "BANK_MAX_AMOUNT", default_value = "4294967295.99", value_parser = parse_amount)]
+    max_amount: Cents,
     /// A browser origin (like http://localhost:8080) allowed to open WebSockets besides the
     /// bank's own; repeat it or separate with commas; `*` allows any.
     #[arg(long, global = true, env = "BANK_ALLOW_ORIGIN", value_delimiter = ',')]
@@ -142,6 +145,12 @@ enum AuditCommand {
     Show,
 }
 
+fn parse_amount(text: &str) -> Result<Cents, String> {
+    Cents::parse_decimal(text)
+        .filter(|c| *c > Cents::ZERO)
+        .ok_or_else(|| "expected a positive amount like 1000.00".to_owned())
+}
+
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
@@ -162,6 +171,7 @@ fn config(opts: &Opts) -> Config {
     config.max_connections = opts.max_connections.max(config.max_sessions);
     config.idle_timeout = Duration::from_secs(opts.idle_timeout_secs.max(1));
     config.allowed_origins = opts.allow_origin.clone();
+    config.max_amount = opts.max_amount;
     config
 }
 

@@ -500,6 +500,7 @@ fn help_documents_every_flag() {
         "--web-root",
         "--max-sessions",
         "--max-connections",
+        "--max-amount",
         "--idle-timeout-secs",
         "--allow-origin",
         "BANK_PORT",
