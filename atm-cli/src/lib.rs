@@ -9,7 +9,7 @@
 //! |---|---|
 //! | 0 | success; the JSON line is on stdout |
 //! | 255 | invalid input (arguments, a missing, unreadable or wrong-kind auth or card file, a card of another account, an existing card file for `-n`) or a refusal by the bank (any `error` answer: wrong card, overdraft, taken name, ...) |
-//! | 63 | the bank could not be reached, did not answer within 10 seconds in total, or broke the protocol (failed handshake, a record that does not verify, a closed connection, an answer that does not fit the request) |
+//! | 63 | the bank could not be reached, did not answer within 10 seconds in total, or broke the protocol (failed handshake, a record that does not verify, a closed connection, an answer that does not fit the request), also on the one retry of an operation whose outcome was lost |
 //!
 //! Nothing is printed on stdout unless the exit code is 0; a one-line reason goes to stderr.
 #![forbid(unsafe_code)]
@@ -108,81 +108,105 @@ fn refused(code: protocol::ErrorCode) -> Failure {
     Failure::Invalid(code.message())
 }
 
+/// A new connection, logged in with the card unless the operation opens the account.
+async fn session(
+    inv: &Invocation,
+    auth: &AuthFile,
+    secret: &CardSecret,
+) -> Result<Client, Failure> {
+    let addr = SocketAddrV4::new(inv.ip, inv.port).to_string();
+    let mut client = Client::connect(&addr, &auth.terminal_id, &auth.psk).await?;
+    if let Mode::New(_) = inv.mode {
+        return Ok(client);
+    }
+    let login = Request::CardLogin {
+        username: inv.account.clone(),
+        card: secret.clone(),
+    };
+    match client.call(&login).await? {
+        Response::Welcome { username, .. } if username == inv.account => Ok(client),
+        Response::Error { code } => Err(refused(code)),
+        _ => Err(unexpected()),
+    }
+}
+
+/// The operation's request. Its txid (and, for `-n`, the card) stay the same for a retry.
+fn request(inv: &Invocation, secret: &CardSecret) -> Request {
+    let txid = TxId::random(&mut OsRng);
+    match inv.mode {
+        Mode::New(initial) => Request::OpenCardAccount {
+            username: inv.account.clone(),
+            initial_cents: initial,
+            txid,
+            card: secret.clone(),
+        },
+        Mode::Deposit(amount) => Request::Deposit {
+            txid,
+            amount_cents: amount,
+        },
+        Mode::Withdraw(amount) => Request::Withdraw {
+            txid,
+            amount_cents: amount,
+        },
+        Mode::Balance => Request::Balance {},
+    }
+}
+
+/// The JSON line for the bank's answer to `request`, if the answer fits the request.
+fn outcome(inv: &Invocation, request: &Request, response: Response) -> Result<String, Failure> {
+    let account = &inv.account;
+    match (request, response) {
+        (
+            Request::OpenCardAccount { initial_cents, .. },
+            Response::AccountOpened { balance_cents, .. },
+        ) if balance_cents == *initial_cents => {
+            Ok(summary(account, "initial_balance", *initial_cents))
+        }
+        (
+            Request::Deposit { txid, amount_cents },
+            Response::Deposited {
+                txid: t,
+                amount_cents: a,
+                ..
+            },
+        ) if t == *txid && a == *amount_cents => Ok(summary(account, "deposit", a)),
+        (
+            Request::Withdraw { txid, amount_cents },
+            Response::Withdrawn {
+                txid: t,
+                amount_cents: a,
+                ..
+            },
+        ) if t == *txid && a == *amount_cents => Ok(summary(account, "withdraw", a)),
+        (Request::Balance {}, Response::Balance { balance_cents }) => {
+            Ok(summary(account, "balance", balance_cents))
+        }
+        (_, Response::Error { code }) => Err(refused(code)),
+        _ => Err(unexpected()),
+    }
+}
+
 /// Connects, logs in (or opens the account) and runs the operation.
+///
+/// If the connection fails or an answer does not verify after the operation was sent, the
+/// atm cannot know whether the bank applied it, so it asks once more on a new connection with
+/// the same request: the same txid (and card) makes the bank apply it at most once and answer
+/// with the first result (PROTOCOL.md §9.5). Both tries share the one 10-second deadline.
 async fn exchange(
     inv: &Invocation,
     auth: &AuthFile,
     secret: &CardSecret,
 ) -> Result<Answer, Failure> {
-    let addr = SocketAddrV4::new(inv.ip, inv.port).to_string();
-    let mut client = Client::connect(&addr, &auth.terminal_id, &auth.psk).await?;
-    let account = &inv.account;
-    if let Mode::New(initial) = inv.mode {
-        let request = Request::OpenCardAccount {
-            username: account.clone(),
-            initial_cents: initial,
-            txid: TxId::random(&mut OsRng),
-            card: secret.clone(),
-        };
-        return match client.call(&request).await? {
-            Response::AccountOpened { balance_cents, .. } if balance_cents == initial => {
-                Ok(Answer {
-                    line: summary(account, "initial_balance", initial),
-                    client,
-                })
-            }
-            Response::Error { code } => Err(refused(code)),
-            _ => Err(unexpected()),
-        };
-    }
-    let login = Request::CardLogin {
-        username: account.clone(),
-        card: secret.clone(),
-    };
-    match client.call(&login).await? {
-        Response::Welcome { username, .. } if username == *account => {}
-        Response::Error { code } => return Err(refused(code)),
-        _ => return Err(unexpected()),
-    }
-    let txid = TxId::random(&mut OsRng);
-    let line = match inv.mode {
-        Mode::Deposit(amount) => {
-            let request = Request::Deposit {
-                txid,
-                amount_cents: amount,
-            };
-            match client.call(&request).await? {
-                Response::Deposited {
-                    txid: t,
-                    amount_cents,
-                    ..
-                } if t == txid && amount_cents == amount => summary(account, "deposit", amount),
-                Response::Error { code } => return Err(refused(code)),
-                _ => return Err(unexpected()),
-            }
+    let request = request(inv, secret);
+    let mut client = session(inv, auth, secret).await?;
+    let response = match client.call(&request).await {
+        Ok(response) => response,
+        Err(_) => {
+            client = session(inv, auth, secret).await?;
+            client.call(&request).await?
         }
-        Mode::Withdraw(amount) => {
-            let request = Request::Withdraw {
-                txid,
-                amount_cents: amount,
-            };
-            match client.call(&request).await? {
-                Response::Withdrawn {
-                    txid: t,
-                    amount_cents,
-                    ..
-                } if t == txid && amount_cents == amount => summary(account, "withdraw", amount),
-                Response::Error { code } => return Err(refused(code)),
-                _ => return Err(unexpected()),
-            }
-        }
-        Mode::Balance => match client.call(&Request::Balance {}).await? {
-            Response::Balance { balance_cents } => summary(account, "balance", balance_cents),
-            Response::Error { code } => return Err(refused(code)),
-            _ => return Err(unexpected()),
-        },
-        Mode::New(_) => unreachable!("handled above"),
     };
+    let line = outcome(inv, &request, response)?;
     Ok(Answer { line, client })
 }
 

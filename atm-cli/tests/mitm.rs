@@ -59,7 +59,8 @@ struct Seen {
 
 struct Proxy {
     port: u16,
-    plan: Arc<Mutex<Plan>>,
+    /// The plan, and the one connection it applies to (`None`: every connection).
+    plan: Arc<Mutex<(Plan, Option<usize>)>>,
     seen: Arc<Mutex<Vec<Seen>>>,
 }
 
@@ -67,7 +68,7 @@ impl Proxy {
     async fn start(bank_port: u16, plan: Plan) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
-        let plan = Arc::new(Mutex::new(plan));
+        let plan = Arc::new(Mutex::new((plan, None)));
         let seen = Arc::new(Mutex::new(Vec::new()));
         let (p, s) = (plan.clone(), seen.clone());
         tokio::spawn(async move {
@@ -77,7 +78,11 @@ impl Proxy {
                     seen.push(Seen::default());
                     seen.len() - 1
                 };
-                let plan = *p.lock().unwrap();
+                let plan = match *p.lock().unwrap() {
+                    (plan, None) => plan,
+                    (plan, Some(only)) if only == conn => plan,
+                    _ => Plan::Pass,
+                };
                 tokio::spawn(relay(stream, bank_port, plan, s.clone(), conn));
             }
         });
@@ -85,7 +90,13 @@ impl Proxy {
     }
 
     fn set(&self, plan: Plan) {
-        *self.plan.lock().unwrap() = plan;
+        *self.plan.lock().unwrap() = (plan, None);
+    }
+
+    /// Applies `plan` to the next connection only; later ones pass.
+    fn set_once(&self, plan: Plan) {
+        let next = self.seen.lock().unwrap().len();
+        *self.plan.lock().unwrap() = (plan, Some(next));
     }
 
     fn seen(&self) -> Vec<Seen> {
@@ -103,7 +114,7 @@ impl Proxy {
     /// Runs the atm through the proxy and requires exit 63 with nothing on stdout.
     async fn fails(&self, env: &Env, args: &[&str]) {
         let run = self.atm(env, args).await;
-        let plan = *self.plan.lock().unwrap();
+        let plan = self.plan.lock().unwrap().0;
         assert_eq!(run.code, 63, "{plan:?} atm {args:?}: {run:?}");
         assert_eq!(run.stdout, "", "{plan:?} atm {args:?}");
     }
@@ -334,6 +345,94 @@ async fn an_altered_answer_after_the_commit_is_63_and_the_operation_happened_exa
     proxy.fails(&env, &["-a", "lost", "-n", "10.00"]).await;
     assert!(!env.path("lost.card").exists());
     env.fails(255, &["-a", "lost", "-n", "10.00"]).await;
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operation_whose_outcome_was_lost_is_asked_again_and_applied_once() {
+    // The man in the middle interferes with the first connection only: the atm's one retry
+    // (same txid, same card) gets the answer, and the bank applies the operation once.
+    let (env, proxy) = setup(Plan::Pass).await;
+    let plans = [
+        // The request never reaches the bank.
+        Plan::Cut {
+            dir: Dir::Up,
+            frame: 4,
+        },
+        // The bank applies it; its answer is lost or altered.
+        Plan::Cut {
+            dir: Dir::Down,
+            frame: 3,
+        },
+        Plan::Flip {
+            dir: Dir::Down,
+            frame: 3,
+            permille: 500,
+        },
+        // The request is altered and refused.
+        Plan::Flip {
+            dir: Dir::Up,
+            frame: 4,
+            permille: 500,
+        },
+    ];
+    for plan in plans {
+        proxy.set_once(plan);
+        let connections = proxy.seen().len();
+        let run = proxy.atm(&env, &["-a", "victim", "-d", "1.00"]).await;
+        assert_eq!(proxy.seen().len(), connections + 2, "one retry: {plan:?}");
+        assert_eq!(
+            (run.code, run.stdout),
+            (0, format!("{}\n", line("victim", "deposit", "1"))),
+            "{plan:?}"
+        );
+    }
+    proxy.set_once(Plan::Cut {
+        dir: Dir::Down,
+        frame: 3,
+    });
+    let run = proxy.atm(&env, &["-a", "victim", "-w", "0.50"]).await;
+    assert_eq!(
+        (run.code, run.stdout),
+        (0, format!("{}\n", line("victim", "withdraw", "0.5")))
+    );
+    assert_eq!(
+        env.balance("victim").await,
+        line("victim", "balance", "103.5")
+    );
+    // Opening: account_opened altered on the first connection; the retry gets it and the card
+    // is written.
+    proxy.set_once(Plan::Flip {
+        dir: Dir::Down,
+        frame: 2,
+        permille: 500,
+    });
+    let connections = proxy.seen().len();
+    let run = proxy.atm(&env, &["-a", "saved", "-n", "10.00"]).await;
+    assert_eq!(proxy.seen().len(), connections + 2, "one retry");
+    assert_eq!(
+        (run.code, run.stdout),
+        (0, format!("{}\n", line("saved", "initial_balance", "10")))
+    );
+    assert_eq!(env.balance("saved").await, line("saved", "balance", "10"));
+    // The bank printed each operation once.
+    let ops: Vec<String> = env
+        .transactions()
+        .into_iter()
+        .filter(|l| !l.contains("\"balance\""))
+        .collect();
+    assert_eq!(
+        ops,
+        [
+            line("victim", "initial_balance", "100"),
+            line("victim", "deposit", "1"),
+            line("victim", "deposit", "1"),
+            line("victim", "deposit", "1"),
+            line("victim", "deposit", "1"),
+            line("victim", "withdraw", "0.5"),
+            line("saved", "initial_balance", "10"),
+        ]
+    );
     env.stop().await;
 }
 
