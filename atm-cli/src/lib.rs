@@ -105,7 +105,11 @@ fn unexpected() -> Failure {
 }
 
 fn refused(code: protocol::ErrorCode) -> Failure {
-    Failure::Invalid(code.message())
+    Failure::Invalid(match code {
+        // The bank's wording speaks of passwords; here the credential is the card.
+        protocol::ErrorCode::AuthFailed => "the bank did not accept this card for this account",
+        other => other.message(),
+    })
 }
 
 /// A new connection, logged in with the card unless the operation opens the account.
