@@ -98,7 +98,12 @@ impl AuthFile {
     /// Parses the auth file's text.
     pub fn parse(text: &str) -> Result<Self, ClientError> {
         let bad = || ClientError::AuthFile("not a valid auth file".into());
-        let json: AuthFileJson = serde_json::from_str(text.trim()).map_err(|_| bad())?;
+        // An object only: serde alone would also take `["t-1","<psk>"]` for the struct.
+        let text = text.trim();
+        if !text.starts_with('{') {
+            return Err(bad());
+        }
+        let json: AuthFileJson = serde_json::from_str(text).map_err(|_| bad())?;
         let psk_hex = Zeroizing::new(json.psk);
         Ok(Self {
             terminal_id: TerminalId::new(json.terminal_id).ok_or_else(bad)?,
@@ -106,12 +111,22 @@ impl AuthFile {
         })
     }
 
-    /// Reads and parses an auth file.
+    /// Largest auth file read (a real one is about 110 bytes).
+    pub const MAX_LEN: u64 = 4096;
+
+    /// Reads and parses an auth file; a file over [`Self::MAX_LEN`] bytes is refused unread.
     pub fn load(path: impl AsRef<Path>) -> Result<Self, ClientError> {
-        let text = Zeroizing::new(
-            std::fs::read_to_string(path.as_ref())
-                .map_err(|e| ClientError::AuthFile(format!("{}: {e}", path.as_ref().display())))?,
-        );
+        use std::io::Read as _;
+        let path = path.as_ref();
+        let fail = |e: &dyn fmt::Display| ClientError::AuthFile(format!("{}: {e}", path.display()));
+        let file = std::fs::File::open(path).map_err(|e| fail(&e))?;
+        let mut text = Zeroizing::new(String::new());
+        file.take(Self::MAX_LEN + 1)
+            .read_to_string(&mut text)
+            .map_err(|e| fail(&e))?;
+        if text.len() as u64 > Self::MAX_LEN {
+            return Err(fail(&"larger than an auth file can be"));
+        }
         Self::parse(&text)
     }
 
@@ -350,8 +365,20 @@ mod tests {
             r#"{"terminal_id":"t-1","psk":"00"}"#,
             r#"{"terminal_id":"bad id","psk":"0000000000000000000000000000000000000000000000000000000000000000"}"#,
             r#"{"terminal_id":"t-1","psk":"0000000000000000000000000000000000000000000000000000000000000000","x":1}"#,
+            r#"["t-1","0000000000000000000000000000000000000000000000000000000000000000"]"#,
         ] {
             assert!(AuthFile::parse(bad).is_err(), "{bad}");
         }
+        // A file over the size cap is refused without being parsed, however valid its start.
+        let dir = std::env::temp_dir().join(format!("atm-client-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let big = dir.join("big.auth");
+        let padded = format!("{}{}", text.as_str(), " ".repeat(5000));
+        std::fs::write(&big, padded).unwrap();
+        assert!(AuthFile::load(&big).is_err());
+        let ok = dir.join("ok.auth");
+        std::fs::write(&ok, text.as_str()).unwrap();
+        assert!(AuthFile::load(&ok).is_ok());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
