@@ -1,6 +1,7 @@
-//! The browser ATM (issue 4 builds the Yew app; for now it only proves the workspace links).
+//! Entry point of the web ATM bundle: renders the Yew app into the page (wasm32 only).
 #![forbid(unsafe_code)]
 
 fn main() {
-    let _ = protocol::PROTOCOL_VERSION;
+    #[cfg(target_arch = "wasm32")]
+    atm_wasm::start();
 }

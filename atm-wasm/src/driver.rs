@@ -1,0 +1,382 @@
+//! The session driver: one bank connection's protocol state (handshake, sealed requests, replies
+//! in order), plus re-login and retry after a reconnect. No IO and no clock: the caller moves
+//! the frames, passes the time and the RNG, and gets back frames to send and events to show.
+
+use std::collections::VecDeque;
+
+use protocol::client::{self, AwaitServerHello};
+use protocol::{
+    Cents, ClientSession, Config, FullName, Password, Psk, Request, Response, TerminalId, TxId,
+    Username,
+};
+
+/// How many history entries the dashboard asks for.
+pub const HISTORY_LIMIT: u32 = 10;
+
+/// Something the person asked the ATM to do. No `Debug`: it may hold a password.
+#[derive(Clone)]
+pub enum Op {
+    /// Log in with a password.
+    Login {
+        /// Who.
+        username: Username,
+        /// Their password.
+        password: Password,
+    },
+    /// Open an account and log in.
+    Register {
+        /// The new user name.
+        username: Username,
+        /// Name to greet them with.
+        full_name: FullName,
+        /// Their password.
+        password: Password,
+    },
+    /// Put money in; the txid makes a retry apply once.
+    Deposit {
+        /// Chosen once per operation and kept across retries.
+        txid: TxId,
+        /// How much.
+        amount: Cents,
+    },
+    /// Take money out; the txid makes a retry apply once.
+    Withdraw {
+        /// Chosen once per operation and kept across retries.
+        txid: TxId,
+        /// How much.
+        amount: Cents,
+    },
+    /// The balance.
+    Balance,
+    /// The mini statement.
+    History,
+    /// End the session.
+    Logout,
+}
+
+/// Which kind of operation an answer or a failure is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum OpKind {
+    /// [`Op::Login`].
+    Login,
+    /// [`Op::Register`].
+    Register,
+    /// [`Op::Deposit`].
+    Deposit,
+    /// [`Op::Withdraw`].
+    Withdraw,
+    /// [`Op::Balance`].
+    Balance,
+    /// [`Op::History`].
+    History,
+    /// [`Op::Logout`].
+    Logout,
+}
+
+impl Op {
+    /// Its kind.
+    pub fn kind(&self) -> OpKind {
+        match self {
+            Self::Login { .. } => OpKind::Login,
+            Self::Register { .. } => OpKind::Register,
+            Self::Deposit { .. } => OpKind::Deposit,
+            Self::Withdraw { .. } => OpKind::Withdraw,
+            Self::Balance => OpKind::Balance,
+            Self::History => OpKind::History,
+            Self::Logout => OpKind::Logout,
+        }
+    }
+
+    fn request(&self) -> Request {
+        match self {
+            Self::Login { username, password } => Request::Login {
+                username: username.clone(),
+                password: password.clone(),
+            },
+            Self::Register {
+                username,
+                full_name,
+                password,
+            } => Request::Register {
+                username: username.clone(),
+                full_name: full_name.clone(),
+                password: password.clone(),
+            },
+            Self::Deposit { txid, amount } => Request::Deposit {
+                txid: *txid,
+                amount_cents: *amount,
+            },
+            Self::Withdraw { txid, amount } => Request::Withdraw {
+                txid: *txid,
+                amount_cents: *amount,
+            },
+            Self::Balance => Request::Balance {},
+            Self::History => Request::History {
+                limit: HISTORY_LIMIT,
+            },
+            Self::Logout => Request::Logout {},
+        }
+    }
+
+    /// Whether a lost answer may be fixed by sending it again on a new connection: money
+    /// movements carry a txid (the bank applies each once) and reads change nothing. Logins
+    /// and registrations are not replayed behind the person's back.
+    fn retried(&self) -> bool {
+        matches!(
+            self,
+            Self::Deposit { .. } | Self::Withdraw { .. } | Self::Balance | Self::History
+        )
+    }
+}
+
+/// What the page should know about.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Event {
+    /// The handshake finished: the bank is reachable and authenticated.
+    Connected,
+    /// The bank answered an operation.
+    Reply(OpKind, Response),
+    /// The connection dropped before the bank answered, and the operation is not retried by
+    /// itself (a login, a registration or a logout).
+    Lost(OpKind),
+    /// After a reconnect the bank refused the saved login; the person must log in again.
+    SessionEnded,
+}
+
+/// Why the driver could not go on with this connection; the caller closes the socket and
+/// calls [`Driver::disconnected`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Broken {
+    /// The bank's handshake answer did not verify (wrong key, revoked terminal, not a bank).
+    Handshake,
+    /// A record did not open (tampered, replayed, stale) or could not be sealed.
+    Record,
+    /// A frame arrived when none was expected.
+    Unexpected,
+}
+
+/// Frames to send (in order) and events to show, from one step of the driver.
+#[derive(Debug, Default, PartialEq)]
+pub struct Output {
+    /// Frames to write to the socket, in order.
+    pub send: Vec<String>,
+    /// What happened.
+    pub events: Vec<Event>,
+}
+
+enum Link {
+    Down,
+    Handshaking(AwaitServerHello),
+    Up(ClientSession),
+}
+
+enum Sent {
+    Op(Op),
+    /// The automatic login after a reconnect.
+    Relogin,
+}
+
+/// One ATM's protocol state across connections. Keys and the remembered password live only
+/// here, in memory; [`Driver::end_session`] drops the login, and dropping the driver drops all.
+pub struct Driver {
+    config: Config,
+    terminal: TerminalId,
+    psk: Psk,
+    link: Link,
+    /// The logged-in user's credentials, kept to log in again after a reconnect.
+    login: Option<(Username, Password)>,
+    /// Sent, awaiting the bank's answers, oldest first.
+    sent: VecDeque<Sent>,
+    /// To send once the link is up, oldest first.
+    waiting: VecDeque<Op>,
+}
+
+impl Driver {
+    /// A driver for this terminal, not connected.
+    pub fn new(terminal: TerminalId, psk: Psk, config: Config) -> Self {
+        Self {
+            config,
+            terminal,
+            psk,
+            link: Link::Down,
+            login: None,
+            sent: VecDeque::new(),
+            waiting: VecDeque::new(),
+        }
+    }
+
+    /// The terminal this driver speaks for.
+    pub fn terminal(&self) -> &TerminalId {
+        &self.terminal
+    }
+
+    /// `true` once the handshake has finished on the current connection.
+    pub fn is_up(&self) -> bool {
+        matches!(self.link, Link::Up(_))
+    }
+
+    /// `true` while a login is remembered (between a welcome and a logout).
+    pub fn logged_in(&self) -> bool {
+        self.login.is_some()
+    }
+
+    /// `true` while an operation of this kind is sent or waiting: a second one is refused.
+    pub fn busy(&self, kind: OpKind) -> bool {
+        self.sent
+            .iter()
+            .any(|s| matches!(s, Sent::Op(op) if op.kind() == kind))
+            || self.waiting.iter().any(|op| op.kind() == kind)
+    }
+
+    /// Begins a handshake on a freshly opened socket: returns the ClientHello to send first.
+    pub fn connect(&mut self, rng: &mut impl protocol::Rng, now_ms: u64) -> Result<String, Broken> {
+        let (state, hello) =
+            client::start(&self.config, self.terminal.clone(), &self.psk, rng, now_ms)
+                .map_err(|_| Broken::Handshake)?;
+        self.link = Link::Handshaking(state);
+        Ok(hello)
+    }
+
+    /// Queues an operation, sealing it at once when the link is up. Returns `None` (and
+    /// changes nothing) when one of the same kind is already under way.
+    pub fn submit(
+        &mut self,
+        op: Op,
+        rng: &mut impl protocol::Rng,
+        now_ms: u64,
+    ) -> Option<Result<Output, Broken>> {
+        if self.busy(op.kind()) {
+            return None;
+        }
+        self.waiting.push_back(op);
+        Some(self.flush(rng, now_ms))
+    }
+
+    /// Handles one frame from the bank.
+    pub fn receive(
+        &mut self,
+        frame: &[u8],
+        rng: &mut impl protocol::Rng,
+        now_ms: u64,
+    ) -> Result<Output, Broken> {
+        match std::mem::replace(&mut self.link, Link::Down) {
+            Link::Down => Err(Broken::Unexpected),
+            Link::Handshaking(state) => {
+                let (session, finished) = state
+                    .read_server_hello(frame, now_ms)
+                    .map_err(|_| Broken::Handshake)?;
+                self.link = Link::Up(session);
+                let mut out = Output {
+                    send: vec![finished],
+                    events: vec![Event::Connected],
+                };
+                // Log in again first, so the session continues where it was.
+                if let Some((username, password)) = &self.login {
+                    let relogin = Request::Login {
+                        username: username.clone(),
+                        password: password.clone(),
+                    };
+                    out.send.push(self.seal(&relogin, rng, now_ms)?);
+                    self.sent.push_back(Sent::Relogin);
+                }
+                let more = self.flush(rng, now_ms)?;
+                out.send.extend(more.send);
+                Ok(out)
+            }
+            Link::Up(mut session) => {
+                let opened = session.open(frame, now_ms);
+                self.link = Link::Up(session);
+                let response = opened.map_err(|_| Broken::Record)?;
+                let sent = self.sent.pop_front().ok_or(Broken::Unexpected)?;
+                Ok(self.answered(sent, response))
+            }
+        }
+    }
+
+    fn answered(&mut self, sent: Sent, response: Response) -> Output {
+        let mut out = Output::default();
+        match sent {
+            Sent::Relogin => {
+                if !matches!(response, Response::Welcome { .. }) {
+                    self.login = None;
+                    self.waiting.clear();
+                    out.events.push(Event::SessionEnded);
+                }
+            }
+            Sent::Op(op) => {
+                match (&op, &response) {
+                    (
+                        Op::Login { username, password }
+                        | Op::Register {
+                            username, password, ..
+                        },
+                        Response::Welcome { .. },
+                    ) => self.login = Some((username.clone(), password.clone())),
+                    (Op::Logout, _) => self.end_session(),
+                    _ => {}
+                }
+                out.events.push(Event::Reply(op.kind(), response));
+            }
+        }
+        out
+    }
+
+    /// The socket closed (or the caller closed it after a [`Broken`]). Operations that may be
+    /// retried wait for the next connection, in their order; the others are reported lost.
+    pub fn disconnected(&mut self) -> Vec<Event> {
+        self.link = Link::Down;
+        let mut events = Vec::new();
+        let mut retry = VecDeque::new();
+        for sent in self.sent.drain(..) {
+            match sent {
+                Sent::Op(op) if op.retried() => retry.push_back(op),
+                Sent::Op(op) => {
+                    if op.kind() == OpKind::Logout {
+                        // A lost logout still ends the session here; the bank ends it on close.
+                        self.login = None;
+                    }
+                    events.push(Event::Lost(op.kind()));
+                }
+                Sent::Relogin => {}
+            }
+        }
+        retry.extend(self.waiting.drain(..));
+        self.waiting = retry;
+        events
+    }
+
+    /// Forgets the login and everything queued (logout, idle logout): nothing of the
+    /// session is kept.
+    pub fn end_session(&mut self) {
+        self.login = None;
+        self.waiting.clear();
+    }
+
+    /// Seals every waiting operation if the link is up.
+    fn flush(&mut self, rng: &mut impl protocol::Rng, now_ms: u64) -> Result<Output, Broken> {
+        let mut out = Output::default();
+        if !self.is_up() {
+            return Ok(out);
+        }
+        while let Some(op) = self.waiting.pop_front() {
+            let frame = self.seal(&op.request(), rng, now_ms)?;
+            out.send.push(frame);
+            self.sent.push_back(Sent::Op(op));
+        }
+        Ok(out)
+    }
+
+    fn seal(
+        &mut self,
+        request: &Request,
+        rng: &mut impl protocol::Rng,
+        now_ms: u64,
+    ) -> Result<String, Broken> {
+        let Link::Up(session) = &mut self.link else {
+            return Err(Broken::Unexpected);
+        };
+        session
+            .seal(request, rng, now_ms)
+            .map_err(|_| Broken::Record)
+    }
+}

@@ -1,0 +1,151 @@
+//! Terminal enrollment: reading the id and key from an enrollment link or typed fields, and
+//! keeping them in the browser's localStorage.
+
+use protocol::{Psk, TerminalId};
+
+/// This browser's terminal credentials. No `Debug`: it holds the key.
+#[derive(Clone)]
+pub struct Enrollment {
+    /// The terminal id the bank knows this ATM by.
+    pub terminal: TerminalId,
+    /// The terminal's pre-shared key.
+    pub psk: Psk,
+}
+
+/// Why enrollment text was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EnrollError {
+    /// The terminal id is missing or has characters a terminal id cannot have.
+    BadTerminal,
+    /// The key is missing or is not 64 hexadecimal characters.
+    BadKey,
+    /// The link is not an enrollment link.
+    NotALink,
+}
+
+impl EnrollError {
+    /// Plain words for the page.
+    pub fn message(self) -> &'static str {
+        match self {
+            Self::BadTerminal => "That terminal id is not valid. It looks like t-0123456789ab.",
+            Self::BadKey => "That key is not valid. It is 64 characters, digits and a to f.",
+            Self::NotALink => {
+                "That is not an enrollment link. It looks like http://bank/#terminal=t-…&key=…"
+            }
+        }
+    }
+}
+
+impl Enrollment {
+    /// From a terminal id and a key typed by hand (spaces around them ignored).
+    pub fn from_fields(terminal: &str, key: &str) -> Result<Self, EnrollError> {
+        let terminal = TerminalId::new(terminal.trim()).ok_or(EnrollError::BadTerminal)?;
+        let key = key.trim();
+        // Exactly 64 lowercase hex characters, as the bank prints them.
+        let lower_hex = key.len() == 64
+            && key
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        let psk = lower_hex
+            .then(|| Psk::from_hex(key))
+            .flatten()
+            .ok_or(EnrollError::BadKey)?;
+        Ok(Self { terminal, psk })
+    }
+
+    /// From a URL fragment, with or without its `#`: exactly `terminal=<id>&key=<64 hex>`.
+    pub fn from_fragment(fragment: &str) -> Result<Self, EnrollError> {
+        let fragment = fragment.strip_prefix('#').unwrap_or(fragment);
+        let (first, second) = fragment.split_once('&').ok_or(EnrollError::NotALink)?;
+        let terminal = first
+            .strip_prefix("terminal=")
+            .ok_or(EnrollError::NotALink)?;
+        let key = second.strip_prefix("key=").ok_or(EnrollError::NotALink)?;
+        if terminal.is_empty() {
+            return Err(EnrollError::BadTerminal);
+        }
+        // No trimming here: a link is machine-made and must match exactly.
+        if terminal.trim() != terminal || key.trim() != key {
+            return Err(EnrollError::NotALink);
+        }
+        Self::from_fields(terminal, key)
+    }
+
+    /// From a whole pasted link (`http://host:port/#terminal=…&key=…`) or just its fragment.
+    pub fn from_link(link: &str) -> Result<Self, EnrollError> {
+        let link = link.trim();
+        match link.split_once('#') {
+            Some((_, fragment)) => Self::from_fragment(fragment),
+            None => Self::from_fragment(link),
+        }
+    }
+}
+
+/// `true` when a URL fragment is meant as an enrollment link (so it must be read and removed).
+pub fn is_enrollment_fragment(fragment: &str) -> bool {
+    fragment
+        .strip_prefix('#')
+        .unwrap_or(fragment)
+        .starts_with("terminal=")
+}
+
+#[cfg(target_arch = "wasm32")]
+mod store {
+    //! localStorage keys.
+    use super::Enrollment;
+    use zeroize::Zeroizing;
+
+    const TERMINAL: &str = "atm.terminal_id";
+    const KEY: &str = "atm.terminal_key";
+
+    fn storage() -> Option<web_sys::Storage> {
+        web_sys::window()?.local_storage().ok()?
+    }
+
+    /// The stored enrollment, if any (and if it still parses).
+    pub fn load() -> Option<Enrollment> {
+        let s = storage()?;
+        let terminal = s.get_item(TERMINAL).ok()??;
+        let key = Zeroizing::new(s.get_item(KEY).ok()??);
+        Enrollment::from_fields(&terminal, &key).ok()
+    }
+
+    /// Stores an enrollment; `false` when the browser refuses (private mode, quota).
+    pub fn save(e: &Enrollment) -> bool {
+        let Some(s) = storage() else { return false };
+        s.set_item(TERMINAL, e.terminal.as_str()).is_ok()
+            && s.set_item(KEY, e.psk.to_hex().as_str()).is_ok()
+    }
+
+    /// Removes the stored enrollment.
+    pub fn forget() {
+        if let Some(s) = storage() {
+            let _ = s.remove_item(TERMINAL);
+            let _ = s.remove_item(KEY);
+        }
+    }
+
+    /// Reads an enrollment link from the address bar's fragment, removing the fragment from the
+    /// address bar (and history entry) right away. `None` when there is no enrollment fragment.
+    pub fn take_from_location() -> Option<Result<Enrollment, super::EnrollError>> {
+        let window = web_sys::window()?;
+        let location = window.location();
+        let hash = Zeroizing::new(location.hash().ok()?);
+        if !super::is_enrollment_fragment(&hash) {
+            return None;
+        }
+        let path = location.pathname().unwrap_or_else(|_| "/".into());
+        let search = location.search().unwrap_or_default();
+        if let Ok(history) = window.history() {
+            let _ = history.replace_state_with_url(
+                &wasm_bindgen::JsValue::NULL,
+                "",
+                Some(&format!("{path}{search}")),
+            );
+        }
+        Some(Enrollment::from_fragment(&hash))
+    }
+}
+
+#[cfg(target_arch = "wasm32")]
+pub use store::{forget, load, save, take_from_location};

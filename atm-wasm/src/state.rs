@@ -1,0 +1,323 @@
+//! The page's state and its reducer (an `Action` enum, as in yew's function_todomvc example):
+//! every change to what the page shows goes through [`State::apply`].
+
+use std::rc::Rc;
+
+use protocol::{AccountNumber, Cents, ErrorCode, FullName, HistoryEntry, Response, Username};
+
+use crate::driver::{Event, OpKind};
+
+/// How the link to the bank is doing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Link {
+    /// Not connected and not trying (not enrolled).
+    #[default]
+    Idle,
+    /// Opening the socket or in the handshake.
+    Connecting,
+    /// Handshake done.
+    Up,
+    /// The last attempt failed; retrying. The count is of failures in a row.
+    Down(u32),
+    /// The bank closed the connection during the handshake several times in a row: most
+    /// likely it does not accept this terminal (revoked, or the data was reset).
+    Refused,
+}
+
+/// The logged-in account, as the bank last told it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Account {
+    /// The user name.
+    pub username: Username,
+    /// Name to greet with.
+    pub full_name: FullName,
+    /// The account number.
+    pub account: AccountNumber,
+    /// The balance.
+    pub balance: Cents,
+}
+
+/// Which form an error or pending mark belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Form {
+    /// The enrollment form.
+    Enroll,
+    /// The login form.
+    Login,
+    /// The registration form (general errors).
+    Register,
+    /// The registration form's user name field.
+    RegisterUsername,
+    /// The registration form's full name field.
+    RegisterFullName,
+    /// The registration form's password field.
+    RegisterPassword,
+    /// The registration form's confirmation field.
+    RegisterConfirm,
+    /// The deposit panel.
+    Deposit,
+    /// The withdraw panel.
+    Withdraw,
+    /// The logout button.
+    Logout,
+    /// The balance and mini statement refresh.
+    Statement,
+}
+
+/// Everything the page shows.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct State {
+    /// The enrolled terminal's id, when this browser is enrolled.
+    pub terminal: Option<String>,
+    /// The link to the bank.
+    pub link: Link,
+    /// The logged-in account.
+    pub account: Option<Account>,
+    /// The mini statement, newest first.
+    pub history: Vec<HistoryEntry>,
+    /// Requests sent and not yet answered, by form.
+    pub pending: Vec<Form>,
+    /// Errors shown next to what caused them.
+    pub errors: Vec<(Form, String)>,
+    /// A message at the top of the page (a confirmation, or why the person was logged out).
+    pub notice: Option<String>,
+    /// Seconds before an idle logout, while the warning shows.
+    pub idle_warning: Option<u64>,
+    /// Bumped on each successful deposit or withdrawal, so the forms clear their fields.
+    pub completed: u32,
+}
+
+/// Everything that can change the page.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Action {
+    /// This browser is now enrolled as this terminal.
+    Enrolled(String),
+    /// The enrollment was forgotten.
+    Forgotten,
+    /// The link changed.
+    Link(Link),
+    /// A request was sent from this form.
+    Pending(Form),
+    /// A form's input was refused before sending.
+    Invalid(Form, String),
+    /// Clear the errors of these forms (the person is typing again).
+    ClearErrors(Vec<Form>),
+    /// Something from the bank (through the driver).
+    Bank(Event),
+    /// The idle warning: seconds left, or `None` to hide it.
+    IdleWarning(Option<u64>),
+    /// The session was logged out for inactivity.
+    IdleLogout,
+    /// Hide the notice.
+    DismissNotice,
+}
+
+/// Plain words for a dropped connection.
+pub const LOST: &str = "The connection to the bank was lost before it answered. Please try again.";
+
+impl State {
+    /// The error shown for a form, if any.
+    pub fn error(&self, form: Form) -> Option<&str> {
+        self.errors
+            .iter()
+            .find(|(f, _)| *f == form)
+            .map(|(_, e)| e.as_str())
+    }
+
+    /// Whether a form's request is under way.
+    pub fn is_pending(&self, form: Form) -> bool {
+        self.pending.contains(&form)
+    }
+
+    fn set_error(&mut self, form: Form, message: impl Into<String>) {
+        self.errors.retain(|(f, _)| *f != form);
+        self.errors.push((form, message.into()));
+    }
+
+    fn done(&mut self, form: Form) {
+        self.pending.retain(|f| *f != form);
+    }
+
+    fn logged_out(&mut self) {
+        self.account = None;
+        self.history.clear();
+        self.idle_warning = None;
+        self.pending
+            .retain(|f| matches!(f, Form::Login | Form::Register | Form::Enroll));
+        self.errors.retain(|(f, _)| {
+            !matches!(
+                f,
+                Form::Deposit | Form::Withdraw | Form::Logout | Form::Statement
+            )
+        });
+    }
+
+    /// Applies one action.
+    pub fn apply(&mut self, action: Action) {
+        match action {
+            Action::Enrolled(terminal) => {
+                self.terminal = Some(terminal);
+                self.errors.retain(|(f, _)| *f != Form::Enroll);
+                self.link = Link::Connecting;
+            }
+            Action::Forgotten => *self = Self::default(),
+            Action::Link(link) => {
+                self.link = link;
+            }
+            Action::Pending(form) => {
+                if !self.pending.contains(&form) {
+                    self.pending.push(form);
+                }
+                self.errors.retain(|(f, _)| match form {
+                    Form::Register => !matches!(
+                        f,
+                        Form::Register
+                            | Form::RegisterUsername
+                            | Form::RegisterFullName
+                            | Form::RegisterPassword
+                            | Form::RegisterConfirm
+                    ),
+                    other => *f != other,
+                });
+                self.notice = None;
+            }
+            Action::Invalid(form, message) => {
+                self.set_error(form, message);
+            }
+            Action::ClearErrors(forms) => self.errors.retain(|(f, _)| !forms.contains(f)),
+            Action::Bank(event) => self.bank(event),
+            Action::IdleWarning(secs) => self.idle_warning = secs,
+            Action::IdleLogout => {
+                self.logged_out();
+                self.notice = Some(
+                    "You were logged out because the ATM was not used for 3 minutes.".to_owned(),
+                );
+            }
+            Action::DismissNotice => self.notice = None,
+        }
+    }
+
+    fn bank(&mut self, event: Event) {
+        match event {
+            Event::Connected => self.link = Link::Up,
+            Event::SessionEnded => {
+                if self.account.is_some() {
+                    self.logged_out();
+                    self.notice = Some("Your session ended. Please log in again.".to_owned());
+                }
+            }
+            Event::Lost(kind) => {
+                let form = form_of(kind);
+                self.done(form);
+                if kind == OpKind::Logout {
+                    self.logged_out();
+                } else {
+                    self.set_error(form, LOST);
+                }
+            }
+            Event::Reply(kind, response) => self.reply(kind, response),
+        }
+    }
+
+    fn reply(&mut self, kind: OpKind, response: Response) {
+        let form = form_of(kind);
+        self.done(form);
+        match response {
+            Response::Welcome {
+                username,
+                full_name,
+                account,
+                balance_cents,
+            } => {
+                self.account = Some(Account {
+                    username,
+                    full_name,
+                    account,
+                    balance: balance_cents,
+                });
+                self.errors.clear();
+                self.notice = None;
+            }
+            Response::Deposited {
+                amount_cents,
+                balance_cents,
+                ..
+            } => {
+                self.set_balance(balance_cents);
+                self.completed = self.completed.wrapping_add(1);
+                self.notice = Some(format!(
+                    "Deposited {amount_cents}. Your balance is now {balance_cents}."
+                ));
+            }
+            Response::Withdrawn {
+                amount_cents,
+                balance_cents,
+                ..
+            } => {
+                self.set_balance(balance_cents);
+                self.completed = self.completed.wrapping_add(1);
+                self.notice = Some(format!(
+                    "Withdrew {amount_cents}. Your balance is now {balance_cents}."
+                ));
+            }
+            Response::Balance { balance_cents } => self.set_balance(balance_cents),
+            Response::History { entries } => {
+                if let Some(newest) = entries.first() {
+                    self.set_balance(newest.balance_cents);
+                }
+                self.history = entries;
+            }
+            Response::LoggedOut {} => {
+                if self.account.is_some() {
+                    self.logged_out();
+                    self.notice = Some("You are logged out. Thank you.".to_owned());
+                }
+            }
+            Response::AccountOpened { .. } => {}
+            Response::Error { code } => self.refused(kind, code),
+        }
+    }
+
+    fn set_balance(&mut self, balance: Cents) {
+        if let Some(account) = &mut self.account {
+            account.balance = balance;
+        }
+    }
+
+    fn refused(&mut self, kind: OpKind, code: ErrorCode) {
+        let form = match (kind, code) {
+            (OpKind::Register, ErrorCode::NameTaken) => Form::RegisterUsername,
+            (OpKind::Register, ErrorCode::WeakPassword) => Form::RegisterPassword,
+            (OpKind::Balance | OpKind::History, _) => return,
+            (OpKind::Deposit | OpKind::Withdraw | OpKind::Logout, ErrorCode::NotLoggedIn) => {
+                self.logged_out();
+                self.notice = Some("Your session ended. Please log in again.".to_owned());
+                return;
+            }
+            (kind, _) => form_of(kind),
+        };
+        self.set_error(form, code.message());
+    }
+}
+
+/// The form an operation is sent from.
+pub fn form_of(kind: OpKind) -> Form {
+    match kind {
+        OpKind::Login => Form::Login,
+        OpKind::Register => Form::Register,
+        OpKind::Deposit => Form::Deposit,
+        OpKind::Withdraw => Form::Withdraw,
+        OpKind::Logout => Form::Logout,
+        OpKind::Balance | OpKind::History => Form::Statement,
+    }
+}
+
+impl yew::Reducible for State {
+    type Action = Action;
+
+    fn reduce(self: Rc<Self>, action: Action) -> Rc<Self> {
+        let mut next = (*self).clone();
+        next.apply(action);
+        Rc::new(next)
+    }
+}

@@ -1,0 +1,219 @@
+//! The app component: owns the page state (a reducer) and the bank controller, and picks the
+//! screen: enrollment, login and registration, or the dashboard.
+
+mod auth;
+mod dashboard;
+mod enroll;
+mod widgets;
+
+use std::rc::Rc;
+
+use wasm_bindgen::closure::Closure;
+use wasm_bindgen::JsCast as _;
+use yew::prelude::*;
+
+use crate::driver::Op;
+use crate::enroll::{self as enrollment, Enrollment};
+use crate::net::Controller;
+use crate::state::{Action, Form, Link, State};
+
+/// What a screen asks the app to do.
+pub(crate) enum Cmd {
+    /// Enroll this browser as a terminal.
+    Enroll(Enrollment),
+    /// Forget the terminal.
+    Forget,
+    /// Send an operation to the bank.
+    Send(Op),
+    /// Log out.
+    Logout,
+    /// A form's input was refused before sending.
+    Invalid(Form, String),
+    /// Clear these forms' errors.
+    Clear(Vec<Form>),
+    /// Hide the notice.
+    Dismiss,
+}
+
+/// The whole page.
+#[function_component(App)]
+pub(crate) fn app() -> Html {
+    let state = use_reducer(State::default);
+    let controller = {
+        let dispatcher = state.dispatcher();
+        use_memo((), move |()| {
+            Controller::new(Callback::from(move |a: Action| dispatcher.dispatch(a)))
+        })
+    };
+
+    // Once: read an enrollment link (removing it from the address bar), else the stored one;
+    // start the idle clock and the activity listeners.
+    {
+        let controller = Rc::clone(&controller);
+        let dispatcher = state.dispatcher();
+        use_effect_with((), move |()| {
+            let from_link = {
+                let (controller, dispatcher) = (Rc::clone(&controller), dispatcher.clone());
+                move || match enrollment::take_from_location() {
+                    Some(Ok(e)) => {
+                        if !enrollment::save(&e) {
+                            dispatcher.dispatch(Action::Invalid(Form::Enroll, NOT_STORED.into()));
+                        }
+                        dispatcher.dispatch(Action::Enrolled(e.terminal.to_string()));
+                        controller.enroll(&e);
+                    }
+                    Some(Err(err)) => {
+                        dispatcher.dispatch(Action::Invalid(Form::Enroll, err.message().into()));
+                    }
+                    None => {}
+                }
+            };
+            from_link();
+            if !controller.has_driver() {
+                if let Some(e) = enrollment::load() {
+                    dispatcher.dispatch(Action::Enrolled(e.terminal.to_string()));
+                    controller.enroll(&e);
+                }
+            }
+            // A link opened in a tab that already shows the ATM only changes the fragment.
+            let on_hash = Closure::<dyn Fn()>::new(from_link);
+            let window = web_sys::window();
+            if let Some(w) = &window {
+                let _ = w.add_event_listener_with_callback(
+                    "hashchange",
+                    on_hash.as_ref().unchecked_ref(),
+                );
+            }
+            let ticker = Rc::clone(&controller);
+            let interval = gloo_timers::callback::Interval::new(1_000, move || ticker.tick());
+            let toucher = Rc::clone(&controller);
+            let on_activity = Closure::<dyn Fn()>::new(move || toucher.touch());
+            if let Some(doc) = web_sys::window().and_then(|w| w.document()) {
+                for kind in ["keydown", "pointerdown", "input"] {
+                    let _ = doc.add_event_listener_with_callback(
+                        kind,
+                        on_activity.as_ref().unchecked_ref(),
+                    );
+                }
+            }
+            move || {
+                drop(interval);
+                if let Some(w) = &window {
+                    let _ = w.remove_event_listener_with_callback(
+                        "hashchange",
+                        on_hash.as_ref().unchecked_ref(),
+                    );
+                }
+                if let Some(doc) = web_sys::window().and_then(|w| w.document()) {
+                    for kind in ["keydown", "pointerdown", "input"] {
+                        let _ = doc.remove_event_listener_with_callback(
+                            kind,
+                            on_activity.as_ref().unchecked_ref(),
+                        );
+                    }
+                }
+            }
+        });
+    }
+
+    let on_cmd = {
+        let controller = Rc::clone(&controller);
+        let dispatcher = state.dispatcher();
+        Callback::from(move |cmd: Cmd| match cmd {
+            Cmd::Enroll(e) => {
+                if !enrollment::save(&e) {
+                    dispatcher.dispatch(Action::Invalid(Form::Enroll, NOT_STORED.into()));
+                }
+                dispatcher.dispatch(Action::Enrolled(e.terminal.to_string()));
+                controller.enroll(&e);
+            }
+            Cmd::Forget => {
+                controller.forget();
+                enrollment::forget();
+                dispatcher.dispatch(Action::Forgotten);
+            }
+            Cmd::Send(op) => {
+                if !controller.busy(op.kind()) {
+                    controller.touch();
+                    controller.submit(op);
+                }
+            }
+            Cmd::Logout => controller.logout(),
+            Cmd::Invalid(form, message) => dispatcher.dispatch(Action::Invalid(form, message)),
+            Cmd::Clear(forms) => dispatcher.dispatch(Action::ClearErrors(forms)),
+            Cmd::Dismiss => dispatcher.dispatch(Action::DismissNotice),
+        })
+    };
+
+    let state: Rc<State> = Rc::new((*state).clone());
+    let main = match (&state.terminal, &state.account) {
+        (None, _) => {
+            html! { <enroll::EnrollScreen state={Rc::clone(&state)} on_cmd={on_cmd.clone()} /> }
+        }
+        (Some(_), None) => {
+            html! { <auth::AuthScreen state={Rc::clone(&state)} on_cmd={on_cmd.clone()} /> }
+        }
+        (Some(_), Some(_)) => {
+            html! { <dashboard::Dashboard state={Rc::clone(&state)} on_cmd={on_cmd.clone()} /> }
+        }
+    };
+    let on_forget = {
+        let on_cmd = on_cmd.clone();
+        Callback::from(move |_: MouseEvent| {
+            let sure = web_sys::window()
+                .and_then(|w| {
+                    w.confirm_with_message(
+                        "Forget this terminal? This browser will need a new enrollment link to work as an ATM again.",
+                    )
+                    .ok()
+                })
+                .unwrap_or(false);
+            if sure {
+                on_cmd.emit(Cmd::Forget);
+            }
+        })
+    };
+    html! {
+        <>
+            <a class="skip" href="#main">{ "Skip to content" }</a>
+            <header class="top">
+                <div class="brand">
+                    <svg class="logo" viewBox="0 0 24 24" aria-hidden="true" focusable="false">
+                        <path d="M12 2 3 6v6c0 5 3.8 9.3 9 10 5.2-.7 9-5 9-10V6l-9-4Z" />
+                        <path class="tick" d="m8 12 3 3 5-6" />
+                    </svg>
+                    <span>{ "Secure ATM" }</span>
+                </div>
+                <widgets::LinkBadge link={state.link} enrolled={state.terminal.is_some()} />
+            </header>
+            <widgets::Banner link={state.link} />
+            <main id="main" tabindex="-1">
+                <widgets::Notice notice={state.notice.clone()} idle={state.idle_warning} on_cmd={on_cmd.clone()} />
+                { main }
+            </main>
+            <footer class="foot">
+                if let Some(terminal) = &state.terminal {
+                    <span>{ "Terminal " }<code>{ terminal }</code></span>
+                    if state.account.is_none() {
+                        <button type="button" class="link-button" onclick={on_forget}>{ "Forget this terminal" }</button>
+                    }
+                }
+                <span class="muted">{ "All encryption happens in this page. Keys never leave it." }</span>
+            </footer>
+        </>
+    }
+}
+
+const NOT_STORED: &str = "This browser would not store the terminal key (private mode?). \
+                          The ATM works until the page is closed.";
+
+/// Shows a link state badge in the header (also used by tests to wait for the handshake).
+pub(crate) fn link_text(link: Link) -> &'static str {
+    match link {
+        Link::Idle => "Not enrolled",
+        Link::Connecting => "Connecting…",
+        Link::Up => "Connected securely",
+        Link::Down(_) => "Bank unreachable",
+        Link::Refused => "Terminal refused",
+    }
+}

@@ -1,0 +1,314 @@
+//! The session driver over the real protocol crate, natively and in headless Chromium: the
+//! bank's side here is `protocol::server` with real keys, so every frame is really sealed.
+
+use atm_wasm::driver::{Broken, Driver, Event, Op, OpKind, Output};
+use protocol::{
+    server, AccountNumber, BankSession, Cents, Config, FullName, Password, Psk, Request, Response,
+    TerminalId, TxId, Username,
+};
+use rand_core::OsRng;
+
+#[cfg(target_arch = "wasm32")]
+use wasm_bindgen_test::wasm_bindgen_test as test;
+#[cfg(target_arch = "wasm32")]
+wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
+
+const NOW: u64 = 1_700_000_000_000;
+
+fn psk() -> Psk {
+    Psk::from_bytes([9; 32])
+}
+
+fn driver() -> Driver {
+    Driver::new(TerminalId::new("t-web").unwrap(), psk(), Config::default())
+}
+
+/// Runs a handshake with `bank_psk`; returns the bank's session and the driver's output.
+fn handshake(d: &mut Driver, bank_psk: &Psk) -> Result<(BankSession, Output), Broken> {
+    let hello = d.connect(&mut OsRng, NOW)?;
+    let read = server::read_client_hello(&Config::default(), hello.as_bytes(), NOW).unwrap();
+    assert_eq!(read.terminal_id().as_str(), "t-web");
+    let (state, server_hello) = read.respond(Some(bank_psk), &mut OsRng, NOW).unwrap();
+    let out = d.receive(server_hello.as_bytes(), &mut OsRng, NOW)?;
+    let bank = state.read_client_finished(out.send[0].as_bytes()).unwrap();
+    Ok((bank, out))
+}
+
+fn login_op() -> Op {
+    Op::Login {
+        username: Username::new("alice").unwrap(),
+        password: Password::new("correct horse").unwrap(),
+    }
+}
+
+fn welcome() -> Response {
+    Response::Welcome {
+        username: Username::new("alice").unwrap(),
+        full_name: FullName::new("Alice").unwrap(),
+        account: AccountNumber::new("A-1").unwrap(),
+        balance_cents: Cents(0),
+    }
+}
+
+fn open(bank: &mut BankSession, frame: &str) -> Request {
+    bank.open(frame.as_bytes(), NOW).unwrap()
+}
+
+fn reply(d: &mut Driver, bank: &mut BankSession, response: &Response) -> Output {
+    let frame = bank.seal(response, &mut OsRng, NOW).unwrap();
+    d.receive(frame.as_bytes(), &mut OsRng, NOW).unwrap()
+}
+
+fn submit(d: &mut Driver, op: Op) -> Output {
+    d.submit(op, &mut OsRng, NOW).expect("not busy").unwrap()
+}
+
+#[test]
+fn handshake_login_and_a_deposit() {
+    let mut d = driver();
+    let (mut bank, out) = handshake(&mut d, &psk()).unwrap();
+    assert_eq!(out.events, vec![Event::Connected]);
+    assert_eq!(out.send.len(), 1, "only the ClientFinished");
+    assert!(d.is_up() && !d.logged_in());
+
+    let out = submit(&mut d, login_op());
+    assert!(matches!(
+        open(&mut bank, &out.send[0]),
+        Request::Login { .. }
+    ));
+    let out = reply(&mut d, &mut bank, &welcome());
+    assert_eq!(out.events, vec![Event::Reply(OpKind::Login, welcome())]);
+    assert!(d.logged_in());
+
+    let txid = TxId::from_bytes([7; 16]);
+    let out = submit(
+        &mut d,
+        Op::Deposit {
+            txid,
+            amount: Cents(10_000),
+        },
+    );
+    let Request::Deposit {
+        txid: seen,
+        amount_cents,
+    } = open(&mut bank, &out.send[0])
+    else {
+        panic!("not a deposit");
+    };
+    assert_eq!((seen, amount_cents), (txid, Cents(10_000)));
+    let done = Response::Deposited {
+        txid,
+        amount_cents,
+        balance_cents: Cents(10_000),
+    };
+    assert_eq!(
+        reply(&mut d, &mut bank, &done).events,
+        vec![Event::Reply(OpKind::Deposit, done)]
+    );
+}
+
+#[test]
+fn a_second_request_of_the_same_kind_is_refused_while_one_is_under_way() {
+    let mut d = driver();
+    let (mut bank, _) = handshake(&mut d, &psk()).unwrap();
+    let first = submit(
+        &mut d,
+        Op::Deposit {
+            txid: TxId::from_bytes([1; 16]),
+            amount: Cents(1),
+        },
+    );
+    assert_eq!(first.send.len(), 1);
+    assert!(d.busy(OpKind::Deposit));
+    assert!(d
+        .submit(
+            Op::Deposit {
+                txid: TxId::from_bytes([2; 16]),
+                amount: Cents(1)
+            },
+            &mut OsRng,
+            NOW
+        )
+        .is_none());
+    // Another kind may go at the same time.
+    assert_eq!(submit(&mut d, Op::History).send.len(), 1);
+    let _ = open(&mut bank, &first.send[0]);
+}
+
+#[test]
+fn requests_made_before_the_handshake_go_right_after_it() {
+    let mut d = driver();
+    let out = submit(&mut d, login_op());
+    assert!(out.send.is_empty() && out.events.is_empty());
+    assert!(d.busy(OpKind::Login));
+    let (mut bank, out) = handshake(&mut d, &psk()).unwrap();
+    assert_eq!(out.send.len(), 2, "ClientFinished then the login");
+    assert!(matches!(
+        open(&mut bank, &out.send[1]),
+        Request::Login { .. }
+    ));
+}
+
+#[test]
+fn a_dropped_deposit_is_retried_once_with_the_same_txid_after_a_fresh_login() {
+    let mut d = driver();
+    let (mut bank, _) = handshake(&mut d, &psk()).unwrap();
+    let out = submit(&mut d, login_op());
+    let _ = open(&mut bank, &out.send[0]);
+    let _ = reply(&mut d, &mut bank, &welcome());
+    let txid = TxId::from_bytes([3; 16]);
+    let out = submit(
+        &mut d,
+        Op::Withdraw {
+            txid,
+            amount: Cents(3_050),
+        },
+    );
+    let _ = open(&mut bank, &out.send[0]);
+
+    // The socket drops before the answer: nothing is reported lost, the withdrawal waits.
+    assert!(d.disconnected().is_empty());
+    assert!(!d.is_up() && d.logged_in() && d.busy(OpKind::Withdraw));
+
+    // A new connection: a new handshake (new keys), log in again, then the same withdrawal.
+    let (mut bank2, out) = handshake(&mut d, &psk()).unwrap();
+    assert_eq!(out.send.len(), 3);
+    let Request::Login { username, password } = open(&mut bank2, &out.send[1]) else {
+        panic!("no re-login");
+    };
+    assert_eq!(
+        (username.as_str(), password.expose()),
+        ("alice", "correct horse")
+    );
+    let Request::Withdraw {
+        txid: again,
+        amount_cents,
+    } = open(&mut bank2, &out.send[2])
+    else {
+        panic!("no retry");
+    };
+    assert_eq!((again, amount_cents), (txid, Cents(3_050)));
+    // The re-login's welcome is not news to the page; the withdrawal's answer is.
+    assert!(reply(&mut d, &mut bank2, &welcome()).events.is_empty());
+    let done = Response::Withdrawn {
+        txid,
+        amount_cents,
+        balance_cents: Cents(6_950),
+    };
+    assert_eq!(
+        reply(&mut d, &mut bank2, &done).events,
+        vec![Event::Reply(OpKind::Withdraw, done)]
+    );
+    assert!(!d.busy(OpKind::Withdraw));
+    // The old connection's keys are gone: its records no longer open here.
+    let stale = bank
+        .seal(
+            &Response::Balance {
+                balance_cents: Cents(1),
+            },
+            &mut OsRng,
+            NOW,
+        )
+        .unwrap();
+    assert_eq!(
+        d.receive(stale.as_bytes(), &mut OsRng, NOW),
+        Err(Broken::Record)
+    );
+}
+
+#[test]
+fn a_dropped_login_is_reported_not_replayed() {
+    let mut d = driver();
+    let _ = handshake(&mut d, &psk()).unwrap();
+    let _ = submit(&mut d, login_op());
+    assert_eq!(d.disconnected(), vec![Event::Lost(OpKind::Login)]);
+    assert!(!d.busy(OpKind::Login) && !d.logged_in());
+    let (_, out) = handshake(&mut d, &psk()).unwrap();
+    assert_eq!(out.send.len(), 1, "nothing sent on its own");
+}
+
+#[test]
+fn a_refused_relogin_ends_the_session() {
+    let mut d = driver();
+    let (mut bank, _) = handshake(&mut d, &psk()).unwrap();
+    let out = submit(&mut d, login_op());
+    let _ = open(&mut bank, &out.send[0]);
+    let _ = reply(&mut d, &mut bank, &welcome());
+    let _ = submit(&mut d, Op::History);
+    assert!(d.disconnected().is_empty());
+    let (mut bank2, out) = handshake(&mut d, &psk()).unwrap();
+    let _ = open(&mut bank2, &out.send[1]);
+    let refused = Response::Error {
+        code: protocol::ErrorCode::AuthFailed,
+    };
+    assert_eq!(
+        reply(&mut d, &mut bank2, &refused).events,
+        vec![Event::SessionEnded]
+    );
+    assert!(!d.logged_in());
+    // The history went right behind the re-login; the bank refuses it too, and it is done.
+    assert!(matches!(
+        open(&mut bank2, &out.send[2]),
+        Request::History { .. }
+    ));
+    let not_logged_in = Response::Error {
+        code: protocol::ErrorCode::NotLoggedIn,
+    };
+    assert_eq!(
+        reply(&mut d, &mut bank2, &not_logged_in).events,
+        vec![Event::Reply(OpKind::History, not_logged_in)]
+    );
+    assert!(!d.busy(OpKind::History));
+}
+
+#[test]
+fn logout_forgets_the_login() {
+    let mut d = driver();
+    let (mut bank, _) = handshake(&mut d, &psk()).unwrap();
+    let out = submit(&mut d, login_op());
+    let _ = open(&mut bank, &out.send[0]);
+    let _ = reply(&mut d, &mut bank, &welcome());
+    let out = submit(&mut d, Op::Logout);
+    assert!(matches!(open(&mut bank, &out.send[0]), Request::Logout {}));
+    let out = reply(&mut d, &mut bank, &Response::LoggedOut {});
+    assert_eq!(
+        out.events,
+        vec![Event::Reply(OpKind::Logout, Response::LoggedOut {})]
+    );
+    assert!(!d.logged_in());
+    let _ = d.disconnected();
+    let (_, out) = handshake(&mut d, &psk()).unwrap();
+    assert_eq!(out.send.len(), 1, "no re-login after a logout");
+}
+
+#[test]
+fn a_wrong_key_or_a_tampered_record_breaks_the_connection() {
+    let mut d = driver();
+    assert_eq!(
+        handshake(&mut d, &Psk::from_bytes([1; 32])).err(),
+        Some(Broken::Handshake)
+    );
+    let _ = d.disconnected();
+    let (mut bank, _) = handshake(&mut d, &psk()).unwrap();
+    let _ = submit(&mut d, Op::Balance);
+    let frame = bank
+        .seal(
+            &Response::Balance {
+                balance_cents: Cents(5),
+            },
+            &mut OsRng,
+            NOW,
+        )
+        .unwrap();
+    // Flip one hex digit inside the record.
+    let mut bytes = frame.into_bytes();
+    let i = bytes.len() / 2;
+    bytes[i] = if bytes[i] == b'0' { b'1' } else { b'0' };
+    assert_eq!(d.receive(&bytes, &mut OsRng, NOW), Err(Broken::Record));
+    // A frame before any handshake is unexpected.
+    let mut fresh = driver();
+    assert_eq!(
+        fresh.receive(b"{}", &mut OsRng, NOW),
+        Err(Broken::Unexpected)
+    );
+}

@@ -1,0 +1,280 @@
+//! Client-side logic of the web ATM, natively and in headless Chromium: amount parsing,
+//! enrollment parsing, the page reducer's state transitions and idle logout.
+
+use atm_wasm::amount::{parse_amount, AmountError};
+use atm_wasm::driver::{Event, OpKind};
+use atm_wasm::enroll::{is_enrollment_fragment, EnrollError, Enrollment};
+use atm_wasm::idle::{self, Idle};
+use atm_wasm::state::{Action, Form, Link, State, LOST};
+use protocol::{
+    AccountNumber, Cents, ErrorCode, FullName, HistoryEntry, Response, TxId, TxKind, Username,
+};
+
+#[cfg(target_arch = "wasm32")]
+use wasm_bindgen_test::wasm_bindgen_test as test;
+#[cfg(target_arch = "wasm32")]
+wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
+
+const KEY: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+
+#[test]
+fn amounts_parse_exactly_with_reasons() {
+    assert_eq!(parse_amount("100.00"), Ok(Cents(10_000)));
+    assert_eq!(parse_amount("30.5"), Ok(Cents(3_050)));
+    assert_eq!(parse_amount("0.01"), Ok(Cents(1)));
+    assert_eq!(parse_amount("  7 "), Ok(Cents(700)));
+    assert_eq!(parse_amount("4294967295.99"), Ok(Cents(429_496_729_599)));
+    assert_eq!(parse_amount(""), Err(AmountError::Empty));
+    assert_eq!(parse_amount("   "), Err(AmountError::Empty));
+    assert_eq!(parse_amount("0"), Err(AmountError::Zero));
+    assert_eq!(parse_amount("0.00"), Err(AmountError::Zero));
+    assert_eq!(parse_amount("12.345"), Err(AmountError::TooPrecise));
+    assert_eq!(parse_amount("4294967296.00"), Err(AmountError::TooLarge));
+    assert_eq!(
+        parse_amount("184467440737095516.16"),
+        Err(AmountError::TooLarge)
+    );
+    for bad in [
+        "-5", "+5", "1e3", "1,50", "12.5.1", ".5", "5.", "abc", "1 000", "NaN", "0x10",
+    ] {
+        assert_eq!(parse_amount(bad), Err(AmountError::NotANumber), "{bad:?}");
+    }
+    // Every reason has plain words, never a code.
+    for e in [
+        AmountError::Empty,
+        AmountError::NotANumber,
+        AmountError::TooPrecise,
+        AmountError::Zero,
+        AmountError::TooLarge,
+    ] {
+        assert!(e.message().ends_with('.') && !e.message().contains('_'));
+    }
+}
+
+#[test]
+fn money_displays_from_integer_cents() {
+    assert_eq!(Cents(6_950).to_string(), "69.50");
+    assert_eq!(Cents(5).to_string(), "0.05");
+    assert_eq!(Cents(u64::MAX).to_string(), "184467440737095516.15");
+}
+
+#[test]
+fn enrollment_links_parse_exactly() {
+    let e = Enrollment::from_link(&format!(
+        "http://127.0.0.1:8765/#terminal=t-0123456789ab&key={KEY}"
+    ))
+    .ok()
+    .unwrap();
+    assert_eq!(e.terminal.as_str(), "t-0123456789ab");
+    assert_eq!(e.psk.to_hex().as_str(), KEY);
+    assert!(Enrollment::from_fragment(&format!("#terminal=t-1&key={KEY}")).is_ok());
+    assert!(is_enrollment_fragment("#terminal=x"));
+    assert!(!is_enrollment_fragment("#main"));
+    let err = |text: &str| Enrollment::from_link(text).err();
+    assert_eq!(
+        err(&format!("#key={KEY}&terminal=t-1")),
+        Some(EnrollError::NotALink)
+    );
+    assert_eq!(
+        err(&format!("#terminal=&key={KEY}")),
+        Some(EnrollError::BadTerminal)
+    );
+    assert_eq!(
+        err(&format!("#terminal=t 1&key={KEY}")),
+        Some(EnrollError::BadTerminal)
+    );
+    assert_eq!(err("#terminal=t-1&key=abc"), Some(EnrollError::BadKey));
+    assert_eq!(
+        err(&format!("#terminal=t-1&key={}", KEY.to_uppercase())),
+        Some(EnrollError::BadKey)
+    );
+    assert_eq!(
+        err(&format!("#terminal=t-1&key={KEY}0")),
+        Some(EnrollError::BadKey)
+    );
+    assert_eq!(err("http://127.0.0.1:8765/"), Some(EnrollError::NotALink));
+    // By hand: spaces around are forgiven.
+    assert!(Enrollment::from_fields(" t-1 ", &format!(" {KEY}\n")).is_ok());
+    assert_eq!(
+        Enrollment::from_fields("", KEY).err(),
+        Some(EnrollError::BadTerminal)
+    );
+}
+
+#[test]
+fn idle_logout_warns_then_expires() {
+    let limit = idle::IDLE_LIMIT_MS;
+    assert_eq!(idle::check(1_000, 1_000, limit), Idle::Active);
+    assert_eq!(
+        idle::check(1_000, 1_000 + limit - 30_001, limit),
+        Idle::Active
+    );
+    assert_eq!(
+        idle::check(1_000, 1_000 + limit - 30_000, limit),
+        Idle::Warn(30)
+    );
+    assert_eq!(idle::check(1_000, 1_000 + limit - 1, limit), Idle::Warn(1));
+    assert_eq!(idle::check(1_000, 1_000 + limit, limit), Idle::Expired);
+    // A clock that went back counts as activity.
+    assert_eq!(idle::check(10_000, 5_000, limit), Idle::Active);
+}
+
+fn welcome(balance: u64) -> Response {
+    Response::Welcome {
+        username: Username::new("alice").unwrap(),
+        full_name: FullName::new("Alice Example").unwrap(),
+        account: AccountNumber::new("ACC-1").unwrap(),
+        balance_cents: Cents(balance),
+    }
+}
+
+fn entry(kind: TxKind, amount: u64, balance: u64) -> HistoryEntry {
+    HistoryEntry {
+        txid: TxId::from_bytes([1; 16]),
+        kind,
+        amount_cents: Cents(amount),
+        balance_cents: Cents(balance),
+        time_ms: 1,
+    }
+}
+
+#[test]
+fn state_moves_from_enrollment_to_dashboard_and_back() {
+    let mut s = State::default();
+    s.apply(Action::Enrolled("t-1".into()));
+    assert_eq!(s.link, Link::Connecting);
+    s.apply(Action::Bank(Event::Connected));
+    assert_eq!(s.link, Link::Up);
+
+    s.apply(Action::Pending(Form::Login));
+    assert!(s.is_pending(Form::Login));
+    s.apply(Action::Bank(Event::Reply(
+        OpKind::Login,
+        Response::Error {
+            code: ErrorCode::AuthFailed,
+        },
+    )));
+    assert!(!s.is_pending(Form::Login));
+    assert_eq!(s.error(Form::Login), Some(ErrorCode::AuthFailed.message()));
+    assert!(s.account.is_none());
+
+    s.apply(Action::Pending(Form::Login));
+    assert_eq!(
+        s.error(Form::Login),
+        None,
+        "a new attempt clears the old error"
+    );
+    s.apply(Action::Bank(Event::Reply(OpKind::Login, welcome(0))));
+    assert_eq!(
+        s.account.as_ref().unwrap().full_name.as_str(),
+        "Alice Example"
+    );
+
+    s.apply(Action::Pending(Form::Deposit));
+    s.apply(Action::Bank(Event::Reply(
+        OpKind::Deposit,
+        Response::Deposited {
+            txid: TxId::from_bytes([2; 16]),
+            amount_cents: Cents(10_000),
+            balance_cents: Cents(10_000),
+        },
+    )));
+    assert!(!s.is_pending(Form::Deposit));
+    assert_eq!(s.account.as_ref().unwrap().balance, Cents(10_000));
+    assert_eq!(s.completed, 1);
+    assert!(s.notice.as_deref().unwrap().contains("100.00"));
+
+    s.apply(Action::Pending(Form::Withdraw));
+    s.apply(Action::Bank(Event::Reply(
+        OpKind::Withdraw,
+        Response::Error {
+            code: ErrorCode::InsufficientFunds,
+        },
+    )));
+    assert_eq!(
+        s.error(Form::Withdraw),
+        Some("There is not enough money in the account.")
+    );
+    assert_eq!(s.account.as_ref().unwrap().balance, Cents(10_000));
+
+    s.apply(Action::Bank(Event::Reply(
+        OpKind::History,
+        Response::History {
+            entries: vec![
+                entry(TxKind::Withdraw, 3_050, 6_950),
+                entry(TxKind::Deposit, 10_000, 10_000),
+            ],
+        },
+    )));
+    assert_eq!(s.history.len(), 2);
+    assert_eq!(s.account.as_ref().unwrap().balance, Cents(6_950));
+
+    s.apply(Action::Bank(Event::Reply(
+        OpKind::Logout,
+        Response::LoggedOut {},
+    )));
+    assert!(s.account.is_none());
+    assert!(
+        s.history.is_empty(),
+        "nothing of the account stays on screen"
+    );
+    assert_eq!(s.error(Form::Withdraw), None);
+}
+
+#[test]
+fn registration_errors_go_to_their_field() {
+    let mut s = State::default();
+    s.apply(Action::Enrolled("t-1".into()));
+    s.apply(Action::Pending(Form::Register));
+    s.apply(Action::Bank(Event::Reply(
+        OpKind::Register,
+        Response::Error {
+            code: ErrorCode::NameTaken,
+        },
+    )));
+    assert_eq!(
+        s.error(Form::RegisterUsername),
+        Some(ErrorCode::NameTaken.message())
+    );
+    s.apply(Action::Pending(Form::Register));
+    assert_eq!(s.error(Form::RegisterUsername), None);
+    s.apply(Action::Bank(Event::Reply(
+        OpKind::Register,
+        Response::Error {
+            code: ErrorCode::WeakPassword,
+        },
+    )));
+    assert_eq!(
+        s.error(Form::RegisterPassword),
+        Some(ErrorCode::WeakPassword.message())
+    );
+}
+
+#[test]
+fn lost_connections_and_idle_logout_are_said_in_words() {
+    let mut s = State::default();
+    s.apply(Action::Enrolled("t-1".into()));
+    s.apply(Action::Pending(Form::Login));
+    s.apply(Action::Bank(Event::Lost(OpKind::Login)));
+    assert!(!s.is_pending(Form::Login));
+    assert_eq!(s.error(Form::Login), Some(LOST));
+
+    s.apply(Action::Bank(Event::Reply(OpKind::Login, welcome(500))));
+    s.apply(Action::IdleWarning(Some(12)));
+    assert_eq!(s.idle_warning, Some(12));
+    s.apply(Action::IdleLogout);
+    assert!(s.account.is_none());
+    assert_eq!(s.idle_warning, None);
+    assert!(s.notice.as_deref().unwrap().contains("3 minutes"));
+    // The bank's late LoggedOut does not replace the reason.
+    s.apply(Action::Bank(Event::Reply(
+        OpKind::Logout,
+        Response::LoggedOut {},
+    )));
+    assert!(s.notice.as_deref().unwrap().contains("3 minutes"));
+
+    s.apply(Action::Link(Link::Down(2)));
+    assert_eq!(s.link, Link::Down(2));
+    s.apply(Action::Forgotten);
+    assert_eq!(s, State::default());
+}
