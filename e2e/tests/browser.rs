@@ -1,0 +1,382 @@
+//! The web ATM end to end: the release bundle in real headless Chromium (two browsers at once)
+//! against a real bank started here on 127.0.0.1:0 with a fresh data directory.
+//!
+//! Needs `trunk build --release` first (the bundle in `dist/`, or `ATM_E2E_DIST`) and
+//! `/usr/bin/chromedriver` + `/usr/bin/chromium`; `cargo xtask test` does both, so the test is
+//! ignored in a plain `cargo test`. Screenshots of each screen go to `target/e2e-artifacts/`.
+
+use std::net::TcpListener as StdListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use fantoccini::{elements::Element, Client, ClientBuilder, Locator};
+use serde_json::json;
+use tokio::sync::oneshot;
+
+type Res<T = ()> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("e2e/ is in the repo")
+        .to_owned()
+}
+
+fn dist_dir() -> PathBuf {
+    std::env::var_os("ATM_E2E_DIST").map_or_else(|| repo_root().join("dist"), PathBuf::from)
+}
+
+fn artifacts_dir() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| repo_root().join("target"), |d| repo_root().join(d));
+    target.join("e2e-artifacts")
+}
+
+/// The chromedriver this test starts; killed (by its own handle) when dropped.
+struct Driver {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn start_chromedriver() -> Res<Driver> {
+    // Chromedriver cannot report a port it picked, so pick a free one for it.
+    let port = StdListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let child = Command::new("/usr/bin/chromedriver")
+        .arg(format!("--port={port}"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let driver = Driver {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+    };
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            return Ok(driver);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Err("chromedriver did not start".into())
+}
+
+/// A fresh headless Chromium (its own profile, so its own localStorage).
+async fn browser(driver: &Driver, profile: &Path, width: u32, height: u32) -> Res<Client> {
+    // A phone is emulated: Chromium will not open a window narrower than 500 pixels.
+    let mobile = (width < 500).then(|| {
+        json!({"deviceMetrics": {"width": width, "height": height, "pixelRatio": 1.0, "mobile": true, "touch": true}})
+    });
+    let mut caps = json!({
+        "goog:chromeOptions": {
+            "binary": "/usr/bin/chromium",
+            "args": [
+                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                "--disable-quic", "--no-first-run", "--hide-scrollbars",
+                format!("--user-data-dir={}", profile.display()),
+                format!("--window-size={width},{height}"),
+            ]
+        }
+    });
+    if let Some(mobile) = mobile {
+        caps["goog:chromeOptions"]["mobileEmulation"] = mobile;
+    }
+    let serde_json::Value::Object(caps) = caps else {
+        unreachable!()
+    };
+    let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(caps)
+        .connect(&driver.url)
+        .await?;
+    Ok(client)
+}
+
+/// Saves a full-page screenshot as `target/e2e-artifacts/<name>.png`.
+async fn shot(c: &Client, name: &str) -> Res {
+    let dir = artifacts_dir();
+    std::fs::create_dir_all(&dir)?;
+    let png = c.screenshot().await?;
+    std::fs::write(dir.join(format!("{name}.png")), png)?;
+    Ok(())
+}
+
+async fn wait_css(c: &Client, css: &str) -> Res<Element> {
+    Ok(c.wait()
+        .at_most(Duration::from_secs(30))
+        .for_element(Locator::Css(css))
+        .await?)
+}
+
+/// Waits until the element's text equals `want`; returns the last text seen otherwise.
+async fn wait_text(c: &Client, css: &str, want: &str) -> Res {
+    let mut last = String::new();
+    for _ in 0..300 {
+        if let Ok(el) = c.find(Locator::Css(css)).await {
+            if let Ok(text) = el.text().await {
+                if text.trim() == want {
+                    return Ok(());
+                }
+                last = text;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Err(format!("{css}: wanted {want:?}, last saw {last:?}").into())
+}
+
+/// Waits until the element's text contains `want`.
+async fn wait_contains(c: &Client, css: &str, want: &str) -> Res<String> {
+    let mut last = String::new();
+    for _ in 0..300 {
+        if let Ok(el) = c.find(Locator::Css(css)).await {
+            if let Ok(text) = el.text().await {
+                if text.contains(want) {
+                    return Ok(text);
+                }
+                last = text;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Err(format!("{css}: wanted text containing {want:?}, last saw {last:?}").into())
+}
+
+async fn type_into(c: &Client, id: &str, text: &str) -> Res {
+    let el = c.find(Locator::Id(id)).await?;
+    el.clear().await?;
+    el.send_keys(text).await?;
+    Ok(())
+}
+
+async fn click(c: &Client, id: &str) -> Res {
+    c.find(Locator::Id(id)).await?.click().await?;
+    Ok(())
+}
+
+/// The statement's rows as text, newest first.
+async fn statement_rows(c: &Client) -> Res<Vec<String>> {
+    let mut rows = Vec::new();
+    for row in c.find_all(Locator::Css("#statement tbody tr")).await? {
+        rows.push(row.text().await?);
+    }
+    Ok(rows)
+}
+
+async fn wait_rows(c: &Client, n: usize) -> Res<Vec<String>> {
+    for _ in 0..300 {
+        let rows = statement_rows(c).await.unwrap_or_default();
+        if rows.len() == n {
+            return Ok(rows);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Err(format!(
+        "statement never had {n} rows: {:?}",
+        statement_rows(c).await?
+    )
+    .into())
+}
+
+async fn enroll_and_wait(c: &Client, link: &str) -> Res {
+    c.goto(link).await?;
+    wait_css(c, "#link-state[data-state='Up']").await?;
+    let url = c.current_url().await?;
+    assert_eq!(
+        url.fragment(),
+        None,
+        "the key stays in the address bar: {url}"
+    );
+    assert!(!url.as_str().contains("key="), "{url}");
+    Ok(())
+}
+
+async fn register(c: &Client, username: &str, full_name: &str, password: &str) -> Res {
+    type_into(c, "register-username", username).await?;
+    type_into(c, "register-fullname", full_name).await?;
+    type_into(c, "register-password", password).await?;
+    type_into(c, "register-confirm", password).await?;
+    click(c, "register-submit").await?;
+    wait_text(c, "#greeting", &format!("Hello, {full_name}")).await?;
+    Ok(())
+}
+
+async fn login(c: &Client, username: &str, password: &str) -> Res {
+    type_into(c, "login-username", username).await?;
+    type_into(c, "login-password", password).await?;
+    click(c, "login-submit").await
+}
+
+async fn money(c: &Client, which: &str, amount: &str) -> Res {
+    type_into(c, &format!("{which}-amount"), amount).await?;
+    click(c, &format!("{which}-submit")).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the release web bundle and chromedriver; run by `cargo xtask test`"]
+async fn web_atm_end_to_end() -> Res {
+    let dist = dist_dir();
+    assert!(
+        dist.join("index.html").is_file(),
+        "no web bundle in {}: run `trunk build --release` (cargo xtask test does)",
+        dist.display()
+    );
+    let tmp = tempfile::tempdir()?;
+    let mut config = bank_server::Config::new(
+        tmp.path().join("data"),
+        tmp.path().join("bank.auth"),
+        tmp.path().join("audit.key"),
+    );
+    config.web_root = dist;
+    config.output = bank_server::Output::Memory(std::sync::Arc::default());
+    let bank = tokio::task::spawn_blocking(move || bank_server::open(config)).await??;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    // Two browser terminals, each enrolled by the link the bank prints for `terminal add --web`.
+    let first = bank_server::admin::add_terminal(bank.ledger(), "e2e browser one")?;
+    let second = bank_server::admin::add_terminal(bank.ledger(), "e2e browser two")?;
+    let link_one = bank_server::terminals::enrollment_link(&base, &first).to_string();
+    let link_two = bank_server::terminals::enrollment_link(&base, &second).to_string();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(bank_server::serve(listener, bank, async move {
+        let _ = stopped.await;
+    }));
+
+    let driver = start_chromedriver().await?;
+    let a = browser(&driver, &tmp.path().join("chrome-a"), 1280, 900).await?;
+    let b = browser(&driver, &tmp.path().join("chrome-b"), 390, 844).await?;
+    let result = scenario(&a, &b, &base, &link_one, &link_two).await;
+    if result.is_err() {
+        let _ = shot(&a, "failure-a").await;
+        let _ = shot(&b, "failure-b").await;
+    }
+    let _ = a.close().await;
+    let _ = b.close().await;
+    drop(driver);
+    let _ = stop.send(());
+    server.await??;
+    result
+}
+
+async fn scenario(a: &Client, b: &Client, base: &str, link_one: &str, link_two: &str) -> Res {
+    // B first opens the ATM without enrolling: no handshake, an explanation and a form.
+    b.goto(base).await?;
+    wait_text(b, "#enroll-title", "This ATM is not enrolled").await?;
+    assert!(
+        b.find(Locator::Id("link-state")).await.is_err(),
+        "a handshake state shows before enrollment"
+    );
+    shot(b, "01-not-enrolled-phone").await?;
+
+    // A enrolls by the link, registers, deposits 100.00, withdraws 30.50.
+    enroll_and_wait(a, link_one).await?;
+    wait_css(a, "#login-form").await?;
+    shot(a, "02-login-register").await?;
+    register(a, "alice", "Alice Example", "correct horse battery").await?;
+    wait_text(a, "#account-username", "alice").await?;
+    let account_a = a.find(Locator::Id("account-number")).await?.text().await?;
+    assert!(!account_a.trim().is_empty());
+    wait_text(a, "#balance", "$0.00").await?;
+    money(a, "deposit", "100.00").await?;
+    wait_text(a, "#balance", "$100.00").await?;
+    money(a, "withdraw", "30.50").await?;
+    wait_text(a, "#balance", "$69.50").await?;
+    let rows = wait_rows(a, 2).await?;
+    assert!(
+        rows[0].contains("Withdrawal") && rows[0].contains("30.50") && rows[0].contains("69.50"),
+        "{rows:?}"
+    );
+    assert!(
+        rows[1].contains("Deposit") && rows[1].contains("100.00"),
+        "{rows:?}"
+    );
+    shot(a, "03-dashboard").await?;
+
+    // Bad input is refused in the page, next to the field, and changes nothing.
+    money(a, "deposit", "12.345").await?;
+    wait_contains(a, "#deposit-amount-error", "at most two digits").await?;
+    money(a, "withdraw", "1000").await?;
+    wait_contains(a, "#withdraw-amount-error", "not enough money").await?;
+    wait_text(a, "#balance", "$69.50").await?;
+    assert_eq!(wait_rows(a, 2).await?.len(), 2);
+    shot(a, "04-dashboard-errors").await?;
+
+    // B enrolls (phone width) and uses another account at the same time.
+    enroll_and_wait(b, link_two).await?;
+    wait_css(b, "#register-form").await?;
+    shot(b, "05-login-register-phone").await?;
+    register(b, "bob", "Bob Example", "another good password").await?;
+    money(b, "deposit", "5").await?;
+    wait_text(b, "#balance", "$5.00").await?;
+    let rows_b = wait_rows(b, 1).await?;
+    assert!(
+        rows_b[0].contains("5.00") && !rows_b[0].contains("69.50"),
+        "{rows_b:?}"
+    );
+    let account_b = b.find(Locator::Id("account-number")).await?.text().await?;
+    assert_ne!(account_a, account_b);
+    shot(b, "06-dashboard-phone").await?;
+    b.execute(
+        "document.getElementById('statement').scrollIntoView();",
+        vec![],
+    )
+    .await?;
+    shot(b, "06b-statement-phone").await?;
+
+    // A double click sends one deposit (the button is disabled and the driver refuses twins).
+    a.execute(
+        "document.getElementById('deposit-amount').value = '1.00';\
+         const b = document.getElementById('deposit-submit'); b.click(); b.click();",
+        vec![],
+    )
+    .await?;
+    wait_text(a, "#balance", "$70.50").await?;
+    let rows = wait_rows(a, 3).await?;
+    assert!(rows[0].contains("1.00"), "{rows:?}");
+    // Each sees only its own account.
+    wait_text(b, "#balance", "$5.00").await?;
+    assert_eq!(wait_rows(b, 1).await?.len(), 1);
+
+    // A logs out, fails with a wrong password, then logs in and finds its money.
+    click(a, "logout").await?;
+    wait_css(a, "#login-form").await?;
+    wait_contains(a, "#notice", "logged out").await?;
+    login(a, "alice", "wrong password here").await?;
+    wait_contains(
+        a,
+        "#login-password-error",
+        "username or password is not right",
+    )
+    .await?;
+    shot(a, "07-wrong-password").await?;
+    login(a, "alice", "correct horse battery").await?;
+    wait_text(a, "#balance", "$70.50").await?;
+    assert_eq!(wait_rows(a, 3).await?.len(), 3);
+
+    // Registration errors show next to their field.
+    click(b, "logout").await?;
+    wait_css(b, "#register-form").await?;
+    type_into(b, "register-username", "Bad Name").await?;
+    type_into(b, "register-fullname", "Someone").await?;
+    type_into(b, "register-password", "short").await?;
+    click(b, "register-submit").await?;
+    wait_contains(b, "#register-username-error", "lowercase letters").await?;
+    wait_contains(b, "#register-password-error", "at least 8 characters").await?;
+    shot(b, "08-register-errors-phone").await?;
+
+    // The enrollment stays in the browser across a reload; no fragment is needed again.
+    a.goto(base).await?;
+    wait_css(a, "#link-state[data-state='Up']").await?;
+    wait_css(a, "#login-form").await?;
+    Ok(())
+}
