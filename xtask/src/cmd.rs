@@ -57,6 +57,14 @@ impl Cmd {
         self
     }
 
+    /// Puts `dir` first on the child's `PATH` (before cargo's bin dir and the inherited ones).
+    pub(crate) fn path_first(self, dir: &std::path::Path) -> Self {
+        let mut dirs = vec![dir.to_owned()];
+        dirs.extend(env::split_paths(search_path()));
+        let path = env::join_paths(dirs).unwrap_or_else(|_| search_path().to_owned());
+        self.env("PATH", path)
+    }
+
     fn command(&self) -> Command {
         let mut command = Command::new(&self.program);
         command

@@ -16,7 +16,7 @@ commands:
   setup          install what the tests need (wasm32 target, wasm-bindgen-cli, Chromium);
                  skips what is already present at the right version
   test           setup, then fmt, clippy, native tests, in-browser wasm tests, interop vectors
-  run [ARGS..]   build the web ATM (when it exists) and run the bank server: `bank-server serve ARGS..`
+  run [ARGS..]   build the web ATM, print a browser enrollment link, run `bank-server serve ARGS..`
   bench          benchmarks (not built yet)";
 
 fn main() -> ExitCode {

@@ -15,6 +15,18 @@ pub(crate) enum Purpose {
 }
 
 const TEST: &[Purpose] = &[Purpose::Test];
+
+/// The trunk the project pins (0.22 needs a newer rustc; see shared/TOOLCHAIN.md).
+pub(crate) const TRUNK_VERSION: &str = "0.21.14";
+/// The npm binaryen whose `wasm-opt` trunk runs (`wasm_opt` in Trunk.toml).
+const BINARYEN_VERSION: &str = "132";
+/// Where npm installs it, relative to the repo root (gitignored).
+const BINARYEN_DIR: &str = ".tools/binaryen";
+
+/// The folder holding npm binaryen's `wasm-opt`, to put first on trunk's `PATH`.
+pub(crate) fn binaryen_bin(root: &Path) -> PathBuf {
+    root.join(BINARYEN_DIR).join("node_modules").join(".bin")
+}
 const TEST_AND_WEB: &[Purpose] = &[Purpose::Test, Purpose::WebBuild];
 
 /// One tool: how to tell it is already there at the right version, and how to install it.
@@ -133,9 +145,40 @@ fn tools(root: &Path) -> Result<Vec<Tool>, String> {
             ],
             needs_root: true,
         },
-        // Later steps add, for example (trunk MUST be `--locked`, see shared/TOOLCHAIN.md):
-        // Tool { name: "trunk 0.21.14".to_owned(), purposes: TEST_AND_WEB, probe: version("trunk", "0.21.14"), install: vec![Cmd::cargo().args(["install", "trunk", "--version", "0.21.14", "--locked"])], needs_root: false },
-        // Tool { name: "binaryen 132 (npm)".to_owned(), purposes: TEST_AND_WEB, probe: version("node_modules/.bin/wasm-opt", "132"), install: vec![Cmd::new("npm").args(["install", "--no-save", "binaryen@132"])], needs_root: false },
+        Tool {
+            // MUST be `--locked` (see shared/TOOLCHAIN.md); 0.22 needs a newer rustc.
+            name: format!("trunk {TRUNK_VERSION}"),
+            purposes: TEST_AND_WEB,
+            probe: version("trunk", TRUNK_VERSION),
+            install: vec![Cmd::cargo().args([
+                "install",
+                "trunk",
+                "--version",
+                TRUNK_VERSION,
+                "--locked",
+            ])],
+            needs_root: false,
+        },
+        Tool {
+            // Debian's binaryen is too old for current rustc output; npm's 132 works.
+            name: format!("binaryen {BINARYEN_VERSION} (npm, in .tools/)"),
+            purposes: TEST_AND_WEB,
+            probe: Probe::Version {
+                cmd: Cmd::new(binaryen_bin(root).join("wasm-opt")).arg("--version"),
+                version: BINARYEN_VERSION.to_owned(),
+            },
+            install: vec![Cmd::new("npm")
+                .arg("install")
+                .arg("--prefix")
+                .arg(root.join(BINARYEN_DIR))
+                .args([
+                    "--no-save",
+                    "--no-audit",
+                    "--no-fund",
+                    &format!("binaryen@{BINARYEN_VERSION}"),
+                ])],
+            needs_root: false,
+        },
     ])
 }
 

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::cmd::Cmd;
-use crate::setup;
+use crate::{run, setup};
 
 /// Chromium as root needs `--no-sandbox`; the rest keep it off the (closed) network.
 const WEBDRIVER_JSON: &str = r#"{"goog:chromeOptions": {"binary": "/usr/bin/chromium", "args": ["--headless=new","--no-sandbox","--disable-gpu","--disable-dev-shm-usage","--disable-background-networking","--disable-component-update","--disable-sync","--disable-quic","--no-first-run"]}}
@@ -105,6 +105,55 @@ fn steps(root: &Path) -> Vec<Step> {
             wasm.run()
         },
     ));
+    // The web ATM: lint it as wasm, run its logic in Chromium, build the release bundle and
+    // drive it end to end in headless Chromium against a real bank.
+    steps.push(Step::cmd(Cmd::cargo().args([
+        "clippy",
+        "--target",
+        "wasm32-unknown-unknown",
+        "-p",
+        "atm-wasm",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ])));
+    let wasm_json = target_dir(root).join("xtask").join("webdriver.json");
+    let atm_wasm = Cmd::cargo()
+        .env("CHROMEDRIVER", "/usr/bin/chromedriver")
+        .env("WASM_BINDGEN_TEST_WEBDRIVER_JSON", &wasm_json)
+        .args([
+            "test",
+            "--target",
+            "wasm32-unknown-unknown",
+            "-p",
+            "atm-wasm",
+            "--tests",
+        ]);
+    steps.push(Step::new(
+        "cargo test --target wasm32-unknown-unknown -p atm-wasm --tests (Chromium)",
+        move || {
+            write_file(&wasm_json, WEBDRIVER_JSON)?;
+            atm_wasm.run()
+        },
+    ));
+    let web_root = root.to_owned();
+    steps.push(Step::new(
+        "trunk build --release (web ATM bundle)",
+        move || {
+            run::build_web_atm(&web_root)?;
+            report_bundle_size(&web_root.join("dist"))
+        },
+    ));
+    steps.push(Step::cmd(
+        Cmd::cargo().env("ATM_E2E_DIST", root.join("dist")).args([
+            "test",
+            "-p",
+            "e2e",
+            "--",
+            "--include-ignored",
+        ]),
+    ));
     let script = root.join("docs/interop/check_vectors.py");
     if script.is_file() {
         let venv = target_dir(root).join("xtask").join("interop-venv");
@@ -117,6 +166,37 @@ fn steps(root: &Path) -> Vec<Step> {
         println!("test: docs/interop/check_vectors.py does not exist yet; no interop step");
     }
     steps
+}
+
+/// Prints the gzip -9 size of the bundle's .wasm and .js (what a browser downloads).
+fn report_bundle_size(dist: &Path) -> Result<(), String> {
+    let entries = fs::read_dir(dist).map_err(|e| format!("{}: {e}", dist.display()))?;
+    let mut total = 0usize;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let wanted = path
+            .extension()
+            .is_some_and(|ext| ext == "wasm" || ext == "js");
+        if !wanted {
+            continue;
+        }
+        let gz = Cmd::new("sh")
+            .arg("-c")
+            .arg("gzip -9c \"$1\" | wc -c")
+            .arg("sh")
+            .arg(&path)
+            .output()
+            .and_then(|out| out.trim().parse::<usize>().ok())
+            .ok_or_else(|| format!("cannot gzip {}", path.display()))?;
+        let raw = fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        println!(
+            "bundle: {} {raw} bytes, {gz} bytes gzipped",
+            path.file_name().unwrap_or_default().to_string_lossy()
+        );
+        total += gz;
+    }
+    println!("bundle: .wasm + .js gzipped: {total} bytes");
+    Ok(())
 }
 
 /// Runs the interop script in a venv under target/ (Debian's python3 refuses a global pip install).
@@ -210,7 +290,20 @@ mod tests {
                 "cargo test --target wasm32-unknown-unknown -p protocol --tests (Chromium)",
             ]
         );
+        let e2e = format!(
+            "ATM_E2E_DIST={} cargo test -p e2e -- --include-ignored",
+            root.join("dist").display()
+        );
+        assert_eq!(
+            names[5..9],
+            [
+                "cargo clippy --target wasm32-unknown-unknown -p atm-wasm --all-targets -- -D warnings",
+                "cargo test --target wasm32-unknown-unknown -p atm-wasm --tests (Chromium)",
+                "trunk build --release (web ATM bundle)",
+                e2e.as_str(),
+            ]
+        );
         let interop = root.join("docs/interop/check_vectors.py").is_file();
-        assert_eq!(names.len(), if interop { 6 } else { 5 });
+        assert_eq!(names.len(), if interop { 10 } else { 9 });
     }
 }
