@@ -19,6 +19,7 @@
 pub mod admin;
 pub mod audit;
 mod bank;
+mod group_sync;
 pub mod ledger;
 mod listener;
 pub mod output;

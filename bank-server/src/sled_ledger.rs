@@ -1,11 +1,12 @@
 //! The default `Ledger`: sled trees, one serialised sled transaction per change (balance,
-//! transaction record, transaction-id entry and audit entry together), `flush_async` for
+//! transaction record, transaction-id entry and audit entry together), and a group commit for
 //! durability so concurrent commits share one sync.
 
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use futures_util::future::BoxFuture;
+use futures_util::FutureExt as _;
 use protocol::{AccountNumber, Cents, HistoryEntry, Psk, TerminalId, TxId, TxKind, Username};
 use rand_core::{OsRng, RngCore};
 use serde::{Deserialize, Serialize};
@@ -13,6 +14,7 @@ use sled::transaction::{ConflictableTransactionError, TransactionError, Transact
 use sled::{Db, Tree};
 
 use crate::audit::{AuditEvent, AuditKey, ChainHead};
+use crate::group_sync::GroupSync;
 use crate::ledger::{
     Applied, AuditLog, Ledger, LedgerError, Movement, NewAccount, TerminalRecord, ThrottleState,
     UserRecord,
@@ -127,6 +129,8 @@ pub struct SledLedger {
     throttle: Tree,
     /// Serialises writers: transactions never conflict, so none is retried.
     writer: Mutex<()>,
+    /// One blocking flush at a time for every session waiting for durability.
+    group: Arc<GroupSync>,
 }
 
 impl SledLedger {
@@ -153,6 +157,10 @@ impl SledLedger {
             audit: tree("audit")?,
             meta: tree("meta")?,
             throttle: tree("throttle")?,
+            group: {
+                let db = db.clone();
+                GroupSync::new(move || db.flush().map(drop).map_err(|e| e.to_string()))
+            },
             db,
             writer: Mutex::new(()),
         })
@@ -488,8 +496,7 @@ impl Ledger for SledLedger {
     }
 
     fn durable(&self) -> BoxFuture<'static, Result<(), LedgerError>> {
-        let db = self.db.clone();
-        Box::pin(async move { db.flush_async().await.map(drop).map_err(storage) })
+        Box::pin(self.group.clone().durable().map(|r| r.map_err(storage)))
     }
 
     fn sync(&self) -> Result<(), LedgerError> {
