@@ -46,7 +46,7 @@ pub use ledger::Ledger;
 pub use output::Output;
 pub use passwords::Argon2Params;
 pub use throttle::Backoff;
-pub use web::app;
+pub use web::{app, READ_BUFFER_SIZE};
 
 use crate::passwords::PasswordPool;
 
