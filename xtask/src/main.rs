@@ -1,6 +1,7 @@
 //! Project runner: `cargo xtask setup | test | run | bench`.
 #![forbid(unsafe_code)]
 
+mod bench;
 mod cmd;
 mod run;
 mod setup;
@@ -17,7 +18,9 @@ commands:
                  skips what is already present at the right version
   test           setup, then fmt, clippy, native tests, in-browser wasm tests, interop vectors
   run [ARGS..]   build the web ATM, print a browser enrollment link, run `bank-server serve ARGS..`
-  bench          benchmarks (not built yet)";
+  bench [ARGS..] release build, criterion benches, in-browser timing, web bundle size, then the
+                 load matrix against the bank and an echo floor; writes docs/PERFORMANCE.md
+                 (ARGS go to `bank-load matrix`, e.g. --duration 3)";
 
 fn main() -> ExitCode {
     // xtask/ lives in the repo root; everything runs from there, wherever cargo was called.
@@ -38,8 +41,9 @@ fn main() -> ExitCode {
             run::run(root, rest)
         }
         Some("bench") => {
-            eprintln!("xtask bench: not built yet (a later issue adds the benchmarks)");
-            return ExitCode::from(2);
+            let rest = &args[1..];
+            let rest = rest.strip_prefix(&["--".to_owned()]).unwrap_or(rest);
+            bench::bench(root, rest)
         }
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");

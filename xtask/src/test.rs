@@ -9,7 +9,7 @@ use crate::cmd::Cmd;
 use crate::{run, setup};
 
 /// Chromium as root needs `--no-sandbox`; the rest keep it off the (closed) network.
-const WEBDRIVER_JSON: &str = r#"{"goog:chromeOptions": {"binary": "/usr/bin/chromium", "args": ["--headless=new","--no-sandbox","--disable-gpu","--disable-dev-shm-usage","--disable-background-networking","--disable-component-update","--disable-sync","--disable-quic","--no-first-run"]}}
+pub(crate) const WEBDRIVER_JSON: &str = r#"{"goog:chromeOptions": {"binary": "/usr/bin/chromium", "args": ["--headless=new","--no-sandbox","--disable-gpu","--disable-dev-shm-usage","--disable-background-networking","--disable-component-update","--disable-sync","--disable-quic","--no-first-run"]}}
 "#;
 
 type Action = Box<dyn FnOnce() -> Result<(), String>>;
@@ -237,14 +237,14 @@ fn print_summary(outcomes: &[(String, Outcome)]) {
 }
 
 /// Cargo's target dir: `$CARGO_TARGET_DIR` (relative to the repo root) or `target/`.
-fn target_dir(root: &Path) -> PathBuf {
+pub(crate) fn target_dir(root: &Path) -> PathBuf {
     match env::var_os("CARGO_TARGET_DIR") {
         Some(dir) => root.join(dir),
         None => root.join("target"),
     }
 }
 
-fn write_file(path: &Path, text: &str) -> Result<(), String> {
+pub(crate) fn write_file(path: &Path, text: &str) -> Result<(), String> {
     if let Some(dir) = path.parent() {
         fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     }

@@ -1,0 +1,79 @@
+//! `cargo xtask bench`: builds in release mode, runs the criterion benchmarks, times the
+//! protocol in headless Chromium, builds the web ATM for its size, runs the load matrix against
+//! the release bank and the echo floor on loopback, and writes `docs/PERFORMANCE.md`.
+
+use std::path::Path;
+
+use crate::cmd::Cmd;
+use crate::run;
+use crate::test::{target_dir, write_file, WEBDRIVER_JSON};
+
+/// Runs everything; `matrix_args` go to `bank-load matrix` (e.g. `--duration 3`).
+pub(crate) fn bench(root: &Path, matrix_args: &[String]) -> Result<(), String> {
+    let target = target_dir(root);
+    let out = target.join("bench");
+    Cmd::cargo()
+        .args(["build", "--release", "-p", "bank-server", "-p", "bank-load"])
+        .run()?;
+    // Criterion: record seal+open and handshake (protocol), Argon2id verify and one durable
+    // sled commit (bank-load's benches, through bank-server's API).
+    let quick = ["--warm-up-time", "1", "--measurement-time", "3"];
+    Cmd::cargo()
+        .args(["bench", "-p", "protocol", "--bench", "protocol", "--"])
+        .args(quick)
+        .run()?;
+    Cmd::cargo()
+        .args(["bench", "-p", "bank-load", "--bench", "bank", "--"])
+        .args(quick)
+        .run()?;
+    // In the browser: the protocol built for wasm32 in release mode, in headless Chromium.
+    let webdriver_json = target.join("xtask").join("webdriver.json");
+    write_file(&webdriver_json, WEBDRIVER_JSON)?;
+    let wasm = Cmd::cargo()
+        .env("CHROMEDRIVER", "/usr/bin/chromedriver")
+        .env("WASM_BINDGEN_TEST_WEBDRIVER_JSON", &webdriver_json)
+        .args([
+            "test",
+            "--release",
+            "--target",
+            "wasm32-unknown-unknown",
+            "-p",
+            "protocol",
+            "--test",
+            "wasm_timing",
+            "--",
+            "--nocapture",
+        ]);
+    println!("$ {wasm}");
+    let wasm_out = wasm.output().unwrap_or_else(|| {
+        eprintln!("bench: the in-browser timing did not run; the report marks it pending");
+        String::new()
+    });
+    write_file(&out.join("wasm.txt"), &wasm_out)?;
+    // The web ATM bundle, built fresh when possible (otherwise whatever dist/ holds).
+    if let Err(e) = run::build_web_atm(root) {
+        eprintln!("bench: web ATM build failed ({e}); using dist/ as it is, if present");
+    }
+    let load = target.join("release").join("bank-load");
+    let results = out.join("load.json");
+    Cmd::new(&load)
+        .arg("matrix")
+        .arg("--bank-bin")
+        .arg(target.join("release").join("bank-server"))
+        .arg("--work-dir")
+        .arg(&out)
+        .arg("--out")
+        .arg(&results)
+        .args(matrix_args)
+        .run()?;
+    Cmd::new(&load)
+        .arg("report")
+        .arg("--results")
+        .arg(&results)
+        .arg("--criterion-dir")
+        .arg(target.join("criterion"))
+        .arg("--wasm")
+        .arg(out.join("wasm.txt"))
+        .args(["--dist", "dist", "--out", "docs/PERFORMANCE.md"])
+        .run()
+}
