@@ -157,7 +157,7 @@ fn first_start(server: &Path, args: &[String]) -> Result<(), String> {
     println!("run: first start; creating the bank");
     let mut child = Command::new(server)
         .arg("serve")
-        .args(args)
+        .args(without_port(args))
         .args(["--port", "0"])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -180,6 +180,20 @@ fn first_start(server: &Path, args: &[String]) -> Result<(), String> {
     } else {
         Err("the bank did not start; see `bank-server serve` output".into())
     }
+}
+
+/// The arguments minus any `--port` (clap refuses a flag given twice).
+fn without_port(args: &[String]) -> Vec<String> {
+    let mut kept = Vec::new();
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        if arg == "--port" {
+            it.next();
+        } else if !arg.starts_with("--port=") {
+            kept.push(arg.clone());
+        }
+    }
+    kept
 }
 
 fn url_host(bind: &str) -> String {
@@ -251,6 +265,21 @@ mod tests {
         assert_eq!(o.port, "9000");
         assert_eq!(o.bind, "0.0.0.0");
         assert_eq!(o.data_dir, PathBuf::from("/tmp/d"));
+    }
+
+    #[test]
+    fn the_first_start_drops_the_port() {
+        assert_eq!(
+            without_port(&args(&[
+                "--port",
+                "9000",
+                "--data-dir",
+                "d",
+                "--port=1",
+                "--bind=::1"
+            ])),
+            args(&["--data-dir", "d", "--bind=::1"])
+        );
     }
 
     #[test]
