@@ -6,13 +6,19 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use protocol::TerminalId;
+use protocol::{Password, TerminalId, TerminalRole, Username};
 
 use crate::audit::{self, AuditEvent, AuditKey, VerifyError};
-use crate::ledger::{Ledger, LedgerError, TerminalRecord};
+use crate::ledger::{Ledger, LedgerError, OperatorRecord, TerminalRecord};
+use crate::passwords::{hash_password, Argon2Params};
 use crate::sled_ledger::SledLedger;
-use crate::terminals::{auth_file_text, new_terminal, write_new_secret_file};
+use crate::terminals::{
+    auth_file_text, new_terminal, new_terminal_with_role, write_new_secret_file,
+};
 use crate::{now_ms, Config, StartError};
+
+/// Shortest operator password accepted (the same policy as customers').
+pub const MIN_OPERATOR_PASSWORD: usize = 8;
 
 fn io(path: &Path, e: std::io::Error) -> StartError {
     StartError::Io(format!("{}: {e}", path.display()))
@@ -90,6 +96,74 @@ pub fn revoke_terminal(ledger: &dyn Ledger, id: &TerminalId) -> Result<(), Start
     Ok(())
 }
 
+/// Checks an operator name and password against the rules (a valid username; a password of
+/// at least [`MIN_OPERATOR_PASSWORD`] characters) and hashes the password with Argon2id.
+pub fn operator_credentials(
+    argon2: Argon2Params,
+    username: &str,
+    password: &str,
+) -> Result<(Username, String), StartError> {
+    let username = Username::new(username).ok_or_else(|| {
+        StartError::Io(
+            "an operator name is 1 to 250 characters of lowercase letters, digits, _ - .".into(),
+        )
+    })?;
+    let password = Password::new(password)
+        .filter(|p| p.expose().chars().count() >= MIN_OPERATOR_PASSWORD)
+        .ok_or_else(|| {
+            StartError::Io(format!(
+                "an operator password has {MIN_OPERATOR_PASSWORD} to {} characters",
+                Password::MAX_LEN
+            ))
+        })?;
+    let hash = hash_password(argon2, &password).map_err(|_| StartError::Hash)?;
+    Ok((username, hash))
+}
+
+/// Adds an operator (with an already computed Argon2id hash) and a console terminal for them;
+/// returns the console terminal, whose key goes to the operator's browser as a console link.
+pub fn add_operator_hashed(
+    ledger: &dyn Ledger,
+    username: &Username,
+    password_hash: String,
+) -> Result<TerminalRecord, StartError> {
+    let now = now_ms();
+    let console = new_terminal_with_role(
+        &format!("console of {username}"),
+        now,
+        TerminalRole::Console,
+    );
+    let operator = OperatorRecord {
+        username: username.clone(),
+        password_hash,
+        created_ms: now,
+    };
+    let mut event = terminal_event("operator_added", &console.id);
+    event.user = Some(username.to_string());
+    match ledger.add_operator(&operator, &console, &event) {
+        Err(LedgerError::NameTaken) => {
+            return Err(StartError::Io(format!(
+                "operator {username} already exists"
+            )))
+        }
+        other => other?,
+    }
+    ledger.sync()?;
+    Ok(console)
+}
+
+/// Creates an operator named `username` with `password` (see [`operator_credentials`]) and
+/// their console terminal, which it returns.
+pub fn add_operator(
+    ledger: &dyn Ledger,
+    argon2: &Argon2Params,
+    username: &str,
+    password: &str,
+) -> Result<TerminalRecord, StartError> {
+    let (username, hash) = operator_credentials(*argon2, username, password)?;
+    add_operator_hashed(ledger, &username, hash)
+}
+
 /// Why an audit check failed.
 #[derive(Debug)]
 pub enum AuditCheckError {
@@ -158,7 +232,7 @@ pub fn format_event(seq: usize, event: &AuditEvent) -> String {
 /// A terminal operation: run on the database directly when the bank is stopped, or through the
 /// running bank's admin socket (`<data-dir>/admin/admin.sock`, owner-only) when it holds the
 /// database.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
 pub enum TerminalOp {
     /// Add a terminal with this label.
@@ -173,6 +247,29 @@ pub enum TerminalOp {
         /// Its id.
         id: String,
     },
+    /// Add an operator (the password already hashed by the command) and their console
+    /// terminal; answered like `Add`, with the console terminal.
+    AddOperator {
+        /// The operator's name.
+        username: String,
+        /// Argon2id PHC string.
+        password_hash: String,
+    },
+}
+
+/// Names the operation and its public fields; never the password hash.
+impl core::fmt::Debug for TerminalOp {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Add { name } => f.debug_struct("Add").field("name", name).finish(),
+            Self::List => f.write_str("List"),
+            Self::Revoke { id } => f.debug_struct("Revoke").field("id", id).finish(),
+            Self::AddOperator { username, .. } => f
+                .debug_struct("AddOperator")
+                .field("username", username)
+                .finish_non_exhaustive(),
+        }
+    }
 }
 
 /// A terminal as listed.
@@ -184,6 +281,9 @@ pub struct TerminalSummary {
     pub name: String,
     /// Whether it is revoked.
     pub revoked: bool,
+    /// ATM or console.
+    #[serde(default)]
+    pub role: TerminalRole,
 }
 
 /// The answer to a [`TerminalOp`]. No `Debug` (an added terminal carries its key).
@@ -232,6 +332,7 @@ pub fn execute(ledger: &dyn Ledger, op: TerminalOp) -> TerminalReply {
                         id: t.id.to_string(),
                         name: t.name.clone(),
                         revoked: t.revoked,
+                        role: t.role,
                     })
                     .collect(),
             },
@@ -244,6 +345,21 @@ pub fn execute(ledger: &dyn Ledger, op: TerminalOp) -> TerminalReply {
                 Err(e) => failed(e),
             },
         },
+        TerminalOp::AddOperator {
+            username,
+            password_hash,
+        } => {
+            let added = Username::new(username)
+                .ok_or_else(|| StartError::Io("not an operator name".into()))
+                .and_then(|name| add_operator_hashed(ledger, &name, password_hash));
+            match added {
+                Ok(t) => TerminalReply::Added {
+                    terminal_id: t.id.to_string(),
+                    psk: t.psk.to_hex().to_string(),
+                },
+                Err(e) => failed(e),
+            }
+        }
     }
 }
 

@@ -259,6 +259,46 @@ pub fn verify(
     Ok(events)
 }
 
+/// Checks what the bank can check without the auditor's key: every entry is in its place,
+/// chained by hash to the one before, and the head points past the last one. Returns how many
+/// entries are linked, or the first entry that is not. (Edits by someone who rewrites the
+/// following hashes too are caught only by the MACs: [`verify`], with the auditor's key.)
+pub fn check_links(
+    entries: &[(u64, Vec<u8>)],
+    head: Option<&ChainHead>,
+) -> Result<u64, VerifyError> {
+    let mut prev_hash = [0u8; 32];
+    for (position, (stored_at, entry)) in (0u64..).zip(entries) {
+        let fail = |problem| VerifyError {
+            entry: position,
+            problem,
+        };
+        if entry.len() < HEADER_LEN + 16 {
+            return Err(fail("too short"));
+        }
+        let seq = u64::from_be_bytes(entry[..8].try_into().expect("8 bytes"));
+        if *stored_at != position || seq != position {
+            return Err(fail("missing, moved or out of order"));
+        }
+        if entry[8..40] != prev_hash {
+            return Err(fail("does not chain to the previous entry"));
+        }
+        prev_hash = sha256(&[entry]);
+    }
+    let count = entries.len() as u64;
+    match head {
+        Some(head) if head.next_seq == count && head.prev_hash == prev_hash => Ok(count),
+        Some(head) => Err(VerifyError {
+            entry: count.min(head.next_seq),
+            problem: "the log is truncated or its head does not match",
+        }),
+        None => Err(VerifyError {
+            entry: count,
+            problem: "the log head is missing",
+        }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -307,6 +347,26 @@ mod tests {
         rewound.next_seq = 3;
         rewound.prev_hash = sha256(&[&entries[2].1]);
         assert!(verify(&k0, &entries[..3], Some(&rewound)).is_err());
+    }
+
+    #[test]
+    fn links_catch_deletion_reordering_truncation_and_plain_edits() {
+        let (_, entries, head) = chain(4);
+        assert_eq!(check_links(&entries, Some(&head)), Ok(4));
+        let mut edited = entries.clone();
+        edited[1].1[70] ^= 1; // inside entry 1: entry 2 no longer chains to it
+        assert_eq!(check_links(&edited, Some(&head)).unwrap_err().entry, 2);
+        let mut deleted = entries.clone();
+        deleted.remove(1);
+        assert_eq!(check_links(&deleted, Some(&head)).unwrap_err().entry, 1);
+        let mut swapped = entries.clone();
+        swapped.swap(1, 2);
+        assert_eq!(check_links(&swapped, Some(&head)).unwrap_err().entry, 1);
+        assert_eq!(
+            check_links(&entries[..3], Some(&head)).unwrap_err().entry,
+            3
+        );
+        assert!(check_links(&entries, None).is_err());
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use protocol::message::MAX_HISTORY;
 use protocol::{
     AccountNumber, CardSecret, Cents, ErrorCode, FullName, Password, Request, Response, TerminalId,
-    TxId, TxKind, Username,
+    TerminalRole, TxId, TxKind, Username,
 };
 use subtle::ConstantTimeEq;
 
@@ -29,19 +29,26 @@ pub(crate) struct LoggedIn {
 pub(crate) struct SessionCtx {
     pub(crate) conn: u64,
     pub(crate) terminal: TerminalId,
+    /// The terminal's role: which requests this session may make.
+    pub(crate) role: TerminalRole,
     user: Option<LoggedIn>,
+    /// The operator logged in on a console session.
+    pub(crate) operator: Option<Username>,
 }
 
 impl SessionCtx {
-    pub(crate) fn new(conn: u64, terminal: TerminalId) -> Self {
+    pub(crate) fn new(conn: u64, terminal: TerminalId, role: TerminalRole) -> Self {
         Self {
             conn,
             terminal,
+            role,
             user: None,
+            operator: None,
         }
     }
 
-    /// An audit event stamped with this session's terminal, connection and user.
+    /// An audit event stamped with this session's terminal, connection and user (or
+    /// operator, marked as such in `detail`).
     pub(crate) fn event(&self, action: &str) -> AuditEvent {
         let mut event = AuditEvent::new(action, now_ms());
         event.terminal = Some(self.terminal.to_string());
@@ -50,11 +57,19 @@ impl SessionCtx {
             event.user = Some(user.username.to_string());
             event.account = Some(user.account.to_string());
         }
+        if let Some(operator) = &self.operator {
+            event.user = Some(operator.to_string());
+            event.detail = Some("operator".into());
+        }
         event
     }
 
+    /// Who is logged in: the user, or the operator on a console.
     pub(crate) fn username(&self) -> Option<&str> {
-        self.user.as_ref().map(|u| u.username.as_str())
+        self.user
+            .as_ref()
+            .map(|u| u.username.as_str())
+            .or(self.operator.as_ref().map(Username::as_str))
     }
 }
 
@@ -65,12 +80,12 @@ pub(crate) enum After {
     Close,
 }
 
-fn refuse(code: ErrorCode) -> Response {
+pub(crate) fn refuse(code: ErrorCode) -> Response {
     Response::Error { code }
 }
 
 /// Runs a ledger call on the blocking pool.
-async fn ledger<T: Send + 'static>(
+pub(crate) async fn ledger<T: Send + 'static>(
     shared: &Arc<Shared>,
     f: impl FnOnce(&dyn Ledger) -> Result<T, LedgerError> + Send + 'static,
 ) -> Result<T, LedgerError> {
@@ -82,7 +97,7 @@ async fn ledger<T: Send + 'static>(
 
 /// Maps a ledger refusal to its error code; storage failures become the generic `Internal`
 /// (the detail goes to the log only).
-fn refusal(e: &LedgerError) -> Response {
+pub(crate) fn refusal(e: &LedgerError) -> Response {
     match e {
         LedgerError::NameTaken => refuse(ErrorCode::NameTaken),
         LedgerError::InsufficientFunds => refuse(ErrorCode::InsufficientFunds),
@@ -95,7 +110,7 @@ fn refusal(e: &LedgerError) -> Response {
     }
 }
 
-fn hash_refusal(e: HashError) -> Response {
+pub(crate) fn hash_refusal(e: HashError) -> Response {
     match e {
         HashError::Busy => {
             tracing::warn!("password workers busy");
@@ -109,7 +124,7 @@ fn hash_refusal(e: HashError) -> Response {
 }
 
 /// Waits until everything committed is durable; `Err` carries the reply to send instead.
-async fn durable(shared: &Arc<Shared>) -> Result<(), Response> {
+pub(crate) async fn durable(shared: &Arc<Shared>) -> Result<(), Response> {
     shared.ledger.durable().await.map_err(|e| refusal(&e))
 }
 
@@ -119,14 +134,38 @@ pub(crate) async fn handle(
     ctx: &mut SessionCtx,
     request: Request,
 ) -> (Response, After) {
+    let answer = route(shared, ctx, request).await;
+    shared.live.set_user(ctx.conn, ctx.username());
+    answer
+}
+
+/// An ATM's requests go to the rules below, a console's to [`crate::console`]; each terminal
+/// may make only its own kind (`not_allowed`), and `logout` is for both.
+async fn route(shared: &Arc<Shared>, ctx: &mut SessionCtx, request: Request) -> (Response, After) {
+    let console = ctx.role == TerminalRole::Console;
+    if !matches!(request, Request::Logout {}) && request.is_console() != console {
+        tracing::info!(request = request.kind(), role = ?ctx.role, "request not allowed from this terminal");
+        return (refuse(ErrorCode::NotAllowed), After::Continue);
+    }
+    if console && request.is_console() {
+        return (
+            crate::console::handle(shared, ctx, request).await,
+            After::Continue,
+        );
+    }
     let response = match request {
         Request::Logout {} => {
-            if ctx.user.is_some() {
-                let event = ctx.event("logout");
+            if ctx.user.is_some() || ctx.operator.is_some() {
+                let event = ctx.event(if ctx.operator.is_some() {
+                    "operator_logout"
+                } else {
+                    "logout"
+                });
                 if let Err(e) = ledger(shared, move |l| l.audit(&event)).await {
                     tracing::error!(error = %e, "audit failed");
                 }
                 ctx.user = None;
+                ctx.operator = None;
             }
             return (Response::LoggedOut {}, After::Close);
         }
@@ -155,6 +194,13 @@ pub(crate) async fn handle(
             movement(shared, ctx, TxKind::Withdraw, txid, amount_cents).await
         }
         Request::History { limit } => history(shared, ctx, limit).await,
+        // Routed to the console above; an ATM never gets here with one.
+        Request::OperatorLogin { .. }
+        | Request::ConsoleOverview {}
+        | Request::ConsoleAudit {}
+        | Request::ConsoleTerminals {}
+        | Request::AddTerminal { .. }
+        | Request::RevokeTerminal { .. } => refuse(ErrorCode::NotAllowed),
     };
     (response, After::Continue)
 }
@@ -228,12 +274,75 @@ enum Credential {
     Card(CardSecret),
 }
 
-fn user_key(username: &Username) -> String {
+pub(crate) fn user_key(username: &Username) -> String {
     format!("user:{username}")
 }
 
 fn terminal_key(terminal: &TerminalId) -> String {
     format!("terminal:{terminal}")
+}
+
+/// Checks the terminal's and the account's failed-login state and charges this attempt to the
+/// account (atomically, before the credential is checked, so guesses sent in parallel all
+/// count), then runs `lookup`. `Err` carries the reply (`throttled`, or a storage failure).
+pub(crate) async fn charge_login<T: Send + 'static>(
+    shared: &Arc<Shared>,
+    ctx: &SessionCtx,
+    account_key: String,
+    lookup: impl FnOnce(&dyn Ledger) -> Result<T, LedgerError> + Send + 'static,
+) -> Result<T, Response> {
+    let now = now_ms();
+    let tkey = terminal_key(&ctx.terminal);
+    let (account_policy, terminal_policy) = (
+        shared.config.account_backoff,
+        shared.config.terminal_backoff,
+    );
+    let looked_up = ledger(shared, move |l| {
+        if terminal_policy.locked(&l.throttle(&tkey)?, now) {
+            return Ok(None);
+        }
+        let before = l.update_throttle(&account_key, &mut |state| {
+            if account_policy.locked(&state, now) {
+                state
+            } else {
+                account_policy.fail(state, now)
+            }
+        })?;
+        if account_policy.locked(&before, now) {
+            return Ok(None);
+        }
+        lookup(l).map(Some)
+    })
+    .await;
+    match looked_up {
+        Ok(Some(found)) => Ok(found),
+        Ok(None) => Err(refuse(ErrorCode::Throttled)),
+        Err(e) => Err(refusal(&e)),
+    }
+}
+
+/// A failed login: charges the terminal, audits `event`, makes both durable and answers
+/// `auth_failed`.
+pub(crate) async fn login_failed(
+    shared: &Arc<Shared>,
+    ctx: &SessionCtx,
+    event: AuditEvent,
+) -> Response {
+    let now = now_ms();
+    let tkey = terminal_key(&ctx.terminal);
+    let terminal_policy = shared.config.terminal_backoff;
+    let recorded = ledger(shared, move |l| {
+        l.update_throttle(&tkey, &mut |state| terminal_policy.fail(state, now))?;
+        l.audit(&event)
+    })
+    .await;
+    if let Err(e) = recorded {
+        return refusal(&e);
+    }
+    if let Err(reply) = durable(shared).await {
+        return reply;
+    }
+    refuse(ErrorCode::AuthFailed)
 }
 
 async fn login(
@@ -245,40 +354,14 @@ async fn login(
     if ctx.user.is_some() {
         return refuse(ErrorCode::AlreadyLoggedIn);
     }
-    let now = now_ms();
-    let (ukey, tkey) = (user_key(&username), terminal_key(&ctx.terminal));
-    let (account_policy, terminal_policy) = (
-        shared.config.account_backoff,
-        shared.config.terminal_backoff,
-    );
     let name = username.clone();
-    let looked_up = ledger(shared, move |l| {
-        if terminal_policy.locked(&l.throttle(&tkey)?, now) {
-            return Ok((true, None));
+    let user = match charge_login(shared, ctx, user_key(&username), move |l| l.user(&name)).await {
+        Ok(user) => user,
+        Err(reply) => {
+            tracing::info!(user = %username, "login refused before checking");
+            return reply;
         }
-        // The attempt is charged to the account before the password is checked, atomically,
-        // so guesses sent in parallel all count; a success resets the count.
-        let before = l.update_throttle(&ukey, &mut |state| {
-            if account_policy.locked(&state, now) {
-                state
-            } else {
-                account_policy.fail(state, now)
-            }
-        })?;
-        if account_policy.locked(&before, now) {
-            return Ok((true, None));
-        }
-        Ok((false, l.user(&name)?))
-    })
-    .await;
-    let (locked, user) = match looked_up {
-        Ok(found) => found,
-        Err(e) => return refusal(&e),
     };
-    if locked {
-        tracing::info!(user = %username, "login throttled");
-        return refuse(ErrorCode::Throttled);
-    }
     // Unknown users and wrong credentials cost the same and get the same answer.
     let ok = match credential {
         Credential::Password(password) => {
@@ -293,7 +376,7 @@ async fn login(
         }
     };
     let user = user.filter(|_| ok);
-    let (ukey, tkey) = (user_key(&username), terminal_key(&ctx.terminal));
+    let ukey = user_key(&username);
     match user {
         Some(user) => {
             let mut event = ctx.event("login_ok");
@@ -317,19 +400,8 @@ async fn login(
         None => {
             let mut event = ctx.event("login_failed");
             event.user = Some(username.to_string());
-            let recorded = ledger(shared, move |l| {
-                l.update_throttle(&tkey, &mut |state| terminal_policy.fail(state, now))?;
-                l.audit(&event)
-            })
-            .await;
-            if let Err(e) = recorded {
-                return refusal(&e);
-            }
-            if let Err(reply) = durable(shared).await {
-                return reply;
-            }
             tracing::info!(user = %username, "login failed");
-            refuse(ErrorCode::AuthFailed)
+            login_failed(shared, ctx, event).await
         }
     }
 }

@@ -5,7 +5,8 @@ use core::fmt;
 
 use futures_util::future::BoxFuture;
 use protocol::{
-    AccountNumber, Cents, FullName, HistoryEntry, Psk, TerminalId, TxId, TxKind, Username,
+    AccountNumber, Cents, FullName, HistoryEntry, Psk, TerminalId, TerminalRole, TxId, TxKind,
+    Username,
 };
 use serde::{Deserialize, Serialize};
 
@@ -75,6 +76,41 @@ pub struct TerminalRecord {
     pub revoked: bool,
     /// When it was added (Unix ms).
     pub created_ms: u64,
+    /// An ATM or an operator's console.
+    pub role: TerminalRole,
+}
+
+/// A bank operator (console user). No `Debug` (holds the password hash).
+#[derive(Clone, Serialize, Deserialize)]
+pub struct OperatorRecord {
+    /// Login name (a separate namespace from customers').
+    pub username: Username,
+    /// Argon2id PHC string.
+    pub password_hash: String,
+    /// When it was created (Unix ms).
+    pub created_ms: u64,
+}
+
+/// The bank at a glance, for the console.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Totals {
+    /// How many accounts exist.
+    pub accounts: u64,
+    /// The sum of every balance, in cents.
+    pub deposits_cents: u128,
+    /// Transactions committed at or after the `day_start_ms` asked for.
+    pub transactions_today: u64,
+    /// Transactions per minute, oldest first, the minute holding `now_ms` last.
+    pub per_minute: Vec<u32>,
+}
+
+/// The audit entries appended while this ledger has been open, newest first.
+#[derive(Clone, Debug, Default)]
+pub struct RecentAudit {
+    /// How many entries the whole log holds.
+    pub total: u64,
+    /// `(sequence number, event)`, newest first.
+    pub entries: Vec<(u64, AuditEvent)>,
 }
 
 /// Failed-login bookkeeping for one account or terminal.
@@ -183,6 +219,23 @@ pub trait Ledger: Send + Sync + 'static {
     fn terminals(&self) -> Result<Vec<TerminalRecord>, LedgerError>;
     /// Revokes a terminal; `NotFound` if there is none.
     fn revoke_terminal(&self, id: &TerminalId, audit: &AuditEvent) -> Result<(), LedgerError>;
+    /// Adds an operator and their console terminal together; `NameTaken` if the operator
+    /// exists.
+    fn add_operator(
+        &self,
+        operator: &OperatorRecord,
+        console: &TerminalRecord,
+        audit: &AuditEvent,
+    ) -> Result<(), LedgerError>;
+    /// Looks an operator up.
+    fn operator(&self, username: &Username) -> Result<Option<OperatorRecord>, LedgerError>;
+    /// Counts accounts, sums balances, and counts transactions since `day_start_ms` and per
+    /// minute over the `minutes` minutes ending with the one holding `now_ms`.
+    fn totals(&self, now_ms: u64, day_start_ms: u64, minutes: usize)
+        -> Result<Totals, LedgerError>;
+    /// The newest `limit` audit events appended since this ledger was opened (earlier ones
+    /// are readable only with the auditor's key), and the log's length.
+    fn recent_audit(&self, limit: usize) -> Result<RecentAudit, LedgerError>;
     /// Appends an audit entry on its own.
     fn audit(&self, event: &AuditEvent) -> Result<(), LedgerError>;
     /// Starts the audit log at `first_key`, once; `false` when it already exists.

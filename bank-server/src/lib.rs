@@ -19,9 +19,11 @@
 pub mod admin;
 pub mod audit;
 mod bank;
+mod console;
 mod group_sync;
 pub mod ledger;
 mod listener;
+mod live;
 pub mod output;
 pub mod passwords;
 mod session;
@@ -177,6 +179,8 @@ pub(crate) struct Shared {
     pub(crate) shutdown: CancellationToken,
     pub(crate) tracker: TaskTracker,
     pub(crate) next_conn: AtomicU64,
+    /// Open sessions, for the console.
+    pub(crate) live: live::Registry,
 }
 
 /// A prepared bank (the router's state). Cloning shares it.
@@ -222,6 +226,7 @@ pub fn open(config: Config) -> Result<Bank, StartError> {
             shutdown: CancellationToken::new(),
             tracker: TaskTracker::new(),
             next_conn: AtomicU64::new(1),
+            live: live::Registry::default(),
         }),
     })
 }

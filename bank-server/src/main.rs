@@ -8,10 +8,12 @@ use std::time::Duration;
 
 use bank_server::admin::{self, AuditCheckError, TerminalOp, TerminalReply};
 use bank_server::ledger::TerminalRecord;
-use bank_server::terminals::{auth_file_text, enrollment_link, write_new_secret_file};
+use bank_server::terminals::{
+    auth_file_text, console_link, enrollment_link, write_new_secret_file,
+};
 use bank_server::{Config, StartError};
 use clap::{Args, Parser, Subcommand};
-use protocol::{Cents, Psk, TerminalId};
+use protocol::{Cents, Psk, TerminalId, TerminalRole};
 
 /// The secure-ATM bank: a WebSocket server (path /ws) speaking the ATM protocol, with its
 /// state in a sled database, a forward-secure audit log and the web ATM's static files.
@@ -104,10 +106,29 @@ enum Command {
     /// admin socket in the data directory).
     #[command(subcommand)]
     Terminal(TerminalCommand),
+    /// Manage bank operators, who use the bank console at /console (on the stopped bank's
+    /// database, or through the running bank's admin socket).
+    #[command(subcommand)]
+    Operator(OperatorCommand),
     /// Check or read the audit log with the auditor's key (stop the bank first: the database
     /// allows one process).
     #[command(subcommand)]
     Audit(AuditCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum OperatorCommand {
+    /// Add an operator. Asks for the password twice on the terminal (or reads one line from
+    /// standard input when it is not a terminal), stores only its Argon2id hash, creates a
+    /// console terminal for the operator and prints the console's enrollment link: open it
+    /// once in the operator's browser, then log in there with the name and password.
+    Add {
+        /// The operator's login name (lowercase letters, digits, _ - .).
+        name: String,
+        /// The bank's URL as browsers reach it, for the link (default http://BIND:PORT).
+        #[arg(long)]
+        public_url: Option<String>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -181,6 +202,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         None | Some(Command::Serve) => serve(&cli.opts),
         Some(Command::Terminal(cmd)) => terminal(&cli.opts, cmd),
+        Some(Command::Operator(cmd)) => operator(&cli.opts, cmd),
         Some(Command::Audit(cmd)) => return audit(&cli.opts, cmd),
     };
     match result {
@@ -246,6 +268,7 @@ fn terminal(opts: &Opts, cmd: TerminalCommand) -> Result<(), StartError> {
                     .ok_or_else(|| StartError::Io("bad terminal key".into()))?,
                 revoked: false,
                 created_ms: 0,
+                role: TerminalRole::Atm,
             };
             if web {
                 let base = public_url
@@ -265,13 +288,77 @@ fn terminal(opts: &Opts, cmd: TerminalCommand) -> Result<(), StartError> {
         (TerminalCommand::List, TerminalReply::Listed { terminals }) => {
             for t in terminals {
                 let state = if t.revoked { "revoked" } else { "active" };
-                println!("{}\t{state}\t{}", t.id, t.name);
+                let role = match t.role {
+                    TerminalRole::Atm => "atm",
+                    TerminalRole::Console => "console",
+                };
+                println!("{}\t{state}\t{role}\t{}", t.id, t.name);
             }
         }
         (TerminalCommand::Revoke { id }, TerminalReply::Revoked) => println!("revoked {id}"),
         _ => return Err(StartError::Io("unexpected answer from the bank".into())),
     }
     Ok(())
+}
+
+/// The new operator's password: typed twice without echo on a terminal, else one line of
+/// standard input (for scripts: `printf '%s\n' "$PASSWORD" | bank-server operator add ops`).
+fn read_operator_password(name: &str) -> Result<zeroize::Zeroizing<String>, StartError> {
+    use std::io::IsTerminal as _;
+    let io = |e: std::io::Error| StartError::Io(format!("reading the password: {e}"));
+    if std::io::stdin().is_terminal() {
+        let first = zeroize::Zeroizing::new(
+            rpassword::prompt_password(format!("Password for operator {name}: ")).map_err(io)?,
+        );
+        let again = zeroize::Zeroizing::new(rpassword::prompt_password("Again: ").map_err(io)?);
+        if first != again {
+            return Err(StartError::Io("the two passwords differ".into()));
+        }
+        Ok(first)
+    } else {
+        let mut line = zeroize::Zeroizing::new(String::new());
+        std::io::stdin().read_line(&mut line).map_err(io)?;
+        let trimmed = line.trim_end_matches(['\n', '\r']).len();
+        line.truncate(trimmed);
+        Ok(line)
+    }
+}
+
+fn operator(opts: &Opts, cmd: OperatorCommand) -> Result<(), StartError> {
+    let OperatorCommand::Add { name, public_url } = cmd;
+    let password = read_operator_password(&name)?;
+    // Hashed here: the password itself never reaches the running bank.
+    let (username, password_hash) =
+        admin::operator_credentials(bank_server::Argon2Params::OWASP, &name, &password)?;
+    drop(password);
+    let op = TerminalOp::AddOperator {
+        username: username.to_string(),
+        password_hash,
+    };
+    match admin::terminal_op(&opts.data_dir, op)? {
+        TerminalReply::Added { terminal_id, psk } => {
+            let psk = zeroize::Zeroizing::new(psk);
+            let terminal = TerminalRecord {
+                id: TerminalId::new(terminal_id)
+                    .ok_or_else(|| StartError::Io("bad terminal id".into()))?,
+                name: String::new(),
+                psk: Psk::from_hex(&psk)
+                    .ok_or_else(|| StartError::Io("bad terminal key".into()))?,
+                revoked: false,
+                created_ms: 0,
+                role: TerminalRole::Console,
+            };
+            let base = public_url
+                .unwrap_or_else(|| format!("http://{}", SocketAddr::new(opts.bind, opts.port)));
+            println!("{}", console_link(&base, &terminal).as_str());
+            eprintln!(
+                "Operator {username} added. Open this link once in the operator's browser (it keeps the console's key), then log in as {username}."
+            );
+            Ok(())
+        }
+        TerminalReply::Failed { error } => Err(StartError::Io(error)),
+        _ => Err(StartError::Io("unexpected answer from the bank".into())),
+    }
 }
 
 fn audit(opts: &Opts, cmd: AuditCommand) -> ExitCode {

@@ -119,3 +119,14 @@ fn hash_with(argon: &Argon2<'_>, password: &str) -> Result<String, HashError> {
         .map(|h| h.to_string())
         .map_err(|_| HashError::Internal)
 }
+
+/// Hashes a new password with `params` on this thread (for command-line tools; the server
+/// uses [`PasswordPool::hash`]).
+pub fn hash_password(params: Argon2Params, password: &Password) -> Result<String, HashError> {
+    let params =
+        Params::new(params.m_kib, params.t, params.p, None).map_err(|_| HashError::Internal)?;
+    hash_with(
+        &Argon2::new(Algorithm::Argon2id, Version::V0x13, params),
+        password.expose(),
+    )
+}

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use axum::extract::ws::{Message, WebSocket};
-use protocol::{server, BankSession};
+use protocol::{server, BankSession, TerminalRole};
 use rand_core::OsRng;
 use tokio::sync::OwnedSemaphorePermit;
 use tracing::Instrument as _;
@@ -51,7 +51,10 @@ async fn next_text(socket: &mut WebSocket) -> Result<String, Fault> {
     }
 }
 
-async fn handshake(shared: &Arc<Shared>, socket: &mut WebSocket) -> Result<BankSession, Fault> {
+async fn handshake(
+    shared: &Arc<Shared>,
+    socket: &mut WebSocket,
+) -> Result<(BankSession, TerminalRole), Fault> {
     let protocol_fault = |e: protocol::Error| Fault::Protocol(e.detail());
     let hello = next_text(socket).await?;
     let hello = server::read_client_hello(&shared.config.protocol, hello.as_bytes(), now_ms())
@@ -63,7 +66,9 @@ async fn handshake(shared: &Arc<Shared>, socket: &mut WebSocket) -> Result<BankS
         .map_err(|e| Fault::Protocol(format!("terminal lookup failed: {e}")))?
         .map_err(|e| Fault::Protocol(format!("terminal lookup failed: {e}")))?;
     // Unknown and revoked terminals go through the same steps as a wrong key.
-    let psk = terminal.filter(|t| !t.revoked).map(|t| t.psk);
+    let terminal = terminal.filter(|t| !t.revoked);
+    let role = terminal.as_ref().map(|t| t.role).unwrap_or_default();
+    let psk = terminal.map(|t| t.psk);
     let (state, reply) = hello
         .respond(psk.as_ref(), &mut OsRng, now_ms())
         .map_err(protocol_fault)?;
@@ -71,9 +76,10 @@ async fn handshake(shared: &Arc<Shared>, socket: &mut WebSocket) -> Result<BankS
         .await
         .map_err(|()| Fault::Gone)?;
     let finished = next_text(socket).await?;
-    state
+    let session = state
         .read_client_finished(finished.as_bytes())
-        .map_err(protocol_fault)
+        .map_err(protocol_fault)?;
+    Ok((session, role))
 }
 
 /// Sends a frame within the configured time; `Err` when the peer is gone or not reading.
@@ -133,7 +139,7 @@ pub(crate) async fn run(
             () = cancel.cancelled() => None,
             result = tokio::time::timeout(shared.config.handshake_timeout, handshake(&shared, &mut socket)) => Some(result),
         };
-        let mut session = match handshake {
+        let (mut session, role) = match handshake {
             None => {
                 let _ = send(&shared, &mut socket, Message::Close(None)).await;
                 return;
@@ -154,8 +160,11 @@ pub(crate) async fn run(
                 return;
             }
         };
-        let mut ctx = SessionCtx::new(conn, session.terminal_id().clone());
-        tracing::info!(terminal = %ctx.terminal, "handshake complete");
+        let mut ctx = SessionCtx::new(conn, session.terminal_id().clone(), role);
+        let _listed = shared
+            .live
+            .open(conn, ctx.terminal.clone(), role, now_ms());
+        tracing::info!(terminal = %ctx.terminal, ?role, "handshake complete");
         loop {
             let next = tokio::select! {
                 () = cancel.cancelled() => {

@@ -2,12 +2,16 @@
 //! transaction record, transaction-id entry and audit entry together), and a group commit for
 //! durability so concurrent commits share one sync.
 
+use std::cell::RefCell;
+use std::collections::VecDeque;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use futures_util::future::BoxFuture;
 use futures_util::FutureExt as _;
-use protocol::{AccountNumber, Cents, HistoryEntry, Psk, TerminalId, TxId, TxKind, Username};
+use protocol::{
+    AccountNumber, Cents, HistoryEntry, Psk, TerminalId, TerminalRole, TxId, TxKind, Username,
+};
 use rand_core::{OsRng, RngCore};
 use serde::{Deserialize, Serialize};
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
@@ -16,11 +20,13 @@ use sled::{Db, Tree};
 use crate::audit::{AuditEvent, AuditKey, ChainHead};
 use crate::group_sync::GroupSync;
 use crate::ledger::{
-    Applied, AuditLog, Ledger, LedgerError, Movement, NewAccount, TerminalRecord, ThrottleState,
-    UserRecord,
+    Applied, AuditLog, Ledger, LedgerError, Movement, NewAccount, OperatorRecord, RecentAudit,
+    TerminalRecord, ThrottleState, Totals, UserRecord,
 };
 
 const HEAD_KEY: &[u8] = b"audit_head";
+/// How many appended audit events the ledger remembers in memory for the console.
+const RECENT_AUDIT: usize = 256;
 
 /// An account's stored state.
 #[derive(Serialize, Deserialize)]
@@ -37,6 +43,9 @@ struct StoredTerminal {
     psk: String,
     revoked: bool,
     created_ms: u64,
+    /// Absent in data written before consoles existed: those are ATMs.
+    #[serde(default)]
+    role: TerminalRole,
 }
 
 /// The trees every change may touch, inside one transaction.
@@ -48,6 +57,9 @@ struct View<'a> {
     terminals: &'a TransactionalTree,
     audit: &'a TransactionalTree,
     meta: &'a TransactionalTree,
+    operators: &'a TransactionalTree,
+    /// Audit events appended in this attempt, remembered once it commits.
+    appended: &'a RefCell<Vec<(u64, AuditEvent)>>,
 }
 
 type TxResult<T> = Result<T, ConflictableTransactionError<LedgerError>>;
@@ -113,6 +125,9 @@ fn append_audit(view: &View<'_>, event: &AuditEvent) -> TxResult<()> {
     view.audit
         .insert(head.next_seq.to_be_bytes().to_vec(), entry)?;
     view.meta.insert(HEAD_KEY, next.to_bytes().as_slice())?;
+    view.appended
+        .borrow_mut()
+        .push((head.next_seq, event.clone()));
     Ok(())
 }
 
@@ -127,6 +142,9 @@ pub struct SledLedger {
     audit: Tree,
     meta: Tree,
     throttle: Tree,
+    operators: Tree,
+    /// The newest audit events appended since opening, newest last.
+    recent: Mutex<VecDeque<(u64, AuditEvent)>>,
     /// Serialises writers: transactions never conflict, so none is retried.
     writer: Mutex<()>,
     /// One blocking flush at a time for every session waiting for durability.
@@ -157,6 +175,8 @@ impl SledLedger {
             audit: tree("audit")?,
             meta: tree("meta")?,
             throttle: tree("throttle")?,
+            operators: tree("operators")?,
+            recent: Mutex::new(VecDeque::with_capacity(RECENT_AUDIT)),
             group: {
                 let db = db.clone();
                 GroupSync::new(move || db.flush().map(drop).map_err(|e| e.to_string()))
@@ -177,23 +197,40 @@ impl SledLedger {
             &self.terminals,
             &self.audit,
             &self.meta,
+            &self.operators,
         );
-        trees
-            .transaction(|(users, accounts, txs, txids, terminals, audit, meta)| {
-                f(&View {
-                    users,
-                    accounts,
-                    txs,
-                    txids,
-                    terminals,
-                    audit,
-                    meta,
-                })
-            })
+        let appended = RefCell::new(Vec::new());
+        let result = trees
+            .transaction(
+                |(users, accounts, txs, txids, terminals, audit, meta, operators)| {
+                    appended.borrow_mut().clear();
+                    f(&View {
+                        users,
+                        accounts,
+                        txs,
+                        txids,
+                        terminals,
+                        audit,
+                        meta,
+                        operators,
+                        appended: &appended,
+                    })
+                },
+            )
             .map_err(|e| match e {
                 TransactionError::Abort(e) => e,
                 TransactionError::Storage(e) => storage(e),
-            })
+            });
+        if result.is_ok() {
+            let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+            for item in appended.into_inner() {
+                if recent.len() == RECENT_AUDIT {
+                    recent.pop_front();
+                }
+                recent.push_back(item);
+            }
+        }
+        result
     }
 
     fn account(view: &View<'_>, account: &AccountNumber) -> TxResult<AccountRecord> {
@@ -212,6 +249,7 @@ fn terminal_from(id: TerminalId, stored: StoredTerminal) -> Result<TerminalRecor
             .ok_or_else(|| LedgerError::Storage("corrupt terminal key".into()))?,
         revoked: stored.revoked,
         created_ms: stored.created_ms,
+        role: stored.role,
     })
 }
 
@@ -221,6 +259,7 @@ fn to_stored(t: &TerminalRecord) -> zeroize::Zeroizing<Vec<u8>> {
         psk: t.psk.to_hex().to_string(),
         revoked: t.revoked,
         created_ms: t.created_ms,
+        role: t.role,
     };
     let bytes = zeroize::Zeroizing::new(encode(&stored));
     let mut psk = stored.psk;
@@ -455,6 +494,83 @@ impl Ledger for SledLedger {
             view.terminals
                 .insert(id.as_str(), to_stored(&record).as_slice())?;
             append_audit(view, audit)
+        })
+    }
+
+    fn add_operator(
+        &self,
+        operator: &OperatorRecord,
+        console: &TerminalRecord,
+        audit: &AuditEvent,
+    ) -> Result<(), LedgerError> {
+        let stored = to_stored(console);
+        let record = encode(operator);
+        self.tx(|view| {
+            if view.operators.get(operator.username.as_str())?.is_some()
+                || view.terminals.get(console.id.as_str())?.is_some()
+            {
+                return abort(LedgerError::NameTaken);
+            }
+            view.operators
+                .insert(operator.username.as_str(), record.as_slice())?;
+            view.terminals
+                .insert(console.id.as_str(), stored.as_slice())?;
+            append_audit(view, audit)
+        })
+    }
+
+    fn operator(&self, username: &Username) -> Result<Option<OperatorRecord>, LedgerError> {
+        match self.operators.get(username.as_str()).map_err(storage)? {
+            Some(bytes) => decode(&bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn totals(
+        &self,
+        now_ms: u64,
+        day_start_ms: u64,
+        minutes: usize,
+    ) -> Result<Totals, LedgerError> {
+        let mut totals = Totals {
+            per_minute: vec![0; minutes],
+            ..Totals::default()
+        };
+        for item in &self.accounts {
+            let record: AccountRecord = decode(&item.map_err(storage)?.1)?;
+            totals.accounts += 1;
+            totals.deposits_cents += u128::from(record.balance.0);
+        }
+        let this_minute = now_ms / 60_000;
+        for item in &self.txs {
+            let entry: HistoryEntry = decode(&item.map_err(storage)?.1)?;
+            if entry.time_ms >= day_start_ms {
+                totals.transactions_today += 1;
+            }
+            let ago = this_minute.checked_sub(entry.time_ms / 60_000);
+            if let Some(ago) = ago.and_then(|a| usize::try_from(a).ok()) {
+                if ago < minutes {
+                    let slot = &mut totals.per_minute[minutes - 1 - ago];
+                    *slot = slot.saturating_add(1);
+                }
+            }
+        }
+        Ok(totals)
+    }
+
+    fn recent_audit(&self, limit: usize) -> Result<RecentAudit, LedgerError> {
+        let total = match self.meta.get(HEAD_KEY).map_err(storage)? {
+            Some(bytes) => {
+                ChainHead::from_bytes(&bytes)
+                    .ok_or_else(|| LedgerError::Storage("audit head corrupt".into()))?
+                    .next_seq
+            }
+            None => 0,
+        };
+        let recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(RecentAudit {
+            total,
+            entries: recent.iter().rev().take(limit).cloned().collect(),
         })
     }
 

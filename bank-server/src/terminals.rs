@@ -4,14 +4,19 @@
 use std::io::Write as _;
 use std::path::Path;
 
-use protocol::{Psk, TerminalId};
+use protocol::{Psk, TerminalId, TerminalRole};
 use rand_core::{OsRng, RngCore};
 use zeroize::Zeroizing;
 
 use crate::ledger::TerminalRecord;
 
-/// A fresh terminal: id `t-` + 12 lowercase hex characters, a random 32-byte key.
+/// A fresh ATM terminal: id `t-` + 12 lowercase hex characters, a random 32-byte key.
 pub fn new_terminal(name: &str, now_ms: u64) -> TerminalRecord {
+    new_terminal_with_role(name, now_ms, TerminalRole::Atm)
+}
+
+/// A fresh terminal of `role` (see [`new_terminal`]).
+pub fn new_terminal_with_role(name: &str, now_ms: u64, role: TerminalRole) -> TerminalRecord {
     let mut id = [0u8; 6];
     OsRng.fill_bytes(&mut id);
     TerminalRecord {
@@ -20,6 +25,7 @@ pub fn new_terminal(name: &str, now_ms: u64) -> TerminalRecord {
         psk: Psk::random(&mut OsRng),
         revoked: false,
         created_ms: now_ms,
+        role,
     }
 }
 
@@ -48,6 +54,17 @@ pub fn write_new_secret_file(path: &Path, text: &str) -> std::io::Result<()> {
 pub fn enrollment_link(base: &str, terminal: &TerminalRecord) -> Zeroizing<String> {
     Zeroizing::new(format!(
         "{}/#terminal={}&key={}",
+        base.trim_end_matches('/'),
+        terminal.id.as_str(),
+        terminal.psk.to_hex().as_str()
+    ))
+}
+
+/// `<base>/console#terminal=<id>&key=<64 hex>`: the bank console reads this fragment and
+/// stores the console terminal's key (apart from an ATM's, so one browser can be both).
+pub fn console_link(base: &str, terminal: &TerminalRecord) -> Zeroizing<String> {
+    Zeroizing::new(format!(
+        "{}/console#terminal={}&key={}",
         base.trim_end_matches('/'),
         terminal.id.as_str(),
         terminal.psk.to_hex().as_str()

@@ -34,6 +34,7 @@
 #![warn(missing_docs)]
 
 pub mod client;
+pub mod console;
 mod error;
 mod hexfmt;
 pub mod message;
@@ -45,6 +46,7 @@ mod secret;
 pub mod server;
 mod wire;
 
+pub use console::{TerminalName, TerminalRole};
 pub use error::{Error, HandshakeFault, RecordFault};
 pub use message::{
     AccountNumber, CardSecret, ErrorCode, FullName, HistoryEntry, Password, Request, Response,

@@ -10,7 +10,8 @@ use serde::{de, Deserialize, Deserializer, Serialize, Serializer};
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
-use crate::{hexfmt, money::Cents, Rng};
+use crate::console::{AuditLine, NewTerminalKey, Overview, TerminalInfo, TerminalName};
+use crate::{hexfmt, money::Cents, Rng, TerminalId};
 
 /// Most history entries a bank returns for one request.
 pub const MAX_HISTORY: u32 = 25;
@@ -286,6 +287,29 @@ pub enum Request {
     },
     /// End the session.
     Logout {},
+    /// Console: log in as an operator (accepted only from a console terminal).
+    OperatorLogin {
+        /// The operator's name.
+        username: Username,
+        /// Their password.
+        password: Password,
+    },
+    /// Console: totals, the last hour's transactions per minute, live sessions, chain status.
+    ConsoleOverview {},
+    /// Console: the newest audit entries.
+    ConsoleAudit {},
+    /// Console: the terminals (never their keys).
+    ConsoleTerminals {},
+    /// Console: enroll a new ATM terminal; its key is shown once, in the answer.
+    AddTerminal {
+        /// Its label.
+        name: TerminalName,
+    },
+    /// Console: revoke a terminal; its next handshake fails and its sessions end.
+    RevokeTerminal {
+        /// Which.
+        terminal: TerminalId,
+    },
 }
 
 impl Request {
@@ -301,7 +325,26 @@ impl Request {
             Self::Withdraw { .. } => "withdraw",
             Self::History { .. } => "history",
             Self::Logout {} => "logout",
+            Self::OperatorLogin { .. } => "operator_login",
+            Self::ConsoleOverview {} => "console_overview",
+            Self::ConsoleAudit {} => "console_audit",
+            Self::ConsoleTerminals {} => "console_terminals",
+            Self::AddTerminal { .. } => "add_terminal",
+            Self::RevokeTerminal { .. } => "revoke_terminal",
         }
+    }
+
+    /// Whether this is a console (operator) request rather than an ATM's.
+    pub fn is_console(&self) -> bool {
+        matches!(
+            self,
+            Self::OperatorLogin { .. }
+                | Self::ConsoleOverview {}
+                | Self::ConsoleAudit {}
+                | Self::ConsoleTerminals {}
+                | Self::AddTerminal { .. }
+                | Self::RevokeTerminal { .. }
+        )
     }
 }
 
@@ -310,9 +353,9 @@ impl fmt::Debug for Request {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut d = f.debug_struct(self.kind());
         match self {
-            Self::Register { username, .. } | Self::Login { username, .. } => {
-                d.field("username", username)
-            }
+            Self::Register { username, .. }
+            | Self::Login { username, .. }
+            | Self::OperatorLogin { username, .. } => d.field("username", username),
             Self::CardLogin { username, .. } => d.field("username", username),
             Self::OpenCardAccount {
                 username,
@@ -327,7 +370,13 @@ impl fmt::Debug for Request {
                 d.field("txid", txid).field("amount_cents", amount_cents)
             }
             Self::History { limit } => d.field("limit", limit),
-            Self::Balance {} | Self::Logout {} => &mut d,
+            Self::AddTerminal { name } => d.field("name", name),
+            Self::RevokeTerminal { terminal } => d.field("terminal", terminal),
+            Self::Balance {}
+            | Self::Logout {}
+            | Self::ConsoleOverview {}
+            | Self::ConsoleAudit {}
+            | Self::ConsoleTerminals {} => &mut d,
         };
         d.finish_non_exhaustive()
     }
@@ -391,6 +440,9 @@ pub enum ErrorCode {
     Busy,
     /// Something failed inside the bank; nothing was changed.
     Internal,
+    /// This terminal may not make that request (an operator request from an ATM, or an ATM
+    /// request from a console), or the session is not logged in as an operator.
+    NotAllowed,
 }
 
 impl ErrorCode {
@@ -410,6 +462,7 @@ impl ErrorCode {
             Self::TxIdReused => "That transaction conflicts with an earlier one.",
             Self::Busy => "The bank is busy. Please try again.",
             Self::Internal => "Something went wrong at the bank. Nothing was changed.",
+            Self::NotAllowed => "That is not allowed from this terminal.",
         }
     }
 }
@@ -472,6 +525,41 @@ pub enum Response {
         /// Why, coarsely.
         code: ErrorCode,
     },
+    /// Console: logged in as an operator.
+    OperatorWelcome {
+        /// The operator's name.
+        username: Username,
+    },
+    /// Console: the bank at a glance (boxed: it is the largest answer by far).
+    Overview(Box<Overview>),
+    /// Console: the newest audit entries, newest first.
+    AuditEntries {
+        /// How many entries the log holds.
+        total: u64,
+        /// At most [`crate::console::MAX_AUDIT_LINES`] entries.
+        entries: Vec<AuditLine>,
+    },
+    /// Console: terminals, newest first.
+    Terminals {
+        /// How many terminals exist.
+        total: u64,
+        /// At most [`crate::console::MAX_LISTED_TERMINALS`] of them.
+        terminals: Vec<TerminalInfo>,
+    },
+    /// Console: a terminal was enrolled. Its key appears here once and nowhere else.
+    TerminalAdded {
+        /// Its id.
+        terminal: TerminalId,
+        /// Its label.
+        name: TerminalName,
+        /// Its pre-shared key.
+        key: NewTerminalKey,
+    },
+    /// Console: the terminal is revoked (now, or it already was).
+    TerminalRevoked {
+        /// Which.
+        terminal: TerminalId,
+    },
 }
 
 impl Response {
@@ -486,6 +574,12 @@ impl Response {
             Self::History { .. } => "history",
             Self::LoggedOut {} => "logged_out",
             Self::Error { .. } => "error",
+            Self::OperatorWelcome { .. } => "operator_welcome",
+            Self::Overview { .. } => "overview",
+            Self::AuditEntries { .. } => "audit_entries",
+            Self::Terminals { .. } => "terminals",
+            Self::TerminalAdded { .. } => "terminal_added",
+            Self::TerminalRevoked { .. } => "terminal_revoked",
         }
     }
 }
@@ -527,6 +621,23 @@ impl fmt::Debug for Response {
                 .field("balance_cents", balance_cents),
             Self::History { entries } => d.field("entries", entries),
             Self::Error { code } => d.field("code", code),
+            Self::OperatorWelcome { username } => d.field("username", username),
+            Self::Overview(overview) => d
+                .field("accounts", &overview.accounts)
+                .field("transactions_today", &overview.transactions_today)
+                .field("sessions_total", &overview.sessions_total)
+                .field("chain", &overview.chain),
+            Self::AuditEntries { total, entries } => {
+                d.field("total", total).field("entries", &entries.len())
+            }
+            Self::Terminals { total, terminals } => {
+                d.field("total", total).field("terminals", terminals)
+            }
+            // Never the key.
+            Self::TerminalAdded { terminal, name, .. } => {
+                d.field("terminal", terminal).field("name", name)
+            }
+            Self::TerminalRevoked { terminal } => d.field("terminal", terminal),
             Self::LoggedOut {} => &mut d,
         };
         d.finish()

@@ -82,3 +82,16 @@ impl fmt::Display for TerminalId {
         f.write_str(&self.0)
     }
 }
+
+impl serde::Serialize for TerminalId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for TerminalId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Self::new(<String as serde::Deserialize>::deserialize(d)?)
+            .ok_or_else(|| serde::de::Error::custom("invalid TerminalId"))
+    }
+}

@@ -6,18 +6,24 @@ use serde_json::Value;
 use crate::error::HandshakeFault;
 use crate::message::{Request, Response};
 
+/// The keys whose value is a list of objects: `entries` (a history, the console's audit
+/// lines), `sessions` and `terminals` (console views).
+const OBJECT_LISTS: [&str; 3] = ["entries", "sessions", "terminals"];
+
 /// Parses one protocol JSON text strictly: the text must be an object, and so must every nested
-/// value except the `entries` list of a history (a list of objects). Serde alone would also
-/// accept a struct written as an array (`["history",5]`); this refuses it. Duplicate keys and
-/// unknown fields are refused by the typed parse that follows.
+/// value except the lists named in [`OBJECT_LISTS`] (lists of objects) and the console's
+/// `per_minute` (a list of integers). Serde alone would also accept a struct written as an
+/// array (`["history",5]`); this refuses it. Duplicate keys and unknown fields are refused by
+/// the typed parse that follows.
 pub(crate) fn parse_strict<T: DeserializeOwned>(text: &[u8]) -> Option<T> {
     fn objects_only(v: &Value) -> bool {
         match v {
             Value::Array(_) => false,
             Value::Object(map) => map.iter().all(|(key, v)| match v {
-                Value::Array(items) if key == "entries" => {
+                Value::Array(items) if OBJECT_LISTS.contains(&key.as_str()) => {
                     items.iter().all(|i| i.is_object() && objects_only(i))
                 }
+                Value::Array(items) if key == "per_minute" => items.iter().all(Value::is_u64),
                 other => objects_only(other),
             }),
             _ => true,
