@@ -127,6 +127,11 @@ pub fn add_operator_hashed(
     username: &Username,
     password_hash: String,
 ) -> Result<TerminalRecord, StartError> {
+    let phc_ok =
+        argon2::PasswordHash::new(&password_hash).is_ok_and(|h| h.algorithm.as_str() == "argon2id");
+    if !phc_ok {
+        return Err(StartError::Io("not an Argon2id password hash".into()));
+    }
     let now = now_ms();
     let console = new_terminal_with_role(
         &format!("console of {username}"),

@@ -486,6 +486,101 @@ async fn no_secret_reaches_the_logs_even_at_trace_level() {
     }
 }
 
+impl Paths {
+    /// `operator add NAME` with the password on standard input; returns (success, link, stderr).
+    fn add_operator(&self, name: &str, password: &str, log: &str) -> (bool, String, String) {
+        use std::io::Write as _;
+        let mut child = Command::new(BIN)
+            .args(["operator", "add", name])
+            .args(self.args())
+            .env("RUST_LOG", log)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8(out.stdout).unwrap(),
+            String::from_utf8(out.stderr).unwrap(),
+        )
+    }
+}
+
+/// The console terminal's id and key from a console link.
+fn console_credentials(link: &str) -> (protocol::TerminalId, protocol::Psk) {
+    let (base, fragment) = link.trim().split_once("/console#").expect("a console link");
+    assert!(base.starts_with("http://127.0.0.1:"), "{link}");
+    let (id, key) = fragment
+        .strip_prefix("terminal=")
+        .unwrap()
+        .split_once("&key=")
+        .unwrap();
+    (
+        protocol::TerminalId::new(id).unwrap(),
+        protocol::Psk::from_hex(key).unwrap(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_add_works_on_a_stopped_and_a_running_bank() {
+    let dir = temp();
+    let paths = Paths::new(dir.path());
+    drop(BankProcess::start(&paths));
+    let password = "Operator-Passw0rd-QUUX";
+    // Stopped bank: straight to the database. Bad names and short passwords are refused.
+    let (ok, first_link, _) = paths.add_operator("ops", password, "warn");
+    assert!(ok);
+    assert!(!paths.add_operator("ops", password, "warn").0, "taken");
+    assert!(!paths.add_operator("Bad Name", password, "warn").0);
+    assert!(!paths.add_operator("short", "1234567", "warn").0);
+
+    // Running bank: through its admin socket, the password hashed by the command itself.
+    let bank = BankProcess::start_logging(&paths, "trace");
+    let (ok, second_link, stderr) = paths.add_operator("night-shift", password, "trace");
+    assert!(ok, "{stderr}");
+    assert!(!stderr.contains(password));
+    for (link, name) in [(&first_link, "ops"), (&second_link, "night-shift")] {
+        let (id, psk) = console_credentials(link);
+        let mut console = Client::connect(&bank.addr, &id, &psk).await.unwrap();
+        let reply = console
+            .call(&Request::OperatorLogin {
+                username: username(name),
+                password: protocol::Password::new(password).unwrap(),
+            })
+            .await
+            .unwrap();
+        assert!(
+            matches!(reply, Response::OperatorWelcome { .. }),
+            "{reply:?}"
+        );
+        console.close().await.unwrap();
+    }
+    let list = String::from_utf8(paths.command(&["terminal", "list"]).stdout).unwrap();
+    assert_eq!(
+        list.lines().filter(|l| l.contains("\tconsole\t")).count(),
+        2,
+        "{list}"
+    );
+    bank.signal("TERM");
+    let stderr = bank.stderr.clone();
+    assert!(bank.wait());
+    let stderr = stderr.lock().unwrap().join("\n");
+    assert!(
+        !stderr.contains(password),
+        "the password reached the bank's log"
+    );
+    assert!(
+        !stderr.contains("$argon2id$"),
+        "a password hash reached the bank's log"
+    );
+    let show = String::from_utf8(paths.command(&["audit", "show"]).stdout).unwrap();
+    assert_eq!(show.matches(" operator_added ").count(), 2, "{show}");
+    assert!(show.contains(" operator_login user=night-shift"), "{show}");
+}
+
 #[test]
 fn help_documents_every_flag() {
     let help = Command::new(BIN).arg("--help").output().unwrap();
@@ -506,6 +601,7 @@ fn help_documents_every_flag() {
         "BANK_PORT",
         "serve",
         "terminal",
+        "operator",
         "audit",
     ] {
         assert!(

@@ -116,6 +116,12 @@ impl<'de> Deserialize<'de> for TotalCents {
     }
 }
 
+/// An optional field is absent when empty, never `null` (PROTOCOL.md §3.3): present values
+/// parse as themselves and `null` is refused.
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
+}
+
 /// One open session, as the console lists it (never a key).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -127,6 +133,11 @@ pub struct LiveSession {
     /// That terminal's role.
     pub role: TerminalRole,
     /// Who is logged in (a user, or an operator on a console), if anyone.
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub user: Option<String>,
     /// When the handshake completed (Unix ms).
     pub since_ms: u64,
@@ -161,14 +172,39 @@ pub struct AuditLine {
     /// What (`deposit`, `login_failed`, `terminal_revoked`…).
     pub action: String,
     /// The user or operator concerned, if any.
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub user: Option<String>,
     /// The account concerned, if any.
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub account: Option<String>,
     /// The amount moved, if any.
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub amount_cents: Option<Cents>,
     /// The terminal, if any.
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub terminal: Option<String>,
     /// A short non-secret detail, if any.
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub detail: Option<String>,
 }
 
@@ -241,6 +277,13 @@ mod tests {
         let json = serde_json::to_string(&big).unwrap();
         assert_eq!(json, "\"55340232221128654845\"");
         assert_eq!(serde_json::from_str::<TotalCents>(&json).unwrap(), big);
+        let line: AuditLine =
+            serde_json::from_str(r#"{"seq":1,"time_ms":2,"action":"balance"}"#).unwrap();
+        assert_eq!((line.user, line.amount_cents), (None, None));
+        assert!(serde_json::from_str::<AuditLine>(
+            r#"{"seq":1,"time_ms":2,"action":"balance","user":null}"#
+        )
+        .is_err());
         for bad in ["\"\"", "\"01\"", "\"-1\"", "\"1.0\"", "12"] {
             assert!(serde_json::from_str::<TotalCents>(bad).is_err(), "{bad}");
         }

@@ -32,6 +32,10 @@ pub(crate) fn run(root: &Path, server_args: &[String]) -> Result<(), String> {
             );
             println!("  {link}\n");
             println!("Native ATMs use the auth file of the bank's first terminal.");
+            println!(
+                "Bank console: `target/release/bank-server operator add NAME` (same --data-dir)\n\
+                 prints the console's link; open it and log in as NAME."
+            );
             println!("================================================================\n");
         }
         Err(why) => println!("run: no enrollment link printed ({why})"),
