@@ -179,7 +179,9 @@ impl Connection {
         let mut config = WebSocketConfig::default();
         config.max_message_size = Some(4 * protocol::MAX_RECORD_LEN);
         config.max_frame_size = Some(4 * protocol::MAX_RECORD_LEN);
-        let connect = tokio_tungstenite::connect_async_with_config(url, Some(config), false);
+        // TCP_NODELAY: the ATM writes its Finished and its first request back to back, which
+        // Nagle's algorithm would hold until the bank's delayed ACK (about 40 ms).
+        let connect = tokio_tungstenite::connect_async_with_config(url, Some(config), true);
         let (ws, _) = tokio::time::timeout(DEFAULT_READ_TIMEOUT, connect)
             .await
             .map_err(|_| ClientError::Timeout)?
@@ -200,7 +202,7 @@ impl Connection {
             .parse()
             .map_err(|_| ClientError::Transport("invalid origin".into()))?;
         request.headers_mut().insert("origin", origin);
-        let (ws, _) = tokio_tungstenite::connect_async(request)
+        let (ws, _) = tokio_tungstenite::connect_async_with_config(request, None, true)
             .await
             .map_err(|e| ClientError::Transport(e.to_string()))?;
         Ok(Self {

@@ -44,6 +44,11 @@ impl axum::serve::Listener for LimitedListener {
             .await
             .expect("the connection semaphore is never closed");
         let (io, addr) = axum::serve::Listener::accept(&mut self.inner).await;
+        // Lock-step request/answer traffic: without this, Nagle's algorithm holds a small
+        // answer back until the peer's delayed ACK (about 40 ms on Linux).
+        if let Err(e) = io.set_nodelay(true) {
+            tracing::debug!(error = %e, "could not set TCP_NODELAY");
+        }
         let stream = LimitedStream {
             io,
             _permit: permit,
