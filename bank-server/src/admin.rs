@@ -447,7 +447,10 @@ pub(crate) async fn serve_socket(shared: std::sync::Arc<crate::Shared>) {
             accepted = listener.accept() => accepted,
         };
         if let Ok((stream, _)) = accepted {
-            tokio::spawn(admin_connection(shared.clone(), stream));
+            // Tracked, so the bank's shutdown waits for it (it holds the database).
+            shared
+                .tracker
+                .spawn(admin_connection(shared.clone(), stream));
         }
     }
     let _ = std::fs::remove_file(&path);

@@ -245,7 +245,8 @@ pub async fn serve(
         shutdown.await;
         token.cancel();
     };
-    tokio::spawn(admin::serve_socket(shared.clone()));
+    // Tracked like the sessions: `serve` returns only once nothing holds the database.
+    shared.tracker.spawn(admin::serve_socket(shared.clone()));
     let grace = shared.config.shutdown_grace;
     let config = &shared.config;
     let listener = listener::LimitedListener::new(

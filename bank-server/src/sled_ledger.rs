@@ -64,6 +64,16 @@ struct View<'a> {
 
 type TxResult<T> = Result<T, ConflictableTransactionError<LedgerError>>;
 
+/// One queued change: `run` applies it inside a batch transaction (recording its own result or
+/// refusal); `fail` records the batch's failure instead.
+struct Job {
+    run: Box<Change>,
+    fail: Box<dyn Fn(LedgerError) + Send>,
+}
+
+/// A change as queued: applies itself to the batch's trees.
+type Change = dyn Fn(&View<'_>) -> TxResult<()> + Send;
+
 fn abort<T>(e: LedgerError) -> TxResult<T> {
     Err(ConflictableTransactionError::Abort(e))
 }
@@ -133,7 +143,7 @@ fn append_audit(view: &View<'_>, event: &AuditEvent) -> TxResult<()> {
 
 /// The sled ledger. Cheap to share behind an `Arc`.
 pub struct SledLedger {
-    db: Db,
+    db: Arc<Db>,
     users: Tree,
     accounts: Tree,
     txs: Tree,
@@ -145,6 +155,8 @@ pub struct SledLedger {
     operators: Tree,
     /// The newest audit events appended since opening, newest last.
     recent: Mutex<VecDeque<(u64, AuditEvent)>>,
+    /// Changes waiting for the writer lock; its holder commits them all (see `tx`).
+    queue: Mutex<Vec<Job>>,
     /// Serialises writers: transactions never conflict, so none is retried.
     writer: Mutex<()>,
     /// One blocking flush at a time for every session waiting for durability.
@@ -165,6 +177,7 @@ impl SledLedger {
                 storage(detail)
             }
         })?;
+        let db = Arc::new(db);
         let tree = |name: &str| db.open_tree(name).map_err(storage);
         Ok(Self {
             users: tree("users")?,
@@ -178,17 +191,65 @@ impl SledLedger {
             operators: tree("operators")?,
             recent: Mutex::new(VecDeque::with_capacity(RECENT_AUDIT)),
             group: {
-                let db = db.clone();
-                GroupSync::new(move || db.flush().map(drop).map_err(|e| e.to_string()))
+                // Weak: the flusher thread may outlive its last waiter by a moment, and must
+                // not keep the database (and its file lock) open after the ledger is dropped.
+                let weak = Arc::downgrade(&db);
+                GroupSync::new(move || match weak.upgrade() {
+                    Some(db) => db.flush().map(drop).map_err(|e| e.to_string()),
+                    None => Err("the database is closed".into()),
+                })
             },
             db,
+            queue: Mutex::new(Vec::new()),
             writer: Mutex::new(()),
         })
     }
 
-    fn tx<T>(&self, f: impl Fn(&View<'_>) -> TxResult<T>) -> Result<T, LedgerError> {
+    /// Runs `f` in a sled transaction and returns its result once committed (durable only
+    /// after [`Ledger::durable`]). Writers combine: the thread that gets the writer lock runs
+    /// every change queued meanwhile, its own included, in **one** sled transaction, so N
+    /// concurrent changes cost one commit instead of N. A change that refuses (`abort`) must do
+    /// so before it writes anything (every change here checks first, then writes), so its
+    /// refusal is its own and the others in the batch still commit.
+    fn tx<T: Send + 'static>(
+        &self,
+        f: impl Fn(&View<'_>) -> TxResult<T> + Send + 'static,
+    ) -> Result<T, LedgerError> {
+        type Slot<T> = Arc<Mutex<Option<Result<T, LedgerError>>>>;
+        let slot: Slot<T> = Arc::default();
+        let (ran, failed) = (slot.clone(), slot.clone());
+        self.queue
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(Job {
+                run: Box::new(move |view| {
+                    let result = match f(view) {
+                        Ok(value) => Ok(value),
+                        Err(ConflictableTransactionError::Abort(e)) => Err(e),
+                        Err(other) => return Err(other),
+                    };
+                    *ran.lock().unwrap_or_else(|p| p.into_inner()) = Some(result);
+                    Ok(())
+                }),
+                fail: Box::new(move |e| {
+                    *failed.lock().unwrap_or_else(|p| p.into_inner()) = Some(Err(e));
+                }),
+            });
+        let guard = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        // Another writer may have run our change while we waited for the lock.
+        if let Some(result) = slot.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            return result;
+        }
+        let jobs = std::mem::take(&mut *self.queue.lock().unwrap_or_else(|p| p.into_inner()));
+        self.commit_batch(&jobs);
+        drop(guard);
+        let result = slot.lock().unwrap_or_else(|p| p.into_inner()).take();
+        result.unwrap_or_else(|| Err(LedgerError::Storage("a change was lost".into())))
+    }
+
+    /// Runs `jobs` in order in one sled transaction (the caller holds the writer lock).
+    fn commit_batch(&self, jobs: &[Job]) {
         use sled::Transactional;
-        let _guard = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         let trees = (
             &self.users,
             &self.accounts,
@@ -200,37 +261,47 @@ impl SledLedger {
             &self.operators,
         );
         let appended = RefCell::new(Vec::new());
-        let result = trees
-            .transaction(
-                |(users, accounts, txs, txids, terminals, audit, meta, operators)| {
-                    appended.borrow_mut().clear();
-                    f(&View {
-                        users,
-                        accounts,
-                        txs,
-                        txids,
-                        terminals,
-                        audit,
-                        meta,
-                        operators,
-                        appended: &appended,
-                    })
-                },
-            )
-            .map_err(|e| match e {
-                TransactionError::Abort(e) => e,
-                TransactionError::Storage(e) => storage(e),
-            });
-        if result.is_ok() {
-            let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
-            for item in appended.into_inner() {
-                if recent.len() == RECENT_AUDIT {
-                    recent.pop_front();
+        let result = trees.transaction(
+            |(users, accounts, txs, txids, terminals, audit, meta, operators)| {
+                appended.borrow_mut().clear();
+                let view = View {
+                    users,
+                    accounts,
+                    txs,
+                    txids,
+                    terminals,
+                    audit,
+                    meta,
+                    operators,
+                    appended: &appended,
+                };
+                for job in jobs {
+                    (job.run)(&view)?;
                 }
-                recent.push_back(item);
+                Ok(())
+            },
+        );
+        match result {
+            Ok(()) => {
+                let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+                for item in appended.into_inner() {
+                    if recent.len() == RECENT_AUDIT {
+                        recent.pop_front();
+                    }
+                    recent.push_back(item);
+                }
+            }
+            // Nothing of the batch committed: every change in it fails alike.
+            Err(e) => {
+                let e = match e {
+                    TransactionError::Abort(e) => e,
+                    TransactionError::Storage(e) => storage(e),
+                };
+                for job in jobs {
+                    (job.fail)(e.clone());
+                }
             }
         }
-        result
     }
 
     fn account(view: &View<'_>, account: &AccountNumber) -> TxResult<AccountRecord> {
@@ -276,7 +347,8 @@ impl Ledger for SledLedger {
     ) -> Result<UserRecord, LedgerError> {
         // Draw account numbers outside the (re-runnable) transaction body.
         let candidates: Vec<AccountNumber> = (0..8).map(|_| random_account_number()).collect();
-        self.tx(|view| {
+        let audit = audit.clone();
+        self.tx(move |view| {
             if view.users.get(new.username.as_str())?.is_some() {
                 return abort(LedgerError::NameTaken);
             }
@@ -348,7 +420,9 @@ impl Ledger for SledLedger {
         now_ms: u64,
         audit: &AuditEvent,
     ) -> Result<Applied, LedgerError> {
-        self.tx(|view| {
+        let (account, audit) = (account.clone(), audit.clone());
+        self.tx(move |view| {
+            let account = &account;
             let key = txid_key(account, &movement.txid);
             if let Some(bytes) = view.txids.get(&key)? {
                 let entry: HistoryEntry = decode(&bytes).or_else(abort)?;
@@ -460,13 +534,13 @@ impl Ledger for SledLedger {
         audit: &AuditEvent,
     ) -> Result<(), LedgerError> {
         let stored = to_stored(terminal);
-        self.tx(|view| {
-            if view.terminals.get(terminal.id.as_str())?.is_some() {
+        let (id, audit) = (terminal.id.clone(), audit.clone());
+        self.tx(move |view| {
+            if view.terminals.get(id.as_str())?.is_some() {
                 return abort(LedgerError::NameTaken);
             }
-            view.terminals
-                .insert(terminal.id.as_str(), stored.as_slice())?;
-            append_audit(view, audit)
+            view.terminals.insert(id.as_str(), stored.as_slice())?;
+            append_audit(view, &audit)
         })
     }
 
@@ -483,7 +557,8 @@ impl Ledger for SledLedger {
     }
 
     fn revoke_terminal(&self, id: &TerminalId, audit: &AuditEvent) -> Result<(), LedgerError> {
-        self.tx(|view| {
+        let (id, audit) = (id.clone(), audit.clone());
+        self.tx(move |view| {
             let Some(bytes) = view.terminals.get(id.as_str())? else {
                 return abort(LedgerError::NotFound);
             };
@@ -493,7 +568,7 @@ impl Ledger for SledLedger {
             record.revoked = true;
             view.terminals
                 .insert(id.as_str(), to_stored(&record).as_slice())?;
-            append_audit(view, audit)
+            append_audit(view, &audit)
         })
     }
 
@@ -505,17 +580,16 @@ impl Ledger for SledLedger {
     ) -> Result<(), LedgerError> {
         let stored = to_stored(console);
         let record = encode(operator);
-        self.tx(|view| {
-            if view.operators.get(operator.username.as_str())?.is_some()
-                || view.terminals.get(console.id.as_str())?.is_some()
+        let (name, id, audit) = (operator.username.clone(), console.id.clone(), audit.clone());
+        self.tx(move |view| {
+            if view.operators.get(name.as_str())?.is_some()
+                || view.terminals.get(id.as_str())?.is_some()
             {
                 return abort(LedgerError::NameTaken);
             }
-            view.operators
-                .insert(operator.username.as_str(), record.as_slice())?;
-            view.terminals
-                .insert(console.id.as_str(), stored.as_slice())?;
-            append_audit(view, audit)
+            view.operators.insert(name.as_str(), record.as_slice())?;
+            view.terminals.insert(id.as_str(), stored.as_slice())?;
+            append_audit(view, &audit)
         })
     }
 
@@ -575,12 +649,13 @@ impl Ledger for SledLedger {
     }
 
     fn audit(&self, event: &AuditEvent) -> Result<(), LedgerError> {
-        self.tx(|view| append_audit(view, event))
+        let event = event.clone();
+        self.tx(move |view| append_audit(view, &event))
     }
 
     fn init_audit(&self, first_key: &AuditKey) -> Result<bool, LedgerError> {
         let head = ChainHead::new(first_key.clone()).to_bytes();
-        self.tx(|view| {
+        self.tx(move |view| {
             if view.meta.get(HEAD_KEY)?.is_some() {
                 return Ok(false);
             }
