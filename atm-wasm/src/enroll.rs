@@ -97,32 +97,62 @@ mod store {
 
     const TERMINAL: &str = "atm.terminal_id";
     const KEY: &str = "atm.terminal_key";
+    /// The bank console's own keys, so one browser can be an ATM and a console.
+    const CONSOLE_TERMINAL: &str = "secure-atm.console-terminal";
+    const CONSOLE_KEY: &str = "secure-atm.console-key";
 
     fn storage() -> Option<web_sys::Storage> {
         web_sys::window()?.local_storage().ok()?
     }
 
+    fn load_from(terminal: &str, key: &str) -> Option<Enrollment> {
+        let s = storage()?;
+        let terminal = s.get_item(terminal).ok()??;
+        let key = Zeroizing::new(s.get_item(key).ok()??);
+        Enrollment::from_fields(&terminal, &key).ok()
+    }
+
+    fn save_to(terminal: &str, key: &str, e: &Enrollment) -> bool {
+        let Some(s) = storage() else { return false };
+        s.set_item(terminal, e.terminal.as_str()).is_ok()
+            && s.set_item(key, e.psk.to_hex().as_str()).is_ok()
+    }
+
+    fn forget_at(terminal: &str, key: &str) {
+        if let Some(s) = storage() {
+            let _ = s.remove_item(terminal);
+            let _ = s.remove_item(key);
+        }
+    }
+
     /// The stored enrollment, if any (and if it still parses).
     pub fn load() -> Option<Enrollment> {
-        let s = storage()?;
-        let terminal = s.get_item(TERMINAL).ok()??;
-        let key = Zeroizing::new(s.get_item(KEY).ok()??);
-        Enrollment::from_fields(&terminal, &key).ok()
+        load_from(TERMINAL, KEY)
     }
 
     /// Stores an enrollment; `false` when the browser refuses (private mode, quota).
     pub fn save(e: &Enrollment) -> bool {
-        let Some(s) = storage() else { return false };
-        s.set_item(TERMINAL, e.terminal.as_str()).is_ok()
-            && s.set_item(KEY, e.psk.to_hex().as_str()).is_ok()
+        save_to(TERMINAL, KEY, e)
     }
 
     /// Removes the stored enrollment.
     pub fn forget() {
-        if let Some(s) = storage() {
-            let _ = s.remove_item(TERMINAL);
-            let _ = s.remove_item(KEY);
-        }
+        forget_at(TERMINAL, KEY);
+    }
+
+    /// The stored console enrollment, if any (and if it still parses).
+    pub fn load_console() -> Option<Enrollment> {
+        load_from(CONSOLE_TERMINAL, CONSOLE_KEY)
+    }
+
+    /// Stores the console enrollment; `false` when the browser refuses.
+    pub fn save_console(e: &Enrollment) -> bool {
+        save_to(CONSOLE_TERMINAL, CONSOLE_KEY, e)
+    }
+
+    /// Removes the stored console enrollment.
+    pub fn forget_console() {
+        forget_at(CONSOLE_TERMINAL, CONSOLE_KEY);
     }
 
     /// Reads an enrollment link from the address bar's fragment, removing the fragment from the
@@ -148,4 +178,6 @@ mod store {
 }
 
 #[cfg(target_arch = "wasm32")]
-pub use store::{forget, load, save, take_from_location};
+pub use store::{
+    forget, forget_console, load, load_console, save, save_console, take_from_location,
+};

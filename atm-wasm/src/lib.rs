@@ -4,10 +4,12 @@
 //! The logic the page depends on is plain Rust, testable natively and in a browser:
 //! [`amount`] (typed amounts to cents), [`enroll`] (terminal id and key), [`driver`] (the
 //! session over the protocol crate), [`idle`] (idle logout) and [`state`] (the page's reducer).
+//! The bank console at `/console` has its own driver and reducer in [`console`].
 //! The browser glue (`net`) and the components (`view`) exist only on wasm32.
 #![forbid(unsafe_code)]
 
 pub mod amount;
+pub mod console;
 pub mod driver;
 pub mod enroll;
 pub mod idle;
@@ -18,8 +20,15 @@ mod net;
 #[cfg(target_arch = "wasm32")]
 mod view;
 
-/// Renders the app into the page's body.
+/// Renders the app into the page's body: the bank console under `/console`, else the ATM.
 #[cfg(target_arch = "wasm32")]
 pub fn start() {
-    yew::Renderer::<view::App>::new().render();
+    let console = web_sys::window()
+        .and_then(|w| w.location().pathname().ok())
+        .is_some_and(|path| path.starts_with("/console"));
+    if console {
+        yew::Renderer::<view::console::Console>::new().render();
+    } else {
+        yew::Renderer::<view::App>::new().render();
+    }
 }

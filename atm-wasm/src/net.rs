@@ -27,7 +27,7 @@ pub(crate) fn now_ms() -> u64 {
 
 /// The bank's WebSocket address: `ATM_BANK_URL` at build time, or else `/ws` on the host
 /// that served this page (`wss:` when the page came over https).
-fn bank_url() -> String {
+pub(crate) fn bank_url() -> String {
     if let Some(url) = option_env!("ATM_BANK_URL") {
         return url.to_owned();
     }
@@ -43,7 +43,7 @@ fn bank_url() -> String {
 }
 
 /// Delay before the next reconnect after `failures` failed attempts in a row.
-fn backoff_ms(failures: u32) -> u32 {
+pub(crate) fn backoff_ms(failures: u32) -> u32 {
     match failures {
         0 | 1 => 500,
         2 => 1_000,

@@ -273,7 +273,14 @@ impl State {
                     self.notice = Some("You are logged out. Thank you.".to_owned());
                 }
             }
-            Response::AccountOpened { .. } => {}
+            // Console answers never come to an ATM (the bank refuses console requests here).
+            Response::AccountOpened { .. }
+            | Response::OperatorWelcome { .. }
+            | Response::Overview { .. }
+            | Response::AuditEntries { .. }
+            | Response::Terminals { .. }
+            | Response::TerminalAdded { .. }
+            | Response::TerminalRevoked { .. } => {}
             Response::Error { code } => self.refused(kind, code),
         }
     }

@@ -2,6 +2,7 @@
 //! screen: enrollment, login and registration, or the dashboard.
 
 mod auth;
+pub(crate) mod console;
 mod dashboard;
 mod enroll;
 mod widgets;

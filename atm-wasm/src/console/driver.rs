@@ -1,0 +1,316 @@
+//! The console's session driver: one bank connection's protocol state (handshake, then console
+//! requests sent one at a time, replies paired in order). No IO and no clock: the caller moves
+//! the frames, passes the time and the RNG, and gets back frames to send and events to show.
+//!
+//! Nothing is replayed after a reconnect: a dropped connection reports every pending request
+//! lost and ends the operator's login (the password is never kept to log in again).
+
+use std::collections::VecDeque;
+
+use protocol::client::{self, AwaitServerHello};
+use protocol::{
+    ClientSession, Config, Password, Psk, Request, Response, TerminalId, TerminalName, Username,
+};
+
+/// Something the operator (or the refresh timer) asks the bank. No `Debug`: it may hold a
+/// password.
+#[derive(Clone)]
+pub enum ConsoleOp {
+    /// Log in as an operator.
+    Login {
+        /// Who.
+        username: Username,
+        /// Their password (dropped once the request is answered or lost).
+        password: Password,
+    },
+    /// Totals, the chart, live sessions and the chain status.
+    Overview,
+    /// The newest audit entries.
+    Audit,
+    /// The terminals.
+    Terminals,
+    /// Enroll a new ATM terminal.
+    AddTerminal {
+        /// Its label.
+        name: TerminalName,
+    },
+    /// Revoke a terminal.
+    Revoke {
+        /// Which.
+        terminal: TerminalId,
+    },
+    /// End the session.
+    Logout,
+}
+
+/// Which kind of operation an answer or a loss is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ConsoleKind {
+    /// [`ConsoleOp::Login`].
+    Login,
+    /// [`ConsoleOp::Overview`].
+    Overview,
+    /// [`ConsoleOp::Audit`].
+    Audit,
+    /// [`ConsoleOp::Terminals`].
+    Terminals,
+    /// [`ConsoleOp::AddTerminal`].
+    AddTerminal,
+    /// [`ConsoleOp::Revoke`].
+    Revoke,
+    /// [`ConsoleOp::Logout`].
+    Logout,
+}
+
+impl ConsoleOp {
+    /// Its kind.
+    pub fn kind(&self) -> ConsoleKind {
+        match self {
+            Self::Login { .. } => ConsoleKind::Login,
+            Self::Overview => ConsoleKind::Overview,
+            Self::Audit => ConsoleKind::Audit,
+            Self::Terminals => ConsoleKind::Terminals,
+            Self::AddTerminal { .. } => ConsoleKind::AddTerminal,
+            Self::Revoke { .. } => ConsoleKind::Revoke,
+            Self::Logout => ConsoleKind::Logout,
+        }
+    }
+
+    fn request(&self) -> Request {
+        match self {
+            Self::Login { username, password } => Request::OperatorLogin {
+                username: username.clone(),
+                password: password.clone(),
+            },
+            Self::Overview => Request::ConsoleOverview {},
+            Self::Audit => Request::ConsoleAudit {},
+            Self::Terminals => Request::ConsoleTerminals {},
+            Self::AddTerminal { name } => Request::AddTerminal { name: name.clone() },
+            Self::Revoke { terminal } => Request::RevokeTerminal {
+                terminal: terminal.clone(),
+            },
+            Self::Logout => Request::Logout {},
+        }
+    }
+}
+
+/// What the page should know about.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ConsoleEvent {
+    /// The handshake finished: the bank is reachable and authenticated.
+    Connected,
+    /// The bank answered an operation.
+    Reply(ConsoleKind, Response),
+    /// The connection dropped before the bank answered this operation (or before it was sent).
+    Lost(ConsoleKind),
+    /// The connection dropped while an operator was logged in: they must log in again.
+    SessionEnded,
+}
+
+/// Why the driver could not go on with this connection; the caller closes the socket and
+/// calls [`ConsoleDriver::disconnected`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConsoleBroken {
+    /// The bank's handshake answer did not verify (wrong key, revoked terminal, not a bank).
+    Handshake,
+    /// A record did not open (tampered, replayed, stale) or could not be sealed.
+    Record,
+    /// A frame arrived when none was expected.
+    Unexpected,
+}
+
+/// Frames to send (in order) and events to show, from one step of the driver.
+#[derive(Debug, Default, PartialEq)]
+pub struct ConsoleOutput {
+    /// Frames to write to the socket, in order.
+    pub send: Vec<String>,
+    /// What happened.
+    pub events: Vec<ConsoleEvent>,
+}
+
+enum Link {
+    Down,
+    Handshaking(AwaitServerHello),
+    Up(ClientSession),
+}
+
+/// One console's protocol state across connections. Keys live only here, in memory; a
+/// password lives here only while its login is waiting or unanswered.
+pub struct ConsoleDriver {
+    config: Config,
+    terminal: TerminalId,
+    psk: Psk,
+    link: Link,
+    /// Whether the bank welcomed an operator on this connection.
+    logged_in: bool,
+    /// The one request sent and not yet answered (the bank answers lock-step).
+    sent: Option<ConsoleOp>,
+    /// To send once the link is up and nothing is outstanding, oldest first.
+    waiting: VecDeque<ConsoleOp>,
+}
+
+impl ConsoleDriver {
+    /// A driver for this console terminal, not connected.
+    pub fn new(terminal: TerminalId, psk: Psk, config: Config) -> Self {
+        Self {
+            config,
+            terminal,
+            psk,
+            link: Link::Down,
+            logged_in: false,
+            sent: None,
+            waiting: VecDeque::new(),
+        }
+    }
+
+    /// The terminal this driver speaks for.
+    pub fn terminal(&self) -> &TerminalId {
+        &self.terminal
+    }
+
+    /// `true` once the handshake has finished on the current connection.
+    pub fn is_up(&self) -> bool {
+        matches!(self.link, Link::Up(_))
+    }
+
+    /// `true` between an operator welcome and a logout or disconnect.
+    pub fn logged_in(&self) -> bool {
+        self.logged_in
+    }
+
+    /// `true` while an operation of this kind is sent or waiting: a second one is refused.
+    pub fn busy(&self, kind: ConsoleKind) -> bool {
+        self.sent.as_ref().is_some_and(|op| op.kind() == kind)
+            || self.waiting.iter().any(|op| op.kind() == kind)
+    }
+
+    /// How many operations are sent or waiting.
+    pub fn pending(&self) -> usize {
+        self.waiting.len() + usize::from(self.sent.is_some())
+    }
+
+    /// Begins a handshake on a freshly opened socket: returns the ClientHello to send first.
+    pub fn connect(
+        &mut self,
+        rng: &mut impl protocol::Rng,
+        now_ms: u64,
+    ) -> Result<String, ConsoleBroken> {
+        let (state, hello) =
+            client::start(&self.config, self.terminal.clone(), &self.psk, rng, now_ms)
+                .map_err(|_| ConsoleBroken::Handshake)?;
+        self.link = Link::Handshaking(state);
+        Ok(hello)
+    }
+
+    /// Queues an operation, sealing it at once when the link is up and nothing is outstanding.
+    /// Returns `None` (and changes nothing) when one of the same kind is already under way.
+    pub fn submit(
+        &mut self,
+        op: ConsoleOp,
+        rng: &mut impl protocol::Rng,
+        now_ms: u64,
+    ) -> Option<Result<ConsoleOutput, ConsoleBroken>> {
+        if self.busy(op.kind()) {
+            return None;
+        }
+        if op.kind() == ConsoleKind::Logout {
+            // Nothing queued behind a logout, and the login ends here whatever the bank says.
+            self.waiting.clear();
+            self.logged_in = false;
+        }
+        self.waiting.push_back(op);
+        Some(self.flush(rng, now_ms))
+    }
+
+    /// Handles one frame from the bank.
+    pub fn receive(
+        &mut self,
+        frame: &[u8],
+        rng: &mut impl protocol::Rng,
+        now_ms: u64,
+    ) -> Result<ConsoleOutput, ConsoleBroken> {
+        match std::mem::replace(&mut self.link, Link::Down) {
+            Link::Down => Err(ConsoleBroken::Unexpected),
+            Link::Handshaking(state) => {
+                let (session, finished) = state
+                    .read_server_hello(frame, now_ms)
+                    .map_err(|_| ConsoleBroken::Handshake)?;
+                self.link = Link::Up(session);
+                let more = self.flush(rng, now_ms)?;
+                let mut send = vec![finished];
+                send.extend(more.send);
+                Ok(ConsoleOutput {
+                    send,
+                    events: vec![ConsoleEvent::Connected],
+                })
+            }
+            Link::Up(mut session) => {
+                let opened = session.open(frame, now_ms);
+                self.link = Link::Up(session);
+                let response = opened.map_err(|_| ConsoleBroken::Record)?;
+                let op = self.sent.take().ok_or(ConsoleBroken::Unexpected)?;
+                match (&op, &response) {
+                    (ConsoleOp::Login { .. }, Response::OperatorWelcome { .. }) => {
+                        self.logged_in = true;
+                    }
+                    (ConsoleOp::Logout, _) => self.logged_in = false,
+                    _ => {}
+                }
+                let kind = op.kind();
+                // The password (if it was a login) goes with the op, here.
+                drop(op);
+                let mut out = self.flush(rng, now_ms)?;
+                out.events.insert(0, ConsoleEvent::Reply(kind, response));
+                Ok(out)
+            }
+        }
+    }
+
+    /// The socket closed (or the caller closed it after a [`ConsoleBroken`]). Everything sent
+    /// or waiting is reported lost, in order, and a logged-in operator is logged out.
+    pub fn disconnected(&mut self) -> Vec<ConsoleEvent> {
+        self.link = Link::Down;
+        let mut events: Vec<ConsoleEvent> = self
+            .sent
+            .take()
+            .into_iter()
+            .chain(self.waiting.drain(..))
+            .map(|op| ConsoleEvent::Lost(op.kind()))
+            .collect();
+        if std::mem::take(&mut self.logged_in) {
+            events.push(ConsoleEvent::SessionEnded);
+        }
+        events
+    }
+
+    /// Forgets the login and everything queued (nothing of the session is kept).
+    pub fn end_session(&mut self) {
+        self.logged_in = false;
+        self.waiting.clear();
+    }
+
+    /// Seals the next waiting operation if the link is up and nothing is outstanding.
+    fn flush(
+        &mut self,
+        rng: &mut impl protocol::Rng,
+        now_ms: u64,
+    ) -> Result<ConsoleOutput, ConsoleBroken> {
+        let mut out = ConsoleOutput::default();
+        if self.sent.is_some() {
+            return Ok(out);
+        }
+        let Link::Up(session) = &mut self.link else {
+            return Ok(out);
+        };
+        if let Some(op) = self.waiting.pop_front() {
+            let request = op.request();
+            // Outstanding before sealing, so a failure reports it lost on disconnect.
+            self.sent = Some(op);
+            let frame = session
+                .seal(&request, rng, now_ms)
+                .map_err(|_| ConsoleBroken::Record)?;
+            out.send.push(frame);
+        }
+        Ok(out)
+    }
+}

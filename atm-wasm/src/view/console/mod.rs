@@ -1,0 +1,382 @@
+//! The bank console's root component (the page at `/console`): owns the console state (a
+//! reducer) and its bank controller, and picks the screen: enrollment, operator login, or the
+//! dashboard.
+
+mod dashboard;
+
+use std::rc::Rc;
+
+use protocol::{Password, Username};
+use wasm_bindgen::closure::Closure;
+use wasm_bindgen::JsCast as _;
+use yew::prelude::*;
+
+use super::widgets::{clear, focus, value, Field, Submit};
+use crate::console::driver::ConsoleOp;
+use crate::console::net::{ConsoleController, REFRESH_MS};
+use crate::console::state::{ConsoleAction, ConsoleForm, ConsoleState, Link};
+use crate::enroll::{self as enrollment, Enrollment};
+
+/// What a console screen asks the root to do.
+pub(crate) enum Cmd {
+    /// Enroll this browser as a console terminal.
+    Enroll(Enrollment),
+    /// Forget the console terminal.
+    Forget,
+    /// Send an operation to the bank.
+    Send(ConsoleOp),
+    /// Log out.
+    Logout,
+    /// Any other change to the page state.
+    Do(ConsoleAction),
+}
+
+#[derive(Properties, PartialEq)]
+pub(crate) struct Props {
+    pub(crate) state: Rc<ConsoleState>,
+    pub(crate) on_cmd: Callback<Cmd>,
+}
+
+const NOT_STORED: &str = "This browser would not store the console key (private mode?). \
+                          The console works until the page is closed.";
+
+/// The whole console page.
+#[function_component(Console)]
+pub(crate) fn console() -> Html {
+    let state = use_reducer(ConsoleState::default);
+    let controller = {
+        let dispatcher = state.dispatcher();
+        use_memo((), move |()| {
+            ConsoleController::new(Callback::from(move |a: ConsoleAction| {
+                dispatcher.dispatch(a);
+            }))
+        })
+    };
+
+    // Once: read a console link (removing it from the address bar), else the stored one; start
+    // the refresh timer.
+    {
+        let controller = Rc::clone(&controller);
+        let dispatcher = state.dispatcher();
+        use_effect_with((), move |()| {
+            if let Some(doc) = web_sys::window().and_then(|w| w.document()) {
+                doc.set_title("Bank console · Secure ATM");
+            }
+            let from_link = {
+                let (controller, dispatcher) = (Rc::clone(&controller), dispatcher.clone());
+                move || match enrollment::take_from_location() {
+                    Some(Ok(e)) => {
+                        if !enrollment::save_console(&e) {
+                            dispatcher.dispatch(ConsoleAction::Invalid(
+                                ConsoleForm::Enroll,
+                                NOT_STORED.into(),
+                            ));
+                        }
+                        dispatcher.dispatch(ConsoleAction::Enrolled(e.terminal.to_string()));
+                        controller.enroll(&e);
+                    }
+                    Some(Err(err)) => dispatcher.dispatch(ConsoleAction::Invalid(
+                        ConsoleForm::Enroll,
+                        err.message().into(),
+                    )),
+                    None => {}
+                }
+            };
+            from_link();
+            if !controller.has_driver() {
+                if let Some(e) = enrollment::load_console() {
+                    dispatcher.dispatch(ConsoleAction::Enrolled(e.terminal.to_string()));
+                    controller.enroll(&e);
+                }
+            }
+            let on_hash = Closure::<dyn Fn()>::new(from_link);
+            let window = web_sys::window();
+            if let Some(w) = &window {
+                let _ = w.add_event_listener_with_callback(
+                    "hashchange",
+                    on_hash.as_ref().unchecked_ref(),
+                );
+            }
+            let ticker = Rc::clone(&controller);
+            let interval = gloo_timers::callback::Interval::new(REFRESH_MS, move || {
+                ticker.refresh();
+            });
+            move || {
+                drop(interval);
+                if let Some(w) = &window {
+                    let _ = w.remove_event_listener_with_callback(
+                        "hashchange",
+                        on_hash.as_ref().unchecked_ref(),
+                    );
+                }
+            }
+        });
+    }
+
+    let on_cmd = {
+        let controller = Rc::clone(&controller);
+        let dispatcher = state.dispatcher();
+        Callback::from(move |cmd: Cmd| match cmd {
+            Cmd::Enroll(e) => {
+                if !enrollment::save_console(&e) {
+                    dispatcher.dispatch(ConsoleAction::Invalid(
+                        ConsoleForm::Enroll,
+                        NOT_STORED.into(),
+                    ));
+                }
+                dispatcher.dispatch(ConsoleAction::Enrolled(e.terminal.to_string()));
+                controller.enroll(&e);
+            }
+            Cmd::Forget => {
+                controller.forget();
+                enrollment::forget_console();
+                dispatcher.dispatch(ConsoleAction::Forgotten);
+            }
+            Cmd::Send(op) => controller.submit(op),
+            Cmd::Logout => controller.logout(),
+            Cmd::Do(action) => dispatcher.dispatch(action),
+        })
+    };
+
+    let state: Rc<ConsoleState> = Rc::new((*state).clone());
+    let main = match (&state.terminal, &state.operator) {
+        (None, _) => html! { <EnrollScreen state={Rc::clone(&state)} on_cmd={on_cmd.clone()} /> },
+        (Some(_), None) => {
+            html! { <LoginScreen state={Rc::clone(&state)} on_cmd={on_cmd.clone()} /> }
+        }
+        (Some(_), Some(_)) => {
+            html! { <dashboard::Dashboard state={Rc::clone(&state)} on_cmd={on_cmd.clone()} /> }
+        }
+    };
+    let dismiss = {
+        let on_cmd = on_cmd.clone();
+        Callback::from(move |_: MouseEvent| on_cmd.emit(Cmd::Do(ConsoleAction::DismissNotice)))
+    };
+    html! {
+        <>
+            <a class="skip" href="#main">{ "Skip to content" }</a>
+            <header class="top console-top">
+                <div class="brand">
+                    <svg class="logo" viewBox="0 0 24 24" aria-hidden="true" focusable="false">
+                        <path d="M12 2 3 6v6c0 5 3.8 9.3 9 10 5.2-.7 9-5 9-10V6l-9-4Z" />
+                        <path class="tick" d="m8 12 3 3 5-6" />
+                    </svg>
+                    <span>{ "Bank console" }</span>
+                </div>
+                <LinkBadge link={state.link} enrolled={state.terminal.is_some()} />
+            </header>
+            <Banner link={state.link} />
+            <main id="main" tabindex="-1" class="console">
+                <div class="notices" role="status" aria-live="polite">
+                    if let Some(text) = &state.notice {
+                        <div class="notice" id="console-notice">
+                            <p>{ text }</p>
+                            <button type="button" class="icon-button" aria-label="Dismiss message" onclick={dismiss}>{ "×" }</button>
+                        </div>
+                    }
+                </div>
+                { main }
+            </main>
+            <footer class="foot">
+                if let Some(terminal) = &state.terminal {
+                    <span>{ "Console terminal " }<code id="console-terminal">{ terminal }</code></span>
+                    if state.operator.is_none() {
+                        <ForgetButton on_cmd={on_cmd.clone()} />
+                    }
+                }
+                <span class="muted">{ "All encryption happens in this page. Keys never leave it." }</span>
+            </footer>
+        </>
+    }
+}
+
+#[derive(Properties, PartialEq)]
+struct LinkProps {
+    link: Link,
+    #[prop_or_default]
+    enrolled: bool,
+}
+
+fn link_text(link: Link) -> &'static str {
+    match link {
+        Link::Idle => "Not enrolled",
+        Link::Connecting => "Connecting…",
+        Link::Up => "Connected securely",
+        Link::Down(_) => "Bank unreachable",
+        Link::Refused => "Console refused",
+    }
+}
+
+/// The connection state, top right.
+#[function_component(LinkBadge)]
+fn link_badge(props: &LinkProps) -> Html {
+    if !props.enrolled {
+        return html! {};
+    }
+    let class = match props.link {
+        Link::Up => "badge ok",
+        Link::Connecting | Link::Idle => "badge wait",
+        Link::Down(_) | Link::Refused => "badge bad",
+    };
+    html! {
+        <span class={class} id="console-link-state" data-state={format!("{:?}", props.link)}>
+            <span class="dot" aria-hidden="true"></span>
+            { link_text(props.link) }
+        </span>
+    }
+}
+
+/// A clear banner when the bank cannot be reached or refuses this console.
+#[function_component(Banner)]
+fn banner(props: &LinkProps) -> Html {
+    let text = match props.link {
+        Link::Down(n) if n >= 1 => {
+            "Bank unreachable. The console keeps trying to connect; you will need to log in \
+             again once it is back."
+        }
+        Link::Refused => {
+            "The bank did not accept this console. Its key may have been revoked or the bank \
+             reset. Forget this console and enroll it again with a new link."
+        }
+        _ => return html! {},
+    };
+    html! {
+        <div class="banner" role="alert" id="console-banner">
+            <svg viewBox="0 0 24 24" aria-hidden="true" focusable="false"><path d="M12 3 2 21h20L12 3Zm0 6v5m0 3v.5" /></svg>
+            <p>{ text }</p>
+        </div>
+    }
+}
+
+#[derive(Properties, PartialEq)]
+struct ForgetProps {
+    on_cmd: Callback<Cmd>,
+}
+
+/// "Forget this console", confirmed inline (a second click) rather than by a dialog.
+#[function_component(ForgetButton)]
+fn forget_button(props: &ForgetProps) -> Html {
+    let asking = use_state(|| false);
+    if *asking {
+        let forget = {
+            let on_cmd = props.on_cmd.clone();
+            Callback::from(move |_: MouseEvent| on_cmd.emit(Cmd::Forget))
+        };
+        let cancel = {
+            let asking = asking.clone();
+            Callback::from(move |_: MouseEvent| asking.set(false))
+        };
+        html! {
+            <span class="confirm-forget">
+                { "Forget the console key in this browser? " }
+                <button type="button" class="link-button" id="console-forget-confirm" onclick={forget}>{ "Yes, forget it" }</button>
+                <button type="button" class="link-button plain" onclick={cancel}>{ "Cancel" }</button>
+            </span>
+        }
+    } else {
+        let ask = Callback::from(move |_: MouseEvent| asking.set(true));
+        html! {
+            <button type="button" class="link-button" id="console-forget" onclick={ask}>{ "Forget this console" }</button>
+        }
+    }
+}
+
+/// "This console is not enrolled": how to get a console link, and a field to paste one.
+#[function_component(EnrollScreen)]
+fn enroll_screen(props: &Props) -> Html {
+    let link = use_node_ref();
+    let onsubmit = {
+        let (link, on_cmd) = (link.clone(), props.on_cmd.clone());
+        Callback::from(move |e: SubmitEvent| {
+            e.prevent_default();
+            match Enrollment::from_link(&value(&link)) {
+                Ok(enrollment) => {
+                    clear(&link);
+                    on_cmd.emit(Cmd::Enroll(enrollment));
+                }
+                Err(err) => on_cmd.emit(Cmd::Do(ConsoleAction::Invalid(
+                    ConsoleForm::Enroll,
+                    err.message().into(),
+                ))),
+            }
+        })
+    };
+    let error = props
+        .state
+        .error(ConsoleForm::Enroll)
+        .map(|e| AttrValue::from(e.to_owned()));
+    html! {
+        <section class="card narrow" aria-labelledby="console-enroll-title">
+            <h1 id="console-enroll-title">{ "This console is not enrolled" }</h1>
+            <p>
+                { "A bank console is a terminal of its own. On the bank's machine, run " }
+                <code>{ "bank-server operator add NAME" }</code>
+                { ": it creates the operator and prints a console link (it looks like " }
+                <code>{ "http://…/console#terminal=t-…&key=…" }</code>
+                { "). Open that link in this browser, or paste it below." }
+            </p>
+            <p class="muted">{ "The console key is kept in this browser only, apart from any ATM key it holds." }</p>
+            <form id="console-enroll-form" onsubmit={onsubmit} novalidate=true>
+                <Field id="console-enroll-link" label="Console link" kind="password" node={link}
+                    autocomplete="off" placeholder="http://…/console#terminal=t-…&key=…"
+                    error={error} />
+                <button type="submit" class="button" id="console-enroll-submit">{ "Enroll this console" }</button>
+            </form>
+        </section>
+    }
+}
+
+/// The operator login.
+#[function_component(LoginScreen)]
+fn login_screen(props: &Props) -> Html {
+    let username = use_node_ref();
+    let password = use_node_ref();
+    {
+        let username = username.clone();
+        use_effect_with((), move |()| focus(&username));
+    }
+    let onsubmit = {
+        let (username, password, on_cmd) =
+            (username.clone(), password.clone(), props.on_cmd.clone());
+        Callback::from(move |e: SubmitEvent| {
+            e.prevent_default();
+            let invalid = |text: &str| {
+                on_cmd.emit(Cmd::Do(ConsoleAction::Invalid(
+                    ConsoleForm::Login,
+                    text.to_owned(),
+                )));
+            };
+            let Some(name) = Username::new(value(&username).trim()) else {
+                invalid("Please enter your operator username.");
+                return;
+            };
+            let Some(pass) = Password::new(value(&password)) else {
+                invalid("Please enter your password.");
+                return;
+            };
+            clear(&password);
+            on_cmd.emit(Cmd::Send(ConsoleOp::Login {
+                username: name,
+                password: pass,
+            }));
+        })
+    };
+    let busy = props.state.is_pending(ConsoleForm::Login);
+    html! {
+        <section class="card narrow" aria-labelledby="op-login-title">
+            <h1 id="op-login-title">{ "Operator login" }</h1>
+            <p class="muted">{ "Log in with your operator account. Customer accounts cannot open the console." }</p>
+            <form id="op-login-form" onsubmit={onsubmit} novalidate=true aria-busy={busy.then_some("true")}>
+                <Field id="op-username" label="Operator username" node={username} autocomplete="username" />
+                <Field id="op-password" label="Password" kind="password" node={password}
+                    autocomplete="current-password" />
+                <div aria-live="assertive">
+                    if let Some(e) = props.state.error(ConsoleForm::Login) {
+                        <p class="error" id="op-login-error" role="alert">{ e }</p>
+                    }
+                </div>
+                <Submit id="op-login-submit" label="Log in" busy_label="Logging in…" busy={busy} />
+            </form>
+        </section>
+    }
+}

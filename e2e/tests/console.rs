@@ -1,0 +1,475 @@
+//! The bank console end to end: the release bundle's `/console` page in real headless Chromium
+//! against a real bank started here on 127.0.0.1:0 with a fresh data directory, next to a
+//! native ATM session (atm-client) that makes the numbers the console shows.
+//!
+//! Needs `trunk build --release` first (the bundle in `dist/`, or `ATM_E2E_DIST`) and
+//! `/usr/bin/chromedriver` + `/usr/bin/chromium`; `cargo xtask test` does both, so the test is
+//! ignored in a plain `cargo test`. Screenshots go to `target/e2e-artifacts/console-*.png`.
+
+use std::net::TcpListener as StdListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use atm_client::{AuthFile, Client as AtmClient};
+use fantoccini::{elements::Element, Client, ClientBuilder, Locator};
+use protocol::{Cents, FullName, Password, Request, Response, TxId, Username};
+use rand_core::OsRng;
+use serde_json::json;
+use tokio::sync::oneshot;
+
+type Res<T = ()> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
+
+const OPERATOR: &str = "ops";
+const OPERATOR_PASSWORD: &str = "operator password 1";
+const CAROL_PASSWORD: &str = "carol's good password";
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("e2e/ is in the repo")
+        .to_owned()
+}
+
+fn dist_dir() -> PathBuf {
+    std::env::var_os("ATM_E2E_DIST").map_or_else(|| repo_root().join("dist"), PathBuf::from)
+}
+
+fn artifacts_dir() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| repo_root().join("target"), |d| repo_root().join(d));
+    target.join("e2e-artifacts")
+}
+
+/// The chromedriver this test starts; killed (by its own handle) when dropped.
+struct Driver {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn start_chromedriver() -> Res<Driver> {
+    // Chromedriver cannot report a port it picked, so pick a free one for it.
+    let port = StdListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let child = Command::new("/usr/bin/chromedriver")
+        .arg(format!("--port={port}"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let driver = Driver {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+    };
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            return Ok(driver);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Err("chromedriver did not start".into())
+}
+
+/// A fresh headless Chromium (its own profile, so its own localStorage).
+async fn browser(driver: &Driver, profile: &Path, width: u32, height: u32) -> Res<Client> {
+    // A phone is emulated: Chromium will not open a window narrower than 500 pixels.
+    let mobile = (width < 500).then(|| {
+        json!({"deviceMetrics": {"width": width, "height": height, "pixelRatio": 1.0, "mobile": true, "touch": true}})
+    });
+    let mut caps = json!({
+        "goog:chromeOptions": {
+            "binary": "/usr/bin/chromium",
+            "args": [
+                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                "--disable-quic", "--no-first-run", "--hide-scrollbars",
+                format!("--user-data-dir={}", profile.display()),
+                format!("--window-size={width},{height}"),
+            ]
+        }
+    });
+    if let Some(mobile) = mobile {
+        caps["goog:chromeOptions"]["mobileEmulation"] = mobile;
+    }
+    let serde_json::Value::Object(caps) = caps else {
+        unreachable!()
+    };
+    let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(caps)
+        .connect(&driver.url)
+        .await?;
+    Ok(client)
+}
+
+/// Saves a full-page screenshot as `target/e2e-artifacts/<name>.png`.
+async fn shot(c: &Client, name: &str) -> Res {
+    let dir = artifacts_dir();
+    std::fs::create_dir_all(&dir)?;
+    let png = c.screenshot().await?;
+    std::fs::write(dir.join(format!("{name}.png")), png)?;
+    Ok(())
+}
+
+async fn wait_css(c: &Client, css: &str) -> Res<Element> {
+    Ok(c.wait()
+        .at_most(Duration::from_secs(30))
+        .for_element(Locator::Css(css))
+        .await?)
+}
+
+/// Waits until the element's text equals `want`; returns the last text seen otherwise.
+async fn wait_text(c: &Client, css: &str, want: &str) -> Res {
+    let mut last = String::new();
+    for _ in 0..300 {
+        if let Ok(el) = c.find(Locator::Css(css)).await {
+            if let Ok(text) = el.text().await {
+                if text.trim() == want {
+                    return Ok(());
+                }
+                last = text;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Err(format!("{css}: wanted {want:?}, last saw {last:?}").into())
+}
+
+/// Waits until the element's text contains `want`.
+async fn wait_contains(c: &Client, css: &str, want: &str) -> Res<String> {
+    let mut last = String::new();
+    for _ in 0..300 {
+        if let Ok(el) = c.find(Locator::Css(css)).await {
+            if let Ok(text) = el.text().await {
+                if text.contains(want) {
+                    return Ok(text);
+                }
+                last = text;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Err(format!("{css}: wanted text containing {want:?}, last saw {last:?}").into())
+}
+
+/// Waits until some row matching `rows_css` has text containing every one of `wants`.
+async fn wait_row(c: &Client, rows_css: &str, wants: &[&str]) -> Res<String> {
+    let mut last = Vec::new();
+    for _ in 0..300 {
+        let mut seen = Vec::new();
+        for row in c.find_all(Locator::Css(rows_css)).await.unwrap_or_default() {
+            if let Ok(text) = row.text().await {
+                if wants.iter().all(|w| text.contains(w)) {
+                    return Ok(text);
+                }
+                seen.push(text);
+            }
+        }
+        last = seen;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Err(format!("no {rows_css} row with {wants:?}; rows: {last:?}").into())
+}
+
+async fn type_into(c: &Client, id: &str, text: &str) -> Res {
+    let el = c.find(Locator::Id(id)).await?;
+    el.clear().await?;
+    el.send_keys(text).await?;
+    Ok(())
+}
+
+async fn click(c: &Client, id: &str) -> Res {
+    c.find(Locator::Id(id)).await?.click().await?;
+    Ok(())
+}
+
+async fn text_of(c: &Client, css: &str) -> Res<String> {
+    Ok(c.find(Locator::Css(css))
+        .await?
+        .text()
+        .await?
+        .trim()
+        .to_owned())
+}
+
+/// Opens the console link and waits for the handshake; the key must leave the address bar.
+async fn enroll_console(c: &Client, link: &str) -> Res {
+    c.goto(link).await?;
+    wait_css(c, "#console-link-state[data-state='Up']").await?;
+    let url = c.current_url().await?;
+    assert_eq!(
+        url.fragment(),
+        None,
+        "the key stays in the address bar: {url}"
+    );
+    assert!(!url.as_str().contains("key="), "{url}");
+    assert_eq!(url.path(), "/console", "{url}");
+    Ok(())
+}
+
+async fn operator_login(c: &Client, username: &str, password: &str) -> Res {
+    wait_css(c, "#op-login-form").await?;
+    type_into(c, "op-username", username).await?;
+    type_into(c, "op-password", password).await?;
+    click(c, "op-login-submit").await
+}
+
+/// Whether a native handshake with these credentials is accepted: the bank answers a sealed
+/// request only on a session whose handshake it verified.
+async fn native_handshake_accepted(addr: &str, auth: &AuthFile) -> bool {
+    let Ok(mut client) = AtmClient::connect(addr, &auth.terminal_id, &auth.psk).await else {
+        return false;
+    };
+    client.call(&Request::Balance {}).await.is_ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the release web bundle and chromedriver; run by `cargo xtask test`"]
+async fn bank_console_end_to_end() -> Res {
+    let dist = dist_dir();
+    assert!(
+        dist.join("index.html").is_file(),
+        "no web bundle in {}: run `trunk build --release` (cargo xtask test does)",
+        dist.display()
+    );
+    let tmp = tempfile::tempdir()?;
+    let mut config = bank_server::Config::new(
+        tmp.path().join("data"),
+        tmp.path().join("bank.auth"),
+        tmp.path().join("audit.key"),
+    );
+    config.web_root = dist;
+    config.output = bank_server::Output::Memory(std::sync::Arc::default());
+    let bank = tokio::task::spawn_blocking(move || bank_server::open(config)).await??;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?.to_string();
+    let base = format!("http://{addr}");
+    // The operator and their console terminal, and the console link the bank prints.
+    let console = bank_server::admin::add_operator(
+        bank.ledger(),
+        &bank.config().argon2,
+        OPERATOR,
+        OPERATOR_PASSWORD,
+    )?;
+    let console_link = bank_server::terminals::console_link(&base, &console).to_string();
+    let atm = AuthFile::load(&bank.config().auth_file)?;
+    let (stop, stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(bank_server::serve(listener, bank, async move {
+        let _ = stopped.await;
+    }));
+
+    let driver = start_chromedriver().await?;
+    let wide = browser(&driver, &tmp.path().join("chrome-wide"), 1280, 900).await?;
+    let phone = browser(&driver, &tmp.path().join("chrome-phone"), 390, 844).await?;
+    let result = scenario(
+        &wide,
+        &phone,
+        &base,
+        &addr,
+        &console_link,
+        &atm,
+        console.id.as_str(),
+    )
+    .await;
+    if result.is_err() {
+        let _ = shot(&wide, "console-failure-wide").await;
+        let _ = shot(&phone, "console-failure-phone").await;
+    }
+    let _ = wide.close().await;
+    let _ = phone.close().await;
+    drop(driver);
+    let _ = stop.send(());
+    server.await??;
+    result
+}
+
+async fn scenario(
+    c: &Client,
+    phone: &Client,
+    base: &str,
+    addr: &str,
+    console_link: &str,
+    atm: &AuthFile,
+    console_id: &str,
+) -> Res {
+    // Not enrolled: the console explains how to get a link; no handshake is attempted.
+    c.goto(&format!("{base}/console")).await?;
+    wait_text(c, "#console-enroll-title", "This console is not enrolled").await?;
+    wait_contains(c, "main", "bank-server operator add NAME").await?;
+    assert!(
+        c.find(Locator::Id("console-link-state")).await.is_err(),
+        "a handshake state shows before enrollment"
+    );
+    shot(c, "console-01-not-enrolled").await?;
+
+    // b) A native ATM session: carol registers and deposits 123.45.
+    let mut carol = AtmClient::connect(addr, &atm.terminal_id, &atm.psk).await?;
+    let welcome = carol
+        .call(&Request::Register {
+            username: Username::new("carol").unwrap(),
+            full_name: FullName::new("Carol Example").unwrap(),
+            password: Password::new(CAROL_PASSWORD).unwrap(),
+        })
+        .await?;
+    assert!(matches!(welcome, Response::Welcome { .. }), "{welcome:?}");
+    let deposited = carol
+        .call(&Request::Deposit {
+            txid: TxId::random(&mut OsRng),
+            amount_cents: Cents(12_345),
+        })
+        .await?;
+    assert!(
+        matches!(deposited, Response::Deposited { .. }),
+        "{deposited:?}"
+    );
+
+    // The console link enrolls this browser (the key leaves the address bar).
+    enroll_console(c, console_link).await?;
+    wait_css(c, "#op-login-form").await?;
+    wait_text(c, "#console-terminal", console_id).await?;
+    shot(c, "console-02-login").await?;
+
+    // c) A customer's credentials do not open the console.
+    operator_login(c, "carol", CAROL_PASSWORD).await?;
+    wait_contains(c, "#op-login-error", "username or password is not right").await?;
+    assert!(
+        c.find(Locator::Id("total-accounts")).await.is_err(),
+        "a customer reached the dashboard"
+    );
+    shot(c, "console-03-customer-refused").await?;
+
+    // d) The operator logs in and sees the bank.
+    operator_login(c, OPERATOR, OPERATOR_PASSWORD).await?;
+    wait_text(c, "#total-accounts", "1").await?;
+    let deposits = wait_contains(c, "#total-deposits", "123.45").await?;
+    assert_eq!(deposits.trim(), "$123.45");
+    let today: u64 = text_of(c, "#total-today").await?.parse()?;
+    assert!(today >= 1, "transactions today: {today}");
+    let hour: u64 = text_of(c, "#tx-chart-total").await?.parse()?;
+    assert!(hour >= 1, "chart total: {hour}");
+    let bars = c
+        .find_all(Locator::Css("#tx-chart rect[data-count]"))
+        .await?;
+    assert_eq!(bars.len(), protocol::console::CHART_MINUTES);
+    let mut counted = 0u64;
+    for bar in &bars {
+        counted += bar
+            .attr("data-count")
+            .await?
+            .unwrap_or_default()
+            .parse::<u64>()?;
+    }
+    assert_eq!(counted, hour, "the bars add up to the hour's total");
+    wait_row(c, "#audit tbody tr", &["deposit", "carol", "123.45"]).await?;
+    wait_css(c, "#chain-status[data-state='linked']").await?;
+    wait_contains(c, "#chain-status", "Chain intact").await?;
+    wait_row(c, "#sessions tbody tr", &[console_id, OPERATOR]).await?;
+    let sessions: u64 = text_of(c, "#sessions-total").await?.parse()?;
+    assert!(sessions >= 1, "sessions: {sessions}");
+    shot(c, "console-04-dashboard").await?;
+
+    // The same dashboard at phone width (its own browser, enrolled by the same link).
+    enroll_console(phone, console_link).await?;
+    operator_login(phone, OPERATOR, OPERATOR_PASSWORD).await?;
+    wait_text(phone, "#total-accounts", "1").await?;
+    wait_row(phone, "#audit tbody tr", &["deposit", "carol"]).await?;
+    shot(phone, "console-05-dashboard-phone").await?;
+    phone
+        .execute("document.getElementById('audit').scrollIntoView();", vec![])
+        .await?;
+    shot(phone, "console-05b-audit-phone").await?;
+
+    // e) Enroll a terminal named "lobby"; its key shows once.
+    type_into(c, "enroll-name", "lobby").await?;
+    click(c, "enroll-submit").await?;
+    wait_css(c, "#new-terminal").await?;
+    let lobby_id = text_of(c, "#new-terminal-id").await?;
+    let auth_text = text_of(c, "#new-terminal-auth").await?;
+    let lobby = AuthFile::parse(&auth_text)?;
+    assert_eq!(lobby.terminal_id.as_str(), lobby_id);
+    let link = text_of(c, "#new-terminal-link").await?;
+    assert_eq!(
+        link,
+        format!(
+            "{base}/#terminal={lobby_id}&key={}",
+            lobby.psk.to_hex().as_str()
+        )
+    );
+    wait_row(c, "#terminals tbody tr", &[&lobby_id, "lobby", "Active"]).await?;
+    shot(c, "console-06-new-terminal").await?;
+    // The new key works for a native ATM.
+    assert!(
+        native_handshake_accepted(addr, &lobby).await,
+        "the new terminal's handshake was refused"
+    );
+    click(c, "new-terminal-done").await?;
+    for _ in 0..100 {
+        if c.find(Locator::Id("new-terminal")).await.is_err() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        c.find(Locator::Id("new-terminal")).await.is_err(),
+        "the key is still on the page"
+    );
+    let stored: serde_json::Value = c
+        .execute(
+            "return JSON.stringify(Object.assign({}, window.localStorage));",
+            vec![],
+        )
+        .await?;
+    let key_hex = lobby.psk.to_hex();
+    assert!(
+        !stored
+            .as_str()
+            .unwrap_or_default()
+            .contains(key_hex.as_str()),
+        "the new terminal's key is in localStorage"
+    );
+
+    // Revoke it, confirmed inline.
+    click(c, &format!("revoke-{lobby_id}")).await?;
+    wait_css(c, &format!("#confirm-revoke-{lobby_id}")).await?;
+    shot(c, "console-07-confirm-revoke").await?;
+    click(c, &format!("confirm-revoke-{lobby_id}")).await?;
+    wait_text(
+        c,
+        &format!("#terminals tbody tr[data-terminal='{lobby_id}'] td.state"),
+        "Revoked",
+    )
+    .await?;
+    assert!(
+        c.find(Locator::Id(&format!("revoke-{lobby_id}")))
+            .await
+            .is_err(),
+        "a revoked terminal still has a revoke button"
+    );
+    shot(c, "console-08-revoked").await?;
+    assert!(
+        !native_handshake_accepted(addr, &lobby).await,
+        "a revoked terminal's handshake was accepted"
+    );
+    // The ATM that was not revoked still works.
+    assert!(native_handshake_accepted(addr, atm).await);
+
+    // g) Logout: back to the login, with a notice.
+    click(c, "op-logout").await?;
+    wait_css(c, "#op-login-form").await?;
+    wait_contains(c, "#console-notice", "logged out").await?;
+    assert!(c.find(Locator::Id("total-accounts")).await.is_err());
+    shot(c, "console-09-logged-out").await?;
+    click(phone, "op-logout").await?;
+    wait_css(phone, "#op-login-form").await?;
+    shot(phone, "console-10-logged-out-phone").await?;
+    let _ = carol.close().await;
+    Ok(())
+}
