@@ -197,76 +197,13 @@ impl core::fmt::Display for VerifyError {
 
 impl std::error::Error for VerifyError {}
 
-/// Checks a whole log: `entries` are `(storage key, entry bytes)` in storage order, `head` is the
-/// bank's current head. Returns every event, in order, or the first bad entry.
-pub fn verify(
-    first_key: &AuditKey,
+/// Walks the chain's structure: each entry long enough, at its position, chained by hash to
+/// the one before; `each` then checks the entry's MAC and contents (or nothing). Returns the
+/// hash of the last entry, or the first bad entry.
+fn walk(
     entries: &[(u64, Vec<u8>)],
-    head: Option<&ChainHead>,
-) -> Result<Vec<AuditEvent>, VerifyError> {
-    let mut key = first_key.clone();
-    let mut prev_hash = [0u8; 32];
-    let mut events = Vec::with_capacity(entries.len());
-    for (position, (stored_at, entry)) in (0u64..).zip(entries) {
-        let fail = |problem| VerifyError {
-            entry: position,
-            problem,
-        };
-        if entry.len() < HEADER_LEN + 16 {
-            return Err(fail("too short"));
-        }
-        let seq = u64::from_be_bytes(entry[..8].try_into().expect("8 bytes"));
-        if *stored_at != position || seq != position {
-            return Err(fail("missing, moved or out of order"));
-        }
-        let (prev, rest) = entry[8..].split_at(32);
-        let (iv, rest) = rest.split_at(16);
-        let (mac, ciphertext) = rest.split_at(32);
-        if prev != prev_hash {
-            return Err(fail("does not chain to the previous entry"));
-        }
-        let ok = hmac_sha256_verify(
-            key.derive(LABEL_MAC).as_ref(),
-            &[LABEL_ENTRY, &entry[..8], prev, iv, ciphertext],
-            mac,
-        );
-        if !ok {
-            return Err(fail("MAC does not verify (altered or forged)"));
-        }
-        let iv: [u8; 16] = iv.try_into().expect("16 bytes");
-        let plaintext = aes256_cbc_decrypt(&key.derive(LABEL_ENC), &iv, ciphertext)
-            .ok_or(fail("does not decrypt"))?;
-        let event: AuditEvent =
-            serde_json::from_slice(&plaintext).map_err(|_| fail("not an audit event"))?;
-        events.push(event);
-        prev_hash = sha256(&[entry]);
-        key = key.evolve();
-    }
-    let count = events.len() as u64;
-    let Some(head) = head else {
-        return Err(VerifyError {
-            entry: count,
-            problem: "the log head is missing",
-        });
-    };
-    let head_ok = head.next_seq == count && head.prev_hash == prev_hash && head.key.ct_eq(&key);
-    if !head_ok {
-        return Err(VerifyError {
-            entry: count.min(head.next_seq),
-            problem: "the log is truncated or its head does not match",
-        });
-    }
-    Ok(events)
-}
-
-/// Checks what the bank can check without the auditor's key: every entry is in its place,
-/// chained by hash to the one before, and the head points past the last one. Returns how many
-/// entries are linked, or the first entry that is not. (Edits by someone who rewrites the
-/// following hashes too are caught only by the MACs: [`verify`], with the auditor's key.)
-pub fn check_links(
-    entries: &[(u64, Vec<u8>)],
-    head: Option<&ChainHead>,
-) -> Result<u64, VerifyError> {
+    mut each: impl FnMut(&[u8]) -> Result<(), &'static str>,
+) -> Result<[u8; 32], VerifyError> {
     let mut prev_hash = [0u8; 32];
     for (position, (stored_at, entry)) in (0u64..).zip(entries) {
         let fail = |problem| VerifyError {
@@ -283,20 +220,83 @@ pub fn check_links(
         if entry[8..40] != prev_hash {
             return Err(fail("does not chain to the previous entry"));
         }
+        each(entry).map_err(fail)?;
         prev_hash = sha256(&[entry]);
     }
-    let count = entries.len() as u64;
-    match head {
-        Some(head) if head.next_seq == count && head.prev_hash == prev_hash => Ok(count),
-        Some(head) => Err(VerifyError {
-            entry: count.min(head.next_seq),
-            problem: "the log is truncated or its head does not match",
-        }),
-        None => Err(VerifyError {
+    Ok(prev_hash)
+}
+
+/// The head must point just past the last entry (`count` entries ending in `prev_hash`) and,
+/// when the auditor's key is known, hold that key evolved once per entry (`key_ok`).
+fn check_head(
+    count: u64,
+    prev_hash: [u8; 32],
+    head: Option<&ChainHead>,
+    key_ok: impl FnOnce(&ChainHead) -> bool,
+) -> Result<(), VerifyError> {
+    let Some(head) = head else {
+        return Err(VerifyError {
             entry: count,
             problem: "the log head is missing",
-        }),
+        });
+    };
+    if head.next_seq == count && head.prev_hash == prev_hash && key_ok(head) {
+        Ok(())
+    } else {
+        Err(VerifyError {
+            entry: count.min(head.next_seq),
+            problem: "the log is truncated or its head does not match",
+        })
     }
+}
+
+/// Checks a whole log: `entries` are `(storage key, entry bytes)` in storage order, `head` is the
+/// bank's current head. Returns every event, in order, or the first bad entry.
+pub fn verify(
+    first_key: &AuditKey,
+    entries: &[(u64, Vec<u8>)],
+    head: Option<&ChainHead>,
+) -> Result<Vec<AuditEvent>, VerifyError> {
+    let mut key = first_key.clone();
+    let mut events = Vec::with_capacity(entries.len());
+    let prev_hash = walk(entries, |entry| {
+        let (seq, rest) = entry.split_at(8);
+        let (prev, rest) = rest.split_at(32);
+        let (iv, rest) = rest.split_at(16);
+        let (mac, ciphertext) = rest.split_at(32);
+        let ok = hmac_sha256_verify(
+            key.derive(LABEL_MAC).as_ref(),
+            &[LABEL_ENTRY, seq, prev, iv, ciphertext],
+            mac,
+        );
+        if !ok {
+            return Err("MAC does not verify (altered or forged)");
+        }
+        let iv: [u8; 16] = iv.try_into().expect("16 bytes");
+        let plaintext = aes256_cbc_decrypt(&key.derive(LABEL_ENC), &iv, ciphertext)
+            .ok_or("does not decrypt")?;
+        let event: AuditEvent =
+            serde_json::from_slice(&plaintext).map_err(|_| "not an audit event")?;
+        events.push(event);
+        key = key.evolve();
+        Ok(())
+    })?;
+    check_head(events.len() as u64, prev_hash, head, |h| h.key.ct_eq(&key))?;
+    Ok(events)
+}
+
+/// Checks what the bank can check without the auditor's key: every entry is in its place,
+/// chained by hash to the one before, and the head points past the last one. Returns how many
+/// entries are linked, or the first entry that is not. (Edits by someone who rewrites the
+/// following hashes too are caught only by the MACs: [`verify`], with the auditor's key.)
+pub fn check_links(
+    entries: &[(u64, Vec<u8>)],
+    head: Option<&ChainHead>,
+) -> Result<u64, VerifyError> {
+    let prev_hash = walk(entries, |_| Ok(()))?;
+    let count = entries.len() as u64;
+    check_head(count, prev_hash, head, |_| true)?;
+    Ok(count)
 }
 
 #[cfg(test)]
