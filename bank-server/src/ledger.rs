@@ -219,6 +219,10 @@ pub trait Ledger: Send + Sync + 'static {
     fn terminals(&self) -> Result<Vec<TerminalRecord>, LedgerError>;
     /// Revokes a terminal; `NotFound` if there is none.
     fn revoke_terminal(&self, id: &TerminalId, audit: &AuditEvent) -> Result<(), LedgerError>;
+    /// A counter that grows after every committed revocation (from 0 when opened): a session
+    /// that saw the same value before its terminal was looked up knows it is not revoked
+    /// without reading storage.
+    fn revocations(&self) -> u64;
     /// Adds an operator and their console terminal together; `NameTaken` if the operator
     /// exists.
     fn add_operator(

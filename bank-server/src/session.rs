@@ -54,9 +54,11 @@ async fn next_text(socket: &mut WebSocket) -> Result<String, Fault> {
 async fn handshake(
     shared: &Arc<Shared>,
     socket: &mut WebSocket,
-) -> Result<(BankSession, TerminalRole), Fault> {
+) -> Result<(BankSession, TerminalRole, u64), Fault> {
     let protocol_fault = |e: protocol::Error| Fault::Protocol(e.detail());
     let hello = next_text(socket).await?;
+    // Read before the terminal is looked up: a revocation after this point changes it.
+    let revocations = shared.ledger.revocations();
     let hello = server::read_client_hello(&shared.config.protocol, hello.as_bytes(), now_ms())
         .map_err(protocol_fault)?;
     let id = hello.terminal_id().clone();
@@ -79,7 +81,7 @@ async fn handshake(
     let session = state
         .read_client_finished(finished.as_bytes())
         .map_err(protocol_fault)?;
-    Ok((session, role))
+    Ok((session, role, revocations))
 }
 
 /// Sends a frame within the configured time; `Err` when the peer is gone or not reading.
@@ -139,7 +141,7 @@ pub(crate) async fn run(
             () = cancel.cancelled() => None,
             result = tokio::time::timeout(shared.config.handshake_timeout, handshake(&shared, &mut socket)) => Some(result),
         };
-        let (mut session, role) = match handshake {
+        let (mut session, role, mut revocations) = match handshake {
             None => {
                 let _ = send(&shared, &mut socket, Message::Close(None)).await;
                 return;
@@ -196,10 +198,13 @@ pub(crate) async fn run(
                 }
             };
             tracing::debug!(?request, "request");
-            if !terminal_active(&shared, &ctx).await {
+            // Storage is read only when some terminal was revoked since the last look.
+            let now_revoked = shared.ledger.revocations();
+            if now_revoked != revocations && !terminal_active(&shared, &ctx).await {
                 tracing::info!(terminal = %ctx.terminal, "terminal revoked; closing session");
                 break;
             }
+            revocations = now_revoked;
             let (response, after) = bank::handle(&shared, &mut ctx, request).await;
             tracing::debug!(?response, "response");
             let sealed = match session.seal(&response, &mut OsRng, now_ms()) {

@@ -5,6 +5,7 @@
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use futures_util::future::BoxFuture;
@@ -155,6 +156,8 @@ pub struct SledLedger {
     operators: Tree,
     /// The newest audit events appended since opening, newest last.
     recent: Mutex<VecDeque<(u64, AuditEvent)>>,
+    /// Committed revocations since opening (see [`Ledger::revocations`]).
+    revocations: AtomicU64,
     /// Changes waiting for the writer lock; its holder commits them all (see `tx`).
     queue: Mutex<Vec<Job>>,
     /// Serialises writers: transactions never conflict, so none is retried.
@@ -200,6 +203,7 @@ impl SledLedger {
                 })
             },
             db,
+            revocations: AtomicU64::new(0),
             queue: Mutex::new(Vec::new()),
             writer: Mutex::new(()),
         })
@@ -569,7 +573,13 @@ impl Ledger for SledLedger {
             view.terminals
                 .insert(id.as_str(), to_stored(&record).as_slice())?;
             append_audit(view, &audit)
-        })
+        })?;
+        self.revocations.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+
+    fn revocations(&self) -> u64 {
+        self.revocations.load(Ordering::SeqCst)
     }
 
     fn add_operator(
