@@ -4,11 +4,12 @@
 
 use std::collections::VecDeque;
 
-use protocol::client::{self, AwaitServerHello};
 use protocol::{
-    Cents, ClientSession, Config, FullName, Password, Psk, Request, Response, TerminalId, TxId,
-    Username,
+    Cents, Config, FullName, Password, Psk, Request, Response, TerminalId, TxId, Username,
 };
+
+pub use crate::connection::Broken;
+use crate::connection::{Connection, Received};
 
 /// How many history entries the dashboard asks for.
 pub const HISTORY_LIMIT: u32 = 10;
@@ -143,32 +144,8 @@ pub enum Event {
     SessionEnded,
 }
 
-/// Why the driver could not go on with this connection; the caller closes the socket and
-/// calls [`Driver::disconnected`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Broken {
-    /// The bank's handshake answer did not verify (wrong key, revoked terminal, not a bank).
-    Handshake,
-    /// A record did not open (tampered, replayed, stale) or could not be sealed.
-    Record,
-    /// A frame arrived when none was expected.
-    Unexpected,
-}
-
 /// Frames to send (in order) and events to show, from one step of the driver.
-#[derive(Debug, Default, PartialEq)]
-pub struct Output {
-    /// Frames to write to the socket, in order.
-    pub send: Vec<String>,
-    /// What happened.
-    pub events: Vec<Event>,
-}
-
-enum Link {
-    Down,
-    Handshaking(AwaitServerHello),
-    Up(ClientSession),
-}
+pub type Output = crate::connection::Output<Event>;
 
 enum Sent {
     Op(Op),
@@ -179,10 +156,7 @@ enum Sent {
 /// One ATM's protocol state across connections. Keys and the remembered password live only
 /// here, in memory; [`Driver::end_session`] drops the login, and dropping the driver drops all.
 pub struct Driver {
-    config: Config,
-    terminal: TerminalId,
-    psk: Psk,
-    link: Link,
+    link: Connection,
     /// The logged-in user's credentials, kept to log in again after a reconnect.
     login: Option<(Username, Password)>,
     /// Sent, awaiting the bank's answers, oldest first.
@@ -195,10 +169,7 @@ impl Driver {
     /// A driver for this terminal, not connected.
     pub fn new(terminal: TerminalId, psk: Psk, config: Config) -> Self {
         Self {
-            config,
-            terminal,
-            psk,
-            link: Link::Down,
+            link: Connection::new(terminal, psk, config),
             login: None,
             sent: VecDeque::new(),
             waiting: VecDeque::new(),
@@ -207,12 +178,12 @@ impl Driver {
 
     /// The terminal this driver speaks for.
     pub fn terminal(&self) -> &TerminalId {
-        &self.terminal
+        self.link.terminal()
     }
 
     /// `true` once the handshake has finished on the current connection.
     pub fn is_up(&self) -> bool {
-        matches!(self.link, Link::Up(_))
+        self.link.is_up()
     }
 
     /// `true` while a login is remembered (between a welcome and a logout).
@@ -230,11 +201,7 @@ impl Driver {
 
     /// Begins a handshake on a freshly opened socket: returns the ClientHello to send first.
     pub fn connect(&mut self, rng: &mut impl protocol::Rng, now_ms: u64) -> Result<String, Broken> {
-        let (state, hello) =
-            client::start(&self.config, self.terminal.clone(), &self.psk, rng, now_ms)
-                .map_err(|_| Broken::Handshake)?;
-        self.link = Link::Handshaking(state);
-        Ok(hello)
+        self.link.connect(rng, now_ms)
     }
 
     /// Queues an operation, sealing it at once when the link is up. Returns `None` (and
@@ -259,13 +226,8 @@ impl Driver {
         rng: &mut impl protocol::Rng,
         now_ms: u64,
     ) -> Result<Output, Broken> {
-        match std::mem::replace(&mut self.link, Link::Down) {
-            Link::Down => Err(Broken::Unexpected),
-            Link::Handshaking(state) => {
-                let (session, finished) = state
-                    .read_server_hello(frame, now_ms)
-                    .map_err(|_| Broken::Handshake)?;
-                self.link = Link::Up(session);
+        match self.link.receive(frame, now_ms)? {
+            Received::Up(finished) => {
                 let mut out = Output {
                     send: vec![finished],
                     events: vec![Event::Connected],
@@ -276,17 +238,14 @@ impl Driver {
                         username: username.clone(),
                         password: password.clone(),
                     };
-                    out.send.push(self.seal(&relogin, rng, now_ms)?);
+                    out.send.push(self.link.seal(&relogin, rng, now_ms)?);
                     self.sent.push_back(Sent::Relogin);
                 }
                 let more = self.flush(rng, now_ms)?;
                 out.send.extend(more.send);
                 Ok(out)
             }
-            Link::Up(mut session) => {
-                let opened = session.open(frame, now_ms);
-                self.link = Link::Up(session);
-                let response = opened.map_err(|_| Broken::Record)?;
+            Received::Reply(response) => {
                 let sent = self.sent.pop_front().ok_or(Broken::Unexpected)?;
                 Ok(self.answered(sent, response))
             }
@@ -324,7 +283,7 @@ impl Driver {
     /// The socket closed (or the caller closed it after a [`Broken`]). Operations that may be
     /// retried wait for the next connection, in their order; the others are reported lost.
     pub fn disconnected(&mut self) -> Vec<Event> {
-        self.link = Link::Down;
+        self.link.disconnected();
         let mut events = Vec::new();
         let mut retry = VecDeque::new();
         for sent in self.sent.drain(..) {
@@ -359,24 +318,10 @@ impl Driver {
             return Ok(out);
         }
         while let Some(op) = self.waiting.pop_front() {
-            let frame = self.seal(&op.request(), rng, now_ms)?;
+            let frame = self.link.seal(&op.request(), rng, now_ms)?;
             out.send.push(frame);
             self.sent.push_back(Sent::Op(op));
         }
         Ok(out)
-    }
-
-    fn seal(
-        &mut self,
-        request: &Request,
-        rng: &mut impl protocol::Rng,
-        now_ms: u64,
-    ) -> Result<String, Broken> {
-        let Link::Up(session) = &mut self.link else {
-            return Err(Broken::Unexpected);
-        };
-        session
-            .seal(request, rng, now_ms)
-            .map_err(|_| Broken::Record)
     }
 }

@@ -4,11 +4,13 @@
 //! The logic the page depends on is plain Rust, testable natively and in a browser:
 //! [`amount`] (typed amounts to cents), [`enroll`] (terminal id and key), [`driver`] (the
 //! session over the protocol crate), [`idle`] (idle logout) and [`state`] (the page's reducer).
-//! The bank console at `/console` has its own driver and reducer in [`console`].
-//! The browser glue (`net`) and the components (`view`) exist only on wasm32.
+//! Both drivers speak over one [`connection`] (handshake and records). The bank console at
+//! `/console` has its own driver and reducer in [`console`].
+//! The browser glue (`socket`, `net`) and the components (`view`) exist only on wasm32.
 #![forbid(unsafe_code)]
 
 pub mod amount;
+pub mod connection;
 pub mod console;
 pub mod driver;
 pub mod enroll;
@@ -17,6 +19,8 @@ pub mod state;
 
 #[cfg(target_arch = "wasm32")]
 mod net;
+#[cfg(target_arch = "wasm32")]
+mod socket;
 #[cfg(target_arch = "wasm32")]
 mod view;
 

@@ -1,20 +1,17 @@
-//! The link to the bank in the browser: a gloo-net WebSocket carrying the session driver's
-//! frames, a fresh handshake on every (re)connect, and the idle-logout clock.
+//! The ATM's link to the bank in the browser: the session driver's frames over a [`Socket`], a
+//! fresh handshake on every (re)connect, and the idle-logout clock.
 
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use futures_channel::mpsc;
-use futures_util::{SinkExt as _, StreamExt as _};
-use gloo_net::websocket::{futures::WebSocket, Message};
 use protocol::{Config, Response};
 use rand_core::OsRng;
-use wasm_bindgen_futures::spawn_local;
 use yew::Callback;
 
 use crate::driver::{Broken, Driver, Event, Op, OpKind, Output};
 use crate::enroll::Enrollment;
 use crate::idle::{self, Idle};
+use crate::socket::{self, Socket};
 use crate::state::{form_of, Action, Link};
 
 /// The current time in Unix milliseconds.
@@ -25,40 +22,9 @@ pub(crate) fn now_ms() -> u64 {
     ms
 }
 
-/// The bank's WebSocket address: `ATM_BANK_URL` at build time, or else `/ws` on the host
-/// that served this page (`wss:` when the page came over https).
-pub(crate) fn bank_url() -> String {
-    if let Some(url) = option_env!("ATM_BANK_URL") {
-        return url.to_owned();
-    }
-    let location = web_sys::window().map(|w| w.location());
-    let host = location
-        .as_ref()
-        .and_then(|l| l.host().ok())
-        .unwrap_or_else(|| "127.0.0.1:8765".into());
-    let secure = location
-        .and_then(|l| l.protocol().ok())
-        .is_some_and(|p| p == "https:");
-    format!("{}://{host}/ws", if secure { "wss" } else { "ws" })
-}
-
-/// Delay before the next reconnect after `failures` failed attempts in a row.
-pub(crate) fn backoff_ms(failures: u32) -> u32 {
-    match failures {
-        0 | 1 => 500,
-        2 => 1_000,
-        3 => 2_000,
-        4 => 4_000,
-        _ => 8_000,
-    }
-}
-
 struct Inner {
     driver: Option<Driver>,
-    /// Writes to the current socket.
-    tx: Option<mpsc::UnboundedSender<String>>,
-    /// Bumped per connection, so late callbacks of an old socket are ignored.
-    generation: u64,
+    socket: Socket,
     failures: u32,
     last_activity: u64,
     warned: bool,
@@ -75,8 +41,7 @@ impl Controller {
         Rc::new(Self {
             inner: RefCell::new(Inner {
                 driver: None,
-                tx: None,
-                generation: 0,
+                socket: Socket::default(),
                 failures: 0,
                 last_activity: now_ms(),
                 warned: false,
@@ -102,17 +67,14 @@ impl Controller {
     /// Forgets the terminal: closes the connection and drops every key.
     pub(crate) fn forget(&self) {
         let mut inner = self.inner.borrow_mut();
-        inner.generation += 1;
-        inner.tx = None;
+        inner.socket.next();
         inner.driver = None;
     }
 
     fn connect(self: &Rc<Self>) {
         let (generation, hello) = {
             let mut inner = self.inner.borrow_mut();
-            inner.generation += 1;
-            inner.tx = None;
-            let generation = inner.generation;
+            let generation = inner.socket.next();
             let Some(driver) = inner.driver.as_mut() else {
                 return;
             };
@@ -125,43 +87,22 @@ impl Controller {
             self.closed(generation, Some(Broken::Handshake));
             return;
         };
-        let Ok(socket) = WebSocket::open(&bank_url()) else {
+        let (this, that) = (Rc::clone(self), Rc::clone(self));
+        let opened = self.inner.borrow_mut().socket.open(
+            hello,
+            move |frame| this.frame(generation, frame),
+            move |broken| that.closed(generation, broken),
+        );
+        if !opened {
             self.closed(generation, None);
-            return;
-        };
-        let (mut sink, mut stream) = socket.split();
-        let (tx, mut rx) = mpsc::unbounded::<String>();
-        let _ = tx.unbounded_send(hello);
-        self.inner.borrow_mut().tx = Some(tx);
-        spawn_local(async move {
-            while let Some(text) = rx.next().await {
-                if sink.send(Message::Text(text)).await.is_err() {
-                    break;
-                }
-            }
-            let _ = sink.close().await;
-        });
-        let this = Rc::clone(self);
-        spawn_local(async move {
-            let mut broken = None;
-            while let Some(message) = stream.next().await {
-                let Ok(Message::Text(text)) = message else {
-                    break;
-                };
-                if let Err(why) = this.frame(generation, text.as_bytes()) {
-                    broken = Some(why);
-                    break;
-                }
-            }
-            this.closed(generation, broken);
-        });
+        }
     }
 
     /// One frame from the bank: hand it to the driver, send what it says, show what happened.
     fn frame(self: &Rc<Self>, generation: u64, frame: &[u8]) -> Result<(), Broken> {
         let out = {
             let mut inner = self.inner.borrow_mut();
-            if inner.generation != generation {
+            if !inner.socket.is_current(generation) {
                 return Err(Broken::Unexpected);
             }
             let Some(driver) = inner.driver.as_mut() else {
@@ -174,11 +115,7 @@ impl Controller {
     }
 
     fn deliver(self: &Rc<Self>, out: Output) {
-        if let Some(tx) = &self.inner.borrow().tx {
-            for frame in out.send {
-                let _ = tx.unbounded_send(frame);
-            }
-        }
+        self.inner.borrow().socket.send(out.send);
         for event in out.events {
             let follow_up = match &event {
                 Event::Connected => {
@@ -206,10 +143,10 @@ impl Controller {
     fn closed(self: &Rc<Self>, generation: u64, broken: Option<Broken>) {
         let (events, failures) = {
             let mut inner = self.inner.borrow_mut();
-            if inner.generation != generation {
+            if !inner.socket.is_current(generation) {
                 return;
             }
-            inner.tx = None;
+            inner.socket.close();
             let Some(driver) = inner.driver.as_mut() else {
                 return;
             };
@@ -230,14 +167,8 @@ impl Controller {
         };
         self.dispatch.emit(Action::Link(link));
         let this = Rc::clone(self);
-        let delay = if failures == 0 {
-            100
-        } else {
-            backoff_ms(failures)
-        };
-        spawn_local(async move {
-            gloo_timers::future::TimeoutFuture::new(delay).await;
-            if this.inner.borrow().generation == generation {
+        socket::after_backoff(failures, move || {
+            if this.inner.borrow().socket.is_current(generation) {
                 this.connect();
             }
         });
@@ -262,7 +193,7 @@ impl Controller {
             }
             Some(Err(_)) => {
                 self.dispatch.emit(Action::Pending(form_of(kind)));
-                let generation = self.inner.borrow().generation;
+                let generation = self.inner.borrow().socket.generation();
                 self.closed(generation, Some(Broken::Record));
             }
         }

@@ -6,159 +6,20 @@
 //! `/usr/bin/chromedriver` + `/usr/bin/chromium`; `cargo xtask test` does both, so the test is
 //! ignored in a plain `cargo test`. Screenshots go to `target/e2e-artifacts/console-*.png`.
 
-use std::net::TcpListener as StdListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use atm_client::{AuthFile, Client as AtmClient};
-use fantoccini::{elements::Element, Client, ClientBuilder, Locator};
+use e2e::{
+    browser, click, enroll_by_link, open_bank, serve, shot, start_chromedriver, type_into,
+    wait_contains, wait_css, wait_text, Res,
+};
+use fantoccini::{Client, Locator};
 use protocol::{Cents, FullName, Password, Request, Response, TxId, Username};
 use rand_core::OsRng;
-use serde_json::json;
-use tokio::sync::oneshot;
-
-type Res<T = ()> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
 const OPERATOR: &str = "ops";
 const OPERATOR_PASSWORD: &str = "operator password 1";
 const CAROL_PASSWORD: &str = "carol's good password";
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("e2e/ is in the repo")
-        .to_owned()
-}
-
-fn dist_dir() -> PathBuf {
-    std::env::var_os("ATM_E2E_DIST").map_or_else(|| repo_root().join("dist"), PathBuf::from)
-}
-
-fn artifacts_dir() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map_or_else(|| repo_root().join("target"), |d| repo_root().join(d));
-    target.join("e2e-artifacts")
-}
-
-/// The chromedriver this test starts; killed (by its own handle) when dropped.
-struct Driver {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn start_chromedriver() -> Res<Driver> {
-    // Chromedriver cannot report a port it picked, so pick a free one for it.
-    let port = StdListener::bind("127.0.0.1:0")?.local_addr()?.port();
-    let child = Command::new("/usr/bin/chromedriver")
-        .arg(format!("--port={port}"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()?;
-    let driver = Driver {
-        child,
-        url: format!("http://127.0.0.1:{port}"),
-    };
-    for _ in 0..100 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_ok()
-        {
-            return Ok(driver);
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    Err("chromedriver did not start".into())
-}
-
-/// A fresh headless Chromium (its own profile, so its own localStorage).
-async fn browser(driver: &Driver, profile: &Path, width: u32, height: u32) -> Res<Client> {
-    // A phone is emulated: Chromium will not open a window narrower than 500 pixels.
-    let mobile = (width < 500).then(|| {
-        json!({"deviceMetrics": {"width": width, "height": height, "pixelRatio": 1.0, "mobile": true, "touch": true}})
-    });
-    let mut caps = json!({
-        "goog:chromeOptions": {
-            "binary": "/usr/bin/chromium",
-            "args": [
-                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--disable-quic", "--no-first-run", "--hide-scrollbars",
-                format!("--user-data-dir={}", profile.display()),
-                format!("--window-size={width},{height}"),
-            ]
-        }
-    });
-    if let Some(mobile) = mobile {
-        caps["goog:chromeOptions"]["mobileEmulation"] = mobile;
-    }
-    let serde_json::Value::Object(caps) = caps else {
-        unreachable!()
-    };
-    let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-        .capabilities(caps)
-        .connect(&driver.url)
-        .await?;
-    Ok(client)
-}
-
-/// Saves a full-page screenshot as `target/e2e-artifacts/<name>.png`.
-async fn shot(c: &Client, name: &str) -> Res {
-    let dir = artifacts_dir();
-    std::fs::create_dir_all(&dir)?;
-    let png = c.screenshot().await?;
-    std::fs::write(dir.join(format!("{name}.png")), png)?;
-    Ok(())
-}
-
-async fn wait_css(c: &Client, css: &str) -> Res<Element> {
-    Ok(c.wait()
-        .at_most(Duration::from_secs(30))
-        .for_element(Locator::Css(css))
-        .await?)
-}
-
-/// Waits until the element's text equals `want`; returns the last text seen otherwise.
-async fn wait_text(c: &Client, css: &str, want: &str) -> Res {
-    let mut last = String::new();
-    for _ in 0..300 {
-        if let Ok(el) = c.find(Locator::Css(css)).await {
-            if let Ok(text) = el.text().await {
-                if text.trim() == want {
-                    return Ok(());
-                }
-                last = text;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    Err(format!("{css}: wanted {want:?}, last saw {last:?}").into())
-}
-
-/// Waits until the element's text contains `want`.
-async fn wait_contains(c: &Client, css: &str, want: &str) -> Res<String> {
-    let mut last = String::new();
-    for _ in 0..300 {
-        if let Ok(el) = c.find(Locator::Css(css)).await {
-            if let Ok(text) = el.text().await {
-                if text.contains(want) {
-                    return Ok(text);
-                }
-                last = text;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    Err(format!("{css}: wanted text containing {want:?}, last saw {last:?}").into())
-}
 
 /// Waits until some row matching `rows_css` has text containing every one of `wants`.
 async fn wait_row(c: &Client, rows_css: &str, wants: &[&str]) -> Res<String> {
@@ -179,18 +40,6 @@ async fn wait_row(c: &Client, rows_css: &str, wants: &[&str]) -> Res<String> {
     Err(format!("no {rows_css} row with {wants:?}; rows: {last:?}").into())
 }
 
-async fn type_into(c: &Client, id: &str, text: &str) -> Res {
-    let el = c.find(Locator::Id(id)).await?;
-    el.clear().await?;
-    el.send_keys(text).await?;
-    Ok(())
-}
-
-async fn click(c: &Client, id: &str) -> Res {
-    c.find(Locator::Id(id)).await?.click().await?;
-    Ok(())
-}
-
 async fn text_of(c: &Client, css: &str) -> Res<String> {
     Ok(c.find(Locator::Css(css))
         .await?
@@ -202,16 +51,8 @@ async fn text_of(c: &Client, css: &str) -> Res<String> {
 
 /// Opens the console link and waits for the handshake; the key must leave the address bar.
 async fn enroll_console(c: &Client, link: &str) -> Res {
-    c.goto(link).await?;
-    wait_css(c, "#console-link-state[data-state='Up']").await?;
-    let url = c.current_url().await?;
-    assert_eq!(
-        url.fragment(),
-        None,
-        "the key stays in the address bar: {url}"
-    );
-    assert!(!url.as_str().contains("key="), "{url}");
-    assert_eq!(url.path(), "/console", "{url}");
+    let path = enroll_by_link(c, link, "#console-link-state[data-state='Up']").await?;
+    assert_eq!(path, "/console", "{link}");
     Ok(())
 }
 
@@ -234,22 +75,8 @@ async fn native_handshake_accepted(addr: &str, auth: &AuthFile) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs the release web bundle and chromedriver; run by `cargo xtask test`"]
 async fn bank_console_end_to_end() -> Res {
-    let dist = dist_dir();
-    assert!(
-        dist.join("index.html").is_file(),
-        "no web bundle in {}: run `trunk build --release` (cargo xtask test does)",
-        dist.display()
-    );
     let tmp = tempfile::tempdir()?;
-    let mut config = bank_server::Config::new(
-        tmp.path().join("data"),
-        tmp.path().join("bank.auth"),
-        tmp.path().join("audit.key"),
-    );
-    config.web_root = dist;
-    config.output = bank_server::Output::Memory(std::sync::Arc::default());
-    let bank = tokio::task::spawn_blocking(move || bank_server::open(config)).await??;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let (bank, listener) = open_bank(tmp.path()).await?;
     let addr = listener.local_addr()?.to_string();
     let base = format!("http://{addr}");
     // The operator and their console terminal, and the console link the bank prints.
@@ -261,10 +88,7 @@ async fn bank_console_end_to_end() -> Res {
     )?;
     let console_link = bank_server::terminals::console_link(&base, &console).to_string();
     let atm = AuthFile::load(&bank.config().auth_file)?;
-    let (stop, stopped) = oneshot::channel::<()>();
-    let server = tokio::spawn(bank_server::serve(listener, bank, async move {
-        let _ = stopped.await;
-    }));
+    let serving = serve(listener, bank);
 
     let driver = start_chromedriver().await?;
     let wide = browser(&driver, &tmp.path().join("chrome-wide"), 1280, 900).await?;
@@ -286,8 +110,7 @@ async fn bank_console_end_to_end() -> Res {
     let _ = wide.close().await;
     let _ = phone.close().await;
     drop(driver);
-    let _ = stop.send(());
-    server.await??;
+    serving.stop().await?;
     result
 }
 

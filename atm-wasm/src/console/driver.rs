@@ -7,10 +7,9 @@
 
 use std::collections::VecDeque;
 
-use protocol::client::{self, AwaitServerHello};
-use protocol::{
-    ClientSession, Config, Password, Psk, Request, Response, TerminalId, TerminalName, Username,
-};
+use protocol::{Config, Password, Psk, Request, Response, TerminalId, TerminalName, Username};
+
+use crate::connection::{Broken, Connection, Received};
 
 /// Something the operator (or the refresh timer) asks the bank. No `Debug`: it may hold a
 /// password.
@@ -108,39 +107,16 @@ pub enum ConsoleEvent {
 }
 
 /// Why the driver could not go on with this connection; the caller closes the socket and
-/// calls [`ConsoleDriver::disconnected`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ConsoleBroken {
-    /// The bank's handshake answer did not verify (wrong key, revoked terminal, not a bank).
-    Handshake,
-    /// A record did not open (tampered, replayed, stale) or could not be sealed.
-    Record,
-    /// A frame arrived when none was expected.
-    Unexpected,
-}
+/// calls [`ConsoleDriver::disconnected`]. The same reasons as the ATM's.
+pub type ConsoleBroken = Broken;
 
 /// Frames to send (in order) and events to show, from one step of the driver.
-#[derive(Debug, Default, PartialEq)]
-pub struct ConsoleOutput {
-    /// Frames to write to the socket, in order.
-    pub send: Vec<String>,
-    /// What happened.
-    pub events: Vec<ConsoleEvent>,
-}
-
-enum Link {
-    Down,
-    Handshaking(AwaitServerHello),
-    Up(ClientSession),
-}
+pub type ConsoleOutput = crate::connection::Output<ConsoleEvent>;
 
 /// One console's protocol state across connections. Keys live only here, in memory; a
 /// password lives here only while its login is waiting or unanswered.
 pub struct ConsoleDriver {
-    config: Config,
-    terminal: TerminalId,
-    psk: Psk,
-    link: Link,
+    link: Connection,
     /// Whether the bank welcomed an operator on this connection.
     logged_in: bool,
     /// The one request sent and not yet answered (the bank answers lock-step).
@@ -153,10 +129,7 @@ impl ConsoleDriver {
     /// A driver for this console terminal, not connected.
     pub fn new(terminal: TerminalId, psk: Psk, config: Config) -> Self {
         Self {
-            config,
-            terminal,
-            psk,
-            link: Link::Down,
+            link: Connection::new(terminal, psk, config),
             logged_in: false,
             sent: None,
             waiting: VecDeque::new(),
@@ -165,12 +138,12 @@ impl ConsoleDriver {
 
     /// The terminal this driver speaks for.
     pub fn terminal(&self) -> &TerminalId {
-        &self.terminal
+        self.link.terminal()
     }
 
     /// `true` once the handshake has finished on the current connection.
     pub fn is_up(&self) -> bool {
-        matches!(self.link, Link::Up(_))
+        self.link.is_up()
     }
 
     /// `true` between an operator welcome and a logout or disconnect.
@@ -195,11 +168,7 @@ impl ConsoleDriver {
         rng: &mut impl protocol::Rng,
         now_ms: u64,
     ) -> Result<String, ConsoleBroken> {
-        let (state, hello) =
-            client::start(&self.config, self.terminal.clone(), &self.psk, rng, now_ms)
-                .map_err(|_| ConsoleBroken::Handshake)?;
-        self.link = Link::Handshaking(state);
-        Ok(hello)
+        self.link.connect(rng, now_ms)
     }
 
     /// Queues an operation, sealing it at once when the link is up and nothing is outstanding.
@@ -229,13 +198,8 @@ impl ConsoleDriver {
         rng: &mut impl protocol::Rng,
         now_ms: u64,
     ) -> Result<ConsoleOutput, ConsoleBroken> {
-        match std::mem::replace(&mut self.link, Link::Down) {
-            Link::Down => Err(ConsoleBroken::Unexpected),
-            Link::Handshaking(state) => {
-                let (session, finished) = state
-                    .read_server_hello(frame, now_ms)
-                    .map_err(|_| ConsoleBroken::Handshake)?;
-                self.link = Link::Up(session);
+        match self.link.receive(frame, now_ms)? {
+            Received::Up(finished) => {
                 let more = self.flush(rng, now_ms)?;
                 let mut send = vec![finished];
                 send.extend(more.send);
@@ -244,10 +208,7 @@ impl ConsoleDriver {
                     events: vec![ConsoleEvent::Connected],
                 })
             }
-            Link::Up(mut session) => {
-                let opened = session.open(frame, now_ms);
-                self.link = Link::Up(session);
-                let response = opened.map_err(|_| ConsoleBroken::Record)?;
+            Received::Reply(response) => {
                 let op = self.sent.take().ok_or(ConsoleBroken::Unexpected)?;
                 match (&op, &response) {
                     (ConsoleOp::Login { .. }, Response::OperatorWelcome { .. }) => {
@@ -269,7 +230,7 @@ impl ConsoleDriver {
     /// The socket closed (or the caller closed it after a [`ConsoleBroken`]). Everything sent
     /// or waiting is reported lost, in order, and a logged-in operator is logged out.
     pub fn disconnected(&mut self) -> Vec<ConsoleEvent> {
-        self.link = Link::Down;
+        self.link.disconnected();
         let mut events: Vec<ConsoleEvent> = self
             .sent
             .take()
@@ -296,19 +257,14 @@ impl ConsoleDriver {
         now_ms: u64,
     ) -> Result<ConsoleOutput, ConsoleBroken> {
         let mut out = ConsoleOutput::default();
-        if self.sent.is_some() {
+        if self.sent.is_some() || !self.link.is_up() {
             return Ok(out);
         }
-        let Link::Up(session) = &mut self.link else {
-            return Ok(out);
-        };
         if let Some(op) = self.waiting.pop_front() {
             let request = op.request();
             // Outstanding before sealing, so a failure reports it lost on disconnect.
             self.sent = Some(op);
-            let frame = session
-                .seal(&request, rng, now_ms)
-                .map_err(|_| ConsoleBroken::Record)?;
+            let frame = self.link.seal(&request, rng, now_ms)?;
             out.send.push(frame);
         }
         Ok(out)

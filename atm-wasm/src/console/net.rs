@@ -1,23 +1,20 @@
-//! The console's link to the bank in the browser: a gloo-net WebSocket carrying the console
-//! driver's frames, a fresh handshake on every (re)connect with backoff, and the 3-second
+//! The console's link to the bank in the browser: the console driver's frames over a
+//! [`Socket`], a fresh handshake on every (re)connect with backoff, and the 3-second
 //! refresh of the dashboard while an operator is logged in.
 
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use futures_channel::mpsc;
-use futures_util::{SinkExt as _, StreamExt as _};
-use gloo_net::websocket::{futures::WebSocket, Message};
 use protocol::{Config, Response};
 use rand_core::OsRng;
-use wasm_bindgen_futures::spawn_local;
 use yew::Callback;
 
 use super::driver::ConsoleOutput;
 use super::driver::{ConsoleBroken, ConsoleDriver, ConsoleEvent, ConsoleKind, ConsoleOp};
 use super::state::{form_of, ConsoleAction, ConsoleForm, Link};
 use crate::enroll::Enrollment;
-use crate::net::{backoff_ms, bank_url, now_ms};
+use crate::net::now_ms;
+use crate::socket::{self, Socket};
 
 /// How often the dashboard asks for fresh numbers.
 pub(crate) const REFRESH_MS: u32 = 3_000;
@@ -27,10 +24,7 @@ const QUICK_DROP_MS: u64 = 5_000;
 
 struct Inner {
     driver: Option<ConsoleDriver>,
-    /// Writes to the current socket.
-    tx: Option<mpsc::UnboundedSender<String>>,
-    /// Bumped per connection, so late callbacks of an old socket are ignored.
-    generation: u64,
+    socket: Socket,
     /// Failed connections in a row: no handshake, or closed before the bank answered anything.
     failures: u32,
     /// Whether the bank answered a request on the current connection.
@@ -50,8 +44,7 @@ impl ConsoleController {
         Rc::new(Self {
             inner: RefCell::new(Inner {
                 driver: None,
-                tx: None,
-                generation: 0,
+                socket: Socket::default(),
                 failures: 0,
                 answered: false,
                 up_since: None,
@@ -77,8 +70,7 @@ impl ConsoleController {
     /// Forgets the console terminal: closes the connection and drops every key.
     pub(crate) fn forget(&self) {
         let mut inner = self.inner.borrow_mut();
-        inner.generation += 1;
-        inner.tx = None;
+        inner.socket.next();
         inner.driver = None;
     }
 
@@ -90,11 +82,9 @@ impl ConsoleController {
     fn connect(self: &Rc<Self>) {
         let (generation, hello) = {
             let mut inner = self.inner.borrow_mut();
-            inner.generation += 1;
-            inner.tx = None;
+            let generation = inner.socket.next();
             inner.answered = false;
             inner.up_since = None;
-            let generation = inner.generation;
             let Some(driver) = inner.driver.as_mut() else {
                 return;
             };
@@ -107,43 +97,22 @@ impl ConsoleController {
             self.closed(generation, Some(ConsoleBroken::Handshake));
             return;
         };
-        let Ok(socket) = WebSocket::open(&bank_url()) else {
+        let (this, that) = (Rc::clone(self), Rc::clone(self));
+        let opened = self.inner.borrow_mut().socket.open(
+            hello,
+            move |frame| this.frame(generation, frame),
+            move |broken| that.closed(generation, broken),
+        );
+        if !opened {
             self.closed(generation, None);
-            return;
-        };
-        let (mut sink, mut stream) = socket.split();
-        let (tx, mut rx) = mpsc::unbounded::<String>();
-        let _ = tx.unbounded_send(hello);
-        self.inner.borrow_mut().tx = Some(tx);
-        spawn_local(async move {
-            while let Some(text) = rx.next().await {
-                if sink.send(Message::Text(text)).await.is_err() {
-                    break;
-                }
-            }
-            let _ = sink.close().await;
-        });
-        let this = Rc::clone(self);
-        spawn_local(async move {
-            let mut broken = None;
-            while let Some(message) = stream.next().await {
-                let Ok(Message::Text(text)) = message else {
-                    break;
-                };
-                if let Err(why) = this.frame(generation, text.as_bytes()) {
-                    broken = Some(why);
-                    break;
-                }
-            }
-            this.closed(generation, broken);
-        });
+        }
     }
 
     /// One frame from the bank: hand it to the driver, send what it says, show what happened.
     fn frame(self: &Rc<Self>, generation: u64, frame: &[u8]) -> Result<(), ConsoleBroken> {
         let out = {
             let mut inner = self.inner.borrow_mut();
-            if inner.generation != generation {
+            if !inner.socket.is_current(generation) {
                 return Err(ConsoleBroken::Unexpected);
             }
             let Some(driver) = inner.driver.as_mut() else {
@@ -168,11 +137,7 @@ impl ConsoleController {
     }
 
     fn deliver(self: &Rc<Self>, out: ConsoleOutput) {
-        if let Some(tx) = &self.inner.borrow().tx {
-            for frame in out.send {
-                let _ = tx.unbounded_send(frame);
-            }
-        }
+        self.inner.borrow().socket.send(out.send);
         for event in out.events {
             let (refresh, restart) = match &event {
                 ConsoleEvent::Connected => (false, false),
@@ -199,7 +164,7 @@ impl ConsoleController {
     fn restart(self: &Rc<Self>) {
         let events = {
             let mut inner = self.inner.borrow_mut();
-            inner.tx = None;
+            inner.socket.close();
             inner.failures = 0;
             inner
                 .driver
@@ -217,10 +182,10 @@ impl ConsoleController {
     fn closed(self: &Rc<Self>, generation: u64, broken: Option<ConsoleBroken>) {
         let (events, failures, dropped_after_handshake) = {
             let mut inner = self.inner.borrow_mut();
-            if inner.generation != generation {
+            if !inner.socket.is_current(generation) {
                 return;
             }
-            inner.tx = None;
+            inner.socket.close();
             let Some(driver) = inner.driver.as_mut() else {
                 return;
             };
@@ -249,14 +214,8 @@ impl ConsoleController {
         };
         self.dispatch.emit(ConsoleAction::Link(link));
         let this = Rc::clone(self);
-        let delay = if failures == 0 {
-            100
-        } else {
-            backoff_ms(failures)
-        };
-        spawn_local(async move {
-            gloo_timers::future::TimeoutFuture::new(delay).await;
-            if this.inner.borrow().generation == generation {
+        socket::after_backoff(failures, move || {
+            if this.inner.borrow().socket.is_current(generation) {
                 this.connect();
             }
         });
@@ -287,7 +246,7 @@ impl ConsoleController {
         match result {
             Ok(out) => self.deliver(out),
             Err(_) => {
-                let generation = self.inner.borrow().generation;
+                let generation = self.inner.borrow().socket.generation();
                 self.closed(generation, Some(ConsoleBroken::Record));
             }
         }

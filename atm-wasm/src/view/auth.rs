@@ -5,7 +5,7 @@ use std::rc::Rc;
 use protocol::{FullName, Password, Username};
 use yew::prelude::*;
 
-use super::widgets::{clear, value, Field, Submit};
+use super::widgets::{clear, login_fields, value, Field, Submit};
 use super::Cmd;
 use crate::driver::Op;
 use crate::state::{Form, State};
@@ -43,26 +43,12 @@ fn login_form(props: &Props) -> Html {
             (username.clone(), password.clone(), props.on_cmd.clone());
         Callback::from(move |e: SubmitEvent| {
             e.prevent_default();
-            let name = value(&username).trim().to_owned();
-            let Some(name) = Username::new(name) else {
-                on_cmd.emit(Cmd::Invalid(
-                    Form::Login,
-                    "Please enter your username.".into(),
-                ));
-                return;
-            };
-            let Some(pass) = Password::new(value(&password)) else {
-                on_cmd.emit(Cmd::Invalid(
-                    Form::Login,
-                    "Please enter your password.".into(),
-                ));
-                return;
-            };
-            clear(&password);
-            on_cmd.emit(Cmd::Send(Op::Login {
-                username: name,
-                password: pass,
-            }));
+            match login_fields(&username, &password, "Please enter your username.") {
+                Ok((username, password)) => {
+                    on_cmd.emit(Cmd::Send(Op::Login { username, password }))
+                }
+                Err(text) => on_cmd.emit(Cmd::Invalid(Form::Login, text.into())),
+            }
         })
     };
     let busy = props.state.is_pending(Form::Login);

@@ -16,7 +16,7 @@ use yew::prelude::*;
 use crate::driver::Op;
 use crate::enroll::{self as enrollment, Enrollment};
 use crate::net::Controller;
-use crate::state::{Action, Form, Link, State};
+use crate::state::{Action, Form, State};
 
 /// What a screen asks the app to do.
 pub(crate) enum Cmd {
@@ -47,76 +47,6 @@ pub(crate) fn app() -> Html {
         })
     };
 
-    // Once: read an enrollment link (removing it from the address bar), else the stored one;
-    // start the idle clock and the activity listeners.
-    {
-        let controller = Rc::clone(&controller);
-        let dispatcher = state.dispatcher();
-        use_effect_with((), move |()| {
-            let from_link = {
-                let (controller, dispatcher) = (Rc::clone(&controller), dispatcher.clone());
-                move || match enrollment::take_from_location() {
-                    Some(Ok(e)) => {
-                        if !enrollment::save(&e) {
-                            dispatcher.dispatch(Action::Invalid(Form::Enroll, NOT_STORED.into()));
-                        }
-                        dispatcher.dispatch(Action::Enrolled(e.terminal.to_string()));
-                        controller.enroll(&e);
-                    }
-                    Some(Err(err)) => {
-                        dispatcher.dispatch(Action::Invalid(Form::Enroll, err.message().into()));
-                    }
-                    None => {}
-                }
-            };
-            from_link();
-            if !controller.has_driver() {
-                if let Some(e) = enrollment::load() {
-                    dispatcher.dispatch(Action::Enrolled(e.terminal.to_string()));
-                    controller.enroll(&e);
-                }
-            }
-            // A link opened in a tab that already shows the ATM only changes the fragment.
-            let on_hash = Closure::<dyn Fn()>::new(from_link);
-            let window = web_sys::window();
-            if let Some(w) = &window {
-                let _ = w.add_event_listener_with_callback(
-                    "hashchange",
-                    on_hash.as_ref().unchecked_ref(),
-                );
-            }
-            let ticker = Rc::clone(&controller);
-            let interval = gloo_timers::callback::Interval::new(1_000, move || ticker.tick());
-            let toucher = Rc::clone(&controller);
-            let on_activity = Closure::<dyn Fn()>::new(move || toucher.touch());
-            if let Some(doc) = web_sys::window().and_then(|w| w.document()) {
-                for kind in ["keydown", "pointerdown", "input"] {
-                    let _ = doc.add_event_listener_with_callback(
-                        kind,
-                        on_activity.as_ref().unchecked_ref(),
-                    );
-                }
-            }
-            move || {
-                drop(interval);
-                if let Some(w) = &window {
-                    let _ = w.remove_event_listener_with_callback(
-                        "hashchange",
-                        on_hash.as_ref().unchecked_ref(),
-                    );
-                }
-                if let Some(doc) = web_sys::window().and_then(|w| w.document()) {
-                    for kind in ["keydown", "pointerdown", "input"] {
-                        let _ = doc.remove_event_listener_with_callback(
-                            kind,
-                            on_activity.as_ref().unchecked_ref(),
-                        );
-                    }
-                }
-            }
-        });
-    }
-
     let on_cmd = {
         let controller = Rc::clone(&controller);
         let dispatcher = state.dispatcher();
@@ -145,6 +75,51 @@ pub(crate) fn app() -> Html {
             Cmd::Dismiss => dispatcher.dispatch(Action::DismissNotice),
         })
     };
+
+    // Once: read an enrollment link (removing it from the address bar), else the stored one;
+    // start the idle clock and the activity listeners.
+    {
+        let controller = Rc::clone(&controller);
+        let dispatcher = state.dispatcher();
+        let on_cmd = on_cmd.clone();
+        use_effect_with((), move |()| {
+            // A link opened in a tab that already shows the ATM only changes the fragment.
+            let stop_following = widgets::follow_enrollment_links(move |link| match link {
+                Ok(e) => on_cmd.emit(Cmd::Enroll(e)),
+                Err(err) => on_cmd.emit(Cmd::Invalid(Form::Enroll, err.message().into())),
+            });
+            if !controller.has_driver() {
+                if let Some(e) = enrollment::load() {
+                    dispatcher.dispatch(Action::Enrolled(e.terminal.to_string()));
+                    controller.enroll(&e);
+                }
+            }
+            let ticker = Rc::clone(&controller);
+            let interval = gloo_timers::callback::Interval::new(1_000, move || ticker.tick());
+            let toucher = Rc::clone(&controller);
+            let on_activity = Closure::<dyn Fn()>::new(move || toucher.touch());
+            if let Some(doc) = web_sys::window().and_then(|w| w.document()) {
+                for kind in ["keydown", "pointerdown", "input"] {
+                    let _ = doc.add_event_listener_with_callback(
+                        kind,
+                        on_activity.as_ref().unchecked_ref(),
+                    );
+                }
+            }
+            move || {
+                drop(interval);
+                stop_following();
+                if let Some(doc) = web_sys::window().and_then(|w| w.document()) {
+                    for kind in ["keydown", "pointerdown", "input"] {
+                        let _ = doc.remove_event_listener_with_callback(
+                            kind,
+                            on_activity.as_ref().unchecked_ref(),
+                        );
+                    }
+                }
+            }
+        });
+    }
 
     let state: Rc<State> = Rc::new((*state).clone());
     let main = match (&state.terminal, &state.account) {
@@ -178,16 +153,11 @@ pub(crate) fn app() -> Html {
         <>
             <a class="skip" href="#main">{ "Skip to content" }</a>
             <header class="top">
-                <div class="brand">
-                    <svg class="logo" viewBox="0 0 24 24" aria-hidden="true" focusable="false">
-                        <path d="M12 2 3 6v6c0 5 3.8 9.3 9 10 5.2-.7 9-5 9-10V6l-9-4Z" />
-                        <path class="tick" d="m8 12 3 3 5-6" />
-                    </svg>
-                    <span>{ "Secure ATM" }</span>
-                </div>
-                <widgets::LinkBadge link={state.link} enrolled={state.terminal.is_some()} />
+                <widgets::Brand name="Secure ATM" />
+                <widgets::LinkBadge link={state.link} enrolled={state.terminal.is_some()}
+                    id="link-state" refused="Terminal refused" />
             </header>
-            <widgets::Banner link={state.link} />
+            <widgets::Banner link={state.link} id="bank-banner" down={BANK_DOWN} refused={REFUSED} />
             <main id="main" tabindex="-1">
                 <widgets::Notice notice={state.notice.clone()} idle={state.idle_warning} on_cmd={on_cmd.clone()} />
                 { main }
@@ -208,13 +178,8 @@ pub(crate) fn app() -> Html {
 const NOT_STORED: &str = "This browser would not store the terminal key (private mode?). \
                           The ATM works until the page is closed.";
 
-/// Shows a link state badge in the header (also used by tests to wait for the handshake).
-pub(crate) fn link_text(link: Link) -> &'static str {
-    match link {
-        Link::Idle => "Not enrolled",
-        Link::Connecting => "Connecting…",
-        Link::Up => "Connected securely",
-        Link::Down(_) => "Bank unreachable",
-        Link::Refused => "Terminal refused",
-    }
-}
+const BANK_DOWN: &str = "The bank cannot be reached right now. The ATM keeps trying; anything \
+                         you started is sent once the connection is back.";
+
+const REFUSED: &str = "The bank did not accept this terminal. Its key may have been revoked or \
+                       the bank reset. Forget this terminal and enroll it again with a new link.";

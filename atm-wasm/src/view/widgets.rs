@@ -1,16 +1,44 @@
-//! Small shared pieces: the link badge and banner, the notice bar, labelled fields with their
-//! error, and the submit button that shows it is working.
+//! Small shared pieces of the ATM and the console: the brand, the link badge and banner, the
+//! notice bar, labelled fields with their error, the submit button that shows it is working,
+//! reading a login form, and following enrollment links in the address bar.
 
+use protocol::{Password, Username};
+use wasm_bindgen::closure::Closure;
+use wasm_bindgen::JsCast as _;
 use yew::prelude::*;
 
-use super::{link_text, Cmd};
+use super::Cmd;
+use crate::enroll::{self as enrollment, EnrollError, Enrollment};
 use crate::state::Link;
+
+#[derive(Properties, PartialEq)]
+pub(crate) struct BrandProps {
+    pub(crate) name: AttrValue,
+}
+
+/// The logo and the page's name, top left.
+#[function_component(Brand)]
+pub(crate) fn brand(props: &BrandProps) -> Html {
+    html! {
+        <div class="brand">
+            <svg class="logo" viewBox="0 0 24 24" aria-hidden="true" focusable="false">
+                <path d="M12 2 3 6v6c0 5 3.8 9.3 9 10 5.2-.7 9-5 9-10V6l-9-4Z" />
+                <path class="tick" d="m8 12 3 3 5-6" />
+            </svg>
+            <span>{ props.name.clone() }</span>
+        </div>
+    }
+}
 
 #[derive(Properties, PartialEq)]
 pub(crate) struct LinkProps {
     pub(crate) link: Link,
     #[prop_or_default]
     pub(crate) enrolled: bool,
+    /// The badge's element id.
+    pub(crate) id: AttrValue,
+    /// What the badge says when the bank refuses this terminal.
+    pub(crate) refused: AttrValue,
 }
 
 /// The connection state, top right.
@@ -24,30 +52,42 @@ pub(crate) fn link_badge(props: &LinkProps) -> Html {
         Link::Connecting | Link::Idle => "badge wait",
         Link::Down(_) | Link::Refused => "badge bad",
     };
+    let text = match props.link {
+        Link::Idle => AttrValue::Static("Not enrolled"),
+        Link::Connecting => AttrValue::Static("Connecting…"),
+        Link::Up => AttrValue::Static("Connected securely"),
+        Link::Down(_) => AttrValue::Static("Bank unreachable"),
+        Link::Refused => props.refused.clone(),
+    };
     html! {
-        <span class={class} id="link-state" data-state={format!("{:?}", props.link)}>
+        <span class={class} id={props.id.clone()} data-state={format!("{:?}", props.link)}>
             <span class="dot" aria-hidden="true"></span>
-            { link_text(props.link) }
+            { text }
         </span>
     }
 }
 
+#[derive(Properties, PartialEq)]
+pub(crate) struct BannerProps {
+    pub(crate) link: Link,
+    /// The banner's element id.
+    pub(crate) id: AttrValue,
+    /// What it says while the bank cannot be reached.
+    pub(crate) down: AttrValue,
+    /// What it says when the bank refuses this terminal.
+    pub(crate) refused: AttrValue,
+}
+
 /// A clear banner when the bank cannot be reached or refuses this terminal.
 #[function_component(Banner)]
-pub(crate) fn banner(props: &LinkProps) -> Html {
+pub(crate) fn banner(props: &BannerProps) -> Html {
     let text = match props.link {
-        Link::Down(n) if n >= 1 => {
-            "The bank cannot be reached right now. The ATM keeps trying; anything you started \
-             is sent once the connection is back."
-        }
-        Link::Refused => {
-            "The bank did not accept this terminal. Its key may have been revoked or the bank \
-             reset. Forget this terminal and enroll it again with a new link."
-        }
+        Link::Down(n) if n >= 1 => props.down.clone(),
+        Link::Refused => props.refused.clone(),
         _ => return html! {},
     };
     html! {
-        <div class="banner" role="alert" id="bank-banner">
+        <div class="banner" role="alert" id={props.id.clone()}>
             <svg viewBox="0 0 24 24" aria-hidden="true" focusable="false"><path d="M12 3 2 21h20L12 3Zm0 6v5m0 3v.5" /></svg>
             <p>{ text }</p>
         </div>
@@ -196,5 +236,45 @@ pub(crate) fn clear(node: &NodeRef) {
 pub(crate) fn focus(node: &NodeRef) {
     if let Some(el) = node.cast::<web_sys::HtmlElement>() {
         let _ = el.focus();
+    }
+}
+
+/// The username and password typed into a login form, emptying the password field; or the
+/// message to show (`no_username` when the username is missing or not valid).
+pub(crate) fn login_fields(
+    username: &NodeRef,
+    password: &NodeRef,
+    no_username: &'static str,
+) -> Result<(Username, Password), &'static str> {
+    let name = Username::new(value(username).trim()).ok_or(no_username)?;
+    let pass = Password::new(value(password)).ok_or("Please enter your password.")?;
+    clear(password);
+    Ok((name, pass))
+}
+
+/// Reads an enrollment link from the address bar (removing it) now, and again whenever one is
+/// opened in this tab (only the fragment changes then); `on_link` gets what each one held.
+/// Returns what stops listening, for the effect's cleanup.
+pub(crate) fn follow_enrollment_links(
+    on_link: impl Fn(Result<Enrollment, EnrollError>) + 'static,
+) -> impl FnOnce() {
+    let from_link = move || {
+        if let Some(link) = enrollment::take_from_location() {
+            on_link(link);
+        }
+    };
+    from_link();
+    let on_hash = Closure::<dyn Fn()>::new(from_link);
+    let window = web_sys::window();
+    if let Some(w) = &window {
+        let _ = w.add_event_listener_with_callback("hashchange", on_hash.as_ref().unchecked_ref());
+    }
+    move || {
+        if let Some(w) = &window {
+            let _ = w.remove_event_listener_with_callback(
+                "hashchange",
+                on_hash.as_ref().unchecked_ref(),
+            );
+        }
     }
 }

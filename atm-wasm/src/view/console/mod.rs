@@ -6,15 +6,15 @@ mod dashboard;
 
 use std::rc::Rc;
 
-use protocol::{Password, Username};
-use wasm_bindgen::closure::Closure;
-use wasm_bindgen::JsCast as _;
 use yew::prelude::*;
 
-use super::widgets::{clear, focus, value, Field, Submit};
+use super::widgets::{
+    clear, focus, follow_enrollment_links, login_fields, value, Banner, Brand, Field, LinkBadge,
+    Submit,
+};
 use crate::console::driver::ConsoleOp;
 use crate::console::net::{ConsoleController, REFRESH_MS};
-use crate::console::state::{ConsoleAction, ConsoleForm, ConsoleState, Link};
+use crate::console::state::{ConsoleAction, ConsoleForm, ConsoleState};
 use crate::enroll::{self as enrollment, Enrollment};
 
 /// What a console screen asks the root to do.
@@ -40,6 +40,12 @@ pub(crate) struct Props {
 const NOT_STORED: &str = "This browser would not store the console key (private mode?). \
                           The console works until the page is closed.";
 
+const BANK_DOWN: &str = "Bank unreachable. The console keeps trying to connect; you will need to \
+                         log in again once it is back.";
+
+const REFUSED: &str = "The bank did not accept this console. Its key may have been revoked or \
+                       the bank reset. Forget this console and enroll it again with a new link.";
+
 /// The whole console page.
 #[function_component(Console)]
 pub(crate) fn console() -> Html {
@@ -52,66 +58,6 @@ pub(crate) fn console() -> Html {
             }))
         })
     };
-
-    // Once: read a console link (removing it from the address bar), else the stored one; start
-    // the refresh timer.
-    {
-        let controller = Rc::clone(&controller);
-        let dispatcher = state.dispatcher();
-        use_effect_with((), move |()| {
-            if let Some(doc) = web_sys::window().and_then(|w| w.document()) {
-                doc.set_title("Bank console · Secure ATM");
-            }
-            let from_link = {
-                let (controller, dispatcher) = (Rc::clone(&controller), dispatcher.clone());
-                move || match enrollment::take_from_location() {
-                    Some(Ok(e)) => {
-                        if !enrollment::save_console(&e) {
-                            dispatcher.dispatch(ConsoleAction::Invalid(
-                                ConsoleForm::Enroll,
-                                NOT_STORED.into(),
-                            ));
-                        }
-                        dispatcher.dispatch(ConsoleAction::Enrolled(e.terminal.to_string()));
-                        controller.enroll(&e);
-                    }
-                    Some(Err(err)) => dispatcher.dispatch(ConsoleAction::Invalid(
-                        ConsoleForm::Enroll,
-                        err.message().into(),
-                    )),
-                    None => {}
-                }
-            };
-            from_link();
-            if !controller.has_driver() {
-                if let Some(e) = enrollment::load_console() {
-                    dispatcher.dispatch(ConsoleAction::Enrolled(e.terminal.to_string()));
-                    controller.enroll(&e);
-                }
-            }
-            let on_hash = Closure::<dyn Fn()>::new(from_link);
-            let window = web_sys::window();
-            if let Some(w) = &window {
-                let _ = w.add_event_listener_with_callback(
-                    "hashchange",
-                    on_hash.as_ref().unchecked_ref(),
-                );
-            }
-            let ticker = Rc::clone(&controller);
-            let interval = gloo_timers::callback::Interval::new(REFRESH_MS, move || {
-                ticker.refresh();
-            });
-            move || {
-                drop(interval);
-                if let Some(w) = &window {
-                    let _ = w.remove_event_listener_with_callback(
-                        "hashchange",
-                        on_hash.as_ref().unchecked_ref(),
-                    );
-                }
-            }
-        });
-    }
 
     let on_cmd = {
         let controller = Rc::clone(&controller);
@@ -138,6 +84,40 @@ pub(crate) fn console() -> Html {
         })
     };
 
+    // Once: read a console link (removing it from the address bar), else the stored one; start
+    // the refresh timer.
+    {
+        let controller = Rc::clone(&controller);
+        let dispatcher = state.dispatcher();
+        let on_cmd = on_cmd.clone();
+        use_effect_with((), move |()| {
+            if let Some(doc) = web_sys::window().and_then(|w| w.document()) {
+                doc.set_title("Bank console · Secure ATM");
+            }
+            let stop_following = follow_enrollment_links(move |link| match link {
+                Ok(e) => on_cmd.emit(Cmd::Enroll(e)),
+                Err(err) => on_cmd.emit(Cmd::Do(ConsoleAction::Invalid(
+                    ConsoleForm::Enroll,
+                    err.message().into(),
+                ))),
+            });
+            if !controller.has_driver() {
+                if let Some(e) = enrollment::load_console() {
+                    dispatcher.dispatch(ConsoleAction::Enrolled(e.terminal.to_string()));
+                    controller.enroll(&e);
+                }
+            }
+            let ticker = Rc::clone(&controller);
+            let interval = gloo_timers::callback::Interval::new(REFRESH_MS, move || {
+                ticker.refresh();
+            });
+            move || {
+                drop(interval);
+                stop_following();
+            }
+        });
+    }
+
     let state: Rc<ConsoleState> = Rc::new((*state).clone());
     let main = match (&state.terminal, &state.operator) {
         (None, _) => html! { <EnrollScreen state={Rc::clone(&state)} on_cmd={on_cmd.clone()} /> },
@@ -156,16 +136,11 @@ pub(crate) fn console() -> Html {
         <>
             <a class="skip" href="#main">{ "Skip to content" }</a>
             <header class="top console-top">
-                <div class="brand">
-                    <svg class="logo" viewBox="0 0 24 24" aria-hidden="true" focusable="false">
-                        <path d="M12 2 3 6v6c0 5 3.8 9.3 9 10 5.2-.7 9-5 9-10V6l-9-4Z" />
-                        <path class="tick" d="m8 12 3 3 5-6" />
-                    </svg>
-                    <span>{ "Bank console" }</span>
-                </div>
-                <LinkBadge link={state.link} enrolled={state.terminal.is_some()} />
+                <Brand name="Bank console" />
+                <LinkBadge link={state.link} enrolled={state.terminal.is_some()}
+                    id="console-link-state" refused="Console refused" />
             </header>
-            <Banner link={state.link} />
+            <Banner link={state.link} id="console-banner" down={BANK_DOWN} refused={REFUSED} />
             <main id="main" tabindex="-1" class="console">
                 <div class="notices" role="status" aria-live="polite">
                     if let Some(text) = &state.notice {
@@ -187,64 +162,6 @@ pub(crate) fn console() -> Html {
                 <span class="muted">{ "All encryption happens in this page. Keys never leave it." }</span>
             </footer>
         </>
-    }
-}
-
-#[derive(Properties, PartialEq)]
-struct LinkProps {
-    link: Link,
-    #[prop_or_default]
-    enrolled: bool,
-}
-
-fn link_text(link: Link) -> &'static str {
-    match link {
-        Link::Idle => "Not enrolled",
-        Link::Connecting => "Connecting…",
-        Link::Up => "Connected securely",
-        Link::Down(_) => "Bank unreachable",
-        Link::Refused => "Console refused",
-    }
-}
-
-/// The connection state, top right.
-#[function_component(LinkBadge)]
-fn link_badge(props: &LinkProps) -> Html {
-    if !props.enrolled {
-        return html! {};
-    }
-    let class = match props.link {
-        Link::Up => "badge ok",
-        Link::Connecting | Link::Idle => "badge wait",
-        Link::Down(_) | Link::Refused => "badge bad",
-    };
-    html! {
-        <span class={class} id="console-link-state" data-state={format!("{:?}", props.link)}>
-            <span class="dot" aria-hidden="true"></span>
-            { link_text(props.link) }
-        </span>
-    }
-}
-
-/// A clear banner when the bank cannot be reached or refuses this console.
-#[function_component(Banner)]
-fn banner(props: &LinkProps) -> Html {
-    let text = match props.link {
-        Link::Down(n) if n >= 1 => {
-            "Bank unreachable. The console keeps trying to connect; you will need to log in \
-             again once it is back."
-        }
-        Link::Refused => {
-            "The bank did not accept this console. Its key may have been revoked or the bank \
-             reset. Forget this console and enroll it again with a new link."
-        }
-        _ => return html! {},
-    };
-    html! {
-        <div class="banner" role="alert" id="console-banner">
-            <svg viewBox="0 0 24 24" aria-hidden="true" focusable="false"><path d="M12 3 2 21h20L12 3Zm0 6v5m0 3v.5" /></svg>
-            <p>{ text }</p>
-        </div>
     }
 }
 
@@ -340,25 +257,15 @@ fn login_screen(props: &Props) -> Html {
             (username.clone(), password.clone(), props.on_cmd.clone());
         Callback::from(move |e: SubmitEvent| {
             e.prevent_default();
-            let invalid = |text: &str| {
-                on_cmd.emit(Cmd::Do(ConsoleAction::Invalid(
+            match login_fields(&username, &password, "Please enter your operator username.") {
+                Ok((username, password)) => {
+                    on_cmd.emit(Cmd::Send(ConsoleOp::Login { username, password }));
+                }
+                Err(text) => on_cmd.emit(Cmd::Do(ConsoleAction::Invalid(
                     ConsoleForm::Login,
                     text.to_owned(),
-                )));
-            };
-            let Some(name) = Username::new(value(&username).trim()) else {
-                invalid("Please enter your operator username.");
-                return;
-            };
-            let Some(pass) = Password::new(value(&password)) else {
-                invalid("Please enter your password.");
-                return;
-            };
-            clear(&password);
-            on_cmd.emit(Cmd::Send(ConsoleOp::Login {
-                username: name,
-                password: pass,
-            }));
+                ))),
+            }
         })
     };
     let busy = props.state.is_pending(ConsoleForm::Login);
