@@ -214,8 +214,19 @@ fn main() -> ExitCode {
     }
 }
 
+/// Most threads in the bank's blocking pool (see `serve`).
+const BLOCKING_THREADS: usize = 32;
+
 fn serve(opts: &Opts) -> Result<(), StartError> {
-    let runtime = tokio::runtime::Runtime::new().map_err(|e| StartError::Io(e.to_string()))?;
+    // Blocking work is short ledger calls (which the combining writer batches: more threads
+    // would only wait on its lock), one group flush at a time and the bounded Argon2 pool, so
+    // a small pool is enough; tokio's default of 512 threads costs memory under a burst of
+    // logins and gains nothing.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .max_blocking_threads(BLOCKING_THREADS)
+        .build()
+        .map_err(|e| StartError::Io(e.to_string()))?;
     runtime.block_on(async {
         use tokio::signal::unix::{signal, SignalKind};
         let io = |e: std::io::Error| StartError::Io(e.to_string());
