@@ -200,12 +200,14 @@ impl std::error::Error for VerifyError {}
 /// Walks the chain's structure: each entry long enough, at its position, chained by hash to
 /// the one before; `each` then checks the entry's MAC and contents (or nothing). Returns the
 /// hash of the last entry, or the first bad entry.
-fn walk(
-    entries: &[(u64, Vec<u8>)],
+fn walk<E: AsRef<[u8]>>(
+    entries: impl IntoIterator<Item = (u64, E)>,
     mut each: impl FnMut(&[u8]) -> Result<(), &'static str>,
-) -> Result<[u8; 32], VerifyError> {
+) -> Result<(u64, [u8; 32]), VerifyError> {
     let mut prev_hash = [0u8; 32];
+    let mut count = 0u64;
     for (position, (stored_at, entry)) in (0u64..).zip(entries) {
+        let entry = entry.as_ref();
         let fail = |problem| VerifyError {
             entry: position,
             problem,
@@ -214,7 +216,7 @@ fn walk(
             return Err(fail("too short"));
         }
         let seq = u64::from_be_bytes(entry[..8].try_into().expect("8 bytes"));
-        if *stored_at != position || seq != position {
+        if stored_at != position || seq != position {
             return Err(fail("missing, moved or out of order"));
         }
         if entry[8..40] != prev_hash {
@@ -222,8 +224,9 @@ fn walk(
         }
         each(entry).map_err(fail)?;
         prev_hash = sha256(&[entry]);
+        count = position + 1;
     }
-    Ok(prev_hash)
+    Ok((count, prev_hash))
 }
 
 /// The head must point just past the last entry (`count` entries ending in `prev_hash`) and,
@@ -259,7 +262,8 @@ pub fn verify(
 ) -> Result<Vec<AuditEvent>, VerifyError> {
     let mut key = first_key.clone();
     let mut events = Vec::with_capacity(entries.len());
-    let prev_hash = walk(entries, |entry| {
+    let pairs = entries.iter().map(|(at, entry)| (*at, entry));
+    let (count, prev_hash) = walk(pairs, |entry| {
         let (seq, rest) = entry.split_at(8);
         let (prev, rest) = rest.split_at(32);
         let (iv, rest) = rest.split_at(16);
@@ -281,7 +285,7 @@ pub fn verify(
         key = key.evolve();
         Ok(())
     })?;
-    check_head(events.len() as u64, prev_hash, head, |h| h.key.ct_eq(&key))?;
+    check_head(count, prev_hash, head, |h| h.key.ct_eq(&key))?;
     Ok(events)
 }
 
@@ -289,12 +293,12 @@ pub fn verify(
 /// chained by hash to the one before, and the head points past the last one. Returns how many
 /// entries are linked, or the first entry that is not. (Edits by someone who rewrites the
 /// following hashes too are caught only by the MACs: [`verify`], with the auditor's key.)
-pub fn check_links(
-    entries: &[(u64, Vec<u8>)],
+/// `entries` stream in storage order, so a long log is never held in memory.
+pub fn check_links<E: AsRef<[u8]>>(
+    entries: impl IntoIterator<Item = (u64, E)>,
     head: Option<&ChainHead>,
 ) -> Result<u64, VerifyError> {
-    let prev_hash = walk(entries, |_| Ok(()))?;
-    let count = entries.len() as u64;
+    let (count, prev_hash) = walk(entries, |_| Ok(()))?;
     check_head(count, prev_hash, head, |_| true)?;
     Ok(count)
 }
@@ -352,21 +356,23 @@ mod tests {
     #[test]
     fn links_catch_deletion_reordering_truncation_and_plain_edits() {
         let (_, entries, head) = chain(4);
-        assert_eq!(check_links(&entries, Some(&head)), Ok(4));
+        assert_eq!(check_links(entries.clone(), Some(&head)), Ok(4));
         let mut edited = entries.clone();
         edited[1].1[70] ^= 1; // inside entry 1: entry 2 no longer chains to it
-        assert_eq!(check_links(&edited, Some(&head)).unwrap_err().entry, 2);
+        assert_eq!(check_links(edited, Some(&head)).unwrap_err().entry, 2);
         let mut deleted = entries.clone();
         deleted.remove(1);
-        assert_eq!(check_links(&deleted, Some(&head)).unwrap_err().entry, 1);
+        assert_eq!(check_links(deleted, Some(&head)).unwrap_err().entry, 1);
         let mut swapped = entries.clone();
         swapped.swap(1, 2);
-        assert_eq!(check_links(&swapped, Some(&head)).unwrap_err().entry, 1);
+        assert_eq!(check_links(swapped, Some(&head)).unwrap_err().entry, 1);
         assert_eq!(
-            check_links(&entries[..3], Some(&head)).unwrap_err().entry,
+            check_links(entries[..3].to_vec(), Some(&head))
+                .unwrap_err()
+                .entry,
             3
         );
-        assert!(check_links(&entries, None).is_err());
+        assert!(check_links(entries, None).is_err());
     }
 
     #[test]

@@ -13,7 +13,7 @@ use protocol::{
     MAX_PLAINTEXT_LEN,
 };
 
-use crate::audit::{self, AuditEvent};
+use crate::audit::AuditEvent;
 use crate::bank::{
     charge_login, durable, hash_refusal, ledger, login_failed, refusal, refuse, SessionCtx,
 };
@@ -22,6 +22,8 @@ use crate::terminals::new_terminal;
 use crate::{now_ms, Shared};
 
 const DAY_MS: u64 = 86_400_000;
+/// How long one audit-chain link check serves every console's overview.
+const CHAIN_CHECK_MS: u64 = 10_000;
 
 /// Answers a console request (the caller has checked that the terminal is a console).
 pub(crate) async fn handle(
@@ -104,18 +106,23 @@ async fn login(
 async fn overview(shared: &Arc<Shared>) -> Response {
     let now = now_ms();
     let day_start = now - now % DAY_MS;
+    let cached = shared.chain_status.lock().ok().and_then(|c| c.clone());
     let checked = ledger(shared, move |l| {
         let totals = l.totals(now, day_start, CHART_MINUTES)?;
-        let log = l.audit_log()?;
-        let chain = match audit::check_links(&log.entries, log.head.as_ref()) {
-            Ok(entries) => ChainStatus::Linked { entries },
-            Err(e) => {
-                tracing::error!(entry = e.entry, problem = e.problem, "audit chain broken");
-                ChainStatus::Broken {
-                    entry: e.entry,
-                    problem: e.problem.to_owned(),
+        // The link check hashes the whole log: at most once per CHAIN_CHECK_MS for all
+        // consoles together.
+        let chain = match cached {
+            Some((at, chain)) if now.saturating_sub(at) < CHAIN_CHECK_MS => chain,
+            _ => match l.check_audit_links()? {
+                Ok(entries) => ChainStatus::Linked { entries },
+                Err(e) => {
+                    tracing::error!(entry = e.entry, problem = e.problem, "audit chain broken");
+                    ChainStatus::Broken {
+                        entry: e.entry,
+                        problem: e.problem.to_owned(),
+                    }
                 }
-            }
+            },
         };
         Ok((totals, chain))
     })
@@ -124,6 +131,14 @@ async fn overview(shared: &Arc<Shared>) -> Response {
         Ok(found) => found,
         Err(e) => return refusal(&e),
     };
+    if let Ok(mut cache) = shared.chain_status.lock() {
+        if cache
+            .as_ref()
+            .is_none_or(|(at, _)| now.saturating_sub(*at) >= CHAIN_CHECK_MS)
+        {
+            *cache = Some((now, chain.clone()));
+        }
+    }
     let (sessions_total, sessions) = shared.live.snapshot(MAX_LISTED_SESSIONS);
     Response::Overview(Box::new(Overview {
         now_ms: now,

@@ -246,6 +246,9 @@ pub trait Ledger: Send + Sync + 'static {
     fn init_audit(&self, first_key: &AuditKey) -> Result<bool, LedgerError>;
     /// The stored audit log.
     fn audit_log(&self) -> Result<AuditLog, LedgerError>;
+    /// [`crate::audit::check_links`] over the stored log, streamed (never loaded whole): how
+    /// many entries are linked, or the first that is not.
+    fn check_audit_links(&self) -> Result<Result<u64, crate::audit::VerifyError>, LedgerError>;
     /// Resolves once everything committed so far is on disk (concurrent callers share one
     /// sync).
     fn durable(&self) -> BoxFuture<'static, Result<(), LedgerError>>;

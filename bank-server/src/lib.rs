@@ -181,6 +181,8 @@ pub(crate) struct Shared {
     pub(crate) next_conn: AtomicU64,
     /// Open sessions, for the console.
     pub(crate) live: live::Registry,
+    /// The console's last audit-chain link check: (when, Unix ms; what it found).
+    pub(crate) chain_status: std::sync::Mutex<Option<(u64, protocol::console::ChainStatus)>>,
 }
 
 /// A prepared bank (the router's state). Cloning shares it.
@@ -227,6 +229,7 @@ pub fn open(config: Config) -> Result<Bank, StartError> {
             tracker: TaskTracker::new(),
             next_conn: AtomicU64::new(1),
             live: live::Registry::default(),
+            chain_status: std::sync::Mutex::new(None),
         }),
     })
 }

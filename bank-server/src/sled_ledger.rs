@@ -308,6 +308,16 @@ impl SledLedger {
         }
     }
 
+    /// The audit log's head, if the log exists.
+    fn head(&self) -> Result<Option<ChainHead>, LedgerError> {
+        match self.meta.get(HEAD_KEY).map_err(storage)? {
+            Some(bytes) => ChainHead::from_bytes(&bytes)
+                .map(Some)
+                .ok_or_else(|| LedgerError::Storage("audit head corrupt".into())),
+            None => Ok(None),
+        }
+    }
+
     fn account(view: &View<'_>, account: &AccountNumber) -> TxResult<AccountRecord> {
         match view.accounts.get(account.as_str())? {
             Some(bytes) => decode(&bytes).or_else(abort),
@@ -643,14 +653,7 @@ impl Ledger for SledLedger {
     }
 
     fn recent_audit(&self, limit: usize) -> Result<RecentAudit, LedgerError> {
-        let total = match self.meta.get(HEAD_KEY).map_err(storage)? {
-            Some(bytes) => {
-                ChainHead::from_bytes(&bytes)
-                    .ok_or_else(|| LedgerError::Storage("audit head corrupt".into()))?
-                    .next_seq
-            }
-            None => 0,
-        };
+        let total = self.head()?.map_or(0, |head| head.next_seq);
         let recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
         Ok(RecentAudit {
             total,
@@ -686,14 +689,26 @@ impl Ledger for SledLedger {
                 Ok((seq, value.to_vec()))
             })
             .collect::<Result<Vec<_>, LedgerError>>()?;
-        let head = match self.meta.get(HEAD_KEY).map_err(storage)? {
-            Some(bytes) => Some(
-                ChainHead::from_bytes(&bytes)
-                    .ok_or_else(|| LedgerError::Storage("audit head corrupt".into()))?,
-            ),
-            None => None,
-        };
-        Ok(AuditLog { entries, head })
+        Ok(AuditLog {
+            entries,
+            head: self.head()?,
+        })
+    }
+
+    fn check_audit_links(&self) -> Result<Result<u64, crate::audit::VerifyError>, LedgerError> {
+        let head = self.head()?;
+        let mut failure = None;
+        let entries = self.audit.iter().map_while(|item| {
+            let entry = item.map_err(storage).and_then(|(key, value)| {
+                let seq = <[u8; 8]>::try_from(key.as_ref())
+                    .map(u64::from_be_bytes)
+                    .map_err(|_| LedgerError::Storage("corrupt audit key".into()))?;
+                Ok((seq, value))
+            });
+            entry.map_err(|e| failure = Some(e)).ok()
+        });
+        let checked = crate::audit::check_links(entries, head.as_ref());
+        failure.map_or(Ok(checked), Err)
     }
 
     fn durable(&self) -> BoxFuture<'static, Result<(), LedgerError>> {
