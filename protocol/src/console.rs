@@ -243,7 +243,8 @@ pub struct Overview {
     pub sessions_total: u64,
     /// The newest open sessions (at most [`MAX_LISTED_SESSIONS`]).
     pub sessions: Vec<LiveSession>,
-    /// The audit chain's links, checked now.
+    /// The audit chain's links, as checked at most a few seconds ago (the reference bank
+    /// checks at most every 10 s: the check hashes the whole log).
     pub chain: ChainStatus,
 }
 
