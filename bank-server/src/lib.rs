@@ -28,6 +28,7 @@ pub mod output;
 pub mod passwords;
 mod session;
 pub mod sled_ledger;
+mod tally;
 pub mod terminals;
 pub mod throttle;
 mod web;

@@ -24,6 +24,7 @@ use crate::ledger::{
     Applied, AuditLog, Ledger, LedgerError, Movement, NewAccount, OperatorRecord, RecentAudit,
     TerminalRecord, ThrottleState, Totals, UserRecord,
 };
+use crate::tally::{Delta, Tally};
 
 const HEAD_KEY: &[u8] = b"audit_head";
 /// How many appended audit events the ledger remembers in memory for the console.
@@ -59,8 +60,17 @@ struct View<'a> {
     audit: &'a TransactionalTree,
     meta: &'a TransactionalTree,
     operators: &'a TransactionalTree,
-    /// Audit events appended in this attempt, remembered once it commits.
-    appended: &'a RefCell<Vec<(u64, AuditEvent)>>,
+    /// What this attempt did that memory must learn once it commits.
+    pending: &'a RefCell<Pending>,
+}
+
+/// What a transaction attempt did, applied to the in-memory state only once it commits.
+#[derive(Default)]
+struct Pending {
+    /// Audit events appended, for the console's recent entries.
+    audit: Vec<(u64, AuditEvent)>,
+    /// Movements of the running totals.
+    tally: Delta,
 }
 
 type TxResult<T> = Result<T, ConflictableTransactionError<LedgerError>>;
@@ -136,8 +146,9 @@ fn append_audit(view: &View<'_>, event: &AuditEvent) -> TxResult<()> {
     view.audit
         .insert(head.next_seq.to_be_bytes().to_vec(), entry)?;
     view.meta.insert(HEAD_KEY, next.to_bytes().as_slice())?;
-    view.appended
+    view.pending
         .borrow_mut()
+        .audit
         .push((head.next_seq, event.clone()));
     Ok(())
 }
@@ -154,6 +165,8 @@ pub struct SledLedger {
     meta: Tree,
     throttle: Tree,
     operators: Tree,
+    /// Running totals for the console (counted at open, then moved by each commit).
+    tally: Mutex<Tally>,
     /// The newest audit events appended since opening, newest last.
     recent: Mutex<VecDeque<(u64, AuditEvent)>>,
     /// Committed revocations since opening (see [`Ledger::revocations`]).
@@ -182,7 +195,7 @@ impl SledLedger {
         })?;
         let db = Arc::new(db);
         let tree = |name: &str| db.open_tree(name).map_err(storage);
-        Ok(Self {
+        let ledger = Self {
             users: tree("users")?,
             accounts: tree("accounts")?,
             txs: tree("transactions")?,
@@ -193,6 +206,7 @@ impl SledLedger {
             throttle: tree("throttle")?,
             operators: tree("operators")?,
             recent: Mutex::new(VecDeque::with_capacity(RECENT_AUDIT)),
+            tally: Mutex::new(Tally::default()),
             group: {
                 // Weak: the flusher thread may outlive its last waiter by a moment, and must
                 // not keep the database (and its file lock) open after the ledger is dropped.
@@ -206,7 +220,24 @@ impl SledLedger {
             revocations: AtomicU64::new(0),
             queue: Mutex::new(Vec::new()),
             writer: Mutex::new(()),
-        })
+        };
+        ledger.count_existing()?;
+        Ok(ledger)
+    }
+
+    /// Counts what is stored into the running totals (once, at open).
+    fn count_existing(&self) -> Result<(), LedgerError> {
+        let mut tally = Tally::default();
+        for item in &self.accounts {
+            let record: AccountRecord = decode(&item.map_err(storage)?.1)?;
+            tally.count_account(record.balance.0);
+        }
+        for item in &self.txs {
+            let entry: HistoryEntry = decode(&item.map_err(storage)?.1)?;
+            tally.count_transaction(entry.time_ms);
+        }
+        *self.tally.lock().unwrap_or_else(|p| p.into_inner()) = tally;
+        Ok(())
     }
 
     /// Runs `f` in a sled transaction and returns its result once committed (durable only
@@ -264,10 +295,10 @@ impl SledLedger {
             &self.meta,
             &self.operators,
         );
-        let appended = RefCell::new(Vec::new());
+        let pending = RefCell::new(Pending::default());
         let result = trees.transaction(
             |(users, accounts, txs, txids, terminals, audit, meta, operators)| {
-                appended.borrow_mut().clear();
+                *pending.borrow_mut() = Pending::default();
                 let view = View {
                     users,
                     accounts,
@@ -277,7 +308,7 @@ impl SledLedger {
                     audit,
                     meta,
                     operators,
-                    appended: &appended,
+                    pending: &pending,
                 };
                 for job in jobs {
                     (job.run)(&view)?;
@@ -287,8 +318,13 @@ impl SledLedger {
         );
         match result {
             Ok(()) => {
+                let pending = pending.into_inner();
+                self.tally
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .apply(&pending.tally);
                 let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
-                for item in appended.into_inner() {
+                for item in pending.audit {
                     if recent.len() == RECENT_AUDIT {
                         recent.pop_front();
                     }
@@ -409,6 +445,12 @@ impl Ledger for SledLedger {
             event.account = Some(account.to_string());
             event.balance_cents = Some(record.balance.0);
             append_audit(view, &event)?;
+            let tally = &mut view.pending.borrow_mut().tally;
+            tally.accounts += 1;
+            if let Some((_, amount)) = new.opening {
+                tally.cents_in += u128::from(amount.0);
+                tally.transactions.push(now_ms);
+            }
             Ok(user)
         })
     }
@@ -477,6 +519,12 @@ impl Ledger for SledLedger {
             let mut event = audit.clone();
             event.balance_cents = Some(balance.0);
             append_audit(view, &event)?;
+            let tally = &mut view.pending.borrow_mut().tally;
+            match movement.kind {
+                TxKind::Withdraw => tally.cents_out += u128::from(movement.amount.0),
+                _ => tally.cents_in += u128::from(movement.amount.0),
+            }
+            tally.transactions.push(now_ms);
             Ok(Applied {
                 entry,
                 replay: false,
@@ -626,30 +674,8 @@ impl Ledger for SledLedger {
         day_start_ms: u64,
         minutes: usize,
     ) -> Result<Totals, LedgerError> {
-        let mut totals = Totals {
-            per_minute: vec![0; minutes],
-            ..Totals::default()
-        };
-        for item in &self.accounts {
-            let record: AccountRecord = decode(&item.map_err(storage)?.1)?;
-            totals.accounts += 1;
-            totals.deposits_cents += u128::from(record.balance.0);
-        }
-        let this_minute = now_ms / 60_000;
-        for item in &self.txs {
-            let entry: HistoryEntry = decode(&item.map_err(storage)?.1)?;
-            if entry.time_ms >= day_start_ms {
-                totals.transactions_today += 1;
-            }
-            let ago = this_minute.checked_sub(entry.time_ms / 60_000);
-            if let Some(ago) = ago.and_then(|a| usize::try_from(a).ok()) {
-                if ago < minutes {
-                    let slot = &mut totals.per_minute[minutes - 1 - ago];
-                    *slot = slot.saturating_add(1);
-                }
-            }
-        }
-        Ok(totals)
+        let tally = self.tally.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(tally.totals(now_ms, day_start_ms, minutes))
     }
 
     fn recent_audit(&self, limit: usize) -> Result<RecentAudit, LedgerError> {

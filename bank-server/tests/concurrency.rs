@@ -113,5 +113,13 @@ async fn parallel_traffic_on_many_accounts_adds_up() {
         assert_eq!(i128::from(balance(&mut client).await), *want, "user{a}");
         client.close().await.unwrap();
     }
+    // The console's running totals, moved by each batch the writer committed, agree.
+    let now = atm_client::now_ms();
+    let totals = bank.bank.ledger().totals(now, 0, 60).unwrap();
+    assert_eq!(totals.accounts, ACCOUNTS as u64);
+    assert_eq!(
+        i128::try_from(totals.deposits_cents).unwrap(),
+        expected.iter().sum::<i128>()
+    );
     bank.stop().await;
 }

@@ -197,6 +197,15 @@ async fn an_operator_sees_the_bank_and_manages_terminals() {
     );
     bank.stop().await;
     let ledger = bank_server::admin::open_existing(&data_dir(dir.path())).unwrap();
+    // The totals are counted again from storage when the ledger opens.
+    let now = atm_client::now_ms();
+    let totals = bank_server::Ledger::totals(&ledger, now, now - now % 86_400_000, 60).unwrap();
+    assert_eq!(
+        (totals.accounts, totals.deposits_cents),
+        (1, 12_000),
+        "after a restart"
+    );
+    assert_eq!(totals.per_minute.iter().sum::<u32>(), 2);
     let key = bank_server::admin::read_audit_key(&dir.path().join("audit.key")).unwrap();
     let events = bank_server::admin::verify_audit(&ledger, &key).unwrap();
     let last = events.last().unwrap();

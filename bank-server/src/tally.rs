@@ -1,0 +1,130 @@
+//! Running totals for the console (accounts, money held, transactions per minute over the
+//! last day), kept in memory: counted once when the ledger opens, then moved by each committed
+//! change, so an overview costs no scan of the ledger.
+
+use std::collections::BTreeMap;
+
+use crate::ledger::Totals;
+
+const MINUTE_MS: u64 = 60_000;
+/// Minutes kept: a day, enough for "today" and the last hour.
+const KEPT_MINUTES: u64 = 24 * 60;
+
+/// What one change adds to the totals (collected inside a transaction attempt, applied once it
+/// commits).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Delta {
+    /// Accounts opened.
+    pub(crate) accounts: u64,
+    /// Cents that came in (openings, deposits).
+    pub(crate) cents_in: u128,
+    /// Cents that went out (withdrawals).
+    pub(crate) cents_out: u128,
+    /// Commit times (Unix ms) of the transactions recorded.
+    pub(crate) transactions: Vec<u64>,
+}
+
+/// The running totals.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Tally {
+    accounts: u64,
+    cents: u128,
+    /// Transactions per minute (`time_ms / 60000`), for the last [`KEPT_MINUTES`].
+    minutes: BTreeMap<u64, u32>,
+    /// The newest minute seen (older ones are dropped past a day).
+    newest: u64,
+}
+
+impl Tally {
+    /// Counts an existing account's balance.
+    pub(crate) fn count_account(&mut self, balance_cents: u64) {
+        self.accounts += 1;
+        self.cents += u128::from(balance_cents);
+    }
+
+    /// Counts a transaction committed at `time_ms`.
+    pub(crate) fn count_transaction(&mut self, time_ms: u64) {
+        let minute = time_ms / MINUTE_MS;
+        self.newest = self.newest.max(minute);
+        if minute + KEPT_MINUTES < self.newest {
+            return;
+        }
+        let slot = self.minutes.entry(minute).or_default();
+        *slot = slot.saturating_add(1);
+        let oldest = self.newest.saturating_sub(KEPT_MINUTES);
+        while self
+            .minutes
+            .first_key_value()
+            .is_some_and(|(m, _)| *m < oldest)
+        {
+            self.minutes.pop_first();
+        }
+    }
+
+    /// Applies a committed change.
+    pub(crate) fn apply(&mut self, delta: &Delta) {
+        self.accounts += delta.accounts;
+        // Balances never go below zero, so the sum never does either.
+        self.cents = (self.cents + delta.cents_in).saturating_sub(delta.cents_out);
+        for &time in &delta.transactions {
+            self.count_transaction(time);
+        }
+    }
+
+    /// The totals at `now_ms`: transactions since `day_start_ms` and per minute over the
+    /// `minutes` minutes ending with the one holding `now_ms` (oldest first).
+    pub(crate) fn totals(&self, now_ms: u64, day_start_ms: u64, minutes: usize) -> Totals {
+        let this_minute = now_ms / MINUTE_MS;
+        let first_today = day_start_ms.div_ceil(MINUTE_MS);
+        let mut per_minute = vec![0u32; minutes];
+        let mut today = 0u64;
+        for (&minute, &count) in &self.minutes {
+            if minute >= first_today && minute <= this_minute {
+                today += u64::from(count);
+            }
+            let ago = this_minute
+                .checked_sub(minute)
+                .and_then(|a| usize::try_from(a).ok());
+            if let Some(ago) = ago.filter(|a| *a < minutes) {
+                per_minute[minutes - 1 - ago] = count;
+            }
+        }
+        Totals {
+            accounts: self.accounts,
+            deposits_cents: self.cents,
+            transactions_today: today,
+            per_minute,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn totals_follow_accounts_movements_and_minutes() {
+        let base = 1_700_000_000_000 / DAY * DAY;
+        let mut tally = Tally::default();
+        tally.count_account(1_000);
+        tally.count_transaction(base - MINUTE_MS); // yesterday
+        tally.apply(&Delta {
+            accounts: 1,
+            cents_in: 500,
+            cents_out: 200,
+            transactions: vec![base + 5, base + MINUTE_MS * 3, base + MINUTE_MS * 3 + 1],
+        });
+        let now = base + MINUTE_MS * 3 + 10;
+        let totals = tally.totals(now, base, 5);
+        assert_eq!(totals.accounts, 2);
+        assert_eq!(totals.deposits_cents, 1_300);
+        assert_eq!(totals.transactions_today, 3);
+        assert_eq!(totals.per_minute, vec![1, 1, 0, 0, 2]);
+        // Older than a day is forgotten.
+        tally.count_transaction(now + DAY);
+        assert_eq!(tally.totals(now + DAY, base + DAY, 5).transactions_today, 1);
+        assert!(tally.minutes.len() <= 2);
+    }
+
+    const DAY: u64 = 86_400_000;
+}
