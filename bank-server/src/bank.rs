@@ -134,8 +134,19 @@ pub(crate) async fn handle(
     ctx: &mut SessionCtx,
     request: Request,
 ) -> (Response, After) {
+    // Only these can change who is logged in (logout ends the session, and its listing).
+    let logs_in = matches!(
+        request,
+        Request::Register { .. }
+            | Request::Login { .. }
+            | Request::CardLogin { .. }
+            | Request::OpenCardAccount { .. }
+            | Request::OperatorLogin { .. }
+    );
     let answer = route(shared, ctx, request).await;
-    shared.live.set_user(ctx.conn, ctx.username());
+    if logs_in {
+        shared.live.set_user(ctx.conn, ctx.username());
+    }
     answer
 }
 
@@ -274,7 +285,7 @@ enum Credential {
     Card(CardSecret),
 }
 
-pub(crate) fn user_key(username: &Username) -> String {
+fn user_key(username: &Username) -> String {
     format!("user:{username}")
 }
 
