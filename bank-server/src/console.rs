@@ -106,23 +106,21 @@ async fn login(
 async fn overview(shared: &Arc<Shared>) -> Response {
     let now = now_ms();
     let day_start = now - now % DAY_MS;
-    let cached = shared.chain_status.lock().ok().and_then(|c| c.clone());
+    // The link check hashes the whole log: one check serves every console for
+    // CHAIN_CHECK_MS.
+    let cached = shared
+        .chain_status
+        .lock()
+        .ok()
+        .and_then(|c| c.clone())
+        .filter(|(at, _)| now.saturating_sub(*at) < CHAIN_CHECK_MS)
+        .map(|(_, chain)| chain);
+    let fresh = cached.is_none();
     let checked = ledger(shared, move |l| {
         let totals = l.totals(now, day_start, CHART_MINUTES)?;
-        // The link check hashes the whole log: at most once per CHAIN_CHECK_MS for all
-        // consoles together.
         let chain = match cached {
-            Some((at, chain)) if now.saturating_sub(at) < CHAIN_CHECK_MS => chain,
-            _ => match l.check_audit_links()? {
-                Ok(entries) => ChainStatus::Linked { entries },
-                Err(e) => {
-                    tracing::error!(entry = e.entry, problem = e.problem, "audit chain broken");
-                    ChainStatus::Broken {
-                        entry: e.entry,
-                        problem: e.problem.to_owned(),
-                    }
-                }
-            },
+            Some(chain) => chain,
+            None => chain_status(l.check_audit_links()?),
         };
         Ok((totals, chain))
     })
@@ -131,11 +129,8 @@ async fn overview(shared: &Arc<Shared>) -> Response {
         Ok(found) => found,
         Err(e) => return refusal(&e),
     };
-    if let Ok(mut cache) = shared.chain_status.lock() {
-        if cache
-            .as_ref()
-            .is_none_or(|(at, _)| now.saturating_sub(*at) >= CHAIN_CHECK_MS)
-        {
+    if fresh {
+        if let Ok(mut cache) = shared.chain_status.lock() {
             *cache = Some((now, chain.clone()));
         }
     }
@@ -150,6 +145,20 @@ async fn overview(shared: &Arc<Shared>) -> Response {
         sessions,
         chain,
     }))
+}
+
+/// The wire form of a link check's outcome (a broken chain is also logged).
+fn chain_status(checked: Result<u64, crate::audit::VerifyError>) -> ChainStatus {
+    match checked {
+        Ok(entries) => ChainStatus::Linked { entries },
+        Err(e) => {
+            tracing::error!(entry = e.entry, problem = e.problem, "audit chain broken");
+            ChainStatus::Broken {
+                entry: e.entry,
+                problem: e.problem.to_owned(),
+            }
+        }
+    }
 }
 
 fn line(seq: u64, event: &AuditEvent) -> AuditLine {
