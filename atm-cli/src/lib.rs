@@ -77,7 +77,9 @@ impl From<args::Invalid> for Failure {
 impl From<ClientError> for Failure {
     fn from(e: ClientError) -> Self {
         Self::Protocol(match e {
-            ClientError::Transport(_) | ClientError::Closed => "the bank could not be reached",
+            ClientError::Transport(_) | ClientError::Refused(_) | ClientError::Closed => {
+                "the bank could not be reached"
+            }
             ClientError::Timeout => "the bank did not answer in time",
             ClientError::Protocol(_) | ClientError::UnexpectedFrame => "protocol error",
             ClientError::AuthFile(_) => "auth file",

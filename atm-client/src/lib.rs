@@ -37,6 +37,9 @@ pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(30);
 pub enum ClientError {
     /// Connecting, sending or receiving on the WebSocket failed.
     Transport(String),
+    /// The bank answered the WebSocket upgrade with this HTTP status instead (503 when its
+    /// session limit is reached, 403 for a foreign origin).
+    Refused(u16),
     /// The bank closed the connection.
     Closed,
     /// The bank did not answer in time.
@@ -53,6 +56,7 @@ impl fmt::Display for ClientError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Transport(e) => write!(f, "connection failed: {e}"),
+            Self::Refused(status) => write!(f, "the bank refused the connection (HTTP {status})"),
             Self::Closed => f.write_str("the bank closed the connection"),
             Self::Timeout => f.write_str("the bank did not answer in time"),
             Self::Protocol(e) => write!(f, "protocol error: {e}"),
@@ -143,6 +147,16 @@ impl AuthFile {
     }
 }
 
+/// A failed WebSocket upgrade: the bank's HTTP refusal, or a transport failure.
+fn upgrade_error(e: tokio_tungstenite::tungstenite::Error) -> ClientError {
+    match e {
+        tokio_tungstenite::tungstenite::Error::Http(response) => {
+            ClientError::Refused(response.status().as_u16())
+        }
+        other => ClientError::Transport(other.to_string()),
+    }
+}
+
 /// One frame as the bank sent it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Frame {
@@ -158,6 +172,8 @@ pub enum Frame {
 pub struct Connection {
     ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
     read_timeout: Duration,
+    /// The code and reason of the bank's close frame, once one was read.
+    close: Option<(u16, String)>,
 }
 
 impl fmt::Debug for Connection {
@@ -185,10 +201,11 @@ impl Connection {
         let (ws, _) = tokio::time::timeout(DEFAULT_READ_TIMEOUT, connect)
             .await
             .map_err(|_| ClientError::Timeout)?
-            .map_err(|e| ClientError::Transport(e.to_string()))?;
+            .map_err(upgrade_error)?;
         Ok(Self {
             ws,
             read_timeout: DEFAULT_READ_TIMEOUT,
+            close: None,
         })
     }
 
@@ -204,10 +221,11 @@ impl Connection {
         request.headers_mut().insert("origin", origin);
         let (ws, _) = tokio_tungstenite::connect_async_with_config(request, None, true)
             .await
-            .map_err(|e| ClientError::Transport(e.to_string()))?;
+            .map_err(upgrade_error)?;
         Ok(Self {
             ws,
             read_timeout: DEFAULT_READ_TIMEOUT,
+            close: None,
         })
     }
 
@@ -241,12 +259,27 @@ impl Connection {
                 .await
                 .map_err(|_| ClientError::Timeout)?;
             return Ok(match next {
-                None | Some(Ok(Message::Close(_))) | Some(Err(_)) => Frame::Closed,
+                Some(Ok(Message::Close(frame))) => {
+                    self.close = Some(frame.map_or((1005, String::new()), |f| {
+                        (u16::from(f.code), f.reason.as_str().to_owned())
+                    }));
+                    Frame::Closed
+                }
+                None | Some(Err(_)) => Frame::Closed,
                 Some(Ok(Message::Text(t))) => Frame::Text(t.as_str().to_owned()),
                 Some(Ok(Message::Binary(b))) => Frame::Binary(b.to_vec()),
                 Some(Ok(_)) => continue,
             });
         }
+    }
+
+    /// The code and reason of the close frame the bank sent, once [`Self::recv`] has read
+    /// one (1005, "no status", for a close frame without a code); `None` before that or when
+    /// the connection ended without one.
+    pub fn close_frame(&self) -> Option<(u16, &str)> {
+        self.close
+            .as_ref()
+            .map(|(code, reason)| (*code, reason.as_str()))
     }
 
     /// Reads the next frame and requires text.

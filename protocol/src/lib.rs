@@ -69,6 +69,18 @@ pub const MAX_RECORD_LEN: usize = 16_384;
 /// Largest plaintext a record may carry. `2 * (MAX_PLAINTEXT_LEN + 16) + 150 < MAX_RECORD_LEN`.
 pub const MAX_PLAINTEXT_LEN: usize = 8_000;
 
+pub mod close {
+    //! WebSocket close codes the bank sends (§2), always with an empty reason.
+
+    /// Every handshake or record failure, a timeout in the handshake and a revoked terminal:
+    /// one code, so the close never says what failed.
+    pub const FAILURE: u16 = 1008;
+    /// The session ended as agreed: after `logged_out`, or idle for too long.
+    pub const NORMAL: u16 = 1000;
+    /// The bank is shutting down.
+    pub const GOING_AWAY: u16 = 1001;
+}
+
 /// Default for [`Config::max_skew_ms`].
 pub const DEFAULT_MAX_SKEW_MS: u64 = 30_000;
 

@@ -446,6 +446,26 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// The code as it travels (`insufficient_funds`), for logs and audit entries.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::BadRequest => "bad_request",
+            Self::AuthFailed => "auth_failed",
+            Self::Throttled => "throttled",
+            Self::NotLoggedIn => "not_logged_in",
+            Self::AlreadyLoggedIn => "already_logged_in",
+            Self::NameTaken => "name_taken",
+            Self::WeakPassword => "weak_password",
+            Self::AmountInvalid => "amount_invalid",
+            Self::LimitExceeded => "limit_exceeded",
+            Self::InsufficientFunds => "insufficient_funds",
+            Self::TxIdReused => "tx_id_reused",
+            Self::Busy => "busy",
+            Self::Internal => "internal",
+            Self::NotAllowed => "not_allowed",
+        }
+    }
+
     /// Plain words for a person at an ATM.
     pub fn message(self) -> &'static str {
         match self {
@@ -641,5 +661,34 @@ impl fmt::Debug for Response {
             Self::LoggedOut {} => &mut d,
         };
         d.finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ErrorCode;
+
+    #[test]
+    fn error_code_names_are_their_wire_form() {
+        use ErrorCode::*;
+        for code in [
+            BadRequest,
+            AuthFailed,
+            Throttled,
+            NotLoggedIn,
+            AlreadyLoggedIn,
+            NameTaken,
+            WeakPassword,
+            AmountInvalid,
+            LimitExceeded,
+            InsufficientFunds,
+            TxIdReused,
+            Busy,
+            Internal,
+            NotAllowed,
+        ] {
+            let wire = serde_json::to_string(&code).unwrap();
+            assert_eq!(wire, format!("\"{}\"", code.as_str()));
+        }
     }
 }
