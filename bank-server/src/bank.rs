@@ -10,8 +10,9 @@ use protocol::{
 };
 use subtle::ConstantTimeEq;
 
+use crate::attempts::{self, Admission, Outcome, Ticket};
 use crate::audit::AuditEvent;
-use crate::ledger::{Ledger, LedgerError, Movement, NewAccount, ThrottleState, UserRecord};
+use crate::ledger::{Ledger, LedgerError, Movement, NewAccount, UserRecord};
 use crate::passwords::HashError;
 use crate::{now_ms, Shared};
 
@@ -98,15 +99,20 @@ pub(crate) async fn ledger<T: Send + 'static>(
 /// Maps a ledger refusal to its error code; storage failures become the generic `Internal`
 /// (the detail goes to the log only).
 pub(crate) fn refusal(e: &LedgerError) -> Response {
+    refuse(refusal_code(e).unwrap_or_else(|| {
+        tracing::error!(error = %e, "ledger failure");
+        ErrorCode::Internal
+    }))
+}
+
+/// The code of a ledger refusal by the bank's rules; `None` for a failure of the storage.
+fn refusal_code(e: &LedgerError) -> Option<ErrorCode> {
     match e {
-        LedgerError::NameTaken => refuse(ErrorCode::NameTaken),
-        LedgerError::InsufficientFunds => refuse(ErrorCode::InsufficientFunds),
-        LedgerError::LimitExceeded => refuse(ErrorCode::LimitExceeded),
-        LedgerError::TxIdReused => refuse(ErrorCode::TxIdReused),
-        LedgerError::NotFound | LedgerError::InUse(_) | LedgerError::Storage(_) => {
-            tracing::error!(error = %e, "ledger failure");
-            refuse(ErrorCode::Internal)
-        }
+        LedgerError::NameTaken => Some(ErrorCode::NameTaken),
+        LedgerError::InsufficientFunds => Some(ErrorCode::InsufficientFunds),
+        LedgerError::LimitExceeded => Some(ErrorCode::LimitExceeded),
+        LedgerError::TxIdReused => Some(ErrorCode::TxIdReused),
+        LedgerError::NotFound | LedgerError::InUse(_) | LedgerError::Storage(_) => None,
     }
 }
 
@@ -293,58 +299,114 @@ fn terminal_key(terminal: &TerminalId) -> String {
     format!("terminal:{terminal}")
 }
 
-/// Checks the terminal's and the account's failed-login state and charges this attempt to the
-/// account (atomically, before the credential is checked, so guesses sent in parallel all
-/// count), then runs `lookup`. `Err` carries the reply (`throttled`, or a storage failure).
-pub(crate) async fn charge_login<T: Send + 'static>(
+/// The throttle keys of a login on this session: the account's (first) and the terminal's.
+fn login_keys(shared: &Shared, ctx: &SessionCtx, account_key: String) -> Vec<attempts::Key> {
+    vec![
+        attempts::Key {
+            name: account_key,
+            policy: shared.config.account_backoff,
+        },
+        attempts::Key {
+            name: terminal_key(&ctx.terminal),
+            policy: shared.config.terminal_backoff,
+        },
+    ]
+}
+
+/// Admits a login attempt on `account_key` from this session's terminal (see
+/// [`crate::attempts`]), waiting up to `hash_wait` for room, then runs `lookup`. `Err` carries
+/// the reply: `throttled` while a key is locked, `busy` when no room came in time, or a
+/// storage failure.
+pub(crate) async fn begin_login<T: Send + 'static>(
     shared: &Arc<Shared>,
     ctx: &SessionCtx,
     account_key: String,
     lookup: impl FnOnce(&dyn Ledger) -> Result<T, LedgerError> + Send + 'static,
-) -> Result<T, Response> {
-    let now = now_ms();
-    let tkey = terminal_key(&ctx.terminal);
-    let (account_policy, terminal_policy) = (
-        shared.config.account_backoff,
-        shared.config.terminal_backoff,
-    );
-    let looked_up = ledger(shared, move |l| {
-        if terminal_policy.locked(&l.throttle(&tkey)?, now) {
-            return Ok(None);
-        }
-        let before = l.update_throttle(&account_key, &mut |state| {
-            if account_policy.locked(&state, now) {
-                state
-            } else {
-                account_policy.fail(state, now)
+) -> Result<(Ticket, T), Response> {
+    let keys = login_keys(shared, ctx, account_key);
+    let deadline = tokio::time::Instant::now() + shared.config.hash_wait;
+    loop {
+        // Listening before the check: an attempt that settles during it still wakes us.
+        let settled = shared.attempts.settled().notified();
+        tokio::pin!(settled);
+        settled.as_mut().enable();
+        let (in_flight, entering, now) = (
+            shared.attempts.clone(),
+            keys.clone(),
+            shared.config.clock.now_ms(),
+        );
+        match ledger(shared, move |l| in_flight.enter(l, &entering, now)).await {
+            Ok(Admission::Admitted) => break,
+            Ok(Admission::Locked) => return Err(refuse(ErrorCode::Throttled)),
+            Ok(Admission::Full) => {
+                if tokio::time::timeout_at(deadline, settled).await.is_err() {
+                    tracing::warn!("login attempts on one key waited too long for room");
+                    return Err(refuse(ErrorCode::Busy));
+                }
             }
-        })?;
-        if account_policy.locked(&before, now) {
-            return Ok(None);
+            Err(e) => return Err(refusal(&e)),
         }
-        lookup(l).map(Some)
-    })
-    .await;
-    match looked_up {
-        Ok(Some(found)) => Ok(found),
-        Ok(None) => Err(refuse(ErrorCode::Throttled)),
+    }
+    let ticket = Ticket::new(shared.attempts.clone(), keys);
+    match ledger(shared, lookup).await {
+        Ok(found) => Ok((ticket, found)),
         Err(e) => Err(refusal(&e)),
     }
 }
 
-/// A failed login: charges the terminal, audits `event`, makes both durable and answers
-/// `auth_failed`.
+/// A successful login: resets the account's failure count, then runs `then` (audit, balance).
+pub(crate) async fn login_succeeded<T: Send + 'static>(
+    shared: &Arc<Shared>,
+    ticket: Ticket,
+    then: impl FnOnce(&dyn Ledger) -> Result<T, LedgerError> + Send + 'static,
+) -> Result<T, LedgerError> {
+    let (in_flight, keys) = ticket.into_settle();
+    let now = shared.config.clock.now_ms();
+    ledger(shared, move |l| {
+        in_flight.settle(l, &keys, Outcome::Success, now)?;
+        then(l)
+    })
+    .await
+}
+
+/// A failed login: charges the account and the terminal, audits `event` (and a lock it
+/// starts), makes both durable and answers `auth_failed`.
 pub(crate) async fn login_failed(
     shared: &Arc<Shared>,
     ctx: &SessionCtx,
+    ticket: Ticket,
     event: AuditEvent,
 ) -> Response {
-    let now = now_ms();
-    let tkey = terminal_key(&ctx.terminal);
-    let terminal_policy = shared.config.terminal_backoff;
+    let (in_flight, keys) = ticket.into_settle();
+    let now = shared.config.clock.now_ms();
+    let locks: Vec<AuditEvent> = keys
+        .iter()
+        .map(|key| {
+            let mut locked = ctx.event(if key.name.starts_with("terminal:") {
+                "terminal_locked"
+            } else {
+                "account_locked"
+            });
+            locked.user.clone_from(&event.user);
+            locked
+        })
+        .collect();
     let recorded = ledger(shared, move |l| {
-        l.update_throttle(&tkey, &mut |state| terminal_policy.fail(state, now))?;
-        l.audit(&event)
+        let after = in_flight.settle(l, &keys, Outcome::Failure, now)?;
+        l.audit(&event)?;
+        // A failure that starts a wait is audited with the wait and how many there have been,
+        // so repeated locks show in the log and on the console.
+        for ((key, state), mut locked) in keys.iter().zip(after).zip(locks) {
+            if key.policy.locked(&state, now) {
+                let wait_s = state.locked_until_ms.saturating_sub(now) / 1000;
+                locked.detail = Some(format!(
+                    "lock {} after {} failures: {wait_s} s",
+                    state.locks, state.failures
+                ));
+                l.audit(&locked)?;
+            }
+        }
+        Ok(())
     })
     .await;
     if let Err(e) = recorded {
@@ -366,13 +428,14 @@ async fn login(
         return refuse(ErrorCode::AlreadyLoggedIn);
     }
     let name = username.clone();
-    let user = match charge_login(shared, ctx, user_key(&username), move |l| l.user(&name)).await {
-        Ok(user) => user,
-        Err(reply) => {
-            tracing::info!(user = %username, "login refused before checking");
-            return reply;
-        }
-    };
+    let (ticket, user) =
+        match begin_login(shared, ctx, user_key(&username), move |l| l.user(&name)).await {
+            Ok(found) => found,
+            Err(reply) => {
+                tracing::info!(user = %username, "login refused before checking");
+                return reply;
+            }
+        };
     // Unknown users and wrong credentials cost the same and get the same answer.
     let ok = match credential {
         Credential::Password(password) => {
@@ -386,16 +449,13 @@ async fn login(
             card_matches(&card, user.as_ref().and_then(|u| u.card_sha256.as_deref()))
         }
     };
-    let user = user.filter(|_| ok);
-    let ukey = user_key(&username);
-    match user {
+    match user.filter(|_| ok) {
         Some(user) => {
             let mut event = ctx.event("login_ok");
             event.user = Some(user.username.to_string());
             event.account = Some(user.account.to_string());
             let account = user.account.clone();
-            let balance = ledger(shared, move |l| {
-                l.update_throttle(&ukey, &mut |_| ThrottleState::default())?;
+            let balance = login_succeeded(shared, ticket, move |l| {
                 l.audit(&event)?;
                 l.balance(&account)
             })
@@ -412,7 +472,7 @@ async fn login(
             let mut event = ctx.event("login_failed");
             event.user = Some(username.to_string());
             tracing::info!(user = %username, "login failed");
-            login_failed(shared, ctx, event).await
+            login_failed(shared, ctx, ticket, event).await
         }
     }
 }
@@ -431,6 +491,38 @@ fn card_matches(card: &CardSecret, stored: Option<&str>) -> bool {
     matches && stored.is_some()
 }
 
+/// A `txid` already applied to an account, and what the retry that names it gets (§9.5).
+enum Retry {
+    /// An identical request (same name, amount and card): the first result.
+    Same(UserRecord, Cents),
+    /// A different request under the same txid: `tx_id_reused`.
+    Different,
+}
+
+/// §9.5's idempotency lookup for `open_card_account`: txids are kept per account name.
+async fn opening_retry(
+    shared: &Arc<Shared>,
+    user: UserRecord,
+    initial: Cents,
+    txid: TxId,
+    card: &CardSecret,
+) -> Result<Retry, Response> {
+    let (account, id) = (user.account.clone(), txid);
+    let entry = match ledger(shared, move |l| l.transaction(&account, &id)).await {
+        Ok(Some(entry)) => entry,
+        Ok(None) => return Err(refusal(&LedgerError::NotFound)),
+        Err(e) => return Err(refusal(&e)),
+    };
+    // Both checks always run: what differs is not told apart.
+    let same_card = card_matches(card, user.card_sha256.as_deref());
+    let same_amount = entry.amount_cents == initial;
+    Ok(if same_card && same_amount {
+        Retry::Same(user, entry.amount_cents)
+    } else {
+        Retry::Different
+    })
+}
+
 async fn open_card_account(
     shared: &Arc<Shared>,
     ctx: &mut SessionCtx,
@@ -442,62 +534,106 @@ async fn open_card_account(
     if ctx.user.is_some() {
         return refuse(ErrorCode::AlreadyLoggedIn);
     }
-    if initial < MIN_OPENING || initial > shared.config.max_amount {
-        return refuse(ErrorCode::AmountInvalid);
-    }
-    let name = username.clone();
-    let existing = match ledger(shared, move |l| l.user(&name)).await {
-        Ok(existing) => existing,
-        Err(e) => return refusal(&e),
-    };
-    let (user, opening, fresh) = match existing {
-        // A retry of the same opening (same txid and card): the same answer, nothing changes.
-        Some(user)
-            if user.open_txid == Some(txid) && card_matches(&card, user.card_sha256.as_deref()) =>
-        {
-            let (account, id) = (user.account.clone(), txid);
-            match ledger(shared, move |l| l.transaction(&account, &id)).await {
-                Ok(Some(entry)) => (user, entry.amount_cents, false),
-                Ok(None) => return refusal(&LedgerError::NotFound),
-                Err(e) => return refusal(&e),
+    // (3) the idempotency lookup, then (4) the request's own rules (§9.5). A second pass
+    // covers an opening of the same name committed by another session between the two.
+    for _ in 0..2 {
+        let name = username.clone();
+        let existing = match ledger(shared, move |l| l.user(&name)).await {
+            Ok(existing) => existing,
+            Err(e) => return refusal(&e),
+        };
+        let (user, opening, fresh) = match existing {
+            Some(user) if user.open_txid == Some(txid) => {
+                match opening_retry(shared, user, initial, txid, &card).await {
+                    Ok(Retry::Same(user, opening)) => (user, opening, false),
+                    Ok(Retry::Different) => {
+                        return declined(
+                            shared,
+                            ctx,
+                            "open_account",
+                            initial,
+                            ErrorCode::TxIdReused,
+                        )
+                        .await
+                    }
+                    Err(reply) => return reply,
+                }
             }
-        }
-        Some(_) => return refuse(ErrorCode::NameTaken),
-        None => {
-            let mut event = ctx.event("open_account");
-            event.user = Some(username.to_string());
-            event.amount_cents = Some(initial.0);
-            let new = NewAccount {
-                // Usernames are ASCII and never blank; full names stop at 100 characters.
-                full_name: FullName::new(&username.as_str()[..username.as_str().len().min(100)])
+            Some(_) => {
+                return declined(shared, ctx, "open_account", initial, ErrorCode::NameTaken).await
+            }
+            None if initial < MIN_OPENING || initial > shared.config.max_amount => {
+                return declined(
+                    shared,
+                    ctx,
+                    "open_account",
+                    initial,
+                    ErrorCode::AmountInvalid,
+                )
+                .await
+            }
+            None => {
+                let mut event = ctx.event("open_account");
+                event.user = Some(username.to_string());
+                event.amount_cents = Some(initial.0);
+                let new = NewAccount {
+                    // Usernames are ASCII and never blank; full names stop at 100 characters.
+                    full_name: FullName::new(
+                        &username.as_str()[..username.as_str().len().min(100)],
+                    )
                     .expect("a username prefix is a valid full name"),
-                username,
-                password_hash: None,
-                card_sha256: Some(card_hash(&card)),
-                opening: Some((txid, initial)),
-            };
-            match ledger(shared, move |l| l.open_account(new, now_ms(), &event)).await {
-                Ok(user) => (user, initial, true),
-                Err(e) => return refusal(&e),
+                    username: username.clone(),
+                    password_hash: None,
+                    card_sha256: Some(card_hash(&card)),
+                    opening: Some((txid, initial)),
+                };
+                match ledger(shared, move |l| l.open_account(new, now_ms(), &event)).await {
+                    Ok(user) => (user, initial, true),
+                    // Opened meanwhile: look again (it may be this very request's retry).
+                    Err(LedgerError::NameTaken) => continue,
+                    Err(e) => return refusal(&e),
+                }
             }
+        };
+        if let Err(reply) = durable(shared).await {
+            return reply;
         }
-    };
+        if fresh {
+            shared
+                .config
+                .output
+                .summary(user.username.as_str(), "initial_balance", opening);
+        }
+        tracing::info!(user = %user.username, retry = !fresh, "card account opened");
+        let account = user.account.clone();
+        log_in(ctx, &user);
+        return Response::AccountOpened {
+            account,
+            balance_cents: opening,
+        };
+    }
+    declined(shared, ctx, "open_account", initial, ErrorCode::NameTaken).await
+}
+
+/// A money request the bank refuses: audited as `<action>_declined` with the amount and the
+/// reason code (never a secret), made durable like any entry, then answered with `code`.
+async fn declined(
+    shared: &Arc<Shared>,
+    ctx: &SessionCtx,
+    action: &str,
+    amount: Cents,
+    code: ErrorCode,
+) -> Response {
+    let mut event = ctx.event(&format!("{action}_declined"));
+    event.amount_cents = Some(amount.0);
+    event.detail = Some(code.as_str().to_owned());
+    if let Err(e) = ledger(shared, move |l| l.audit(&event)).await {
+        return refusal(&e);
+    }
     if let Err(reply) = durable(shared).await {
         return reply;
     }
-    if fresh {
-        shared
-            .config
-            .output
-            .summary(user.username.as_str(), "initial_balance", opening);
-    }
-    tracing::info!(user = %user.username, retry = !fresh, "card account opened");
-    let account = user.account.clone();
-    log_in(ctx, &user);
-    Response::AccountOpened {
-        account,
-        balance_cents: opening,
-    }
+    refuse(code)
 }
 
 fn logged_in(ctx: &SessionCtx) -> Result<LoggedIn, Response> {
@@ -544,14 +680,14 @@ async fn movement(
         Ok(user) => user,
         Err(reply) => return reply,
     };
-    if amount == Cents::ZERO || amount > shared.config.max_amount {
-        return refuse(ErrorCode::AmountInvalid);
-    }
     let action = if kind == TxKind::Deposit {
         "deposit"
     } else {
         "withdraw"
     };
+    if amount == Cents::ZERO || amount > shared.config.max_amount {
+        return declined(shared, ctx, action, amount, ErrorCode::AmountInvalid).await;
+    }
     let mut event = ctx.event(action);
     event.amount_cents = Some(amount.0);
     let account = user.account.clone();
@@ -564,7 +700,10 @@ async fn movement(
         Ok(applied) => applied,
         Err(e) => {
             tracing::info!(user = %user.username, action, error = %e, "refused");
-            return refusal(&e);
+            return match refusal_code(&e) {
+                Some(code) => declined(shared, ctx, action, amount, code).await,
+                None => refusal(&e),
+            };
         }
     };
     if let Err(reply) = durable(shared).await {

@@ -15,9 +15,10 @@ use protocol::{
 
 use crate::audit::AuditEvent;
 use crate::bank::{
-    charge_login, durable, hash_refusal, ledger, login_failed, refusal, refuse, SessionCtx,
+    begin_login, durable, hash_refusal, ledger, login_failed, login_succeeded, refusal, refuse,
+    SessionCtx,
 };
-use crate::ledger::{LedgerError, ThrottleState};
+use crate::ledger::LedgerError;
 use crate::terminals::new_terminal;
 use crate::{now_ms, Shared};
 
@@ -62,12 +63,12 @@ async fn login(
         return refuse(ErrorCode::AlreadyLoggedIn);
     }
     let name = username.clone();
-    let operator = match charge_login(shared, ctx, operator_key(&username), move |l| {
+    let (ticket, operator) = match begin_login(shared, ctx, operator_key(&username), move |l| {
         l.operator(&name)
     })
     .await
     {
-        Ok(operator) => operator,
+        Ok(found) => found,
         Err(reply) => return reply,
     };
     // An unknown operator (a customer's name, say) costs the same as a wrong password.
@@ -81,16 +82,11 @@ async fn login(
         event.user = Some(username.to_string());
         event.detail = Some("operator".into());
         tracing::info!(operator = %username, "operator login failed");
-        return login_failed(shared, ctx, event).await;
+        return login_failed(shared, ctx, ticket, event).await;
     }
     ctx.operator = Some(username.clone());
     let event = ctx.event("operator_login");
-    let key = operator_key(&username);
-    let recorded = ledger(shared, move |l| {
-        l.update_throttle(&key, &mut |_| ThrottleState::default())?;
-        l.audit(&event)
-    })
-    .await;
+    let recorded = login_succeeded(shared, ticket, move |l| l.audit(&event)).await;
     if let Err(e) = recorded {
         ctx.operator = None;
         return refusal(&e);

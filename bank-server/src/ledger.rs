@@ -122,6 +122,10 @@ pub struct ThrottleState {
     pub last_failure_ms: u64,
     /// No attempt is accepted before this time (Unix ms).
     pub locked_until_ms: u64,
+    /// How many waits the failures have imposed since the count was last reset (repeated
+    /// locks are what an operator should look at).
+    #[serde(default)]
+    pub locks: u32,
 }
 
 /// The audit log as stored: entries in storage order and the head.

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::ws::{Message, WebSocket};
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use protocol::{server, BankSession, TerminalRole};
 use rand_core::OsRng;
 use tokio::sync::OwnedSemaphorePermit;
@@ -96,6 +96,16 @@ async fn send(shared: &Shared, socket: &mut WebSocket, message: Message) -> Resu
     }
 }
 
+/// Closes the WebSocket with `code` and an empty reason (§2: the reason never says what
+/// failed).
+async fn close(shared: &Shared, socket: &mut WebSocket, code: u16) {
+    let frame = CloseFrame {
+        code,
+        reason: Utf8Bytes::default(),
+    };
+    let _ = send(shared, socket, Message::Close(Some(frame))).await;
+}
+
 /// Reports a protocol failure: `protocol_error` on stdout, the detail in the log and audit.
 async fn protocol_error(shared: &Arc<Shared>, ctx: Option<&SessionCtx>, conn: u64, detail: String) {
     tracing::warn!(%detail, "protocol error; closing");
@@ -135,6 +145,7 @@ pub(crate) async fn run(
 ) {
     let span = tracing::info_span!("session", conn);
     async move {
+        let _permit = permit;
         tracing::debug!("connected");
         let cancel = shared.shutdown.clone();
         let handshake = tokio::select! {
@@ -143,7 +154,7 @@ pub(crate) async fn run(
         };
         let (mut session, role, mut revocations) = match handshake {
             None => {
-                let _ = send(&shared, &mut socket, Message::Close(None)).await;
+                close(&shared, &mut socket, protocol::close::GOING_AWAY).await;
                 return;
             }
             Some(Ok(Ok(session))) => session,
@@ -153,12 +164,12 @@ pub(crate) async fn run(
             }
             Some(Ok(Err(Fault::Protocol(detail)))) => {
                 protocol_error(&shared, None, conn, detail).await;
-                let _ = send(&shared, &mut socket, Message::Close(None)).await;
+                close(&shared, &mut socket, protocol::close::FAILURE).await;
                 return;
             }
             Some(Err(_)) => {
                 protocol_error(&shared, None, conn, "handshake timeout".into()).await;
-                let _ = send(&shared, &mut socket, Message::Close(None)).await;
+                close(&shared, &mut socket, protocol::close::FAILURE).await;
                 return;
             }
         };
@@ -167,26 +178,27 @@ pub(crate) async fn run(
             .live
             .open(conn, ctx.terminal.clone(), role, now_ms());
         tracing::info!(terminal = %ctx.terminal, ?role, "handshake complete");
-        loop {
+        // How the session ends, unless the peer left first.
+        let code = loop {
             let next = tokio::select! {
                 () = cancel.cancelled() => {
                     tracing::info!("bank shutting down; closing session");
-                    break;
+                    break protocol::close::GOING_AWAY;
                 }
                 next = tokio::time::timeout(shared.config.idle_timeout, next_text(&mut socket)) => next,
             };
             let record = match next {
                 Err(_) => {
                     tracing::info!("idle timeout; closing session");
-                    break;
+                    break protocol::close::NORMAL;
                 }
                 Ok(Err(Fault::Gone)) => {
                     tracing::debug!(user = ctx.username(), "peer left");
-                    break;
+                    return;
                 }
                 Ok(Err(Fault::Protocol(detail))) => {
                     protocol_error(&shared, Some(&ctx), conn, detail).await;
-                    break;
+                    break protocol::close::FAILURE;
                 }
                 Ok(Ok(record)) => record,
             };
@@ -194,7 +206,7 @@ pub(crate) async fn run(
                 Ok(request) => request,
                 Err(e) => {
                     protocol_error(&shared, Some(&ctx), conn, e.detail()).await;
-                    break;
+                    break protocol::close::FAILURE;
                 }
             };
             tracing::debug!(?request, "request");
@@ -202,7 +214,7 @@ pub(crate) async fn run(
             let now_revoked = shared.ledger.revocations();
             if now_revoked != revocations && !terminal_active(&shared, &ctx).await {
                 tracing::info!(terminal = %ctx.terminal, "terminal revoked; closing session");
-                break;
+                break protocol::close::FAILURE;
             }
             revocations = now_revoked;
             let (response, after) = bank::handle(&shared, &mut ctx, request).await;
@@ -211,20 +223,19 @@ pub(crate) async fn run(
                 Ok(sealed) => sealed,
                 Err(e) => {
                     tracing::error!(error = %e.detail(), "could not seal a response");
-                    break;
+                    break protocol::close::FAILURE;
                 }
             };
             if send(&shared, &mut socket, Message::text(sealed)).await.is_err() {
                 tracing::debug!("peer left before the answer");
-                break;
+                return;
             }
             if after == After::Close {
                 tracing::info!("logged out");
-                break;
+                break protocol::close::NORMAL;
             }
-        }
-        let _ = send(&shared, &mut socket, Message::Close(None)).await;
-        drop(permit);
+        };
+        close(&shared, &mut socket, code).await;
     }
     .instrument(span)
     .await;
