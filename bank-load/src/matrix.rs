@@ -147,6 +147,9 @@ fn start_bank(bin: &Path, dir: &Path, max_sessions: usize) -> Result<(Server, Au
         max_sessions.to_string(),
         "--max-connections".into(),
         (max_sessions + 64).to_string(),
+        // Every load session comes from 127.0.0.1.
+        "--max-connections-per-ip".into(),
+        (max_sessions + 64).to_string(),
     ];
     let child = Command::new(bin)
         .args(&args)

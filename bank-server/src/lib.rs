@@ -17,8 +17,10 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+mod attempts;
 pub mod audit;
 mod bank;
+pub mod clock;
 mod console;
 mod group_sync;
 pub mod ledger;
@@ -45,6 +47,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+pub use clock::Clock;
 pub use ledger::Ledger;
 pub use output::Output;
 pub use passwords::Argon2Params;
@@ -70,8 +73,17 @@ pub struct Config {
     /// Most WebSocket sessions at once; more are refused with 503.
     pub max_sessions: usize,
     /// Most open TCP connections (HTTP and WebSocket); more wait in the kernel's backlog.
-    /// A connection whose peer sends nothing for `idle_timeout + handshake_timeout` is dropped.
     pub max_connections: usize,
+    /// Most open TCP connections from one peer address; more are closed at once.
+    pub max_connections_per_address: usize,
+    /// A connection must have each HTTP request answered within this of its opening or of the
+    /// bank's last answer (a request head sent slowly does not extend it). After the WebSocket
+    /// upgrade a peer silent for `idle_timeout + handshake_timeout` is dropped instead.
+    pub request_head_timeout: Duration,
+    /// Report a connection that never completed a request within `request_head_timeout` as
+    /// `protocol_error` on the output, as the BIBIFI bank does (the web bank does not: browsers
+    /// open spare connections they may never use).
+    pub stalled_connection_is_protocol_error: bool,
     /// A session with no message for this long is closed.
     pub idle_timeout: Duration,
     /// The handshake must complete within this.
@@ -96,6 +108,8 @@ pub struct Config {
     pub account_backoff: Backoff,
     /// Failed-login back-off per terminal.
     pub terminal_backoff: Backoff,
+    /// The clock the back-off reads (the system's; tests set their own).
+    pub clock: Clock,
     /// Protocol settings (clock skew).
     pub protocol: protocol::Config,
     /// Where the one-line JSON summaries go.
@@ -112,6 +126,9 @@ impl Config {
             web_root: PathBuf::from("dist"),
             max_sessions: 256,
             max_connections: 512,
+            max_connections_per_address: 128,
+            request_head_timeout: Duration::from_secs(10),
+            stalled_connection_is_protocol_error: false,
             idle_timeout: Duration::from_secs(300),
             handshake_timeout: Duration::from_secs(10),
             send_timeout: Duration::from_secs(10),
@@ -123,6 +140,7 @@ impl Config {
             hash_wait: Duration::from_secs(5),
             account_backoff: Backoff::ACCOUNT,
             terminal_backoff: Backoff::TERMINAL,
+            clock: Clock::system(),
             protocol: protocol::Config::default(),
             output: Output::Stdout,
         }
@@ -176,6 +194,8 @@ pub(crate) struct Shared {
     pub(crate) config: Config,
     pub(crate) ledger: Arc<dyn Ledger>,
     pub(crate) passwords: PasswordPool,
+    /// Login attempts in flight per throttle key.
+    pub(crate) attempts: Arc<attempts::InFlight>,
     pub(crate) sessions: Arc<Semaphore>,
     pub(crate) shutdown: CancellationToken,
     pub(crate) tracker: TaskTracker,
@@ -226,6 +246,7 @@ pub fn open(config: Config) -> Result<Bank, StartError> {
             config,
             ledger: Arc::new(ledger),
             passwords,
+            attempts: Arc::default(),
             shutdown: CancellationToken::new(),
             tracker: TaskTracker::new(),
             next_conn: AtomicU64::new(1),
@@ -255,11 +276,19 @@ pub async fn serve(
     let config = &shared.config;
     let listener = listener::LimitedListener::new(
         listener,
-        config.max_connections,
-        config.idle_timeout + config.handshake_timeout,
+        listener::Limits {
+            max_connections: config.max_connections,
+            max_per_address: config.max_connections_per_address,
+            head_timeout: config.request_head_timeout,
+            idle: config.idle_timeout + config.handshake_timeout,
+            report_stalls: config
+                .stalled_connection_is_protocol_error
+                .then(|| config.output.clone()),
+        },
     );
+    let service = app(bank).into_make_service_with_connect_info::<listener::Peer>();
     let server = std::future::IntoFuture::into_future(
-        axum::serve(listener, app(bank)).with_graceful_shutdown(signal),
+        axum::serve(listener, service).with_graceful_shutdown(signal),
     );
     // A peer holding an HTTP connection open (say, half a request) must not block shutdown.
     let cancelled = shared.shutdown.clone();

@@ -1,33 +1,64 @@
-//! The bank's TCP listener: at most N open connections (more wait in the kernel's backlog), and
-//! a connection whose peer sends nothing for too long is dropped, so idle or half-sent HTTP
-//! connections cannot use up the bank's file descriptors.
+//! The bank's TCP listener: a cap on open connections (more wait in the kernel's backlog) and
+//! on connections per peer address (more are closed at once), a deadline for each HTTP request
+//! head, and a read deadline once a connection is a WebSocket, so slow or silent peers cannot
+//! hold the bank's connections or file descriptors.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use axum::extract::connect_info::Connected;
+use axum::serve::IncomingStream;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::{Instant, Sleep};
 
-/// A `TcpListener` with a connection cap and a read-idle deadline per connection.
+use crate::Output;
+
+/// The listener's limits.
+#[derive(Clone, Debug)]
+pub(crate) struct Limits {
+    /// Open connections in all.
+    pub(crate) max_connections: usize,
+    /// Open connections from one peer address.
+    pub(crate) max_per_address: usize,
+    /// Before the WebSocket upgrade: the time from the accept, or from the bank's last write,
+    /// within which the peer's next request must be answered. Reads do not extend it, so a
+    /// request head sent a byte at a time cannot hold the connection.
+    pub(crate) head_timeout: Duration,
+    /// After the upgrade: the longest silence from the peer (the session has its own, shorter
+    /// timeouts; this one also covers a peer that stopped mid-frame).
+    pub(crate) idle: Duration,
+    /// Where to print `protocol_error` for a connection that never got an answer before its
+    /// head deadline (the BIBIFI bank reports those; the web bank does not).
+    pub(crate) report_stalls: Option<Output>,
+}
+
+/// Open connections per peer address.
+type PerAddress = Arc<Mutex<HashMap<IpAddr, usize>>>;
+
+/// A `TcpListener` with connection caps and deadlines (see the module docs).
 pub(crate) struct LimitedListener {
     inner: TcpListener,
     permits: Arc<Semaphore>,
-    idle: Duration,
+    per_address: PerAddress,
+    limits: Limits,
 }
 
 impl LimitedListener {
-    pub(crate) fn new(inner: TcpListener, max_connections: usize, idle: Duration) -> Self {
+    pub(crate) fn new(inner: TcpListener, limits: Limits) -> Self {
         Self {
             inner,
-            permits: Arc::new(Semaphore::new(max_connections.max(1))),
-            idle,
+            permits: Arc::new(Semaphore::new(limits.max_connections.max(1))),
+            per_address: PerAddress::default(),
+            limits,
         }
     }
 }
@@ -37,25 +68,37 @@ impl axum::serve::Listener for LimitedListener {
     type Addr = SocketAddr;
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        let permit = self
-            .permits
-            .clone()
-            .acquire_owned()
-            .await
-            .expect("the connection semaphore is never closed");
-        let (io, addr) = axum::serve::Listener::accept(&mut self.inner).await;
-        // Lock-step request/answer traffic: without this, Nagle's algorithm holds a small
-        // answer back until the peer's delayed ACK (about 40 ms on Linux).
-        if let Err(e) = io.set_nodelay(true) {
-            tracing::debug!(error = %e, "could not set TCP_NODELAY");
+        loop {
+            let permit = self
+                .permits
+                .clone()
+                .acquire_owned()
+                .await
+                .expect("the connection semaphore is never closed");
+            let (io, addr) = axum::serve::Listener::accept(&mut self.inner).await;
+            let Some(slot) = AddressSlot::take(&self.per_address, addr.ip(), &self.limits) else {
+                tracing::warn!(peer = %addr.ip(), "too many connections from one address; closing one");
+                continue;
+            };
+            // Lock-step request/answer traffic: without this, Nagle's algorithm holds a small
+            // answer back until the peer's delayed ACK (about 40 ms on Linux).
+            if let Err(e) = io.set_nodelay(true) {
+                tracing::debug!(error = %e, "could not set TCP_NODELAY");
+            }
+            let stream = LimitedStream {
+                io,
+                _permit: permit,
+                _slot: slot,
+                state: Arc::default(),
+                answered: false,
+                reported: false,
+                head_timeout: self.limits.head_timeout,
+                idle: self.limits.idle,
+                report_stalls: self.limits.report_stalls.clone(),
+                deadline: Box::pin(tokio::time::sleep(self.limits.head_timeout)),
+            };
+            return (stream, addr);
         }
-        let stream = LimitedStream {
-            io,
-            _permit: permit,
-            idle: self.idle,
-            deadline: Box::pin(tokio::time::sleep(self.idle)),
-        };
-        (stream, addr)
     }
 
     fn local_addr(&self) -> io::Result<Self::Addr> {
@@ -63,12 +106,101 @@ impl axum::serve::Listener for LimitedListener {
     }
 }
 
-/// An accepted connection; holds its slot until dropped.
+/// One connection's place in the per-address count; given back on drop.
+struct AddressSlot {
+    counts: PerAddress,
+    ip: IpAddr,
+}
+
+impl AddressSlot {
+    fn take(counts: &PerAddress, ip: IpAddr, limits: &Limits) -> Option<Self> {
+        let mut map = counts.lock().unwrap_or_else(|p| p.into_inner());
+        let open = map.entry(ip).or_default();
+        if *open >= limits.max_per_address.max(1) {
+            return None;
+        }
+        *open += 1;
+        Some(Self {
+            counts: counts.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for AddressSlot {
+    fn drop(&mut self) {
+        let mut map = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(open) = map.get_mut(&self.ip) {
+            *open = open.saturating_sub(1);
+            if *open == 0 {
+                map.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// What the routes tell the listener about a connection.
+#[derive(Debug, Default)]
+pub(crate) struct ConnState {
+    upgraded: AtomicBool,
+}
+
+impl ConnState {
+    /// The connection becomes a WebSocket: from now on the idle deadline applies.
+    pub(crate) fn mark_upgraded(&self) {
+        self.upgraded.store(true, Ordering::Release);
+    }
+
+    fn upgraded(&self) -> bool {
+        self.upgraded.load(Ordering::Acquire)
+    }
+}
+
+/// The connection info the routes see (`ConnectInfo<Peer>`).
+#[derive(Clone, Debug)]
+pub(crate) struct Peer {
+    /// Where the connection comes from.
+    pub(crate) addr: SocketAddr,
+    /// Its shared state with the listener.
+    pub(crate) state: Arc<ConnState>,
+}
+
+impl Connected<IncomingStream<'_, LimitedListener>> for Peer {
+    fn connect_info(stream: IncomingStream<'_, LimitedListener>) -> Self {
+        Self {
+            addr: *stream.remote_addr(),
+            state: stream.io().state.clone(),
+        }
+    }
+}
+
+/// An accepted connection; holds its slots until dropped.
 pub(crate) struct LimitedStream {
     io: TcpStream,
     _permit: OwnedSemaphorePermit,
+    _slot: AddressSlot,
+    state: Arc<ConnState>,
+    /// The bank has written something: the peer's first request got an answer.
+    answered: bool,
+    /// A stall was reported already.
+    reported: bool,
+    head_timeout: Duration,
     idle: Duration,
+    report_stalls: Option<Output>,
     deadline: Pin<Box<Sleep>>,
+}
+
+impl LimitedStream {
+    fn expired(&mut self) -> io::Error {
+        if !self.state.upgraded() && !self.answered && !self.reported {
+            self.reported = true;
+            tracing::info!("a connection sent no complete request in time; closing");
+            if let Some(output) = &self.report_stalls {
+                output.line("protocol_error");
+            }
+        }
+        io::Error::new(io::ErrorKind::TimedOut, "the peer was too slow")
+    }
 }
 
 impl AsyncRead for LimitedStream {
@@ -80,18 +212,32 @@ impl AsyncRead for LimitedStream {
         let this = &mut *self;
         match Pin::new(&mut this.io).poll_read(cx, buf) {
             Poll::Ready(result) => {
-                let next = Instant::now() + this.idle;
-                this.deadline.as_mut().reset(next);
+                if this.state.upgraded() {
+                    let next = Instant::now() + this.idle;
+                    this.deadline.as_mut().reset(next);
+                }
                 Poll::Ready(result)
             }
             Poll::Pending => match this.deadline.as_mut().poll(cx) {
-                Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    "the peer sent nothing for too long",
-                ))),
+                Poll::Ready(()) => Poll::Ready(Err(this.expired())),
                 Poll::Pending => Poll::Pending,
             },
         }
+    }
+}
+
+impl LimitedStream {
+    /// After the bank wrote: the peer's next request (or, once upgraded, its next frame) has
+    /// a fresh deadline.
+    fn wrote(&mut self) {
+        self.answered = true;
+        let window = if self.state.upgraded() {
+            self.idle
+        } else {
+            self.head_timeout
+        };
+        let next = Instant::now() + window;
+        self.deadline.as_mut().reset(next);
     }
 }
 
@@ -101,7 +247,11 @@ impl AsyncWrite for LimitedStream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write(cx, buf)
+        let written = Pin::new(&mut self.io).poll_write(cx, buf);
+        if matches!(written, Poll::Ready(Ok(n)) if n > 0) {
+            self.wrote();
+        }
+        written
     }
 
     fn poll_write_vectored(
@@ -109,7 +259,11 @@ impl AsyncWrite for LimitedStream {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+        let written = Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
+        if matches!(written, Poll::Ready(Ok(n)) if n > 0) {
+            self.wrote();
+        }
+        written
     }
 
     fn is_write_vectored(&self) -> bool {

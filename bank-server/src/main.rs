@@ -72,15 +72,27 @@ struct Opts {
     /// Most concurrent WebSocket sessions; more are refused with 503.
     #[arg(long, global = true, env = "BANK_MAX_SESSIONS", default_value_t = 256)]
     max_sessions: usize,
-    /// Most open TCP connections (HTTP and WebSocket); more wait until one closes. Keep it
-    /// below the process's open-file limit (`ulimit -n`).
+    /// Most open TCP connections (HTTP and WebSocket) in all; more wait until one closes.
+    /// The bank refuses to start when its open-file limit (`ulimit -n`, raised to the hard
+    /// limit at start) cannot hold this many plus its own files.
     #[arg(
         long,
         global = true,
         env = "BANK_MAX_CONNECTIONS",
-        default_value_t = 512
+        default_value_t = 512,
+        value_parser = clap::value_parser!(u32).range(1..)
     )]
-    max_connections: usize,
+    max_connections: u32,
+    /// Most open TCP connections from one IP address; more are closed at once. Behind a
+    /// reverse proxy every connection comes from the proxy: set it to --max-connections.
+    #[arg(
+        long,
+        global = true,
+        env = "BANK_MAX_CONNECTIONS_PER_IP",
+        default_value_t = 128,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    max_connections_per_ip: u32,
     /// Close a session after this many seconds without a message.
     #[arg(
         long,
@@ -181,6 +193,25 @@ fn init_logging() {
         .init();
 }
 
+/// Files the bank keeps open besides its connections (sled's files, the listener, the admin
+/// socket, standard streams), with room to spare.
+const RESERVED_FILES: u64 = 64;
+
+/// Raises the open-file limit to the hard limit and checks that `max_connections` fits in it.
+fn check_file_limit(max_connections: u32) -> Result<(), StartError> {
+    let limit = rlimit::increase_nofile_limit(u64::MAX)
+        .map_err(|e| StartError::Io(format!("cannot read the open-file limit: {e}")))?;
+    let needed = u64::from(max_connections) + RESERVED_FILES;
+    if needed > limit {
+        return Err(StartError::Io(format!(
+            "--max-connections {max_connections} needs an open-file limit of at least {needed}, \
+             but this process may open only {limit} files (ulimit -n); lower --max-connections \
+             or raise the limit"
+        )));
+    }
+    Ok(())
+}
+
 fn config(opts: &Opts) -> Config {
     let mut config = Config::new(
         opts.data_dir.clone(),
@@ -189,7 +220,9 @@ fn config(opts: &Opts) -> Config {
     );
     config.web_root = opts.web_root.clone();
     config.max_sessions = opts.max_sessions.max(1);
-    config.max_connections = opts.max_connections.max(config.max_sessions);
+    // As given: fewer connections than sessions simply means fewer sessions at once.
+    config.max_connections = opts.max_connections as usize;
+    config.max_connections_per_address = opts.max_connections_per_ip as usize;
     config.idle_timeout = Duration::from_secs(opts.idle_timeout_secs.max(1));
     config.allowed_origins = opts.allow_origin.clone();
     config.max_amount = opts.max_amount;
@@ -233,6 +266,7 @@ fn serve(opts: &Opts) -> Result<(), StartError> {
         // Register the handlers before anything else so an early signal is not lost.
         let mut term = signal(SignalKind::terminate()).map_err(io)?;
         let mut int = signal(SignalKind::interrupt()).map_err(io)?;
+        check_file_limit(opts.max_connections)?;
         let config = config(opts);
         let bank = tokio::task::spawn_blocking(move || bank_server::open(config))
             .await

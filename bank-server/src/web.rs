@@ -4,13 +4,14 @@
 use std::sync::atomic::Ordering;
 
 use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
-use axum::Router;
+use axum::{Extension, Router};
 use tower_http::services::{ServeDir, ServeFile};
 
+use crate::listener::Peer;
 use crate::{session, Bank};
 
 const NOT_BUILT: &str =
@@ -60,20 +61,31 @@ fn origin_allowed(headers: &HeaderMap, allowed: &[String]) -> bool {
 /// hundred bytes; a larger message (up to `MAX_RECORD_LEN`) is simply read in several steps.
 pub const READ_BUFFER_SIZE: usize = 4096;
 
-async fn upgrade(State(bank): State<Bank>, headers: HeaderMap, ws: WebSocketUpgrade) -> Response {
+async fn upgrade(
+    State(bank): State<Bank>,
+    peer: Option<Extension<ConnectInfo<Peer>>>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
     let shared = bank.shared;
+    let from = peer.as_ref().map(|Extension(ConnectInfo(p))| p.addr);
     if !origin_allowed(&headers, &shared.config.allowed_origins) {
-        tracing::warn!(origin = ?headers.get(header::ORIGIN), "WebSocket from a foreign origin refused");
+        tracing::warn!(origin = ?headers.get(header::ORIGIN), ?from, "WebSocket from a foreign origin refused");
         return (StatusCode::FORBIDDEN, "origin not allowed\n").into_response();
     }
     if shared.shutdown.is_cancelled() {
         return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response();
     }
     let Ok(permit) = shared.sessions.clone().try_acquire_owned() else {
-        tracing::warn!("session limit reached; refusing a connection");
+        tracing::warn!(?from, "session limit reached; refusing a connection");
         return (StatusCode::SERVICE_UNAVAILABLE, "busy\n").into_response();
     };
     let conn = shared.next_conn.fetch_add(1, Ordering::Relaxed);
+    // The request head is in: the listener's WebSocket deadline applies from here.
+    if let Some(Extension(ConnectInfo(peer))) = peer {
+        peer.state.mark_upgraded();
+    }
+    tracing::debug!(conn, ?from, "WebSocket upgrade");
     let tracker = shared.tracker.clone();
     ws.max_message_size(protocol::MAX_RECORD_LEN)
         .max_frame_size(protocol::MAX_RECORD_LEN)
