@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
-use atm_client::{AuthFile, Client};
+use atm_client::{AuthFile, Client, ClientError};
 use common::*;
 use protocol::{CardSecret, Cents, Request, Response};
 use rand_core::OsRng;
@@ -370,13 +370,18 @@ async fn terminal_subcommands_work_on_a_running_and_a_stopped_bank() {
 
     assert!(paths.command(&["terminal", "revoke", id]).status.success());
     assert!(
-        Client::connect(&bank.addr, &web_id, &web_psk)
-            .await
-            .is_err(),
-        "a revoked terminal is refused at once"
+        matches!(
+            Client::connect(&bank.addr, &web_id, &web_psk).await,
+            Err(ClientError::Protocol(_))
+        ),
+        "a revoked terminal's handshake fails at once"
     );
-    // Its open session ends at its next request.
-    assert!(open_session.call(&Request::Balance {}).await.is_err());
+    // Its open session ends at its next request, closed like any failure.
+    assert!(matches!(
+        open_session.call(&Request::Balance {}).await,
+        Err(ClientError::Closed)
+    ));
+    assert_eq!(open_session.conn().close_frame(), Some((1008, "")));
     bank.signal("TERM");
     assert!(bank.wait());
 

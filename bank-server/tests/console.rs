@@ -4,7 +4,7 @@
 
 mod common;
 
-use atm_client::Client;
+use atm_client::{Client, ClientError};
 use common::*;
 use protocol::console::{ChainStatus, TerminalInfo};
 use protocol::{Cents, ErrorCode, Password, Request, Response, TerminalName, TerminalRole};
@@ -168,15 +168,20 @@ async fn an_operator_sees_the_bank_and_manages_terminals() {
         }
     );
     assert!(
-        Client::connect(&bank.addr, &terminal, &key.0)
-            .await
-            .is_err(),
+        matches!(
+            Client::connect(&bank.addr, &terminal, &key.0).await,
+            Err(ClientError::Protocol(_))
+        ),
         "a revoked terminal's handshake fails"
     );
     assert!(
-        lobby.call(&Request::Balance {}).await.is_err(),
+        matches!(
+            lobby.call(&Request::Balance {}).await,
+            Err(ClientError::Closed)
+        ),
         "its open session ends at its next request"
     );
+    assert_eq!(lobby.conn().close_frame(), Some((1008, "")));
     assert!(terminal_list(&mut ops)
         .await
         .iter()

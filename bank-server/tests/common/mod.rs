@@ -215,3 +215,33 @@ pub fn temp() -> tempfile::TempDir {
 pub fn data_dir(dir: &Path) -> PathBuf {
     dir.join("data")
 }
+
+/// Waits for the bank to close the connection with a close frame carrying `code` and an
+/// empty reason (PROTOCOL.md §2).
+pub async fn assert_close_code(conn: &mut Connection, code: u16) {
+    assert_closed(conn).await;
+    assert_eq!(
+        conn.close_frame(),
+        Some((code, "")),
+        "close code and reason"
+    );
+}
+
+/// Waits for the bank to close the connection with `code`, and checks it did so between
+/// `earliest` and `latest` after `since`: a bank that closes late fails (the read gives up
+/// just after `latest`), and so does one that closes early.
+pub async fn assert_closed_between(
+    conn: &mut Connection,
+    code: u16,
+    since: std::time::Instant,
+    earliest: Duration,
+    latest: Duration,
+) {
+    conn.set_read_timeout(latest.saturating_sub(since.elapsed()) + Duration::from_millis(50));
+    assert_close_code(conn, code).await;
+    let took = since.elapsed();
+    assert!(
+        took >= earliest && took <= latest,
+        "closed after {took:?}, expected between {earliest:?} and {latest:?}"
+    );
+}
