@@ -93,6 +93,16 @@ struct Opts {
         value_parser = clap::value_parser!(u32).range(1..)
     )]
     max_connections_per_ip: u32,
+    /// Close a connection whose HTTP request (the WebSocket upgrade included) is not complete
+    /// this many seconds after it opened or after the bank's last answer on it.
+    #[arg(
+        long,
+        global = true,
+        env = "BANK_REQUEST_HEAD_TIMEOUT_SECS",
+        default_value_t = 10,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    request_head_timeout_secs: u64,
     /// Close a session after this many seconds without a message.
     #[arg(
         long,
@@ -223,6 +233,7 @@ fn config(opts: &Opts) -> Config {
     // As given: fewer connections than sessions simply means fewer sessions at once.
     config.max_connections = opts.max_connections as usize;
     config.max_connections_per_address = opts.max_connections_per_ip as usize;
+    config.request_head_timeout = Duration::from_secs(opts.request_head_timeout_secs);
     config.idle_timeout = Duration::from_secs(opts.idle_timeout_secs.max(1));
     config.allowed_origins = opts.allow_origin.clone();
     config.max_amount = opts.max_amount;

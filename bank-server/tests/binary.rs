@@ -600,6 +600,8 @@ fn help_documents_every_flag() {
         "--web-root",
         "--max-sessions",
         "--max-connections",
+        "--max-connections-per-ip",
+        "--request-head-timeout-secs",
         "--max-amount",
         "--idle-timeout-secs",
         "--allow-origin",
@@ -625,4 +627,75 @@ fn help_documents_every_flag() {
             "terminal add --help does not mention {flag}"
         );
     }
+}
+
+/// `--max-connections` is the cap on open connections, even below the session limit, and a
+/// value the open-file limit cannot hold is refused before anything is created.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_connections_means_what_it_says() {
+    let dir = temp();
+    let paths = Paths::new(dir.path());
+    let zero = paths.command(&["--max-connections", "0"]);
+    assert_eq!(zero.status.code(), Some(2), "clap refuses 0");
+    let huge = paths.command(&["--max-connections", "4000000000"]);
+    assert_eq!(huge.status.code(), Some(1));
+    let said = String::from_utf8_lossy(&huge.stderr);
+    assert!(said.contains("open-file limit"), "{said}");
+    assert!(
+        !paths.data.exists() && !paths.auth.exists(),
+        "nothing created"
+    );
+
+    let mut bank = {
+        let mut child = Command::new(BIN)
+            .args(["--port", "0", "--max-connections", "2"])
+            .args(["--request-head-timeout-secs", "2"])
+            .args(paths.args())
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let err = BufReader::new(child.stderr.take().unwrap());
+        let addr = err
+            .lines()
+            .map_while(Result::ok)
+            .find_map(|l| {
+                l.split("serving on http://")
+                    .nth(1)
+                    .map(|r| r.split('/').next().unwrap().to_owned())
+            })
+            .expect("the bank prints its address");
+        (child, addr)
+    };
+    let addr = bank.1.clone();
+    let auth = AuthFile::load(&paths.auth).unwrap();
+    // Two silent connections hold both slots: a third (far below the 256 sessions) waits...
+    let started = std::time::Instant::now();
+    let silent = [
+        tokio::net::TcpStream::connect(&addr).await.unwrap(),
+        tokio::net::TcpStream::connect(&addr).await.unwrap(),
+    ];
+    let third = tokio::time::timeout(
+        Duration::from_millis(1_000),
+        Client::connect(&addr, &auth.terminal_id, &auth.psk),
+    )
+    .await;
+    assert!(
+        third.is_err(),
+        "a third connection waits while two are open"
+    );
+    // ...until the bank drops them at the request-head deadline.
+    let mut client = Client::connect(&addr, &auth.terminal_id, &auth.psk)
+        .await
+        .unwrap();
+    assert!(started.elapsed() >= Duration::from_millis(1_900));
+    assert_eq!(
+        client.call(&Request::Balance {}).await.unwrap(),
+        error(protocol::ErrorCode::NotLoggedIn)
+    );
+    drop(silent);
+    client.close().await.unwrap();
+    let _ = bank.0.kill();
+    let _ = bank.0.wait();
 }

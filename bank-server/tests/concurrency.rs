@@ -58,7 +58,37 @@ async fn fifty_racing_withdrawals_of_60_against_100_exactly_one_wins() {
         panic!()
     };
     assert_eq!(entries.len(), 2);
+    let config = bank.config.clone();
     bank.stop().await;
+
+    // The auditor sees the one withdrawal and the 49 refusals, each with its amount and
+    // reason, as `audit show` prints them.
+    let ledger = bank_server::admin::open_existing(&config.data_dir).unwrap();
+    let key = bank_server::admin::read_audit_key(&config.audit_key_file).unwrap();
+    let events = bank_server::admin::verify_audit(&ledger, &key).unwrap();
+    let shown: Vec<String> = events
+        .iter()
+        .enumerate()
+        .map(|(seq, e)| bank_server::admin::format_event(seq, e))
+        .collect();
+    let withdrawn = shown
+        .iter()
+        .filter(|l| l.contains(" withdraw user="))
+        .count();
+    let declined: Vec<&String> = shown
+        .iter()
+        .filter(|l| l.contains(" withdraw_declined "))
+        .collect();
+    assert_eq!(withdrawn, 1, "{shown:#?}");
+    assert_eq!(declined.len(), 49, "{shown:#?}");
+    for line in declined {
+        assert!(
+            line.contains("user=alice")
+                && line.contains("amount=60.00")
+                && line.ends_with("detail=insufficient_funds"),
+            "{line}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -108,7 +108,7 @@ async fn whole_flow_survives_a_restart() {
         alice.call(&Request::Logout {}).await.unwrap(),
         Response::LoggedOut {}
     );
-    assert_closed(alice.conn()).await;
+    assert_close_code(alice.conn(), 1000).await;
 
     // Log in again; wrong password first.
     let mut alice = bank.client().await;

@@ -28,7 +28,7 @@ async fn expect_refused_before_handshake(
     let before = protocol_errors(bank);
     let mut conn = bank.raw().await;
     frame(&mut conn).await;
-    assert_closed(&mut conn).await;
+    assert_close_code(&mut conn, 1008).await;
     wait_for(|| protocol_errors(bank) == before + 1).await;
 }
 
@@ -183,7 +183,7 @@ async fn malformed_frames_close_only_their_own_connection() {
             }
             None => client.conn().send_binary(vec![0xff; 32]).await.unwrap(),
         }
-        assert_closed(client.conn()).await;
+        assert_close_code(client.conn(), 1008).await;
         wait_for(|| protocol_errors(&bank) == before + 1).await;
         assert_eq!(balance(&mut bystander).await, 5_000, "{name}");
     }
@@ -210,14 +210,14 @@ async fn replayed_reordered_reflected_and_stale_records_change_nothing() {
         }
     ));
     c.conn().send_text(record).await.unwrap();
-    assert_closed(c.conn()).await;
+    assert_close_code(c.conn(), 1008).await;
 
     // Reorder: the second record first.
     let mut c = logged_in(&bank, "alice").await;
     let _first = c.seal(&deposit_req(1)).unwrap();
     let second = c.seal(&deposit_req(2)).unwrap();
     c.conn().send_text(second).await.unwrap();
-    assert_closed(c.conn()).await;
+    assert_close_code(c.conn(), 1008).await;
 
     // Reflection: the bank's own record sent back to it.
     let mut c = logged_in(&bank, "alice").await;
@@ -225,7 +225,7 @@ async fn replayed_reordered_reflected_and_stale_records_change_nothing() {
     c.conn().send_text(record).await.unwrap();
     let reply = c.conn().recv_text().await.unwrap();
     c.conn().send_text(reply).await.unwrap();
-    assert_closed(c.conn()).await;
+    assert_close_code(c.conn(), 1008).await;
 
     // Stale and future timestamps.
     for skew in [-(10 * 60_000_i64), 10 * 60_000] {
@@ -233,7 +233,7 @@ async fn replayed_reordered_reflected_and_stale_records_change_nothing() {
         let at = now_ms().checked_add_signed(skew).unwrap();
         let record = c.seal_at(&deposit_req(7), at).unwrap();
         c.conn().send_text(record).await.unwrap();
-        assert_closed(c.conn()).await;
+        assert_close_code(c.conn(), 1008).await;
     }
 
     // A record from another session (different keys) is refused too.
@@ -241,7 +241,7 @@ async fn replayed_reordered_reflected_and_stale_records_change_nothing() {
     let mut b = logged_in(&bank, "alice").await;
     let from_a = a.seal(&deposit_req(9)).unwrap();
     b.conn().send_text(from_a).await.unwrap();
-    assert_closed(b.conn()).await;
+    assert_close_code(b.conn(), 1008).await;
 
     let mut check = logged_in(&bank, "alice").await;
     assert_eq!(balance(&mut check).await, 100);
@@ -283,7 +283,7 @@ async fn bogus_finished(bank: &TestBank, id: &TerminalId, psk: &Psk) {
     ))
     .await
     .unwrap();
-    assert_closed(&mut conn).await;
+    assert_close_code(&mut conn, 1008).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
