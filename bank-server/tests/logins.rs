@@ -120,7 +120,7 @@ async fn the_back_off_keeps_its_cap_and_repeated_locks_are_audited() {
     let card = card_account(&bank, "patient").await;
     let guess = card_login("patient", &CardSecret::random(&mut OsRng));
     let mut c = bank.client().await;
-    let mut try_guess = async |c: &mut atm_client::Client| c.call(&guess).await.unwrap();
+    let try_guess = async |c: &mut atm_client::Client| c.call(&guess).await.unwrap();
 
     for _ in 0..6 {
         assert_eq!(try_guess(&mut c).await, error(ErrorCode::AuthFailed));
