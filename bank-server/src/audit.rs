@@ -142,8 +142,11 @@ impl ChainHead {
 pub struct AuditEvent {
     /// When (Unix ms).
     pub time_ms: u64,
-    /// What: `register`, `login_ok`, `login_failed`, `open_account`, `deposit`, `withdraw`,
-    /// `balance`, `history`, `logout`, `protocol_error`, `terminal_added`, `terminal_revoked`.
+    /// What: `register`, `login_ok`, `login_failed`, `account_locked`, `terminal_locked`,
+    /// `open_account`, `deposit`, `withdraw`, their refusals (`open_account_declined`,
+    /// `deposit_declined`, `withdraw_declined`, the reason code in `detail`), `balance`,
+    /// `history`, `logout`, `protocol_error`, `terminal_added`, `terminal_revoked`, and the
+    /// operators' events.
     pub action: String,
     /// The user (username) concerned, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
