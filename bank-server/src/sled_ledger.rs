@@ -177,6 +177,22 @@ pub struct SledLedger {
     writer: Mutex<()>,
     /// One blocking flush at a time for every session waiting for durability.
     group: Arc<GroupSync>,
+    /// sled's log file, for the `fdatasync` its own flush does not make.
+    log: Arc<std::fs::File>,
+}
+
+/// The file in a sled 0.34 directory that holds its log (every committed write).
+const SLED_LOG_FILE: &str = "db";
+
+/// Writes what sled has committed to its log and makes it durable. sled 0.34's flush ends in
+/// `sync_file_range`, which starts and waits for the page writes but flushes neither the
+/// drive's cache nor the file's metadata (its own `fsync` runs only every 500 ms in the
+/// background), so an `fdatasync` of the log follows; `fdatasync` acts on the file, whichever
+/// descriptor names it.
+fn flush_to_disk(db: &sled::Db, log: &std::fs::File) -> Result<(), String> {
+    db.flush().map_err(|e| e.to_string())?;
+    log.sync_data()
+        .map_err(|e| format!("fdatasync of sled's log: {e}"))
 }
 
 impl SledLedger {
@@ -194,6 +210,10 @@ impl SledLedger {
             }
         })?;
         let db = Arc::new(db);
+        let log = Arc::new(
+            std::fs::File::open(dir.join(SLED_LOG_FILE))
+                .map_err(|e| storage(format!("{}: {e}", dir.join(SLED_LOG_FILE).display())))?,
+        );
         let tree = |name: &str| db.open_tree(name).map_err(storage);
         let ledger = Self {
             users: tree("users")?,
@@ -211,11 +231,13 @@ impl SledLedger {
                 // Weak: the flusher thread may outlive its last waiter by a moment, and must
                 // not keep the database (and its file lock) open after the ledger is dropped.
                 let weak = Arc::downgrade(&db);
+                let log = log.clone();
                 GroupSync::new(move || match weak.upgrade() {
-                    Some(db) => db.flush().map(drop).map_err(|e| e.to_string()),
+                    Some(db) => flush_to_disk(&db, &log).map_err(|e| e.to_string()),
                     None => Err("the database is closed".into()),
                 })
             },
+            log,
             db,
             revocations: AtomicU64::new(0),
             queue: Mutex::new(Vec::new()),
@@ -742,6 +764,6 @@ impl Ledger for SledLedger {
     }
 
     fn sync(&self) -> Result<(), LedgerError> {
-        self.db.flush().map(drop).map_err(storage)
+        flush_to_disk(&self.db, &self.log).map_err(storage)
     }
 }
