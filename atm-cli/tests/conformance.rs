@@ -9,8 +9,12 @@ use protocol::{Cents, Request, Response, TxId};
 use rand_core::OsRng;
 
 #[test]
-fn the_default_port_is_the_banks() {
-    assert_eq!(atm_cli::args::DEFAULT_PORT, bank_server::DEFAULT_PORT);
+fn the_default_port_is_the_bibifi_banks() {
+    assert_eq!(
+        atm_cli::args::DEFAULT_PORT,
+        bank_server::bibifi::DEFAULT_PORT
+    );
+    assert_eq!(atm_cli::args::DEFAULT_PORT, 3000);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -19,6 +19,7 @@
 pub mod admin;
 pub mod audit;
 mod bank;
+pub mod bibifi;
 mod console;
 mod group_sync;
 pub mod ledger;
@@ -26,6 +27,7 @@ mod listener;
 mod live;
 pub mod output;
 pub mod passwords;
+pub mod process;
 mod session;
 pub mod sled_ledger;
 mod tally;
@@ -53,8 +55,9 @@ pub use web::{app, READ_BUFFER_SIZE};
 
 use crate::passwords::PasswordPool;
 
-/// Default WebSocket / HTTP port.
-pub const DEFAULT_PORT: u16 = 8765;
+/// Default WebSocket / HTTP port of `bank-server` (the web bank); the BIBIFI `bank` command
+/// listens on [`bibifi::DEFAULT_PORT`] instead.
+pub const DEFAULT_PORT: u16 = protocol::WEB_BANK_PORT;
 
 /// Everything a running bank needs to know. [`Config::new`] gives the production defaults.
 #[derive(Clone, Debug)]
@@ -100,6 +103,9 @@ pub struct Config {
     pub protocol: protocol::Config,
     /// Where the one-line JSON summaries go.
     pub output: Output,
+    /// A connection that does not complete its HTTP upgrade within the request-head deadline
+    /// is reported as `protocol_error`, as the BIBIFI bank does.
+    pub stalled_connection_is_protocol_error: bool,
 }
 
 impl Config {
@@ -125,6 +131,7 @@ impl Config {
             terminal_backoff: Backoff::TERMINAL,
             protocol: protocol::Config::default(),
             output: Output::Stdout,
+            stalled_connection_is_protocol_error: false,
         }
     }
 }
