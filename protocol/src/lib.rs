@@ -33,11 +33,13 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod auth_file;
 pub mod bibifi;
 pub mod client;
 pub mod console;
 mod error;
 mod hexfmt;
+pub mod link;
 pub mod message;
 pub mod money;
 pub mod primitives;
