@@ -186,8 +186,9 @@ fn outcome(inv: &Invocation, request: &Request, response: Response) -> Result<St
 ///
 /// If the connection fails or an answer does not verify after the operation was sent, the
 /// atm cannot know whether the bank applied it, so it asks once more on a new connection with
-/// the same request: the same txid (and card) makes the bank apply it at most once and answer
-/// with the first result (PROTOCOL.md §9.5). Both tries share the one 10-second deadline.
+/// the same request, as [`Request::may_resend`] allows for every atm operation: the same txid
+/// (and card) makes the bank apply it at most once and answer with the first result
+/// (PROTOCOL.md §9.5). Both tries share the one 10-second deadline.
 async fn exchange(
     inv: &Invocation,
     auth: &AuthFile,
@@ -197,10 +198,11 @@ async fn exchange(
     let mut client = session(inv, auth, secret).await?;
     let response = match client.call(&request).await {
         Ok(response) => response,
-        Err(_) => {
+        Err(_) if request.may_resend() => {
             client = session(inv, auth, secret).await?;
             client.call(&request).await?
         }
+        Err(e) => return Err(e.into()),
     };
     let line = outcome(inv, &request, response)?;
     Ok(Answer { line, client })

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use protocol::bibifi::SummaryField;
 use protocol::message::MAX_HISTORY;
 use protocol::{
     AccountNumber, CardSecret, Cents, ErrorCode, FullName, Password, Request, Response, TerminalId,
@@ -14,9 +15,6 @@ use crate::audit::AuditEvent;
 use crate::ledger::{Ledger, LedgerError, Movement, NewAccount, ThrottleState, UserRecord};
 use crate::passwords::HashError;
 use crate::{now_ms, Shared};
-
-/// Smallest opening balance of a card account (BIBIFI: 10.00).
-const MIN_OPENING: Cents = Cents(1_000);
 
 /// Who is logged in on a session.
 #[derive(Clone)]
@@ -226,7 +224,7 @@ async fn register(
     if ctx.user.is_some() {
         return refuse(ErrorCode::AlreadyLoggedIn);
     }
-    if password.expose().chars().count() < 8 {
+    if password.expose().chars().count() < protocol::MIN_PASSWORD_CHARS {
         return refuse(ErrorCode::WeakPassword);
     }
     let name = username.clone();
@@ -255,10 +253,11 @@ async fn register(
     if let Err(reply) = durable(shared).await {
         return reply;
     }
-    shared
-        .config
-        .output
-        .summary(user.username.as_str(), "initial_balance", Cents::ZERO);
+    shared.config.output.summary(
+        user.username.as_str(),
+        SummaryField::InitialBalance,
+        Cents::ZERO,
+    );
     tracing::info!(user = %user.username, "registered");
     welcome(ctx, user, Cents::ZERO)
 }
@@ -442,7 +441,7 @@ async fn open_card_account(
     if ctx.user.is_some() {
         return refuse(ErrorCode::AlreadyLoggedIn);
     }
-    if initial < MIN_OPENING || initial > shared.config.max_amount {
+    if initial < protocol::MIN_OPENING || initial > shared.config.max_amount {
         return refuse(ErrorCode::AmountInvalid);
     }
     let name = username.clone();
@@ -486,10 +485,11 @@ async fn open_card_account(
         return reply;
     }
     if fresh {
-        shared
-            .config
-            .output
-            .summary(user.username.as_str(), "initial_balance", opening);
+        shared.config.output.summary(
+            user.username.as_str(),
+            SummaryField::InitialBalance,
+            opening,
+        );
     }
     tracing::info!(user = %user.username, retry = !fresh, "card account opened");
     let account = user.account.clone();
@@ -524,7 +524,7 @@ async fn balance(shared: &Arc<Shared>, ctx: &mut SessionCtx) -> Response {
             shared
                 .config
                 .output
-                .summary(user.username.as_str(), "balance", balance);
+                .summary(user.username.as_str(), SummaryField::Balance, balance);
             Response::Balance {
                 balance_cents: balance,
             }
@@ -547,10 +547,10 @@ async fn movement(
     if amount == Cents::ZERO || amount > shared.config.max_amount {
         return refuse(ErrorCode::AmountInvalid);
     }
-    let action = if kind == TxKind::Deposit {
-        "deposit"
+    let (action, field) = if kind == TxKind::Deposit {
+        ("deposit", SummaryField::Deposit)
     } else {
-        "withdraw"
+        ("withdraw", SummaryField::Withdraw)
     };
     let mut event = ctx.event(action);
     event.amount_cents = Some(amount.0);
@@ -575,7 +575,7 @@ async fn movement(
         shared
             .config
             .output
-            .summary(user.username.as_str(), action, amount);
+            .summary(user.username.as_str(), field, amount);
     }
     tracing::info!(user = %user.username, action, replay = applied.replay, "applied");
     if kind == TxKind::Deposit {
