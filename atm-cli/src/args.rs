@@ -7,35 +7,29 @@
 //! atm [-s <auth-file>] [-i <ip-address>] [-p <port>] [-c <card-file>] -a <account> -g
 //! ```
 //!
-//! Scanning follows the POSIX utility syntax guidelines: options in any order; an option's
-//! value either follows the letter in the same argument (`-i4000`) or is the next argument,
-//! whatever it looks like (`-a -g` names the account `-g`); `-g` may be grouped in front of
-//! another option (`-ga bob`). Everything else is refused with one error: an unknown option,
-//! a repeated option, a missing value, a positional argument, `-`, `--`, `-h`/`--help`, an
-//! argument longer than 4096 bytes or not UTF-8, and any value outside its grammar.
+//! Scanning and every value grammar are [`protocol::bibifi`]'s, shared with the `bank`
+//! command: options in any order, each at most once, a value attached (`-i4000`) or the next
+//! argument whatever it looks like (`-a -g` names the account `-g`), `-g` grouped in front of
+//! another option (`-ga bob`); an unknown or repeated option, a missing value, an operand, `-`,
+//! `--`, `-h`/`--help`, an argument longer than 4096 bytes or not UTF-8, and any value outside
+//! its grammar are all refused with one error.
 
 use std::ffi::OsString;
 use std::net::Ipv4Addr;
 
-use protocol::money::BIBIFI_MAX;
+use protocol::bibifi::{self, OptionSpec};
 use protocol::{Cents, Username};
 
-/// The port the bank listens on by default (`bank_server::DEFAULT_PORT`).
-pub const DEFAULT_PORT: u16 = 8765;
+pub use protocol::bibifi::{Invalid, DEFAULT_AUTH_FILE, MAX_ARG_LEN};
 
-/// The auth file read when `-s` is not given.
-pub const DEFAULT_AUTH_FILE: &str = "bank.auth";
+/// The port the atm connects to by default: the BIBIFI bank's ([`protocol::BIBIFI_PORT`]).
+pub const DEFAULT_PORT: u16 = protocol::BIBIFI_PORT;
 
-/// Longest command-line argument accepted, in bytes.
-pub const MAX_ARG_LEN: usize = 4096;
-
-/// Smallest opening balance (`-n`): 10.00.
-pub const MIN_OPENING: Cents = Cents(1_000);
-
-/// The command line was not a valid `atm` invocation (exit 255). Deliberately carries no
-/// detail: there is one answer for every kind of bad input.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Invalid;
+/// The atm's options: `-g` stands alone, the others take a value.
+const OPTIONS: OptionSpec = OptionSpec {
+    valued: "sipcandw",
+    flags: "g",
+};
 
 /// What the `atm` was asked to do with the account.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,165 +61,58 @@ pub struct Invocation {
     pub mode: Mode,
 }
 
-/// The raw values as scanned, before their grammar is checked.
-#[derive(Default)]
-struct Raw {
-    s: Option<String>,
-    i: Option<String>,
-    p: Option<String>,
-    c: Option<String>,
-    a: Option<String>,
-    n: Option<String>,
-    d: Option<String>,
-    w: Option<String>,
-    g: bool,
-}
-
-impl Raw {
-    fn slot(&mut self, letter: char) -> Option<&mut Option<String>> {
-        Some(match letter {
-            's' => &mut self.s,
-            'i' => &mut self.i,
-            'p' => &mut self.p,
-            'c' => &mut self.c,
-            'a' => &mut self.a,
-            'n' => &mut self.n,
-            'd' => &mut self.d,
-            'w' => &mut self.w,
-            _ => return None,
-        })
-    }
-}
-
-/// Scans the options (POSIX style) without judging their values.
-fn scan(args: &[OsString]) -> Result<Raw, Invalid> {
-    let args: Vec<&str> = args
-        .iter()
-        .map(|a| a.to_str().filter(|a| a.len() <= MAX_ARG_LEN).ok_or(Invalid))
-        .collect::<Result<_, _>>()?;
-    let mut raw = Raw::default();
-    let mut rest = args.into_iter();
-    while let Some(arg) = rest.next() {
-        // Operands, `-` and `--` (and so `--help` and every long option) are all refused.
-        let letters = arg.strip_prefix('-').ok_or(Invalid)?;
-        if letters.is_empty() || letters.starts_with('-') {
-            return Err(Invalid);
-        }
-        for (at, letter) in letters.char_indices() {
-            if letter == 'g' {
-                if raw.g {
-                    return Err(Invalid);
-                }
-                raw.g = true;
-                continue;
-            }
-            let slot = raw.slot(letter).ok_or(Invalid)?;
-            if slot.is_some() {
-                return Err(Invalid);
-            }
-            let attached = &letters[at + letter.len_utf8()..];
-            let value = if attached.is_empty() {
-                rest.next().ok_or(Invalid)?
-            } else {
-                attached
-            };
-            *slot = Some(value.to_owned());
-            break;
-        }
-    }
-    Ok(raw)
-}
-
-/// `(0|[1-9][0-9]*)`, as a number that fits in a `u32`.
-fn number(text: &str) -> Option<u32> {
-    let digits = !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit());
-    let canonical = text == "0" || !text.starts_with('0');
-    if digits && canonical && text.len() <= 10 {
-        text.parse().ok()
-    } else {
-        None
-    }
-}
-
-/// A file name: 1 to 255 characters of `[_\-.0-9a-z]`, not `.` or `..`.
-pub fn valid_file_name(name: &str) -> bool {
-    (1..=255).contains(&name.len())
-        && name != "."
-        && name != ".."
-        && name
-            .bytes()
-            .all(|b| matches!(b, b'_' | b'-' | b'.' | b'0'..=b'9' | b'a'..=b'z'))
-}
-
-/// An account name: what [`Username`] accepts (1 to 250 characters of `[_\-.0-9a-z]`, `.` and
-/// `..` included).
-pub fn account(name: &str) -> Option<Username> {
-    Username::new(name).filter(|u| (1..=250).contains(&u.as_str().len()))
-}
-
-/// Dotted decimal, four numbers 0-255 without leading zeros.
-pub fn ip(text: &str) -> Option<Ipv4Addr> {
-    let parts: Vec<&str> = text.split('.').collect();
-    if parts.len() != 4 {
-        return None;
-    }
-    let mut octets = [0u8; 4];
-    for (octet, part) in octets.iter_mut().zip(parts) {
-        *octet = u8::try_from(number(part)?).ok()?;
-    }
-    Some(Ipv4Addr::from(octets))
-}
-
-/// A number 1024-65535.
-pub fn port(text: &str) -> Option<u16> {
-    number(text)
-        .and_then(|n| u16::try_from(n).ok())
-        .filter(|p| *p >= 1024)
-}
-
-/// An amount: `number.dd`, 0.00 to 4294967295.99.
-pub fn amount(text: &str) -> Option<Cents> {
-    Cents::parse_bibifi(text).filter(|c| *c <= BIBIFI_MAX)
-}
-
 /// Parses the arguments after the program name.
 pub fn parse(args: &[OsString]) -> Result<Invocation, Invalid> {
-    let raw = scan(args)?;
-    let modes = [raw.n.is_some(), raw.d.is_some(), raw.w.is_some(), raw.g];
+    let raw = bibifi::scan(args, OPTIONS)?;
+    let (n, d, w, g) = (
+        raw.value('n'),
+        raw.value('d'),
+        raw.value('w'),
+        raw.flag('g'),
+    );
+    let modes = [n.is_some(), d.is_some(), w.is_some(), g];
     if modes.iter().filter(|m| **m).count() != 1 {
         return Err(Invalid);
     }
-    let account = account(raw.a.as_deref().ok_or(Invalid)?).ok_or(Invalid)?;
-    let positive = |text: &str| amount(text).filter(|c| *c > Cents::ZERO).ok_or(Invalid);
-    let mode = if let Some(n) = &raw.n {
-        Mode::New(amount(n).filter(|c| *c >= MIN_OPENING).ok_or(Invalid)?)
-    } else if let Some(d) = &raw.d {
+    let account = bibifi::account(raw.value('a').ok_or(Invalid)?).ok_or(Invalid)?;
+    let positive = |text: &str| {
+        bibifi::amount(text)
+            .filter(|c| *c > Cents::ZERO)
+            .ok_or(Invalid)
+    };
+    let mode = if let Some(n) = n {
+        Mode::New(
+            bibifi::amount(n)
+                .filter(|c| *c >= protocol::MIN_OPENING)
+                .ok_or(Invalid)?,
+        )
+    } else if let Some(d) = d {
         Mode::Deposit(positive(d)?)
-    } else if let Some(w) = &raw.w {
+    } else if let Some(w) = w {
         Mode::Withdraw(positive(w)?)
     } else {
         Mode::Balance
     };
     let file = |name: String| {
-        if valid_file_name(&name) {
+        if bibifi::valid_file_name(&name) {
             Ok(name)
         } else {
             Err(Invalid)
         }
     };
     Ok(Invocation {
-        auth_file: file(raw.s.unwrap_or_else(|| DEFAULT_AUTH_FILE.to_owned()))?,
-        ip: match &raw.i {
-            Some(text) => ip(text).ok_or(Invalid)?,
+        auth_file: file(raw.value('s').unwrap_or(DEFAULT_AUTH_FILE).to_owned())?,
+        ip: match raw.value('i') {
+            Some(text) => bibifi::ip(text).ok_or(Invalid)?,
             None => Ipv4Addr::LOCALHOST,
         },
-        port: match &raw.p {
-            Some(text) => port(text).ok_or(Invalid)?,
+        port: match raw.value('p') {
+            Some(text) => bibifi::port(text).ok_or(Invalid)?,
             None => DEFAULT_PORT,
         },
         card_file: file(
-            raw.c
-                .unwrap_or_else(|| format!("{}.card", account.as_str())),
+            raw.value('c')
+                .map_or_else(|| format!("{}.card", account.as_str()), str::to_owned),
         )?,
         account,
         mode,
@@ -257,7 +144,7 @@ mod tests {
         let inv = ok(&["-a", "bob", "-n", "1000.00"]);
         assert_eq!(inv.auth_file, "bank.auth");
         assert_eq!(inv.ip, Ipv4Addr::LOCALHOST);
-        assert_eq!(inv.port, 8765);
+        assert_eq!(inv.port, 3000);
         assert_eq!(inv.card_file, "bob.card");
         assert_eq!(inv.account.as_str(), "bob");
         assert_eq!(inv.mode, Mode::New(Cents(100_000)));

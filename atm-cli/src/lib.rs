@@ -23,7 +23,8 @@ use std::net::SocketAddrV4;
 use std::time::Duration;
 
 use atm_client::{AuthFile, Client, ClientError};
-use protocol::{CardSecret, Cents, Request, Response, TxId, Username};
+use protocol::bibifi::{summary_line, SummaryField};
+use protocol::{CardSecret, Request, Response, TxId};
 use rand_core::OsRng;
 
 use crate::args::{Invocation, Mode};
@@ -85,15 +86,6 @@ impl From<ClientError> for Failure {
             ClientError::AuthFile(_) => "auth file",
         })
     }
-}
-
-/// The one JSON line: `{"account":"<name>","<field>":<amount as an exact JSON number>}`.
-pub fn summary(account: &Username, field: &str, amount: Cents) -> String {
-    let name = serde_json::to_string(account.as_str()).expect("strings serialize");
-    format!(
-        "{{\"account\":{name},\"{field}\":{}}}",
-        amount.to_json_number()
-    )
 }
 
 /// What a successful exchange with the bank produced.
@@ -160,13 +152,13 @@ fn request(inv: &Invocation, secret: &CardSecret) -> Request {
 
 /// The JSON line for the bank's answer to `request`, if the answer fits the request.
 fn outcome(inv: &Invocation, request: &Request, response: Response) -> Result<String, Failure> {
-    let account = &inv.account;
+    let summary = |field, amount| summary_line(inv.account.as_str(), field, amount);
     match (request, response) {
         (
             Request::OpenCardAccount { initial_cents, .. },
             Response::AccountOpened { balance_cents, .. },
         ) if balance_cents == *initial_cents => {
-            Ok(summary(account, "initial_balance", *initial_cents))
+            Ok(summary(SummaryField::InitialBalance, *initial_cents))
         }
         (
             Request::Deposit { txid, amount_cents },
@@ -175,7 +167,7 @@ fn outcome(inv: &Invocation, request: &Request, response: Response) -> Result<St
                 amount_cents: a,
                 ..
             },
-        ) if t == *txid && a == *amount_cents => Ok(summary(account, "deposit", a)),
+        ) if t == *txid && a == *amount_cents => Ok(summary(SummaryField::Deposit, a)),
         (
             Request::Withdraw { txid, amount_cents },
             Response::Withdrawn {
@@ -183,9 +175,9 @@ fn outcome(inv: &Invocation, request: &Request, response: Response) -> Result<St
                 amount_cents: a,
                 ..
             },
-        ) if t == *txid && a == *amount_cents => Ok(summary(account, "withdraw", a)),
+        ) if t == *txid && a == *amount_cents => Ok(summary(SummaryField::Withdraw, a)),
         (Request::Balance {}, Response::Balance { balance_cents }) => {
-            Ok(summary(account, "balance", balance_cents))
+            Ok(summary(SummaryField::Balance, balance_cents))
         }
         (_, Response::Error { code }) => Err(refused(code)),
         _ => Err(unexpected()),
@@ -196,8 +188,9 @@ fn outcome(inv: &Invocation, request: &Request, response: Response) -> Result<St
 ///
 /// If the connection fails or an answer does not verify after the operation was sent, the
 /// atm cannot know whether the bank applied it, so it asks once more on a new connection with
-/// the same request: the same txid (and card) makes the bank apply it at most once and answer
-/// with the first result (PROTOCOL.md §9.5). Both tries share the one 10-second deadline.
+/// the same request, as [`Request::may_resend`] allows for every atm operation: the same txid
+/// (and card) makes the bank apply it at most once and answer with the first result
+/// (PROTOCOL.md §9.5). Both tries share the one 10-second deadline.
 async fn exchange(
     inv: &Invocation,
     auth: &AuthFile,
@@ -207,10 +200,11 @@ async fn exchange(
     let mut client = session(inv, auth, secret).await?;
     let response = match client.call(&request).await {
         Ok(response) => response,
-        Err(_) => {
+        Err(_) if request.may_resend() => {
             client = session(inv, auth, secret).await?;
             client.call(&request).await?
         }
+        Err(e) => return Err(e.into()),
     };
     let line = outcome(inv, &request, response)?;
     Ok(Answer { line, client })
@@ -271,33 +265,6 @@ pub async fn run(args: &[OsString], out: &mut impl Write) -> u8 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn summary_lines_are_exact() {
-        let bob = Username::new("bob").unwrap();
-        assert_eq!(
-            summary(&bob, "initial_balance", Cents(100_000)),
-            r#"{"account":"bob","initial_balance":1000}"#
-        );
-        assert_eq!(
-            summary(&bob, "withdraw", Cents(6310)),
-            r#"{"account":"bob","withdraw":63.1}"#
-        );
-        assert_eq!(
-            summary(&bob, "balance", Cents(5)),
-            r#"{"account":"bob","balance":0.05}"#
-        );
-        // Beyond 2^53 cents, still exact.
-        assert_eq!(
-            summary(&bob, "balance", Cents((1 << 53) + 1)),
-            r#"{"account":"bob","balance":90071992547409.93}"#
-        );
-        let dot = Username::new("..").unwrap();
-        assert_eq!(
-            summary(&dot, "deposit", Cents(1)),
-            r#"{"account":"..","deposit":0.01}"#
-        );
-    }
 
     #[test]
     fn exit_codes() {

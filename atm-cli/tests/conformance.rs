@@ -3,14 +3,18 @@
 
 mod common;
 
-use atm_client::{AuthFile, Client};
+use atm_client::{load_auth_file, AuthFile, Client};
 use common::{closed_port, line, snapshot, Env};
 use protocol::{Cents, Request, Response, TxId};
 use rand_core::OsRng;
 
 #[test]
-fn the_default_port_is_the_banks() {
-    assert_eq!(atm_cli::args::DEFAULT_PORT, bank_server::DEFAULT_PORT);
+fn the_default_port_is_the_bibifi_banks() {
+    assert_eq!(
+        atm_cli::args::DEFAULT_PORT,
+        bank_server::bibifi::DEFAULT_PORT
+    );
+    assert_eq!(atm_cli::args::DEFAULT_PORT, 3000);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -318,7 +322,7 @@ async fn amounts_at_the_edges_print_exactly() {
 
 /// Logs in with `account`'s card file straight through the client library.
 async fn card_client(env: &Env, account: &str) -> Client {
-    let auth = AuthFile::load(env.path("bank.auth")).unwrap();
+    let auth = load_auth_file(env.path("bank.auth")).unwrap();
     let card =
         atm_cli::files::Card::load(env.path(&format!("{account}.card")).to_str().unwrap()).unwrap();
     let mut client = Client::connect(
@@ -464,7 +468,7 @@ async fn an_unreachable_bank_is_63_and_writes_no_card() {
 async fn a_wrong_terminal_key_fails_the_handshake_with_63() {
     let env = Env::start().await;
     env.open("bob", "100.00").await;
-    let auth = AuthFile::load(env.path("bank.auth")).unwrap();
+    let auth = load_auth_file(env.path("bank.auth")).unwrap();
     let wrong_key = AuthFile {
         terminal_id: auth.terminal_id.clone(),
         psk: protocol::Psk::random(&mut OsRng),

@@ -2,10 +2,10 @@
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), atm_client::ClientError> {
-//! use atm_client::{AuthFile, Client};
+//! use atm_client::{load_auth_file, Client};
 //! use protocol::Request;
 //!
-//! let auth = AuthFile::load("bank.auth")?;
+//! let auth = load_auth_file("bank.auth")?;
 //! let mut client = Client::connect("127.0.0.1:8765", &auth.terminal_id, &auth.psk).await?;
 //! let reply = client.call(&Request::Balance {}).await?;
 //! # let _ = reply; Ok(()) }
@@ -20,9 +20,9 @@ use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures_util::{SinkExt, StreamExt};
+pub use protocol::auth_file::AuthFile;
 use protocol::{client, ClientSession, Config, Psk, Request, Response, TerminalId};
 use rand_core::OsRng;
-use serde::{Deserialize, Serialize};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
@@ -82,69 +82,21 @@ pub fn now_ms() -> u64 {
     u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
 }
 
-/// A terminal's credentials: the auth file (`bank.auth`) the bank writes for native ATMs.
-/// One JSON line: `{"terminal_id":"t-...","psk":"<64 lowercase hex>"}`. No `Debug`.
-pub struct AuthFile {
-    /// The terminal's public id.
-    pub terminal_id: TerminalId,
-    /// The terminal's pre-shared key.
-    pub psk: Psk,
-}
-
-#[derive(Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct AuthFileJson {
-    terminal_id: String,
-    psk: String,
-}
-
-impl AuthFile {
-    /// Parses the auth file's text.
-    pub fn parse(text: &str) -> Result<Self, ClientError> {
-        let bad = || ClientError::AuthFile("not a valid auth file".into());
-        // An object only: serde alone would also take `["t-1","<psk>"]` for the struct.
-        let text = text.trim();
-        if !text.starts_with('{') {
-            return Err(bad());
-        }
-        let json: AuthFileJson = serde_json::from_str(text).map_err(|_| bad())?;
-        let psk_hex = Zeroizing::new(json.psk);
-        Ok(Self {
-            terminal_id: TerminalId::new(json.terminal_id).ok_or_else(bad)?,
-            psk: Psk::from_hex(&psk_hex).ok_or_else(bad)?,
-        })
+/// Reads and parses an auth file (the format is [`protocol::auth_file`]'s); a file over
+/// [`AuthFile::MAX_LEN`] bytes is refused unread.
+pub fn load_auth_file(path: impl AsRef<Path>) -> Result<AuthFile, ClientError> {
+    use std::io::Read as _;
+    let path = path.as_ref();
+    let fail = |e: &dyn fmt::Display| ClientError::AuthFile(format!("{}: {e}", path.display()));
+    let file = std::fs::File::open(path).map_err(|e| fail(&e))?;
+    let mut text = Zeroizing::new(String::new());
+    file.take(AuthFile::MAX_LEN + 1)
+        .read_to_string(&mut text)
+        .map_err(|e| fail(&e))?;
+    if text.len() as u64 > AuthFile::MAX_LEN {
+        return Err(fail(&"larger than an auth file can be"));
     }
-
-    /// Largest auth file read (a real one is about 110 bytes).
-    pub const MAX_LEN: u64 = 4096;
-
-    /// Reads and parses an auth file; a file over [`Self::MAX_LEN`] bytes is refused unread.
-    pub fn load(path: impl AsRef<Path>) -> Result<Self, ClientError> {
-        use std::io::Read as _;
-        let path = path.as_ref();
-        let fail = |e: &dyn fmt::Display| ClientError::AuthFile(format!("{}: {e}", path.display()));
-        let file = std::fs::File::open(path).map_err(|e| fail(&e))?;
-        let mut text = Zeroizing::new(String::new());
-        file.take(Self::MAX_LEN + 1)
-            .read_to_string(&mut text)
-            .map_err(|e| fail(&e))?;
-        if text.len() as u64 > Self::MAX_LEN {
-            return Err(fail(&"larger than an auth file can be"));
-        }
-        Self::parse(&text)
-    }
-
-    /// The file's text (one JSON line with a trailing newline). Contains the key.
-    pub fn to_text(&self) -> Zeroizing<String> {
-        let mut json = AuthFileJson {
-            terminal_id: self.terminal_id.as_str().to_owned(),
-            psk: self.psk.to_hex().to_string(),
-        };
-        let mut text = Zeroizing::new(serde_json::to_string(&json).expect("auth file serializes"));
-        text.push('\n');
-        zeroize::Zeroize::zeroize(&mut json.psk);
-        text
-    }
+    AuthFile::parse(&text).map_err(|e| fail(&e))
 }
 
 /// A failed WebSocket upgrade: the bank's HTTP refusal, or a transport failure.
@@ -378,42 +330,31 @@ mod tests {
     use super::*;
 
     #[test]
-    fn auth_files_round_trip_and_bad_ones_are_refused() {
+    fn auth_files_are_loaded_and_oversized_ones_refused_unread() {
         let auth = AuthFile {
             terminal_id: TerminalId::new("t-0123456789ab").unwrap(),
             psk: Psk::from_bytes([7; 32]),
         };
         let text = auth.to_text();
-        assert_eq!(
-            text.as_str(),
-            format!(
-                "{{\"terminal_id\":\"t-0123456789ab\",\"psk\":\"{}\"}}\n",
-                "07".repeat(32)
-            )
-        );
-        let back = AuthFile::parse(&text).unwrap();
-        assert_eq!(back.terminal_id, auth.terminal_id);
-        assert!(back.psk == auth.psk);
-        for bad in [
-            "",
-            "{}",
-            r#"{"terminal_id":"t-1","psk":"00"}"#,
-            r#"{"terminal_id":"bad id","psk":"0000000000000000000000000000000000000000000000000000000000000000"}"#,
-            r#"{"terminal_id":"t-1","psk":"0000000000000000000000000000000000000000000000000000000000000000","x":1}"#,
-            r#"["t-1","0000000000000000000000000000000000000000000000000000000000000000"]"#,
-        ] {
-            assert!(AuthFile::parse(bad).is_err(), "{bad}");
-        }
         // A file over the size cap is refused without being parsed, however valid its start.
         let dir = std::env::temp_dir().join(format!("atm-client-test-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let big = dir.join("big.auth");
         let padded = format!("{}{}", text.as_str(), " ".repeat(5000));
         std::fs::write(&big, padded).unwrap();
-        assert!(AuthFile::load(&big).is_err());
+        assert!(load_auth_file(&big).is_err());
         let ok = dir.join("ok.auth");
         std::fs::write(&ok, text.as_str()).unwrap();
-        assert!(AuthFile::load(&ok).is_ok());
+        let back = load_auth_file(&ok).unwrap();
+        assert_eq!(back.terminal_id, auth.terminal_id);
+        assert!(back.psk == auth.psk);
+        let bad = dir.join("bad.auth");
+        std::fs::write(&bad, "{}").unwrap();
+        assert!(matches!(
+            load_auth_file(&bad),
+            Err(ClientError::AuthFile(_))
+        ));
+        assert!(load_auth_file(dir.join("missing.auth")).is_err());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -119,14 +119,11 @@ impl Op {
         }
     }
 
-    /// Whether a lost answer may be fixed by sending it again on a new connection: money
-    /// movements carry a txid (the bank applies each once) and reads change nothing. Logins
-    /// and registrations are not replayed behind the person's back.
+    /// Whether a lost answer may be fixed by sending it again on a new connection, as
+    /// [`Request::may_resend`] decides: money movements carry a txid (the bank applies each
+    /// once) and reads change nothing; logins, registrations and logouts are not replayed.
     fn retried(&self) -> bool {
-        matches!(
-            self,
-            Self::Deposit { .. } | Self::Withdraw { .. } | Self::Balance | Self::History
-        )
+        self.request().may_resend()
     }
 }
 

@@ -1,6 +1,7 @@
-//! Terminal enrollment: reading the id and key from an enrollment link or typed fields, and
-//! keeping them in the browser's localStorage.
+//! Terminal enrollment: reading the id and key from an enrollment link or typed fields (the
+//! link format is [`protocol::link`]'s), and keeping them in the browser's localStorage.
 
+use protocol::link::{self, LinkError};
 use protocol::{Psk, TerminalId};
 
 /// This browser's terminal credentials. No `Debug`: it holds the key.
@@ -36,58 +37,45 @@ impl EnrollError {
     }
 }
 
+impl From<LinkError> for EnrollError {
+    fn from(e: LinkError) -> Self {
+        match e {
+            LinkError::BadTerminal => Self::BadTerminal,
+            LinkError::BadKey => Self::BadKey,
+            LinkError::NotALink => Self::NotALink,
+        }
+    }
+}
+
+impl From<link::Enrollment> for Enrollment {
+    fn from(e: link::Enrollment) -> Self {
+        Self {
+            terminal: e.terminal,
+            psk: e.psk,
+        }
+    }
+}
+
 impl Enrollment {
-    /// From a terminal id and a key typed by hand (spaces around them ignored).
+    /// From a terminal id and a key typed by hand (spaces around them ignored; the key exactly
+    /// 64 lowercase hex characters, as the bank prints it).
     pub fn from_fields(terminal: &str, key: &str) -> Result<Self, EnrollError> {
-        let terminal = TerminalId::new(terminal.trim()).ok_or(EnrollError::BadTerminal)?;
-        let key = key.trim();
-        // Exactly 64 lowercase hex characters, as the bank prints them.
-        let lower_hex = key.len() == 64
-            && key
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-        let psk = lower_hex
-            .then(|| Psk::from_hex(key))
-            .flatten()
-            .ok_or(EnrollError::BadKey)?;
-        Ok(Self { terminal, psk })
+        Ok(link::Enrollment::from_fields(terminal, key)?.into())
     }
 
     /// From a URL fragment, with or without its `#`: exactly `terminal=<id>&key=<64 hex>`.
     pub fn from_fragment(fragment: &str) -> Result<Self, EnrollError> {
-        let fragment = fragment.strip_prefix('#').unwrap_or(fragment);
-        let (first, second) = fragment.split_once('&').ok_or(EnrollError::NotALink)?;
-        let terminal = first
-            .strip_prefix("terminal=")
-            .ok_or(EnrollError::NotALink)?;
-        let key = second.strip_prefix("key=").ok_or(EnrollError::NotALink)?;
-        if terminal.is_empty() {
-            return Err(EnrollError::BadTerminal);
-        }
-        // No trimming here: a link is machine-made and must match exactly.
-        if terminal.trim() != terminal || key.trim() != key {
-            return Err(EnrollError::NotALink);
-        }
-        Self::from_fields(terminal, key)
+        Ok(link::Enrollment::from_fragment(fragment)?.into())
     }
 
     /// From a whole pasted link (`http://host:port/#terminal=…&key=…`) or just its fragment.
-    pub fn from_link(link: &str) -> Result<Self, EnrollError> {
-        let link = link.trim();
-        match link.split_once('#') {
-            Some((_, fragment)) => Self::from_fragment(fragment),
-            None => Self::from_fragment(link),
-        }
+    pub fn from_link(text: &str) -> Result<Self, EnrollError> {
+        Ok(link::Enrollment::from_link(text)?.into())
     }
 }
 
 /// `true` when a URL fragment is meant as an enrollment link (so it must be read and removed).
-pub fn is_enrollment_fragment(fragment: &str) -> bool {
-    fragment
-        .strip_prefix('#')
-        .unwrap_or(fragment)
-        .starts_with("terminal=")
-}
+pub use protocol::link::is_enrollment_fragment;
 
 #[cfg(target_arch = "wasm32")]
 mod store {

@@ -19,7 +19,7 @@ fn bank_url() -> String {
     let host = location
         .as_ref()
         .and_then(|l| l.host().ok())
-        .unwrap_or_else(|| "127.0.0.1:8765".into());
+        .unwrap_or_else(|| format!("127.0.0.1:{}", protocol::WEB_BANK_PORT));
     let secure = location
         .and_then(|l| l.protocol().ok())
         .is_some_and(|p| p == "https:");

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use atm_client::AuthFile;
+use atm_client::load_auth_file;
 use bank_load::matrix::{self, MatrixOptions, MatrixResults};
 use bank_load::report::{self, Extras};
 use bank_load::{Mode, Options, Target};
@@ -27,7 +27,7 @@ enum Command {
     /// JSON with --json).
     Run {
         /// The bank's address.
-        #[arg(long, default_value = "127.0.0.1:8765")]
+        #[arg(long, default_value_t = format!("127.0.0.1:{}", protocol::WEB_BANK_PORT))]
         addr: String,
         /// The terminal's auth file (the bank writes bank.auth on first start).
         #[arg(long, default_value = "bank.auth")]
@@ -228,7 +228,7 @@ fn run_once(args: RunArgs) -> Result<(), String> {
             psk: protocol::Psk::from_bytes([0; 32]),
         }
     } else {
-        let auth = AuthFile::load(&args.auth_file).map_err(|e| e.to_string())?;
+        let auth = load_auth_file(&args.auth_file).map_err(|e| e.to_string())?;
         Target {
             addr: args.addr,
             terminal: auth.terminal_id,

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use atm_client::AuthFile;
+use atm_client::{load_auth_file, AuthFile};
 use serde::{Deserialize, Serialize};
 
 use crate::load::{self, Mode, Options, Target};
@@ -184,7 +184,7 @@ fn start_bank(bin: &Path, dir: &Path, max_sessions: usize) -> Result<(Server, Au
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    let auth = AuthFile::load(dir.join("bank.auth")).map_err(err)?;
+    let auth = load_auth_file(dir.join("bank.auth")).map_err(err)?;
     Ok((server, auth))
 }
 

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use atm_client::AuthFile;
+use atm_client::load_auth_file;
 use bank_load::{Mode, Options, Target};
 use bank_server::{Argon2Params, Config, Output};
 
@@ -30,7 +30,7 @@ async fn bank(dir: &std::path::Path) -> (Target, tokio::sync::oneshot::Sender<()
     tokio::spawn(bank_server::serve(listener, bank, async move {
         let _ = stopped.await;
     }));
-    let auth = AuthFile::load(dir.join("bank.auth")).unwrap();
+    let auth = load_auth_file(dir.join("bank.auth")).unwrap();
     let target = Target {
         addr,
         terminal: auth.terminal_id,

@@ -17,8 +17,9 @@ use crate::terminals::{
 };
 use crate::{now_ms, Config, StartError};
 
-/// Shortest operator password accepted (the same policy as customers').
-pub const MIN_OPERATOR_PASSWORD: usize = 8;
+/// Shortest operator password accepted: the same policy as customers'
+/// ([`protocol::MIN_PASSWORD_CHARS`]).
+pub const MIN_OPERATOR_PASSWORD: usize = protocol::MIN_PASSWORD_CHARS;
 
 fn io(path: &Path, e: std::io::Error) -> StartError {
     StartError::Io(format!("{}: {e}", path.display()))

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use protocol::bibifi::SummaryField;
 use protocol::message::MAX_HISTORY;
 use protocol::{
     AccountNumber, CardSecret, Cents, ErrorCode, FullName, Password, Request, Response, TerminalId,
@@ -15,9 +16,6 @@ use crate::audit::AuditEvent;
 use crate::ledger::{Ledger, LedgerError, Movement, NewAccount, UserRecord};
 use crate::passwords::HashError;
 use crate::{now_ms, Shared};
-
-/// Smallest opening balance of a card account (BIBIFI: 10.00).
-const MIN_OPENING: Cents = Cents(1_000);
 
 /// Who is logged in on a session.
 #[derive(Clone)]
@@ -232,7 +230,7 @@ async fn register(
     if ctx.user.is_some() {
         return refuse(ErrorCode::AlreadyLoggedIn);
     }
-    if password.expose().chars().count() < 8 {
+    if password.expose().chars().count() < protocol::MIN_PASSWORD_CHARS {
         return refuse(ErrorCode::WeakPassword);
     }
     let name = username.clone();
@@ -261,10 +259,11 @@ async fn register(
     if let Err(reply) = durable(shared).await {
         return reply;
     }
-    shared
-        .config
-        .output
-        .summary(user.username.as_str(), "initial_balance", Cents::ZERO);
+    shared.config.output.summary(
+        user.username.as_str(),
+        SummaryField::InitialBalance,
+        Cents::ZERO,
+    );
     tracing::info!(user = %user.username, "registered");
     welcome(ctx, user, Cents::ZERO)
 }
@@ -562,7 +561,7 @@ async fn open_card_account(
             Some(_) => {
                 return declined(shared, ctx, "open_account", initial, ErrorCode::NameTaken).await
             }
-            None if initial < MIN_OPENING || initial > shared.config.max_amount => {
+            None if initial < protocol::MIN_OPENING || initial > shared.config.max_amount => {
                 return declined(
                     shared,
                     ctx,
@@ -599,10 +598,11 @@ async fn open_card_account(
             return reply;
         }
         if fresh {
-            shared
-                .config
-                .output
-                .summary(user.username.as_str(), "initial_balance", opening);
+            shared.config.output.summary(
+                user.username.as_str(),
+                SummaryField::InitialBalance,
+                opening,
+            );
         }
         tracing::info!(user = %user.username, retry = !fresh, "card account opened");
         let account = user.account.clone();
@@ -660,7 +660,7 @@ async fn balance(shared: &Arc<Shared>, ctx: &mut SessionCtx) -> Response {
             shared
                 .config
                 .output
-                .summary(user.username.as_str(), "balance", balance);
+                .summary(user.username.as_str(), SummaryField::Balance, balance);
             Response::Balance {
                 balance_cents: balance,
             }
@@ -680,10 +680,10 @@ async fn movement(
         Ok(user) => user,
         Err(reply) => return reply,
     };
-    let action = if kind == TxKind::Deposit {
-        "deposit"
+    let (action, field) = if kind == TxKind::Deposit {
+        ("deposit", SummaryField::Deposit)
     } else {
-        "withdraw"
+        ("withdraw", SummaryField::Withdraw)
     };
     if amount == Cents::ZERO || amount > shared.config.max_amount {
         return declined(shared, ctx, action, amount, ErrorCode::AmountInvalid).await;
@@ -714,7 +714,7 @@ async fn movement(
         shared
             .config
             .output
-            .summary(user.username.as_str(), action, amount);
+            .summary(user.username.as_str(), field, amount);
     }
     tracing::info!(user = %user.username, action, replay = applied.replay, "applied");
     if kind == TxKind::Deposit {

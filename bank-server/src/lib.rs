@@ -20,6 +20,7 @@ pub mod admin;
 mod attempts;
 pub mod audit;
 mod bank;
+pub mod bibifi;
 pub mod clock;
 mod console;
 mod group_sync;
@@ -28,6 +29,7 @@ mod listener;
 mod live;
 pub mod output;
 pub mod passwords;
+pub mod process;
 mod session;
 pub mod sled_ledger;
 mod tally;
@@ -56,8 +58,9 @@ pub use web::{app, READ_BUFFER_SIZE};
 
 use crate::passwords::PasswordPool;
 
-/// Default WebSocket / HTTP port.
-pub const DEFAULT_PORT: u16 = 8765;
+/// Default WebSocket / HTTP port of `bank-server` (the web bank); the BIBIFI `bank` command
+/// listens on [`bibifi::DEFAULT_PORT`] instead.
+pub const DEFAULT_PORT: u16 = protocol::WEB_BANK_PORT;
 
 /// Everything a running bank needs to know. [`Config::new`] gives the production defaults.
 #[derive(Clone, Debug)]

@@ -194,15 +194,6 @@ fn parse_amount(text: &str) -> Result<Cents, String> {
         .ok_or_else(|| "expected a positive amount like 1000.00".to_owned())
 }
 
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(filter)
-        .init();
-}
-
 /// Files the bank keeps open besides its connections (sled's files, the listener, the admin
 /// socket, standard streams), with room to spare.
 const RESERVED_FILES: u64 = 64;
@@ -242,7 +233,7 @@ fn config(opts: &Opts) -> Config {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
+    bank_server::process::init_logging("info");
     let result = match cli.command {
         None | Some(Command::Serve) => serve(&cli.opts),
         Some(Command::Terminal(cmd)) => terminal(&cli.opts, cmd),
@@ -258,25 +249,12 @@ fn main() -> ExitCode {
     }
 }
 
-/// Most threads in the bank's blocking pool (see `serve`).
-const BLOCKING_THREADS: usize = 32;
-
 fn serve(opts: &Opts) -> Result<(), StartError> {
-    // Blocking work is short ledger calls (which the combining writer batches: more threads
-    // would only wait on its lock), one group flush at a time and the bounded Argon2 pool, so
-    // a small pool is enough; tokio's default of 512 threads costs memory under a burst of
-    // logins and gains nothing.
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .max_blocking_threads(BLOCKING_THREADS)
-        .build()
-        .map_err(|e| StartError::Io(e.to_string()))?;
+    let io = |e: std::io::Error| StartError::Io(e.to_string());
+    let runtime = bank_server::process::runtime().map_err(io)?;
     runtime.block_on(async {
-        use tokio::signal::unix::{signal, SignalKind};
-        let io = |e: std::io::Error| StartError::Io(e.to_string());
         // Register the handlers before anything else so an early signal is not lost.
-        let mut term = signal(SignalKind::terminate()).map_err(io)?;
-        let mut int = signal(SignalKind::interrupt()).map_err(io)?;
+        let shutdown = bank_server::process::shutdown_signals().map_err(io)?;
         check_file_limit(opts.max_connections)?;
         let config = config(opts);
         let bank = tokio::task::spawn_blocking(move || bank_server::open(config))
@@ -287,12 +265,6 @@ fn serve(opts: &Opts) -> Result<(), StartError> {
             .map_err(|e| StartError::Io(format!("cannot listen on {}:{}: {e}", opts.bind, opts.port)))?;
         let addr = listener.local_addr().map_err(io)?;
         eprintln!("bank-server: serving on http://{addr}/ (web ATM); native ATMs connect to ws://{addr}/ws");
-        let shutdown = async move {
-            tokio::select! {
-                _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
-                _ = int.recv() => tracing::info!("SIGINT: shutting down"),
-            }
-        };
         bank_server::serve(listener, bank, shutdown).await.map_err(io)
     })
 }

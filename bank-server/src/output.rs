@@ -4,6 +4,7 @@
 use std::io::Write as _;
 use std::sync::{Arc, Mutex};
 
+use protocol::bibifi::{summary_line, SummaryField};
 use protocol::Cents;
 
 /// Where summary lines go.
@@ -38,13 +39,10 @@ impl Output {
         }
     }
 
-    /// `{"account":"<name>","<field>":<amount>}` with the amount as an exact JSON number.
-    pub fn summary(&self, account: &str, field: &str, amount: Cents) {
-        let name = serde_json::to_string(account).expect("strings serialize");
-        self.line(&format!(
-            "{{\"account\":{name},\"{field}\":{}}}",
-            amount.to_json_number()
-        ));
+    /// `{"account":"<name>","<field>":<amount>}` with the amount as an exact JSON number
+    /// ([`protocol::bibifi::summary_line`], the line the `atm` prints too).
+    pub fn summary(&self, account: &str, field: SummaryField, amount: Cents) {
+        self.line(&summary_line(account, field, amount));
     }
 }
 
@@ -55,9 +53,9 @@ mod tests {
     #[test]
     fn summary_lines_match_the_bibifi_format() {
         let (out, lines) = Output::memory();
-        out.summary("bob", "deposit", Cents(1250));
-        out.summary("bob", "initial_balance", Cents(100_000));
-        out.summary("bob", "withdraw", Cents(6310));
+        out.summary("bob", SummaryField::Deposit, Cents(1250));
+        out.summary("bob", SummaryField::InitialBalance, Cents(100_000));
+        out.summary("bob", SummaryField::Withdraw, Cents(6310));
         assert_eq!(
             *lines.lock().unwrap(),
             [

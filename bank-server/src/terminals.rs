@@ -4,6 +4,8 @@
 use std::io::Write as _;
 use std::path::Path;
 
+use protocol::auth_file::AuthFile;
+use protocol::link::{self, LinkPage};
 use protocol::{Psk, TerminalId, TerminalRole};
 use rand_core::{OsRng, RngCore};
 use zeroize::Zeroizing;
@@ -29,13 +31,14 @@ pub fn new_terminal_with_role(name: &str, now_ms: u64, role: TerminalRole) -> Te
     }
 }
 
-/// The auth file's text: `{"terminal_id":"<id>","psk":"<64 hex>"}` and a newline.
+/// The auth file's text ([`protocol::auth_file`]): `{"terminal_id":"<id>","psk":"<64 hex>"}`
+/// and a newline.
 pub fn auth_file_text(terminal: &TerminalRecord) -> Zeroizing<String> {
-    Zeroizing::new(format!(
-        "{{\"terminal_id\":\"{}\",\"psk\":\"{}\"}}\n",
-        terminal.id.as_str(),
-        terminal.psk.to_hex().as_str()
-    ))
+    AuthFile {
+        terminal_id: terminal.id.clone(),
+        psk: terminal.psk.clone(),
+    }
+    .to_text()
 }
 
 /// Writes a secret file that must not exist yet, readable by the owner only (0600).
@@ -49,26 +52,17 @@ pub fn write_new_secret_file(path: &Path, text: &str) -> std::io::Result<()> {
     file.sync_all()
 }
 
-/// `<base>/#terminal=<id>&key=<64 hex>`: the web ATM reads this fragment and stores the key.
-/// `base` is the bank's URL, like `http://127.0.0.1:8765`.
+/// `<base>/#terminal=<id>&key=<64 hex>` ([`protocol::link`]): the web ATM reads this
+/// fragment and stores the key. `base` is the bank's URL, like `http://127.0.0.1:8765`.
 pub fn enrollment_link(base: &str, terminal: &TerminalRecord) -> Zeroizing<String> {
-    Zeroizing::new(format!(
-        "{}/#terminal={}&key={}",
-        base.trim_end_matches('/'),
-        terminal.id.as_str(),
-        terminal.psk.to_hex().as_str()
-    ))
+    link::format(base, LinkPage::Atm, &terminal.id, &terminal.psk)
 }
 
-/// `<base>/console#terminal=<id>&key=<64 hex>`: the bank console reads this fragment and
-/// stores the console terminal's key (apart from an ATM's, so one browser can be both).
+/// `<base>/console#terminal=<id>&key=<64 hex>` ([`protocol::link`]): the bank console reads
+/// this fragment and stores the console terminal's key (apart from an ATM's, so one browser
+/// can be both).
 pub fn console_link(base: &str, terminal: &TerminalRecord) -> Zeroizing<String> {
-    Zeroizing::new(format!(
-        "{}/console#terminal={}&key={}",
-        base.trim_end_matches('/'),
-        terminal.id.as_str(),
-        terminal.psk.to_hex().as_str()
-    ))
+    link::format(base, LinkPage::Console, &terminal.id, &terminal.psk)
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
-use atm_client::{AuthFile, Client, ClientError};
+use atm_client::{load_auth_file, AuthFile, Client, ClientError};
 use common::*;
 use protocol::{CardSecret, Cents, Request, Response};
 use rand_core::OsRng;
@@ -166,7 +166,7 @@ async fn sigkill_under_load_loses_nothing_acknowledged() {
     let dir = temp();
     let paths = Paths::new(dir.path());
     let bank = BankProcess::start(&paths);
-    let auth = AuthFile::load(&paths.auth).unwrap();
+    let auth = load_auth_file(&paths.auth).unwrap();
     let acked_total = Arc::new(AtomicUsize::new(0));
     let mut cards = Vec::new();
     let mut tasks = Vec::new();
@@ -295,7 +295,7 @@ async fn sigint_ends_sessions_cleanly_and_exits_zero() {
     let dir = temp();
     let paths = Paths::new(dir.path());
     let bank = BankProcess::start(&paths);
-    let auth = AuthFile::load(&paths.auth).unwrap();
+    let auth = load_auth_file(&paths.auth).unwrap();
     let mut client = Client::connect(&bank.addr, &auth.terminal_id, &auth.psk)
         .await
         .unwrap();
@@ -330,7 +330,7 @@ async fn terminal_subcommands_work_on_a_running_and_a_stopped_bank() {
         out.to_str().unwrap(),
     ]);
     assert!(add.status.success(), "{add:?}");
-    let second = AuthFile::load(&out).unwrap();
+    let second = load_auth_file(&out).unwrap();
     let mut client = Client::connect(&bank.addr, &second.terminal_id, &second.psk)
         .await
         .unwrap();
@@ -419,7 +419,7 @@ async fn no_secret_reaches_the_logs_even_at_trace_level() {
     let dir = temp();
     let paths = Paths::new(dir.path());
     let bank = BankProcess::start_logging(&paths, "trace");
-    let auth = AuthFile::load(&paths.auth).unwrap();
+    let auth = load_auth_file(&paths.auth).unwrap();
     let password = "Secret-Passw0rd-XYZZY";
     let card = CardSecret::random(&mut OsRng);
     let mut client = Client::connect(&bank.addr, &auth.terminal_id, &auth.psk)
@@ -669,7 +669,7 @@ async fn max_connections_means_what_it_says() {
         (child, addr)
     };
     let addr = bank.1.clone();
-    let auth = AuthFile::load(&paths.auth).unwrap();
+    let auth = load_auth_file(&paths.auth).unwrap();
     // Two silent connections hold both slots: a third (far below the 256 sessions) waits...
     let started = std::time::Instant::now();
     let silent = [

@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use atm_client::{AuthFile, Client as AtmClient};
+use atm_client::{load_auth_file, AuthFile, Client as AtmClient};
 use e2e::{
     browser, click, enroll_by_link, open_bank, serve, shot, start_chromedriver, type_into,
     wait_contains, wait_css, wait_text, Res,
@@ -87,7 +87,7 @@ async fn bank_console_end_to_end() -> Res {
         OPERATOR_PASSWORD,
     )?;
     let console_link = bank_server::terminals::console_link(&base, &console).to_string();
-    let atm = AuthFile::load(&bank.config().auth_file)?;
+    let atm = load_auth_file(&bank.config().auth_file)?;
     let serving = serve(listener, bank);
 
     let driver = start_chromedriver().await?;

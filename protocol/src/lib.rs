@@ -33,10 +33,13 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod auth_file;
+pub mod bibifi;
 pub mod client;
 pub mod console;
 mod error;
 mod hexfmt;
+pub mod link;
 pub mod message;
 pub mod money;
 pub mod primitives;
@@ -80,6 +83,20 @@ pub mod close {
     /// The bank is shutting down.
     pub const GOING_AWAY: u16 = 1001;
 }
+/// The BIBIFI bank's default TCP port (the `bank` command), which the `atm` uses when `-p` is
+/// not given.
+pub const BIBIFI_PORT: u16 = 3000;
+
+/// The web bank's default TCP port (`bank-server`): web ATM, console and native ATMs.
+pub const WEB_BANK_PORT: u16 = 8765;
+
+/// Smallest opening balance of an account: 10.00. The bank refuses less; the `atm` refuses
+/// `-n` below it before connecting.
+pub const MIN_OPENING: money::Cents = money::Cents(1_000);
+
+/// Shortest password (in characters) the bank accepts for a customer or an operator; the web
+/// ATM checks it before sending.
+pub const MIN_PASSWORD_CHARS: usize = 8;
 
 /// Default for [`Config::max_skew_ms`].
 pub const DEFAULT_MAX_SKEW_MS: u64 = 30_000;

@@ -334,6 +334,32 @@ impl Request {
         }
     }
 
+    /// Whether a client that lost this request's answer (the connection broke after it was
+    /// sent) may send it again, unchanged, on a new connection once logged in again: the
+    /// requests that carry a txid (the bank applies each txid once per account and answers a
+    /// resend with the first result, §9.5) and those that only read. Never a login, a
+    /// registration (no txid: a resend would find its own name taken), a logout or a change of
+    /// terminals.
+    pub fn may_resend(&self) -> bool {
+        match self {
+            Self::OpenCardAccount { .. }
+            | Self::Deposit { .. }
+            | Self::Withdraw { .. }
+            | Self::Balance {}
+            | Self::History { .. }
+            | Self::ConsoleOverview {}
+            | Self::ConsoleAudit {}
+            | Self::ConsoleTerminals {} => true,
+            Self::Register { .. }
+            | Self::Login { .. }
+            | Self::CardLogin { .. }
+            | Self::Logout {}
+            | Self::OperatorLogin { .. }
+            | Self::AddTerminal { .. }
+            | Self::RevokeTerminal { .. } => false,
+        }
+    }
+
     /// Whether this is a console (operator) request rather than an ATM's.
     pub fn is_console(&self) -> bool {
         matches!(
@@ -666,7 +692,70 @@ impl fmt::Debug for Response {
 
 #[cfg(test)]
 mod tests {
-    use super::ErrorCode;
+    use super::*;
+    use crate::{console::TerminalName, TerminalId};
+    use rand_core::OsRng;
+
+    #[test]
+    fn only_txid_carrying_and_read_only_requests_may_be_resent() {
+        let user = || Username::new("bob").unwrap();
+        let password = || Password::new("correct horse").unwrap();
+        let txid = || TxId::random(&mut OsRng);
+        let card = || CardSecret::random(&mut OsRng);
+        let resend = [
+            Request::OpenCardAccount {
+                username: user(),
+                initial_cents: Cents(1_000),
+                txid: txid(),
+                card: card(),
+            },
+            Request::Deposit {
+                txid: txid(),
+                amount_cents: Cents(1),
+            },
+            Request::Withdraw {
+                txid: txid(),
+                amount_cents: Cents(1),
+            },
+            Request::Balance {},
+            Request::History { limit: 10 },
+            Request::ConsoleOverview {},
+            Request::ConsoleAudit {},
+            Request::ConsoleTerminals {},
+        ];
+        let never = [
+            Request::Register {
+                username: user(),
+                full_name: FullName::new("Bob").unwrap(),
+                password: password(),
+            },
+            Request::Login {
+                username: user(),
+                password: password(),
+            },
+            Request::CardLogin {
+                username: user(),
+                card: card(),
+            },
+            Request::Logout {},
+            Request::OperatorLogin {
+                username: user(),
+                password: password(),
+            },
+            Request::AddTerminal {
+                name: TerminalName::new("front desk").unwrap(),
+            },
+            Request::RevokeTerminal {
+                terminal: TerminalId::new("t-1").unwrap(),
+            },
+        ];
+        for request in resend {
+            assert!(request.may_resend(), "{}", request.kind());
+        }
+        for request in never {
+            assert!(!request.may_resend(), "{}", request.kind());
+        }
+    }
 
     #[test]
     fn error_code_names_are_their_wire_form() {

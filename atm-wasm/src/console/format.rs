@@ -98,21 +98,14 @@ pub fn chain_line(chain: &ChainStatus) -> (&'static str, String) {
     }
 }
 
-/// The web enrollment link for a new terminal: `{origin}/#terminal={id}&key={hex}`.
+/// The web enrollment link for a new terminal: `{origin}/#terminal={id}&key={hex}`
+/// ([`protocol::link`]).
 pub fn enrollment_link(origin: &str, terminal: &TerminalId, key: &Psk) -> Zeroizing<String> {
-    Zeroizing::new(format!(
-        "{}/#terminal={}&key={}",
-        origin.trim_end_matches('/'),
-        terminal.as_str(),
-        key.to_hex().as_str()
-    ))
+    protocol::link::format(origin, protocol::link::LinkPage::Atm, terminal, key)
 }
 
-/// The native ATM's auth-file line: `{"terminal_id":"…","psk":"…"}`.
+/// The native ATM's auth-file line: `{"terminal_id":"…","psk":"…"}`
+/// ([`protocol::auth_file`]).
 pub fn auth_line(terminal: &TerminalId, key: &Psk) -> Zeroizing<String> {
-    Zeroizing::new(format!(
-        "{{\"terminal_id\":\"{}\",\"psk\":\"{}\"}}",
-        terminal.as_str(),
-        key.to_hex().as_str()
-    ))
+    protocol::auth_file::line(terminal, key)
 }

@@ -2,7 +2,7 @@
 
 use std::rc::Rc;
 
-use protocol::{FullName, Password, Username};
+use protocol::{FullName, Password, Username, MIN_PASSWORD_CHARS};
 use yew::prelude::*;
 
 use super::widgets::{clear, login_fields, value, Field, Submit};
@@ -108,10 +108,12 @@ fn register_form(props: &Props) -> Html {
                     "Please enter your name (up to 100 characters).",
                 );
             }
-            if pass.chars().count() < 8 || pass.len() > Password::MAX_LEN {
+            if pass.chars().count() < MIN_PASSWORD_CHARS || pass.len() > Password::MAX_LEN {
                 invalid(
                     Form::RegisterPassword,
-                    "Please choose a password of at least 8 characters.",
+                    &format!(
+                        "Please choose a password of at least {MIN_PASSWORD_CHARS} characters."
+                    ),
                 );
             } else if pass != again {
                 invalid(Form::RegisterConfirm, "The two passwords are not the same.");

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use atm_client::{AuthFile, Client, Connection, Frame};
+use atm_client::{load_auth_file, AuthFile, Client, Connection, Frame};
 use bank_server::{Argon2Params, Config, Output};
 use protocol::{Cents, FullName, Password, Request, Response, TxId, Username};
 use rand_core::OsRng;
@@ -59,7 +59,7 @@ impl TestBank {
         let task = tokio::spawn(bank_server::serve(listener, bank.clone(), async move {
             let _ = stopped.await;
         }));
-        let auth = AuthFile::load(&config.auth_file).expect("auth file");
+        let auth = load_auth_file(&config.auth_file).expect("auth file");
         Self {
             addr,
             auth,
