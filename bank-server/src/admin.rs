@@ -28,7 +28,7 @@ fn io(path: &Path, e: std::io::Error) -> StartError {
 /// Opens the data directory, creating the bank on first start (see [`crate::open`]).
 pub fn open_or_create(config: &Config) -> Result<SledLedger, StartError> {
     std::fs::create_dir_all(&config.data_dir).map_err(|e| io(&config.data_dir, e))?;
-    let ledger = SledLedger::open(&config.data_dir)?;
+    let ledger = SledLedger::open_with_cache(&config.data_dir, config.cache_bytes)?;
     if ledger.audit_log()?.head.is_some() {
         return Ok(ledger);
     }

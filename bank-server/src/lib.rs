@@ -73,6 +73,9 @@ pub struct Config {
     pub audit_key_file: PathBuf,
     /// The built web ATM (static files, `index.html` fallback).
     pub web_root: PathBuf,
+    /// The storage engine's page cache, in bytes (memory held for reads beyond the OS's own
+    /// page cache).
+    pub cache_bytes: u64,
     /// Most WebSocket sessions at once; more are refused with 503.
     pub max_sessions: usize,
     /// Most open TCP connections (HTTP and WebSocket); more wait in the kernel's backlog.
@@ -127,6 +130,7 @@ impl Config {
             auth_file,
             audit_key_file,
             web_root: PathBuf::from("dist"),
+            cache_bytes: sled_ledger::DEFAULT_CACHE_BYTES,
             max_sessions: 256,
             max_connections: 512,
             max_connections_per_address: 128,

@@ -69,6 +69,15 @@ struct Opts {
     /// short "not built" page is served instead.
     #[arg(long, global = true, env = "BANK_WEB_ROOT", default_value = "dist")]
     web_root: PathBuf,
+    /// The database's page cache in MiB (memory for reads, beyond the OS's page cache).
+    #[arg(
+        long,
+        global = true,
+        env = "BANK_CACHE_MB",
+        default_value_t = 64,
+        value_parser = clap::value_parser!(u64).range(1..=65_536)
+    )]
+    cache_mb: u64,
     /// Most concurrent WebSocket sessions; more are refused with 503.
     #[arg(long, global = true, env = "BANK_MAX_SESSIONS", default_value_t = 256)]
     max_sessions: usize,
@@ -220,6 +229,7 @@ fn config(opts: &Opts) -> Config {
         opts.audit_key_file.clone(),
     );
     config.web_root = opts.web_root.clone();
+    config.cache_bytes = opts.cache_mb * 1024 * 1024;
     config.max_sessions = opts.max_sessions.max(1);
     // As given: fewer connections than sessions simply means fewer sessions at once.
     config.max_connections = opts.max_connections as usize;

@@ -181,6 +181,9 @@ pub struct SledLedger {
     log: Arc<std::fs::File>,
 }
 
+/// sled's page cache unless configured (sled's own default is 1 GiB).
+pub const DEFAULT_CACHE_BYTES: u64 = 64 * 1024 * 1024;
+
 /// The file in a sled 0.34 directory that holds its log (every committed write).
 const SLED_LOG_FILE: &str = "db";
 
@@ -196,19 +199,28 @@ fn flush_to_disk(db: &sled::Db, log: &std::fs::File) -> Result<(), String> {
 }
 
 impl SledLedger {
-    /// Opens (or creates) the database in `dir`.
+    /// Opens (or creates) the database in `dir` with the default page cache.
     pub fn open(dir: &Path) -> Result<Self, LedgerError> {
-        let db = sled::Config::new().path(dir).open().map_err(|e| {
-            let detail = e.to_string();
-            if detail.contains("lock") {
-                LedgerError::InUse(format!(
-                    "{} is in use by another process (is the bank running? stop it first)",
-                    dir.display()
-                ))
-            } else {
-                storage(detail)
-            }
-        })?;
+        Self::open_with_cache(dir, DEFAULT_CACHE_BYTES)
+    }
+
+    /// Opens (or creates) the database in `dir`, its page cache bounded to `cache_bytes`.
+    pub fn open_with_cache(dir: &Path, cache_bytes: u64) -> Result<Self, LedgerError> {
+        let db = sled::Config::new()
+            .path(dir)
+            .cache_capacity(cache_bytes)
+            .open()
+            .map_err(|e| {
+                let detail = e.to_string();
+                if detail.contains("lock") {
+                    LedgerError::InUse(format!(
+                        "{} is in use by another process (is the bank running? stop it first)",
+                        dir.display()
+                    ))
+                } else {
+                    storage(detail)
+                }
+            })?;
         let db = Arc::new(db);
         let log = Arc::new(
             std::fs::File::open(dir.join(SLED_LOG_FILE))

@@ -601,6 +601,7 @@ fn help_documents_every_flag() {
         "--max-sessions",
         "--max-connections",
         "--max-connections-per-ip",
+        "--cache-mb",
         "--request-head-timeout-secs",
         "--max-amount",
         "--idle-timeout-secs",
