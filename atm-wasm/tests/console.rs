@@ -97,6 +97,8 @@ fn overview() -> Response {
             since_ms: NOW,
         }],
         chain: ChainStatus::Linked { entries: 3 },
+        checkpoint_entries: Some(3),
+        checkpoint_ms: Some(NOW - 2_000),
     }))
 }
 

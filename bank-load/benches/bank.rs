@@ -34,7 +34,12 @@ fn argon2(c: &mut Criterion) {
 fn sled_commit(c: &mut Criterion) {
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let ledger = SledLedger::open(&dir.path().join("data")).unwrap();
-    ledger.init_audit(&AuditKey::random()).unwrap();
+    let identity = bank_server::ledger::BankIdentity {
+        id: "0".repeat(32),
+        created_ms: 0,
+        format: bank_server::store::FORMAT,
+    };
+    assert!(ledger.create_bank(&identity, &AuditKey::random()).unwrap());
     let user = ledger
         .open_account(
             NewAccount {

@@ -1,6 +1,6 @@
-//! Bank administration: first-start setup, terminals (add, list, revoke; on the stopped bank's
-//! database or through the running bank's admin socket) and the auditor's commands (verify,
-//! show). The command-line subcommands call these.
+//! Bank administration: terminals and operators (on the stopped bank's database or through the
+//! running bank's admin socket) and the auditor's commands (verify, show). The command-line
+//! subcommands call these.
 
 use std::path::{Path, PathBuf};
 
@@ -9,69 +9,16 @@ use serde::{Deserialize, Serialize};
 use protocol::{Password, TerminalId, TerminalRole, Username};
 
 use crate::audit::{self, AuditEvent, AuditKey, VerifyError};
+use crate::checkpoint::{Checkpoint, CheckpointError};
 use crate::ledger::{Ledger, LedgerError, OperatorRecord, TerminalRecord};
 use crate::passwords::{hash_password, Argon2Params};
-use crate::sled_ledger::SledLedger;
-use crate::terminals::{
-    auth_file_text, new_terminal, new_terminal_with_role, write_new_secret_file,
-};
-use crate::{now_ms, Config, StartError};
+use crate::store::{self, StoreError};
+use crate::terminals::{new_terminal, new_terminal_with_role};
+use crate::{now_ms, StartError};
 
 /// Shortest operator password accepted: the same policy as customers'
 /// ([`protocol::MIN_PASSWORD_CHARS`]).
 pub const MIN_OPERATOR_PASSWORD: usize = protocol::MIN_PASSWORD_CHARS;
-
-fn io(path: &Path, e: std::io::Error) -> StartError {
-    StartError::Io(format!("{}: {e}", path.display()))
-}
-
-/// Opens the data directory, creating the bank on first start (see [`crate::open`]).
-pub fn open_or_create(config: &Config) -> Result<SledLedger, StartError> {
-    std::fs::create_dir_all(&config.data_dir).map_err(|e| io(&config.data_dir, e))?;
-    let ledger = SledLedger::open_with_cache(&config.data_dir, config.cache_bytes)?;
-    if ledger.audit_log()?.head.is_some() {
-        return Ok(ledger);
-    }
-    // First start. Refuse to overwrite secrets that belong to another bank.
-    for path in [&config.auth_file, &config.audit_key_file] {
-        if path.exists() {
-            return Err(StartError::Exists(path.clone()));
-        }
-    }
-    let first_key = AuditKey::random();
-    let mut key_text = first_key.to_hex();
-    key_text.push('\n');
-    write_new_secret_file(&config.audit_key_file, &key_text)
-        .map_err(|e| io(&config.audit_key_file, e))?;
-    ledger.init_audit(&first_key)?;
-    let terminal = new_terminal("first terminal", now_ms());
-    ledger.add_terminal(&terminal, &terminal_event("terminal_added", &terminal.id))?;
-    ledger.sync()?;
-    write_new_secret_file(&config.auth_file, &auth_file_text(&terminal))
-        .map_err(|e| io(&config.auth_file, e))?;
-    tracing::info!(terminal = %terminal.id, auth_file = %config.auth_file.display(), "created a new bank");
-    config.output.line("created");
-    Ok(ledger)
-}
-
-/// Opens an existing bank's data directory (for admin commands; the bank must be stopped,
-/// since sled allows one process at a time).
-pub fn open_existing(data_dir: &Path) -> Result<SledLedger, StartError> {
-    if !data_dir.is_dir() {
-        return Err(StartError::Io(format!(
-            "{}: no bank data here",
-            data_dir.display()
-        )));
-    }
-    let ledger = SledLedger::open(data_dir)?;
-    if ledger.audit_log()?.head.is_none() {
-        return Err(StartError::Io(format!(
-            "{}: no bank data here",
-            data_dir.display()
-        )));
-    }
-    Ok(ledger)
-}
 
 fn terminal_event(action: &str, id: &TerminalId) -> AuditEvent {
     let mut event = AuditEvent::new(action, now_ms());
@@ -173,10 +120,23 @@ pub fn add_operator(
 /// Why an audit check failed.
 #[derive(Debug)]
 pub enum AuditCheckError {
-    /// The key file or storage could not be read.
+    /// The key file could not be read.
     Setup(String),
     /// The chain is broken.
     Broken(VerifyError),
+    /// The store could not be read: damaged, not a bank, or in use.
+    Store(StoreError),
+    /// The checkpoint file could not be read.
+    Checkpoint(CheckpointError),
+    /// The log does not reach, or differs from, what the checkpoint vouches for.
+    BehindCheckpoint {
+        /// Entries in the log.
+        log: u64,
+        /// Entries the checkpoint vouches for.
+        checkpoint: u64,
+        /// What does not match.
+        problem: &'static str,
+    },
 }
 
 impl core::fmt::Display for AuditCheckError {
@@ -184,11 +144,30 @@ impl core::fmt::Display for AuditCheckError {
         match self {
             Self::Setup(e) => f.write_str(e),
             Self::Broken(e) => write!(f, "{e}"),
+            Self::Store(e) => write!(f, "{e}"),
+            Self::Checkpoint(e) => write!(f, "{e}"),
+            Self::BehindCheckpoint {
+                log,
+                checkpoint,
+                problem,
+            } => write!(
+                f,
+                "the log holds {log} entries, the checkpoint vouches for {checkpoint}: {problem}"
+            ),
         }
     }
 }
 
-impl std::error::Error for AuditCheckError {}
+impl std::error::Error for AuditCheckError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Broken(e) => Some(e),
+            Self::Store(e) => Some(e),
+            Self::Checkpoint(e) => Some(e),
+            _ => None,
+        }
+    }
+}
 
 /// Reads the auditor's first key.
 pub fn read_audit_key(path: &Path) -> Result<AuditKey, AuditCheckError> {
@@ -207,8 +186,61 @@ pub fn verify_audit(
 ) -> Result<Vec<AuditEvent>, AuditCheckError> {
     let log = ledger
         .audit_log()
-        .map_err(|e| AuditCheckError::Setup(e.to_string()))?;
+        .map_err(|e| AuditCheckError::Broken(unreadable(e)))?;
     audit::verify(first_key, &log.entries, log.head.as_ref()).map_err(AuditCheckError::Broken)
+}
+
+fn unreadable(e: LedgerError) -> VerifyError {
+    tracing::error!(error = %e, "the audit log could not be read");
+    VerifyError {
+        entry: 0,
+        problem: "the store cannot be read (damaged)",
+    }
+}
+
+/// Checks a verified log of `entries` entries against a checkpoint: the log reaches it, its
+/// entry there hashes as the checkpoint says, the bank is the same, and the MAC verifies under
+/// `K_seq` derived from the auditor's first key.
+pub fn verify_checkpoint(
+    ledger: &dyn Ledger,
+    first_key: &AuditKey,
+    entries: u64,
+    checkpoint: &Checkpoint,
+) -> Result<(), AuditCheckError> {
+    let behind = |problem| AuditCheckError::BehindCheckpoint {
+        log: entries,
+        checkpoint: checkpoint.next_seq,
+        problem,
+    };
+    if entries < checkpoint.next_seq {
+        return Err(behind("the log is shorter (truncated or rolled back)"));
+    }
+    let identity = ledger
+        .identity()
+        .map_err(|e| AuditCheckError::Broken(unreadable(e)))?;
+    if identity.is_none_or(|i| i.id != checkpoint.bank_id) {
+        return Err(behind("the checkpoint belongs to another bank"));
+    }
+    if let Some(last) = checkpoint.next_seq.checked_sub(1) {
+        let entry = ledger
+            .audit_entry(last)
+            .map_err(|e| AuditCheckError::Broken(unreadable(e)))?;
+        if entry.is_none_or(|e| protocol::primitives::sha256(&[&e]) != checkpoint.last_hash) {
+            return Err(behind("the log differs from the one checkpointed"));
+        }
+    }
+    let expected = first_key.evolved(checkpoint.next_seq).checkpoint_mac(
+        &checkpoint.bank_id,
+        checkpoint.next_seq,
+        &checkpoint.last_hash,
+    );
+    if !bool::from(subtle::ConstantTimeEq::ct_eq(
+        &expected[..],
+        &checkpoint.mac[..],
+    )) {
+        return Err(behind("the checkpoint's MAC does not verify (forged)"));
+    }
+    Ok(())
 }
 
 /// One event as the auditor reads it: `#seq time action user=.. account=.. amount=..`.
@@ -374,12 +406,18 @@ pub fn admin_socket_path(data_dir: &Path) -> PathBuf {
     data_dir.join("admin").join("admin.sock")
 }
 
-/// Runs `op` on the bank in `data_dir`: directly if it is stopped, else through its socket.
-pub fn terminal_op(data_dir: &Path, op: TerminalOp) -> Result<TerminalReply, StartError> {
-    match open_existing(data_dir) {
-        Ok(ledger) => Ok(execute(&ledger, op)),
-        Err(StartError::InUse(_)) => remote(data_dir, &op),
-        Err(e) => Err(e),
+/// Runs `op` on the bank in `data_dir`: directly if it is stopped (its store checked against
+/// `checkpoint_file`, which records the change), else through its socket.
+pub fn terminal_op(
+    data_dir: &Path,
+    checkpoint_file: &Path,
+    cache_bytes: u64,
+    op: TerminalOp,
+) -> Result<TerminalReply, StartError> {
+    match store::open_checked(data_dir, checkpoint_file, cache_bytes, false) {
+        Ok(opened) => Ok(execute(&opened.ledger, op)),
+        Err(StoreError::InUse(_)) => remote(data_dir, &op),
+        Err(e) => Err(e.into()),
     }
 }
 

@@ -27,6 +27,7 @@ const LABEL_ENC: &[u8] = b"bank audit enc";
 const LABEL_MAC: &[u8] = b"bank audit mac";
 const LABEL_EVOLVE: &[u8] = b"bank audit evolve";
 const LABEL_ENTRY: &[u8] = b"bank audit entry";
+const LABEL_CHECKPOINT: &[u8] = b"bank audit checkpoint";
 const HEADER_LEN: usize = 8 + 32 + 16 + 32;
 const HEAD_LEN: usize = 8 + 32 + 32;
 
@@ -65,6 +66,31 @@ impl AuditKey {
 
     fn ct_eq(&self, other: &Self) -> bool {
         self.0[..].ct_eq(&other.0[..]).into()
+    }
+
+    /// This key evolved `n` times: `K_n` from `K_0` (what the auditor derives).
+    pub fn evolved(&self, n: u64) -> Self {
+        let mut key = self.clone();
+        for _ in 0..n {
+            key = key.evolve();
+        }
+        key
+    }
+
+    /// The MAC of a checkpoint of the chain at `next_seq` entries ending in `last_hash`, under
+    /// this key, which must be `K_{next_seq}` (the head's key at that point):
+    /// `HMAC(HMAC(K, "bank audit checkpoint"), "bank audit checkpoint" || bank_id || seq ||
+    /// last_hash)`. The bank forgets the key with the next entry; the auditor derives it.
+    pub fn checkpoint_mac(&self, bank_id: &str, next_seq: u64, last_hash: &[u8; 32]) -> [u8; 32] {
+        hmac_sha256(
+            self.derive(LABEL_CHECKPOINT).as_ref(),
+            &[
+                LABEL_CHECKPOINT,
+                bank_id.as_bytes(),
+                &next_seq.to_be_bytes(),
+                last_hash,
+            ],
+        )
     }
 }
 

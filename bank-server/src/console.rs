@@ -131,7 +131,10 @@ async fn overview(shared: &Arc<Shared>) -> Response {
         }
     }
     let (sessions_total, sessions) = shared.live.snapshot(MAX_LISTED_SESSIONS);
+    let checkpoint = shared.checkpoints.latest();
     Response::Overview(Box::new(Overview {
+        checkpoint_entries: Some(checkpoint.next_seq),
+        checkpoint_ms: Some(checkpoint.time_ms),
         now_ms: now,
         accounts: totals.accounts,
         deposits_cents: TotalCents(totals.deposits_cents),

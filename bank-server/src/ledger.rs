@@ -113,6 +113,27 @@ pub struct RecentAudit {
     pub entries: Vec<(u64, AuditEvent)>,
 }
 
+/// Who a store belongs to: written once, when the bank is created, in the same commit as the
+/// start of its audit log.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BankIdentity {
+    /// A random id (32 hex digits), also written into every checkpoint.
+    pub id: String,
+    /// When the bank was created (Unix ms).
+    pub created_ms: u64,
+    /// The store's format version; a binary refuses a store newer than it knows.
+    pub format: u32,
+}
+
+/// Where the audit chain stands: how many entries it holds and the hash of the last one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChainPosition {
+    /// Entries written (the sequence number of the next one).
+    pub next_seq: u64,
+    /// SHA-256 of the last entry, all zero before the first.
+    pub last_hash: [u8; 32],
+}
+
 /// Failed-login bookkeeping for one account or terminal.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ThrottleState {
@@ -166,6 +187,10 @@ impl fmt::Display for LedgerError {
 }
 
 impl std::error::Error for LedgerError {}
+
+/// Told, after a flush made everything committed durable, where the audit chain stood when
+/// the flush began; an error fails the flush (its waiters get no acknowledgement).
+pub type FlushHook = std::sync::Arc<dyn Fn(&ChainHead) -> Result<(), String> + Send + Sync>;
 
 /// Everything the bank stores. Each mutating call commits atomically (the change, its
 /// transaction record, its transaction-id entry and its audit entry together) but is durable
@@ -246,8 +271,22 @@ pub trait Ledger: Send + Sync + 'static {
     fn recent_audit(&self, limit: usize) -> Result<RecentAudit, LedgerError>;
     /// Appends an audit entry on its own.
     fn audit(&self, event: &AuditEvent) -> Result<(), LedgerError>;
-    /// Starts the audit log at `first_key`, once; `false` when it already exists.
-    fn init_audit(&self, first_key: &AuditKey) -> Result<bool, LedgerError>;
+    /// Creates the bank in an empty store: its identity and its audit log starting at
+    /// `first_key`, in one commit; `false` (and nothing written) when the store holds either.
+    fn create_bank(
+        &self,
+        identity: &BankIdentity,
+        first_key: &AuditKey,
+    ) -> Result<bool, LedgerError>;
+    /// The bank's identity, if the store holds one.
+    fn identity(&self) -> Result<Option<BankIdentity>, LedgerError>;
+    /// Records the identity of a bank created before stores held one (its audit log exists);
+    /// `false` when an identity is there already.
+    fn adopt_identity(&self, identity: &BankIdentity) -> Result<bool, LedgerError>;
+    /// Where the audit chain stands, if the log exists.
+    fn chain_position(&self) -> Result<Option<ChainPosition>, LedgerError>;
+    /// The stored audit entry at `seq`, if any.
+    fn audit_entry(&self, seq: u64) -> Result<Option<Vec<u8>>, LedgerError>;
     /// The stored audit log.
     fn audit_log(&self) -> Result<AuditLog, LedgerError>;
     /// [`crate::audit::check_links`] over the stored log, streamed (never loaded whole): how
@@ -258,4 +297,7 @@ pub trait Ledger: Send + Sync + 'static {
     fn durable(&self) -> BoxFuture<'static, Result<(), LedgerError>>;
     /// Blocking form of [`Self::durable`], for shutdown and command-line tools.
     fn sync(&self) -> Result<(), LedgerError>;
+    /// Sets what each flush reports to once it is on disk (the bank's checkpoints), once;
+    /// `false` if one was set already.
+    fn on_durable(&self, hook: FlushHook) -> bool;
 }

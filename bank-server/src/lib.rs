@@ -21,6 +21,7 @@ mod attempts;
 pub mod audit;
 mod bank;
 pub mod bibifi;
+pub mod checkpoint;
 pub mod clock;
 mod console;
 mod group_sync;
@@ -32,6 +33,7 @@ pub mod passwords;
 pub mod process;
 mod session;
 pub mod sled_ledger;
+pub mod store;
 mod tally;
 pub mod terminals;
 pub mod throttle;
@@ -71,6 +73,11 @@ pub struct Config {
     pub auth_file: PathBuf,
     /// The auditor's copy of the first audit key, written once on first start.
     pub audit_key_file: PathBuf,
+    /// Where the bank records, after each durable commit, how far its audit chain reaches;
+    /// outside the data directory (best on another disk), checked at every start.
+    pub checkpoint_file: PathBuf,
+    /// Accept a store that fails the checkpoint check as it is (audited), once.
+    pub reset_checkpoints: bool,
     /// The built web ATM (static files, `index.html` fallback).
     pub web_root: PathBuf,
     /// The storage engine's page cache, in bytes (memory held for reads beyond the OS's own
@@ -126,6 +133,8 @@ impl Config {
     /// Production defaults with the given paths.
     pub fn new(data_dir: PathBuf, auth_file: PathBuf, audit_key_file: PathBuf) -> Self {
         Self {
+            checkpoint_file: default_checkpoint_file(&data_dir),
+            reset_checkpoints: false,
             data_dir,
             auth_file,
             audit_key_file,
@@ -154,6 +163,16 @@ impl Config {
     }
 }
 
+/// The checkpoint file beside (not in) the data directory: `<data-dir>.checkpoint`.
+pub fn default_checkpoint_file(data_dir: &std::path::Path) -> PathBuf {
+    let mut name = data_dir
+        .file_name()
+        .map(std::ffi::OsStr::to_os_string)
+        .unwrap_or_else(|| "bank-data".into());
+    name.push(".checkpoint");
+    data_dir.with_file_name(name)
+}
+
 /// Why the bank could not start or an admin command failed.
 #[derive(Debug)]
 pub enum StartError {
@@ -167,6 +186,8 @@ pub enum StartError {
     InUse(String),
     /// Argon2 could not be set up.
     Hash,
+    /// The store could not be opened or created.
+    Store(store::StoreError),
 }
 
 impl fmt::Display for StartError {
@@ -181,11 +202,28 @@ impl fmt::Display for StartError {
                 p.display()
             ),
             Self::Hash => f.write_str("invalid Argon2 parameters"),
+            Self::Store(e) => write!(f, "{e}"),
         }
     }
 }
 
-impl std::error::Error for StartError {}
+impl std::error::Error for StartError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Store(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<store::StoreError> for StartError {
+    fn from(e: store::StoreError) -> Self {
+        match e {
+            store::StoreError::InUse(detail) => Self::InUse(detail),
+            other => Self::Store(other),
+        }
+    }
+}
 
 impl From<ledger::LedgerError> for StartError {
     fn from(e: ledger::LedgerError) -> Self {
@@ -200,6 +238,8 @@ impl From<ledger::LedgerError> for StartError {
 pub(crate) struct Shared {
     pub(crate) config: Config,
     pub(crate) ledger: Arc<dyn Ledger>,
+    /// The checkpoint file the ledger writes after each durable commit.
+    pub(crate) checkpoints: Arc<checkpoint::CheckpointFile>,
     pub(crate) passwords: PasswordPool,
     /// Login attempts in flight per throttle key.
     pub(crate) attempts: Arc<attempts::InFlight>,
@@ -244,7 +284,10 @@ impl Bank {
 /// audit log (its first key written to `config.audit_key_file`), a first terminal and the auth
 /// file (printing `created`). Blocks briefly (sled, one Argon2 run for the dummy hash).
 pub fn open(config: Config) -> Result<Bank, StartError> {
-    let ledger = admin::open_or_create(&config)?;
+    let store::Opened {
+        ledger,
+        checkpoints,
+    } = store::open_or_create(&config)?;
     let passwords = PasswordPool::new(config.argon2, config.hash_workers, config.hash_wait)
         .map_err(|_| StartError::Hash)?;
     Ok(Bank {
@@ -252,6 +295,7 @@ pub fn open(config: Config) -> Result<Bank, StartError> {
             sessions: Arc::new(Semaphore::new(config.max_sessions)),
             config,
             ledger: Arc::new(ledger),
+            checkpoints,
             passwords,
             attempts: Arc::default(),
             shutdown: CancellationToken::new(),

@@ -65,6 +65,16 @@ struct Opts {
         default_value = "bank-audit.key"
     )]
     audit_key_file: PathBuf,
+    /// The checkpoint file: after each durable commit the bank records there how far its
+    /// audit chain reaches, and at start it refuses a store that falls short (damaged or rolled
+    /// back). Keep it outside the data directory, best on another disk. Default:
+    /// `<data-dir>.checkpoint` beside the data directory.
+    #[arg(long, global = true, env = "BANK_CHECKPOINT_FILE")]
+    checkpoint_file: Option<PathBuf>,
+    /// Start on a store that fails the checkpoint check, accepting it as it is (acknowledged
+    /// transactions after its state may be lost); audited as `checkpoints_reset`.
+    #[arg(long, global = true)]
+    reset_checkpoints: bool,
     /// Directory of the built web ATM to serve (index.html fallback). If it is missing, a
     /// short "not built" page is served instead.
     #[arg(long, global = true, env = "BANK_WEB_ROOT", default_value = "dist")]
@@ -191,10 +201,19 @@ enum TerminalCommand {
 
 #[derive(Subcommand, Debug)]
 enum AuditCommand {
-    /// Verify the whole chain; exits 1 naming the first bad entry.
-    Verify,
+    /// Verify the whole chain, and that it reaches the checkpoint (the --checkpoint-file, or
+    /// --checkpoints FILE, say an off-machine copy); exits 1 naming the first bad entry or the
+    /// mismatch.
+    Verify(AuditArgs),
     /// Verify, then print every entry (time, action, user, account, amount).
-    Show,
+    Show(AuditArgs),
+}
+
+#[derive(Args, Debug)]
+struct AuditArgs {
+    /// A checkpoint file to check the log against instead of --checkpoint-file.
+    #[arg(long)]
+    checkpoints: Option<PathBuf>,
 }
 
 fn parse_amount(text: &str) -> Result<Cents, String> {
@@ -222,6 +241,13 @@ fn check_file_limit(max_connections: u32) -> Result<(), StartError> {
     Ok(())
 }
 
+/// The checkpoint file: as given, or beside the data directory.
+fn checkpoint_file(opts: &Opts) -> PathBuf {
+    opts.checkpoint_file
+        .clone()
+        .unwrap_or_else(|| bank_server::default_checkpoint_file(&opts.data_dir))
+}
+
 fn config(opts: &Opts) -> Config {
     let mut config = Config::new(
         opts.data_dir.clone(),
@@ -229,6 +255,8 @@ fn config(opts: &Opts) -> Config {
         opts.audit_key_file.clone(),
     );
     config.web_root = opts.web_root.clone();
+    config.checkpoint_file = checkpoint_file(opts);
+    config.reset_checkpoints = opts.reset_checkpoints;
     config.cache_bytes = opts.cache_mb * 1024 * 1024;
     config.max_sessions = opts.max_sessions.max(1);
     // As given: fewer connections than sessions simply means fewer sessions at once.
@@ -285,7 +313,12 @@ fn terminal(opts: &Opts, cmd: TerminalCommand) -> Result<(), StartError> {
         TerminalCommand::List => TerminalOp::List,
         TerminalCommand::Revoke { id } => TerminalOp::Revoke { id: id.clone() },
     };
-    let reply = admin::terminal_op(&opts.data_dir, op)?;
+    let reply = admin::terminal_op(
+        &opts.data_dir,
+        &checkpoint_file(opts),
+        opts.cache_mb * 1024 * 1024,
+        op,
+    )?;
     match (cmd, reply) {
         (_, TerminalReply::Failed { error }) => return Err(StartError::Io(error)),
         (
@@ -373,7 +406,12 @@ fn operator(opts: &Opts, cmd: OperatorCommand) -> Result<(), StartError> {
         username: username.to_string(),
         password_hash,
     };
-    match admin::terminal_op(&opts.data_dir, op)? {
+    match admin::terminal_op(
+        &opts.data_dir,
+        &checkpoint_file(opts),
+        opts.cache_mb * 1024 * 1024,
+        op,
+    )? {
         TerminalReply::Added { terminal_id, psk } => {
             let psk = zeroize::Zeroizing::new(psk);
             let terminal = TerminalRecord {
@@ -400,29 +438,52 @@ fn operator(opts: &Opts, cmd: OperatorCommand) -> Result<(), StartError> {
 }
 
 fn audit(opts: &Opts, cmd: AuditCommand) -> ExitCode {
-    let checked = admin::open_existing(&opts.data_dir)
-        .map_err(|e| AuditCheckError::Setup(e.to_string()))
-        .and_then(|ledger| {
-            let key = admin::read_audit_key(&opts.audit_key_file)?;
-            admin::verify_audit(&ledger, &key)
-        });
+    let (show, args) = match cmd {
+        AuditCommand::Verify(args) => (false, args),
+        AuditCommand::Show(args) => (true, args),
+    };
+    let checkpoint_file = args.checkpoints.unwrap_or_else(|| checkpoint_file(opts));
+    // A damaged store must be reported, never crash the auditor's tool.
+    let checked = std::panic::catch_unwind(|| {
+        let ledger =
+            bank_server::store::open_existing(&opts.data_dir).map_err(AuditCheckError::Store)?;
+        let key = admin::read_audit_key(&opts.audit_key_file)?;
+        let events = admin::verify_audit(&ledger, &key)?;
+        let checkpoint = match bank_server::store::read_checkpoint(&checkpoint_file) {
+            Ok(checkpoint) => checkpoint,
+            Err(e) => return Err(AuditCheckError::Checkpoint(e)),
+        };
+        admin::verify_checkpoint(&ledger, &key, events.len() as u64, &checkpoint)?;
+        Ok((events, checkpoint))
+    })
+    .unwrap_or(Err(AuditCheckError::Broken(
+        bank_server::audit::VerifyError {
+            entry: 0,
+            problem: "the store cannot be read (damaged)",
+        },
+    )));
     match checked {
-        Ok(events) => {
-            if matches!(cmd, AuditCommand::Show) {
+        Ok((events, checkpoint)) => {
+            if show {
                 for (seq, event) in events.iter().enumerate() {
                     println!("{}", admin::format_event(seq, event));
                 }
             }
-            eprintln!("audit log OK: {} entries", events.len());
+            eprintln!(
+                "audit log OK: {} entries; it reaches the checkpoint of {} entries in {}",
+                events.len(),
+                checkpoint.next_seq,
+                checkpoint_file.display()
+            );
             ExitCode::SUCCESS
         }
-        Err(AuditCheckError::Broken(e)) => {
-            eprintln!("audit log BROKEN: {e}");
-            ExitCode::FAILURE
-        }
-        Err(e) => {
+        Err(AuditCheckError::Setup(e)) => {
             eprintln!("bank-server: {e}");
             ExitCode::from(2)
+        }
+        Err(e) => {
+            eprintln!("audit log BROKEN: {e}");
+            ExitCode::FAILURE
         }
     }
 }

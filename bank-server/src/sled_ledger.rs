@@ -21,12 +21,13 @@ use sled::{Db, Tree};
 use crate::audit::{AuditEvent, AuditKey, ChainHead};
 use crate::group_sync::GroupSync;
 use crate::ledger::{
-    Applied, AuditLog, Ledger, LedgerError, Movement, NewAccount, OperatorRecord, RecentAudit,
-    TerminalRecord, ThrottleState, Totals, UserRecord,
+    Applied, AuditLog, BankIdentity, ChainPosition, FlushHook, Ledger, LedgerError, Movement,
+    NewAccount, OperatorRecord, RecentAudit, TerminalRecord, ThrottleState, Totals, UserRecord,
 };
 use crate::tally::{Delta, Tally};
 
 const HEAD_KEY: &[u8] = b"audit_head";
+const IDENTITY_KEY: &[u8] = b"identity";
 /// How many appended audit events the ledger remembers in memory for the console.
 const RECENT_AUDIT: usize = 256;
 
@@ -179,6 +180,8 @@ pub struct SledLedger {
     group: Arc<GroupSync>,
     /// sled's log file, for the `fdatasync` its own flush does not make.
     log: Arc<std::fs::File>,
+    /// Told after each flush where the audit chain stood when it began (the checkpoints).
+    hook: Arc<std::sync::OnceLock<FlushHook>>,
 }
 
 /// sled's page cache unless configured (sled's own default is 1 GiB).
@@ -192,13 +195,43 @@ const SLED_LOG_FILE: &str = "db";
 /// drive's cache nor the file's metadata (its own `fsync` runs only every 500 ms in the
 /// background), so an `fdatasync` of the log follows; `fdatasync` acts on the file, whichever
 /// descriptor names it.
-fn flush_to_disk(db: &sled::Db, log: &std::fs::File) -> Result<(), String> {
+/// Then `hook` is told where the audit chain stood before the flush (all of it is on disk).
+fn flush_to_disk(
+    db: &sled::Db,
+    log: &std::fs::File,
+    hook: Option<&FlushHook>,
+) -> Result<(), String> {
+    let head = match hook {
+        Some(_) => read_head(db).map_err(|e| e.to_string())?,
+        None => None,
+    };
     db.flush().map_err(|e| e.to_string())?;
     log.sync_data()
-        .map_err(|e| format!("fdatasync of sled's log: {e}"))
+        .map_err(|e| format!("fdatasync of sled's log: {e}"))?;
+    match (hook, head) {
+        (Some(hook), Some(head)) => hook(&head),
+        _ => Ok(()),
+    }
+}
+
+/// The audit chain's head as committed, if the log exists.
+fn read_head(db: &sled::Db) -> Result<Option<ChainHead>, LedgerError> {
+    let meta = db.open_tree("meta").map_err(storage)?;
+    match meta.get(HEAD_KEY).map_err(storage)? {
+        Some(bytes) => ChainHead::from_bytes(&bytes)
+            .map(Some)
+            .ok_or_else(|| LedgerError::Storage("audit head corrupt".into())),
+        None => Ok(None),
+    }
 }
 
 impl SledLedger {
+    /// Whether `dir` holds a sled database at all (its `conf` and log files), without opening
+    /// it: opening creates one.
+    pub fn exists_in(dir: &Path) -> bool {
+        dir.join("conf").is_file() && dir.join(SLED_LOG_FILE).is_file()
+    }
+
     /// Opens (or creates) the database in `dir` with the default page cache.
     pub fn open(dir: &Path) -> Result<Self, LedgerError> {
         Self::open_with_cache(dir, DEFAULT_CACHE_BYTES)
@@ -227,6 +260,7 @@ impl SledLedger {
                 .map_err(|e| storage(format!("{}: {e}", dir.join(SLED_LOG_FILE).display())))?,
         );
         let tree = |name: &str| db.open_tree(name).map_err(storage);
+        let hook = Arc::new(std::sync::OnceLock::new());
         let ledger = Self {
             users: tree("users")?,
             accounts: tree("accounts")?,
@@ -243,13 +277,14 @@ impl SledLedger {
                 // Weak: the flusher thread may outlive its last waiter by a moment, and must
                 // not keep the database (and its file lock) open after the ledger is dropped.
                 let weak = Arc::downgrade(&db);
-                let log = log.clone();
+                let (log, hook) = (log.clone(), hook.clone());
                 GroupSync::new(move || match weak.upgrade() {
-                    Some(db) => flush_to_disk(&db, &log).map_err(|e| e.to_string()),
+                    Some(db) => flush_to_disk(&db, &log, hook.get()),
                     None => Err("the database is closed".into()),
                 })
             },
             log,
+            hook,
             db,
             revocations: AtomicU64::new(0),
             queue: Mutex::new(Vec::new()),
@@ -379,7 +414,7 @@ impl SledLedger {
     }
 
     /// The audit log's head, if the log exists.
-    fn head(&self) -> Result<Option<ChainHead>, LedgerError> {
+    pub(crate) fn head(&self) -> Result<Option<ChainHead>, LedgerError> {
         match self.meta.get(HEAD_KEY).map_err(storage)? {
             Some(bytes) => ChainHead::from_bytes(&bytes)
                 .map(Some)
@@ -726,15 +761,54 @@ impl Ledger for SledLedger {
         self.tx(move |view| append_audit(view, &event))
     }
 
-    fn init_audit(&self, first_key: &AuditKey) -> Result<bool, LedgerError> {
+    fn create_bank(
+        &self,
+        identity: &BankIdentity,
+        first_key: &AuditKey,
+    ) -> Result<bool, LedgerError> {
         let head = ChainHead::new(first_key.clone()).to_bytes();
+        let identity = encode(identity);
         self.tx(move |view| {
-            if view.meta.get(HEAD_KEY)?.is_some() {
+            if view.meta.get(HEAD_KEY)?.is_some() || view.meta.get(IDENTITY_KEY)?.is_some() {
                 return Ok(false);
             }
             view.meta.insert(HEAD_KEY, head.as_slice())?;
+            view.meta.insert(IDENTITY_KEY, identity.as_slice())?;
             Ok(true)
         })
+    }
+
+    fn identity(&self) -> Result<Option<BankIdentity>, LedgerError> {
+        match self.meta.get(IDENTITY_KEY).map_err(storage)? {
+            Some(bytes) => decode(&bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn adopt_identity(&self, identity: &BankIdentity) -> Result<bool, LedgerError> {
+        let identity = encode(identity);
+        self.tx(move |view| {
+            if view.meta.get(IDENTITY_KEY)?.is_some() || view.meta.get(HEAD_KEY)?.is_none() {
+                return Ok(false);
+            }
+            view.meta.insert(IDENTITY_KEY, identity.as_slice())?;
+            Ok(true)
+        })
+    }
+
+    fn chain_position(&self) -> Result<Option<ChainPosition>, LedgerError> {
+        Ok(self.head()?.map(|head| ChainPosition {
+            next_seq: head.next_seq,
+            last_hash: head.prev_hash,
+        }))
+    }
+
+    fn audit_entry(&self, seq: u64) -> Result<Option<Vec<u8>>, LedgerError> {
+        Ok(self
+            .audit
+            .get(seq.to_be_bytes())
+            .map_err(storage)?
+            .map(|v| v.to_vec()))
     }
 
     fn audit_log(&self) -> Result<AuditLog, LedgerError> {
@@ -776,6 +850,10 @@ impl Ledger for SledLedger {
     }
 
     fn sync(&self) -> Result<(), LedgerError> {
-        flush_to_disk(&self.db, &self.log).map_err(storage)
+        flush_to_disk(&self.db, &self.log, self.hook.get()).map_err(storage)
+    }
+
+    fn on_durable(&self, hook: FlushHook) -> bool {
+        self.hook.set(hook).is_ok()
     }
 }

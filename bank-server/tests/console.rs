@@ -86,6 +86,8 @@ async fn an_operator_sees_the_bank_and_manages_terminals() {
         sessions,
         chain,
         now_ms,
+        checkpoint_entries,
+        checkpoint_ms,
     } = *overview;
     assert_eq!(accounts, 1, "operators are not accounts");
     assert_eq!(deposits_cents.0, 12_000);
@@ -113,6 +115,9 @@ async fn an_operator_sees_the_bank_and_manages_terminals() {
     let ChainStatus::Linked { entries } = chain else {
         panic!("chain broken: {chain:?}");
     };
+    // Everything acknowledged so far is checkpointed (the console's own login included).
+    assert_eq!(checkpoint_entries, Some(entries), "the latest checkpoint");
+    assert!(checkpoint_ms.is_some_and(|ms| ms.abs_diff(clock) < 60_000));
     // Every entry so far is linked (the overview itself writes none).
     let Response::AuditEntries { total, .. } = ops.call(&Request::ConsoleAudit {}).await.unwrap()
     else {
@@ -209,7 +214,7 @@ async fn an_operator_sees_the_bank_and_manages_terminals() {
         Response::LoggedOut {}
     );
     bank.stop().await;
-    let ledger = bank_server::admin::open_existing(&data_dir(dir.path())).unwrap();
+    let ledger = bank_server::store::open_existing(&data_dir(dir.path())).unwrap();
     // The totals are counted again from storage when the ledger opens.
     let now = atm_client::now_ms();
     let totals = bank_server::Ledger::totals(&ledger, now, now - now % 86_400_000, 60).unwrap();

@@ -246,6 +246,21 @@ pub struct Overview {
     /// The audit chain's links, as checked at most a few seconds ago (the reference bank
     /// checks at most every 10 s: the check hashes the whole log).
     pub chain: ChainStatus,
+    /// How many audit entries the latest checkpoint vouches for (absent if the bank keeps
+    /// none).
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub checkpoint_entries: Option<u64>,
+    /// When that checkpoint was written (Unix ms; absent with it).
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub checkpoint_ms: Option<u64>,
 }
 
 /// Cuts `text` to at most [`MAX_AUDIT_TEXT`] bytes on a character boundary.

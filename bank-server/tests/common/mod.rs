@@ -2,6 +2,8 @@
 //! talk to it with the native client.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod process;
+
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -133,6 +133,11 @@ fn totals(props: &Props) -> Html {
                     <span class="dot" aria-hidden="true"></span>
                     { text }
                 </p>
+                if let (Some(entries), Some(at)) = (o.checkpoint_entries, o.checkpoint_ms) {
+                    <p id="checkpoint" class="small">
+                        { format!("Latest checkpoint: {entries} entries, at {}", clock(at, local_offset_minutes())) }
+                    </p>
+                }
                 <p class="muted small">
                     { "This checks that the audit entries are all there and chained in order. Their MACs and contents are verified with the auditor's key: " }
                     <code>{ "bank-server audit verify" }</code>{ "." }

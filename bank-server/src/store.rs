@@ -1,0 +1,428 @@
+//! Opening the bank's store: a bank is created only in an absent or empty data directory, an
+//! existing one must carry a bank identity of a format this binary knows, and its audit chain
+//! must reach at least as far as the checkpoint file says, or the bank refuses to start.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::audit::{AuditEvent, AuditKey, ChainHead};
+use crate::checkpoint::{self, Checkpoint, CheckpointError, CheckpointFile};
+use crate::ledger::{BankIdentity, ChainPosition, Ledger, LedgerError};
+use crate::sled_ledger::SledLedger;
+use crate::terminals::{auth_file_text, new_terminal, write_new_secret_file};
+use crate::{now_ms, Config};
+
+/// The store format this binary writes and reads.
+pub const FORMAT: u32 = 1;
+
+/// Why the store cannot be opened. Each message names the path and the way out.
+#[derive(Debug)]
+pub enum StoreError {
+    /// A file or directory could not be read or written.
+    Io(PathBuf, std::io::Error),
+    /// The data directory holds something that is not a bank.
+    NotABank(PathBuf),
+    /// A first start would overwrite a file that belongs to another bank.
+    Exists(PathBuf),
+    /// The store was written by a newer version.
+    TooNew {
+        /// The data directory.
+        path: PathBuf,
+        /// Its format.
+        found: u32,
+    },
+    /// The storage engine failed or found the store damaged.
+    Damaged(PathBuf, String),
+    /// Another process (the running bank) holds the store.
+    InUse(String),
+    /// The checkpoint file is missing, unreadable or of another bank.
+    Checkpoint(CheckpointError),
+    /// The checkpoint belongs to another bank.
+    OtherBank {
+        /// The checkpoint file.
+        path: PathBuf,
+    },
+    /// The store's audit chain is shorter than, or differs from, the checkpoint: it was
+    /// damaged or rolled back.
+    RolledBack {
+        /// The data directory.
+        path: PathBuf,
+        /// Entries in the store's chain.
+        store: u64,
+        /// Entries the checkpoint vouches for.
+        checkpoint: u64,
+        /// The checkpoint file.
+        file: PathBuf,
+    },
+}
+
+const WAY_OUT: &str = "restore the data directory from a backup taken after the checkpoint, \
+or, knowing that acknowledged transactions may be lost, start once with --reset-checkpoints \
+(audited)";
+
+impl core::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Io(path, e) => write!(f, "{}: {e}", path.display()),
+            Self::NotABank(path) => write!(
+                f,
+                "{}: not empty and holds no bank; refusing to create a bank over it (point \
+                 --data-dir at an empty or absent directory)",
+                path.display()
+            ),
+            Self::Exists(path) => write!(
+                f,
+                "{} already exists (it belongs to another bank); refusing to create a new bank \
+                 over it: move it away or point --data-dir at that bank's data",
+                path.display()
+            ),
+            Self::TooNew { path, found } => write!(
+                f,
+                "{}: store format {found} is newer than this bank-server knows ({FORMAT}); \
+                 run a newer bank-server",
+                path.display()
+            ),
+            Self::Damaged(path, detail) => write!(
+                f,
+                "{}: the store is damaged ({detail}); restore it from a backup",
+                path.display()
+            ),
+            Self::InUse(detail) => f.write_str(detail),
+            Self::Checkpoint(CheckpointError::Missing(path)) => write!(
+                f,
+                "{}: the checkpoint file is missing, so the store cannot be checked against \
+                 rollback; put it back (or point --checkpoint-file at it), or {WAY_OUT}",
+                path.display()
+            ),
+            Self::Checkpoint(e) => write!(f, "{e}; {WAY_OUT}"),
+            Self::OtherBank { path } => write!(
+                f,
+                "{}: the checkpoint belongs to another bank; point --checkpoint-file at this \
+                 bank's, or {WAY_OUT}",
+                path.display()
+            ),
+            Self::RolledBack {
+                path,
+                store,
+                checkpoint,
+                file,
+            } => write!(
+                f,
+                "{}: the store's audit log holds {store} entries but {} vouches for {checkpoint} \
+                 (or a different history): the store was damaged or rolled back and would serve \
+                 old balances; {WAY_OUT}",
+                path.display(),
+                file.display()
+            ),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Io(_, e) => Some(e),
+            Self::Checkpoint(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl StoreError {
+    fn ledger(path: &Path, e: LedgerError) -> Self {
+        match e {
+            LedgerError::InUse(detail) => Self::InUse(detail),
+            other => Self::Damaged(path.to_owned(), other.to_string()),
+        }
+    }
+}
+
+/// An open store and its checkpoints.
+pub struct Opened {
+    /// The ledger.
+    pub ledger: SledLedger,
+    /// The checkpoint file the ledger writes after each durable commit.
+    pub checkpoints: Arc<CheckpointFile>,
+}
+
+/// What is at the data directory's path.
+enum Place {
+    Absent,
+    Empty,
+    Occupied,
+}
+
+fn place(dir: &Path) -> Result<Place, StoreError> {
+    match std::fs::read_dir(dir) {
+        Ok(mut entries) => Ok(if entries.next().is_none() {
+            Place::Empty
+        } else {
+            Place::Occupied
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Place::Absent),
+        Err(e) => Err(StoreError::Io(dir.to_owned(), e)),
+    }
+}
+
+/// Opens sled in `dir`, turning a panic inside it (a damaged store) into an error.
+pub fn open_engine(dir: &Path, cache_bytes: u64) -> Result<SledLedger, StoreError> {
+    let opened = std::panic::catch_unwind(|| SledLedger::open_with_cache(dir, cache_bytes));
+    match opened {
+        Ok(result) => result.map_err(|e| StoreError::ledger(dir, e)),
+        Err(_) => Err(StoreError::Damaged(
+            dir.to_owned(),
+            "the storage engine failed reading it".into(),
+        )),
+    }
+}
+
+/// Opens the bank in `config.data_dir`, creating it when the directory is absent or empty
+/// (see [`crate::open`]); an existing store is checked against the checkpoint file.
+pub fn open_or_create(config: &Config) -> Result<Opened, StoreError> {
+    match place(&config.data_dir)? {
+        Place::Absent | Place::Empty => create(config),
+        Place::Occupied => open_checked(
+            &config.data_dir,
+            &config.checkpoint_file,
+            config.cache_bytes,
+            config.reset_checkpoints,
+        ),
+    }
+}
+
+fn create(config: &Config) -> Result<Opened, StoreError> {
+    // Refuse before creating anything: these belong to another bank.
+    for path in [
+        &config.auth_file,
+        &config.audit_key_file,
+        &config.checkpoint_file,
+    ] {
+        if std::fs::symlink_metadata(path).is_ok() {
+            return Err(StoreError::Exists(path.clone()));
+        }
+    }
+    let dir = &config.data_dir;
+    std::fs::create_dir_all(dir).map_err(|e| StoreError::Io(dir.clone(), e))?;
+    let ledger = open_engine(dir, config.cache_bytes)?;
+    let identity = BankIdentity {
+        id: random_id(),
+        created_ms: now_ms(),
+        format: FORMAT,
+    };
+    let first_key = AuditKey::random();
+    let mut key_text = first_key.to_hex();
+    key_text.push('\n');
+    write_new_secret_file(&config.audit_key_file, &key_text)
+        .map_err(|e| StoreError::Io(config.audit_key_file.clone(), e))?;
+    if !ledger
+        .create_bank(&identity, &first_key)
+        .map_err(|e| StoreError::ledger(dir, e))?
+    {
+        return Err(StoreError::NotABank(dir.clone()));
+    }
+    let first = Checkpoint::of(&identity.id, &ChainHead::new(first_key), now_ms());
+    let checkpoints = Arc::new(
+        CheckpointFile::create(&config.checkpoint_file, &first).map_err(StoreError::Checkpoint)?,
+    );
+    watch(&ledger, &identity, &checkpoints);
+    let terminal = new_terminal("first terminal", now_ms());
+    let mut event = AuditEvent::new("terminal_added", now_ms());
+    event.terminal = Some(terminal.id.to_string());
+    ledger
+        .add_terminal(&terminal, &event)
+        .and_then(|()| ledger.sync())
+        .map_err(|e| StoreError::ledger(dir, e))?;
+    write_new_secret_file(&config.auth_file, &auth_file_text(&terminal))
+        .map_err(|e| StoreError::Io(config.auth_file.clone(), e))?;
+    tracing::info!(bank = %identity.id, terminal = %terminal.id, auth_file = %config.auth_file.display(), "created a new bank");
+    config.output.line("created");
+    Ok(Opened {
+        ledger,
+        checkpoints,
+    })
+}
+
+/// Opens an existing bank and checks it against its checkpoint file; with `reset`, a store
+/// that fails the check is accepted as it is, the reset audited.
+pub fn open_checked(
+    dir: &Path,
+    checkpoint_file: &Path,
+    cache_bytes: u64,
+    reset: bool,
+) -> Result<Opened, StoreError> {
+    // Never create a store here: a directory without a database holds no bank.
+    if !matches!(place(dir)?, Place::Occupied) || !SledLedger::exists_in(dir) {
+        return Err(StoreError::NotABank(dir.to_owned()));
+    }
+    let ledger = open_engine(dir, cache_bytes)?;
+    let fail = |e| StoreError::ledger(dir, e);
+    let position = ledger.chain_position().map_err(fail)?;
+    let (identity, position) = match (ledger.identity().map_err(fail)?, position) {
+        (Some(identity), Some(position)) => (identity, position),
+        (None, None) => return Err(StoreError::NotABank(dir.to_owned())),
+        (Some(_), None) => {
+            return Err(StoreError::Damaged(
+                dir.to_owned(),
+                "an identity but no audit log".into(),
+            ))
+        }
+        (None, Some(_)) => {
+            // A bank created before stores held an identity: record one, and start its
+            // checkpoints from where its chain stands now.
+            let identity = BankIdentity {
+                id: random_id(),
+                created_ms: now_ms(),
+                format: FORMAT,
+            };
+            ledger.adopt_identity(&identity).map_err(fail)?;
+            tracing::warn!(bank = %identity.id, "recorded an identity for a bank created before identities");
+            if std::fs::symlink_metadata(checkpoint_file).is_ok() {
+                return Err(StoreError::OtherBank {
+                    path: checkpoint_file.to_owned(),
+                });
+            }
+            return start_checkpoints(ledger, dir, &identity, checkpoint_file, None);
+        }
+    };
+    if identity.format > FORMAT {
+        return Err(StoreError::TooNew {
+            path: dir.to_owned(),
+            found: identity.format,
+        });
+    }
+    let checked = CheckpointFile::open(checkpoint_file)
+        .map_err(StoreError::Checkpoint)
+        .and_then(|(file, latest)| {
+            check(&ledger, dir, &identity, position, checkpoint_file, &latest)?;
+            Ok(file)
+        });
+    match checked {
+        Ok(file) => {
+            let checkpoints = Arc::new(file);
+            watch(&ledger, &identity, &checkpoints);
+            Ok(Opened {
+                ledger,
+                checkpoints,
+            })
+        }
+        Err(e) if reset && !matches!(e, StoreError::Io(..) | StoreError::InUse(_)) => {
+            tracing::warn!(error = %e, "--reset-checkpoints: accepting the store as it is");
+            start_checkpoints(ledger, dir, &identity, checkpoint_file, Some(e))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// The store's chain must hold the checkpoint's entries, the last one hashing alike.
+fn check(
+    ledger: &SledLedger,
+    dir: &Path,
+    identity: &BankIdentity,
+    position: ChainPosition,
+    file: &Path,
+    latest: &Checkpoint,
+) -> Result<(), StoreError> {
+    if latest.bank_id != identity.id {
+        return Err(StoreError::OtherBank {
+            path: file.to_owned(),
+        });
+    }
+    let rolled_back = || StoreError::RolledBack {
+        path: dir.to_owned(),
+        store: position.next_seq,
+        checkpoint: latest.next_seq,
+        file: file.to_owned(),
+    };
+    if position.next_seq < latest.next_seq {
+        return Err(rolled_back());
+    }
+    let same = match latest.next_seq.checked_sub(1) {
+        None => true,
+        Some(last) => ledger
+            .audit_entry(last)
+            .map_err(|e| StoreError::ledger(dir, e))?
+            .is_some_and(|entry| protocol::primitives::sha256(&[&entry]) == latest.last_hash),
+    };
+    if same {
+        Ok(())
+    } else {
+        Err(rolled_back())
+    }
+}
+
+/// Writes a fresh checkpoint file at the chain's current head (audited when it replaces a
+/// failed check) and watches the ledger.
+fn start_checkpoints(
+    ledger: SledLedger,
+    dir: &Path,
+    identity: &BankIdentity,
+    file: &Path,
+    replaced: Option<StoreError>,
+) -> Result<Opened, StoreError> {
+    let fail = |e| StoreError::ledger(dir, e);
+    if let Some(reason) = replaced {
+        let mut event = AuditEvent::new("checkpoints_reset", now_ms());
+        event.detail = Some(reason.to_string().chars().take(300).collect());
+        ledger.audit(&event).map_err(fail)?;
+        ledger.sync().map_err(fail)?;
+    }
+    let head = ledger
+        .head()
+        .map_err(fail)?
+        .ok_or_else(|| StoreError::Damaged(dir.to_owned(), "no audit log".into()))?;
+    let checkpoints = Arc::new(
+        CheckpointFile::create(file, &Checkpoint::of(&identity.id, &head, now_ms()))
+            .map_err(StoreError::Checkpoint)?,
+    );
+    watch(&ledger, identity, &checkpoints);
+    Ok(Opened {
+        ledger,
+        checkpoints,
+    })
+}
+
+/// After each flush, records a checkpoint of the chain as the flush began.
+fn watch(ledger: &dyn Ledger, identity: &BankIdentity, checkpoints: &Arc<CheckpointFile>) {
+    let (bank_id, file) = (identity.id.clone(), checkpoints.clone());
+    ledger.on_durable(Arc::new(move |head: &ChainHead| {
+        if head.next_seq <= file.latest().next_seq {
+            return Ok(());
+        }
+        let checkpoint = Checkpoint::of(&bank_id, head, now_ms());
+        file.record(&checkpoint).map_err(|e| e.to_string())?;
+        // For a log shipper: an off-machine record of how far the chain reached.
+        tracing::debug!(
+            bank = %checkpoint.bank_id,
+            entries = checkpoint.next_seq,
+            last_hash = %hex::encode(checkpoint.last_hash),
+            mac = %hex::encode(checkpoint.mac),
+            "checkpoint"
+        );
+        Ok(())
+    }));
+}
+
+/// Opens an existing bank's store for reading (the auditor's commands: no checkpoint check,
+/// nothing written); a damaged store is an error, never a panic.
+pub fn open_existing(data_dir: &Path) -> Result<SledLedger, StoreError> {
+    if !matches!(place(data_dir)?, Place::Occupied) || !SledLedger::exists_in(data_dir) {
+        return Err(StoreError::NotABank(data_dir.to_owned()));
+    }
+    let ledger = open_engine(data_dir, crate::sled_ledger::DEFAULT_CACHE_BYTES)?;
+    match ledger.chain_position() {
+        Ok(Some(_)) => Ok(ledger),
+        Ok(None) => Err(StoreError::NotABank(data_dir.to_owned())),
+        Err(e) => Err(StoreError::ledger(data_dir, e)),
+    }
+}
+
+/// Reads the checkpoint file (for `audit verify --checkpoints`).
+pub fn read_checkpoint(path: &Path) -> Result<Checkpoint, CheckpointError> {
+    checkpoint::read(path)
+}
+
+fn random_id() -> String {
+    let mut id = [0u8; 16];
+    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut id);
+    hex::encode(id)
+}

@@ -1,0 +1,135 @@
+//! A real `bank-server` process for the tests that run the binary: its paths in a temp
+//! directory, starting it on port 0, its output, signals and exit.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::Duration;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_bank-server");
+
+pub struct Paths {
+    pub data: PathBuf,
+    pub auth: PathBuf,
+    pub key: PathBuf,
+    pub web: PathBuf,
+}
+
+impl Paths {
+    pub fn new(dir: &Path) -> Self {
+        Self {
+            data: dir.join("data"),
+            auth: dir.join("bank.auth"),
+            key: dir.join("audit.key"),
+            web: dir.join("web"),
+        }
+    }
+
+    pub fn args(&self) -> Vec<String> {
+        [
+            ("--data-dir", &self.data),
+            ("--auth-file", &self.auth),
+            ("--audit-key-file", &self.key),
+            ("--web-root", &self.web),
+        ]
+        .into_iter()
+        .flat_map(|(flag, path)| [flag.to_owned(), path.display().to_string()])
+        .collect()
+    }
+
+    pub fn command(&self, extra: &[&str]) -> Output {
+        Command::new(BIN)
+            .args(extra)
+            .args(self.args())
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap()
+    }
+}
+
+/// A running bank process; killed if the test fails.
+pub struct BankProcess {
+    pub child: Child,
+    pub addr: String,
+    pub stdout: Arc<Mutex<Vec<String>>>,
+    pub stderr: Arc<Mutex<Vec<String>>>,
+}
+
+impl BankProcess {
+    pub fn start(paths: &Paths) -> Self {
+        Self::start_logging(paths, "warn")
+    }
+
+    pub fn start_logging(paths: &Paths, log: &str) -> Self {
+        let mut child = Command::new(BIN)
+            .args(["--port", "0", "--bind", "127.0.0.1"])
+            .args(paths.args())
+            .env("RUST_LOG", log)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = Arc::new(Mutex::new(Vec::new()));
+        let lines = stdout.clone();
+        let out = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                lines.lock().unwrap().push(line);
+            }
+        });
+        let (tx, rx) = mpsc::channel();
+        let err = child.stderr.take().unwrap();
+        let stderr = Arc::new(Mutex::new(Vec::new()));
+        let err_lines = stderr.clone();
+        std::thread::spawn(move || {
+            // Keep draining so the bank never blocks on a full pipe.
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                if let Some(rest) = line.split("serving on http://").nth(1) {
+                    let addr = rest.split('/').next().unwrap().to_owned();
+                    let _ = tx.send(addr);
+                }
+                err_lines.lock().unwrap().push(line);
+            }
+        });
+        let addr = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the bank prints its address");
+        Self {
+            child,
+            addr,
+            stdout,
+            stderr,
+        }
+    }
+
+    pub fn stdout(&self) -> Vec<String> {
+        self.stdout.lock().unwrap().clone()
+    }
+
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args([format!("-{name}"), self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits for the process to exit (bounded) and returns whether it exited 0.
+    pub fn wait(mut self) -> bool {
+        for _ in 0..3_000 {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.success();
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        panic!("the bank did not exit");
+    }
+}
+
+impl Drop for BankProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,319 @@
+//! The store against the real binary: a bank is created only where nothing is, never over
+//! existing data; a damaged, truncated or rolled-back store is refused at start and by
+//! `audit verify`, never served with older balances; `--reset-checkpoints` accepts a store
+//! as it is, and says so in the audit log.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use atm_client::{load_auth_file, Client};
+use common::process::*;
+use common::*;
+use protocol::Response;
+
+/// How a start ended: serving (the process, its address) or exited (code, stdout, stderr).
+enum Start {
+    Serving(std::process::Child, String),
+    Exited(Option<i32>, String, String),
+}
+
+/// Starts `bank-server` on `paths` with `extra` flags and waits until it serves or exits.
+fn try_start(paths: &Paths, extra: &[&str]) -> Start {
+    let mut child = Command::new(BIN)
+        .args(["--port", "0"])
+        .args(extra)
+        .args(paths.args())
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = String::new();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    for line in lines.by_ref().map_while(Result::ok) {
+        if let Some(rest) = line.split("serving on http://").nth(1) {
+            let addr = rest.split('/').next().unwrap().to_owned();
+            // Keep draining stderr so the bank never blocks on a full pipe.
+            std::thread::spawn(move || lines.for_each(drop));
+            return Start::Serving(child, addr);
+        }
+        stderr.push_str(&line);
+        stderr.push('\n');
+    }
+    let status = child.wait().unwrap();
+    let mut stdout = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut stdout).unwrap();
+    Start::Exited(status.code(), stdout, stderr)
+}
+
+/// Stops a serving bank with SIGINT and waits for exit 0.
+fn stop(mut child: std::process::Child) {
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert!(child.wait().unwrap().success(), "the bank stops cleanly");
+}
+
+/// `audit verify` on `paths`: (exit code, stderr).
+fn audit_verify(paths: &Paths) -> (Option<i32>, String) {
+    let out = paths.command(&["audit", "verify"]);
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// alice's balance on the bank at `addr` (logging in with her password).
+async fn alice_balance(addr: &str, paths: &Paths) -> u64 {
+    let auth = load_auth_file(&paths.auth).unwrap();
+    let mut client = Client::connect(addr, &auth.terminal_id, &auth.psk)
+        .await
+        .unwrap();
+    let reply = client
+        .call(&login_req("alice", "correct horse"))
+        .await
+        .unwrap();
+    assert!(matches!(reply, Response::Welcome { .. }), "{reply:?}");
+    balance(&mut client).await
+}
+
+/// Makes `n` deposits of 1.00 to alice (registering her first when `register`).
+async fn deposits(addr: &str, paths: &Paths, register: bool, n: usize) {
+    let auth = load_auth_file(&paths.auth).unwrap();
+    let mut client = Client::connect(addr, &auth.terminal_id, &auth.psk)
+        .await
+        .unwrap();
+    let first = if register {
+        register_req("alice", "correct horse")
+    } else {
+        login_req("alice", "correct horse")
+    };
+    let reply = client.call(&first).await.unwrap();
+    assert!(matches!(reply, Response::Welcome { .. }), "{reply:?}");
+    for _ in 0..n {
+        let reply = client.call(&deposit_req(100)).await.unwrap();
+        assert!(matches!(reply, Response::Deposited { .. }), "{reply:?}");
+    }
+    client.close().await.unwrap();
+}
+
+fn serving(start: Start) -> (std::process::Child, String) {
+    match start {
+        Start::Serving(child, addr) => (child, addr),
+        Start::Exited(code, _, stderr) => panic!("the bank exited ({code:?}): {stderr}"),
+    }
+}
+
+/// Copies a directory tree (regular files only: sockets are left behind).
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let kind = entry.file_type().unwrap();
+        let target = to.join(entry.file_name());
+        if kind.is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else if kind.is_file() {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+fn replace_data(paths: &Paths, with: &Path) {
+    std::fs::remove_dir_all(&paths.data).unwrap();
+    copy_dir(with, &paths.data);
+}
+
+/// The ways a store is damaged or rolled back, applied to `paths.data`.
+fn damage(paths: &Paths, variant: &str, older: &Path) {
+    let db = paths.data.join("db");
+    let len = std::fs::metadata(&db).unwrap().len();
+    let overwrite = |at: u64, bytes: &[u8]| {
+        use std::os::unix::fs::FileExt;
+        let file = std::fs::OpenOptions::new().write(true).open(&db).unwrap();
+        file.write_all_at(bytes, at).unwrap();
+    };
+    let truncate = |to: u64| {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&db)
+            .unwrap()
+            .set_len(to)
+            .unwrap();
+    };
+    match variant {
+        "an older copy" => replace_data(paths, older),
+        "truncated by half" => truncate(len / 2),
+        "truncated by 100 bytes" => truncate(len - 100),
+        "64 B overwritten" => overwrite(len / 2, &[0xa5; 64]),
+        "4 KiB overwritten" => overwrite(len / 2, &[0xa5; 4096]),
+        "last 4 KiB zeroed" => overwrite(len.saturating_sub(4096), &[0; 4096]),
+        other => unreachable!("{other}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn damaged_or_rolled_back_stores_are_refused_never_served() {
+    let dir = temp();
+    let paths = Paths::new(dir.path());
+    let (bank, addr) = serving(try_start(&paths, &[]));
+    deposits(&addr, &paths, true, 10).await;
+    stop(bank);
+    let older = dir.path().join("older");
+    copy_dir(&paths.data, &older);
+    let (bank, addr) = serving(try_start(&paths, &[]));
+    deposits(&addr, &paths, false, 5).await;
+    assert_eq!(alice_balance(&addr, &paths).await, 1_500);
+    stop(bank);
+    let good = dir.path().join("good");
+    copy_dir(&paths.data, &good);
+
+    let mut refused = Vec::new();
+    for variant in [
+        "an older copy",
+        "truncated by half",
+        "truncated by 100 bytes",
+        "64 B overwritten",
+        "4 KiB overwritten",
+        "last 4 KiB zeroed",
+    ] {
+        replace_data(&paths, &good);
+        damage(&paths, variant, &older);
+        match try_start(&paths, &[]) {
+            Start::Exited(code, stdout, stderr) => {
+                assert_eq!(code, Some(1), "{variant}: {stderr}");
+                assert!(!stdout.contains("created"), "{variant}: a new bank");
+                let data = paths.data.display().to_string();
+                assert!(
+                    stderr.contains(&data)
+                        && (stderr.contains("rolled back") || stderr.contains("damaged")),
+                    "{variant}: the refusal names the path and the problem: {stderr}"
+                );
+                let (code, said) = audit_verify(&paths);
+                assert_eq!(code, Some(1), "{variant}: audit verify: {said}");
+                assert!(said.contains("BROKEN"), "{variant}: {said}");
+                refused.push(variant);
+            }
+            // The damage missed everything live: then the bank must serve exactly what it
+            // acknowledged, never older balances.
+            Start::Serving(bank, addr) => {
+                assert_eq!(alice_balance(&addr, &paths).await, 1_500, "{variant}");
+                stop(bank);
+                assert_eq!(audit_verify(&paths).0, Some(0), "{variant}");
+            }
+        }
+        // Nothing was created beside the store.
+        assert!(!dir.path().join("data").join("bank.auth").exists());
+    }
+    eprintln!("refused: {refused:?}");
+    for must in ["an older copy", "truncated by 100 bytes"] {
+        assert!(refused.contains(&must), "{must} was served: {refused:?}");
+    }
+
+    // The operator who knows what they do: the older copy, accepted as it is, audited.
+    replace_data(&paths, &older);
+    let (bank, addr) = serving(try_start(&paths, &["--reset-checkpoints"]));
+    assert_eq!(alice_balance(&addr, &paths).await, 1_000);
+    stop(bank);
+    let out = paths.command(&["audit", "show"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(shown.contains(" checkpoints_reset "), "{shown}");
+    // And from then on it is checked again: the next start needs no flag.
+    let (bank, _) = serving(try_start(&paths, &[]));
+    stop(bank);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bank_is_created_only_where_nothing_is() {
+    let dir = temp();
+    let paths = Paths::new(dir.path());
+    let (bank, addr) = serving(try_start(&paths, &[]));
+    deposits(&addr, &paths, true, 3).await;
+    stop(bank);
+
+    // Without its auth and key files (the key belongs off the machine anyway), the bank
+    // opens its store: nothing is created, nothing is lost.
+    let auth = std::fs::read(&paths.auth).unwrap();
+    std::fs::remove_file(&paths.auth).unwrap();
+    std::fs::remove_file(&paths.key).unwrap();
+    let started = try_start(&paths, &[]);
+    assert!(
+        !paths.auth.exists() && !paths.key.exists(),
+        "nothing created"
+    );
+    let (bank, addr) = serving(started);
+    std::fs::write(&paths.auth, &auth).unwrap();
+    assert_eq!(alice_balance(&addr, &paths).await, 300);
+    stop(bank);
+    let stdout_lines = paths.command(&["terminal", "list"]);
+    assert!(stdout_lines.status.success());
+
+    // Without its checkpoint file, the store cannot be checked: refused.
+    let checkpoint = paths.data.with_file_name("data.checkpoint");
+    let saved = std::fs::read(&checkpoint).unwrap();
+    std::fs::remove_file(&checkpoint).unwrap();
+    let Start::Exited(code, _, stderr) = try_start(&paths, &[]) else {
+        panic!("served without its checkpoint file");
+    };
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("checkpoint file is missing"), "{stderr}");
+    std::fs::write(&checkpoint, &saved).unwrap();
+
+    // A directory that holds something else.
+    let other = Paths::new(&dir.path().join("other"));
+    std::fs::create_dir_all(&other.data).unwrap();
+    std::fs::write(other.data.join("notes.txt"), "mine").unwrap();
+    let Start::Exited(code, stdout, stderr) = try_start(&other, &[]) else {
+        panic!("a bank was created over a foreign directory");
+    };
+    assert_eq!(code, Some(1));
+    assert!(stdout.is_empty(), "{stdout}");
+    assert!(
+        stderr.contains(&other.data.display().to_string()) && stderr.contains("holds no bank"),
+        "{stderr}"
+    );
+    assert!(!other.auth.exists() && !other.key.exists());
+    assert_eq!(std::fs::read_dir(&other.data).unwrap().count(), 1);
+
+    // An absent data directory next to another bank's auth file.
+    let moved = Paths::new(&dir.path().join("moved"));
+    std::fs::create_dir_all(dir.path().join("moved")).unwrap();
+    std::fs::write(&moved.auth, &auth).unwrap();
+    let Start::Exited(code, _, stderr) = try_start(&moved, &[]) else {
+        panic!("a new bank next to another's auth file");
+    };
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("already exists"), "{stderr}");
+    assert!(!moved.data.exists() && !moved.key.exists());
+
+    // A store from a newer version.
+    let newer = Paths::new(&dir.path().join("newer"));
+    {
+        let ledger = bank_server::sled_ledger::SledLedger::open(&newer.data).unwrap();
+        let identity = bank_server::ledger::BankIdentity {
+            id: "0".repeat(32),
+            created_ms: 1,
+            format: bank_server::store::FORMAT + 1,
+        };
+        use bank_server::Ledger as _;
+        assert!(ledger
+            .create_bank(&identity, &bank_server::audit::AuditKey::random())
+            .unwrap());
+        ledger.sync().unwrap();
+    }
+    let Start::Exited(code, _, stderr) = try_start(&newer, &[]) else {
+        panic!("served a store of a newer format");
+    };
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("newer"), "{stderr}");
+}
