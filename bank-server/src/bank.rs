@@ -353,7 +353,8 @@ pub(crate) async fn begin_login<T: Send + 'static>(
     }
 }
 
-/// A successful login: resets the account's failure count, then runs `then` (audit, balance).
+/// A successful login: resets the account's failure count (writing only when there was one),
+/// then runs `then` (the balance; an operator's login audit).
 pub(crate) async fn login_succeeded<T: Send + 'static>(
     shared: &Arc<Shared>,
     ticket: Ticket,
@@ -449,16 +450,12 @@ async fn login(
         }
     };
     match user.filter(|_| ok) {
+        // A successful login is not audited and writes nothing (the failure count it resets
+        // is written only when there was one): it works on a full disk. Failures, locks and
+        // every money operation are audited.
         Some(user) => {
-            let mut event = ctx.event("login_ok");
-            event.user = Some(user.username.to_string());
-            event.account = Some(user.account.to_string());
             let account = user.account.clone();
-            let balance = login_succeeded(shared, ticket, move |l| {
-                l.audit(&event)?;
-                l.balance(&account)
-            })
-            .await;
+            let balance = login_succeeded(shared, ticket, move |l| l.balance(&account)).await;
             match balance {
                 Ok(balance) => {
                     tracing::info!(user = %user.username, "logged in");

@@ -605,9 +605,14 @@ impl Ledger for SledLedger {
         let _guard = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         let before = self.throttle(key)?;
         let after = update(before);
+        // Nothing to change, nothing written: a right credential on an account with no
+        // failures (the usual login) must not need the disk.
+        if after == before {
+            return Ok(before);
+        }
         if after == ThrottleState::default() {
             self.throttle.remove(key).map_err(storage)?;
-        } else if after != before {
+        } else {
             self.throttle.insert(key, encode(&after)).map_err(storage)?;
         }
         Ok(before)
