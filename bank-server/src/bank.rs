@@ -83,15 +83,19 @@ pub(crate) fn refuse(code: ErrorCode) -> Response {
     Response::Error { code }
 }
 
-/// Runs a ledger call on the blocking pool.
+/// Runs a ledger call on the blocking pool (an I/O failure is reported as a storage fault).
 pub(crate) async fn ledger<T: Send + 'static>(
     shared: &Arc<Shared>,
     f: impl FnOnce(&dyn Ledger) -> Result<T, LedgerError> + Send + 'static,
 ) -> Result<T, LedgerError> {
     let ledger = shared.ledger.clone();
-    tokio::task::spawn_blocking(move || f(&*ledger))
+    let result = tokio::task::spawn_blocking(move || f(&*ledger))
         .await
-        .unwrap_or_else(|e| Err(LedgerError::Storage(format!("ledger task failed: {e}"))))
+        .unwrap_or_else(|e| Err(LedgerError::Storage(format!("ledger task failed: {e}"))));
+    if let Err(e) = &result {
+        shared.faults.report(e);
+    }
+    result
 }
 
 /// Maps a ledger refusal to its error code; storage failures become the generic `Internal`
@@ -110,7 +114,10 @@ fn refusal_code(e: &LedgerError) -> Option<ErrorCode> {
         LedgerError::InsufficientFunds => Some(ErrorCode::InsufficientFunds),
         LedgerError::LimitExceeded => Some(ErrorCode::LimitExceeded),
         LedgerError::TxIdReused => Some(ErrorCode::TxIdReused),
-        LedgerError::NotFound | LedgerError::InUse(_) | LedgerError::Storage(_) => None,
+        LedgerError::NotFound
+        | LedgerError::InUse(_)
+        | LedgerError::Storage(_)
+        | LedgerError::Io(_) => None,
     }
 }
 
@@ -129,7 +136,10 @@ pub(crate) fn hash_refusal(e: HashError) -> Response {
 
 /// Waits until everything committed is durable; `Err` carries the reply to send instead.
 pub(crate) async fn durable(shared: &Arc<Shared>) -> Result<(), Response> {
-    shared.ledger.durable().await.map_err(|e| refusal(&e))
+    shared.ledger.durable().await.map_err(|e| {
+        shared.faults.report(&e);
+        refusal(&e)
+    })
 }
 
 /// Answers one request.

@@ -9,7 +9,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use futures_util::future::BoxFuture;
-use futures_util::FutureExt as _;
 use protocol::{
     AccountNumber, Cents, HistoryEntry, Psk, TerminalId, TerminalRole, TxId, TxKind, Username,
 };
@@ -21,8 +20,8 @@ use sled::{Db, Tree};
 use crate::audit::{AuditEvent, AuditKey, ChainHead};
 use crate::group_sync::GroupSync;
 use crate::ledger::{
-    Applied, AuditLog, Ledger, LedgerError, Movement, NewAccount, OperatorRecord, RecentAudit,
-    TerminalRecord, ThrottleState, Totals, UserRecord,
+    Applied, AuditLog, IoFailure, Ledger, LedgerError, Movement, NewAccount, OperatorRecord,
+    RecentAudit, TerminalRecord, ThrottleState, Totals, UserRecord,
 };
 use crate::tally::{Delta, Tally};
 
@@ -91,6 +90,15 @@ fn abort<T>(e: LedgerError) -> TxResult<T> {
 
 fn storage(e: impl core::fmt::Display) -> LedgerError {
     LedgerError::Storage(e.to_string())
+}
+
+/// A sled failure while doing `during`: an I/O error stays one (typed, so the bank can tell a
+/// failing disk from a refusal).
+fn sled_failure(during: &str, e: sled::Error) -> LedgerError {
+    match e {
+        sled::Error::Io(io) => LedgerError::Io(IoFailure::new(during, io)),
+        other => storage(other),
+    }
 }
 
 fn encode<T: Serialize>(value: &T) -> Vec<u8> {
@@ -192,10 +200,10 @@ const SLED_LOG_FILE: &str = "db";
 /// drive's cache nor the file's metadata (its own `fsync` runs only every 500 ms in the
 /// background), so an `fdatasync` of the log follows; `fdatasync` acts on the file, whichever
 /// descriptor names it.
-fn flush_to_disk(db: &sled::Db, log: &std::fs::File) -> Result<(), String> {
-    db.flush().map_err(|e| e.to_string())?;
+fn flush_to_disk(db: &sled::Db, log: &std::fs::File) -> Result<(), LedgerError> {
+    db.flush().map_err(|e| sled_failure("flush", e))?;
     log.sync_data()
-        .map_err(|e| format!("fdatasync of sled's log: {e}"))
+        .map_err(|e| LedgerError::Io(IoFailure::new("fdatasync of sled's log", e)))
 }
 
 impl SledLedger {
@@ -218,7 +226,7 @@ impl SledLedger {
                         dir.display()
                     ))
                 } else {
-                    storage(detail)
+                    sled_failure(&format!("opening {}", dir.display()), e)
                 }
             })?;
         let db = Arc::new(db);
@@ -245,8 +253,8 @@ impl SledLedger {
                 let weak = Arc::downgrade(&db);
                 let log = log.clone();
                 GroupSync::new(move || match weak.upgrade() {
-                    Some(db) => flush_to_disk(&db, &log).map_err(|e| e.to_string()),
-                    None => Err("the database is closed".into()),
+                    Some(db) => flush_to_disk(&db, &log),
+                    None => Err(storage("the database is closed")),
                 })
             },
             log,
@@ -369,7 +377,7 @@ impl SledLedger {
             Err(e) => {
                 let e = match e {
                     TransactionError::Abort(e) => e,
-                    TransactionError::Storage(e) => storage(e),
+                    TransactionError::Storage(e) => sled_failure("commit", e),
                 };
                 for job in jobs {
                     (job.fail)(e.clone());
@@ -611,9 +619,13 @@ impl Ledger for SledLedger {
             return Ok(before);
         }
         if after == ThrottleState::default() {
-            self.throttle.remove(key).map_err(storage)?;
+            self.throttle
+                .remove(key)
+                .map_err(|e| sled_failure("commit", e))?;
         } else {
-            self.throttle.insert(key, encode(&after)).map_err(storage)?;
+            self.throttle
+                .insert(key, encode(&after))
+                .map_err(|e| sled_failure("commit", e))?;
         }
         Ok(before)
     }
@@ -777,10 +789,10 @@ impl Ledger for SledLedger {
     }
 
     fn durable(&self) -> BoxFuture<'static, Result<(), LedgerError>> {
-        Box::pin(self.group.clone().durable().map(|r| r.map_err(storage)))
+        Box::pin(self.group.clone().durable())
     }
 
     fn sync(&self) -> Result<(), LedgerError> {
-        flush_to_disk(&self.db, &self.log).map_err(storage)
+        flush_to_disk(&self.db, &self.log)
     }
 }
