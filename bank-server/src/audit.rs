@@ -168,7 +168,8 @@ impl ChainHead {
 pub struct AuditEvent {
     /// When (Unix ms).
     pub time_ms: u64,
-    /// What: `register`, `login_ok`, `login_failed`, `account_locked`, `terminal_locked`,
+    /// What: `register`, `login_ok` (in logs written before successful logins stopped being
+    /// audited), `login_failed`, `account_locked`, `terminal_locked`,
     /// `open_account`, `deposit`, `withdraw`, their refusals (`open_account_declined`,
     /// `deposit_declined`, `withdraw_declined`, the reason code in `detail`), `balance`,
     /// `history`, `logout`, `protocol_error`, `terminal_added`, `terminal_revoked`, and the

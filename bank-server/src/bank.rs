@@ -83,15 +83,19 @@ pub(crate) fn refuse(code: ErrorCode) -> Response {
     Response::Error { code }
 }
 
-/// Runs a ledger call on the blocking pool.
+/// Runs a ledger call on the blocking pool (an I/O failure is reported as a storage fault).
 pub(crate) async fn ledger<T: Send + 'static>(
     shared: &Arc<Shared>,
     f: impl FnOnce(&dyn Ledger) -> Result<T, LedgerError> + Send + 'static,
 ) -> Result<T, LedgerError> {
     let ledger = shared.ledger.clone();
-    tokio::task::spawn_blocking(move || f(&*ledger))
+    let result = tokio::task::spawn_blocking(move || f(&*ledger))
         .await
-        .unwrap_or_else(|e| Err(LedgerError::Storage(format!("ledger task failed: {e}"))))
+        .unwrap_or_else(|e| Err(LedgerError::Storage(format!("ledger task failed: {e}"))));
+    if let Err(e) = &result {
+        shared.faults.report(e);
+    }
+    result
 }
 
 /// Maps a ledger refusal to its error code; storage failures become the generic `Internal`
@@ -110,7 +114,10 @@ fn refusal_code(e: &LedgerError) -> Option<ErrorCode> {
         LedgerError::InsufficientFunds => Some(ErrorCode::InsufficientFunds),
         LedgerError::LimitExceeded => Some(ErrorCode::LimitExceeded),
         LedgerError::TxIdReused => Some(ErrorCode::TxIdReused),
-        LedgerError::NotFound | LedgerError::InUse(_) | LedgerError::Storage(_) => None,
+        LedgerError::NotFound
+        | LedgerError::InUse(_)
+        | LedgerError::Storage(_)
+        | LedgerError::Io(_) => None,
     }
 }
 
@@ -129,7 +136,10 @@ pub(crate) fn hash_refusal(e: HashError) -> Response {
 
 /// Waits until everything committed is durable; `Err` carries the reply to send instead.
 pub(crate) async fn durable(shared: &Arc<Shared>) -> Result<(), Response> {
-    shared.ledger.durable().await.map_err(|e| refusal(&e))
+    shared.ledger.durable().await.map_err(|e| {
+        shared.faults.report(&e);
+        refusal(&e)
+    })
 }
 
 /// Answers one request.
@@ -353,7 +363,8 @@ pub(crate) async fn begin_login<T: Send + 'static>(
     }
 }
 
-/// A successful login: resets the account's failure count, then runs `then` (audit, balance).
+/// A successful login: resets the account's failure count (writing only when there was one),
+/// then runs `then` (the balance; an operator's login audit).
 pub(crate) async fn login_succeeded<T: Send + 'static>(
     shared: &Arc<Shared>,
     ticket: Ticket,
@@ -449,16 +460,12 @@ async fn login(
         }
     };
     match user.filter(|_| ok) {
+        // A successful login is not audited and writes nothing (the failure count it resets
+        // is written only when there was one): it works on a full disk. Failures, locks and
+        // every money operation are audited.
         Some(user) => {
-            let mut event = ctx.event("login_ok");
-            event.user = Some(user.username.to_string());
-            event.account = Some(user.account.to_string());
             let account = user.account.clone();
-            let balance = login_succeeded(shared, ticket, move |l| {
-                l.audit(&event)?;
-                l.balance(&account)
-            })
-            .await;
+            let balance = login_succeeded(shared, ticket, move |l| l.balance(&account)).await;
             match balance {
                 Ok(balance) => {
                     tracing::info!(user = %user.username, "logged in");

@@ -6,8 +6,10 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::watch;
 
+use crate::ledger::LedgerError;
+
 /// The flush the group commit runs (sled's blocking `Db::flush`).
-type Flush = Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
+type Flush = Arc<dyn Fn() -> Result<(), LedgerError> + Send + Sync>;
 
 struct State {
     /// Tickets handed out: each waiter takes one after its commit.
@@ -23,11 +25,13 @@ pub(crate) struct GroupSync {
     flush: Flush,
     state: Mutex<State>,
     /// `(highest ticket covered by a finished flush, that flush's error)`.
-    done: watch::Sender<(u64, Option<Arc<str>>)>,
+    done: watch::Sender<(u64, Option<LedgerError>)>,
 }
 
 impl GroupSync {
-    pub(crate) fn new(flush: impl Fn() -> Result<(), String> + Send + Sync + 'static) -> Arc<Self> {
+    pub(crate) fn new(
+        flush: impl Fn() -> Result<(), LedgerError> + Send + Sync + 'static,
+    ) -> Arc<Self> {
         Arc::new(Self {
             flush: Arc::new(flush),
             state: Mutex::new(State {
@@ -40,7 +44,7 @@ impl GroupSync {
 
     /// Resolves once a flush that started after this call has finished. Call it after the
     /// commit returned; must be awaited inside a tokio runtime.
-    pub(crate) async fn durable(self: Arc<Self>) -> Result<(), String> {
+    pub(crate) async fn durable(self: Arc<Self>) -> Result<(), LedgerError> {
         let mut done = self.done.subscribe();
         let (ticket, start) = {
             let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
@@ -56,10 +60,10 @@ impl GroupSync {
         let finished = done
             .wait_for(|(covered, _)| *covered >= ticket)
             .await
-            .map_err(|_| "the flusher stopped".to_owned())?;
+            .map_err(|_| LedgerError::Storage("the flusher stopped".to_owned()))?;
         match &finished.1 {
             None => Ok(()),
-            Some(e) => Err(e.to_string()),
+            Some(e) => Err(e.clone()),
         }
     }
 
@@ -71,7 +75,7 @@ impl GroupSync {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .requested;
-            let result = (self.flush)().err().map(Arc::<str>::from);
+            let result = (self.flush)().err();
             let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
             self.done.send_replace((target, result));
             if state.requested == target {
@@ -112,7 +116,10 @@ mod tests {
 
     #[tokio::test]
     async fn a_failed_flush_fails_its_waiters() {
-        let sync = GroupSync::new(|| Err("disk on fire".into()));
-        assert_eq!(sync.durable().await.unwrap_err(), "disk on fire");
+        let sync = GroupSync::new(|| Err(LedgerError::Storage("disk on fire".into())));
+        assert_eq!(
+            sync.durable().await.unwrap_err(),
+            LedgerError::Storage("disk on fire".into())
+        );
     }
 }

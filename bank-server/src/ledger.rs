@@ -2,6 +2,7 @@
 //! storage engine types leak through it).
 
 use core::fmt;
+use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
 use protocol::{
@@ -174,23 +175,74 @@ pub enum LedgerError {
     InUse(String),
     /// The storage failed (detail for the log).
     Storage(String),
+    /// The storage could not read or write its files (a full disk, a failing device). With
+    /// sled 0.34 every later write fails too, until the database is reopened.
+    Io(IoFailure),
 }
+
+/// An I/O failure underneath the ledger: what was being done, and the operating system's error.
+#[derive(Clone, Debug)]
+pub struct IoFailure {
+    /// What failed, e.g. `commit` or `opening /var/lib/bank`.
+    pub during: String,
+    /// The operating system's error.
+    pub source: Arc<std::io::Error>,
+}
+
+impl IoFailure {
+    /// `source` while doing `during`.
+    pub fn new(during: impl Into<String>, source: std::io::Error) -> Self {
+        Self {
+            during: during.into(),
+            source: Arc::new(source),
+        }
+    }
+}
+
+impl fmt::Display for IoFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.during, self.source)
+    }
+}
+
+impl std::error::Error for IoFailure {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&*self.source)
+    }
+}
+
+/// Equal when the same step failed the same way (`std::io::Error` has no equality of its own).
+impl PartialEq for IoFailure {
+    fn eq(&self, other: &Self) -> bool {
+        self.during == other.during && self.source.kind() == other.source.kind()
+    }
+}
+
+impl Eq for IoFailure {}
 
 impl fmt::Display for LedgerError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Storage(detail) => write!(f, "storage error: {detail}"),
+            Self::Io(failure) => write!(f, "storage I/O error: {failure}"),
             Self::InUse(detail) => f.write_str(detail),
             other => write!(f, "{other:?}"),
         }
     }
 }
 
-impl std::error::Error for LedgerError {}
+impl std::error::Error for LedgerError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Io(failure) => Some(failure),
+            _ => None,
+        }
+    }
+}
 
 /// Told, after a flush made everything committed durable, where the audit chain stood when
 /// the flush began; an error fails the flush (its waiters get no acknowledgement).
-pub type FlushHook = std::sync::Arc<dyn Fn(&ChainHead) -> Result<(), String> + Send + Sync>;
+pub type FlushHook = std::sync::Arc<dyn Fn(&ChainHead) -> Result<(), LedgerError> + Send + Sync>;
 
 /// Everything the bank stores. Each mutating call commits atomically (the change, its
 /// transaction record, its transaction-id entry and its audit entry together) but is durable

@@ -24,6 +24,7 @@ pub mod bibifi;
 pub mod checkpoint;
 pub mod clock;
 mod console;
+mod fault;
 mod group_sync;
 pub mod ledger;
 mod listener;
@@ -52,6 +53,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use clock::Clock;
+pub use fault::{StorageFailed, EXIT_STORAGE_FAILED};
 pub use ledger::Ledger;
 pub use output::Output;
 pub use passwords::Argon2Params;
@@ -107,6 +109,10 @@ pub struct Config {
     /// On shutdown, how long to wait for open HTTP connections and sessions to finish before
     /// flushing and returning anyway.
     pub shutdown_grace: Duration,
+    /// After a write to the storage fails, how long the bank keeps answering (`/healthz` 503,
+    /// requests `internal`, no new sessions) before it stops with [`StorageFailed`]: time for
+    /// a health check to see it.
+    pub storage_fault_grace: Duration,
     /// Browser origins allowed to open a WebSocket besides the bank's own (`*` allows any).
     pub allowed_origins: Vec<String>,
     /// Largest deposit or withdrawal.
@@ -149,6 +155,7 @@ impl Config {
             handshake_timeout: Duration::from_secs(10),
             send_timeout: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(10),
+            storage_fault_grace: Duration::from_secs(3),
             allowed_origins: Vec::new(),
             max_amount: protocol::money::BIBIFI_MAX,
             argon2: Argon2Params::OWASP,
@@ -188,6 +195,21 @@ pub enum StartError {
     Hash,
     /// The store could not be opened or created.
     Store(store::StoreError),
+    /// The storage could not read or write its files at start (a full disk, say).
+    Failing(ledger::IoFailure),
+    /// The bank stopped serving because its storage failed.
+    Stopped(StorageFailed),
+}
+
+impl StartError {
+    /// The process exit status for this error: [`EXIT_STORAGE_FAILED`] (75) when the storage
+    /// failed (worth a restart once the fault is fixed), 1 otherwise.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Self::Failing(_) | Self::Stopped(_) => EXIT_STORAGE_FAILED,
+            _ => 1,
+        }
+    }
 }
 
 impl fmt::Display for StartError {
@@ -203,6 +225,11 @@ impl fmt::Display for StartError {
             ),
             Self::Hash => f.write_str("invalid Argon2 parameters"),
             Self::Store(e) => write!(f, "{e}"),
+            Self::Failing(e) => write!(
+                f,
+                "storage failing: {e}; fix the fault (free disk space there) and start again"
+            ),
+            Self::Stopped(e) => write!(f, "{e}"),
         }
     }
 }
@@ -211,6 +238,8 @@ impl std::error::Error for StartError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Self::Store(e) => Some(e),
+            Self::Failing(e) => Some(e),
+            Self::Stopped(e) => Some(e),
             _ => None,
         }
     }
@@ -220,7 +249,18 @@ impl From<store::StoreError> for StartError {
     fn from(e: store::StoreError) -> Self {
         match e {
             store::StoreError::InUse(detail) => Self::InUse(detail),
+            store::StoreError::Failing(failure) => Self::Failing(failure),
             other => Self::Store(other),
+        }
+    }
+}
+
+/// An error of [`serve`]: [`StartError::Stopped`] when the storage failed.
+impl From<std::io::Error> for StartError {
+    fn from(e: std::io::Error) -> Self {
+        match StorageFailed::take(e) {
+            Ok(failed) => Self::Stopped(failed),
+            Err(e) => Self::Io(e.to_string()),
         }
     }
 }
@@ -229,6 +269,7 @@ impl From<ledger::LedgerError> for StartError {
     fn from(e: ledger::LedgerError) -> Self {
         match e {
             ledger::LedgerError::InUse(detail) => Self::InUse(detail),
+            ledger::LedgerError::Io(failure) => Self::Failing(failure),
             other => Self::Storage(other.to_string()),
         }
     }
@@ -251,6 +292,8 @@ pub(crate) struct Shared {
     pub(crate) live: live::Registry,
     /// The console's last audit-chain link check: (when, Unix ms; what it found).
     pub(crate) chain_status: std::sync::Mutex<Option<(u64, protocol::console::ChainStatus)>>,
+    /// Storage faults seen (the first stops the bank).
+    pub(crate) faults: fault::Faults,
 }
 
 /// A prepared bank (the router's state). Cloning shares it.
@@ -303,6 +346,7 @@ pub fn open(config: Config) -> Result<Bank, StartError> {
             next_conn: AtomicU64::new(1),
             live: live::Registry::default(),
             chain_status: std::sync::Mutex::new(None),
+            faults: fault::Faults::default(),
         }),
     })
 }
@@ -310,6 +354,11 @@ pub fn open(config: Config) -> Result<Bank, StartError> {
 /// Serves `bank` on `listener` until `shutdown` resolves; then stops accepting, ends every
 /// session cleanly (a request in progress is finished and answered), flushes the storage and
 /// returns.
+///
+/// When a write to the storage fails (a full disk, an I/O error), the bank answers `/healthz`
+/// with 503 at once and stops the same way `storage_fault_grace` later, returning an error
+/// that carries [`StorageFailed`] (sled 0.34 refuses every write after one I/O error until
+/// the database is reopened: restarting is how the bank heals).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     bank: Bank,
@@ -317,8 +366,15 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let shared = bank.shared.clone();
     let token = shared.shutdown.clone();
+    let (faulted, fault_grace) = (shared.clone(), shared.config.storage_fault_grace);
     let signal = async move {
-        shutdown.await;
+        tokio::select! {
+            () = shutdown => {}
+            () = async {
+                faulted.faults.seen().await;
+                tokio::time::sleep(fault_grace).await;
+            } => tracing::error!("stopping: the storage failed"),
+        }
         token.cancel();
     };
     // Tracked like the sessions: `serve` returns only once nothing holds the database.
@@ -358,6 +414,13 @@ pub async fn serve(
     {
         tracing::warn!("sessions still open after the grace period; not waiting");
     }
+    if let Some(failure) = shared.faults.failing() {
+        // Nothing to flush: the storage refuses every write now.
+        return Err(std::io::Error::other(StorageFailed {
+            data_dir: shared.config.data_dir.clone(),
+            source: failure.clone(),
+        }));
+    }
     let ledger = shared.ledger.clone();
     tokio::task::spawn_blocking(move || ledger.sync())
         .await
@@ -378,7 +441,7 @@ pub async fn run(
         .map_err(|e| StartError::Io(e.to_string()))??;
     serve(listener, bank, shutdown)
         .await
-        .map_err(|e| StartError::Io(e.to_string()))
+        .map_err(StartError::from)
 }
 
 /// The current Unix time in milliseconds.

@@ -22,6 +22,12 @@ use protocol::{Cents, Psk, TerminalId, TerminalRole};
 /// terminal and the auth file (printing `created`), and writes the auditor's first audit key.
 /// Stdout carries one JSON line per completed transaction and `protocol_error` when a
 /// session breaks the protocol; logs go to stderr (filter with RUST_LOG, e.g. RUST_LOG=debug).
+///
+/// Exit status: 0 after SIGINT or SIGTERM; 75 (EX_TEMPFAIL) when the storage fails (a full
+/// disk, an I/O error): /healthz answers 503 at once, and 3 s later the bank stops accepting,
+/// closes its sessions and exits, naming the data directory; so does a start on a disk still
+/// full. Restart it (a supervisor's job) once there is room: every acknowledged transaction
+/// is kept. 1 on any other error, 2 on bad arguments.
 #[derive(Parser, Debug)]
 #[command(name = "bank-server", version, args_conflicts_with_subcommands = false)]
 struct Cli {
@@ -282,7 +288,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("bank-server: {e}");
-            ExitCode::FAILURE
+            ExitCode::from(e.exit_code())
         }
     }
 }
@@ -303,7 +309,9 @@ fn serve(opts: &Opts) -> Result<(), StartError> {
             .map_err(|e| StartError::Io(format!("cannot listen on {}:{}: {e}", opts.bind, opts.port)))?;
         let addr = listener.local_addr().map_err(io)?;
         eprintln!("bank-server: serving on http://{addr}/ (web ATM); native ATMs connect to ws://{addr}/ws");
-        bank_server::serve(listener, bank, shutdown).await.map_err(io)
+        bank_server::serve(listener, bank, shutdown)
+            .await
+            .map_err(StartError::from)
     })
 }
 

@@ -119,9 +119,10 @@ async fn protocol_error(shared: &Arc<Shared>, ctx: Option<&SessionCtx>, conn: u6
         }
     };
     event.detail = Some(detail);
-    let ledger = shared.ledger.clone();
-    let audited = tokio::task::spawn_blocking(move || ledger.audit(&event)).await;
-    if !matches!(audited, Ok(Ok(()))) {
+    if bank::ledger(shared, move |l| l.audit(&event))
+        .await
+        .is_err()
+    {
         tracing::error!("could not audit a protocol error");
     }
 }

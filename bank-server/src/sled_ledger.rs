@@ -9,7 +9,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use futures_util::future::BoxFuture;
-use futures_util::FutureExt as _;
 use protocol::{
     AccountNumber, Cents, HistoryEntry, Psk, TerminalId, TerminalRole, TxId, TxKind, Username,
 };
@@ -21,8 +20,9 @@ use sled::{Db, Tree};
 use crate::audit::{AuditEvent, AuditKey, ChainHead};
 use crate::group_sync::GroupSync;
 use crate::ledger::{
-    Applied, AuditLog, BankIdentity, ChainPosition, FlushHook, Ledger, LedgerError, Movement,
-    NewAccount, OperatorRecord, RecentAudit, TerminalRecord, ThrottleState, Totals, UserRecord,
+    Applied, AuditLog, BankIdentity, ChainPosition, FlushHook, IoFailure, Ledger, LedgerError,
+    Movement, NewAccount, OperatorRecord, RecentAudit, TerminalRecord, ThrottleState, Totals,
+    UserRecord,
 };
 use crate::tally::{Delta, Tally};
 
@@ -92,6 +92,15 @@ fn abort<T>(e: LedgerError) -> TxResult<T> {
 
 fn storage(e: impl core::fmt::Display) -> LedgerError {
     LedgerError::Storage(e.to_string())
+}
+
+/// A sled failure while doing `during`: an I/O error stays one (typed, so the bank can tell a
+/// failing disk from a refusal).
+fn sled_failure(during: &str, e: sled::Error) -> LedgerError {
+    match e {
+        sled::Error::Io(io) => LedgerError::Io(IoFailure::new(during, io)),
+        other => storage(other),
+    }
 }
 
 fn encode<T: Serialize>(value: &T) -> Vec<u8> {
@@ -200,14 +209,14 @@ fn flush_to_disk(
     db: &sled::Db,
     log: &std::fs::File,
     hook: Option<&FlushHook>,
-) -> Result<(), String> {
+) -> Result<(), LedgerError> {
     let head = match hook {
-        Some(_) => read_head(db).map_err(|e| e.to_string())?,
+        Some(_) => read_head(db)?,
         None => None,
     };
-    db.flush().map_err(|e| e.to_string())?;
+    db.flush().map_err(|e| sled_failure("flush", e))?;
     log.sync_data()
-        .map_err(|e| format!("fdatasync of sled's log: {e}"))?;
+        .map_err(|e| LedgerError::Io(IoFailure::new("fdatasync of sled's log", e)))?;
     match (hook, head) {
         (Some(hook), Some(head)) => hook(&head),
         _ => Ok(()),
@@ -216,8 +225,10 @@ fn flush_to_disk(
 
 /// The audit chain's head as committed, if the log exists.
 fn read_head(db: &sled::Db) -> Result<Option<ChainHead>, LedgerError> {
-    let meta = db.open_tree("meta").map_err(storage)?;
-    match meta.get(HEAD_KEY).map_err(storage)? {
+    let meta = db
+        .open_tree("meta")
+        .map_err(|e| sled_failure("reading", e))?;
+    match meta.get(HEAD_KEY).map_err(|e| sled_failure("reading", e))? {
         Some(bytes) => ChainHead::from_bytes(&bytes)
             .map(Some)
             .ok_or_else(|| LedgerError::Storage("audit head corrupt".into())),
@@ -251,7 +262,7 @@ impl SledLedger {
                         dir.display()
                     ))
                 } else {
-                    storage(detail)
+                    sled_failure(&format!("opening {}", dir.display()), e)
                 }
             })?;
         let db = Arc::new(db);
@@ -280,7 +291,7 @@ impl SledLedger {
                 let (log, hook) = (log.clone(), hook.clone());
                 GroupSync::new(move || match weak.upgrade() {
                     Some(db) => flush_to_disk(&db, &log, hook.get()),
-                    None => Err("the database is closed".into()),
+                    None => Err(storage("the database is closed")),
                 })
             },
             log,
@@ -404,7 +415,7 @@ impl SledLedger {
             Err(e) => {
                 let e = match e {
                     TransactionError::Abort(e) => e,
-                    TransactionError::Storage(e) => storage(e),
+                    TransactionError::Storage(e) => sled_failure("commit", e),
                 };
                 for job in jobs {
                     (job.fail)(e.clone());
@@ -640,10 +651,19 @@ impl Ledger for SledLedger {
         let _guard = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         let before = self.throttle(key)?;
         let after = update(before);
+        // Nothing to change, nothing written: a right credential on an account with no
+        // failures (the usual login) must not need the disk.
+        if after == before {
+            return Ok(before);
+        }
         if after == ThrottleState::default() {
-            self.throttle.remove(key).map_err(storage)?;
-        } else if after != before {
-            self.throttle.insert(key, encode(&after)).map_err(storage)?;
+            self.throttle
+                .remove(key)
+                .map_err(|e| sled_failure("commit", e))?;
+        } else {
+            self.throttle
+                .insert(key, encode(&after))
+                .map_err(|e| sled_failure("commit", e))?;
         }
         Ok(before)
     }
@@ -846,11 +866,11 @@ impl Ledger for SledLedger {
     }
 
     fn durable(&self) -> BoxFuture<'static, Result<(), LedgerError>> {
-        Box::pin(self.group.clone().durable().map(|r| r.map_err(storage)))
+        Box::pin(self.group.clone().durable())
     }
 
     fn sync(&self) -> Result<(), LedgerError> {
-        flush_to_disk(&self.db, &self.log, self.hook.get()).map_err(storage)
+        flush_to_disk(&self.db, &self.log, self.hook.get())
     }
 
     fn on_durable(&self, hook: FlushHook) -> bool {

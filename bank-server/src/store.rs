@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use crate::audit::{AuditEvent, AuditKey, ChainHead};
 use crate::checkpoint::{self, Checkpoint, CheckpointError, CheckpointFile};
-use crate::ledger::{BankIdentity, ChainPosition, Ledger, LedgerError};
+use crate::ledger::{BankIdentity, ChainPosition, IoFailure, Ledger, LedgerError};
 use crate::sled_ledger::SledLedger;
 use crate::terminals::{auth_file_text, new_terminal, write_new_secret_file};
 use crate::{now_ms, Config};
@@ -35,6 +35,9 @@ pub enum StoreError {
     Damaged(PathBuf, String),
     /// Another process (the running bank) holds the store.
     InUse(String),
+    /// The store's files could not be read or written (a full disk, say): worth a restart
+    /// once the fault is fixed.
+    Failing(IoFailure),
     /// The checkpoint file is missing, unreadable or of another bank.
     Checkpoint(CheckpointError),
     /// The checkpoint belongs to another bank.
@@ -88,6 +91,7 @@ impl core::fmt::Display for StoreError {
                 path.display()
             ),
             Self::InUse(detail) => f.write_str(detail),
+            Self::Failing(e) => write!(f, "{e}"),
             Self::Checkpoint(CheckpointError::Missing(path)) => write!(
                 f,
                 "{}: the checkpoint file is missing, so the store cannot be checked against \
@@ -132,6 +136,7 @@ impl StoreError {
     fn ledger(path: &Path, e: LedgerError) -> Self {
         match e {
             LedgerError::InUse(detail) => Self::InUse(detail),
+            LedgerError::Io(failure) => Self::Failing(failure),
             other => Self::Damaged(path.to_owned(), other.to_string()),
         }
     }
@@ -305,7 +310,13 @@ pub fn open_checked(
                 checkpoints,
             })
         }
-        Err(e) if reset && !matches!(e, StoreError::Io(..) | StoreError::InUse(_)) => {
+        Err(e)
+            if reset
+                && !matches!(
+                    e,
+                    StoreError::Io(..) | StoreError::InUse(_) | StoreError::Failing(_)
+                ) =>
+        {
             tracing::warn!(error = %e, "--reset-checkpoints: accepting the store as it is");
             start_checkpoints(ledger, dir, &identity, checkpoint_file, Some(e))
         }
@@ -389,7 +400,13 @@ fn watch(ledger: &dyn Ledger, identity: &BankIdentity, checkpoints: &Arc<Checkpo
             return Ok(());
         }
         let checkpoint = Checkpoint::of(&bank_id, head, now_ms());
-        file.record(&checkpoint).map_err(|e| e.to_string())?;
+        file.record(&checkpoint).map_err(|e| match e {
+            CheckpointError::Io(path, e) => LedgerError::Io(IoFailure::new(
+                format!("writing the checkpoint file {}", path.display()),
+                e,
+            )),
+            other => LedgerError::Storage(other.to_string()),
+        })?;
         // For a log shipper: an off-machine record of how far the chain reached.
         tracing::debug!(
             bank = %checkpoint.bank_id,

@@ -1,5 +1,6 @@
 //! HTTP routes: the WebSocket upgrade at `/ws` (origin check, session limit, size limits),
-//! `/healthz`, and the web ATM's static files with an `index.html` fallback.
+//! `/healthz` (503 once the storage fails), and the web ATM's static files with an
+//! `index.html` fallback.
 
 use std::sync::atomic::Ordering;
 
@@ -25,13 +26,22 @@ pub fn app(bank: Bank) -> Router {
     let index = web_root.join("index.html");
     let router = Router::new()
         .route("/ws", get(upgrade))
-        .route("/healthz", get(|| async { "ok\n" }));
+        .route("/healthz", get(health));
     let router = if index.is_file() {
         router.fallback_service(ServeDir::new(&web_root).fallback(ServeFile::new(index)))
     } else {
         router.fallback(|| async { Html(NOT_BUILT) })
     };
     router.with_state(bank)
+}
+
+/// `200 ok`, or `503 storage failing` once a write to the storage has failed (the detail is in
+/// the log; the bank stops shortly after).
+async fn health(State(bank): State<Bank>) -> Response {
+    if bank.shared.faults.failing().is_some() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "storage failing\n").into_response();
+    }
+    "ok\n".into_response()
 }
 
 /// Browsers always send `Origin`; native clients do not. Allowed: no `Origin`, the bank's own
@@ -75,6 +85,9 @@ async fn upgrade(
     }
     if shared.shutdown.is_cancelled() {
         return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response();
+    }
+    if shared.faults.failing().is_some() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "storage failing\n").into_response();
     }
     let Ok(permit) = shared.sessions.clone().try_acquire_owned() else {
         tracing::warn!(?from, "session limit reached; refusing a connection");

@@ -491,6 +491,10 @@ fn help_documents_every_flag() {
             "--help does not mention {flag}:\n{text}"
         );
     }
+    assert!(
+        text.contains("75 (EX_TEMPFAIL) when the storage fails"),
+        "--help does not document the storage-fault exit status:\n{text}"
+    );
     let add = Command::new(BIN)
         .args(["terminal", "add", "--help"])
         .output()
