@@ -274,7 +274,7 @@ async fn register(
         SummaryField::InitialBalance,
         Cents::ZERO,
     );
-    tracing::info!(user = %user.username, "registered");
+    tracing::debug!(user = %user.username, "registered");
     welcome(ctx, user, Cents::ZERO)
 }
 
@@ -442,7 +442,7 @@ async fn login(
         match begin_login(shared, ctx, user_key(&username), move |l| l.user(&name)).await {
             Ok(found) => found,
             Err(reply) => {
-                tracing::info!(user = %username, "login refused before checking");
+                tracing::debug!(user = %username, "login refused before checking");
                 return reply;
             }
         };
@@ -468,7 +468,7 @@ async fn login(
             let balance = login_succeeded(shared, ticket, move |l| l.balance(&account)).await;
             match balance {
                 Ok(balance) => {
-                    tracing::info!(user = %user.username, "logged in");
+                    tracing::debug!(user = %user.username, "logged in");
                     welcome(ctx, user, balance)
                 }
                 Err(e) => refusal(&e),
@@ -477,7 +477,7 @@ async fn login(
         None => {
             let mut event = ctx.event("login_failed");
             event.user = Some(username.to_string());
-            tracing::info!(user = %username, "login failed");
+            tracing::debug!(user = %username, "login failed");
             login_failed(shared, ctx, ticket, event).await
         }
     }
@@ -611,7 +611,7 @@ async fn open_card_account(
                 opening,
             );
         }
-        tracing::info!(user = %user.username, retry = !fresh, "card account opened");
+        tracing::debug!(user = %user.username, retry = !fresh, "card account opened");
         let account = user.account.clone();
         log_in(ctx, &user);
         return Response::AccountOpened {
@@ -706,7 +706,7 @@ async fn movement(
     {
         Ok(applied) => applied,
         Err(e) => {
-            tracing::info!(user = %user.username, action, error = %e, "refused");
+            tracing::debug!(user = %user.username, action, error = %e, "refused");
             return match refusal_code(&e) {
                 Some(code) => declined(shared, ctx, action, amount, code).await,
                 None => refusal(&e),
@@ -723,7 +723,7 @@ async fn movement(
             .output
             .summary(user.username.as_str(), field, amount);
     }
-    tracing::info!(user = %user.username, action, replay = applied.replay, "applied");
+    tracing::debug!(user = %user.username, action, replay = applied.replay, "applied");
     if kind == TxKind::Deposit {
         Response::Deposited {
             txid,

@@ -379,6 +379,7 @@ pub async fn serve(
     };
     // Tracked like the sessions: `serve` returns only once nothing holds the database.
     shared.tracker.spawn(admin::serve_socket(shared.clone()));
+    shared.tracker.spawn(summaries(shared.clone()));
     let grace = shared.config.shutdown_grace;
     let config = &shared.config;
     let listener = listener::LimitedListener::new(
@@ -428,6 +429,37 @@ pub async fn serve(
         .map_err(std::io::Error::other)?;
     tracing::info!("bank stopped; storage flushed");
     Ok(())
+}
+
+/// How often the bank logs a summary line at info level.
+const SUMMARY_EVERY: Duration = Duration::from_secs(60);
+
+/// Logs, every [`SUMMARY_EVERY`] until shutdown, what an operator watches: open sessions,
+/// accounts, money held and the transactions of the last full minute (per-request lines are
+/// at debug level).
+async fn summaries(shared: Arc<Shared>) {
+    let mut every = tokio::time::interval(SUMMARY_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    every.tick().await;
+    loop {
+        tokio::select! {
+            () = shared.shutdown.cancelled() => return,
+            _ = every.tick() => {}
+        }
+        let (sessions, _) = shared.live.snapshot(0);
+        let now = now_ms();
+        match shared.ledger.totals(now, now - now % 86_400_000, 2) {
+            Ok(totals) => tracing::info!(
+                sessions,
+                accounts = totals.accounts,
+                held_cents = %totals.deposits_cents,
+                last_minute = totals.per_minute.first().copied().unwrap_or(0),
+                today = totals.transactions_today,
+                "summary"
+            ),
+            Err(e) => tracing::error!(error = %e, "summary: the totals could not be read"),
+        }
+    }
 }
 
 /// [`open`] then [`serve`].

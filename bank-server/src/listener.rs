@@ -194,7 +194,7 @@ impl LimitedStream {
     fn expired(&mut self) -> io::Error {
         if !self.state.upgraded() && !self.answered && !self.reported {
             self.reported = true;
-            tracing::info!("a connection sent no complete request in time; closing");
+            tracing::debug!("a connection sent no complete request in time; closing");
             if let Some(output) = &self.report_stalls {
                 output.line("protocol_error");
             }

@@ -178,19 +178,19 @@ pub(crate) async fn run(
         let _listed = shared
             .live
             .open(conn, ctx.terminal.clone(), role, now_ms());
-        tracing::info!(terminal = %ctx.terminal, ?role, "handshake complete");
+        tracing::debug!(terminal = %ctx.terminal, ?role, "handshake complete");
         // How the session ends, unless the peer left first.
         let code = loop {
             let next = tokio::select! {
                 () = cancel.cancelled() => {
-                    tracing::info!("bank shutting down; closing session");
+                    tracing::debug!("bank shutting down; closing session");
                     break protocol::close::GOING_AWAY;
                 }
                 next = tokio::time::timeout(shared.config.idle_timeout, next_text(&mut socket)) => next,
             };
             let record = match next {
                 Err(_) => {
-                    tracing::info!("idle timeout; closing session");
+                    tracing::debug!("idle timeout; closing session");
                     break protocol::close::NORMAL;
                 }
                 Ok(Err(Fault::Gone)) => {
@@ -232,7 +232,7 @@ pub(crate) async fn run(
                 return;
             }
             if after == After::Close {
-                tracing::info!("logged out");
+                tracing::debug!("logged out");
                 break protocol::close::NORMAL;
             }
         };
