@@ -99,6 +99,13 @@ pub fn steady(samples: &[Sample], warmup_secs: f64) -> Option<(&Sample, &Sample)
     (first.secs < last.secs).then_some((first, last))
 }
 
+/// The sample nearest to `secs`.
+pub fn nearest(samples: &[Sample], secs: f64) -> Option<&Sample> {
+    samples
+        .iter()
+        .min_by(|a, b| (a.secs - secs).abs().total_cmp(&(b.secs - secs).abs()))
+}
+
 /// Resident memory growth from `a` to `b` as a share of `a`'s (negative: it shrank).
 pub fn rss_growth(a: &Sample, b: &Sample) -> f64 {
     (b.rss_kib as f64 - a.rss_kib as f64) / (a.rss_kib as f64).max(1.0)
@@ -511,6 +518,9 @@ mod tests {
         assert!((rss_growth(a, b) - 0.10).abs() < 1e-9);
         assert_eq!(bytes_per_tx(a, b), Some((1.5, 3.0)));
         assert!(steady(&samples, 91.0).is_none());
+        assert_eq!(nearest(&samples, 70.0).map(|s| s.secs), Some(60.0));
+        assert_eq!(nearest(&samples, 80.0).map(|s| s.secs), Some(90.0));
+        assert!(nearest(&[], 1.0).is_none());
         assert!(steady(&samples[..1], 0.0).is_none());
         assert_eq!(bytes_per_tx(a, a), None);
         // A garbage-collected log can shrink: that is a negative cost, not an overflow.

@@ -563,6 +563,21 @@ fn endurance_targets(w: &mut String, e: &Endurance) {
     }
 }
 
+/// Bytes per transaction in each half of the steady window: whether the log levels off.
+fn halves(samples: &[endurance::Sample], a: &endurance::Sample, b: &endurance::Sample) -> String {
+    let mid = endurance::nearest(samples, (a.secs + b.secs) / 2.0)
+        .filter(|m| m.secs > a.secs && m.secs < b.secs);
+    let per = |x, y| endurance::bytes_per_tx(x, y).map(|(bytes, _)| bytes);
+    match mid.and_then(|m| per(a, m).zip(per(m, b)).map(|p| (m, p))) {
+        Some((m, (first, second))) => format!(
+            " From {:.0} s to {:.0} s: {first:.0} B per transaction; from {:.0} s to {:.0} s: \
+             {second:.0} B (a log whose garbage collection kept up would level off).",
+            a.secs, m.secs, m.secs, b.secs
+        ),
+        None => String::new(),
+    }
+}
+
 /// The sustained, disk, sync and restart sections.
 fn endurance_sections(w: &mut String, results: &MatrixResults) {
     let e = &results.endurance;
@@ -645,7 +660,7 @@ fn endurance_sections(w: &mut String, results: &MatrixResults) {
                          log-structured: every commit appends the new versions of the pages it \
                          touched to its log (`db`) in 512 KiB segments, and reclaims a segment \
                          only once its pages are rewritten elsewhere, so the log holds stale \
-                         versions until segment garbage collection catches up. The data \
+                         versions until segment garbage collection catches up.{} The data \
                          directory at the end:\n",
                         a.secs,
                         b.secs,
@@ -657,7 +672,8 @@ fn endurance_sections(w: &mut String, results: &MatrixResults) {
                         bytes / DISK_LIMIT_BYTES_PER_TX,
                         verdict(
                             bytes <= DISK_LIMIT_BYTES_PER_TX && alloc <= DISK_LIMIT_BYTES_PER_TX
-                        )
+                        ),
+                        halves(&s.samples, a, b)
                     );
                     let _ = writeln!(w, "| File | Bytes |\n| --- | ---: |");
                     for (name, size) in &s.files {
