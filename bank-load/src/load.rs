@@ -83,6 +83,12 @@ pub struct Options {
     pub setup_concurrency: usize,
     /// The server's pid, to read its memory and CPU time from /proc.
     pub server_pid: Option<u32>,
+    /// Counts deposits and withdrawals as they are acknowledged, for a caller sampling the
+    /// run while it goes (transactions mode).
+    pub acknowledged: Option<Arc<AtomicU64>>,
+    /// Sessions stop once this many deposits and withdrawals were acknowledged (the run also
+    /// stops at `duration`, whichever comes first; transactions mode).
+    pub durable_limit: Option<u64>,
 }
 
 impl Options {
@@ -96,6 +102,8 @@ impl Options {
             progress: None,
             setup_concurrency: 64,
             server_pid: None,
+            acknowledged: None,
+            durable_limit: None,
         }
     }
 }
@@ -130,6 +138,10 @@ struct SessionResult {
 struct Live {
     done: AtomicU64,
     errors: AtomicU64,
+    /// Deposits and withdrawals acknowledged so far (shared with the caller, if it asked).
+    durable: Arc<AtomicU64>,
+    /// Stop once `durable` reaches this.
+    durable_limit: u64,
 }
 
 /// The shared start signal: `Some(deadline)` once every session is set up.
@@ -163,7 +175,11 @@ pub async fn run(target: &Target, opts: &Options) -> Result<Summary, LoadError> 
         return Err(LoadError("at least one session".into()));
     }
     let target = Arc::new(target.clone());
-    let live = Arc::new(Live::default());
+    let live = Arc::new(Live {
+        durable: opts.acknowledged.clone().unwrap_or_default(),
+        durable_limit: opts.durable_limit.unwrap_or(u64::MAX),
+        ..Live::default()
+    });
     let setup = Arc::new(Semaphore::new(opts.setup_concurrency.max(1)));
     let (ready_tx, mut ready_rx) = mpsc::channel::<bool>(opts.sessions);
     let (start_tx, start_rx) = watch::channel::<Option<Instant>>(None);
@@ -333,6 +349,22 @@ async fn open_account(target: &Target, name: &str) -> Result<(Client, CardSecret
     }
 }
 
+/// Opens the card account `name` for a later [`probe`] and closes the session; returns its card.
+pub async fn open_probe(target: &Target, name: &str) -> Result<CardSecret, LoadError> {
+    let (client, card) = open_account(target, name).await.map_err(LoadError)?;
+    let _ = client.close().await;
+    Ok(card)
+}
+
+/// One connect, handshake, card login and balance of an account [`open_probe`] opened:
+/// `Ok(true)` when its balance is still the opening balance.
+pub async fn probe(target: &Target, name: &str, card: &CardSecret) -> Result<bool, ClientError> {
+    let (mut client, _) = card_login(target, name, card).await?;
+    let reply = client.call(&Request::Balance {}).await?;
+    let _ = client.close().await;
+    Ok(matches!(reply, Response::Balance { balance_cents } if balance_cents == OPENING))
+}
+
 /// Connects, handshakes and logs in with the card: `(client, balance)`.
 async fn card_login(
     target: &Target,
@@ -378,7 +410,7 @@ async fn transactions(
     };
     let mut expected = OPENING;
     let mut step = 0u64;
-    while Instant::now() < deadline {
+    while Instant::now() < deadline && live.durable.load(Ordering::Relaxed) < live.durable_limit {
         let request = match step % 3 {
             0 => Request::Deposit {
                 txid: TxId::random(&mut OsRng),
@@ -397,9 +429,12 @@ async fn transactions(
                 result.samples.push(began.elapsed());
                 result.round_trips += 1;
                 live.done.fetch_add(1, Ordering::Relaxed);
+                let durable = result.durable;
                 if !account(&request, &reply, &mut expected, &mut result) {
                     live.errors.fetch_add(1, Ordering::Relaxed);
                 }
+                live.durable
+                    .fetch_add(result.durable - durable, Ordering::Relaxed);
             }
             Err(e) => {
                 // The request may or may not have been applied: log in again and resend it
@@ -410,7 +445,10 @@ async fn transactions(
                 match recover(target, name, &card, &request).await {
                     Ok((again, reply)) => {
                         client = again;
+                        let durable = result.durable;
                         account(&request, &reply, &mut expected, &mut result);
+                        live.durable
+                            .fetch_add(result.durable - durable, Ordering::Relaxed);
                     }
                     Err(e) => {
                         eprintln!("bank-load: session {name} could not reconnect: {e}");

@@ -84,6 +84,21 @@ enum Command {
         /// Where to write the results.
         #[arg(long, default_value = "target/bench/load.json")]
         out: PathBuf,
+        /// Seconds of the sustained run (bank memory and disk sampled over time; 0 skips it).
+        #[arg(long, default_value_t = 180)]
+        sustained_secs: u64,
+        /// Sessions of the sustained run and of the restart fill.
+        #[arg(long, default_value_t = 256)]
+        sustained_sessions: usize,
+        /// Seconds of each run under `strace -c` counting sync calls (0 skips them).
+        #[arg(long, default_value_t = 10)]
+        syncs_secs: u64,
+        /// Session counts of the strace runs.
+        #[arg(long, value_delimiter = ',', default_value = "16,256")]
+        syncs_sessions: Vec<usize>,
+        /// Transactions stored before the timed restart (0 skips it).
+        #[arg(long, default_value_t = 1_000_000)]
+        restart_tx: u64,
     },
     /// Write the generated part of docs/PERFORMANCE.md from the matrix results, criterion's
     /// estimates, the in-browser figures and the web bundle.
@@ -146,6 +161,11 @@ fn main() -> ExitCode {
             duration,
             work_dir,
             out,
+            sustained_secs,
+            sustained_sessions,
+            syncs_secs,
+            syncs_sessions,
+            restart_tx,
         } => run_matrix(
             MatrixOptions {
                 bank_bin,
@@ -155,6 +175,11 @@ fn main() -> ExitCode {
                 idle_sessions,
                 duration: Duration::from_secs(duration.max(1)),
                 work_dir,
+                sustained: Duration::from_secs(sustained_secs),
+                sustained_sessions,
+                syncs: Duration::from_secs(syncs_secs),
+                syncs_sessions,
+                restart_tx,
             },
             &out,
         ),
@@ -278,6 +303,9 @@ fn run_matrix(opts: MatrixOptions, out: &PathBuf) -> Result<(), String> {
     }
     all.extend(results.handshakes.iter().cloned());
     all.extend(results.idle.iter().cloned());
+    let e = &results.endurance;
+    all.extend(e.sustained.iter().map(|s| s.summary.clone()));
+    all.extend(e.syncs.iter().map(|s| s.summary.clone()));
     print!("{}", report::table(&all));
     if let Some(dir) = out.parent() {
         std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;

@@ -1,6 +1,7 @@
 //! The benchmark matrix: starts the release bank (a real process, a fresh data directory) and
-//! the echo floor on loopback, runs every point against both in the same run, and records the
-//! results as JSON for the report.
+//! the echo floor on loopback, runs every point against both in the same run (then the
+//! storage and resource runs of [`crate::endurance`]), and records the results as JSON for the
+//! report.
 
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
@@ -10,6 +11,7 @@ use std::time::{Duration, Instant};
 use atm_client::{load_auth_file, AuthFile};
 use serde::{Deserialize, Serialize};
 
+use crate::endurance::{self, Endurance, EnduranceOptions};
 use crate::load::{self, Mode, Options, Target};
 use crate::proc;
 use crate::stats::Summary;
@@ -31,6 +33,16 @@ pub struct MatrixOptions {
     pub duration: Duration,
     /// Where the temporary data directories go (on the disk the bank would use).
     pub work_dir: PathBuf,
+    /// Length of the sustained run (zero: none).
+    pub sustained: Duration,
+    /// Sessions of the sustained run and of the restart fill.
+    pub sustained_sessions: usize,
+    /// Length of each strace run (zero: none).
+    pub syncs: Duration,
+    /// Session counts of the strace runs.
+    pub syncs_sessions: Vec<usize>,
+    /// Transactions stored before the timed restart (0: none).
+    pub restart_tx: u64,
 }
 
 /// One transaction point: the floor and the bank at the same session count.
@@ -67,41 +79,67 @@ pub struct MatrixResults {
     pub handshakes: Vec<Summary>,
     /// The idle-sessions point.
     pub idle: Option<Summary>,
+    /// The sustained, strace and restart runs.
+    #[serde(default)]
+    pub endurance: Endurance,
 }
 
 /// A server process this run started; stopped on drop.
-struct Server {
+pub(crate) struct Server {
     child: Child,
-    addr: String,
-    command: String,
+    /// The server itself: the child, or the child's child when it runs under a wrapper.
+    pid: u32,
+    pub(crate) addr: String,
+    pub(crate) command: String,
+    /// From spawning the process to its `serving on` line.
+    pub(crate) started_in: Duration,
+    exited: bool,
 }
 
 impl Server {
-    fn pid(&self) -> u32 {
-        self.child.id()
+    pub(crate) fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// Sends `signal` (`INT`, `TERM`) to the server and waits for the process this run started
+    /// to exit (SIGKILL after 60 s); returns how long that took.
+    pub(crate) fn stop(&mut self, signal: &str) -> Duration {
+        let began = Instant::now();
+        if self.exited {
+            return Duration::ZERO;
+        }
+        self.exited = true;
+        let _ = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.pid.to_string())
+            .status();
+        let deadline = began + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return began.elapsed();
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if self.pid != self.child.id() {
+            let _ = Command::new("kill")
+                .arg("-KILL")
+                .arg(self.pid.to_string())
+                .status();
+        }
+        began.elapsed()
     }
 }
 
 impl Drop for Server {
     fn drop(&mut self) {
-        // SIGTERM first (the bank flushes and exits 0), SIGKILL if it lingers.
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        // SIGTERM (the bank flushes and exits 0), SIGKILL if it lingers.
+        self.stop("TERM");
     }
 }
 
-fn err(e: impl core::fmt::Display) -> String {
+pub(crate) fn err(e: impl core::fmt::Display) -> String {
     e.to_string()
 }
 
@@ -123,14 +161,31 @@ fn start_echo() -> Result<Server, String> {
         .ok_or_else(|| format!("echo server said {line:?}"))?
         .to_owned();
     Ok(Server {
+        pid: child.id(),
         child,
         addr,
         command: format!("{} echo --port 0", exe.display()),
+        started_in: Duration::ZERO,
+        exited: false,
     })
 }
 
 /// Starts the release bank on port 0 in a fresh directory under `dir`, as a user would.
 fn start_bank(bin: &Path, dir: &Path, max_sessions: usize) -> Result<(Server, AuthFile), String> {
+    let server = spawn_bank(bin, &[], dir, max_sessions)?;
+    let auth = load_auth_file(dir.join("bank.auth")).map_err(err)?;
+    Ok((server, auth))
+}
+
+/// Starts the bank on port 0 with its files under `dir` (made on first start, reused after),
+/// optionally under `wrapper` (a program and its arguments, e.g. `strace -c ...`), and waits
+/// for its `serving on` line.
+pub(crate) fn spawn_bank(
+    bin: &Path,
+    wrapper: &[String],
+    dir: &Path,
+    max_sessions: usize,
+) -> Result<Server, String> {
     let log = dir.join("bank.log");
     let args: Vec<String> = vec![
         "--port".into(),
@@ -151,7 +206,16 @@ fn start_bank(bin: &Path, dir: &Path, max_sessions: usize) -> Result<(Server, Au
         "--max-connections-per-ip".into(),
         (max_sessions + 64).to_string(),
     ];
-    let child = Command::new(bin)
+    let mut command = match wrapper.split_first() {
+        Some((program, rest)) => {
+            let mut c = Command::new(program);
+            c.args(rest).arg(bin);
+            c
+        }
+        None => Command::new(bin),
+    };
+    let spawned = Instant::now();
+    let child = command
         .args(&args)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -159,6 +223,7 @@ fn start_bank(bin: &Path, dir: &Path, max_sessions: usize) -> Result<(Server, Au
         .spawn()
         .map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
     let mut server = Server {
+        pid: child.id(),
         child,
         addr: String::new(),
         command: format!(
@@ -168,27 +233,34 @@ fn start_bank(bin: &Path, dir: &Path, max_sessions: usize) -> Result<(Server, Au
                 .collect::<Vec<_>>()
                 .join(" ")
         ),
+        started_in: Duration::ZERO,
+        exited: false,
     };
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = spawned + Duration::from_secs(120);
     loop {
         let text = std::fs::read_to_string(&log).unwrap_or_default();
         if let Some(rest) = text.split("serving on http://").nth(1) {
+            server.started_in = spawned.elapsed();
             server.addr = rest.split('/').next().unwrap_or_default().to_owned();
             break;
         }
         if let Ok(Some(status)) = server.child.try_wait() {
+            server.exited = true;
             return Err(format!("the bank exited ({status}): {text}"));
         }
         if Instant::now() > deadline {
             return Err(format!("the bank did not start: {text}"));
         }
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::sleep(Duration::from_millis(2));
     }
-    let auth = load_auth_file(dir.join("bank.auth")).map_err(err)?;
-    Ok((server, auth))
+    if !wrapper.is_empty() {
+        server.pid = proc::child_of(server.child.id())
+            .ok_or_else(|| format!("{} started no bank", wrapper.join(" ")))?;
+    }
+    Ok(server)
 }
 
-fn load_average() -> String {
+pub(crate) fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
         .unwrap_or_default()
@@ -378,6 +450,18 @@ pub async fn run(opts: &MatrixOptions) -> Result<MatrixResults, String> {
         );
         results.idle = Some(summary);
     }
+    results.endurance = endurance::run(&EnduranceOptions {
+        bank_bin: opts.bank_bin.clone(),
+        work_dir: opts.work_dir.clone(),
+        run_id,
+        sustained: opts.sustained,
+        sustained_sessions: opts.sustained_sessions,
+        sample_every: Duration::from_secs(5),
+        syncs: opts.syncs,
+        syncs_sessions: opts.syncs_sessions.clone(),
+        restart_tx: opts.restart_tx,
+    })
+    .await?;
     results.load_after = load_average();
     Ok(results)
 }

@@ -1,13 +1,43 @@
-//! What /proc says about a process: resident memory and CPU time (Linux only; `None` elsewhere).
+//! What /proc says about a process: resident memory, CPU time and children (Linux only; `None`
+//! elsewhere).
 #![allow(clippy::float_arithmetic)] // CPU seconds are a measurement
 
 /// Resident set size (`VmRSS`) of `pid`, KiB.
 pub fn rss_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    parse_vmrss(&std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?)
+}
+
+/// The `VmRSS` line of a `/proc/PID/status` text, KiB.
+pub fn parse_vmrss(status: &str) -> Option<u64> {
     status
         .lines()
         .find_map(|line| line.strip_prefix("VmRSS:"))
         .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// The parent pid in a `/proc/PID/stat` text.
+pub fn parse_ppid(stat: &str) -> Option<u32> {
+    // After the command name (which may hold spaces and parentheses): state, then ppid.
+    stat.get(stat.rfind(')')? + 1..)?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// The lowest pid whose parent is `pid` (e.g. the program `strace` started), if any.
+pub fn child_of(pid: u32) -> Option<u32> {
+    std::fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&p| {
+            std::fs::read_to_string(format!("/proc/{p}/stat"))
+                .ok()
+                .and_then(|stat| parse_ppid(&stat))
+                == Some(pid)
+        })
+        .min()
 }
 
 /// User plus system CPU time `pid` has used so far, seconds (at Linux's 100 ticks a second).
@@ -37,5 +67,16 @@ mod tests {
         assert!(rss_kib(me).unwrap() > 0);
         assert!(cpu_secs(me).unwrap() >= 0.0);
         assert!(raise_nofile(256) >= 256);
+        let stat = std::fs::read_to_string(format!("/proc/{me}/stat")).unwrap();
+        assert_eq!(parse_ppid(&stat), Some(std::os::unix::process::parent_id()));
+    }
+
+    #[test]
+    fn parses_status_and_stat_lines() {
+        let status = "Name:\tbank-server\nVmPeak:\t  99999 kB\nVmRSS:\t   12345 kB\nThreads:\t4\n";
+        assert_eq!(parse_vmrss(status), Some(12_345));
+        assert_eq!(parse_vmrss("Name:\tx\n"), None);
+        assert_eq!(parse_ppid("42 (a b) c) S 7 42 42 0"), Some(7));
+        assert_eq!(parse_ppid("garbage"), None);
     }
 }

@@ -1,5 +1,6 @@
-//! Tables: one run as a readable table, and the whole benchmark (matrix, criterion estimates,
-//! browser figures, bundle size) as the generated part of `docs/PERFORMANCE.md`.
+//! Tables: one run as a readable table, and the whole benchmark (matrix, storage and resource
+//! runs, criterion estimates, browser figures, bundle size) as the generated part of
+//! `docs/PERFORMANCE.md`.
 #![allow(clippy::float_arithmetic)] // rates and ratios are measurements, not money
 
 use std::fmt::Write as _;
@@ -7,6 +8,10 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::endurance::{
+    self, Endurance, Restart, DISK_LIMIT_BYTES_PER_TX, RESTART_LIMIT, RSS_GROWTH_LIMIT,
+    RSS_LIMIT_KIB, SYNC_CALLS,
+};
 use crate::matrix::MatrixResults;
 use crate::stats::Summary;
 
@@ -269,6 +274,7 @@ pub fn markdown(results: &MatrixResults, extras: &Extras) -> String {
             verdict(rss.saturating_mul(1024) < 200_000_000 && idle.clean())
         );
     }
+    endurance_targets(w, &results.endurance);
     match &extras.bundle {
         Some(files) => {
             let gz: u64 = files.iter().map(|f| f.2).sum();
@@ -428,6 +434,8 @@ pub fn markdown(results: &MatrixResults, extras: &Extras) -> String {
         );
     }
 
+    endurance_sections(w, results);
+
     let _ = writeln!(w, "\n### Micro-benchmarks (criterion, native, release)\n");
     if extras.criterion.is_empty() {
         let _ = writeln!(w, "No criterion results found.");
@@ -495,6 +503,295 @@ pub fn markdown(results: &MatrixResults, extras: &Extras) -> String {
     }
     let _ = writeln!(w, "\n{END}");
     md
+}
+
+fn mib(k: u64) -> String {
+    format!("{:.1}", k as f64 / 1024.0)
+}
+
+fn mb(bytes: u64) -> String {
+    format!("{:.1}", bytes as f64 / 1e6)
+}
+
+fn secs(s: f64) -> String {
+    format!("{s:.3} s")
+}
+
+/// The target rows of the sustained, disk and restart runs.
+fn endurance_targets(w: &mut String, e: &Endurance) {
+    if let Some(s) = &e.sustained {
+        let peak = s.samples.iter().map(|x| x.rss_kib).max().unwrap_or(0);
+        let _ = writeln!(
+            w,
+            "| Sustained run ({} sessions, {:.0} s): bank resident < 256 MiB | peak {} MiB | {} |",
+            s.summary.sessions,
+            s.summary.seconds,
+            mib(peak),
+            verdict(peak > 0 && peak < RSS_LIMIT_KIB)
+        );
+        if let Some((a, b)) = s.steady() {
+            let growth = endurance::rss_growth(a, b);
+            let _ = writeln!(
+                w,
+                "| … and flat after warm-up (growth ≤ {:.0} % from {:.0} s to the end) | {} → {} MiB ({:+.1} %) | {} |",
+                RSS_GROWTH_LIMIT * 100.0,
+                a.secs,
+                mib(a.rss_kib),
+                mib(b.rss_kib),
+                growth * 100.0,
+                verdict(growth <= RSS_GROWTH_LIMIT)
+            );
+            if let Some((bytes, alloc)) = endurance::bytes_per_tx(a, b) {
+                let _ = writeln!(
+                    w,
+                    "| Disk ≤ 1 KiB per acknowledged transaction at steady state | {bytes:.0} B of files ({alloc:.0} B allocated), {:.1} × the target | {} |",
+                    bytes / DISK_LIMIT_BYTES_PER_TX,
+                    verdict(bytes <= DISK_LIMIT_BYTES_PER_TX && alloc <= DISK_LIMIT_BYTES_PER_TX)
+                );
+            }
+        }
+    }
+    if let Some(r) = e.restart.as_ref().and_then(|r| r.filled.last()) {
+        let _ = writeln!(
+            w,
+            "| Restart with {} transactions stored < 1 s | {} to `serving on`, {} to the first balance | {} |",
+            r.stored_tx,
+            secs(r.serving_secs),
+            secs(r.first_balance_secs),
+            verdict(r.first_balance_secs < RESTART_LIMIT.as_secs_f64())
+        );
+    }
+}
+
+/// Bytes per transaction in each half of the steady window: whether the log levels off.
+fn halves(samples: &[endurance::Sample], a: &endurance::Sample, b: &endurance::Sample) -> String {
+    let mid = endurance::nearest(samples, (a.secs + b.secs) / 2.0)
+        .filter(|m| m.secs > a.secs && m.secs < b.secs);
+    let per = |x, y| endurance::bytes_per_tx(x, y).map(|(bytes, _)| bytes);
+    match mid.and_then(|m| per(a, m).zip(per(m, b)).map(|p| (m, p))) {
+        Some((m, (first, second))) => format!(
+            " From {:.0} s to {:.0} s: {first:.0} B per transaction; from {:.0} s to {:.0} s: \
+             {second:.0} B (a log whose garbage collection kept up would level off).",
+            a.secs, m.secs, m.secs, b.secs
+        ),
+        None => String::new(),
+    }
+}
+
+/// The sustained, disk, sync and restart sections.
+fn endurance_sections(w: &mut String, results: &MatrixResults) {
+    let e = &results.endurance;
+    if let Some(s) = &e.sustained {
+        let sum = &s.summary;
+        let _ = writeln!(
+            w,
+            "\n### Sustained load\n\n\
+             A fresh bank with the default `--cache-mb` (64 MiB of sled page cache); {} sessions \
+             of the transactions mode for {:.0} s: {} durable tx/s ({} round trips/s), p99 {} ms, \
+             {} errors, {}/{} balances ok; load average {} after. Sampled every few seconds \
+             (time since the sessions began connecting; the last row after they closed): the \
+             bank's resident memory (VmRSS), its data directory (sum of file sizes, and blocks \
+             allocated as `du` counts them), and the deposits and withdrawals acknowledged so \
+             far.\n",
+            sum.sessions,
+            sum.seconds,
+            rate(sum.durable_txs_per_sec),
+            rate(sum.round_trips_per_sec),
+            ms(sum.latency.p99_us),
+            sum.errors,
+            sum.balances_checked - sum.balance_mismatches,
+            sum.balances_checked,
+            s.load_after,
+        );
+        let _ = writeln!(
+            w,
+            "| Time s | Bank RSS MiB | Data files MB | Data allocated MB | Acknowledged tx |\n\
+             | ---: | ---: | ---: | ---: | ---: |"
+        );
+        let steady_at = s.steady().map(|(a, _)| a.secs);
+        let step = s.samples.len().div_ceil(24).max(1);
+        let last = s.samples.len().saturating_sub(1);
+        for (i, x) in s.samples.iter().enumerate() {
+            if i % step != 0 && i != last && Some(x.secs) != steady_at {
+                continue;
+            }
+            let _ = writeln!(
+                w,
+                "| {:.0}{} | {} | {} | {} | {} |",
+                x.secs,
+                if Some(x.secs) == steady_at {
+                    " (warm)"
+                } else {
+                    ""
+                },
+                mib(x.rss_kib),
+                mb(x.data_bytes),
+                mb(x.data_alloc_bytes),
+                x.acknowledged
+            );
+        }
+        match s.steady() {
+            Some((a, b)) => {
+                let peak = s.samples.iter().map(|x| x.rss_kib).max().unwrap_or(0);
+                let growth = endurance::rss_growth(a, b);
+                let _ = writeln!(
+                    w,
+                    "\nMemory: {} MiB at {:.0} s (end of warm-up), {} MiB at the end ({:+.1} %; \
+                     flat means ≤ {:.0} %: {}); peak {} MiB against the 256 MiB target ({}).",
+                    mib(a.rss_kib),
+                    a.secs,
+                    mib(b.rss_kib),
+                    growth * 100.0,
+                    RSS_GROWTH_LIMIT * 100.0,
+                    verdict(growth <= RSS_GROWTH_LIMIT),
+                    mib(peak),
+                    verdict(peak < RSS_LIMIT_KIB)
+                );
+                if let Some((bytes, alloc)) = endurance::bytes_per_tx(a, b) {
+                    let _ = writeln!(
+                        w,
+                        "\n### Disk per transaction\n\n\
+                         From {:.0} s to {:.0} s the data directory went from {} to {} MB of \
+                         files ({} to {} MB allocated) while {} deposits and withdrawals were \
+                         acknowledged: **{bytes:.0} bytes of files per acknowledged transaction** \
+                         ({alloc:.0} allocated), {:.1} × the 1 KiB target ({}). Each one writes \
+                         four sled keys (the account's balance, the transaction's history entry, \
+                         its txid for idempotence, and an audit entry, as JSON). sled 0.34 is \
+                         log-structured: every commit appends the new versions of the pages it \
+                         touched to its log (`db`) in 512 KiB segments, and reclaims a segment \
+                         only once its pages are rewritten elsewhere, so the log holds stale \
+                         versions until segment garbage collection catches up.{} The data \
+                         directory at the end:\n",
+                        a.secs,
+                        b.secs,
+                        mb(a.data_bytes),
+                        mb(b.data_bytes),
+                        mb(a.data_alloc_bytes),
+                        mb(b.data_alloc_bytes),
+                        b.acknowledged - a.acknowledged,
+                        bytes / DISK_LIMIT_BYTES_PER_TX,
+                        verdict(
+                            bytes <= DISK_LIMIT_BYTES_PER_TX && alloc <= DISK_LIMIT_BYTES_PER_TX
+                        ),
+                        halves(&s.samples, a, b)
+                    );
+                    let _ = writeln!(w, "| File | Bytes |\n| --- | ---: |");
+                    for (name, size) in &s.files {
+                        let _ = writeln!(w, "| `{name}` | {size} |");
+                    }
+                }
+            }
+            None => {
+                let _ = writeln!(
+                    w,
+                    "\nToo short for a steady state (no sample after the warm-up)."
+                );
+            }
+        }
+    }
+    if !e.syncs.is_empty() || e.syncs_skipped.is_some() {
+        let _ = writeln!(
+            w,
+            "\n### Sync calls per transaction\n\n\
+             A fresh bank per row, run under `strace -f -c -e trace={}`, driven with the \
+             transactions mode. Counts cover the bank's whole life (start, the sessions' account \
+             openings, the timed run, shutdown) and are divided by the durable writes it \
+             acknowledged (deposits and withdrawals, plus one account opening per session). \
+             Tracing slows the bank, so throughput is taken without strace, from the matrix \
+             point at the same session count above; the strace run's own rate shows the cost of \
+             tracing.\n",
+            SYNC_CALLS.join(",")
+        );
+        if let Some(why) = &e.syncs_skipped {
+            let _ = writeln!(w, "Skipped: {why}.\n");
+        }
+        if !e.syncs.is_empty() {
+            let _ = writeln!(
+                w,
+                "| Sessions | Durable writes | {} | Writes per fdatasync | Durable tx/s traced | … untraced (matrix) |\n\
+                 | ---: | ---: |{} ---: | ---: | ---: |",
+                SYNC_CALLS
+                    .iter()
+                    .map(|c| format!("{c} (per write)"))
+                    .collect::<Vec<_>>()
+                    .join(" | "),
+                " ---: |".repeat(SYNC_CALLS.len())
+            );
+            for x in &e.syncs {
+                let untraced = results
+                    .points
+                    .iter()
+                    .find(|p| p.bank.sessions == x.summary.sessions)
+                    .map_or("–".into(), |p| rate(p.bank.durable_txs_per_sec));
+                let fdatasync = crate::strace::calls(&x.calls, "fdatasync");
+                let _ = writeln!(
+                    w,
+                    "| {} | {} | {} | {} | {} | {} |",
+                    x.summary.sessions,
+                    x.acknowledged(),
+                    SYNC_CALLS
+                        .iter()
+                        .map(|c| format!(
+                            "{} ({:.3})",
+                            crate::strace::calls(&x.calls, c),
+                            x.per_tx(c)
+                        ))
+                        .collect::<Vec<_>>()
+                        .join(" | "),
+                    if fdatasync > 0 {
+                        format!("{:.1}", x.acknowledged() as f64 / fdatasync as f64)
+                    } else {
+                        "–".into()
+                    },
+                    rate(x.summary.durable_txs_per_sec),
+                    untraced
+                );
+            }
+        }
+    }
+    if let Some(r) = &e.restart {
+        let _ = writeln!(
+            w,
+            "\n### Restart\n\n\
+             A fresh bank filled by {} sessions of the transactions mode ({} durable tx/s), \
+             stopped with SIGINT, then started again on the same directory and timed from \
+             spawning `bank-server` to its `serving on` line and to the first handshake, card \
+             login and correct balance of an account opened before the fill. The floor is the \
+             same restart of a bank holding only that account. Target: under 1 s with 1,000,000 \
+             transactions stored.\n",
+            r.sessions,
+            rate(r.fill_tx_per_sec)
+        );
+        let _ = writeln!(
+            w,
+            "| Stored tx | Accounts | Data files MB | Stop (SIGINT → exit) | Spawn → serving | Spawn → first balance | × floor |\n\
+             | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+        );
+        let row = |w: &mut String, x: &Restart| {
+            let _ = writeln!(
+                w,
+                "| {} | {} | {} | {} | {} | {} | {:.1} |",
+                x.stored_tx,
+                x.accounts,
+                mb(x.data_bytes),
+                secs(x.stop_secs),
+                secs(x.serving_secs),
+                secs(x.first_balance_secs),
+                x.first_balance_secs / r.empty.first_balance_secs.max(1e-9)
+            );
+        };
+        row(w, &r.empty);
+        for x in &r.filled {
+            row(w, x);
+        }
+        let _ = writeln!(
+            w,
+            "\nAt open the bank recounts its totals by reading and decoding every account and \
+             every transaction (`count_existing` in `bank-server/src/sled_ledger.rs`), after \
+             sled itself has recovered its log; restart time that grows in proportion to the \
+             transactions stored is that scan."
+        );
+    }
 }
 
 fn duration(ns: f64) -> String {

@@ -1,17 +1,23 @@
 //! `cargo xtask bench`: builds in release mode, runs the criterion benchmarks, times the
 //! protocol in headless Chromium, builds the web ATM for its size, runs the load matrix against
-//! the release bank and the echo floor on loopback, and writes `docs/PERFORMANCE.md`.
+//! the release bank and the echo floor on loopback (then the sustained, sync-counting and
+//! restart runs), and writes `docs/PERFORMANCE.md`.
 
 use std::path::Path;
 
 use crate::cmd::Cmd;
 use crate::run;
+use crate::setup::{self, Purpose};
 use crate::test::{target_dir, write_file, WEBDRIVER_JSON};
 
 /// Runs everything; `matrix_args` go to `bank-load matrix` (e.g. `--duration 3`).
 pub(crate) fn bench(root: &Path, matrix_args: &[String]) -> Result<(), String> {
     let target = target_dir(root);
     let out = target.join("bench");
+    // strace for the sync counts; the bench goes on without it (and says so in the report).
+    if let Err(e) = setup::ensure(root, Some(Purpose::Bench)) {
+        eprintln!("bench: {e}\nbench: going on; the sync counts will be skipped");
+    }
     Cmd::cargo()
         .args(["build", "--release", "-p", "bank-server", "-p", "bank-load"])
         .run()?;

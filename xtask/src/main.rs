@@ -19,8 +19,10 @@ commands:
   test           setup, then fmt, clippy, native tests, in-browser wasm tests, interop vectors
   run [ARGS..]   build the web ATM, print a browser enrollment link, run `bank-server serve ARGS..`
   bench [ARGS..] release build, criterion benches, in-browser timing, web bundle size, then the
-                 load matrix against the bank and an echo floor; writes docs/PERFORMANCE.md
-                 (ARGS go to `bank-load matrix`, e.g. --duration 3)";
+                 load matrix against the bank and an echo floor, a sustained run, sync counts
+                 under strace and a restart with 1,000,000 transactions stored; writes
+                 docs/PERFORMANCE.md (ARGS go to `bank-load matrix`, e.g. --duration 3
+                 --sustained-secs 0 --restart-tx 0)";
 
 fn main() -> ExitCode {
     // xtask/ lives in the repo root; everything runs from there, wherever cargo was called.

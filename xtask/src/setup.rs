@@ -12,9 +12,12 @@ pub(crate) enum Purpose {
     Test,
     /// `trunk build` of the web ATM (used by `cargo xtask run`).
     WebBuild,
+    /// `cargo xtask bench` alone (`cargo xtask setup` leaves these out).
+    Bench,
 }
 
 const TEST: &[Purpose] = &[Purpose::Test];
+const BENCH: &[Purpose] = &[Purpose::Bench];
 
 /// The trunk the project pins (0.22 needs a newer rustc; see shared/TOOLCHAIN.md).
 pub(crate) const TRUNK_VERSION: &str = "0.21.14";
@@ -131,6 +134,19 @@ fn tools(root: &Path) -> Result<Vec<Tool>, String> {
             needs_root: false,
         },
         Tool {
+            // The bench counts the bank's sync calls with `strace -c`; without it, it skips that.
+            name: "strace (Debian)".to_owned(),
+            purposes: BENCH,
+            probe: Probe::Files(vec!["/usr/bin/strace".into()]),
+            install: vec![
+                Cmd::new("apt-get").arg("update"),
+                Cmd::new("apt-get")
+                    .env("DEBIAN_FRONTEND", "noninteractive")
+                    .args(["install", "-y", "strace"]),
+            ],
+            needs_root: true,
+        },
+        Tool {
             name: "chromium and chromium-driver (Debian)".to_owned(),
             purposes: TEST,
             probe: Probe::Files(vec![
@@ -190,17 +206,19 @@ fn version(program: &str, version: &str) -> Probe {
     }
 }
 
-/// Installs every tool that is missing or at the wrong version.
+/// Installs every tool the tests and the web build need that is missing or at the wrong version.
 pub(crate) fn setup(root: &Path) -> Result<(), String> {
     ensure(root, None)
 }
 
-/// Installs the tools needed for `purpose` (all tools when `None`), skipping those present.
+/// Installs the tools needed for `purpose` (when `None`, all but the bench's own), skipping
+/// those present.
 pub(crate) fn ensure(root: &Path, purpose: Option<Purpose>) -> Result<(), String> {
     let tools = tools(root)?;
-    let wanted = tools
-        .iter()
-        .filter(|tool| purpose.is_none_or(|p| tool.purposes.contains(&p)));
+    let wanted = tools.iter().filter(|tool| match purpose {
+        Some(p) => tool.purposes.contains(&p),
+        None => tool.purposes != BENCH,
+    });
     for tool in wanted {
         let why = match tool.probe.check() {
             Ok(()) => {
