@@ -12,8 +12,8 @@ use atm_client::load_auth_file;
 use serde::{Deserialize, Serialize};
 
 use crate::load::{self, Mode, Options, Target};
-use crate::matrix::{err, load_average, spawn_bank, Server};
 use crate::proc;
+use crate::servers::{err, load_average, spawn_bank, Server};
 use crate::stats::Summary;
 use crate::strace::{self, SyscallCount};
 

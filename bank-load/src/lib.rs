@@ -10,6 +10,7 @@ pub mod load;
 pub mod matrix;
 pub mod proc;
 pub mod report;
+mod servers;
 pub mod stats;
 pub mod strace;
 
