@@ -1,6 +1,7 @@
-//! The default `Ledger`: sled trees, one serialised sled transaction per change (balance,
-//! transaction record, transaction-id entry and audit entry together), and a group commit for
-//! durability so concurrent commits share one sync.
+//! The default `Ledger`'s storage on sled: encoding, keys, trees, one serialised sled
+//! transaction per batch of changes (balance, transaction record, transaction-id entry and audit
+//! entry together), and a group commit for durability so concurrent commits share one sync. The
+//! money rules are `posting`'s, run inside the transaction over the trees (a [`Book`]).
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -9,9 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use futures_util::future::BoxFuture;
-use protocol::{
-    AccountNumber, Cents, HistoryEntry, Psk, TerminalId, TerminalRole, TxId, TxKind, Username,
-};
+use protocol::{AccountNumber, Cents, HistoryEntry, Psk, TerminalId, TerminalRole, TxId, Username};
 use rand_core::{OsRng, RngCore};
 use serde::{Deserialize, Serialize};
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
@@ -24,20 +23,13 @@ use crate::ledger::{
     Movement, NewAccount, OperatorRecord, RecentAudit, TerminalRecord, ThrottleState, Totals,
     UserRecord,
 };
+use crate::posting::{self, AccountRecord, Book, PostingError};
 use crate::tally::{Delta, Tally};
 
 const HEAD_KEY: &[u8] = b"audit_head";
 const IDENTITY_KEY: &[u8] = b"identity";
 /// How many appended audit events the ledger remembers in memory for the console.
 const RECENT_AUDIT: usize = 256;
-
-/// An account's stored state.
-#[derive(Serialize, Deserialize)]
-struct AccountRecord {
-    username: Username,
-    balance: Cents,
-    tx_count: u64,
-}
 
 /// A terminal as stored (the PSK as hex).
 #[derive(Serialize, Deserialize)]
@@ -130,18 +122,6 @@ fn txid_key(account: &AccountNumber, txid: &TxId) -> Vec<u8> {
     key
 }
 
-fn random_account_number() -> AccountNumber {
-    let n = OsRng.next_u64() % 1_000_000_000_000;
-    let digits = format!("{n:012}");
-    AccountNumber::new(format!(
-        "{}-{}-{}",
-        &digits[..4],
-        &digits[4..8],
-        &digits[8..]
-    ))
-    .expect("digits and dashes form an account number")
-}
-
 /// Appends an audit entry inside the transaction.
 fn append_audit(view: &View<'_>, event: &AuditEvent) -> TxResult<()> {
     let Some(bytes) = view.meta.get(HEAD_KEY)? else {
@@ -161,6 +141,66 @@ fn append_audit(view: &View<'_>, event: &AuditEvent) -> TxResult<()> {
         .audit
         .push((head.next_seq, event.clone()));
     Ok(())
+}
+
+/// The posting rules' store, inside the batch's sled transaction.
+impl Book for View<'_> {
+    type Error = ConflictableTransactionError<LedgerError>;
+
+    fn user_exists(&self, username: &Username) -> TxResult<bool> {
+        Ok(self.users.get(username.as_str())?.is_some())
+    }
+
+    fn account(&self, account: &AccountNumber) -> TxResult<Option<AccountRecord>> {
+        match self.accounts.get(account.as_str())? {
+            Some(bytes) => decode(&bytes).map(Some).or_else(abort),
+            None => Ok(None),
+        }
+    }
+
+    fn txid_entry(&self, account: &AccountNumber, txid: &TxId) -> TxResult<Option<HistoryEntry>> {
+        match self.txids.get(txid_key(account, txid))? {
+            Some(bytes) => decode(&bytes).map(Some).or_else(abort),
+            None => Ok(None),
+        }
+    }
+
+    fn put_user(&self, user: &UserRecord) -> TxResult<()> {
+        self.users.insert(user.username.as_str(), encode(user))?;
+        Ok(())
+    }
+
+    fn put_account(&self, account: &AccountNumber, record: &AccountRecord) -> TxResult<()> {
+        self.accounts.insert(account.as_str(), encode(record))?;
+        Ok(())
+    }
+
+    fn put_entry(&self, account: &AccountNumber, seq: u64, entry: &HistoryEntry) -> TxResult<()> {
+        let bytes = encode(entry);
+        self.txs
+            .insert(history_key(account, seq), bytes.as_slice())?;
+        self.txids.insert(txid_key(account, &entry.txid), bytes)?;
+        Ok(())
+    }
+
+    fn append_audit(&self, event: &AuditEvent) -> TxResult<()> {
+        append_audit(self, event)
+    }
+
+    fn moved(&self, delta: Delta) {
+        self.pending.borrow_mut().tally.add(delta);
+    }
+}
+
+/// A posting's failure as the batch transaction sees it: a refusal aborts this change only
+/// (the rules wrote nothing), a store failure the whole batch.
+fn posted<T>(
+    result: Result<T, PostingError<ConflictableTransactionError<LedgerError>>>,
+) -> TxResult<T> {
+    result.map_err(|e| match e {
+        PostingError::Refused(refusal) => ConflictableTransactionError::Abort(refusal.into()),
+        PostingError::Store(e) => e,
+    })
 }
 
 /// The sled ledger. Cheap to share behind an `Arc`.
@@ -433,13 +473,6 @@ impl SledLedger {
             None => Ok(None),
         }
     }
-
-    fn account(view: &View<'_>, account: &AccountNumber) -> TxResult<AccountRecord> {
-        match view.accounts.get(account.as_str())? {
-            Some(bytes) => decode(&bytes).or_else(abort),
-            None => abort(LedgerError::NotFound),
-        }
-    }
 }
 
 fn terminal_from(id: TerminalId, stored: StoredTerminal) -> Result<TerminalRecord, LedgerError> {
@@ -476,62 +509,16 @@ impl Ledger for SledLedger {
         audit: &AuditEvent,
     ) -> Result<UserRecord, LedgerError> {
         // Draw account numbers outside the (re-runnable) transaction body.
-        let candidates: Vec<AccountNumber> = (0..8).map(|_| random_account_number()).collect();
+        let candidates = posting::account_candidates();
         let audit = audit.clone();
         self.tx(move |view| {
-            if view.users.get(new.username.as_str())?.is_some() {
-                return abort(LedgerError::NameTaken);
-            }
-            let mut account = None;
-            for candidate in &candidates {
-                if view.accounts.get(candidate.as_str())?.is_none() {
-                    account = Some(candidate.clone());
-                    break;
-                }
-            }
-            let Some(account) = account else {
-                return abort(LedgerError::Storage("no free account number".into()));
-            };
-            let user = UserRecord {
-                username: new.username.clone(),
-                full_name: new.full_name.clone(),
-                account: account.clone(),
-                password_hash: new.password_hash.clone(),
-                card_sha256: new.card_sha256.clone(),
-                open_txid: new.opening.map(|(txid, _)| txid),
-            };
-            let mut record = AccountRecord {
-                username: new.username.clone(),
-                balance: Cents::ZERO,
-                tx_count: 0,
-            };
-            if let Some((txid, amount)) = new.opening {
-                let entry = HistoryEntry {
-                    txid,
-                    kind: TxKind::Open,
-                    amount_cents: amount,
-                    balance_cents: amount,
-                    time_ms: now_ms,
-                };
-                view.txs.insert(history_key(&account, 0), encode(&entry))?;
-                view.txids
-                    .insert(txid_key(&account, &txid), encode(&entry))?;
-                record.balance = amount;
-                record.tx_count = 1;
-            }
-            view.users.insert(new.username.as_str(), encode(&user))?;
-            view.accounts.insert(account.as_str(), encode(&record))?;
-            let mut event = audit.clone();
-            event.account = Some(account.to_string());
-            event.balance_cents = Some(record.balance.0);
-            append_audit(view, &event)?;
-            let tally = &mut view.pending.borrow_mut().tally;
-            tally.accounts += 1;
-            if let Some((_, amount)) = new.opening {
-                tally.cents_in += u128::from(amount.0);
-                tally.transactions.push(now_ms);
-            }
-            Ok(user)
+            posted(posting::open_account(
+                view,
+                &new,
+                &candidates,
+                now_ms,
+                &audit,
+            ))
         })
     }
 
@@ -557,59 +544,7 @@ impl Ledger for SledLedger {
         audit: &AuditEvent,
     ) -> Result<Applied, LedgerError> {
         let (account, audit) = (account.clone(), audit.clone());
-        self.tx(move |view| {
-            let account = &account;
-            let key = txid_key(account, &movement.txid);
-            if let Some(bytes) = view.txids.get(&key)? {
-                let entry: HistoryEntry = decode(&bytes).or_else(abort)?;
-                if entry.kind != movement.kind || entry.amount_cents != movement.amount {
-                    return abort(LedgerError::TxIdReused);
-                }
-                return Ok(Applied {
-                    entry,
-                    replay: true,
-                });
-            }
-            let mut record = Self::account(view, account)?;
-            let balance = match movement.kind {
-                TxKind::Deposit => record
-                    .balance
-                    .checked_add(movement.amount)
-                    .ok_or(LedgerError::LimitExceeded),
-                TxKind::Withdraw => record
-                    .balance
-                    .checked_sub(movement.amount)
-                    .ok_or(LedgerError::InsufficientFunds),
-                TxKind::Open => Err(LedgerError::Storage("open is not a movement".into())),
-            };
-            let balance = balance.or_else(abort)?;
-            let entry = HistoryEntry {
-                txid: movement.txid,
-                kind: movement.kind,
-                amount_cents: movement.amount,
-                balance_cents: balance,
-                time_ms: now_ms,
-            };
-            view.txs
-                .insert(history_key(account, record.tx_count), encode(&entry))?;
-            view.txids.insert(key, encode(&entry))?;
-            record.balance = balance;
-            record.tx_count += 1;
-            view.accounts.insert(account.as_str(), encode(&record))?;
-            let mut event = audit.clone();
-            event.balance_cents = Some(balance.0);
-            append_audit(view, &event)?;
-            let tally = &mut view.pending.borrow_mut().tally;
-            match movement.kind {
-                TxKind::Withdraw => tally.cents_out += u128::from(movement.amount.0),
-                _ => tally.cents_in += u128::from(movement.amount.0),
-            }
-            tally.transactions.push(now_ms);
-            Ok(Applied {
-                entry,
-                replay: false,
-            })
-        })
+        self.tx(move |view| posted(posting::post(view, &account, movement, now_ms, &audit)))
     }
 
     fn transaction(

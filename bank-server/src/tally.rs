@@ -24,6 +24,16 @@ pub(crate) struct Delta {
     pub(crate) transactions: Vec<u64>,
 }
 
+impl Delta {
+    /// Adds another change's movements (a batch of changes moves the totals once).
+    pub(crate) fn add(&mut self, other: Delta) {
+        self.accounts += other.accounts;
+        self.cents_in += other.cents_in;
+        self.cents_out += other.cents_out;
+        self.transactions.extend(other.transactions);
+    }
+}
+
 /// The running totals.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Tally {
