@@ -13,7 +13,9 @@ use futures_util::future::BoxFuture;
 use protocol::{AccountNumber, Cents, HistoryEntry, Psk, TerminalId, TerminalRole, TxId, Username};
 use rand_core::{OsRng, RngCore};
 use serde::{Deserialize, Serialize};
-use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
+use sled::transaction::{
+    ConflictableTransactionError, TransactionError, TransactionalTree, UnabortableTransactionError,
+};
 use sled::{Db, Tree};
 
 use crate::audit::{AuditEvent, AuditKey, ChainHead};
@@ -24,10 +26,15 @@ use crate::ledger::{
     UserRecord,
 };
 use crate::posting::{self, AccountRecord, Book, PostingError};
-use crate::tally::{Delta, Tally};
+use crate::tally::{Delta, Stored, Tally};
 
 const HEAD_KEY: &[u8] = b"audit_head";
 const IDENTITY_KEY: &[u8] = b"identity";
+/// The console's totals (accounts, money held) in `meta`, rewritten by every batch that moves
+/// them; their per-minute transaction counts are the keys of [`MINUTES_TREE`].
+const TOTALS_KEY: &[u8] = b"totals";
+/// Transactions per minute: `minute (u64 BE) -> count (u32 BE)`, the last day only.
+const MINUTES_TREE: &str = "tally_minutes";
 /// How many appended audit events the ledger remembers in memory for the console.
 const RECENT_AUDIT: usize = 256;
 
@@ -41,6 +48,35 @@ struct StoredTerminal {
     /// Absent in data written before consoles existed: those are ATMs.
     #[serde(default)]
     role: TerminalRole,
+}
+
+/// The totals as stored under [`TOTALS_KEY`] (the money held as a decimal string: it may
+/// exceed `u64`).
+#[derive(Serialize, Deserialize)]
+struct StoredTotals {
+    accounts: u64,
+    cents: String,
+}
+
+/// Writes what the totals become (the record, the changed minutes, the dropped minutes) inside
+/// a transaction.
+fn write_totals(
+    meta: &TransactionalTree,
+    minutes: &TransactionalTree,
+    stored: &Stored,
+) -> Result<(), UnabortableTransactionError> {
+    let record = StoredTotals {
+        accounts: stored.accounts,
+        cents: stored.cents.to_string(),
+    };
+    meta.insert(TOTALS_KEY, encode(&record))?;
+    for (minute, count) in &stored.minutes {
+        minutes.insert(&minute.to_be_bytes(), &count.to_be_bytes())?;
+    }
+    for minute in &stored.dropped {
+        minutes.remove(&minute.to_be_bytes())?;
+    }
+    Ok(())
 }
 
 /// The trees every change may touch, inside one transaction.
@@ -215,6 +251,8 @@ pub struct SledLedger {
     meta: Tree,
     throttle: Tree,
     operators: Tree,
+    /// Transactions per minute (see [`MINUTES_TREE`]).
+    minutes: Tree,
     /// Running totals for the console (counted at open, then moved by each commit).
     tally: Mutex<Tally>,
     /// The newest audit events appended since opening, newest last.
@@ -322,6 +360,7 @@ impl SledLedger {
             meta: tree("meta")?,
             throttle: tree("throttle")?,
             operators: tree("operators")?,
+            minutes: tree(MINUTES_TREE)?,
             recent: Mutex::new(VecDeque::with_capacity(RECENT_AUDIT)),
             tally: Mutex::new(Tally::default()),
             group: {
@@ -341,12 +380,57 @@ impl SledLedger {
             queue: Mutex::new(Vec::new()),
             writer: Mutex::new(()),
         };
-        ledger.count_existing()?;
+        ledger.load_totals()?;
         Ok(ledger)
     }
 
-    /// Counts what is stored into the running totals (once, at open).
-    fn count_existing(&self) -> Result<(), LedgerError> {
+    /// Reads the stored totals (a record and at most a day of minute keys). A store written
+    /// before totals were kept is counted once and the count stored, in one commit.
+    fn load_totals(&self) -> Result<(), LedgerError> {
+        let tally = match self.meta.get(TOTALS_KEY).map_err(storage)? {
+            Some(bytes) => {
+                let record: StoredTotals = decode(&bytes)?;
+                let cents = record
+                    .cents
+                    .parse::<u128>()
+                    .map_err(|e| LedgerError::Storage(format!("corrupt totals: {e}")))?;
+                let minutes = self
+                    .minutes
+                    .iter()
+                    .map(|item| {
+                        let (key, value) = item.map_err(storage)?;
+                        let minute = <[u8; 8]>::try_from(key.as_ref()).map(u64::from_be_bytes);
+                        let count = <[u8; 4]>::try_from(value.as_ref()).map(u32::from_be_bytes);
+                        match (minute, count) {
+                            (Ok(minute), Ok(count)) => Ok((minute, count)),
+                            _ => Err(LedgerError::Storage("corrupt minute count".into())),
+                        }
+                    })
+                    .collect::<Result<Vec<_>, LedgerError>>()?;
+                Tally::restore(record.accounts, cents, minutes)
+            }
+            None => {
+                let tally = self.count_existing()?;
+                let stored = tally.stored();
+                use sled::Transactional;
+                (&self.meta, &self.minutes)
+                    .transaction(|(meta, minutes)| {
+                        write_totals(meta, minutes, &stored)?;
+                        Ok::<_, ConflictableTransactionError<LedgerError>>(())
+                    })
+                    .map_err(|e| match e {
+                        TransactionError::Abort(e) => e,
+                        TransactionError::Storage(e) => sled_failure("storing the totals", e),
+                    })?;
+                tally
+            }
+        };
+        *self.tally.lock().unwrap_or_else(|p| p.into_inner()) = tally;
+        Ok(())
+    }
+
+    /// Counts what is stored into running totals (a store written before totals were kept).
+    fn count_existing(&self) -> Result<Tally, LedgerError> {
         let mut tally = Tally::default();
         for item in &self.accounts {
             let record: AccountRecord = decode(&item.map_err(storage)?.1)?;
@@ -356,8 +440,7 @@ impl SledLedger {
             let entry: HistoryEntry = decode(&item.map_err(storage)?.1)?;
             tally.count_transaction(entry.time_ms);
         }
-        *self.tally.lock().unwrap_or_else(|p| p.into_inner()) = tally;
-        Ok(())
+        Ok(tally)
     }
 
     /// Runs `f` in a sled transaction and returns its result once committed (durable only
@@ -414,10 +497,11 @@ impl SledLedger {
             &self.audit,
             &self.meta,
             &self.operators,
+            &self.minutes,
         );
         let pending = RefCell::new(Pending::default());
         let result = trees.transaction(
-            |(users, accounts, txs, txids, terminals, audit, meta, operators)| {
+            |(users, accounts, txs, txids, terminals, audit, meta, operators, minutes)| {
                 *pending.borrow_mut() = Pending::default();
                 let view = View {
                     users,
@@ -432,6 +516,18 @@ impl SledLedger {
                 };
                 for job in jobs {
                     (job.run)(&view)?;
+                }
+                // The totals move in the same commit as the changes that move them: one small
+                // record rewritten and one key per minute touched (a minute older than a day
+                // deleted when a new minute starts).
+                let pending = pending.borrow();
+                if pending.tally != Delta::default() {
+                    let stored = self
+                        .tally
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .stored_after(&pending.tally);
+                    write_totals(meta, minutes, &stored)?;
                 }
                 Ok(())
             },
