@@ -31,6 +31,7 @@ mod listener;
 mod live;
 pub mod output;
 pub mod passwords;
+mod posting;
 pub mod process;
 mod session;
 pub mod sled_ledger;

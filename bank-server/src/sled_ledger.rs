@@ -1,6 +1,7 @@
-//! The default `Ledger`: sled trees, one serialised sled transaction per change (balance,
-//! transaction record, transaction-id entry and audit entry together), and a group commit for
-//! durability so concurrent commits share one sync.
+//! The default `Ledger`'s storage on sled: encoding, keys, trees, one serialised sled
+//! transaction per batch of changes (balance, transaction record, transaction-id entry and audit
+//! entry together), and a group commit for durability so concurrent commits share one sync. The
+//! money rules are `posting`'s, run inside the transaction over the trees (a [`Book`]).
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -9,12 +10,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use futures_util::future::BoxFuture;
-use protocol::{
-    AccountNumber, Cents, HistoryEntry, Psk, TerminalId, TerminalRole, TxId, TxKind, Username,
-};
+use protocol::{AccountNumber, Cents, HistoryEntry, Psk, TerminalId, TerminalRole, TxId, Username};
 use rand_core::{OsRng, RngCore};
 use serde::{Deserialize, Serialize};
-use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
+use sled::transaction::{
+    ConflictableTransactionError, TransactionError, TransactionalTree, UnabortableTransactionError,
+};
 use sled::{Db, Tree};
 
 use crate::audit::{AuditEvent, AuditKey, ChainHead};
@@ -24,20 +25,18 @@ use crate::ledger::{
     Movement, NewAccount, OperatorRecord, RecentAudit, TerminalRecord, ThrottleState, Totals,
     UserRecord,
 };
-use crate::tally::{Delta, Tally};
+use crate::posting::{self, AccountRecord, Book, PostingError};
+use crate::tally::{Delta, Stored, Tally};
 
 const HEAD_KEY: &[u8] = b"audit_head";
 const IDENTITY_KEY: &[u8] = b"identity";
+/// The console's totals (accounts, money held) in `meta`, rewritten by every batch that moves
+/// them; their per-minute transaction counts are the keys of [`MINUTES_TREE`].
+const TOTALS_KEY: &[u8] = b"totals";
+/// Transactions per minute: `minute (u64 BE) -> count (u32 BE)`, the last day only.
+const MINUTES_TREE: &str = "tally_minutes";
 /// How many appended audit events the ledger remembers in memory for the console.
 const RECENT_AUDIT: usize = 256;
-
-/// An account's stored state.
-#[derive(Serialize, Deserialize)]
-struct AccountRecord {
-    username: Username,
-    balance: Cents,
-    tx_count: u64,
-}
 
 /// A terminal as stored (the PSK as hex).
 #[derive(Serialize, Deserialize)]
@@ -49,6 +48,35 @@ struct StoredTerminal {
     /// Absent in data written before consoles existed: those are ATMs.
     #[serde(default)]
     role: TerminalRole,
+}
+
+/// The totals as stored under [`TOTALS_KEY`] (the money held as a decimal string: it may
+/// exceed `u64`).
+#[derive(Serialize, Deserialize)]
+struct StoredTotals {
+    accounts: u64,
+    cents: String,
+}
+
+/// Writes what the totals become (the record, the changed minutes, the dropped minutes) inside
+/// a transaction.
+fn write_totals(
+    meta: &TransactionalTree,
+    minutes: &TransactionalTree,
+    stored: &Stored,
+) -> Result<(), UnabortableTransactionError> {
+    let record = StoredTotals {
+        accounts: stored.accounts,
+        cents: stored.cents.to_string(),
+    };
+    meta.insert(TOTALS_KEY, encode(&record))?;
+    for (minute, count) in &stored.minutes {
+        minutes.insert(&minute.to_be_bytes(), &count.to_be_bytes())?;
+    }
+    for minute in &stored.dropped {
+        minutes.remove(&minute.to_be_bytes())?;
+    }
+    Ok(())
 }
 
 /// The trees every change may touch, inside one transaction.
@@ -130,18 +158,6 @@ fn txid_key(account: &AccountNumber, txid: &TxId) -> Vec<u8> {
     key
 }
 
-fn random_account_number() -> AccountNumber {
-    let n = OsRng.next_u64() % 1_000_000_000_000;
-    let digits = format!("{n:012}");
-    AccountNumber::new(format!(
-        "{}-{}-{}",
-        &digits[..4],
-        &digits[4..8],
-        &digits[8..]
-    ))
-    .expect("digits and dashes form an account number")
-}
-
 /// Appends an audit entry inside the transaction.
 fn append_audit(view: &View<'_>, event: &AuditEvent) -> TxResult<()> {
     let Some(bytes) = view.meta.get(HEAD_KEY)? else {
@@ -163,6 +179,66 @@ fn append_audit(view: &View<'_>, event: &AuditEvent) -> TxResult<()> {
     Ok(())
 }
 
+/// The posting rules' store, inside the batch's sled transaction.
+impl Book for View<'_> {
+    type Error = ConflictableTransactionError<LedgerError>;
+
+    fn user_exists(&self, username: &Username) -> TxResult<bool> {
+        Ok(self.users.get(username.as_str())?.is_some())
+    }
+
+    fn account(&self, account: &AccountNumber) -> TxResult<Option<AccountRecord>> {
+        match self.accounts.get(account.as_str())? {
+            Some(bytes) => decode(&bytes).map(Some).or_else(abort),
+            None => Ok(None),
+        }
+    }
+
+    fn txid_entry(&self, account: &AccountNumber, txid: &TxId) -> TxResult<Option<HistoryEntry>> {
+        match self.txids.get(txid_key(account, txid))? {
+            Some(bytes) => decode(&bytes).map(Some).or_else(abort),
+            None => Ok(None),
+        }
+    }
+
+    fn put_user(&self, user: &UserRecord) -> TxResult<()> {
+        self.users.insert(user.username.as_str(), encode(user))?;
+        Ok(())
+    }
+
+    fn put_account(&self, account: &AccountNumber, record: &AccountRecord) -> TxResult<()> {
+        self.accounts.insert(account.as_str(), encode(record))?;
+        Ok(())
+    }
+
+    fn put_entry(&self, account: &AccountNumber, seq: u64, entry: &HistoryEntry) -> TxResult<()> {
+        let bytes = encode(entry);
+        self.txs
+            .insert(history_key(account, seq), bytes.as_slice())?;
+        self.txids.insert(txid_key(account, &entry.txid), bytes)?;
+        Ok(())
+    }
+
+    fn append_audit(&self, event: &AuditEvent) -> TxResult<()> {
+        append_audit(self, event)
+    }
+
+    fn moved(&self, delta: Delta) {
+        self.pending.borrow_mut().tally.add(delta);
+    }
+}
+
+/// A posting's failure as the batch transaction sees it: a refusal aborts this change only
+/// (the rules wrote nothing), a store failure the whole batch.
+fn posted<T>(
+    result: Result<T, PostingError<ConflictableTransactionError<LedgerError>>>,
+) -> TxResult<T> {
+    result.map_err(|e| match e {
+        PostingError::Refused(refusal) => ConflictableTransactionError::Abort(refusal.into()),
+        PostingError::Store(e) => e,
+    })
+}
+
 /// The sled ledger. Cheap to share behind an `Arc`.
 pub struct SledLedger {
     db: Arc<Db>,
@@ -175,6 +251,8 @@ pub struct SledLedger {
     meta: Tree,
     throttle: Tree,
     operators: Tree,
+    /// Transactions per minute (see [`MINUTES_TREE`]).
+    minutes: Tree,
     /// Running totals for the console (counted at open, then moved by each commit).
     tally: Mutex<Tally>,
     /// The newest audit events appended since opening, newest last.
@@ -282,6 +360,7 @@ impl SledLedger {
             meta: tree("meta")?,
             throttle: tree("throttle")?,
             operators: tree("operators")?,
+            minutes: tree(MINUTES_TREE)?,
             recent: Mutex::new(VecDeque::with_capacity(RECENT_AUDIT)),
             tally: Mutex::new(Tally::default()),
             group: {
@@ -301,12 +380,57 @@ impl SledLedger {
             queue: Mutex::new(Vec::new()),
             writer: Mutex::new(()),
         };
-        ledger.count_existing()?;
+        ledger.load_totals()?;
         Ok(ledger)
     }
 
-    /// Counts what is stored into the running totals (once, at open).
-    fn count_existing(&self) -> Result<(), LedgerError> {
+    /// Reads the stored totals (a record and at most a day of minute keys). A store written
+    /// before totals were kept is counted once and the count stored, in one commit.
+    fn load_totals(&self) -> Result<(), LedgerError> {
+        let tally = match self.meta.get(TOTALS_KEY).map_err(storage)? {
+            Some(bytes) => {
+                let record: StoredTotals = decode(&bytes)?;
+                let cents = record
+                    .cents
+                    .parse::<u128>()
+                    .map_err(|e| LedgerError::Storage(format!("corrupt totals: {e}")))?;
+                let minutes = self
+                    .minutes
+                    .iter()
+                    .map(|item| {
+                        let (key, value) = item.map_err(storage)?;
+                        let minute = <[u8; 8]>::try_from(key.as_ref()).map(u64::from_be_bytes);
+                        let count = <[u8; 4]>::try_from(value.as_ref()).map(u32::from_be_bytes);
+                        match (minute, count) {
+                            (Ok(minute), Ok(count)) => Ok((minute, count)),
+                            _ => Err(LedgerError::Storage("corrupt minute count".into())),
+                        }
+                    })
+                    .collect::<Result<Vec<_>, LedgerError>>()?;
+                Tally::restore(record.accounts, cents, minutes)
+            }
+            None => {
+                let tally = self.count_existing()?;
+                let stored = tally.stored();
+                use sled::Transactional;
+                (&self.meta, &self.minutes)
+                    .transaction(|(meta, minutes)| {
+                        write_totals(meta, minutes, &stored)?;
+                        Ok::<_, ConflictableTransactionError<LedgerError>>(())
+                    })
+                    .map_err(|e| match e {
+                        TransactionError::Abort(e) => e,
+                        TransactionError::Storage(e) => sled_failure("storing the totals", e),
+                    })?;
+                tally
+            }
+        };
+        *self.tally.lock().unwrap_or_else(|p| p.into_inner()) = tally;
+        Ok(())
+    }
+
+    /// Counts what is stored into running totals (a store written before totals were kept).
+    fn count_existing(&self) -> Result<Tally, LedgerError> {
         let mut tally = Tally::default();
         for item in &self.accounts {
             let record: AccountRecord = decode(&item.map_err(storage)?.1)?;
@@ -316,8 +440,7 @@ impl SledLedger {
             let entry: HistoryEntry = decode(&item.map_err(storage)?.1)?;
             tally.count_transaction(entry.time_ms);
         }
-        *self.tally.lock().unwrap_or_else(|p| p.into_inner()) = tally;
-        Ok(())
+        Ok(tally)
     }
 
     /// Runs `f` in a sled transaction and returns its result once committed (durable only
@@ -374,10 +497,11 @@ impl SledLedger {
             &self.audit,
             &self.meta,
             &self.operators,
+            &self.minutes,
         );
         let pending = RefCell::new(Pending::default());
         let result = trees.transaction(
-            |(users, accounts, txs, txids, terminals, audit, meta, operators)| {
+            |(users, accounts, txs, txids, terminals, audit, meta, operators, minutes)| {
                 *pending.borrow_mut() = Pending::default();
                 let view = View {
                     users,
@@ -392,6 +516,18 @@ impl SledLedger {
                 };
                 for job in jobs {
                     (job.run)(&view)?;
+                }
+                // The totals move in the same commit as the changes that move them: one small
+                // record rewritten and one key per minute touched (a minute older than a day
+                // deleted when a new minute starts).
+                let pending = pending.borrow();
+                if pending.tally != Delta::default() {
+                    let stored = self
+                        .tally
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .stored_after(&pending.tally);
+                    write_totals(meta, minutes, &stored)?;
                 }
                 Ok(())
             },
@@ -433,13 +569,6 @@ impl SledLedger {
             None => Ok(None),
         }
     }
-
-    fn account(view: &View<'_>, account: &AccountNumber) -> TxResult<AccountRecord> {
-        match view.accounts.get(account.as_str())? {
-            Some(bytes) => decode(&bytes).or_else(abort),
-            None => abort(LedgerError::NotFound),
-        }
-    }
 }
 
 fn terminal_from(id: TerminalId, stored: StoredTerminal) -> Result<TerminalRecord, LedgerError> {
@@ -476,62 +605,16 @@ impl Ledger for SledLedger {
         audit: &AuditEvent,
     ) -> Result<UserRecord, LedgerError> {
         // Draw account numbers outside the (re-runnable) transaction body.
-        let candidates: Vec<AccountNumber> = (0..8).map(|_| random_account_number()).collect();
+        let candidates = posting::account_candidates();
         let audit = audit.clone();
         self.tx(move |view| {
-            if view.users.get(new.username.as_str())?.is_some() {
-                return abort(LedgerError::NameTaken);
-            }
-            let mut account = None;
-            for candidate in &candidates {
-                if view.accounts.get(candidate.as_str())?.is_none() {
-                    account = Some(candidate.clone());
-                    break;
-                }
-            }
-            let Some(account) = account else {
-                return abort(LedgerError::Storage("no free account number".into()));
-            };
-            let user = UserRecord {
-                username: new.username.clone(),
-                full_name: new.full_name.clone(),
-                account: account.clone(),
-                password_hash: new.password_hash.clone(),
-                card_sha256: new.card_sha256.clone(),
-                open_txid: new.opening.map(|(txid, _)| txid),
-            };
-            let mut record = AccountRecord {
-                username: new.username.clone(),
-                balance: Cents::ZERO,
-                tx_count: 0,
-            };
-            if let Some((txid, amount)) = new.opening {
-                let entry = HistoryEntry {
-                    txid,
-                    kind: TxKind::Open,
-                    amount_cents: amount,
-                    balance_cents: amount,
-                    time_ms: now_ms,
-                };
-                view.txs.insert(history_key(&account, 0), encode(&entry))?;
-                view.txids
-                    .insert(txid_key(&account, &txid), encode(&entry))?;
-                record.balance = amount;
-                record.tx_count = 1;
-            }
-            view.users.insert(new.username.as_str(), encode(&user))?;
-            view.accounts.insert(account.as_str(), encode(&record))?;
-            let mut event = audit.clone();
-            event.account = Some(account.to_string());
-            event.balance_cents = Some(record.balance.0);
-            append_audit(view, &event)?;
-            let tally = &mut view.pending.borrow_mut().tally;
-            tally.accounts += 1;
-            if let Some((_, amount)) = new.opening {
-                tally.cents_in += u128::from(amount.0);
-                tally.transactions.push(now_ms);
-            }
-            Ok(user)
+            posted(posting::open_account(
+                view,
+                &new,
+                &candidates,
+                now_ms,
+                &audit,
+            ))
         })
     }
 
@@ -557,59 +640,7 @@ impl Ledger for SledLedger {
         audit: &AuditEvent,
     ) -> Result<Applied, LedgerError> {
         let (account, audit) = (account.clone(), audit.clone());
-        self.tx(move |view| {
-            let account = &account;
-            let key = txid_key(account, &movement.txid);
-            if let Some(bytes) = view.txids.get(&key)? {
-                let entry: HistoryEntry = decode(&bytes).or_else(abort)?;
-                if entry.kind != movement.kind || entry.amount_cents != movement.amount {
-                    return abort(LedgerError::TxIdReused);
-                }
-                return Ok(Applied {
-                    entry,
-                    replay: true,
-                });
-            }
-            let mut record = Self::account(view, account)?;
-            let balance = match movement.kind {
-                TxKind::Deposit => record
-                    .balance
-                    .checked_add(movement.amount)
-                    .ok_or(LedgerError::LimitExceeded),
-                TxKind::Withdraw => record
-                    .balance
-                    .checked_sub(movement.amount)
-                    .ok_or(LedgerError::InsufficientFunds),
-                TxKind::Open => Err(LedgerError::Storage("open is not a movement".into())),
-            };
-            let balance = balance.or_else(abort)?;
-            let entry = HistoryEntry {
-                txid: movement.txid,
-                kind: movement.kind,
-                amount_cents: movement.amount,
-                balance_cents: balance,
-                time_ms: now_ms,
-            };
-            view.txs
-                .insert(history_key(account, record.tx_count), encode(&entry))?;
-            view.txids.insert(key, encode(&entry))?;
-            record.balance = balance;
-            record.tx_count += 1;
-            view.accounts.insert(account.as_str(), encode(&record))?;
-            let mut event = audit.clone();
-            event.balance_cents = Some(balance.0);
-            append_audit(view, &event)?;
-            let tally = &mut view.pending.borrow_mut().tally;
-            match movement.kind {
-                TxKind::Withdraw => tally.cents_out += u128::from(movement.amount.0),
-                _ => tally.cents_in += u128::from(movement.amount.0),
-            }
-            tally.transactions.push(now_ms);
-            Ok(Applied {
-                entry,
-                replay: false,
-            })
-        })
+        self.tx(move |view| posted(posting::post(view, &account, movement, now_ms, &audit)))
     }
 
     fn transaction(

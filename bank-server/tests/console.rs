@@ -215,7 +215,7 @@ async fn an_operator_sees_the_bank_and_manages_terminals() {
     );
     bank.stop().await;
     let ledger = bank_server::store::open_existing(&data_dir(dir.path())).unwrap();
-    // The totals are counted again from storage when the ledger opens.
+    // The totals are kept in storage with each change and read back when the ledger opens.
     let now = atm_client::now_ms();
     let totals = bank_server::Ledger::totals(&ledger, now, now - now % 86_400_000, 60).unwrap();
     assert_eq!(

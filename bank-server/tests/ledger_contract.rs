@@ -1,0 +1,606 @@
+//! The storage contract every `Ledger` engine must keep, stated once over `&dyn Ledger` and run
+//! on each engine: a new engine adds one line, `contract!(name, its_open_fn);`.
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use bank_server::audit::{AuditEvent, AuditKey};
+use bank_server::ledger::{
+    BankIdentity, ChainPosition, LedgerError, Movement, NewAccount, OperatorRecord, TerminalRecord,
+    ThrottleState, Totals,
+};
+use bank_server::sled_ledger::SledLedger;
+use bank_server::Ledger;
+use protocol::{
+    AccountNumber, Cents, FullName, HistoryEntry, Psk, TerminalId, TerminalRole, TxId, TxKind,
+    Username,
+};
+use rand_core::{OsRng, RngCore};
+use tempfile::TempDir;
+
+/// Opens (or reopens) an engine's store in a directory.
+type Open = fn(&Path) -> Box<dyn Ledger>;
+
+/// A fixed clock for the whole suite: a minute boundary plus a little.
+const NOW: u64 = 1_800_000_000_000 + 1_234;
+const DAY_MS: u64 = 86_400_000;
+
+/// A fresh bank: an empty store, created with its first audit key.
+fn fresh(open: Open) -> (TempDir, Box<dyn Ledger>, AuditKey) {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = open(&dir.path().join("data"));
+    let key = AuditKey::random();
+    assert!(ledger.create_bank(&identity(), &key).unwrap());
+    (dir, ledger, key)
+}
+
+fn identity() -> BankIdentity {
+    BankIdentity {
+        id: "0123456789abcdef0123456789abcdef".into(),
+        created_ms: NOW,
+        format: 1,
+    }
+}
+
+fn name(text: &str) -> Username {
+    Username::new(text).unwrap()
+}
+
+fn txid() -> TxId {
+    let mut bytes = [0u8; 16];
+    OsRng.fill_bytes(&mut bytes);
+    TxId::from_bytes(bytes)
+}
+
+/// Opens a card account holding `opening` cents.
+fn card_account(ledger: &dyn Ledger, user: &str, opening: u64) -> AccountNumber {
+    let new = NewAccount {
+        username: name(user),
+        full_name: FullName::new("Ada Lovelace").unwrap(),
+        password_hash: None,
+        card_sha256: Some("ab".repeat(32)),
+        opening: Some((txid(), Cents(opening))),
+    };
+    let audit = AuditEvent::new("open_account", NOW);
+    ledger.open_account(new, NOW, &audit).unwrap().account
+}
+
+fn movement(kind: TxKind, txid: TxId, amount: u64) -> Movement {
+    Movement {
+        kind,
+        txid,
+        amount: Cents(amount),
+    }
+}
+
+fn apply(
+    ledger: &dyn Ledger,
+    account: &AccountNumber,
+    movement: Movement,
+) -> Result<bank_server::ledger::Applied, LedgerError> {
+    let action = match movement.kind {
+        TxKind::Withdraw => "withdraw",
+        _ => "deposit",
+    };
+    let mut audit = AuditEvent::new(action, NOW);
+    audit.account = Some(account.to_string());
+    audit.amount_cents = Some(movement.amount.0);
+    ledger.apply(account, movement, NOW, &audit)
+}
+
+fn totals(ledger: &dyn Ledger) -> Totals {
+    ledger.totals(NOW, NOW - NOW % DAY_MS, 60).unwrap()
+}
+
+fn terminal(id: &str, role: TerminalRole) -> TerminalRecord {
+    TerminalRecord {
+        id: TerminalId::new(id).unwrap(),
+        name: format!("terminal {id}"),
+        psk: Psk::random(&mut OsRng),
+        revoked: false,
+        created_ms: NOW,
+        role,
+    }
+}
+
+/// What an account looks like from outside: its balance and its whole history.
+fn account_state(ledger: &dyn Ledger, account: &AccountNumber) -> (Cents, Vec<HistoryEntry>) {
+    (
+        ledger.balance(account).unwrap(),
+        ledger.history(account, u32::MAX).unwrap(),
+    )
+}
+
+/// A replay returns the first entry and changes nothing; reusing a transaction id for another
+/// request, and every other refusal, is refused and changes nothing either.
+fn idempotency(open: Open) {
+    let (_dir, ledger, _) = fresh(open);
+    let ledger = &*ledger;
+    let account = card_account(ledger, "ada", 1_000);
+    let id = txid();
+    let first = apply(ledger, &account, movement(TxKind::Deposit, id, 500)).unwrap();
+    assert!(!first.replay);
+    assert_eq!(first.entry.balance_cents, Cents(1_500));
+    assert_eq!(
+        ledger.transaction(&account, &id).unwrap(),
+        Some(first.entry.clone())
+    );
+    let before = (
+        account_state(ledger, &account),
+        ledger.chain_position().unwrap(),
+        totals(ledger),
+    );
+    let still = || {
+        (
+            account_state(ledger, &account),
+            ledger.chain_position().unwrap(),
+            totals(ledger),
+        )
+    };
+
+    let replay = apply(ledger, &account, movement(TxKind::Deposit, id, 500)).unwrap();
+    assert!(replay.replay);
+    assert_eq!(replay.entry, first.entry);
+    assert_eq!(still(), before, "a replay changes nothing");
+
+    for (request, why) in [
+        (movement(TxKind::Deposit, id, 501), "another amount"),
+        (movement(TxKind::Withdraw, id, 500), "another kind"),
+    ] {
+        assert_eq!(
+            apply(ledger, &account, request).unwrap_err(),
+            LedgerError::TxIdReused,
+            "{why}"
+        );
+        assert_eq!(still(), before, "{why} changes nothing");
+    }
+    let overdraft = movement(TxKind::Withdraw, txid(), 1_501);
+    assert_eq!(
+        apply(ledger, &account, overdraft).unwrap_err(),
+        LedgerError::InsufficientFunds
+    );
+    let overflow = movement(TxKind::Deposit, txid(), u64::MAX - 1_499);
+    assert_eq!(
+        apply(ledger, &account, overflow).unwrap_err(),
+        LedgerError::LimitExceeded
+    );
+    let nobody = AccountNumber::new("0000-0000-0001").unwrap();
+    assert_eq!(
+        apply(ledger, &nobody, movement(TxKind::Deposit, txid(), 1)).unwrap_err(),
+        LedgerError::NotFound
+    );
+    assert_eq!(ledger.balance(&nobody).unwrap_err(), LedgerError::NotFound);
+    let taken = NewAccount {
+        username: name("ada"),
+        full_name: FullName::new("Ada Again").unwrap(),
+        password_hash: Some("$argon2id$test".into()),
+        card_sha256: None,
+        opening: None,
+    };
+    let audit = AuditEvent::new("register", NOW);
+    assert_eq!(
+        ledger.open_account(taken, NOW, &audit).err(),
+        Some(LedgerError::NameTaken)
+    );
+    assert_eq!(still(), before, "refusals change nothing");
+    // Exactly up to the limit is accepted.
+    let to_the_top = movement(TxKind::Deposit, txid(), u64::MAX - 1_500);
+    let top = apply(ledger, &account, to_the_top).unwrap();
+    assert_eq!(top.entry.balance_cents, Cents(u64::MAX));
+}
+
+/// Concurrent deposits and withdrawals through the trait are exact: every balance equals its
+/// opening plus what was acknowledged in minus what was acknowledged out, never negative, and
+/// the history holds one entry per acknowledged transaction.
+fn exact_under_concurrency(open: Open) {
+    const THREADS: usize = 8;
+    const EACH: usize = 50;
+    const OPENING: u64 = 2_000;
+    let (_dir, ledger, _) = fresh(open);
+    let ledger = &*ledger;
+    let accounts: Vec<AccountNumber> = (0..4)
+        .map(|i| card_account(ledger, &format!("user{i}"), OPENING))
+        .collect();
+    // Per account: (cents in, cents out, transactions) acknowledged.
+    let acknowledged = Mutex::new(vec![(0u64, 0u64, 0u64); accounts.len()]);
+    std::thread::scope(|scope| {
+        for _ in 0..THREADS {
+            scope.spawn(|| {
+                for _ in 0..EACH {
+                    let which = (OsRng.next_u32() as usize) % accounts.len();
+                    let amount = 1 + u64::from(OsRng.next_u32() % 500);
+                    let kind = if OsRng.next_u32() % 2 == 0 {
+                        TxKind::Deposit
+                    } else {
+                        TxKind::Withdraw
+                    };
+                    match apply(ledger, &accounts[which], movement(kind, txid(), amount)) {
+                        Ok(applied) => {
+                            assert!(!applied.replay);
+                            let mut ack = acknowledged.lock().unwrap();
+                            match kind {
+                                TxKind::Withdraw => ack[which].1 += amount,
+                                _ => ack[which].0 += amount,
+                            }
+                            ack[which].2 += 1;
+                        }
+                        Err(LedgerError::InsufficientFunds) => {
+                            assert_eq!(kind, TxKind::Withdraw);
+                        }
+                        Err(other) => panic!("unexpected refusal: {other:?}"),
+                    }
+                }
+            });
+        }
+    });
+    let acknowledged = acknowledged.into_inner().unwrap();
+    let mut held = 0u128;
+    for (account, (cents_in, cents_out, count)) in accounts.iter().zip(&acknowledged) {
+        let (balance, history) = account_state(ledger, account);
+        assert_eq!(balance.0, OPENING + cents_in - cents_out, "{account}");
+        assert_eq!(history.len() as u64, 1 + count, "{account}");
+        // Every entry's balance follows from the one before: none went below zero.
+        let mut running = 0u64;
+        for entry in history.iter().rev() {
+            running = match entry.kind {
+                TxKind::Withdraw => running.checked_sub(entry.amount_cents.0).unwrap(),
+                _ => running.checked_add(entry.amount_cents.0).unwrap(),
+            };
+            assert_eq!(entry.balance_cents.0, running, "{account}");
+        }
+        held += u128::from(balance.0);
+    }
+    let totals = totals(ledger);
+    assert_eq!(totals.accounts, accounts.len() as u64);
+    assert_eq!(totals.deposits_cents, held);
+    let count: u64 = acknowledged.iter().map(|a| a.2).sum::<u64>() + accounts.len() as u64;
+    assert_eq!(totals.transactions_today, count);
+    // Every acknowledged change is audited.
+    assert_eq!(ledger.chain_position().unwrap().unwrap().next_seq, count);
+}
+
+/// History is newest first and `limit` is respected.
+fn history_newest_first(open: Open) {
+    let (_dir, ledger, _) = fresh(open);
+    let ledger = &*ledger;
+    let account = card_account(ledger, "ada", 10);
+    let other = card_account(ledger, "bob", 20);
+    for amount in 1..=5 {
+        apply(ledger, &account, movement(TxKind::Deposit, txid(), amount)).unwrap();
+    }
+    apply(ledger, &other, movement(TxKind::Withdraw, txid(), 5)).unwrap();
+    let history = ledger.history(&account, 3).unwrap();
+    let amounts: Vec<u64> = history.iter().map(|e| e.amount_cents.0).collect();
+    assert_eq!(amounts, vec![5, 4, 3]);
+    assert_eq!(history[0].balance_cents, Cents(25));
+    let all = ledger.history(&account, 100).unwrap();
+    assert_eq!(all.len(), 6);
+    assert_eq!(all[5].kind, TxKind::Open);
+    assert!(ledger.history(&account, 0).unwrap().is_empty());
+    let theirs = ledger.history(&other, 100).unwrap();
+    assert_eq!(theirs.len(), 2, "histories do not mix");
+    assert_eq!(theirs[0].balance_cents, Cents(15));
+}
+
+/// Terminals are added, listed and revoked; the revocation counter grows.
+fn terminals(open: Open) {
+    let (_dir, ledger, _) = fresh(open);
+    let ledger = &*ledger;
+    let atm = terminal("atm-1", TerminalRole::Atm);
+    let audit = AuditEvent::new("terminal_added", NOW);
+    ledger.add_terminal(&atm, &audit).unwrap();
+    ledger
+        .add_terminal(&terminal("atm-2", TerminalRole::Atm), &audit)
+        .unwrap();
+    assert_eq!(
+        ledger.add_terminal(&atm, &audit).unwrap_err(),
+        LedgerError::NameTaken
+    );
+    let stored = ledger.terminal(&atm.id).unwrap().unwrap();
+    assert_eq!(
+        (
+            &stored.name,
+            stored.psk.to_hex(),
+            stored.revoked,
+            stored.created_ms,
+            stored.role
+        ),
+        (&atm.name, atm.psk.to_hex(), false, NOW, TerminalRole::Atm)
+    );
+    let mut ids: Vec<String> = ledger
+        .terminals()
+        .unwrap()
+        .iter()
+        .map(|t| t.id.to_string())
+        .collect();
+    ids.sort();
+    assert_eq!(ids, vec!["atm-1", "atm-2"]);
+    let before = ledger.revocations();
+    let revoke = AuditEvent::new("terminal_revoked", NOW);
+    ledger.revoke_terminal(&atm.id, &revoke).unwrap();
+    assert!(ledger.revocations() > before);
+    assert!(ledger.terminal(&atm.id).unwrap().unwrap().revoked);
+    let missing = TerminalId::new("atm-9").unwrap();
+    assert!(ledger.terminal(&missing).unwrap().is_none());
+    assert_eq!(
+        ledger.revoke_terminal(&missing, &revoke).unwrap_err(),
+        LedgerError::NotFound
+    );
+}
+
+/// Operators are added with their console; a taken name is refused.
+fn operators(open: Open) {
+    let (_dir, ledger, _) = fresh(open);
+    let ledger = &*ledger;
+    let operator = OperatorRecord {
+        username: name("olga"),
+        password_hash: "$argon2id$test".into(),
+        created_ms: NOW,
+    };
+    let console = terminal("console-olga", TerminalRole::Console);
+    let audit = AuditEvent::new("operator_added", NOW);
+    ledger.add_operator(&operator, &console, &audit).unwrap();
+    let stored = ledger.operator(&name("olga")).unwrap().unwrap();
+    assert_eq!(
+        (stored.password_hash, stored.created_ms),
+        (operator.password_hash.clone(), NOW)
+    );
+    assert_eq!(
+        ledger.terminal(&console.id).unwrap().unwrap().role,
+        TerminalRole::Console
+    );
+    let another_console = terminal("console-olga-2", TerminalRole::Console);
+    assert_eq!(
+        ledger
+            .add_operator(&operator, &another_console, &audit)
+            .unwrap_err(),
+        LedgerError::NameTaken
+    );
+    assert!(ledger.terminal(&another_console.id).unwrap().is_none());
+    assert!(ledger.operator(&name("nobody")).unwrap().is_none());
+    // Operators and customers are separate namespaces.
+    card_account(ledger, "olga", 0);
+}
+
+/// Every change is audited in a linked chain that verifies with the first key, the posting's
+/// entries enriched with the account and the balance after.
+fn audit_chain(open: Open) {
+    let (_dir, ledger, key) = fresh(open);
+    let ledger = &*ledger;
+    let account = card_account(ledger, "ada", 100);
+    apply(ledger, &account, movement(TxKind::Deposit, txid(), 50)).unwrap();
+    apply(ledger, &account, movement(TxKind::Withdraw, txid(), 30)).unwrap();
+    ledger
+        .add_terminal(
+            &terminal("atm-1", TerminalRole::Atm),
+            &AuditEvent::new("terminal_added", NOW),
+        )
+        .unwrap();
+    ledger.audit(&AuditEvent::new("logout", NOW)).unwrap();
+    let position = ledger.chain_position().unwrap().unwrap();
+    assert_eq!(position.next_seq, 5);
+    assert_eq!(ledger.check_audit_links().unwrap(), Ok(5));
+    let log = ledger.audit_log().unwrap();
+    assert_eq!(log.entries.len(), 5);
+    let events = bank_server::audit::verify(&key, &log.entries, log.head.as_ref()).unwrap();
+    let actions: Vec<&str> = events.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(
+        actions,
+        [
+            "open_account",
+            "deposit",
+            "withdraw",
+            "terminal_added",
+            "logout"
+        ]
+    );
+    assert_eq!(events[0].account, Some(account.to_string()));
+    assert_eq!(events[0].balance_cents, Some(100));
+    assert_eq!(events[1].balance_cents, Some(150));
+    assert_eq!(events[2].balance_cents, Some(120));
+    assert!(
+        bank_server::audit::verify(&AuditKey::random(), &log.entries, log.head.as_ref()).is_err()
+    );
+    let recent = ledger.recent_audit(2).unwrap();
+    assert_eq!(recent.total, 5);
+    let seqs: Vec<u64> = recent.entries.iter().map(|(seq, _)| *seq).collect();
+    assert_eq!(seqs, vec![4, 3]);
+    assert_eq!(recent.entries[0].1.action, "logout");
+}
+
+/// A bank is created once, in an empty store; its identity and chain position are read back.
+fn identity_and_chain_position(open: Open) {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = open(&dir.path().join("data"));
+    assert_eq!(ledger.identity().unwrap(), None);
+    assert_eq!(ledger.chain_position().unwrap(), None);
+    assert!(!ledger.adopt_identity(&identity()).unwrap(), "no log yet");
+    let key = AuditKey::random();
+    assert!(ledger.create_bank(&identity(), &key).unwrap());
+    assert!(!ledger
+        .create_bank(&identity(), &AuditKey::random())
+        .unwrap());
+    assert!(
+        !ledger.adopt_identity(&identity()).unwrap(),
+        "already there"
+    );
+    assert_eq!(ledger.identity().unwrap(), Some(identity()));
+    assert_eq!(
+        ledger.chain_position().unwrap(),
+        Some(ChainPosition {
+            next_seq: 0,
+            last_hash: [0; 32],
+        })
+    );
+    assert_eq!(ledger.audit_entry(0).unwrap(), None);
+    ledger.audit(&AuditEvent::new("logout", NOW)).unwrap();
+    let position = ledger.chain_position().unwrap().unwrap();
+    assert_eq!(position.next_seq, 1);
+    assert_ne!(position.last_hash, [0; 32]);
+    let entry = ledger.audit_entry(0).unwrap().unwrap();
+    assert_eq!(ledger.audit_log().unwrap().entries, vec![(0, entry)]);
+    assert_eq!(ledger.audit_entry(1).unwrap(), None);
+}
+
+/// Failed-login state is read, updated atomically and cleared.
+fn throttle(open: Open) {
+    let (_dir, ledger, _) = fresh(open);
+    assert_eq!(
+        ledger.throttle("user:ada").unwrap(),
+        ThrottleState::default()
+    );
+    let failed = ThrottleState {
+        failures: 2,
+        last_failure_ms: NOW,
+        locked_until_ms: NOW + 1_000,
+        locks: 1,
+    };
+    let before = ledger.update_throttle("user:ada", &mut |_| failed).unwrap();
+    assert_eq!(before, ThrottleState::default());
+    assert_eq!(ledger.throttle("user:ada").unwrap(), failed);
+    let before = ledger
+        .update_throttle("user:ada", &mut |_| ThrottleState::default())
+        .unwrap();
+    assert_eq!(before, failed);
+    assert_eq!(
+        ledger.throttle("user:ada").unwrap(),
+        ThrottleState::default()
+    );
+}
+
+/// Dropped and reopened, a store holds everything it acknowledged; the totals are equal.
+fn restart(open: Open) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("data");
+    let key = AuditKey::random();
+    let before = {
+        let ledger = open(&path);
+        let ledger = &*ledger;
+        assert!(ledger.create_bank(&identity(), &key).unwrap());
+        let mut accounts = Vec::new();
+        for i in 0..3 {
+            let account = card_account(ledger, &format!("user{i}"), 1_000 * (i + 1));
+            apply(ledger, &account, movement(TxKind::Deposit, txid(), 7)).unwrap();
+            apply(ledger, &account, movement(TxKind::Withdraw, txid(), 3)).unwrap();
+            accounts.push(account);
+        }
+        let atm = terminal("atm-1", TerminalRole::Atm);
+        ledger
+            .add_terminal(&atm, &AuditEvent::new("terminal_added", NOW))
+            .unwrap();
+        ledger
+            .revoke_terminal(&atm.id, &AuditEvent::new("terminal_revoked", NOW))
+            .unwrap();
+        let failed = ThrottleState {
+            failures: 1,
+            ..ThrottleState::default()
+        };
+        ledger
+            .update_throttle("user:user0", &mut |_| failed)
+            .unwrap();
+        ledger.sync().unwrap();
+        snapshot(ledger, &accounts)
+    };
+    let ledger = open(&path);
+    let accounts: Vec<AccountNumber> = before.0.iter().map(|a| a.0.clone()).collect();
+    assert_eq!(snapshot(&*ledger, &accounts), before);
+    let log = ledger.audit_log().unwrap();
+    assert!(bank_server::audit::verify(&key, &log.entries, log.head.as_ref()).is_ok());
+    // And it keeps going from where it was.
+    apply(&*ledger, &accounts[0], movement(TxKind::Deposit, txid(), 1)).unwrap();
+    assert_eq!(totals(&*ledger).deposits_cents, before.1.deposits_cents + 1);
+}
+
+type Snapshot = (
+    Vec<(AccountNumber, Cents, Vec<HistoryEntry>)>,
+    Totals,
+    Option<ChainPosition>,
+    Option<BankIdentity>,
+    Vec<(String, bool)>,
+    ThrottleState,
+);
+
+fn snapshot(ledger: &dyn Ledger, accounts: &[AccountNumber]) -> Snapshot {
+    let accounts = accounts
+        .iter()
+        .map(|account| {
+            let (balance, history) = account_state(ledger, account);
+            (account.clone(), balance, history)
+        })
+        .collect();
+    let mut terminals: Vec<(String, bool)> = ledger
+        .terminals()
+        .unwrap()
+        .iter()
+        .map(|t| (t.id.to_string(), t.revoked))
+        .collect();
+    terminals.sort();
+    (
+        accounts,
+        totals(ledger),
+        ledger.chain_position().unwrap(),
+        ledger.identity().unwrap(),
+        terminals,
+        ledger.throttle("user:user0").unwrap(),
+    )
+}
+
+/// One `#[test]` per property of the contract, on one engine.
+macro_rules! contract {
+    ($engine:ident, $open:expr) => {
+        mod $engine {
+            use super::*;
+
+            #[test]
+            fn idempotency() {
+                super::idempotency($open);
+            }
+
+            #[test]
+            fn exact_under_concurrency() {
+                super::exact_under_concurrency($open);
+            }
+
+            #[test]
+            fn history_newest_first() {
+                super::history_newest_first($open);
+            }
+
+            #[test]
+            fn terminals() {
+                super::terminals($open);
+            }
+
+            #[test]
+            fn operators() {
+                super::operators($open);
+            }
+
+            #[test]
+            fn audit_chain() {
+                super::audit_chain($open);
+            }
+
+            #[test]
+            fn identity_and_chain_position() {
+                super::identity_and_chain_position($open);
+            }
+
+            #[test]
+            fn throttle() {
+                super::throttle($open);
+            }
+
+            #[test]
+            fn restart() {
+                super::restart($open);
+            }
+        }
+    };
+}
+
+fn open_sled(dir: &Path) -> Box<dyn Ledger> {
+    Box::new(SledLedger::open(dir).unwrap())
+}
+
+contract!(sled, open_sled);
