@@ -12,9 +12,19 @@ use std::time::{Duration, Instant};
 const BANK: &str = env!("CARGO_BIN_EXE_bank");
 
 /// A port on 127.0.0.1 that nothing listened on a moment ago.
+/// A port that is free now, below Linux's ephemeral range (32768-60999): a port the kernel
+/// hands out for port 0 may be taken as another connection's source port before the bank
+/// binds it. (The spec's bank takes a fixed port, 1024-65535, never 0.)
 fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let base = 20_000 + (std::process::id() % 1_000) as u16 * 10;
+    loop {
+        let port = base + NEXT.fetch_add(1, Ordering::Relaxed) % 2_000;
+        if std::net::TcpListener::bind(("0.0.0.0", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// The names in `dir`, sorted.
