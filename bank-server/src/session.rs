@@ -9,7 +9,7 @@ use rand_core::OsRng;
 use tokio::sync::OwnedSemaphorePermit;
 use tracing::Instrument as _;
 
-use crate::bank::{self, After, SessionCtx};
+use crate::rules::{self, After, SessionCtx};
 use crate::{now_ms, Shared};
 
 /// How a session's reading ended, when it did not end normally.
@@ -119,7 +119,7 @@ async fn protocol_error(shared: &Arc<Shared>, ctx: Option<&SessionCtx>, conn: u6
         }
     };
     event.detail = Some(detail);
-    if bank::ledger(shared, move |l| l.audit(&event))
+    if rules::ledger(shared, move |l| l.audit(&event))
         .await
         .is_err()
     {
@@ -218,7 +218,7 @@ pub(crate) async fn run(
                 break protocol::close::FAILURE;
             }
             revocations = now_revoked;
-            let (response, after) = bank::handle(&shared, &mut ctx, request).await;
+            let (response, after) = rules::handle(&shared, &mut ctx, request).await;
             tracing::debug!(?response, "response");
             let sealed = match session.seal(&response, &mut OsRng, now_ms()) {
                 Ok(sealed) => sealed,
