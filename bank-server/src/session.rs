@@ -9,7 +9,7 @@ use rand_core::OsRng;
 use tokio::sync::OwnedSemaphorePermit;
 use tracing::Instrument as _;
 
-use crate::bank::{self, After, SessionCtx};
+use crate::rules::{self, After, SessionCtx};
 use crate::{now_ms, Shared};
 
 /// How a session's reading ended, when it did not end normally.
@@ -28,27 +28,42 @@ async fn next_text(socket: &mut WebSocket) -> Result<String, Fault> {
             Some(Ok(Message::Binary(_))) => return Err(Fault::Protocol("binary frame".into())),
             Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
             Some(Ok(Message::Close(_))) | None => return Err(Fault::Gone),
-            Some(Err(e)) => {
-                // The transport refuses oversized frames and messages before buffering them,
-                // and malformed WebSocket framing or invalid UTF-8: all of that is the peer
-                // breaking the protocol. An IO error or a closed connection is the peer leaving.
-                let detail = e.to_string();
-                let gone = [
-                    "IO error",
-                    "Connection closed",
-                    "closed connection",
-                    "Connection reset",
-                ]
-                .iter()
-                .any(|marker| detail.contains(marker));
-                return Err(if gone {
-                    Fault::Gone
-                } else {
-                    Fault::Protocol(format!("transport: {detail}"))
-                });
-            }
+            Some(Err(e)) => return Err(transport_fault(&e)),
         }
     }
+}
+
+/// Sorts a transport error by its type: the peer leaving (an I/O error anywhere in the
+/// `source()` chain, a closed connection, or a TCP connection dropped without the closing
+/// handshake) is [`Fault::Gone`]; anything else the transport refuses (oversized frames and
+/// messages, before they are buffered; malformed WebSocket framing; invalid UTF-8) is the peer
+/// breaking the protocol.
+///
+/// axum's `Error` carries tungstenite's as its source; tungstenite is named here through the
+/// `tokio-tungstenite` this crate depends on, of the same version as axum's. Should the two
+/// ever differ, the downcast finds nothing and only the I/O errors in the chain still count
+/// as leaving (the `hostile` tests of peers leaving would then fail).
+fn transport_fault(e: &axum::Error) -> Fault {
+    use tokio_tungstenite::tungstenite::error::{Error as WsError, ProtocolError};
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(cause) = next {
+        if cause.is::<std::io::Error>() {
+            return Fault::Gone;
+        }
+        if let Some(ws) = cause.downcast_ref::<WsError>() {
+            if matches!(
+                ws,
+                WsError::Io(_)
+                    | WsError::ConnectionClosed
+                    | WsError::AlreadyClosed
+                    | WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake)
+            ) {
+                return Fault::Gone;
+            }
+        }
+        next = cause.source();
+    }
+    Fault::Protocol(format!("transport: {e}"))
 }
 
 async fn handshake(
@@ -119,7 +134,7 @@ async fn protocol_error(shared: &Arc<Shared>, ctx: Option<&SessionCtx>, conn: u6
         }
     };
     event.detail = Some(detail);
-    if bank::ledger(shared, move |l| l.audit(&event))
+    if rules::ledger(shared, move |l| l.audit(&event))
         .await
         .is_err()
     {
@@ -218,7 +233,7 @@ pub(crate) async fn run(
                 break protocol::close::FAILURE;
             }
             revocations = now_revoked;
-            let (response, after) = bank::handle(&shared, &mut ctx, request).await;
+            let (response, after) = rules::handle(&shared, &mut ctx, request).await;
             tracing::debug!(?response, "response");
             let sealed = match session.seal(&response, &mut OsRng, now_ms()) {
                 Ok(sealed) => sealed,
@@ -240,4 +255,35 @@ pub(crate) async fn run(
     }
     .instrument(span)
     .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError, ProtocolError};
+
+    use super::{transport_fault, Fault};
+
+    fn gone(e: impl Into<axum::BoxError>) -> bool {
+        matches!(transport_fault(&axum::Error::new(e)), Fault::Gone)
+    }
+
+    #[test]
+    fn a_peer_leaving_is_told_from_a_peer_breaking_the_protocol() {
+        let reset = || std::io::Error::from(std::io::ErrorKind::ConnectionReset);
+        assert!(gone(reset()));
+        assert!(gone(WsError::Io(reset())));
+        assert!(gone(WsError::ConnectionClosed));
+        assert!(gone(WsError::AlreadyClosed));
+        assert!(gone(WsError::Protocol(
+            ProtocolError::ResetWithoutClosingHandshake
+        )));
+        assert!(!gone(WsError::Capacity(CapacityError::MessageTooLong {
+            size: 2,
+            max_size: 1
+        })));
+        assert!(!gone(WsError::Protocol(
+            ProtocolError::UnmaskedFrameFromClient
+        )));
+        assert!(!gone(WsError::Utf8("invalid".into())));
+    }
 }

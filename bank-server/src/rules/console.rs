@@ -14,20 +14,19 @@ use protocol::{
 };
 
 use crate::audit::AuditEvent;
-use crate::bank::{
-    begin_login, durable, hash_refusal, ledger, login_failed, login_succeeded, refusal, refuse,
-    SessionCtx,
-};
 use crate::ledger::LedgerError;
 use crate::terminals::new_terminal;
 use crate::{now_ms, Shared};
+
+use super::ctx::{durable, hash_refusal, ledger, refusal, refuse, SessionCtx};
+use super::login::{begin_login, login_failed, login_succeeded, operator_key};
 
 const DAY_MS: u64 = 86_400_000;
 /// How long one audit-chain link check serves every console's overview.
 const CHAIN_CHECK_MS: u64 = 10_000;
 
 /// Answers a console request (the caller has checked that the terminal is a console).
-pub(crate) async fn handle(
+pub(super) async fn handle(
     shared: &Arc<Shared>,
     ctx: &mut SessionCtx,
     request: Request,
@@ -47,10 +46,6 @@ pub(crate) async fn handle(
         _ => refuse(ErrorCode::NotAllowed),
     };
     fit(response)
-}
-
-fn operator_key(username: &Username) -> String {
-    format!("operator:{username}")
 }
 
 async fn login(

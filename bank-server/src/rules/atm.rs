@@ -1,199 +1,33 @@
-//! The bank's rules: one request from an authenticated session in, one response out. Identity
-//! comes from the session only; every refusal is an `ErrorCode` and changes nothing.
+//! An ATM's requests on an ATM terminal's session: register, password and card login, opening
+//! a card account (idempotent by txid, §9.5), balance, deposit and withdraw (a refused amount
+//! audited as declined) and history. Identity comes from the session only; every refusal is an
+//! `ErrorCode` and changes nothing.
 
 use std::sync::Arc;
 
 use protocol::bibifi::SummaryField;
 use protocol::message::MAX_HISTORY;
 use protocol::{
-    AccountNumber, CardSecret, Cents, ErrorCode, FullName, Password, Request, Response, TerminalId,
-    TerminalRole, TxId, TxKind, Username,
+    CardSecret, Cents, ErrorCode, FullName, Password, Request, Response, TxId, TxKind, Username,
 };
 use subtle::ConstantTimeEq;
 
-use crate::attempts::{self, Admission, Outcome, Ticket};
-use crate::audit::AuditEvent;
-use crate::ledger::{Ledger, LedgerError, Movement, NewAccount, UserRecord};
-use crate::passwords::HashError;
+use crate::ledger::{LedgerError, Movement, NewAccount, UserRecord};
 use crate::{now_ms, Shared};
 
-/// Who is logged in on a session.
-#[derive(Clone)]
-pub(crate) struct LoggedIn {
-    username: Username,
-    account: AccountNumber,
-}
+use super::ctx::{
+    durable, hash_refusal, ledger, refusal, refusal_code, refuse, LoggedIn, SessionCtx,
+};
+use super::login::{begin_login, login_failed, login_succeeded, user_key};
 
-/// Per-session state the rules need.
-pub(crate) struct SessionCtx {
-    pub(crate) conn: u64,
-    pub(crate) terminal: TerminalId,
-    /// The terminal's role: which requests this session may make.
-    pub(crate) role: TerminalRole,
-    user: Option<LoggedIn>,
-    /// The operator logged in on a console session.
-    pub(crate) operator: Option<Username>,
-}
-
-impl SessionCtx {
-    pub(crate) fn new(conn: u64, terminal: TerminalId, role: TerminalRole) -> Self {
-        Self {
-            conn,
-            terminal,
-            role,
-            user: None,
-            operator: None,
-        }
-    }
-
-    /// An audit event stamped with this session's terminal, connection and user (or
-    /// operator, marked as such in `detail`).
-    pub(crate) fn event(&self, action: &str) -> AuditEvent {
-        let mut event = AuditEvent::new(action, now_ms());
-        event.terminal = Some(self.terminal.to_string());
-        event.conn = Some(self.conn);
-        if let Some(user) = &self.user {
-            event.user = Some(user.username.to_string());
-            event.account = Some(user.account.to_string());
-        }
-        if let Some(operator) = &self.operator {
-            event.user = Some(operator.to_string());
-            event.detail = Some("operator".into());
-        }
-        event
-    }
-
-    /// Who is logged in: the user, or the operator on a console.
-    pub(crate) fn username(&self) -> Option<&str> {
-        self.user
-            .as_ref()
-            .map(|u| u.username.as_str())
-            .or(self.operator.as_ref().map(Username::as_str))
-    }
-}
-
-/// What the session does after answering.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum After {
-    Continue,
-    Close,
-}
-
-pub(crate) fn refuse(code: ErrorCode) -> Response {
-    Response::Error { code }
-}
-
-/// Runs a ledger call on the blocking pool (an I/O failure is reported as a storage fault).
-pub(crate) async fn ledger<T: Send + 'static>(
-    shared: &Arc<Shared>,
-    f: impl FnOnce(&dyn Ledger) -> Result<T, LedgerError> + Send + 'static,
-) -> Result<T, LedgerError> {
-    let ledger = shared.ledger.clone();
-    let result = tokio::task::spawn_blocking(move || f(&*ledger))
-        .await
-        .unwrap_or_else(|e| Err(LedgerError::Storage(format!("ledger task failed: {e}"))));
-    if let Err(e) = &result {
-        shared.faults.report(e);
-    }
-    result
-}
-
-/// Maps a ledger refusal to its error code; storage failures become the generic `Internal`
-/// (the detail goes to the log only).
-pub(crate) fn refusal(e: &LedgerError) -> Response {
-    refuse(refusal_code(e).unwrap_or_else(|| {
-        tracing::error!(error = %e, "ledger failure");
-        ErrorCode::Internal
-    }))
-}
-
-/// The code of a ledger refusal by the bank's rules; `None` for a failure of the storage.
-fn refusal_code(e: &LedgerError) -> Option<ErrorCode> {
-    match e {
-        LedgerError::NameTaken => Some(ErrorCode::NameTaken),
-        LedgerError::InsufficientFunds => Some(ErrorCode::InsufficientFunds),
-        LedgerError::LimitExceeded => Some(ErrorCode::LimitExceeded),
-        LedgerError::TxIdReused => Some(ErrorCode::TxIdReused),
-        LedgerError::NotFound
-        | LedgerError::InUse(_)
-        | LedgerError::Storage(_)
-        | LedgerError::Io(_) => None,
-    }
-}
-
-pub(crate) fn hash_refusal(e: HashError) -> Response {
-    match e {
-        HashError::Busy => {
-            tracing::warn!("password workers busy");
-            refuse(ErrorCode::Busy)
-        }
-        HashError::Internal => {
-            tracing::error!("password hashing failed");
-            refuse(ErrorCode::Internal)
-        }
-    }
-}
-
-/// Waits until everything committed is durable; `Err` carries the reply to send instead.
-pub(crate) async fn durable(shared: &Arc<Shared>) -> Result<(), Response> {
-    shared.ledger.durable().await.map_err(|e| {
-        shared.faults.report(&e);
-        refusal(&e)
-    })
-}
-
-/// Answers one request.
-pub(crate) async fn handle(
+/// Answers an ATM request (the caller has checked that the terminal is an ATM, and answers
+/// `logout` itself).
+pub(super) async fn handle(
     shared: &Arc<Shared>,
     ctx: &mut SessionCtx,
     request: Request,
-) -> (Response, After) {
-    // Only these can change who is logged in (logout ends the session, and its listing).
-    let logs_in = matches!(
-        request,
-        Request::Register { .. }
-            | Request::Login { .. }
-            | Request::CardLogin { .. }
-            | Request::OpenCardAccount { .. }
-            | Request::OperatorLogin { .. }
-    );
-    let answer = route(shared, ctx, request).await;
-    if logs_in {
-        shared.live.set_user(ctx.conn, ctx.username());
-    }
-    answer
-}
-
-/// An ATM's requests go to the rules below, a console's to [`crate::console`]; each terminal
-/// may make only its own kind (`not_allowed`), and `logout` is for both.
-async fn route(shared: &Arc<Shared>, ctx: &mut SessionCtx, request: Request) -> (Response, After) {
-    let console = ctx.role == TerminalRole::Console;
-    if !matches!(request, Request::Logout {}) && request.is_console() != console {
-        tracing::info!(request = request.kind(), role = ?ctx.role, "request not allowed from this terminal");
-        return (refuse(ErrorCode::NotAllowed), After::Continue);
-    }
-    if console && request.is_console() {
-        return (
-            crate::console::handle(shared, ctx, request).await,
-            After::Continue,
-        );
-    }
-    let response = match request {
-        Request::Logout {} => {
-            if ctx.user.is_some() || ctx.operator.is_some() {
-                let event = ctx.event(if ctx.operator.is_some() {
-                    "operator_logout"
-                } else {
-                    "logout"
-                });
-                if let Err(e) = ledger(shared, move |l| l.audit(&event)).await {
-                    tracing::error!(error = %e, "audit failed");
-                }
-                ctx.user = None;
-                ctx.operator = None;
-            }
-            return (Response::LoggedOut {}, After::Close);
-        }
+) -> Response {
+    match request {
         Request::Register {
             username,
             full_name,
@@ -219,15 +53,15 @@ async fn route(shared: &Arc<Shared>, ctx: &mut SessionCtx, request: Request) -> 
             movement(shared, ctx, TxKind::Withdraw, txid, amount_cents).await
         }
         Request::History { limit } => history(shared, ctx, limit).await,
-        // Routed to the console above; an ATM never gets here with one.
-        Request::OperatorLogin { .. }
+        // Routed elsewhere by the caller; an ATM never gets here with one.
+        Request::Logout {}
+        | Request::OperatorLogin { .. }
         | Request::ConsoleOverview {}
         | Request::ConsoleAudit {}
         | Request::ConsoleTerminals {}
         | Request::AddTerminal { .. }
         | Request::RevokeTerminal { .. } => refuse(ErrorCode::NotAllowed),
-    };
-    (response, After::Continue)
+    }
 }
 
 async fn register(
@@ -298,134 +132,6 @@ fn welcome(ctx: &mut SessionCtx, user: UserRecord, balance: Cents) -> Response {
 enum Credential {
     Password(Password),
     Card(CardSecret),
-}
-
-fn user_key(username: &Username) -> String {
-    format!("user:{username}")
-}
-
-fn terminal_key(terminal: &TerminalId) -> String {
-    format!("terminal:{terminal}")
-}
-
-/// The throttle keys of a login on this session: the account's (first) and the terminal's.
-fn login_keys(shared: &Shared, ctx: &SessionCtx, account_key: String) -> Vec<attempts::Key> {
-    vec![
-        attempts::Key {
-            name: account_key,
-            policy: shared.config.account_backoff,
-        },
-        attempts::Key {
-            name: terminal_key(&ctx.terminal),
-            policy: shared.config.terminal_backoff,
-        },
-    ]
-}
-
-/// Admits a login attempt on `account_key` from this session's terminal (see
-/// [`crate::attempts`]), waiting up to `hash_wait` for room, then runs `lookup`. `Err` carries
-/// the reply: `throttled` while a key is locked, `busy` when no room came in time, or a
-/// storage failure.
-pub(crate) async fn begin_login<T: Send + 'static>(
-    shared: &Arc<Shared>,
-    ctx: &SessionCtx,
-    account_key: String,
-    lookup: impl FnOnce(&dyn Ledger) -> Result<T, LedgerError> + Send + 'static,
-) -> Result<(Ticket, T), Response> {
-    let keys = login_keys(shared, ctx, account_key);
-    let deadline = tokio::time::Instant::now() + shared.config.hash_wait;
-    loop {
-        // Listening before the check: an attempt that settles during it still wakes us.
-        let settled = shared.attempts.settled().notified();
-        tokio::pin!(settled);
-        settled.as_mut().enable();
-        let (in_flight, entering, now) = (
-            shared.attempts.clone(),
-            keys.clone(),
-            shared.config.clock.now_ms(),
-        );
-        match ledger(shared, move |l| in_flight.enter(l, &entering, now)).await {
-            Ok(Admission::Admitted) => break,
-            Ok(Admission::Locked) => return Err(refuse(ErrorCode::Throttled)),
-            Ok(Admission::Full) => {
-                if tokio::time::timeout_at(deadline, settled).await.is_err() {
-                    tracing::warn!("login attempts on one key waited too long for room");
-                    return Err(refuse(ErrorCode::Busy));
-                }
-            }
-            Err(e) => return Err(refusal(&e)),
-        }
-    }
-    let ticket = Ticket::new(shared.attempts.clone(), keys);
-    match ledger(shared, lookup).await {
-        Ok(found) => Ok((ticket, found)),
-        Err(e) => Err(refusal(&e)),
-    }
-}
-
-/// A successful login: resets the account's failure count (writing only when there was one),
-/// then runs `then` (the balance; an operator's login audit).
-pub(crate) async fn login_succeeded<T: Send + 'static>(
-    shared: &Arc<Shared>,
-    ticket: Ticket,
-    then: impl FnOnce(&dyn Ledger) -> Result<T, LedgerError> + Send + 'static,
-) -> Result<T, LedgerError> {
-    let (in_flight, keys) = ticket.into_settle();
-    let now = shared.config.clock.now_ms();
-    ledger(shared, move |l| {
-        in_flight.settle(l, &keys, Outcome::Success, now)?;
-        then(l)
-    })
-    .await
-}
-
-/// A failed login: charges the account and the terminal, audits `event` (and a lock it
-/// starts), makes both durable and answers `auth_failed`.
-pub(crate) async fn login_failed(
-    shared: &Arc<Shared>,
-    ctx: &SessionCtx,
-    ticket: Ticket,
-    event: AuditEvent,
-) -> Response {
-    let (in_flight, keys) = ticket.into_settle();
-    let now = shared.config.clock.now_ms();
-    let locks: Vec<AuditEvent> = keys
-        .iter()
-        .map(|key| {
-            let mut locked = ctx.event(if key.name.starts_with("terminal:") {
-                "terminal_locked"
-            } else {
-                "account_locked"
-            });
-            locked.user.clone_from(&event.user);
-            locked
-        })
-        .collect();
-    let recorded = ledger(shared, move |l| {
-        let after = in_flight.settle(l, &keys, Outcome::Failure, now)?;
-        l.audit(&event)?;
-        // A failure that starts a wait is audited with the wait and how many there have been,
-        // so repeated locks show in the log and on the console.
-        for ((key, state), mut locked) in keys.iter().zip(after).zip(locks) {
-            if key.policy.locked(&state, now) {
-                let wait_s = state.locked_until_ms.saturating_sub(now) / 1000;
-                locked.detail = Some(format!(
-                    "lock {} after {} failures: {wait_s} s",
-                    state.locks, state.failures
-                ));
-                l.audit(&locked)?;
-            }
-        }
-        Ok(())
-    })
-    .await;
-    if let Err(e) = recorded {
-        return refusal(&e);
-    }
-    if let Err(reply) = durable(shared).await {
-        return reply;
-    }
-    refuse(ErrorCode::AuthFailed)
 }
 
 async fn login(

@@ -1,0 +1,20 @@
+//! Bank administration, for the command-line subcommands: terminals and operators (on the
+//! stopped bank's database or through the running bank's admin socket) and the auditor's
+//! commands (verify, show).
+//!
+//! Dependencies point one way: `socket` uses `ops`, which uses `terminals`;
+//! `auditor` stands alone.
+
+mod auditor;
+mod ops;
+mod socket;
+mod terminals;
+
+pub use auditor::{format_event, read_audit_key, verify_audit, verify_checkpoint, AuditCheckError};
+pub use ops::{execute, TerminalOp, TerminalReply, TerminalSummary};
+pub(crate) use socket::serve_socket;
+pub use socket::{admin_socket_path, terminal_op};
+pub use terminals::{
+    add_operator, add_operator_hashed, add_terminal, operator_credentials, revoke_terminal,
+    MIN_OPERATOR_PASSWORD,
+};

@@ -1,0 +1,146 @@
+//! Terminal operations as data: the [`TerminalOp`] a command asks for and the [`TerminalReply`]
+//! it gets (their JSON is the admin socket's wire format), and [`execute`], which runs one on
+//! a ledger.
+
+use serde::{Deserialize, Serialize};
+
+use protocol::{TerminalId, TerminalRole, Username};
+
+use crate::ledger::Ledger;
+use crate::StartError;
+
+use super::terminals::{add_operator_hashed, add_terminal, revoke_terminal};
+
+/// A terminal operation: run on the database directly when the bank is stopped, or through the
+/// running bank's admin socket (`<data-dir>/admin/admin.sock`, owner-only) when it holds the
+/// database.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+pub enum TerminalOp {
+    /// Add a terminal with this label.
+    Add {
+        /// The label.
+        name: String,
+    },
+    /// List terminals (never keys).
+    List,
+    /// Revoke a terminal.
+    Revoke {
+        /// Its id.
+        id: String,
+    },
+    /// Add an operator (the password already hashed by the command) and their console
+    /// terminal; answered like `Add`, with the console terminal.
+    AddOperator {
+        /// The operator's name.
+        username: String,
+        /// Argon2id PHC string.
+        password_hash: String,
+    },
+}
+
+/// Names the operation and its public fields; never the password hash.
+impl core::fmt::Debug for TerminalOp {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Add { name } => f.debug_struct("Add").field("name", name).finish(),
+            Self::List => f.write_str("List"),
+            Self::Revoke { id } => f.debug_struct("Revoke").field("id", id).finish(),
+            Self::AddOperator { username, .. } => f
+                .debug_struct("AddOperator")
+                .field("username", username)
+                .finish_non_exhaustive(),
+        }
+    }
+}
+
+/// A terminal as listed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TerminalSummary {
+    /// Its id.
+    pub id: String,
+    /// Its label.
+    pub name: String,
+    /// Whether it is revoked.
+    pub revoked: bool,
+    /// ATM or console.
+    #[serde(default)]
+    pub role: TerminalRole,
+}
+
+/// The answer to a [`TerminalOp`]. No `Debug` (an added terminal carries its key).
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "result", rename_all = "snake_case", deny_unknown_fields)]
+pub enum TerminalReply {
+    /// The new terminal's id and key (64 hex).
+    Added {
+        /// Its id.
+        terminal_id: String,
+        /// Its key.
+        psk: String,
+    },
+    /// Every terminal.
+    Listed {
+        /// The terminals.
+        terminals: Vec<TerminalSummary>,
+    },
+    /// Revoked.
+    Revoked,
+    /// Refused, with a reason.
+    Failed {
+        /// Why.
+        error: String,
+    },
+}
+
+/// Runs `op` on `ledger`.
+pub fn execute(ledger: &dyn Ledger, op: TerminalOp) -> TerminalReply {
+    let failed = |e: StartError| TerminalReply::Failed {
+        error: e.to_string(),
+    };
+    match op {
+        TerminalOp::Add { name } => match add_terminal(ledger, &name) {
+            Ok(t) => TerminalReply::Added {
+                terminal_id: t.id.to_string(),
+                psk: t.psk.to_hex().to_string(),
+            },
+            Err(e) => failed(e),
+        },
+        TerminalOp::List => match ledger.terminals() {
+            Ok(list) => TerminalReply::Listed {
+                terminals: list
+                    .into_iter()
+                    .map(|t| TerminalSummary {
+                        id: t.id.to_string(),
+                        name: t.name.clone(),
+                        revoked: t.revoked,
+                        role: t.role,
+                    })
+                    .collect(),
+            },
+            Err(e) => failed(e.into()),
+        },
+        TerminalOp::Revoke { id } => match TerminalId::new(id) {
+            None => failed(StartError::Io("not a terminal id".into())),
+            Some(id) => match revoke_terminal(ledger, &id) {
+                Ok(()) => TerminalReply::Revoked,
+                Err(e) => failed(e),
+            },
+        },
+        TerminalOp::AddOperator {
+            username,
+            password_hash,
+        } => {
+            let added = Username::new(username)
+                .ok_or_else(|| StartError::Io("not an operator name".into()))
+                .and_then(|name| add_operator_hashed(ledger, &name, password_hash));
+            match added {
+                Ok(t) => TerminalReply::Added {
+                    terminal_id: t.id.to_string(),
+                    psk: t.psk.to_hex().to_string(),
+                },
+                Err(e) => failed(e),
+            }
+        }
+    }
+}

@@ -1,0 +1,112 @@
+//! Terminals and operators on a ledger: add and revoke a terminal, check and hash an
+//! operator's credentials, add an operator with their console terminal; each change audited and
+//! synced.
+
+use protocol::{Password, TerminalId, TerminalRole, Username};
+
+use crate::audit::AuditEvent;
+use crate::ledger::{Ledger, LedgerError, OperatorRecord, TerminalRecord};
+use crate::passwords::{hash_password, Argon2Params};
+use crate::terminals::{new_terminal, new_terminal_with_role};
+use crate::{now_ms, StartError};
+
+/// Shortest operator password accepted: the same policy as customers'
+/// ([`protocol::MIN_PASSWORD_CHARS`]).
+pub const MIN_OPERATOR_PASSWORD: usize = protocol::MIN_PASSWORD_CHARS;
+
+fn terminal_event(action: &str, id: &TerminalId) -> AuditEvent {
+    let mut event = AuditEvent::new(action, now_ms());
+    event.terminal = Some(id.to_string());
+    event
+}
+
+/// Adds a terminal named `name`; the caller hands its key to the ATM.
+pub fn add_terminal(ledger: &dyn Ledger, name: &str) -> Result<TerminalRecord, StartError> {
+    let terminal = new_terminal(name, now_ms());
+    ledger.add_terminal(&terminal, &terminal_event("terminal_added", &terminal.id))?;
+    ledger.sync()?;
+    Ok(terminal)
+}
+
+/// Revokes a terminal; its next handshake fails like a wrong key.
+pub fn revoke_terminal(ledger: &dyn Ledger, id: &TerminalId) -> Result<(), StartError> {
+    match ledger.revoke_terminal(id, &terminal_event("terminal_revoked", id)) {
+        Err(LedgerError::NotFound) => return Err(StartError::Io(format!("no terminal {id}"))),
+        other => other?,
+    }
+    ledger.sync()?;
+    Ok(())
+}
+
+/// Checks an operator name and password against the rules (a valid username; a password of
+/// at least [`MIN_OPERATOR_PASSWORD`] characters) and hashes the password with Argon2id.
+pub fn operator_credentials(
+    argon2: Argon2Params,
+    username: &str,
+    password: &str,
+) -> Result<(Username, String), StartError> {
+    let username = Username::new(username).ok_or_else(|| {
+        StartError::Io(
+            "an operator name is 1 to 250 characters of lowercase letters, digits, _ - .".into(),
+        )
+    })?;
+    let password = Password::new(password)
+        .filter(|p| p.expose().chars().count() >= MIN_OPERATOR_PASSWORD)
+        .ok_or_else(|| {
+            StartError::Io(format!(
+                "an operator password has {MIN_OPERATOR_PASSWORD} to {} characters",
+                Password::MAX_LEN
+            ))
+        })?;
+    let hash = hash_password(argon2, &password).map_err(|_| StartError::Hash)?;
+    Ok((username, hash))
+}
+
+/// Adds an operator (with an already computed Argon2id hash) and a console terminal for them;
+/// returns the console terminal, whose key goes to the operator's browser as a console link.
+pub fn add_operator_hashed(
+    ledger: &dyn Ledger,
+    username: &Username,
+    password_hash: String,
+) -> Result<TerminalRecord, StartError> {
+    let phc_ok =
+        argon2::PasswordHash::new(&password_hash).is_ok_and(|h| h.algorithm.as_str() == "argon2id");
+    if !phc_ok {
+        return Err(StartError::Io("not an Argon2id password hash".into()));
+    }
+    let now = now_ms();
+    let console = new_terminal_with_role(
+        &format!("console of {username}"),
+        now,
+        TerminalRole::Console,
+    );
+    let operator = OperatorRecord {
+        username: username.clone(),
+        password_hash,
+        created_ms: now,
+    };
+    let mut event = terminal_event("operator_added", &console.id);
+    event.user = Some(username.to_string());
+    match ledger.add_operator(&operator, &console, &event) {
+        Err(LedgerError::NameTaken) => {
+            return Err(StartError::Io(format!(
+                "operator {username} already exists"
+            )))
+        }
+        other => other?,
+    }
+    ledger.sync()?;
+    Ok(console)
+}
+
+/// Creates an operator named `username` with `password` (see [`operator_credentials`]) and
+/// their console terminal, which it returns.
+pub fn add_operator(
+    ledger: &dyn Ledger,
+    argon2: &Argon2Params,
+    username: &str,
+    password: &str,
+) -> Result<TerminalRecord, StartError> {
+    let (username, hash) = operator_credentials(*argon2, username, password)?;
+    add_operator_hashed(ledger, &username, hash)
+}

@@ -1,0 +1,227 @@
+//! The command line's arguments: the options every subcommand shares and the subcommands
+//! (clap definitions; their `///` comments are the `--help` text).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use protocol::Cents;
+
+/// The secure-ATM bank: a WebSocket server (path /ws) speaking the ATM protocol, with its
+/// state in a sled database, a forward-secure audit log and the web ATM's static files.
+///
+/// With no subcommand it serves. On first start it creates the data directory, a first
+/// terminal and the auth file (printing `created`), and writes the auditor's first audit key.
+/// Stdout carries one JSON line per completed transaction and `protocol_error` when a
+/// session breaks the protocol; logs go to stderr (filter with RUST_LOG, e.g. RUST_LOG=debug).
+///
+/// Exit status: 0 after SIGINT or SIGTERM; 75 (EX_TEMPFAIL) when the storage fails (a full
+/// disk, an I/O error): /healthz answers 503 at once, and 3 s later the bank stops accepting,
+/// closes its sessions and exits, naming the data directory; so does a start on a disk still
+/// full. Restart it (a supervisor's job) once there is room: every acknowledged transaction
+/// is kept. 1 on any other error, 2 on bad arguments.
+#[derive(Parser, Debug)]
+#[command(name = "bank-server", version, args_conflicts_with_subcommands = false)]
+pub(crate) struct Cli {
+    #[command(flatten)]
+    pub(crate) opts: Opts,
+    #[command(subcommand)]
+    pub(crate) command: Option<Command>,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct Opts {
+    /// TCP port to listen on (0 picks a free one, printed on stderr).
+    #[arg(long, global = true, env = "BANK_PORT", default_value_t = bank_server::DEFAULT_PORT)]
+    pub(crate) port: u16,
+    /// Address to bind.
+    #[arg(long, global = true, env = "BANK_BIND", default_value = "127.0.0.1")]
+    pub(crate) bind: std::net::IpAddr,
+    /// Directory of the bank's database (created on first start).
+    #[arg(
+        long,
+        global = true,
+        env = "BANK_DATA_DIR",
+        default_value = "./bank-data"
+    )]
+    pub(crate) data_dir: PathBuf,
+    /// Auth file written on first start: the first terminal's id and key, for native ATMs
+    /// (like the BIBIFI bank's -s).
+    #[arg(
+        long,
+        global = true,
+        env = "BANK_AUTH_FILE",
+        default_value = "bank.auth"
+    )]
+    pub(crate) auth_file: PathBuf,
+    /// The auditor's copy of the first audit key, written once on first start; `audit verify`
+    /// and `audit show` read it. Keep it away from the bank machine.
+    #[arg(
+        long,
+        global = true,
+        env = "BANK_AUDIT_KEY_FILE",
+        default_value = "bank-audit.key"
+    )]
+    pub(crate) audit_key_file: PathBuf,
+    /// The checkpoint file: after each durable commit the bank records there how far its
+    /// audit chain reaches, and at start it refuses a store that falls short (damaged or rolled
+    /// back). Keep it outside the data directory, best on another disk. Default:
+    /// `<data-dir>.checkpoint` beside the data directory.
+    #[arg(long, global = true, env = "BANK_CHECKPOINT_FILE")]
+    pub(crate) checkpoint_file: Option<PathBuf>,
+    /// Start on a store that fails the checkpoint check, accepting it as it is (acknowledged
+    /// transactions after its state may be lost); audited as `checkpoints_reset`.
+    #[arg(long, global = true)]
+    pub(crate) reset_checkpoints: bool,
+    /// Directory of the built web ATM to serve (index.html fallback). If it is missing, a
+    /// short "not built" page is served instead.
+    #[arg(long, global = true, env = "BANK_WEB_ROOT", default_value = "dist")]
+    pub(crate) web_root: PathBuf,
+    /// The database's page cache in MiB (memory for reads, beyond the OS's page cache).
+    #[arg(
+        long,
+        global = true,
+        env = "BANK_CACHE_MB",
+        default_value_t = 64,
+        value_parser = clap::value_parser!(u64).range(1..=65_536)
+    )]
+    pub(crate) cache_mb: u64,
+    /// Most concurrent WebSocket sessions; more are refused with 503.
+    #[arg(long, global = true, env = "BANK_MAX_SESSIONS", default_value_t = 256)]
+    pub(crate) max_sessions: usize,
+    /// Most open TCP connections (HTTP and WebSocket) in all; more wait until one closes.
+    /// The bank refuses to start when its open-file limit (`ulimit -n`, raised to the hard
+    /// limit at start) cannot hold this many plus its own files.
+    #[arg(
+        long,
+        global = true,
+        env = "BANK_MAX_CONNECTIONS",
+        default_value_t = 512,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub(crate) max_connections: u32,
+    /// Most open TCP connections from one IP address; more are closed at once. Behind a
+    /// reverse proxy every connection comes from the proxy: set it to --max-connections.
+    #[arg(
+        long,
+        global = true,
+        env = "BANK_MAX_CONNECTIONS_PER_IP",
+        default_value_t = 128,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub(crate) max_connections_per_ip: u32,
+    /// Close a connection whose HTTP request (the WebSocket upgrade included) is not complete
+    /// this many seconds after it opened or after the bank's last answer on it.
+    #[arg(
+        long,
+        global = true,
+        env = "BANK_REQUEST_HEAD_TIMEOUT_SECS",
+        default_value_t = 10,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub(crate) request_head_timeout_secs: u64,
+    /// Close a session after this many seconds without a message.
+    #[arg(
+        long,
+        global = true,
+        env = "BANK_IDLE_TIMEOUT_SECS",
+        default_value_t = 300
+    )]
+    pub(crate) idle_timeout_secs: u64,
+    /// Largest deposit or withdrawal, in currency units with up to two decimals.
+    #[arg(long, global = true, env = "BANK_MAX_AMOUNT", default_value = "4294967295.99", value_parser = parse_amount)]
+    pub(crate) max_amount: Cents,
+    /// A browser origin (like http://localhost:8080) allowed to open WebSockets besides the
+    /// bank's own; repeat it or separate with commas; `*` allows any.
+    #[arg(long, global = true, env = "BANK_ALLOW_ORIGIN", value_delimiter = ',')]
+    pub(crate) allow_origin: Vec<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum Command {
+    /// Serve the bank (the default).
+    Serve,
+    /// Manage ATM terminals (on the stopped bank's database, or through the running bank's
+    /// admin socket in the data directory).
+    #[command(subcommand)]
+    Terminal(TerminalCommand),
+    /// Manage bank operators, who use the bank console at /console (on the stopped bank's
+    /// database, or through the running bank's admin socket).
+    #[command(subcommand)]
+    Operator(OperatorCommand),
+    /// Check or read the audit log with the auditor's key (stop the bank first: the database
+    /// allows one process).
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum OperatorCommand {
+    /// Add an operator. Asks for the password twice on the terminal (or reads one line from
+    /// standard input when it is not a terminal), stores only its Argon2id hash, creates a
+    /// console terminal for the operator and prints the console's enrollment link: open it
+    /// once in the operator's browser, then log in there with the name and password.
+    Add {
+        /// The operator's login name (lowercase letters, digits, _ - .).
+        name: String,
+        /// The bank's URL as browsers reach it, for the link (default http://BIND:PORT).
+        #[arg(long)]
+        public_url: Option<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum TerminalCommand {
+    /// Add a terminal. Prints its auth-file line (or writes it with --out), or with --web an
+    /// enrollment link carrying the id and key in the URL fragment.
+    Add {
+        /// A label for the terminal.
+        #[arg(long, default_value = "terminal")]
+        name: String,
+        /// Print a browser enrollment link instead of an auth file.
+        #[arg(long)]
+        web: bool,
+        /// Write the auth file here (must not exist) instead of printing it.
+        #[arg(long, conflicts_with = "web")]
+        out: Option<PathBuf>,
+        /// The bank's URL as browsers reach it, for the link (default http://BIND:PORT).
+        #[arg(long)]
+        public_url: Option<String>,
+    },
+    /// List terminals (id, state, name; never keys).
+    List,
+    /// Revoke a terminal: its next handshake fails like a wrong key.
+    Revoke {
+        /// The terminal id (t-...).
+        id: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum AuditCommand {
+    /// Verify the whole chain, and that it reaches the checkpoint (the --checkpoint-file, or
+    /// --checkpoints FILE, say an off-machine copy); exits 1 naming the first bad entry or the
+    /// mismatch.
+    Verify(AuditArgs),
+    /// Verify, then print every entry (time, action, user, account, amount).
+    Show(AuditArgs),
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct AuditArgs {
+    /// A checkpoint file to check the log against instead of --checkpoint-file.
+    #[arg(long)]
+    pub(crate) checkpoints: Option<PathBuf>,
+}
+
+fn parse_amount(text: &str) -> Result<Cents, String> {
+    Cents::parse_decimal(text)
+        .filter(|c| *c > Cents::ZERO)
+        .ok_or_else(|| "expected a positive amount like 1000.00".to_owned())
+}
+
+/// The checkpoint file: as given, or beside the data directory.
+pub(crate) fn checkpoint_file(opts: &Opts) -> PathBuf {
+    opts.checkpoint_file
+        .clone()
+        .unwrap_or_else(|| bank_server::default_checkpoint_file(&opts.data_dir))
+}

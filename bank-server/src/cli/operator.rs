@@ -1,0 +1,77 @@
+//! `bank-server operator add`: read the new operator's password, hash it here, add the
+//! operator and their console terminal, and print the console's enrollment link.
+
+use std::net::SocketAddr;
+
+use bank_server::admin::{self, TerminalOp, TerminalReply};
+use bank_server::ledger::TerminalRecord;
+use bank_server::terminals::console_link;
+use bank_server::StartError;
+use protocol::{Psk, TerminalId, TerminalRole};
+
+use super::args::{checkpoint_file, OperatorCommand, Opts};
+
+/// The new operator's password: typed twice without echo on a terminal, else one line of
+/// standard input (for scripts: `printf '%s\n' "$PASSWORD" | bank-server operator add ops`).
+fn read_operator_password(name: &str) -> Result<zeroize::Zeroizing<String>, StartError> {
+    use std::io::IsTerminal as _;
+    let io = |e: std::io::Error| StartError::Io(format!("reading the password: {e}"));
+    if std::io::stdin().is_terminal() {
+        let first = zeroize::Zeroizing::new(
+            rpassword::prompt_password(format!("Password for operator {name}: ")).map_err(io)?,
+        );
+        let again = zeroize::Zeroizing::new(rpassword::prompt_password("Again: ").map_err(io)?);
+        if first != again {
+            return Err(StartError::Io("the two passwords differ".into()));
+        }
+        Ok(first)
+    } else {
+        let mut line = zeroize::Zeroizing::new(String::new());
+        std::io::stdin().read_line(&mut line).map_err(io)?;
+        let trimmed = line.trim_end_matches(['\n', '\r']).len();
+        line.truncate(trimmed);
+        Ok(line)
+    }
+}
+
+pub(crate) fn operator(opts: &Opts, cmd: OperatorCommand) -> Result<(), StartError> {
+    let OperatorCommand::Add { name, public_url } = cmd;
+    let password = read_operator_password(&name)?;
+    // Hashed here: the password itself never reaches the running bank.
+    let (username, password_hash) =
+        admin::operator_credentials(bank_server::Argon2Params::OWASP, &name, &password)?;
+    drop(password);
+    let op = TerminalOp::AddOperator {
+        username: username.to_string(),
+        password_hash,
+    };
+    match admin::terminal_op(
+        &opts.data_dir,
+        &checkpoint_file(opts),
+        opts.cache_mb * 1024 * 1024,
+        op,
+    )? {
+        TerminalReply::Added { terminal_id, psk } => {
+            let psk = zeroize::Zeroizing::new(psk);
+            let terminal = TerminalRecord {
+                id: TerminalId::new(terminal_id)
+                    .ok_or_else(|| StartError::Io("bad terminal id".into()))?,
+                name: String::new(),
+                psk: Psk::from_hex(&psk)
+                    .ok_or_else(|| StartError::Io("bad terminal key".into()))?,
+                revoked: false,
+                created_ms: 0,
+                role: TerminalRole::Console,
+            };
+            let base = public_url
+                .unwrap_or_else(|| format!("http://{}", SocketAddr::new(opts.bind, opts.port)));
+            println!("{}", console_link(&base, &terminal).as_str());
+            eprintln!(
+                "Operator {username} added. Open this link once in the operator's browser (it keeps the console's key), then log in as {username}."
+            );
+            Ok(())
+        }
+        TerminalReply::Failed { error } => Err(StartError::Io(error)),
+        _ => Err(StartError::Io("unexpected answer from the bank".into())),
+    }
+}

@@ -1,0 +1,71 @@
+//! `bank-server serve` (the default): the bank's configuration from the options, the
+//! open-file limit it needs, and serving until a shutdown signal.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bank_server::{Config, StartError};
+
+use super::args::{checkpoint_file, Opts};
+
+/// Files the bank keeps open besides its connections (sled's files, the listener, the admin
+/// socket, standard streams), with room to spare.
+const RESERVED_FILES: u64 = 64;
+
+/// Raises the open-file limit to the hard limit and checks that `max_connections` fits in it.
+fn check_file_limit(max_connections: u32) -> Result<(), StartError> {
+    let limit = rlimit::increase_nofile_limit(u64::MAX)
+        .map_err(|e| StartError::Io(format!("cannot read the open-file limit: {e}")))?;
+    let needed = u64::from(max_connections) + RESERVED_FILES;
+    if needed > limit {
+        return Err(StartError::Io(format!(
+            "--max-connections {max_connections} needs an open-file limit of at least {needed}, \
+             but this process may open only {limit} files (ulimit -n); lower --max-connections \
+             or raise the limit"
+        )));
+    }
+    Ok(())
+}
+
+fn config(opts: &Opts) -> Config {
+    let mut config = Config::new(
+        opts.data_dir.clone(),
+        opts.auth_file.clone(),
+        opts.audit_key_file.clone(),
+    );
+    config.web_root = opts.web_root.clone();
+    config.checkpoint_file = checkpoint_file(opts);
+    config.reset_checkpoints = opts.reset_checkpoints;
+    config.cache_bytes = opts.cache_mb * 1024 * 1024;
+    config.max_sessions = opts.max_sessions.max(1);
+    // As given: fewer connections than sessions simply means fewer sessions at once.
+    config.max_connections = opts.max_connections as usize;
+    config.max_connections_per_address = opts.max_connections_per_ip as usize;
+    config.request_head_timeout = Duration::from_secs(opts.request_head_timeout_secs);
+    config.idle_timeout = Duration::from_secs(opts.idle_timeout_secs.max(1));
+    config.allowed_origins = opts.allow_origin.clone();
+    config.max_amount = opts.max_amount;
+    config
+}
+
+pub(crate) fn serve(opts: &Opts) -> Result<(), StartError> {
+    let io = |e: std::io::Error| StartError::Io(e.to_string());
+    let runtime = bank_server::process::runtime().map_err(io)?;
+    runtime.block_on(async {
+        // Register the handlers before anything else so an early signal is not lost.
+        let shutdown = bank_server::process::shutdown_signals().map_err(io)?;
+        check_file_limit(opts.max_connections)?;
+        let config = config(opts);
+        let bank = tokio::task::spawn_blocking(move || bank_server::open(config))
+            .await
+            .map_err(|e| StartError::Io(e.to_string()))??;
+        let listener = tokio::net::TcpListener::bind(SocketAddr::new(opts.bind, opts.port))
+            .await
+            .map_err(|e| StartError::Io(format!("cannot listen on {}:{}: {e}", opts.bind, opts.port)))?;
+        let addr = listener.local_addr().map_err(io)?;
+        eprintln!("bank-server: serving on http://{addr}/ (web ATM); native ATMs connect to ws://{addr}/ws");
+        bank_server::serve(listener, bank, shutdown)
+            .await
+            .map_err(StartError::from)
+    })
+}

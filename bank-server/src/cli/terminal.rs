@@ -1,0 +1,77 @@
+//! `bank-server terminal`: add (an auth file or an enrollment link), list and revoke
+//! terminals, on the stopped bank's database or through the running bank's admin socket.
+
+use std::net::SocketAddr;
+
+use bank_server::admin::{self, TerminalOp, TerminalReply};
+use bank_server::ledger::TerminalRecord;
+use bank_server::terminals::{auth_file_text, enrollment_link, write_new_secret_file};
+use bank_server::StartError;
+use protocol::{Psk, TerminalId, TerminalRole};
+
+use super::args::{checkpoint_file, Opts, TerminalCommand};
+
+pub(crate) fn terminal(opts: &Opts, cmd: TerminalCommand) -> Result<(), StartError> {
+    let op = match &cmd {
+        TerminalCommand::Add { name, .. } => TerminalOp::Add { name: name.clone() },
+        TerminalCommand::List => TerminalOp::List,
+        TerminalCommand::Revoke { id } => TerminalOp::Revoke { id: id.clone() },
+    };
+    let reply = admin::terminal_op(
+        &opts.data_dir,
+        &checkpoint_file(opts),
+        opts.cache_mb * 1024 * 1024,
+        op,
+    )?;
+    match (cmd, reply) {
+        (_, TerminalReply::Failed { error }) => return Err(StartError::Io(error)),
+        (
+            TerminalCommand::Add {
+                name,
+                web,
+                out,
+                public_url,
+            },
+            TerminalReply::Added { terminal_id, psk },
+        ) => {
+            let psk = zeroize::Zeroizing::new(psk);
+            let terminal = TerminalRecord {
+                id: TerminalId::new(terminal_id)
+                    .ok_or_else(|| StartError::Io("bad terminal id".into()))?,
+                name,
+                psk: Psk::from_hex(&psk)
+                    .ok_or_else(|| StartError::Io("bad terminal key".into()))?,
+                revoked: false,
+                created_ms: 0,
+                role: TerminalRole::Atm,
+            };
+            if web {
+                let base = public_url
+                    .unwrap_or_else(|| format!("http://{}", SocketAddr::new(opts.bind, opts.port)));
+                println!("{}", enrollment_link(&base, &terminal).as_str());
+                eprintln!(
+                    "Open this link once in the browser that will be the ATM; it keeps the key."
+                );
+            } else if let Some(path) = out {
+                write_new_secret_file(&path, &auth_file_text(&terminal))
+                    .map_err(|e| StartError::Io(format!("{}: {e}", path.display())))?;
+                println!("{}", terminal.id);
+            } else {
+                print!("{}", auth_file_text(&terminal).as_str());
+            }
+        }
+        (TerminalCommand::List, TerminalReply::Listed { terminals }) => {
+            for t in terminals {
+                let state = if t.revoked { "revoked" } else { "active" };
+                let role = match t.role {
+                    TerminalRole::Atm => "atm",
+                    TerminalRole::Console => "console",
+                };
+                println!("{}\t{state}\t{role}\t{}", t.id, t.name);
+            }
+        }
+        (TerminalCommand::Revoke { id }, TerminalReply::Revoked) => println!("revoked {id}"),
+        _ => return Err(StartError::Io("unexpected answer from the bank".into())),
+    }
+    Ok(())
+}
