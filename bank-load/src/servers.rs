@@ -169,9 +169,15 @@ pub(crate) fn spawn_bank(
     let deadline = spawned + Duration::from_secs(120);
     loop {
         let text = std::fs::read_to_string(&log).unwrap_or_default();
-        if let Some(rest) = text.split("serving on http://").nth(1) {
+        // Only a whole address counts: the log may be read while the line is half written
+        // (a cut port once sent the load to some other service).
+        let whole = text
+            .split("serving on http://")
+            .nth(1)
+            .and_then(|rest| rest.split_once('/'));
+        if let Some((addr, _)) = whole {
             server.started_in = spawned.elapsed();
-            server.addr = rest.split('/').next().unwrap_or_default().to_owned();
+            server.addr = addr.to_owned();
             break;
         }
         if let Ok(Some(status)) = server.child.try_wait() {
