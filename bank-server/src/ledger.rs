@@ -1,5 +1,18 @@
 //! The storage contract the bank logic uses: the `Ledger` trait and its plain-data types (no
 //! storage engine types leak through it).
+//!
+//! The bank decides (the rules in `posting` and `rules/`); an engine stores a decided change
+//! atomically and makes it durable. What several bank nodes on one database must share, and
+//! where the contract carries it today:
+//!
+//! | State | In the contract | Shared by a shared engine? |
+//! |---|---|---|
+//! | balances, history, txids, users, terminals, operators, audit chain, identity | the data methods | yes, it is the data |
+//! | revocations | [`Ledger::revocations`] (a counter a session compares) | a shared engine must bump it for every node's revocation |
+//! | failed-login throttles | [`Ledger::throttle`], [`Ledger::update_throttle`] | yes; the attempts *in flight* (`attempts.rs`) stay per node |
+//! | console totals | [`Ledger::totals`] (kept in the store with each change) | yes |
+//! | checkpoints | [`Ledger::on_durable`] (told the chain head after each flush) | one checkpoint writer per database |
+//! | live sessions, the chain-status cache | not in the contract: per node (`live.rs`, `Shared`) | each node lists its own |
 
 use core::fmt;
 use std::sync::Arc;

@@ -1,7 +1,7 @@
 //! The default `Ledger`'s storage on sled: encoding, keys, trees, one serialised sled
 //! transaction per batch of changes (balance, transaction record, transaction-id entry and audit
 //! entry together), and a group commit for durability so concurrent commits share one sync. The
-//! money rules are `posting`'s, run inside the transaction over the trees (a [`Book`]).
+//! money rules are `posting`'s, run inside the transaction over the trees (a `posting::Book`).
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
