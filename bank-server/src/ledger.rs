@@ -350,6 +350,9 @@ pub trait Ledger: Send + Sync + 'static {
     fn adopt_identity(&self, identity: &BankIdentity) -> Result<bool, LedgerError>;
     /// Where the audit chain stands, if the log exists.
     fn chain_position(&self) -> Result<Option<ChainPosition>, LedgerError>;
+    /// The audit chain's head as stored, with its current key: the bank MACs a checkpoint
+    /// with it (nothing else reads the key).
+    fn chain_head(&self) -> Result<Option<ChainHead>, LedgerError>;
     /// The stored audit entry at `seq`, if any.
     fn audit_entry(&self, seq: u64) -> Result<Option<Vec<u8>>, LedgerError>;
     /// The stored audit log.

@@ -82,9 +82,8 @@ pub struct Config {
     pub reset_checkpoints: bool,
     /// The built web ATM (static files, `index.html` fallback).
     pub web_root: PathBuf,
-    /// The storage engine's page cache, in bytes (memory held for reads beyond the OS's own
-    /// page cache).
-    pub cache_bytes: u64,
+    /// Which storage engine keeps the data, with its settings.
+    pub storage: store::Storage,
     /// Most WebSocket sessions at once; more are refused with 503.
     pub max_sessions: usize,
     /// Most open TCP connections (HTTP and WebSocket); more wait in the kernel's backlog.
@@ -145,7 +144,7 @@ impl Config {
             auth_file,
             audit_key_file,
             web_root: PathBuf::from("dist"),
-            cache_bytes: sled_ledger::DEFAULT_CACHE_BYTES,
+            storage: store::Storage::default(),
             max_sessions: 256,
             max_connections: 512,
             max_connections_per_address: 128,
@@ -337,7 +336,7 @@ pub fn open(config: Config) -> Result<Bank, StartError> {
         shared: Arc::new(Shared {
             sessions: Arc::new(Semaphore::new(config.max_sessions)),
             config,
-            ledger: Arc::new(ledger),
+            ledger: Arc::from(ledger),
             checkpoints,
             passwords,
             attempts: Arc::default(),

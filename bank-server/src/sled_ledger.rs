@@ -561,7 +561,7 @@ impl SledLedger {
     }
 
     /// The audit log's head, if the log exists.
-    pub(crate) fn head(&self) -> Result<Option<ChainHead>, LedgerError> {
+    fn head(&self) -> Result<Option<ChainHead>, LedgerError> {
         match self.meta.get(HEAD_KEY).map_err(storage)? {
             Some(bytes) => ChainHead::from_bytes(&bytes)
                 .map(Some)
@@ -852,6 +852,10 @@ impl Ledger for SledLedger {
             next_seq: head.next_seq,
             last_hash: head.prev_hash,
         }))
+    }
+
+    fn chain_head(&self) -> Result<Option<ChainHead>, LedgerError> {
+        self.head()
     }
 
     fn audit_entry(&self, seq: u64) -> Result<Option<Vec<u8>>, LedgerError> {

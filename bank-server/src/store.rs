@@ -15,6 +15,33 @@ use crate::{now_ms, Config};
 /// The store format this binary writes and reads.
 pub const FORMAT: u32 = 1;
 
+/// Which engine keeps the bank's data, with its settings: chosen here, and nowhere else.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Storage {
+    /// sled in the data directory (embedded, one bank node), its page cache bounded.
+    Sled {
+        /// The page cache, in bytes.
+        cache_bytes: u64,
+    },
+}
+
+impl Default for Storage {
+    fn default() -> Self {
+        Self::Sled {
+            cache_bytes: crate::sled_ledger::DEFAULT_CACHE_BYTES,
+        }
+    }
+}
+
+impl Storage {
+    /// Whether `dir` holds this engine's store at all, without opening it (opening creates).
+    fn holds_store(&self, dir: &Path) -> bool {
+        match self {
+            Self::Sled { .. } => SledLedger::exists_in(dir),
+        }
+    }
+}
+
 /// Why the store cannot be opened. Each message names the path and the way out.
 #[derive(Debug)]
 pub enum StoreError {
@@ -145,7 +172,7 @@ impl StoreError {
 /// An open store and its checkpoints.
 pub struct Opened {
     /// The ledger.
-    pub ledger: SledLedger,
+    pub ledger: Box<dyn Ledger>,
     /// The checkpoint file the ledger writes after each durable commit.
     pub checkpoints: Arc<CheckpointFile>,
 }
@@ -169,9 +196,13 @@ fn place(dir: &Path) -> Result<Place, StoreError> {
     }
 }
 
-/// Opens sled in `dir`, turning a panic inside it (a damaged store) into an error.
-pub fn open_engine(dir: &Path, cache_bytes: u64) -> Result<SledLedger, StoreError> {
-    let opened = std::panic::catch_unwind(|| SledLedger::open_with_cache(dir, cache_bytes));
+/// Opens the ledger `storage` names in `dir`, turning a panic inside the engine (a damaged
+/// store) into an error.
+pub fn open_ledger(storage: &Storage, dir: &Path) -> Result<Box<dyn Ledger>, StoreError> {
+    let opened = std::panic::catch_unwind(|| match storage {
+        Storage::Sled { cache_bytes } => SledLedger::open_with_cache(dir, *cache_bytes)
+            .map(|ledger| Box::new(ledger) as Box<dyn Ledger>),
+    });
     match opened {
         Ok(result) => result.map_err(|e| StoreError::ledger(dir, e)),
         Err(_) => Err(StoreError::Damaged(
@@ -189,7 +220,7 @@ pub fn open_or_create(config: &Config) -> Result<Opened, StoreError> {
         Place::Occupied => open_checked(
             &config.data_dir,
             &config.checkpoint_file,
-            config.cache_bytes,
+            &config.storage,
             config.reset_checkpoints,
         ),
     }
@@ -208,7 +239,7 @@ fn create(config: &Config) -> Result<Opened, StoreError> {
     }
     let dir = &config.data_dir;
     std::fs::create_dir_all(dir).map_err(|e| StoreError::Io(dir.clone(), e))?;
-    let ledger = open_engine(dir, config.cache_bytes)?;
+    let ledger = open_ledger(&config.storage, dir)?;
     let identity = BankIdentity {
         id: random_id(),
         created_ms: now_ms(),
@@ -229,7 +260,7 @@ fn create(config: &Config) -> Result<Opened, StoreError> {
     let checkpoints = Arc::new(
         CheckpointFile::create(&config.checkpoint_file, &first).map_err(StoreError::Checkpoint)?,
     );
-    watch(&ledger, &identity, &checkpoints);
+    watch(&*ledger, &identity, &checkpoints);
     let terminal = new_terminal("first terminal", now_ms());
     let mut event = AuditEvent::new("terminal_added", now_ms());
     event.terminal = Some(terminal.id.to_string());
@@ -252,14 +283,14 @@ fn create(config: &Config) -> Result<Opened, StoreError> {
 pub fn open_checked(
     dir: &Path,
     checkpoint_file: &Path,
-    cache_bytes: u64,
+    storage: &Storage,
     reset: bool,
 ) -> Result<Opened, StoreError> {
     // Never create a store here: a directory without a database holds no bank.
-    if !matches!(place(dir)?, Place::Occupied) || !SledLedger::exists_in(dir) {
+    if !matches!(place(dir)?, Place::Occupied) || !storage.holds_store(dir) {
         return Err(StoreError::NotABank(dir.to_owned()));
     }
-    let ledger = open_engine(dir, cache_bytes)?;
+    let ledger = open_ledger(storage, dir)?;
     let fail = |e| StoreError::ledger(dir, e);
     let position = ledger.chain_position().map_err(fail)?;
     let (identity, position) = match (ledger.identity().map_err(fail)?, position) {
@@ -298,13 +329,13 @@ pub fn open_checked(
     let checked = CheckpointFile::open(checkpoint_file)
         .map_err(StoreError::Checkpoint)
         .and_then(|(file, latest)| {
-            check(&ledger, dir, &identity, position, checkpoint_file, &latest)?;
+            check(&*ledger, dir, &identity, position, checkpoint_file, &latest)?;
             Ok(file)
         });
     match checked {
         Ok(file) => {
             let checkpoints = Arc::new(file);
-            watch(&ledger, &identity, &checkpoints);
+            watch(&*ledger, &identity, &checkpoints);
             Ok(Opened {
                 ledger,
                 checkpoints,
@@ -326,7 +357,7 @@ pub fn open_checked(
 
 /// The store's chain must hold the checkpoint's entries, the last one hashing alike.
 fn check(
-    ledger: &SledLedger,
+    ledger: &dyn Ledger,
     dir: &Path,
     identity: &BankIdentity,
     position: ChainPosition,
@@ -364,7 +395,7 @@ fn check(
 /// Writes a fresh checkpoint file at the chain's current head (audited when it replaces a
 /// failed check) and watches the ledger.
 fn start_checkpoints(
-    ledger: SledLedger,
+    ledger: Box<dyn Ledger>,
     dir: &Path,
     identity: &BankIdentity,
     file: &Path,
@@ -378,14 +409,14 @@ fn start_checkpoints(
         ledger.sync().map_err(fail)?;
     }
     let head = ledger
-        .head()
+        .chain_head()
         .map_err(fail)?
         .ok_or_else(|| StoreError::Damaged(dir.to_owned(), "no audit log".into()))?;
     let checkpoints = Arc::new(
         CheckpointFile::create(file, &Checkpoint::of(&identity.id, &head, now_ms()))
             .map_err(StoreError::Checkpoint)?,
     );
-    watch(&ledger, identity, &checkpoints);
+    watch(&*ledger, identity, &checkpoints);
     Ok(Opened {
         ledger,
         checkpoints,
@@ -421,11 +452,11 @@ fn watch(ledger: &dyn Ledger, identity: &BankIdentity, checkpoints: &Arc<Checkpo
 
 /// Opens an existing bank's store for reading (the auditor's commands: no checkpoint check,
 /// nothing written); a damaged store is an error, never a panic.
-pub fn open_existing(data_dir: &Path) -> Result<SledLedger, StoreError> {
-    if !matches!(place(data_dir)?, Place::Occupied) || !SledLedger::exists_in(data_dir) {
+pub fn open_existing(storage: &Storage, data_dir: &Path) -> Result<Box<dyn Ledger>, StoreError> {
+    if !matches!(place(data_dir)?, Place::Occupied) || !storage.holds_store(data_dir) {
         return Err(StoreError::NotABank(data_dir.to_owned()));
     }
-    let ledger = open_engine(data_dir, crate::sled_ledger::DEFAULT_CACHE_BYTES)?;
+    let ledger = open_ledger(storage, data_dir)?;
     match ledger.chain_position() {
         Ok(Some(_)) => Ok(ledger),
         Ok(None) => Err(StoreError::NotABank(data_dir.to_owned())),

@@ -214,10 +214,11 @@ async fn an_operator_sees_the_bank_and_manages_terminals() {
         Response::LoggedOut {}
     );
     bank.stop().await;
-    let ledger = bank_server::store::open_existing(&data_dir(dir.path())).unwrap();
+    let ledger =
+        bank_server::store::open_existing(&Default::default(), &data_dir(dir.path())).unwrap();
     // The totals are kept in storage with each change and read back when the ledger opens.
     let now = atm_client::now_ms();
-    let totals = bank_server::Ledger::totals(&ledger, now, now - now % 86_400_000, 60).unwrap();
+    let totals = bank_server::Ledger::totals(&*ledger, now, now - now % 86_400_000, 60).unwrap();
     assert_eq!(
         (totals.accounts, totals.deposits_cents),
         (1, 12_000),
@@ -225,7 +226,7 @@ async fn an_operator_sees_the_bank_and_manages_terminals() {
     );
     assert_eq!(totals.per_minute.iter().sum::<u32>(), 2);
     let key = bank_server::admin::read_audit_key(&dir.path().join("audit.key")).unwrap();
-    let events = bank_server::admin::verify_audit(&ledger, &key).unwrap();
+    let events = bank_server::admin::verify_audit(&*ledger, &key).unwrap();
     let last = events.last().unwrap();
     assert_eq!(
         (last.action.as_str(), last.user.as_deref()),

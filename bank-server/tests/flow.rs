@@ -277,9 +277,9 @@ async fn whole_flow_survives_a_restart() {
     bank.stop().await;
 
     // The audit log verifies and recorded the events.
-    let ledger = bank_server::store::open_existing(&config.data_dir).unwrap();
+    let ledger = bank_server::store::open_existing(&config.storage, &config.data_dir).unwrap();
     let key = bank_server::admin::read_audit_key(&config.audit_key_file).unwrap();
-    let events = bank_server::admin::verify_audit(&ledger, &key).unwrap();
+    let events = bank_server::admin::verify_audit(&*ledger, &key).unwrap();
     let actions: Vec<&str> = events.iter().map(|e| e.action.as_str()).collect();
     for expected in [
         "terminal_added",

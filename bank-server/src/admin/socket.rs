@@ -19,11 +19,11 @@ pub fn admin_socket_path(data_dir: &Path) -> PathBuf {
 pub fn terminal_op(
     data_dir: &Path,
     checkpoint_file: &Path,
-    cache_bytes: u64,
+    storage: &store::Storage,
     op: TerminalOp,
 ) -> Result<TerminalReply, StartError> {
-    match store::open_checked(data_dir, checkpoint_file, cache_bytes, false) {
-        Ok(opened) => Ok(execute(&opened.ledger, op)),
+    match store::open_checked(data_dir, checkpoint_file, storage, false) {
+        Ok(opened) => Ok(execute(&*opened.ledger, op)),
         Err(StoreError::InUse(_)) => remote(data_dir, &op),
         Err(e) => Err(e.into()),
     }

@@ -225,3 +225,10 @@ pub(crate) fn checkpoint_file(opts: &Opts) -> PathBuf {
         .clone()
         .unwrap_or_else(|| bank_server::default_checkpoint_file(&opts.data_dir))
 }
+
+/// The storage engine and its settings, from the options.
+pub(crate) fn storage(opts: &Opts) -> bank_server::store::Storage {
+    bank_server::store::Storage::Sled {
+        cache_bytes: opts.cache_mb * 1024 * 1024,
+    }
+}

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use bank_server::admin::{self, AuditCheckError};
 
-use super::args::{checkpoint_file, AuditCommand, Opts};
+use super::args::{checkpoint_file, storage, AuditCommand, Opts};
 
 pub(crate) fn audit(opts: &Opts, cmd: AuditCommand) -> ExitCode {
     let (show, args) = match cmd {
@@ -15,15 +15,15 @@ pub(crate) fn audit(opts: &Opts, cmd: AuditCommand) -> ExitCode {
     let checkpoint_file = args.checkpoints.unwrap_or_else(|| checkpoint_file(opts));
     // A damaged store must be reported, never crash the auditor's tool.
     let checked = std::panic::catch_unwind(|| {
-        let ledger =
-            bank_server::store::open_existing(&opts.data_dir).map_err(AuditCheckError::Store)?;
+        let ledger = bank_server::store::open_existing(&storage(opts), &opts.data_dir)
+            .map_err(AuditCheckError::Store)?;
         let key = admin::read_audit_key(&opts.audit_key_file)?;
-        let events = admin::verify_audit(&ledger, &key)?;
+        let events = admin::verify_audit(&*ledger, &key)?;
         let checkpoint = match bank_server::store::read_checkpoint(&checkpoint_file) {
             Ok(checkpoint) => checkpoint,
             Err(e) => return Err(AuditCheckError::Checkpoint(e)),
         };
-        admin::verify_checkpoint(&ledger, &key, events.len() as u64, &checkpoint)?;
+        admin::verify_checkpoint(&*ledger, &key, events.len() as u64, &checkpoint)?;
         Ok((events, checkpoint))
     })
     .unwrap_or(Err(AuditCheckError::Broken(

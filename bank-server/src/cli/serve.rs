@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use bank_server::{Config, StartError};
 
-use super::args::{checkpoint_file, Opts};
+use super::args::{checkpoint_file, storage, Opts};
 
 /// Files the bank keeps open besides its connections (sled's files, the listener, the admin
 /// socket, standard streams), with room to spare.
@@ -36,7 +36,7 @@ fn config(opts: &Opts) -> Config {
     config.web_root = opts.web_root.clone();
     config.checkpoint_file = checkpoint_file(opts);
     config.reset_checkpoints = opts.reset_checkpoints;
-    config.cache_bytes = opts.cache_mb * 1024 * 1024;
+    config.storage = storage(opts);
     config.max_sessions = opts.max_sessions.max(1);
     // As given: fewer connections than sessions simply means fewer sessions at once.
     config.max_connections = opts.max_connections as usize;

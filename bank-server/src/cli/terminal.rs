@@ -9,7 +9,7 @@ use bank_server::terminals::{auth_file_text, enrollment_link, write_new_secret_f
 use bank_server::StartError;
 use protocol::{Psk, TerminalId, TerminalRole};
 
-use super::args::{checkpoint_file, Opts, TerminalCommand};
+use super::args::{checkpoint_file, storage, Opts, TerminalCommand};
 
 pub(crate) fn terminal(opts: &Opts, cmd: TerminalCommand) -> Result<(), StartError> {
     let op = match &cmd {
@@ -17,12 +17,7 @@ pub(crate) fn terminal(opts: &Opts, cmd: TerminalCommand) -> Result<(), StartErr
         TerminalCommand::List => TerminalOp::List,
         TerminalCommand::Revoke { id } => TerminalOp::Revoke { id: id.clone() },
     };
-    let reply = admin::terminal_op(
-        &opts.data_dir,
-        &checkpoint_file(opts),
-        opts.cache_mb * 1024 * 1024,
-        op,
-    )?;
+    let reply = admin::terminal_op(&opts.data_dir, &checkpoint_file(opts), &storage(opts), op)?;
     match (cmd, reply) {
         (_, TerminalReply::Failed { error }) => return Err(StartError::Io(error)),
         (
