@@ -183,8 +183,6 @@ pub fn default_checkpoint_file(data_dir: &std::path::Path) -> PathBuf {
 /// Why the bank could not start or an admin command failed.
 #[derive(Debug)]
 pub enum StartError {
-    /// A file or directory could not be created or read.
-    Io(String),
     /// A file or directory could not be created, read or written.
     File {
         /// The file or directory.
@@ -248,7 +246,6 @@ impl StartError {
 impl fmt::Display for StartError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Io(e) => write!(f, "{e}"),
             Self::File { path, source } => write!(f, "{}: {source}", path.display()),
             Self::Listen { addr, source } => write!(f, "cannot listen on {addr}: {source}"),
             Self::Runtime(e) => write!(f, "cannot set up the runtime or signal handlers: {e}"),
@@ -295,7 +292,6 @@ impl std::error::Error for StartError {
             Self::Failing(e) => Some(e),
             Self::Stopped(e) => Some(e),
             Self::FileLimit { .. }
-            | Self::Io(_)
             | Self::Storage(_)
             | Self::Exists(_)
             | Self::InUse(_)
