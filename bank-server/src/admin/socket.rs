@@ -122,8 +122,12 @@ async fn admin_connection(shared: std::sync::Arc<crate::Shared>, stream: tokio::
             let ledger = shared.ledger.clone();
             tokio::task::spawn_blocking(move || execute(&*ledger, op))
                 .await
-                .unwrap_or_else(|_| TerminalReply::Failed {
-                    error: "internal error".into(),
+                .unwrap_or_else(|e| {
+                    // The reply is text for the command; the typed error stays in the log.
+                    tracing::error!(error = %e, "admin request: the task did not finish");
+                    TerminalReply::Failed {
+                        error: "internal error".into(),
+                    }
                 })
         }
         Err(_) => TerminalReply::Failed {
