@@ -83,7 +83,14 @@ impl core::fmt::Display for DataDirError {
     }
 }
 
-impl std::error::Error for DataDirError {}
+impl std::error::Error for DataDirError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Exists(_) => None,
+            Self::Io(e) => Some(e),
+        }
+    }
+}
 
 impl DataDir {
     /// Checks, without creating anything, that `kept` (the value of `BANK_DATA_DIR`, if set)

@@ -182,8 +182,39 @@ pub fn default_checkpoint_file(data_dir: &std::path::Path) -> PathBuf {
 /// Why the bank could not start or an admin command failed.
 #[derive(Debug)]
 pub enum StartError {
-    /// A file or directory could not be created or read.
-    Io(String),
+    /// A file or directory could not be created, read or written.
+    File {
+        /// The file or directory.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The address could not be listened on.
+    Listen {
+        /// The address asked for.
+        addr: std::net::SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The tokio runtime or the shutdown signal handlers could not be set up.
+    Runtime(std::io::Error),
+    /// A blocking task (opening the bank, say) panicked or was cancelled.
+    Task(tokio::task::JoinError),
+    /// Serving stopped with an I/O error that is not a storage failure (see [`Self::Stopped`]).
+    Serve(std::io::Error),
+    /// `--max-connections` needs more open files than this process may open.
+    FileLimit {
+        /// The connections asked for.
+        max_connections: u32,
+        /// The open files they need (with the bank's own files).
+        needed: u64,
+        /// The open files this process may have (the hard limit).
+        limit: u64,
+    },
+    /// The open-file limit could not be read or raised.
+    FileLimitUnreadable(std::io::Error),
+    /// An administration command (terminals, operators) was refused.
+    Admin(admin::AdminError),
     /// The storage failed.
     Storage(String),
     /// A first start would overwrite an existing file (auth or audit key).
@@ -214,7 +245,23 @@ impl StartError {
 impl fmt::Display for StartError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Io(e) => write!(f, "{e}"),
+            Self::File { path, source } => write!(f, "{}: {source}", path.display()),
+            Self::Listen { addr, source } => write!(f, "cannot listen on {addr}: {source}"),
+            Self::Runtime(e) => write!(f, "cannot set up the runtime or signal handlers: {e}"),
+            Self::Task(e) => write!(f, "a background task did not finish: {e}"),
+            Self::Serve(e) => write!(f, "serving failed: {e}"),
+            Self::FileLimit {
+                max_connections,
+                needed,
+                limit,
+            } => write!(
+                f,
+                "--max-connections {max_connections} needs an open-file limit of at least \
+                 {needed}, but this process may open only {limit} files (ulimit -n); lower \
+                 --max-connections or raise the limit"
+            ),
+            Self::FileLimitUnreadable(e) => write!(f, "cannot read the open-file limit: {e}"),
+            Self::Admin(e) => write!(f, "{e}"),
             Self::Storage(e) => write!(f, "storage: {e}"),
             Self::InUse(e) => f.write_str(e),
             Self::Exists(p) => write!(
@@ -236,10 +283,18 @@ impl fmt::Display for StartError {
 impl std::error::Error for StartError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
+            Self::File { source, .. } | Self::Listen { source, .. } => Some(source),
+            Self::Runtime(e) | Self::Serve(e) | Self::FileLimitUnreadable(e) => Some(e),
+            Self::Task(e) => Some(e),
+            Self::Admin(e) => Some(e),
             Self::Store(e) => Some(e),
             Self::Failing(e) => Some(e),
             Self::Stopped(e) => Some(e),
-            _ => None,
+            Self::FileLimit { .. }
+            | Self::Storage(_)
+            | Self::Exists(_)
+            | Self::InUse(_)
+            | Self::Hash => None,
         }
     }
 }
@@ -254,13 +309,26 @@ impl From<store::StoreError> for StartError {
     }
 }
 
-/// An error of [`serve`]: [`StartError::Stopped`] when the storage failed.
+/// An error of [`serve`]: [`StartError::Stopped`] when the storage failed, else
+/// [`StartError::Serve`].
 impl From<std::io::Error> for StartError {
     fn from(e: std::io::Error) -> Self {
         match StorageFailed::take(e) {
             Ok(failed) => Self::Stopped(failed),
-            Err(e) => Self::Io(e.to_string()),
+            Err(e) => Self::Serve(e),
         }
+    }
+}
+
+impl From<admin::AdminError> for StartError {
+    fn from(e: admin::AdminError) -> Self {
+        Self::Admin(e)
+    }
+}
+
+impl From<tokio::task::JoinError> for StartError {
+    fn from(e: tokio::task::JoinError) -> Self {
+        Self::Task(e)
     }
 }
 
@@ -469,7 +537,7 @@ pub async fn run(
 ) -> Result<(), StartError> {
     let bank = tokio::task::spawn_blocking(move || open(config))
         .await
-        .map_err(|e| StartError::Io(e.to_string()))??;
+        .map_err(StartError::Task)??;
     serve(listener, bank, shutdown)
         .await
         .map_err(StartError::from)
@@ -481,4 +549,61 @@ pub(crate) fn now_ms() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
     u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+
+    use super::*;
+
+    fn io() -> std::io::Error {
+        std::io::Error::new(std::io::ErrorKind::PermissionDenied, "denied")
+    }
+
+    #[test]
+    fn start_errors_keep_their_source_and_exit_code() {
+        let file = StartError::File {
+            path: PathBuf::from("/d/x.auth"),
+            source: io(),
+        };
+        assert_eq!(file.to_string(), "/d/x.auth: denied");
+        let listen = StartError::Listen {
+            addr: "127.0.0.1:3000".parse().unwrap(),
+            source: io(),
+        };
+        assert_eq!(
+            listen.to_string(),
+            "cannot listen on 127.0.0.1:3000: denied"
+        );
+        let limit = StartError::FileLimit {
+            max_connections: 9,
+            needed: 73,
+            limit: 20,
+        };
+        assert!(limit.to_string().contains("open-file limit"), "{limit}");
+        assert!(limit.source().is_none());
+        let admin = StartError::from(admin::AdminError::PasswordsDiffer);
+        assert_eq!(admin.to_string(), "the two passwords differ");
+        for e in [
+            file,
+            listen,
+            StartError::Runtime(io()),
+            StartError::Serve(io()),
+            StartError::FileLimitUnreadable(io()),
+            admin,
+        ] {
+            assert!(e.source().is_some(), "{e:?}");
+            assert_eq!(e.exit_code(), 1, "{e:?}");
+        }
+        assert!(matches!(StartError::from(io()), StartError::Serve(_)));
+    }
+
+    #[tokio::test]
+    async fn a_panicked_task_is_a_task_error() {
+        let joined = tokio::spawn(async { panic!("boom") }).await.unwrap_err();
+        let e = StartError::from(joined);
+        assert!(matches!(e, StartError::Task(_)) && e.source().is_some());
+        assert_eq!(e.exit_code(), 1);
+    }
 }

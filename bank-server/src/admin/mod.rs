@@ -2,15 +2,17 @@
 //! stopped bank's database or through the running bank's admin socket) and the auditor's
 //! commands (verify, show).
 //!
-//! Dependencies point one way: `socket` uses `ops`, which uses `terminals`;
-//! `auditor` stands alone.
+//! Dependencies point one way: `socket` uses `ops`, which uses `terminals`; all three refuse
+//! with an [`AdminError`] (`error`); `auditor` stands alone.
 
 mod auditor;
+mod error;
 mod ops;
 mod socket;
 mod terminals;
 
 pub use auditor::{format_event, read_audit_key, verify_audit, verify_checkpoint, AuditCheckError};
+pub use error::AdminError;
 pub use ops::{execute, TerminalOp, TerminalReply, TerminalSummary};
 pub(crate) use socket::serve_socket;
 pub use socket::{admin_socket_path, terminal_op};

@@ -9,6 +9,7 @@ use protocol::{TerminalId, TerminalRole, Username};
 use crate::ledger::Ledger;
 use crate::StartError;
 
+use super::error::AdminError;
 use super::terminals::{add_operator_hashed, add_terminal, revoke_terminal};
 
 /// A terminal operation: run on the database directly when the bank is stopped, or through the
@@ -86,9 +87,10 @@ pub enum TerminalReply {
     },
     /// Revoked.
     Revoked,
-    /// Refused, with a reason.
+    /// Refused, with a reason: the refusing bank's error as display text (it crosses a
+    /// process boundary; the receiving side wraps it in [`AdminError::Refused`]).
     Failed {
-        /// Why.
+        /// Why, for a person to read.
         error: String,
     },
 }
@@ -120,8 +122,8 @@ pub fn execute(ledger: &dyn Ledger, op: TerminalOp) -> TerminalReply {
             },
             Err(e) => failed(e.into()),
         },
-        TerminalOp::Revoke { id } => match TerminalId::new(id) {
-            None => failed(StartError::Io("not a terminal id".into())),
+        TerminalOp::Revoke { id } => match TerminalId::new(id.as_str()) {
+            None => failed(AdminError::NotTerminalId(id).into()),
             Some(id) => match revoke_terminal(ledger, &id) {
                 Ok(()) => TerminalReply::Revoked,
                 Err(e) => failed(e),
@@ -132,7 +134,7 @@ pub fn execute(ledger: &dyn Ledger, op: TerminalOp) -> TerminalReply {
             password_hash,
         } => {
             let added = Username::new(username)
-                .ok_or_else(|| StartError::Io("not an operator name".into()))
+                .ok_or(StartError::Admin(AdminError::OperatorName))
                 .and_then(|name| add_operator_hashed(ledger, &name, password_hash));
             match added {
                 Ok(t) => TerminalReply::Added {

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use crate::store::{self, StoreError};
 use crate::StartError;
 
+use super::error::AdminError;
 use super::ops::{execute, TerminalOp, TerminalReply};
 
 /// Where the running bank listens for terminal operations.
@@ -33,11 +34,9 @@ pub fn terminal_op(
 fn remote(data_dir: &Path, op: &TerminalOp) -> Result<TerminalReply, StartError> {
     use std::io::{BufRead as _, Read as _, Write as _};
     let path = admin_socket_path(data_dir);
-    let fail = |e: std::io::Error| {
-        StartError::Io(format!(
-            "the running bank's admin socket {}: {e}",
-            path.display()
-        ))
+    let fail = |source: std::io::Error| AdminError::Unreachable {
+        path: path.clone(),
+        source,
     };
     let mut stream = std::os::unix::net::UnixStream::connect(&path).map_err(fail)?;
     stream.set_read_timeout(Some(ADMIN_TIMEOUT)).map_err(fail)?;
@@ -51,13 +50,12 @@ fn remote(data_dir: &Path, op: &TerminalOp) -> Result<TerminalReply, StartError>
     std::io::BufReader::new(stream.take(MAX_ADMIN_LINE))
         .read_line(&mut line)
         .map_err(fail)?;
-    serde_json::from_str(&line)
-        .map_err(|_| StartError::Io("the running bank sent a bad answer".into()))
+    Ok(serde_json::from_str(&line).map_err(AdminError::BadAnswer)?)
 }
 
 #[cfg(not(unix))]
 fn remote(_: &Path, _: &TerminalOp) -> Result<TerminalReply, StartError> {
-    Err(StartError::Io("the bank is running; stop it first".into()))
+    Err(AdminError::Running.into())
 }
 
 const ADMIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -124,8 +122,12 @@ async fn admin_connection(shared: std::sync::Arc<crate::Shared>, stream: tokio::
             let ledger = shared.ledger.clone();
             tokio::task::spawn_blocking(move || execute(&*ledger, op))
                 .await
-                .unwrap_or_else(|_| TerminalReply::Failed {
-                    error: "internal error".into(),
+                .unwrap_or_else(|e| {
+                    // The reply is text for the command; the typed error stays in the log.
+                    tracing::error!(error = %e, "admin request: the task did not finish");
+                    TerminalReply::Failed {
+                        error: "internal error".into(),
+                    }
                 })
         }
         Err(_) => TerminalReply::Failed {

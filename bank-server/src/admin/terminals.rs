@@ -10,6 +10,8 @@ use crate::passwords::{hash_password, Argon2Params};
 use crate::terminals::{new_terminal, new_terminal_with_role};
 use crate::{now_ms, StartError};
 
+use super::error::AdminError;
+
 /// Shortest operator password accepted: the same policy as customers'
 /// ([`protocol::MIN_PASSWORD_CHARS`]).
 pub const MIN_OPERATOR_PASSWORD: usize = protocol::MIN_PASSWORD_CHARS;
@@ -31,7 +33,7 @@ pub fn add_terminal(ledger: &dyn Ledger, name: &str) -> Result<TerminalRecord, S
 /// Revokes a terminal; its next handshake fails like a wrong key.
 pub fn revoke_terminal(ledger: &dyn Ledger, id: &TerminalId) -> Result<(), StartError> {
     match ledger.revoke_terminal(id, &terminal_event("terminal_revoked", id)) {
-        Err(LedgerError::NotFound) => return Err(StartError::Io(format!("no terminal {id}"))),
+        Err(LedgerError::NotFound) => return Err(AdminError::NoTerminal(id.clone()).into()),
         other => other?,
     }
     ledger.sync()?;
@@ -45,19 +47,10 @@ pub fn operator_credentials(
     username: &str,
     password: &str,
 ) -> Result<(Username, String), StartError> {
-    let username = Username::new(username).ok_or_else(|| {
-        StartError::Io(
-            "an operator name is 1 to 250 characters of lowercase letters, digits, _ - .".into(),
-        )
-    })?;
+    let username = Username::new(username).ok_or(AdminError::OperatorName)?;
     let password = Password::new(password)
         .filter(|p| p.expose().chars().count() >= MIN_OPERATOR_PASSWORD)
-        .ok_or_else(|| {
-            StartError::Io(format!(
-                "an operator password has {MIN_OPERATOR_PASSWORD} to {} characters",
-                Password::MAX_LEN
-            ))
-        })?;
+        .ok_or(AdminError::OperatorPassword)?;
     let hash = hash_password(argon2, &password).map_err(|_| StartError::Hash)?;
     Ok((username, hash))
 }
@@ -72,7 +65,7 @@ pub fn add_operator_hashed(
     let phc_ok =
         argon2::PasswordHash::new(&password_hash).is_ok_and(|h| h.algorithm.as_str() == "argon2id");
     if !phc_ok {
-        return Err(StartError::Io("not an Argon2id password hash".into()));
+        return Err(AdminError::NotArgon2id.into());
     }
     let now = now_ms();
     let console = new_terminal_with_role(
@@ -89,9 +82,7 @@ pub fn add_operator_hashed(
     event.user = Some(username.to_string());
     match ledger.add_operator(&operator, &console, &event) {
         Err(LedgerError::NameTaken) => {
-            return Err(StartError::Io(format!(
-                "operator {username} already exists"
-            )))
+            return Err(AdminError::OperatorExists(username.clone()).into())
         }
         other => other?,
     }

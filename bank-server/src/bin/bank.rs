@@ -45,6 +45,17 @@ impl std::fmt::Display for BankError {
     }
 }
 
+impl std::error::Error for BankError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Arguments | Self::AuthFileExists => None,
+            Self::DataDir(e) => Some(e),
+            Self::Listen(e) => Some(e),
+            Self::Start(e) => Some(e),
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();
     match run(&args) {
@@ -65,15 +76,14 @@ fn run(args: &[OsString]) -> Result<(), BankError> {
     let kept = std::env::var_os(DATA_DIR_VAR).map(PathBuf::from);
     DataDir::check(kept.as_deref()).map_err(BankError::DataDir)?;
     process::init_logging("warn");
-    let runtime =
-        process::runtime().map_err(|e| BankError::Start(StartError::Io(e.to_string())))?;
+    let runtime = process::runtime().map_err(|e| BankError::Start(StartError::Runtime(e)))?;
     runtime.block_on(serve(inv, kept))
 }
 
 async fn serve(inv: Invocation, kept: Option<PathBuf>) -> Result<(), BankError> {
-    let io = |e: std::io::Error| BankError::Start(StartError::Io(e.to_string()));
     // Register the handlers before anything else so an early signal is not lost.
-    let shutdown = process::shutdown_signals().map_err(io)?;
+    let shutdown =
+        process::shutdown_signals().map_err(|e| BankError::Start(StartError::Runtime(e)))?;
     // Listening before creating: a taken port leaves nothing behind.
     let listener =
         tokio::net::TcpListener::bind(SocketAddr::from((Ipv4Addr::UNSPECIFIED, inv.port)))
@@ -88,10 +98,11 @@ async fn serve(inv: Invocation, kept: Option<PathBuf>) -> Result<(), BankError> 
     config.stalled_connection_is_protocol_error = true;
     let bank = tokio::task::spawn_blocking(move || bank_server::open(config))
         .await
-        .map_err(|e| BankError::Start(StartError::Io(e.to_string())))?
+        .map_err(|e| BankError::Start(StartError::Task(e)))?
         .map_err(BankError::Start)?;
     let served = bank_server::serve(listener, bank, shutdown).await;
     // The temporary directory is deleted here, after the storage is flushed and closed.
     drop(dir);
-    served.map_err(io)
+    // A storage failure becomes `StartError::Stopped`, any other I/O error `StartError::Serve`.
+    served.map_err(|e| BankError::Start(StartError::from(e)))
 }

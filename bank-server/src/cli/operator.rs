@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 
-use bank_server::admin::{self, TerminalOp, TerminalReply};
+use bank_server::admin::{self, AdminError, TerminalOp, TerminalReply};
 use bank_server::ledger::TerminalRecord;
 use bank_server::terminals::console_link;
 use bank_server::StartError;
@@ -15,14 +15,14 @@ use super::args::{checkpoint_file, storage, OperatorCommand, Opts};
 /// standard input (for scripts: `printf '%s\n' "$PASSWORD" | bank-server operator add ops`).
 fn read_operator_password(name: &str) -> Result<zeroize::Zeroizing<String>, StartError> {
     use std::io::IsTerminal as _;
-    let io = |e: std::io::Error| StartError::Io(format!("reading the password: {e}"));
+    let io = AdminError::ReadPassword;
     if std::io::stdin().is_terminal() {
         let first = zeroize::Zeroizing::new(
             rpassword::prompt_password(format!("Password for operator {name}: ")).map_err(io)?,
         );
         let again = zeroize::Zeroizing::new(rpassword::prompt_password("Again: ").map_err(io)?);
         if first != again {
-            return Err(StartError::Io("the two passwords differ".into()));
+            return Err(AdminError::PasswordsDiffer.into());
         }
         Ok(first)
     } else {
@@ -49,11 +49,9 @@ pub(crate) fn operator(opts: &Opts, cmd: OperatorCommand) -> Result<(), StartErr
         TerminalReply::Added { terminal_id, psk } => {
             let psk = zeroize::Zeroizing::new(psk);
             let terminal = TerminalRecord {
-                id: TerminalId::new(terminal_id)
-                    .ok_or_else(|| StartError::Io("bad terminal id".into()))?,
+                id: TerminalId::new(terminal_id).ok_or(AdminError::BadAnswerTerminalId)?,
                 name: String::new(),
-                psk: Psk::from_hex(&psk)
-                    .ok_or_else(|| StartError::Io("bad terminal key".into()))?,
+                psk: Psk::from_hex(&psk).ok_or(AdminError::BadAnswerTerminalKey)?,
                 revoked: false,
                 created_ms: 0,
                 role: TerminalRole::Console,
@@ -66,7 +64,7 @@ pub(crate) fn operator(opts: &Opts, cmd: OperatorCommand) -> Result<(), StartErr
             );
             Ok(())
         }
-        TerminalReply::Failed { error } => Err(StartError::Io(error)),
-        _ => Err(StartError::Io("unexpected answer from the bank".into())),
+        TerminalReply::Failed { error } => Err(AdminError::Refused(error).into()),
+        _ => Err(AdminError::UnexpectedAnswer.into()),
     }
 }

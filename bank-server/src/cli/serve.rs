@@ -14,15 +14,14 @@ const RESERVED_FILES: u64 = 64;
 
 /// Raises the open-file limit to the hard limit and checks that `max_connections` fits in it.
 fn check_file_limit(max_connections: u32) -> Result<(), StartError> {
-    let limit = rlimit::increase_nofile_limit(u64::MAX)
-        .map_err(|e| StartError::Io(format!("cannot read the open-file limit: {e}")))?;
+    let limit = rlimit::increase_nofile_limit(u64::MAX).map_err(StartError::FileLimitUnreadable)?;
     let needed = u64::from(max_connections) + RESERVED_FILES;
     if needed > limit {
-        return Err(StartError::Io(format!(
-            "--max-connections {max_connections} needs an open-file limit of at least {needed}, \
-             but this process may open only {limit} files (ulimit -n); lower --max-connections \
-             or raise the limit"
-        )));
+        return Err(StartError::FileLimit {
+            max_connections,
+            needed,
+            limit,
+        });
     }
     Ok(())
 }
@@ -49,20 +48,19 @@ fn config(opts: &Opts) -> Config {
 }
 
 pub(crate) fn serve(opts: &Opts) -> Result<(), StartError> {
-    let io = |e: std::io::Error| StartError::Io(e.to_string());
-    let runtime = bank_server::process::runtime().map_err(io)?;
+    let runtime = bank_server::process::runtime().map_err(StartError::Runtime)?;
     runtime.block_on(async {
         // Register the handlers before anything else so an early signal is not lost.
-        let shutdown = bank_server::process::shutdown_signals().map_err(io)?;
+        let shutdown = bank_server::process::shutdown_signals().map_err(StartError::Runtime)?;
         check_file_limit(opts.max_connections)?;
         let config = config(opts);
         let bank = tokio::task::spawn_blocking(move || bank_server::open(config))
             .await
-            .map_err(|e| StartError::Io(e.to_string()))??;
-        let listener = tokio::net::TcpListener::bind(SocketAddr::new(opts.bind, opts.port))
-            .await
-            .map_err(|e| StartError::Io(format!("cannot listen on {}:{}: {e}", opts.bind, opts.port)))?;
-        let addr = listener.local_addr().map_err(io)?;
+            .map_err(StartError::Task)??;
+        let addr = SocketAddr::new(opts.bind, opts.port);
+        let listen = |source| StartError::Listen { addr, source };
+        let listener = tokio::net::TcpListener::bind(addr).await.map_err(listen)?;
+        let addr = listener.local_addr().map_err(listen)?;
         eprintln!("bank-server: serving on http://{addr}/ (web ATM); native ATMs connect to ws://{addr}/ws");
         bank_server::serve(listener, bank, shutdown)
             .await

@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 
-use bank_server::admin::{self, TerminalOp, TerminalReply};
+use bank_server::admin::{self, AdminError, TerminalOp, TerminalReply};
 use bank_server::ledger::TerminalRecord;
 use bank_server::terminals::{auth_file_text, enrollment_link, write_new_secret_file};
 use bank_server::StartError;
@@ -19,7 +19,7 @@ pub(crate) fn terminal(opts: &Opts, cmd: TerminalCommand) -> Result<(), StartErr
     };
     let reply = admin::terminal_op(&opts.data_dir, &checkpoint_file(opts), &storage(opts), op)?;
     match (cmd, reply) {
-        (_, TerminalReply::Failed { error }) => return Err(StartError::Io(error)),
+        (_, TerminalReply::Failed { error }) => return Err(AdminError::Refused(error).into()),
         (
             TerminalCommand::Add {
                 name,
@@ -31,11 +31,9 @@ pub(crate) fn terminal(opts: &Opts, cmd: TerminalCommand) -> Result<(), StartErr
         ) => {
             let psk = zeroize::Zeroizing::new(psk);
             let terminal = TerminalRecord {
-                id: TerminalId::new(terminal_id)
-                    .ok_or_else(|| StartError::Io("bad terminal id".into()))?,
+                id: TerminalId::new(terminal_id).ok_or(AdminError::BadAnswerTerminalId)?,
                 name,
-                psk: Psk::from_hex(&psk)
-                    .ok_or_else(|| StartError::Io("bad terminal key".into()))?,
+                psk: Psk::from_hex(&psk).ok_or(AdminError::BadAnswerTerminalKey)?,
                 revoked: false,
                 created_ms: 0,
                 role: TerminalRole::Atm,
@@ -48,8 +46,12 @@ pub(crate) fn terminal(opts: &Opts, cmd: TerminalCommand) -> Result<(), StartErr
                     "Open this link once in the browser that will be the ATM; it keeps the key."
                 );
             } else if let Some(path) = out {
-                write_new_secret_file(&path, &auth_file_text(&terminal))
-                    .map_err(|e| StartError::Io(format!("{}: {e}", path.display())))?;
+                write_new_secret_file(&path, &auth_file_text(&terminal)).map_err(|source| {
+                    StartError::File {
+                        path: path.clone(),
+                        source,
+                    }
+                })?;
                 println!("{}", terminal.id);
             } else {
                 print!("{}", auth_file_text(&terminal).as_str());
@@ -66,7 +68,7 @@ pub(crate) fn terminal(opts: &Opts, cmd: TerminalCommand) -> Result<(), StartErr
             }
         }
         (TerminalCommand::Revoke { id }, TerminalReply::Revoked) => println!("revoked {id}"),
-        _ => return Err(StartError::Io("unexpected answer from the bank".into())),
+        _ => return Err(AdminError::UnexpectedAnswer.into()),
     }
     Ok(())
 }
