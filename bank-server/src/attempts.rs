@@ -22,6 +22,8 @@ use crate::throttle::Backoff;
 pub(crate) struct Key {
     pub(crate) name: String,
     pub(crate) policy: Backoff,
+    /// The audit action recorded when this key's failures start a wait.
+    pub(crate) lock_action: &'static str,
 }
 
 /// What an attempt's credential check found.

@@ -241,5 +241,29 @@ async fn open_card_account_retries_follow_the_spec() {
         Response::Welcome { .. }
     ));
     assert_eq!(balance(&mut bob).await, 100_000);
+    // Each refusal is audited with the name asked for, the amount and the reason.
+    let recent = bank.bank.ledger().recent_audit(256).unwrap();
+    let declined: Vec<(Option<String>, Option<u64>, Option<String>)> = recent
+        .entries
+        .iter()
+        .rev()
+        .filter(|(_, e)| e.action == "open_account_declined")
+        .map(|(_, e)| (e.user.clone(), e.amount_cents, e.detail.clone()))
+        .collect();
+    let bob = || Some("bob".to_owned());
+    assert_eq!(
+        declined,
+        [
+            (bob(), Some(200_000), Some("tx_id_reused".into())),
+            (bob(), Some(100_000), Some("tx_id_reused".into())),
+            (bob(), Some(999), Some("tx_id_reused".into())),
+            (bob(), Some(100_000), Some("name_taken".into())),
+            (
+                Some("carol".into()),
+                Some(999),
+                Some("amount_invalid".into())
+            ),
+        ]
+    );
     bank.stop().await;
 }

@@ -259,10 +259,10 @@ async fn open_card_account(
                 match opening_retry(shared, user, initial, txid, &card).await {
                     Ok(Retry::Same(user, opening)) => (user, opening, false),
                     Ok(Retry::Different) => {
-                        return declined(
+                        return declined_opening(
                             shared,
                             ctx,
-                            "open_account",
+                            &username,
                             initial,
                             ErrorCode::TxIdReused,
                         )
@@ -272,17 +272,12 @@ async fn open_card_account(
                 }
             }
             Some(_) => {
-                return declined(shared, ctx, "open_account", initial, ErrorCode::NameTaken).await
+                return declined_opening(shared, ctx, &username, initial, ErrorCode::NameTaken)
+                    .await
             }
             None if initial < protocol::MIN_OPENING || initial > shared.config.max_amount => {
-                return declined(
-                    shared,
-                    ctx,
-                    "open_account",
-                    initial,
-                    ErrorCode::AmountInvalid,
-                )
-                .await
+                return declined_opening(shared, ctx, &username, initial, ErrorCode::AmountInvalid)
+                    .await
             }
             None => {
                 let mut event = ctx.event("open_account");
@@ -325,11 +320,12 @@ async fn open_card_account(
             balance_cents: opening,
         };
     }
-    declined(shared, ctx, "open_account", initial, ErrorCode::NameTaken).await
+    declined_opening(shared, ctx, &username, initial, ErrorCode::NameTaken).await
 }
 
 /// A money request the bank refuses: audited as `<action>_declined` with the amount and the
-/// reason code (never a secret), made durable like any entry, then answered with `code`.
+/// reason code (never a secret), made durable like any entry, then answered with `code`. An
+/// opening names the account it asked for (the session has no user yet).
 async fn declined(
     shared: &Arc<Shared>,
     ctx: &SessionCtx,
@@ -337,7 +333,32 @@ async fn declined(
     amount: Cents,
     code: ErrorCode,
 ) -> Response {
+    declined_for(shared, ctx, None, action, amount, code).await
+}
+
+/// [`declined`] for an opening of `claimed`.
+async fn declined_opening(
+    shared: &Arc<Shared>,
+    ctx: &SessionCtx,
+    claimed: &Username,
+    amount: Cents,
+    code: ErrorCode,
+) -> Response {
+    declined_for(shared, ctx, Some(claimed), "open_account", amount, code).await
+}
+
+async fn declined_for(
+    shared: &Arc<Shared>,
+    ctx: &SessionCtx,
+    claimed: Option<&Username>,
+    action: &str,
+    amount: Cents,
+    code: ErrorCode,
+) -> Response {
     let mut event = ctx.event(&format!("{action}_declined"));
+    if let Some(name) = claimed {
+        event.user = Some(name.to_string());
+    }
     event.amount_cents = Some(amount.0);
     event.detail = Some(code.as_str().to_owned());
     if let Err(e) = ledger(shared, move |l| l.audit(&event)).await {

@@ -32,10 +32,12 @@ fn login_keys(shared: &Shared, ctx: &SessionCtx, account_key: String) -> Vec<att
         attempts::Key {
             name: account_key,
             policy: shared.config.account_backoff,
+            lock_action: "account_locked",
         },
         attempts::Key {
             name: terminal_key(&ctx.terminal),
             policy: shared.config.terminal_backoff,
+            lock_action: "terminal_locked",
         },
     ]
 }
@@ -110,11 +112,7 @@ pub(super) async fn login_failed(
     let locks: Vec<AuditEvent> = keys
         .iter()
         .map(|key| {
-            let mut locked = ctx.event(if key.name.starts_with("terminal:") {
-                "terminal_locked"
-            } else {
-                "account_locked"
-            });
+            let mut locked = ctx.event(key.lock_action);
             locked.user.clone_from(&event.user);
             locked
         })
