@@ -233,6 +233,21 @@ impl PartialEq for IoFailure {
 
 impl Eq for IoFailure {}
 
+impl LedgerError {
+    /// `true` for a refusal by the bank's rules (decided before anything is written), `false`
+    /// for a failure of the store.
+    pub fn is_refusal(&self) -> bool {
+        matches!(
+            self,
+            Self::NameTaken
+                | Self::InsufficientFunds
+                | Self::LimitExceeded
+                | Self::TxIdReused
+                | Self::NotFound
+        )
+    }
+}
+
 impl fmt::Display for LedgerError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

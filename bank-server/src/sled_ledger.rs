@@ -463,7 +463,10 @@ impl SledLedger {
                 run: Box::new(move |view| {
                     let result = match f(view) {
                         Ok(value) => Ok(value),
-                        Err(ConflictableTransactionError::Abort(e)) => Err(e),
+                        // A refusal by the rules wrote nothing: it is this change's alone.
+                        Err(ConflictableTransactionError::Abort(e)) if e.is_refusal() => Err(e),
+                        // A store failure may come after this change's first writes: the
+                        // whole batch aborts, so nothing of it commits half done.
                         Err(other) => return Err(other),
                     };
                     *ran.lock().unwrap_or_else(|p| p.into_inner()) = Some(result);

@@ -443,6 +443,32 @@ fn identity_and_chain_position(open: Open) {
 }
 
 /// Failed-login state is read, updated atomically and cleared.
+/// A change whose audit entry cannot be written (here: a store with no audit log) leaves
+/// nothing behind: not the account it would have opened, not a balance. It fails as a whole,
+/// and so does the batch it was in.
+fn no_change_without_its_audit_entry(open: Open) {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = open(&dir.path().join("data"));
+    let new = NewAccount {
+        username: name("ada"),
+        full_name: FullName::new("Ada Lovelace").unwrap(),
+        password_hash: None,
+        card_sha256: Some("ab".repeat(32)),
+        opening: Some((txid(), Cents(1_000))),
+    };
+    let opened = ledger.open_account(new, NOW, &AuditEvent::new("open_account", NOW));
+    assert!(
+        matches!(opened, Err(ref e) if !e.is_refusal()),
+        "a store failure, not a refusal: {:?}",
+        opened.err()
+    );
+    assert!(
+        ledger.user(&name("ada")).unwrap().is_none(),
+        "half a change committed"
+    );
+    assert_eq!(ledger.totals(NOW, 0, 1).unwrap().accounts, 0);
+}
+
 fn throttle(open: Open) {
     let (_dir, ledger, _) = fresh(open);
     assert_eq!(
@@ -584,6 +610,11 @@ macro_rules! contract {
             #[test]
             fn identity_and_chain_position() {
                 super::identity_and_chain_position($open);
+            }
+
+            #[test]
+            fn no_change_without_its_audit_entry() {
+                super::no_change_without_its_audit_entry($open);
             }
 
             #[test]
