@@ -208,11 +208,15 @@ impl CheckpointFile {
         Ok((opened, latest))
     }
 
-    /// Makes `checkpoint` the latest, durably (one `pwrite` and one `fdatasync`).
+    /// Makes `checkpoint` the latest, durably (one `pwrite` and one `fdatasync`); one that
+    /// reaches no further than the latest is skipped (two flushes may finish out of order).
     pub fn record(&self, checkpoint: &Checkpoint) -> Result<(), CheckpointError> {
         let fail = |e| CheckpointError::Io(self.path.clone(), e);
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let (file, slot, latest) = &mut *state;
+        if checkpoint.next_seq <= latest.next_seq && checkpoint != latest {
+            return Ok(());
+        }
         file.write_all_at(&checkpoint.encode(), *slot * SLOT as u64)
             .map_err(fail)?;
         file.sync_data().map_err(fail)?;

@@ -217,8 +217,6 @@ pub enum StartError {
     Admin(admin::AdminError),
     /// The storage failed.
     Storage(String),
-    /// A first start would overwrite an existing file (auth or audit key).
-    Exists(PathBuf),
     /// Another process (the running bank) holds the database.
     InUse(String),
     /// Argon2 could not be set up.
@@ -264,11 +262,6 @@ impl fmt::Display for StartError {
             Self::Admin(e) => write!(f, "{e}"),
             Self::Storage(e) => write!(f, "storage: {e}"),
             Self::InUse(e) => f.write_str(e),
-            Self::Exists(p) => write!(
-                f,
-                "{} already exists; refusing to overwrite it",
-                p.display()
-            ),
             Self::Hash => f.write_str("invalid Argon2 parameters"),
             Self::Store(e) => write!(f, "{e}"),
             Self::Failing(e) => write!(
@@ -290,11 +283,7 @@ impl std::error::Error for StartError {
             Self::Store(e) => Some(e),
             Self::Failing(e) => Some(e),
             Self::Stopped(e) => Some(e),
-            Self::FileLimit { .. }
-            | Self::Storage(_)
-            | Self::Exists(_)
-            | Self::InUse(_)
-            | Self::Hash => None,
+            Self::FileLimit { .. } | Self::Storage(_) | Self::InUse(_) | Self::Hash => None,
         }
     }
 }

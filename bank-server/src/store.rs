@@ -310,13 +310,19 @@ pub fn open_checked(
                 created_ms: now_ms(),
                 format: FORMAT,
             };
-            ledger.adopt_identity(&identity).map_err(fail)?;
-            tracing::warn!(bank = %identity.id, "recorded an identity for a bank created before identities");
+            // Checked before anything is written: a refused start changes nothing.
             if std::fs::symlink_metadata(checkpoint_file).is_ok() {
                 return Err(StoreError::OtherBank {
                     path: checkpoint_file.to_owned(),
                 });
             }
+            if !ledger.adopt_identity(&identity).map_err(fail)? {
+                return Err(StoreError::Damaged(
+                    dir.to_owned(),
+                    "an identity appeared while it was being recorded".into(),
+                ));
+            }
+            tracing::warn!(bank = %identity.id, "recorded an identity for a bank created before identities");
             return start_checkpoints(ledger, dir, &identity, checkpoint_file, None);
         }
     };

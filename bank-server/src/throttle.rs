@@ -153,6 +153,30 @@ mod tests {
     }
 
     #[test]
+    fn the_policies_are_the_documented_ones() {
+        // README: accounts 5 free, 1 s doubling to 15 min, forgotten after a day; terminals
+        // 30 free, the same curve, forgotten after an hour.
+        assert_eq!(
+            Backoff::ACCOUNT,
+            Backoff {
+                free_failures: 5,
+                base_ms: 1_000,
+                max_ms: 900_000,
+                forget_after_ms: 86_400_000,
+            }
+        );
+        assert_eq!(
+            Backoff::TERMINAL,
+            Backoff {
+                free_failures: 30,
+                base_ms: 1_000,
+                max_ms: 900_000,
+                forget_after_ms: 3_600_000,
+            }
+        );
+    }
+
+    #[test]
     fn failures_are_forgotten_after_a_quiet_day_only() {
         let policy = Backoff::ACCOUNT;
         let mut state = ThrottleState::default();

@@ -323,11 +323,17 @@ fn a_silent_client_is_a_protocol_error() {
     let cwd = tempfile::tempdir().unwrap();
     let port = free_port();
     let bank = BankProcess::start(cwd.path(), &["-p", &port.to_string()]);
+    let connected = Instant::now();
     let _silent = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    // The BIBIFI deadline is 10 s; allow for a slow machine.
+    // The BIBIFI deadline is 10 s: reported at it, not before, and not much after.
     assert_eq!(
         bank.next_line(Duration::from_secs(20)).as_deref(),
         Some("protocol_error")
+    );
+    let took = connected.elapsed();
+    assert!(
+        (Duration::from_millis(9_500)..Duration::from_millis(12_500)).contains(&took),
+        "protocol_error after {took:?}"
     );
     assert_eq!(
         bank.stdout.lock().unwrap().as_slice(),

@@ -371,9 +371,14 @@ async fn a_full_disk_stops_the_bank_and_a_restart_keeps_every_acknowledged_depos
     let (status, body) = http_get(&bank.addr, "/healthz").await;
     assert!(status.contains("503"), "{status}");
     assert_eq!(body.trim(), "storage failing");
+    // ...and new sessions are refused with 503...
+    assert!(matches!(
+        atm_client::Connection::open(&bank.addr).await,
+        Err(atm_client::ClientError::Refused(503))
+    ));
     // ...then the bank stops by itself: the session is closed (going away), the process exits
     // 75 (EX_TEMPFAIL), saying why and where on stderr.
-    assert_close_code(client.conn(), protocol::close::GOING_AWAY).await;
+    assert_close_code(client.conn(), 1001).await;
     let (status, stderr) = bank.exited();
     eprintln!("the bank stopped with {status}:\n{stderr}");
     assert_eq!(status.code(), Some(75), "{stderr}");

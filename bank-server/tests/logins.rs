@@ -152,8 +152,8 @@ async fn the_back_off_keeps_its_cap_and_repeated_locks_are_audited() {
         [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 900, 900, 900, 900],
         "seconds each lock lasted"
     );
-    // The guesser who waits the cap out by a millisecond gets one guess, not five: after
-    // an hour the count is still there.
+    // The guesser who waits the cap out by a millisecond gets one guess, not five: the count
+    // is still there.
     now.store(lock_started + 15 * MINUTE + 1, Ordering::SeqCst);
     assert_eq!(try_guess(&mut c).await, error(ErrorCode::AuthFailed));
     assert_eq!(try_guess(&mut c).await, error(ErrorCode::Throttled));
@@ -265,5 +265,52 @@ async fn open_card_account_retries_follow_the_spec() {
             ),
         ]
     );
+    bank.stop().await;
+}
+
+/// Only failures count, and a success clears them: after 4 wrong guesses and the right card,
+/// 5 wrong guesses are free again. Failures then last a whole day: 23 h 59 min after the last
+/// one the count is still there (one guess, then a wait); a day and a millisecond after it,
+/// it is forgotten.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_right_login_clears_the_count_and_failures_last_a_day() {
+    const MINUTE: u64 = 60_000;
+    let dir = temp();
+    let now = Arc::new(AtomicU64::new(atm_client::now_ms()));
+    let mut config = config(dir.path());
+    config.clock = bank_server::Clock::manual(now.clone());
+    config.account_backoff = bank_server::Backoff::ACCOUNT;
+    config.terminal_backoff.free_failures = 1_000_000;
+    let bank = TestBank::start(config).await;
+    let card = card_account(&bank, "ada").await;
+    let guess = card_login("ada", &CardSecret::random(&mut OsRng));
+    let mut c = bank.client().await;
+    let failed = error(ErrorCode::AuthFailed);
+    let throttled = error(ErrorCode::Throttled);
+    for _ in 0..4 {
+        assert_eq!(c.call(&guess).await.unwrap(), failed);
+    }
+    let mut owner = bank.client().await;
+    assert!(matches!(
+        owner.call(&card_login("ada", &card)).await.unwrap(),
+        Response::Welcome { .. }
+    ));
+    // Cleared: 5 free failures and the 6th that starts a wait, as from scratch.
+    for _ in 0..6 {
+        assert_eq!(c.call(&guess).await.unwrap(), failed);
+    }
+    assert_eq!(c.call(&guess).await.unwrap(), throttled);
+    let last_failure = now.load(Ordering::SeqCst);
+    // Still counted 23 h 59 min later: one guess, which starts the next wait.
+    now.store(last_failure + 24 * 60 * MINUTE - MINUTE, Ordering::SeqCst);
+    assert_eq!(c.call(&guess).await.unwrap(), failed);
+    assert_eq!(c.call(&guess).await.unwrap(), throttled);
+    // Forgotten a day and a millisecond after the last failure.
+    let last_failure = now.load(Ordering::SeqCst);
+    now.store(last_failure + 24 * 60 * MINUTE + 1, Ordering::SeqCst);
+    for _ in 0..6 {
+        assert_eq!(c.call(&guess).await.unwrap(), failed);
+    }
+    assert_eq!(c.call(&guess).await.unwrap(), throttled);
     bank.stop().await;
 }

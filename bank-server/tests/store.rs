@@ -173,6 +173,10 @@ async fn damaged_or_rolled_back_stores_are_refused_never_served() {
     let good = dir.path().join("good");
     copy_dir(&paths.data, &good);
 
+    let beside = (
+        std::fs::read(&paths.auth).unwrap(),
+        std::fs::read(&paths.key).unwrap(),
+    );
     let mut refused = Vec::new();
     for variant in [
         "an older copy",
@@ -207,8 +211,18 @@ async fn damaged_or_rolled_back_stores_are_refused_never_served() {
                 assert_eq!(audit_verify(&paths).0, Some(0), "{variant}");
             }
         }
-        // Nothing was created beside the store.
-        assert!(!dir.path().join("data").join("bank.auth").exists());
+        // The files beside the store are untouched: a refusal writes nothing, and a served
+        // store is not a new bank.
+        assert_eq!(
+            std::fs::read(&paths.auth).unwrap(),
+            beside.0,
+            "{variant}: auth file"
+        );
+        assert_eq!(
+            std::fs::read(&paths.key).unwrap(),
+            beside.1,
+            "{variant}: audit key"
+        );
     }
     eprintln!("refused: {refused:?}");
     for must in ["an older copy", "truncated by 100 bytes"] {

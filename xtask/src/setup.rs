@@ -217,7 +217,7 @@ pub(crate) fn ensure(root: &Path, purpose: Option<Purpose>) -> Result<(), String
     let tools = tools(root)?;
     let wanted = tools.iter().filter(|tool| match purpose {
         Some(p) => tool.purposes.contains(&p),
-        None => tool.purposes != BENCH,
+        None => !tool.purposes.contains(&Purpose::Bench),
     });
     for tool in wanted {
         let why = match tool.probe.check() {

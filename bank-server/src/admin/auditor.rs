@@ -30,6 +30,21 @@ pub enum AuditCheckError {
     },
 }
 
+impl AuditCheckError {
+    /// `true` when the log or the store is shown to be damaged, truncated or rolled back;
+    /// `false` when the check could not be made (a missing key or checkpoint file, a wrong
+    /// path, the bank still running), which is no verdict on the log.
+    pub fn is_broken(&self) -> bool {
+        use crate::store::StoreError;
+        match self {
+            Self::Broken(_) | Self::BehindCheckpoint { .. } => true,
+            Self::Checkpoint(e) => matches!(e, CheckpointError::Unreadable(_)),
+            Self::Store(e) => matches!(e, StoreError::Damaged(..) | StoreError::TooNew { .. }),
+            Self::Setup(_) => false,
+        }
+    }
+}
+
 impl core::fmt::Display for AuditCheckError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {

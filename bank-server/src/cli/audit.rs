@@ -19,10 +19,8 @@ pub(crate) fn audit(opts: &Opts, cmd: AuditCommand) -> ExitCode {
             .map_err(AuditCheckError::Store)?;
         let key = admin::read_audit_key(&opts.audit_key_file)?;
         let events = admin::verify_audit(&*ledger, &key)?;
-        let checkpoint = match bank_server::store::read_checkpoint(&checkpoint_file) {
-            Ok(checkpoint) => checkpoint,
-            Err(e) => return Err(AuditCheckError::Checkpoint(e)),
-        };
+        let checkpoint = bank_server::store::read_checkpoint(&checkpoint_file)
+            .map_err(AuditCheckError::Checkpoint)?;
         admin::verify_checkpoint(&*ledger, &key, events.len() as u64, &checkpoint)?;
         Ok((events, checkpoint))
     })
@@ -47,13 +45,14 @@ pub(crate) fn audit(opts: &Opts, cmd: AuditCommand) -> ExitCode {
             );
             ExitCode::SUCCESS
         }
-        Err(AuditCheckError::Setup(e)) => {
-            eprintln!("bank-server: {e}");
-            ExitCode::from(2)
-        }
-        Err(e) => {
+        Err(e) if e.is_broken() => {
             eprintln!("audit log BROKEN: {e}");
             ExitCode::FAILURE
+        }
+        // No verdict: the check could not be made (missing file, wrong path, bank running).
+        Err(e) => {
+            eprintln!("bank-server: {e}");
+            ExitCode::from(2)
         }
     }
 }
