@@ -6,7 +6,7 @@
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use futures_util::future::BoxFuture;
@@ -259,6 +259,9 @@ pub struct SledLedger {
     recent: Mutex<VecDeque<(u64, AuditEvent)>>,
     /// Committed revocations since opening (see [`Ledger::revocations`]).
     revocations: AtomicU64,
+    /// The totals were counted at open (a store from before they were kept) and are not yet
+    /// stored: the next commit stores them whole.
+    totals_unsaved: AtomicBool,
     /// Changes waiting for the writer lock; its holder commits them all (see `tx`).
     queue: Mutex<Vec<Job>>,
     /// Serialises writers: transactions never conflict, so none is retried.
@@ -377,6 +380,7 @@ impl SledLedger {
             hook,
             db,
             revocations: AtomicU64::new(0),
+            totals_unsaved: AtomicBool::new(false),
             queue: Mutex::new(Vec::new()),
             writer: Mutex::new(()),
         };
@@ -409,20 +413,12 @@ impl SledLedger {
                     .collect::<Result<Vec<_>, LedgerError>>()?;
                 Tally::restore(record.accounts, cents, minutes)
             }
+            // A store written before the totals were kept: counted once, in memory; the whole
+            // count is stored with the first commit, so opening writes nothing (the auditor's
+            // tool, a refused start).
             None => {
-                let tally = self.count_existing()?;
-                let stored = tally.stored();
-                use sled::Transactional;
-                (&self.meta, &self.minutes)
-                    .transaction(|(meta, minutes)| {
-                        write_totals(meta, minutes, &stored)?;
-                        Ok::<_, ConflictableTransactionError<LedgerError>>(())
-                    })
-                    .map_err(|e| match e {
-                        TransactionError::Abort(e) => e,
-                        TransactionError::Storage(e) => sled_failure("storing the totals", e),
-                    })?;
-                tally
+                self.totals_unsaved.store(true, Ordering::SeqCst);
+                self.count_existing()?
             }
         };
         *self.tally.lock().unwrap_or_else(|p| p.into_inner()) = tally;
@@ -524,12 +520,17 @@ impl SledLedger {
                 // record rewritten and one key per minute touched (a minute older than a day
                 // deleted when a new minute starts).
                 let pending = pending.borrow();
-                if pending.tally != Delta::default() {
-                    let stored = self
-                        .tally
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .stored_after(&pending.tally);
+                let unsaved = self.totals_unsaved.load(Ordering::SeqCst);
+                if pending.tally != Delta::default() || unsaved {
+                    let tally = self.tally.lock().unwrap_or_else(|p| p.into_inner());
+                    let stored = if unsaved {
+                        let mut after = tally.clone();
+                        after.apply(&pending.tally);
+                        after.stored()
+                    } else {
+                        tally.stored_after(&pending.tally)
+                    };
+                    drop(tally);
                     write_totals(meta, minutes, &stored)?;
                 }
                 Ok(())
@@ -537,6 +538,7 @@ impl SledLedger {
         );
         match result {
             Ok(()) => {
+                self.totals_unsaved.store(false, Ordering::SeqCst);
                 let pending = pending.into_inner();
                 self.tally
                     .lock()
