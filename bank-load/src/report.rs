@@ -645,7 +645,7 @@ fn endurance_sections(w: &mut String, results: &MatrixResults) {
                     RSS_GROWTH_LIMIT * 100.0,
                     verdict(growth <= RSS_GROWTH_LIMIT),
                     mib(peak),
-                    verdict(peak < RSS_LIMIT_KIB)
+                    verdict(peak > 0 && peak < RSS_LIMIT_KIB)
                 );
                 if let Some((bytes, alloc)) = endurance::bytes_per_tx(a, b) {
                     let _ = writeln!(
