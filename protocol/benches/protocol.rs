@@ -2,7 +2,7 @@
 //! password hashing). Numbers go in docs/PERFORMANCE.md and the issue notes.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use protocol::{client, server, Cents, Config, Psk, Request, TerminalId, TxId};
+use protocol::{client, server, BankId, BankKey, Cents, Config, Psk, Request, TerminalId, TxId};
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use std::hint::black_box;
@@ -15,9 +15,10 @@ fn handshake(
     psk: &Psk,
     id: &TerminalId,
 ) -> (protocol::ClientSession, protocol::BankSession) {
-    let (atm, hello) = client::start(config, id.clone(), psk, rng, NOW).unwrap();
+    let bank_key = BankKey::from_secret(BankId::new("bank-0001").unwrap(), [0x24; 32]);
+    let (atm, hello) = client::start(config, id.clone(), psk, &bank_key.pin(), rng, NOW).unwrap();
     let received = server::read_client_hello(config, hello.as_bytes(), NOW).unwrap();
-    let (bank, sh) = received.respond(Some(psk), rng, NOW).unwrap();
+    let (bank, sh) = received.respond(Some(psk), &bank_key, rng, NOW).unwrap();
     let (atm, cf) = atm.read_server_hello(sh.as_bytes(), NOW).unwrap();
     (atm, bank.read_client_finished(cf.as_bytes()).unwrap())
 }

@@ -1,5 +1,6 @@
 //! The auth file both ends must agree on: the bank writes it, native ATMs read it. One JSON
-//! line, `{"terminal_id":"t-...","psk":"<64 lowercase hex>"}`, and a newline.
+//! line, `{"terminal_id":"t-...","psk":"<64 lowercase hex>","bank":"<bank id>:<64 hex>"}`,
+//! and a newline. `bank` is the bank's pinned identity (protocol v2, [`BankPin::to_text`]).
 //!
 //! Text only, no IO: the bank writes [`AuthFile::to_text`] to a new 0600 file, the atm reads a
 //! file and passes its text to [`AuthFile::parse`].
@@ -9,7 +10,7 @@ use core::fmt;
 use serde::Deserialize;
 use zeroize::Zeroizing;
 
-use crate::{Psk, TerminalId};
+use crate::{BankPin, Psk, TerminalId};
 
 /// A terminal's credentials as the auth file holds them. No `Debug`: it holds the key.
 #[derive(Clone)]
@@ -18,17 +19,23 @@ pub struct AuthFile {
     pub terminal_id: TerminalId,
     /// The terminal's pre-shared key.
     pub psk: Psk,
+    /// The bank's identity, pinned: only the holder of its private key passes the handshake.
+    pub bank: BankPin,
 }
 
 /// Why a text is not an auth file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuthFileError {
-    /// Not one JSON object with exactly the two string fields `terminal_id` and `psk`.
+    /// Not one JSON object with exactly the three string fields `terminal_id`, `psk`, `bank`.
     Malformed,
+    /// A file of protocol v1: no `bank` field. The terminal must be enrolled again.
+    NoBankKey,
     /// `terminal_id` is not a terminal id.
     BadTerminalId,
     /// `psk` is not 64 hex characters.
     BadKey,
+    /// `bank` is not `<bank id>:<64 hex>` of a usable public key.
+    BadBankKey,
 }
 
 impl fmt::Display for AuthFileError {
@@ -37,6 +44,10 @@ impl fmt::Display for AuthFileError {
             Self::Malformed => "not an auth file",
             Self::BadTerminalId => "the auth file's terminal id is not valid",
             Self::BadKey => "the auth file's key is not 64 hex characters",
+            Self::NoBankKey => {
+                "the auth file has no bank key (it was made for protocol v1): enroll this terminal again"
+            }
+            Self::BadBankKey => "the auth file's bank key is not valid",
         })
     }
 }
@@ -48,19 +59,23 @@ impl std::error::Error for AuthFileError {}
 struct AuthFileJson {
     terminal_id: String,
     psk: String,
+    bank: Option<String>,
 }
 
-/// `{"terminal_id":"<id>","psk":"<64 hex>"}` without a newline (the console shows this line).
-/// Contains the key.
-pub fn line(terminal: &TerminalId, psk: &Psk) -> Zeroizing<String> {
+/// `{"terminal_id":"<id>","psk":"<64 hex>","bank":"<bank id>:<64 hex>"}` without a newline
+/// (the console shows this line). Contains the key.
+pub fn line(terminal: &TerminalId, psk: &Psk, bank: &BankPin) -> Zeroizing<String> {
+    let bank = bank.to_text();
     // Sized up front so the key is never left behind in a reallocated buffer.
     let mut text = Zeroizing::new(String::with_capacity(
-        40 + TerminalId::MAX_LEN + 2 * psk.expose().len(),
+        60 + TerminalId::MAX_LEN + 2 * psk.expose().len() + bank.len(),
     ));
     text.push_str("{\"terminal_id\":\"");
     text.push_str(terminal.as_str());
     text.push_str("\",\"psk\":\"");
     text.push_str(&psk.to_hex());
+    text.push_str("\",\"bank\":\"");
+    text.push_str(&bank);
     text.push_str("\"}");
     text
 }
@@ -82,12 +97,14 @@ impl AuthFile {
         Ok(Self {
             terminal_id: TerminalId::new(json.terminal_id).ok_or(AuthFileError::BadTerminalId)?,
             psk: Psk::from_hex(&psk_hex).ok_or(AuthFileError::BadKey)?,
+            bank: BankPin::parse(&json.bank.ok_or(AuthFileError::NoBankKey)?)
+                .ok_or(AuthFileError::BadBankKey)?,
         })
     }
 
     /// The file's text: [`line`] and a newline. Contains the key.
     pub fn to_text(&self) -> Zeroizing<String> {
-        let mut text = line(&self.terminal_id, &self.psk);
+        let mut text = line(&self.terminal_id, &self.psk, &self.bank);
         text.push('\n');
         text
     }
@@ -96,32 +113,44 @@ impl AuthFile {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{BankId, BankKey};
 
     const ZEROS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+    fn pin() -> BankPin {
+        BankKey::from_secret(BankId::new("b-1").unwrap(), [3; 32]).pin()
+    }
 
     #[test]
     fn the_text_is_byte_exact_and_round_trips() {
         let auth = AuthFile {
             terminal_id: TerminalId::new("t-0123456789ab").unwrap(),
             psk: Psk::from_bytes([7; 32]),
+            bank: pin(),
         };
         let text = auth.to_text();
         let want = format!(
-            "{{\"terminal_id\":\"t-0123456789ab\",\"psk\":\"{}\"}}\n",
-            "07".repeat(32)
+            "{{\"terminal_id\":\"t-0123456789ab\",\"psk\":\"{}\",\"bank\":\"b-1:{}\"}}\n",
+            "07".repeat(32),
+            pin().public_hex()
         );
         assert_eq!(text.as_str(), want);
-        assert_eq!(line(&auth.terminal_id, &auth.psk).as_str(), want.trim_end());
+        assert_eq!(
+            line(&auth.terminal_id, &auth.psk, &auth.bank).as_str(),
+            want.trim_end()
+        );
         let back = AuthFile::parse(&text).unwrap();
         assert_eq!(back.terminal_id, auth.terminal_id);
         assert!(back.psk == auth.psk);
+        assert!(back.bank == auth.bank);
         // Whitespace around the object is ignored.
         assert!(AuthFile::parse(&format!("  {}\r\n\n", text.trim_end())).is_ok());
     }
 
     #[test]
     fn anything_else_is_refused_with_its_reason() {
-        let t1 = |psk: &str| format!(r#"{{"terminal_id":"t-1","psk":"{psk}"}}"#);
+        let bank = pin().to_text();
+        let t1 = |psk: &str| format!(r#"{{"terminal_id":"t-1","psk":"{psk}","bank":"{bank}"}}"#);
         assert_eq!(
             AuthFile::parse(&t1("00")).err(),
             Some(AuthFileError::BadKey)
@@ -131,17 +160,42 @@ mod tests {
             Some(AuthFileError::BadKey)
         );
         assert_eq!(
-            AuthFile::parse(&format!(r#"{{"terminal_id":"bad id","psk":"{ZEROS}"}}"#)).err(),
+            AuthFile::parse(&format!(
+                r#"{{"terminal_id":"bad id","psk":"{ZEROS}","bank":"{bank}"}}"#
+            ))
+            .err(),
             Some(AuthFileError::BadTerminalId)
         );
+        // A protocol v1 file says so.
+        assert_eq!(
+            AuthFile::parse(&format!(r#"{{"terminal_id":"t-1","psk":"{ZEROS}"}}"#)).err(),
+            Some(AuthFileError::NoBankKey)
+        );
+        for bad_bank in [
+            String::new(),
+            ZEROS.to_owned(),
+            format!("b-1:{ZEROS}"),
+            bank.to_uppercase(),
+            format!("{bank} "),
+        ] {
+            assert_eq!(
+                AuthFile::parse(&format!(
+                    r#"{{"terminal_id":"t-1","psk":"{ZEROS}","bank":"{bad_bank}"}}"#
+                ))
+                .err(),
+                Some(AuthFileError::BadBankKey),
+                "{bad_bank}"
+            );
+        }
         for bad in [
             String::new(),
             "{}".into(),
             "null".into(),
-            format!(r#"{{"terminal_id":"t-1","psk":"{ZEROS}","x":1}}"#),
-            format!(r#"["t-1","{ZEROS}"]"#),
+            format!(r#"{{"terminal_id":"t-1","psk":"{ZEROS}","bank":"{bank}","x":1}}"#),
+            format!(r#"["t-1","{ZEROS}","{bank}"]"#),
             r#"{"terminal_id":"t-1"}"#.into(),
-            format!(r#"{{"terminal_id":1,"psk":"{ZEROS}"}}"#),
+            format!(r#"{{"terminal_id":1,"psk":"{ZEROS}","bank":"{bank}"}}"#),
+            format!(r#"{{"terminal_id":"t-1","psk":"{ZEROS}","bank":7}}"#),
             format!(r#"{{"account":"bob","card":"{ZEROS}"}}"#),
             t1(ZEROS)[..20].to_owned(),
         ] {

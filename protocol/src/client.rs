@@ -1,18 +1,23 @@
 //! The ATM side of the handshake, as states that consume `self`: start, then read ServerHello.
+//! The bank must prove it holds the private key of the pinned [`BankPin`].
 
 use x25519_dalek::{PublicKey, StaticSecret};
 
 use crate::error::HandshakeFault;
-use crate::schedule::{ClientHelloFields, Keys, ServerHelloFields};
+use crate::schedule::{ClientHelloFields, Keys, ServerHelloFields, Shared};
 use crate::wire::Handshake;
-use crate::{fresh, hexfmt, ClientSession, Config, Error, Psk, Rng, TerminalId, PROTOCOL_VERSION};
+use crate::{
+    fresh, hexfmt, BankPin, ClientSession, Config, Error, Psk, Rng, TerminalId, PROTOCOL_VERSION,
+};
 
 /// Begins a handshake: draws the client nonce (32 bytes) then the X25519 secret (32 bytes) from
-/// `rng`, and returns the state awaiting the bank's answer plus the ClientHello to send.
+/// `rng`, and returns the state awaiting the bank's answer plus the ClientHello to send. `bank`
+/// is the bank's identity as pinned at enrollment.
 pub fn start(
     config: &Config,
     terminal: TerminalId,
     psk: &Psk,
+    bank: &BankPin,
     rng: &mut impl Rng,
     now_ms: u64,
 ) -> Result<(AwaitServerHello, String), Error> {
@@ -32,6 +37,7 @@ pub fn start(
     let state = AwaitServerHello {
         config: config.clone(),
         psk: psk.clone(),
+        bank: bank.clone(),
         secret,
         fields: ClientHelloFields {
             terminal,
@@ -48,6 +54,7 @@ pub fn start(
 pub struct AwaitServerHello {
     config: Config,
     psk: Psk,
+    bank: BankPin,
     secret: StaticSecret,
     fields: ClientHelloFields,
 }
@@ -85,8 +92,11 @@ impl AwaitServerHello {
         if !fresh(timestamp, now_ms, self.config.max_skew_ms) {
             return Err(fail(HandshakeFault::Stale));
         }
-        let shared = self.secret.diffie_hellman(&PublicKey::from(bank_share));
-        if !shared.was_contributory() {
+        let ee = self.secret.diffie_hellman(&PublicKey::from(bank_share));
+        let es = self
+            .secret
+            .diffie_hellman(&PublicKey::from(self.bank.public));
+        if !(ee.was_contributory() && es.was_contributory()) {
             return Err(fail(HandshakeFault::WeakShare));
         }
         let server = ServerHelloFields {
@@ -94,7 +104,11 @@ impl AwaitServerHello {
             bank_share,
             bank_time: timestamp,
         };
-        let keys = Keys::derive(&self.psk, &self.fields, &server, shared.as_bytes());
+        let dh = Shared {
+            ee: ee.as_bytes(),
+            es: es.as_bytes(),
+        };
+        let keys = Keys::derive(&self.psk, &self.bank, &self.fields, &server, &dh);
         if !keys.verify_server_finished(&finished) {
             return Err(fail(HandshakeFault::BadFinished));
         }

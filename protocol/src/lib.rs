@@ -1,4 +1,5 @@
-//! Sans-IO ATM <-> bank secure channel: PSK + X25519 handshake, then encrypt-then-MAC records.
+//! Sans-IO ATM <-> bank secure channel: PSK + X25519 handshake that proves the bank's pinned
+//! static key, then encrypt-then-MAC records.
 //!
 //! This crate does no IO, reads no clock and owns no randomness. The caller passes the bytes it
 //! received, the current Unix time in milliseconds and a cryptographic RNG, and gets back the
@@ -7,20 +8,23 @@
 //! `docs/PROTOCOL.md` at the repository root.
 //!
 //! ```
-//! use protocol::{client, server, Config, Psk, Request, Response, TerminalId};
+//! use protocol::{client, server, BankId, BankKey, Config, Psk, Request, Response, TerminalId};
 //! use rand_core::OsRng;
 //!
 //! let config = Config::default();
+//! // The bank's static key; terminals pin `bank_key.pin()` at enrollment.
+//! let bank_key = BankKey::random(BankId::new("bank-1").unwrap(), &mut OsRng);
+//! let pin = bank_key.pin();
 //! let psk = Psk::from_bytes([7; 32]);
 //! let terminal = TerminalId::new("atm-1").unwrap();
 //! let now = 1_700_000_000_000;
 //!
 //! // ATM: first flight.
-//! let (atm, client_hello) = client::start(&config, terminal, &psk, &mut OsRng, now).unwrap();
+//! let (atm, client_hello) = client::start(&config, terminal, &psk, &pin, &mut OsRng, now).unwrap();
 //! // Bank: look the terminal up, answer.
 //! let hello = server::read_client_hello(&config, client_hello.as_bytes(), now).unwrap();
 //! assert_eq!(hello.terminal_id().as_str(), "atm-1");
-//! let (bank, server_hello) = hello.respond(Some(&psk), &mut OsRng, now).unwrap();
+//! let (bank, server_hello) = hello.respond(Some(&psk), &bank_key, &mut OsRng, now).unwrap();
 //! // ATM: check the bank's Finished, send its own.
 //! let (mut atm, client_finished) = atm.read_server_hello(server_hello.as_bytes(), now).unwrap();
 //! let mut bank = bank.read_client_finished(client_finished.as_bytes()).unwrap();
@@ -34,6 +38,7 @@
 #![warn(missing_docs)]
 
 pub mod auth_file;
+mod bank_key;
 pub mod bibifi;
 pub mod client;
 pub mod console;
@@ -49,6 +54,7 @@ mod secret;
 pub mod server;
 mod wire;
 
+pub use bank_key::{BankId, BankKey, BankPin};
 pub use console::{TerminalName, TerminalRole};
 pub use error::{Error, HandshakeFault, RecordFault};
 pub use message::{
@@ -59,8 +65,9 @@ pub use money::Cents;
 pub use record::{BankSession, ClientSession};
 pub use secret::{Psk, TerminalId};
 
-/// The protocol version carried in both hellos. A peer speaking another version is refused.
-pub const PROTOCOL_VERSION: u8 = 1;
+/// The protocol version carried in both hellos. A peer speaking another version is refused:
+/// there is no fallback (version 1, without the bank's static key, is refused like any other).
+pub const PROTOCOL_VERSION: u8 = 2;
 
 /// Largest handshake message accepted, in bytes on the wire.
 pub const MAX_HANDSHAKE_LEN: usize = 1024;

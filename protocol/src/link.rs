@@ -1,13 +1,13 @@
 //! The enrollment links both ends must agree on: the bank prints them, the browser reads
-//! them. `<base>/#terminal=<id>&key=<64 lowercase hex>` enrolls a web ATM;
-//! `<base>/console#terminal=<id>&key=<64 lowercase hex>` the bank console. The id and key ride
-//! in the URL fragment, which browsers never send to a server.
+//! them. `<base>/#terminal=<id>&key=<64 lowercase hex>&bank=<bank id>:<64 lowercase hex>`
+//! enrolls a web ATM; the same fragment after `<base>/console` the bank console. `bank` is the
+//! bank's pinned identity (protocol v2). The fragment is never sent to a server by a browser.
 
 use core::fmt;
 
 use zeroize::Zeroizing;
 
-use crate::{Psk, TerminalId};
+use crate::{BankPin, Psk, TerminalId};
 
 /// Which page a link opens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,6 +35,8 @@ pub struct Enrollment {
     pub terminal: TerminalId,
     /// The terminal's pre-shared key.
     pub psk: Psk,
+    /// The bank's identity, pinned.
+    pub bank: BankPin,
 }
 
 /// Why a text is not an enrollment.
@@ -44,6 +46,8 @@ pub enum LinkError {
     BadTerminal,
     /// The key is missing or is not 64 lowercase hexadecimal characters.
     BadKey,
+    /// The bank key is missing or is not `<bank id>:<64 lowercase hex>` of a usable key.
+    BadBank,
     /// The text is not an enrollment link (or fragment).
     NotALink,
 }
@@ -53,6 +57,7 @@ impl fmt::Display for LinkError {
         f.write_str(match self {
             Self::BadTerminal => "invalid terminal id",
             Self::BadKey => "invalid terminal key",
+            Self::BadBank => "invalid bank key",
             Self::NotALink => "not an enrollment link",
         })
     }
@@ -62,10 +67,17 @@ impl std::error::Error for LinkError {}
 
 /// The link for `page` of the bank at `base` (like `http://127.0.0.1:8765`, a trailing `/`
 /// ignored). Contains the key.
-pub fn format(base: &str, page: LinkPage, terminal: &TerminalId, psk: &Psk) -> Zeroizing<String> {
+pub fn format(
+    base: &str,
+    page: LinkPage,
+    terminal: &TerminalId,
+    psk: &Psk,
+    bank: &BankPin,
+) -> Zeroizing<String> {
     let base = base.trim_end_matches('/');
+    let bank = bank.to_text();
     let mut link = Zeroizing::new(String::with_capacity(
-        base.len() + 32 + TerminalId::MAX_LEN + 2 * psk.expose().len(),
+        base.len() + 40 + TerminalId::MAX_LEN + 2 * psk.expose().len() + bank.len(),
     ));
     link.push_str(base);
     link.push_str(page.path());
@@ -73,6 +85,8 @@ pub fn format(base: &str, page: LinkPage, terminal: &TerminalId, psk: &Psk) -> Z
     link.push_str(terminal.as_str());
     link.push_str("&key=");
     link.push_str(&psk.to_hex());
+    link.push_str("&bank=");
+    link.push_str(&bank);
     link
 }
 
@@ -86,9 +100,10 @@ pub fn is_enrollment_fragment(fragment: &str) -> bool {
 }
 
 impl Enrollment {
-    /// From a terminal id and a key typed by hand (spaces around them ignored). The key must
-    /// be exactly 64 lowercase hex characters, as the bank prints it.
-    pub fn from_fields(terminal: &str, key: &str) -> Result<Self, LinkError> {
+    /// From a terminal id, a key and the bank key typed by hand (spaces around them ignored),
+    /// each exactly as the bank prints it: the key 64 lowercase hex characters, the bank key
+    /// `<bank id>:<64 lowercase hex>`.
+    pub fn from_fields(terminal: &str, key: &str, bank: &str) -> Result<Self, LinkError> {
         let terminal = TerminalId::new(terminal.trim()).ok_or(LinkError::BadTerminal)?;
         let key = key.trim();
         let lower_hex = key.len() == 64
@@ -99,23 +114,40 @@ impl Enrollment {
             .then(|| Psk::from_hex(key))
             .flatten()
             .ok_or(LinkError::BadKey)?;
-        Ok(Self { terminal, psk })
+        let bank = BankPin::parse(bank.trim()).ok_or(LinkError::BadBank)?;
+        Ok(Self {
+            terminal,
+            psk,
+            bank,
+        })
     }
 
-    /// From a URL fragment, with or without its `#`: exactly `terminal=<id>&key=<64 hex>`.
+    /// From a URL fragment, with or without its `#`: exactly
+    /// `terminal=<id>&key=<64 hex>&bank=<bank id>:<64 hex>`.
     pub fn from_fragment(fragment: &str) -> Result<Self, LinkError> {
         let fragment = fragment.strip_prefix('#').unwrap_or(fragment);
-        let (first, second) = fragment.split_once('&').ok_or(LinkError::NotALink)?;
-        let terminal = first.strip_prefix("terminal=").ok_or(LinkError::NotALink)?;
-        let key = second.strip_prefix("key=").ok_or(LinkError::NotALink)?;
+        let mut parts = fragment.split('&');
+        let mut field = |name: &str| {
+            parts
+                .next()
+                .and_then(|part| part.strip_prefix(name))
+                .and_then(|rest| rest.strip_prefix('='))
+                .ok_or(LinkError::NotALink)
+        };
+        let terminal = field("terminal")?;
+        let key = field("key")?;
+        let bank = field("bank")?;
+        if parts.next().is_some() {
+            return Err(LinkError::NotALink);
+        }
         if terminal.is_empty() {
             return Err(LinkError::BadTerminal);
         }
         // No trimming here: a link is machine-made and must match exactly.
-        if terminal.trim() != terminal || key.trim() != key {
+        if [terminal, key, bank].iter().any(|f| f.trim() != *f) {
             return Err(LinkError::NotALink);
         }
-        Self::from_fields(terminal, key)
+        Self::from_fields(terminal, key, bank)
     }
 
     /// From a whole link (`http://host:port/#terminal=…&key=…`, either page) or just its
@@ -132,6 +164,7 @@ impl Enrollment {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{BankId, BankKey};
 
     const KEY: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
@@ -142,16 +175,30 @@ mod tests {
         )
     }
 
+    fn pin() -> BankPin {
+        BankKey::from_secret(BankId::new("b-1").unwrap(), [3; 32]).pin()
+    }
+
+    fn bank() -> String {
+        pin().to_text()
+    }
+
     #[test]
     fn links_are_byte_exact_for_both_pages() {
         let (id, psk) = creds();
         assert_eq!(
-            format("http://127.0.0.1:8765/", LinkPage::Atm, &id, &psk).as_str(),
-            format!("http://127.0.0.1:8765/#terminal=t-0123456789ab&key={KEY}")
+            format("http://127.0.0.1:8765/", LinkPage::Atm, &id, &psk, &pin()).as_str(),
+            format!(
+                "http://127.0.0.1:8765/#terminal=t-0123456789ab&key={KEY}&bank=b-1:{}",
+                pin().public_hex()
+            )
         );
         assert_eq!(
-            format("http://bank", LinkPage::Console, &id, &psk).as_str(),
-            format!("http://bank/console#terminal=t-0123456789ab&key={KEY}")
+            format("http://bank", LinkPage::Console, &id, &psk, &pin()).as_str(),
+            format!(
+                "http://bank/console#terminal=t-0123456789ab&key={KEY}&bank={}",
+                bank()
+            )
         );
     }
 
@@ -159,46 +206,84 @@ mod tests {
     fn what_is_formatted_parses_back() {
         let (id, psk) = creds();
         for page in [LinkPage::Atm, LinkPage::Console] {
-            let link = format("https://bank.example", page, &id, &psk);
+            let link = format("https://bank.example", page, &id, &psk, &pin());
             let e = Enrollment::from_link(&link).ok().unwrap();
             assert_eq!(e.terminal, id);
             assert!(e.psk == psk);
+            assert!(e.bank == pin());
         }
-        assert!(Enrollment::from_fragment(&format!("terminal=t-1&key={KEY}")).is_ok());
-        assert!(Enrollment::from_fields(" t-1 ", &format!(" {KEY}\n")).is_ok());
+        let b = bank();
+        assert!(Enrollment::from_fragment(&format!("terminal=t-1&key={KEY}&bank={b}")).is_ok());
+        assert!(Enrollment::from_fields(" t-1 ", &format!(" {KEY}\n"), &format!(" {b} ")).is_ok());
     }
 
     #[test]
     fn anything_else_is_refused_with_its_reason() {
         let err = |text: &str| Enrollment::from_link(text).err();
+        let b = bank();
+        // A protocol v1 link (no bank key) is not a link any more.
+        assert_eq!(
+            err(&format!("#terminal=t-1&key={KEY}")),
+            Some(LinkError::NotALink)
+        );
+        assert_eq!(
+            err(&format!("#terminal=t-1&key={KEY}&bank={b}&x=1")),
+            Some(LinkError::NotALink)
+        );
+        assert_eq!(
+            err(&format!("#terminal=t-1&bank={b}&key={KEY}")),
+            Some(LinkError::NotALink)
+        );
+        for bad in [
+            String::new(),
+            KEY.to_owned(),
+            format!("b-1:{}", "00".repeat(32)),
+            b.to_uppercase(),
+        ] {
+            assert_eq!(
+                err(&format!("#terminal=t-1&key={KEY}&bank={bad}")),
+                Some(LinkError::BadBank),
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            err(&format!("#terminal=t-1&key={KEY}&bank= {b}")),
+            Some(LinkError::NotALink)
+        );
         assert_eq!(err("http://127.0.0.1:8765/"), Some(LinkError::NotALink));
         assert_eq!(
-            err(&format!("#key={KEY}&terminal=t-1")),
+            err(&format!("#key={KEY}&terminal=t-1&bank={b}")),
             Some(LinkError::NotALink)
         );
         assert_eq!(
-            err(&format!("#terminal=&key={KEY}")),
+            err(&format!("#terminal=&key={KEY}&bank={b}")),
             Some(LinkError::BadTerminal)
         );
         assert_eq!(
-            err(&format!("#terminal=t 1&key={KEY}")),
+            err(&format!("#terminal=t 1&key={KEY}&bank={b}")),
             Some(LinkError::BadTerminal)
         );
         assert_eq!(
-            err(&format!("#terminal= t-1&key={KEY}")),
+            err(&format!("#terminal= t-1&key={KEY}&bank={b}")),
             Some(LinkError::NotALink)
         );
-        assert_eq!(err("#terminal=t-1&key=abc"), Some(LinkError::BadKey));
         assert_eq!(
-            err(&format!("#terminal=t-1&key={}", KEY.to_uppercase())),
+            err(&format!("#terminal=t-1&key=abc&bank={b}")),
             Some(LinkError::BadKey)
         );
         assert_eq!(
-            err(&format!("#terminal=t-1&key={KEY}0")),
+            err(&format!(
+                "#terminal=t-1&key={}&bank={b}",
+                KEY.to_uppercase()
+            )),
             Some(LinkError::BadKey)
         );
         assert_eq!(
-            Enrollment::from_fields("t-1", "").err(),
+            err(&format!("#terminal=t-1&key={KEY}0&bank={b}")),
+            Some(LinkError::BadKey)
+        );
+        assert_eq!(
+            Enrollment::from_fields("t-1", "", &b).err(),
             Some(LinkError::BadKey)
         );
     }

@@ -3,19 +3,19 @@
 use zeroize::Zeroizing;
 
 use crate::primitives::{hmac_sha256, hmac_sha256_verify, sha256, Prk};
-use crate::{Psk, TerminalId, PROTOCOL_VERSION};
+use crate::{BankPin, Psk, TerminalId, PROTOCOL_VERSION};
 
 /// Domain-separation labels (ASCII, no terminator). See docs/PROTOCOL.md, "Key schedule".
 pub(crate) mod label {
-    pub(crate) const TRANSCRIPT: &[u8] = b"atm-psk-v1 transcript";
-    pub(crate) const MASTER: &[u8] = b"atm-psk-v1 master secret";
-    pub(crate) const C2S_ENC: &[u8] = b"atm-psk-v1 c2s enc";
-    pub(crate) const C2S_MAC: &[u8] = b"atm-psk-v1 c2s mac";
-    pub(crate) const S2C_ENC: &[u8] = b"atm-psk-v1 s2c enc";
-    pub(crate) const S2C_MAC: &[u8] = b"atm-psk-v1 s2c mac";
-    pub(crate) const CLIENT_FINISHED: &[u8] = b"atm-psk-v1 client finished";
-    pub(crate) const SERVER_FINISHED: &[u8] = b"atm-psk-v1 server finished";
-    pub(crate) const RECORD: &[u8] = b"atm-psk-v1 record";
+    pub(crate) const TRANSCRIPT: &[u8] = b"atm-psk-v2 transcript";
+    pub(crate) const MASTER: &[u8] = b"atm-psk-v2 master secret";
+    pub(crate) const C2S_ENC: &[u8] = b"atm-psk-v2 c2s enc";
+    pub(crate) const C2S_MAC: &[u8] = b"atm-psk-v2 c2s mac";
+    pub(crate) const S2C_ENC: &[u8] = b"atm-psk-v2 s2c enc";
+    pub(crate) const S2C_MAC: &[u8] = b"atm-psk-v2 s2c mac";
+    pub(crate) const CLIENT_FINISHED: &[u8] = b"atm-psk-v2 client finished";
+    pub(crate) const SERVER_FINISHED: &[u8] = b"atm-psk-v2 server finished";
+    pub(crate) const RECORD: &[u8] = b"atm-psk-v2 record";
 }
 
 /// A 32-byte symmetric key. No `Debug`; zeroized on drop.
@@ -44,13 +44,23 @@ pub(crate) struct ServerHelloFields {
     pub(crate) bank_time: u64,
 }
 
-/// SHA-256 over the label and both hellos' fields in a fixed binary layout.
-pub(crate) fn transcript_hash(ch: &ClientHelloFields, sh: &ServerHelloFields) -> [u8; 32] {
+/// SHA-256 over the label, the bank's pinned identity and both hellos' fields in a fixed
+/// binary layout.
+pub(crate) fn transcript_hash(
+    bank: &BankPin,
+    ch: &ClientHelloFields,
+    sh: &ServerHelloFields,
+) -> [u8; 32] {
+    let bank_id = bank.bank_id.as_str().as_bytes();
+    let bank_id_len = [u8::try_from(bank_id.len()).expect("bank ids are at most 64 bytes")];
     let id = ch.terminal.as_str().as_bytes();
     let id_len = [u8::try_from(id.len()).expect("terminal ids are at most 64 bytes")];
     sha256(&[
         label::TRANSCRIPT,
         &[PROTOCOL_VERSION],
+        &bank_id_len,
+        bank_id,
+        &bank.public,
         &id_len,
         id,
         &ch.client_nonce,
@@ -60,6 +70,14 @@ pub(crate) fn transcript_hash(ch: &ClientHelloFields, sh: &ServerHelloFields) ->
         &sh.bank_share,
         &sh.bank_time.to_be_bytes(),
     ])
+}
+
+/// The two X25519 results a session's keys depend on.
+pub(crate) struct Shared<'a> {
+    /// Client ephemeral with bank ephemeral: forward secrecy.
+    pub(crate) ee: &'a [u8; 32],
+    /// Client ephemeral with bank static: only the holder of the bank's private key has it.
+    pub(crate) es: &'a [u8; 32],
 }
 
 /// Every key of one session, each from its own HKDF label.
@@ -75,18 +93,25 @@ pub(crate) struct Keys {
 }
 
 impl Keys {
-    /// MS = HMAC(PSK, label || client_nonce || bank_nonce || dh); PRK = HKDF-Extract(th, MS);
-    /// each key = HKDF-Expand(PRK, its label, 32).
+    /// MS = HMAC(PSK, label || client_nonce || bank_nonce || dh_ee || dh_es);
+    /// PRK = HKDF-Extract(th, MS); each key = HKDF-Expand(PRK, its label, 32).
     pub(crate) fn derive(
         psk: &Psk,
+        bank: &BankPin,
         ch: &ClientHelloFields,
         sh: &ServerHelloFields,
-        dh_shared: &[u8; 32],
+        dh: &Shared<'_>,
     ) -> Self {
-        let transcript = transcript_hash(ch, sh);
+        let transcript = transcript_hash(bank, ch, sh);
         let master = Zeroizing::new(hmac_sha256(
             psk.expose(),
-            &[label::MASTER, &ch.client_nonce, &sh.bank_nonce, dh_shared],
+            &[
+                label::MASTER,
+                &ch.client_nonce,
+                &sh.bank_nonce,
+                dh.ee,
+                dh.es,
+            ],
         ));
         let prk = Prk::extract(&transcript, master.as_ref());
         let expand = |info: &[u8]| {

@@ -1,12 +1,14 @@
 //! The bank side of the handshake, as states that consume `self`: read ClientHello, respond with
-//! the terminal's PSK (or none), then read ClientFinished.
+//! the terminal's PSK (or none) and the bank's static key, then read ClientFinished.
 
 use x25519_dalek::{PublicKey, StaticSecret};
 
 use crate::error::HandshakeFault;
-use crate::schedule::{ClientHelloFields, Keys, ServerHelloFields};
+use crate::schedule::{ClientHelloFields, Keys, ServerHelloFields, Shared};
 use crate::wire::Handshake;
-use crate::{fresh, hexfmt, BankSession, Config, Error, Psk, Rng, TerminalId, PROTOCOL_VERSION};
+use crate::{
+    fresh, hexfmt, BankKey, BankSession, Config, Error, Psk, Rng, TerminalId, PROTOCOL_VERSION,
+};
 
 /// Parses and checks a ClientHello. The caller then looks up [`ClientHelloReceived::terminal_id`]
 /// and calls [`ClientHelloReceived::respond`].
@@ -65,10 +67,12 @@ impl ClientHelloReceived {
     /// Answers with a ServerHello. Draws the bank nonce (32 bytes), the X25519 secret (32 bytes)
     /// and, when `psk` is `None` (unknown or revoked terminal), a throw-away key (32 bytes) from
     /// `rng`. An unknown terminal gets a ServerHello just like a known one and fails only at
-    /// ClientFinished, exactly like a wrong key: the ATM cannot tell the cases apart.
+    /// ClientFinished, exactly like a wrong key: the ATM cannot tell the cases apart. `bank` is
+    /// the bank's static key: the keys depend on it, so only its holder completes a handshake.
     pub fn respond(
         self,
         psk: Option<&Psk>,
+        bank: &BankKey,
         rng: &mut impl Rng,
         now_ms: u64,
     ) -> Result<(AwaitClientFinished, String), Error> {
@@ -82,8 +86,9 @@ impl ClientHelloReceived {
             Some(psk) => (psk.clone(), true),
             None => (Psk::random(rng), false),
         };
-        let shared = secret.diffie_hellman(&PublicKey::from(self.fields.client_share));
-        if !shared.was_contributory() {
+        let ee = secret.diffie_hellman(&PublicKey::from(self.fields.client_share));
+        let es = bank.agree(&self.fields.client_share);
+        if !(ee.was_contributory() && es.was_contributory()) {
             return Err(Error::HandshakeFailed(HandshakeFault::WeakShare));
         }
         let server = ServerHelloFields {
@@ -91,7 +96,11 @@ impl ClientHelloReceived {
             bank_share,
             bank_time: now_ms,
         };
-        let keys = Keys::derive(&psk, &self.fields, &server, shared.as_bytes());
+        let dh = Shared {
+            ee: ee.as_bytes(),
+            es: es.as_bytes(),
+        };
+        let keys = Keys::derive(&psk, &bank.pin(), &self.fields, &server, &dh);
         let hello = Handshake::ServerHello {
             version: PROTOCOL_VERSION,
             bank_nonce: hexfmt::encode(&bank_nonce),

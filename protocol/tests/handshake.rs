@@ -1,9 +1,12 @@
-//! Handshake tests: the happy path and every way a handshake must fail (holes 2, 4, 5, 6, 7, 9).
+//! Handshake tests: the happy path and every way a handshake must fail (holes 2, 4, 5, 6, 7, 9),
+//! and protocol v2's bank identity: only the holder of the pinned static key passes.
 
 mod common;
 
 use common::*;
-use protocol::{client, server, Config, Error, HandshakeFault, Psk, Request, TerminalId};
+use protocol::{
+    client, server, BankId, BankKey, Config, Error, HandshakeFault, Psk, Request, TerminalId,
+};
 #[cfg(target_arch = "wasm32")]
 use wasm_bindgen_test::wasm_bindgen_test as test;
 
@@ -58,6 +61,62 @@ fn clean_handshake_then_records_flow_both_ways() {
 }
 
 #[test]
+fn a_bank_with_the_terminals_psk_but_not_the_pinned_static_key_is_refused() {
+    // An impostor that stole the terminal's PSK (from the terminal, a shared auth file or the
+    // bank's data) but not the bank's private key: same id, or a key of its own.
+    let atm = terminal();
+    for fake in [
+        BankKey::from_secret(BankId::new("bank-0001").unwrap(), [0x25; 32]),
+        BankKey::from_secret(BankId::new("bank-0002").unwrap(), [0x24; 32]),
+    ] {
+        let res = handshake_as(
+            &Config::default(),
+            &atm,
+            &fake,
+            known(&atm),
+            &mut rng(11),
+            (NOW, NOW),
+            |_, _| {},
+        );
+        assert_eq!(res.err(), Some(BAD_FINISHED_AT_CLIENT));
+    }
+    // The genuine key passes.
+    assert!(handshake_as(
+        &Config::default(),
+        &atm,
+        &bank_key(),
+        known(&atm),
+        &mut rng(11),
+        (NOW, NOW),
+        |_, _| {},
+    )
+    .is_ok());
+}
+
+#[test]
+fn version_1_is_refused_both_ways_without_fallback() {
+    let set_version = |msg: &mut Vec<u8>| {
+        let mut v: serde_json::Value = serde_json::from_slice(msg).unwrap();
+        v["version"] = 1.into();
+        *msg = serde_json::to_vec(&v).unwrap();
+    };
+    let version = Error::HandshakeFailed(HandshakeFault::Version);
+    let res = run(known_default, |f, m| {
+        if f == Flight::ClientHello {
+            set_version(m)
+        }
+    });
+    assert_eq!(res, Err(Failed::BankHello(version)));
+    let res = run(known_default, |f, m| {
+        if f == Flight::ServerHello {
+            set_version(m)
+        }
+    });
+    assert_eq!(res, Err(Failed::ClientHello(version)));
+    assert_eq!(protocol::PROTOCOL_VERSION, 2);
+}
+
+#[test]
 fn wrong_psk_fails_at_the_atm_and_the_bank_sees_nothing_accepted() {
     // The bank holds another key for this terminal: the ATM refuses the bank's Finished.
     assert_eq!(
@@ -80,9 +139,12 @@ fn bank_refuses_client_finished_from_an_atm_with_the_wrong_key() {
     let atm = terminal();
     let mut r = rng(4);
     for bank_psk in [Some(Psk::from_bytes([9; 32])), None] {
-        let (state, hello) = client::start(&config, atm.id.clone(), &atm.psk, &mut r, NOW).unwrap();
+        let (state, hello) =
+            client::start(&config, atm.id.clone(), &atm.psk, &atm.pin, &mut r, NOW).unwrap();
         let received = server::read_client_hello(&config, hello.as_bytes(), NOW).unwrap();
-        let (bank, server_hello) = received.respond(bank_psk.as_ref(), &mut r, NOW).unwrap();
+        let (bank, server_hello) = received
+            .respond(bank_psk.as_ref(), &bank_key(), &mut r, NOW)
+            .unwrap();
         // The ATM's check fails; forge a ClientFinished from the ATM's own (wrong) view instead.
         assert!(state
             .read_server_hello(server_hello.as_bytes(), NOW)
@@ -213,10 +275,19 @@ fn stale_hellos_are_refused_either_way() {
     );
     // A delayed ServerHello (the ATM's clock has moved on) is refused by the ATM.
     let config2 = config.clone();
-    let (state, hello) =
-        client::start(&config2, atm.id.clone(), &atm.psk, &mut rng(6), NOW).unwrap();
+    let (state, hello) = client::start(
+        &config2,
+        atm.id.clone(),
+        &atm.psk,
+        &atm.pin,
+        &mut rng(6),
+        NOW,
+    )
+    .unwrap();
     let received = server::read_client_hello(&config2, hello.as_bytes(), NOW).unwrap();
-    let (_, sh) = received.respond(Some(&atm.psk), &mut rng(7), NOW).unwrap();
+    let (_, sh) = received
+        .respond(Some(&atm.psk), &bank_key(), &mut rng(7), NOW)
+        .unwrap();
     assert_eq!(
         state.read_server_hello(sh.as_bytes(), NOW + skew + 1).err(),
         Some(Error::HandshakeFailed(HandshakeFault::Stale))
@@ -228,13 +299,18 @@ fn replayed_client_hello_gets_fresh_keys_and_the_old_finished_fails() {
     let config = Config::default();
     let atm = terminal();
     let mut r = rng(8);
-    let (state, hello) = client::start(&config, atm.id.clone(), &atm.psk, &mut r, NOW).unwrap();
+    let (state, hello) =
+        client::start(&config, atm.id.clone(), &atm.psk, &atm.pin, &mut r, NOW).unwrap();
     let first = server::read_client_hello(&config, hello.as_bytes(), NOW).unwrap();
-    let (_, sh) = first.respond(Some(&atm.psk), &mut r, NOW).unwrap();
+    let (_, sh) = first
+        .respond(Some(&atm.psk), &bank_key(), &mut r, NOW)
+        .unwrap();
     let (_, finished) = state.read_server_hello(sh.as_bytes(), NOW).unwrap();
     // An attacker replays the same ClientHello and the recorded ClientFinished.
     let again = server::read_client_hello(&config, hello.as_bytes(), NOW + 1).unwrap();
-    let (bank, _) = again.respond(Some(&atm.psk), &mut r, NOW + 1).unwrap();
+    let (bank, _) = again
+        .respond(Some(&atm.psk), &bank_key(), &mut r, NOW + 1)
+        .unwrap();
     assert_eq!(
         bank.read_client_finished(finished.as_bytes()).err(),
         Some(Error::HandshakeFailed(HandshakeFault::BadFinished))
@@ -272,8 +348,15 @@ fn low_order_shares_are_refused() {
 #[test]
 fn malformed_hellos_are_one_generic_error() {
     let config = Config::default();
-    let (_, good) =
-        client::start(&config, terminal().id, &terminal().psk, &mut rng(9), NOW).unwrap();
+    let (_, good) = client::start(
+        &config,
+        terminal().id,
+        &terminal().psk,
+        &terminal().pin,
+        &mut rng(9),
+        NOW,
+    )
+    .unwrap();
     let good: serde_json::Value = serde_json::from_str(&good).unwrap();
     let mut cases: Vec<Vec<u8>> = vec![
         b"".to_vec(),
@@ -290,7 +373,8 @@ fn malformed_hellos_are_one_generic_error() {
     };
     variant(&|v| v["extra"] = 1.into());
     variant(&|v| v["type"] = "server_hello".into());
-    variant(&|v| v["version"] = 2.into());
+    variant(&|v| v["version"] = 1.into());
+    variant(&|v| v["version"] = 3.into());
     variant(&|v| v["version"] = 256.into());
     variant(&|v| v["timestamp"] = (-1).into());
     variant(&|v| v["timestamp"] = "1700000000000".into());
@@ -317,9 +401,12 @@ fn a_server_hello_reflected_to_the_bank_or_a_client_hello_to_the_atm_fails() {
     let config = Config::default();
     let atm = terminal();
     let mut r = rng(10);
-    let (state, hello) = client::start(&config, atm.id.clone(), &atm.psk, &mut r, NOW).unwrap();
+    let (state, hello) =
+        client::start(&config, atm.id.clone(), &atm.psk, &atm.pin, &mut r, NOW).unwrap();
     let received = server::read_client_hello(&config, hello.as_bytes(), NOW).unwrap();
-    let (bank, sh) = received.respond(Some(&atm.psk), &mut r, NOW).unwrap();
+    let (bank, sh) = received
+        .respond(Some(&atm.psk), &bank_key(), &mut r, NOW)
+        .unwrap();
     assert!(server::read_client_hello(&config, sh.as_bytes(), NOW).is_err());
     assert!(bank.read_client_finished(sh.as_bytes()).is_err());
     assert!(state.read_server_hello(hello.as_bytes(), NOW).is_err());

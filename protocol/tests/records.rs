@@ -367,11 +367,18 @@ fn records_and_hellos_written_as_arrays_are_refused() {
         r#"["client_finished","0000000000000000000000000000000000000000000000000000000000000000"]"#;
     let atm_t = terminal();
     let cfg = protocol::Config::default();
-    let (_, ch) =
-        protocol::client::start(&cfg, atm_t.id.clone(), &atm_t.psk, &mut rng(23), NOW).unwrap();
+    let (_, ch) = protocol::client::start(
+        &cfg,
+        atm_t.id.clone(),
+        &atm_t.psk,
+        &atm_t.pin,
+        &mut rng(23),
+        NOW,
+    )
+    .unwrap();
     let received = protocol::server::read_client_hello(&cfg, ch.as_bytes(), NOW).unwrap();
     let (state, _) = received
-        .respond(Some(&atm_t.psk), &mut rng(24), NOW)
+        .respond(Some(&atm_t.psk), &bank_key(), &mut rng(24), NOW)
         .unwrap();
     assert_eq!(
         state.read_client_finished(hello.as_bytes()).err(),

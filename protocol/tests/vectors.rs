@@ -1,5 +1,5 @@
 //! Known-answer tests: RFC 4231, RFC 5869, Project Wycheproof through the crate's own primitive
-//! wrappers, and the protocol's own vectors (`protocol/vectors/v1.json`), which this test also
+//! wrappers, and the protocol's own vectors (`protocol/vectors/v2.json`), which this test also
 //! rebuilds independently from the primitives, step by step as docs/PROTOCOL.md specifies.
 //! Regenerate the file with `UPDATE_VECTORS=1 cargo test -p protocol --test vectors`.
 
@@ -13,8 +13,8 @@ use protocol::primitives::{
     Prk,
 };
 use protocol::{
-    client, server, AccountNumber, BankSession, Cents, ClientSession, Config, ErrorCode, FullName,
-    Password, Psk, Request, Response, TerminalId, TxId, Username,
+    client, server, AccountNumber, BankId, BankKey, BankSession, Cents, ClientSession, Config,
+    ErrorCode, FullName, Password, Psk, Request, Response, TerminalId, TxId, Username,
 };
 use serde_json::{json, Value};
 #[cfg(target_arch = "wasm32")]
@@ -200,10 +200,12 @@ fn wycheproof_aes256_cbc_pkcs5() {
 // ---------------------------------------------------------------------------------------------
 // The protocol's own known-answer vectors.
 
-const VECTORS: &str = include_str!("../vectors/v1.json");
+const VECTORS: &str = include_str!("../vectors/v2.json");
 
 struct Inputs {
     psk: [u8; 32],
+    bank_id: &'static str,
+    bank_static: [u8; 32],
     terminal_id: &'static str,
     client_nonce: [u8; 32],
     client_secret: [u8; 32],
@@ -220,6 +222,8 @@ fn arr<const N: usize>(text: &str) -> [u8; N] {
 fn inputs() -> Inputs {
     Inputs {
         psk: core::array::from_fn(|i| i as u8),
+        bank_id: "0123456789abcdef0123456789abcdef",
+        bank_static: core::array::from_fn(|i| 0xa0 ^ i as u8),
         terminal_id: "atm-0001",
         client_nonce: core::array::from_fn(|i| 0xc0 ^ i as u8),
         // RFC 7748 section 6.1: Alice's and Bob's private keys.
@@ -297,13 +301,22 @@ fn run_implementation(inp: &Inputs) -> (String, String, String, Vec<(String, Str
     let config = Config::default();
     let psk = Psk::from_bytes(inp.psk);
     let id = TerminalId::new(inp.terminal_id).unwrap();
+    let bank_key = BankKey::from_secret(BankId::new(inp.bank_id).unwrap(), inp.bank_static);
     let mut rng = ScriptedRng::new(&[&inp.client_nonce, &inp.client_secret]);
-    let (atm, ch) = client::start(&config, id, &psk, &mut rng, inp.client_time).unwrap();
+    let (atm, ch) = client::start(
+        &config,
+        id,
+        &psk,
+        &bank_key.pin(),
+        &mut rng,
+        inp.client_time,
+    )
+    .unwrap();
     assert!(rng.is_empty(), "the client draws exactly nonce then secret");
     let received = server::read_client_hello(&config, ch.as_bytes(), inp.bank_time).unwrap();
     let mut rng = ScriptedRng::new(&[&inp.bank_nonce, &inp.bank_secret]);
     let (bank, sh) = received
-        .respond(Some(&psk), &mut rng, inp.bank_time)
+        .respond(Some(&psk), &bank_key, &mut rng, inp.bank_time)
         .unwrap();
     assert!(rng.is_empty(), "the bank draws exactly nonce then secret");
     let (mut atm, cf): (ClientSession, String) = atm
@@ -333,6 +346,17 @@ fn derive_from_spec(inp: &Inputs) -> Value {
     let bank_secret = StaticSecret::from(inp.bank_secret);
     let client_share = PublicKey::from(&client_secret).to_bytes();
     let bank_share = PublicKey::from(&bank_secret).to_bytes();
+    let bank_static_secret = StaticSecret::from(inp.bank_static);
+    let bank_static_public = PublicKey::from(&bank_static_secret).to_bytes();
+    let dh_es = client_secret
+        .diffie_hellman(&PublicKey::from(bank_static_public))
+        .to_bytes();
+    assert_eq!(
+        dh_es,
+        bank_static_secret
+            .diffie_hellman(&PublicKey::from(client_share))
+            .to_bytes()
+    );
     let dh = client_secret
         .diffie_hellman(&PublicKey::from(bank_share))
         .to_bytes();
@@ -348,8 +372,11 @@ fn derive_from_spec(inp: &Inputs) -> Value {
         "4a5d9d5ba4ce2de1728e3bf480350f25e07e21c947d19e3376f09b3c1e161742"
     );
 
-    let mut transcript = b"atm-psk-v1 transcript".to_vec();
-    transcript.push(1);
+    let mut transcript = b"atm-psk-v2 transcript".to_vec();
+    transcript.push(2);
+    transcript.push(inp.bank_id.len() as u8);
+    transcript.extend_from_slice(inp.bank_id.as_bytes());
+    transcript.extend_from_slice(&bank_static_public);
     transcript.push(inp.terminal_id.len() as u8);
     transcript.extend_from_slice(inp.terminal_id.as_bytes());
     transcript.extend_from_slice(&inp.client_nonce);
@@ -362,10 +389,11 @@ fn derive_from_spec(inp: &Inputs) -> Value {
     let ms = hmac_sha256(
         &inp.psk,
         &[
-            b"atm-psk-v1 master secret",
+            b"atm-psk-v2 master secret",
             &inp.client_nonce,
             &inp.bank_nonce,
             &dh,
+            &dh_es,
         ],
     );
     let prk_bytes = hmac_sha256(&th, &[&ms]);
@@ -376,29 +404,29 @@ fn derive_from_spec(inp: &Inputs) -> Value {
             .unwrap()
     };
     let labels = [
-        ("c2s_enc", "atm-psk-v1 c2s enc"),
-        ("c2s_mac", "atm-psk-v1 c2s mac"),
-        ("s2c_enc", "atm-psk-v1 s2c enc"),
-        ("s2c_mac", "atm-psk-v1 s2c mac"),
-        ("client_finished", "atm-psk-v1 client finished"),
-        ("server_finished", "atm-psk-v1 server finished"),
+        ("c2s_enc", "atm-psk-v2 c2s enc"),
+        ("c2s_mac", "atm-psk-v2 c2s mac"),
+        ("s2c_enc", "atm-psk-v2 s2c enc"),
+        ("s2c_mac", "atm-psk-v2 s2c mac"),
+        ("client_finished", "atm-psk-v2 client finished"),
+        ("server_finished", "atm-psk-v2 server finished"),
     ];
     let keys: serde_json::Map<String, Value> = labels
         .iter()
         .map(|(name, label)| (name.to_string(), hex::encode(key(label)).into()))
         .collect();
-    let server_finished = hmac_sha256(&key("atm-psk-v1 server finished"), &[&th]);
-    let client_finished = hmac_sha256(&key("atm-psk-v1 client finished"), &[&th]);
+    let server_finished = hmac_sha256(&key("atm-psk-v2 server finished"), &[&th]);
+    let client_finished = hmac_sha256(&key("atm-psk-v2 client finished"), &[&th]);
 
     let client_hello = format!(
-        r#"{{"type":"client_hello","version":1,"terminal_id":"{}","client_nonce":"{}","client_share":"{}","timestamp":{}}}"#,
+        r#"{{"type":"client_hello","version":2,"terminal_id":"{}","client_nonce":"{}","client_share":"{}","timestamp":{}}}"#,
         inp.terminal_id,
         hex::encode(inp.client_nonce),
         hex::encode(client_share),
         inp.client_time
     );
     let server_hello = format!(
-        r#"{{"type":"server_hello","version":1,"bank_nonce":"{}","bank_share":"{}","timestamp":{},"finished":"{}"}}"#,
+        r#"{{"type":"server_hello","version":2,"bank_nonce":"{}","bank_share":"{}","timestamp":{},"finished":"{}"}}"#,
         hex::encode(inp.bank_nonce),
         hex::encode(bank_share),
         inp.bank_time,
@@ -427,20 +455,20 @@ fn derive_from_spec(inp: &Inputs) -> Value {
                 1u8,
                 "c2s",
                 up,
-                key("atm-psk-v1 c2s enc"),
-                key("atm-psk-v1 c2s mac"),
+                key("atm-psk-v2 c2s enc"),
+                key("atm-psk-v2 c2s mac"),
             ),
             (
                 2u8,
                 "s2c",
                 down,
-                key("atm-psk-v1 s2c enc"),
-                key("atm-psk-v1 s2c mac"),
+                key("atm-psk-v2 s2c enc"),
+                key("atm-psk-v2 s2c mac"),
             ),
         ] {
             let iv = iv_for(direction, seq);
             let ct = aes256_cbc_encrypt(&enc, &iv, plaintext.as_bytes());
-            let mut mac_input = b"atm-psk-v1 record".to_vec();
+            let mut mac_input = b"atm-psk-v2 record".to_vec();
             mac_input.push(direction);
             mac_input.extend_from_slice(&seq.to_be_bytes());
             mac_input.extend_from_slice(&iv);
@@ -461,11 +489,13 @@ fn derive_from_spec(inp: &Inputs) -> Value {
     }
 
     json!({
-        "description": "Known-answer vectors for the ATM secure channel, protocol version 1. \
+        "description": "Known-answer vectors for the ATM secure channel, protocol version 2. \
             See docs/PROTOCOL.md. All byte strings are lowercase hex; *_message and wire \
             fields are the exact WebSocket text frames; records alternate c2s/s2c.",
         "inputs": {
             "psk": hex::encode(inp.psk),
+            "bank_id": inp.bank_id,
+            "bank_static_secret": hex::encode(inp.bank_static),
             "terminal_id": inp.terminal_id,
             "client_nonce": hex::encode(inp.client_nonce),
             "client_x25519_secret": hex::encode(inp.client_secret),
@@ -476,9 +506,12 @@ fn derive_from_spec(inp: &Inputs) -> Value {
             "max_skew_ms": Config::default().max_skew_ms,
         },
         "handshake": {
+            "bank_static_public": hex::encode(bank_static_public),
+            "bank_pin": format!("{}:{}", inp.bank_id, hex::encode(bank_static_public)),
             "client_share": hex::encode(client_share),
             "bank_share": hex::encode(bank_share),
-            "dh_shared_secret": hex::encode(dh),
+            "dh_ee": hex::encode(dh),
+            "dh_es": hex::encode(dh_es),
             "transcript": hex::encode(&transcript),
             "transcript_hash": hex::encode(th),
             "master_secret": hex::encode(ms),
@@ -509,14 +542,14 @@ fn protocol_vectors_match_the_file_the_spec_and_the_implementation() {
     }
     #[cfg(not(target_arch = "wasm32"))]
     if std::env::var_os("UPDATE_VECTORS").is_some() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/vectors/v1.json");
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/vectors/v2.json");
         std::fs::write(path, serde_json::to_string_pretty(&spec).unwrap() + "\n").unwrap();
         return;
     }
-    let file: Value = serde_json::from_str(VECTORS).expect("vectors/v1.json is JSON");
+    let file: Value = serde_json::from_str(VECTORS).expect("vectors/v2.json is JSON");
     assert_eq!(
         file, spec,
-        "vectors/v1.json is stale: rerun with UPDATE_VECTORS=1"
+        "vectors/v2.json is stale: rerun with UPDATE_VECTORS=1"
     );
 }
 
@@ -556,11 +589,13 @@ fn session_keys_depend_on_the_ephemeral_exchange() {
     other.bank_secret = [0x22; 32];
     let config = Config::default();
     let psk = Psk::from_bytes(other.psk);
+    let bank_key = BankKey::from_secret(BankId::new(other.bank_id).unwrap(), other.bank_static);
     let mut rng = ScriptedRng::new(&[&other.client_nonce, &other.client_secret]);
     let (_, ch) = client::start(
         &config,
         TerminalId::new(other.terminal_id).unwrap(),
         &psk,
+        &bank_key.pin(),
         &mut rng,
         other.client_time,
     )
@@ -568,7 +603,7 @@ fn session_keys_depend_on_the_ephemeral_exchange() {
     let received = server::read_client_hello(&config, ch.as_bytes(), other.bank_time).unwrap();
     let mut rng = ScriptedRng::new(&[&other.bank_nonce, &other.bank_secret]);
     let (_, sh2) = received
-        .respond(Some(&psk), &mut rng, other.bank_time)
+        .respond(Some(&psk), &bank_key, &mut rng, other.bank_time)
         .unwrap();
     let finished = |sh: &str| serde_json::from_str::<Value>(sh).unwrap()["finished"].clone();
     assert_ne!(finished(&sh1), finished(&sh2));

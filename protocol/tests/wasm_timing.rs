@@ -4,7 +4,7 @@
 #![cfg(target_arch = "wasm32")]
 #![allow(clippy::float_arithmetic)] // timings are measurements
 
-use protocol::{client, server, Cents, Config, Psk, Request, TerminalId, TxId};
+use protocol::{client, server, BankId, BankKey, Cents, Config, Psk, Request, TerminalId, TxId};
 use rand_core::OsRng;
 use wasm_bindgen_test::{console_log, wasm_bindgen_test, wasm_bindgen_test_configure};
 
@@ -26,10 +26,12 @@ fn handshake(
     psk: &Psk,
     now: u64,
 ) -> (protocol::ClientSession, protocol::BankSession) {
-    let (atm, hello) = client::start(config, id.clone(), psk, &mut OsRng, now).unwrap();
+    let bank_key = BankKey::from_secret(BankId::new("bank-0001").unwrap(), [0x24; 32]);
+    let (atm, hello) =
+        client::start(config, id.clone(), psk, &bank_key.pin(), &mut OsRng, now).unwrap();
     let (bank, reply) = server::read_client_hello(config, hello.as_bytes(), now)
         .unwrap()
-        .respond(Some(psk), &mut OsRng, now)
+        .respond(Some(psk), &bank_key, &mut OsRng, now)
         .unwrap();
     let (atm, finished) = atm.read_server_hello(reply.as_bytes(), now).unwrap();
     (atm, bank.read_client_finished(finished.as_bytes()).unwrap())

@@ -1,7 +1,10 @@
 //! Shared test harness: deterministic RNGs and an in-memory ATM <-> bank pair with a tamper hook.
 #![allow(dead_code, unreachable_pub)]
 
-use protocol::{client, server, BankSession, ClientSession, Config, Error, Psk, TerminalId};
+use protocol::{
+    client, server, BankId, BankKey, BankPin, BankSession, ClientSession, Config, Error, Psk,
+    TerminalId,
+};
 use rand_chacha::rand_core::{CryptoRng, RngCore, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 use std::collections::VecDeque;
@@ -72,21 +75,29 @@ pub enum Failed {
     BankFinished(Error),
 }
 
-/// A terminal and the key the ATM holds.
+/// A terminal, the key the ATM holds and the bank identity it pinned.
 pub struct Terminal {
     pub id: TerminalId,
     pub psk: Psk,
+    pub pin: BankPin,
+}
+
+/// The test bank's static key (what [`terminal`] pins).
+pub fn bank_key() -> BankKey {
+    BankKey::from_secret(BankId::new("bank-0001").unwrap(), [0x24; 32])
 }
 
 pub fn terminal() -> Terminal {
     Terminal {
         id: TerminalId::new("atm-0001").unwrap(),
         psk: Psk::from_bytes([0x42; 32]),
+        pin: bank_key().pin(),
     }
 }
 
-/// The in-memory harness: runs a whole handshake, passing every flight through `tamper`.
-/// `bank_keys` is the bank's terminal table lookup (`None` = unknown or revoked terminal).
+/// The in-memory harness: runs a whole handshake with the test bank ([`bank_key`]), passing
+/// every flight through `tamper`. `bank_keys` is the bank's terminal table lookup (`None` =
+/// unknown or revoked terminal).
 pub fn handshake_with(
     config: &Config,
     atm: &Terminal,
@@ -94,9 +105,31 @@ pub fn handshake_with(
     rng: &mut impl protocol::Rng,
     now_client: u64,
     now_bank: u64,
+    tamper: impl FnMut(Flight, &mut Vec<u8>),
+) -> Result<(ClientSession, BankSession), Failed> {
+    handshake_as(
+        config,
+        atm,
+        &bank_key(),
+        bank_keys,
+        rng,
+        (now_client, now_bank),
+        tamper,
+    )
+}
+
+/// [`handshake_with`] against a bank holding `bank` as its static key.
+pub fn handshake_as(
+    config: &Config,
+    atm: &Terminal,
+    bank: &BankKey,
+    bank_keys: impl Fn(&TerminalId) -> Option<Psk>,
+    rng: &mut impl protocol::Rng,
+    (now_client, now_bank): (u64, u64),
     mut tamper: impl FnMut(Flight, &mut Vec<u8>),
 ) -> Result<(ClientSession, BankSession), Failed> {
-    let (state, hello) = client::start(config, atm.id.clone(), &atm.psk, rng, now_client).unwrap();
+    let (state, hello) =
+        client::start(config, atm.id.clone(), &atm.psk, &atm.pin, rng, now_client).unwrap();
     let mut hello = hello.into_bytes();
     tamper(Flight::ClientHello, &mut hello);
 
@@ -104,7 +137,7 @@ pub fn handshake_with(
         server::read_client_hello(config, &hello, now_bank).map_err(Failed::BankHello)?;
     let psk = bank_keys(received.terminal_id());
     let (bank_state, server_hello) = received
-        .respond(psk.as_ref(), rng, now_bank)
+        .respond(psk.as_ref(), bank, rng, now_bank)
         .map_err(Failed::BankHello)?;
     let mut server_hello = server_hello.into_bytes();
     tamper(Flight::ServerHello, &mut server_hello);
@@ -143,7 +176,7 @@ pub fn established(rng: &mut impl protocol::Rng) -> (ClientSession, BankSession)
 
 /// The vectors file, parsed.
 pub fn vectors() -> serde_json::Value {
-    serde_json::from_str(include_str!("../../vectors/v1.json")).unwrap()
+    serde_json::from_str(include_str!("../../vectors/v2.json")).unwrap()
 }
 
 fn vhex(v: &serde_json::Value) -> Vec<u8> {
@@ -157,15 +190,19 @@ pub fn vector_pair() -> (ClientSession, BankSession) {
     let config = Config::default();
     let psk = Psk::from_bytes(vhex(&i["psk"]).try_into().unwrap());
     let id = TerminalId::new(i["terminal_id"].as_str().unwrap()).unwrap();
+    let bank_key = BankKey::from_secret(
+        BankId::new(i["bank_id"].as_str().unwrap()).unwrap(),
+        vhex(&i["bank_static_secret"]).try_into().unwrap(),
+    );
     let (ct, bt) = (
         i["client_timestamp"].as_u64().unwrap(),
         i["bank_timestamp"].as_u64().unwrap(),
     );
     let mut r = ScriptedRng::new(&[&vhex(&i["client_nonce"]), &vhex(&i["client_x25519_secret"])]);
-    let (atm, ch) = client::start(&config, id, &psk, &mut r, ct).unwrap();
+    let (atm, ch) = client::start(&config, id, &psk, &bank_key.pin(), &mut r, ct).unwrap();
     let hello = server::read_client_hello(&config, ch.as_bytes(), bt).unwrap();
     let mut r = ScriptedRng::new(&[&vhex(&i["bank_nonce"]), &vhex(&i["bank_x25519_secret"])]);
-    let (bank, sh) = hello.respond(Some(&psk), &mut r, bt).unwrap();
+    let (bank, sh) = hello.respond(Some(&psk), &bank_key, &mut r, bt).unwrap();
     let (atm, cf) = atm.read_server_hello(sh.as_bytes(), ct).unwrap();
     (atm, bank.read_client_finished(cf.as_bytes()).unwrap())
 }
@@ -183,7 +220,7 @@ pub fn forge(direction: &str, seq: u64, plaintext: &[u8]) -> String {
     let ct = aes256_cbc_encrypt(&enc, &iv, plaintext);
     let mac = hmac_sha256(
         &mac_key,
-        &[b"atm-psk-v1 record", &[dir], &seq.to_be_bytes(), &iv, &ct],
+        &[b"atm-psk-v2 record", &[dir], &seq.to_be_bytes(), &iv, &ct],
     );
     format!(
         r#"{{"seq":{seq},"iv":"{}","ciphertext":"{}","mac":"{}"}}"#,
