@@ -33,7 +33,7 @@ fn read_small(name: &str) -> Result<Zeroizing<String>, BadFile> {
     Ok(text)
 }
 
-/// Loads the bank's auth file (`{"terminal_id":..,"psk":..}`).
+/// Loads the bank's auth file (`{"terminal_id":..,"psk":..,"bank":..}`, [`protocol::auth_file`]).
 pub fn load_auth(name: &str) -> Result<AuthFile, BadFile> {
     AuthFile::parse(&read_small(name)?).map_err(|_| BadFile)
 }
@@ -137,7 +137,12 @@ mod tests {
 
     #[test]
     fn other_files_are_not_cards_and_cards_are_not_auth_files() {
-        let auth = r#"{"terminal_id":"t-1","psk":"0000000000000000000000000000000000000000000000000000000000000000"}"#;
+        let pin = protocol::BankKey::from_secret(protocol::BankId::new("b1").unwrap(), [5; 32]);
+        let auth = &format!(
+            r#"{{"terminal_id":"t-1","psk":"{}","bank":"{}"}}"#,
+            "00".repeat(32),
+            pin.pin().to_text()
+        );
         assert!(Card::parse(auth).is_err());
         assert!(AuthFile::parse(auth).is_ok());
         let c = card("bob").to_text();

@@ -113,7 +113,7 @@ async fn session(
     secret: &CardSecret,
 ) -> Result<Client, Failure> {
     let addr = SocketAddrV4::new(inv.ip, inv.port).to_string();
-    let mut client = Client::connect(&addr, &auth.terminal_id, &auth.psk).await?;
+    let mut client = Client::connect(&addr, auth).await?;
     if let Mode::New(_) = inv.mode {
         return Ok(client);
     }

@@ -325,13 +325,9 @@ async fn card_client(env: &Env, account: &str) -> Client {
     let auth = load_auth_file(env.path("bank.auth")).unwrap();
     let card =
         atm_cli::files::Card::load(env.path(&format!("{account}.card")).to_str().unwrap()).unwrap();
-    let mut client = Client::connect(
-        &format!("127.0.0.1:{}", env.port),
-        &auth.terminal_id,
-        &auth.psk,
-    )
-    .await
-    .unwrap();
+    let mut client = Client::connect(&format!("127.0.0.1:{}", env.port), &auth)
+        .await
+        .unwrap();
     let reply = client
         .call(&Request::CardLogin {
             username: card.account,
@@ -472,11 +468,13 @@ async fn a_wrong_terminal_key_fails_the_handshake_with_63() {
     let wrong_key = AuthFile {
         terminal_id: auth.terminal_id.clone(),
         psk: protocol::Psk::random(&mut OsRng),
+        bank: auth.bank.clone(),
     };
     std::fs::write(env.path("wrong.auth"), wrong_key.to_text().as_bytes()).unwrap();
     let unknown = AuthFile {
         terminal_id: protocol::TerminalId::new("t-unknown").unwrap(),
         psk: auth.psk.clone(),
+        bank: auth.bank.clone(),
     };
     std::fs::write(env.path("unknown.auth"), unknown.to_text().as_bytes()).unwrap();
     let before = snapshot(env.dir());
@@ -491,6 +489,76 @@ async fn a_wrong_terminal_key_fails_the_handshake_with_63() {
     assert_eq!(env.balance("bob").await, line("bob", "balance", "100"));
     env.fails(255, &["-a", "carol", "-g", "-c", "bob.card"])
         .await;
+    env.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fake_bank_holding_the_terminal_key_but_not_the_bank_key_is_63() {
+    use futures_util::{SinkExt as _, StreamExt as _};
+    let env = Env::start().await;
+    env.open("bob", "100.00").await;
+    // An impostor that stole bank.auth (the terminal's key) and answers on its own port with a
+    // static key of its own: it completes its side of the handshake as the bank would, and
+    // counts the records it receives (the ATM must never send one).
+    let auth = load_auth_file(env.path("bank.auth")).unwrap();
+    let fake = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let fake_port = fake.local_addr().unwrap().port().to_string();
+    let records = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = records.clone();
+    let (stolen_id, stolen_psk) = (auth.terminal_id.clone(), auth.psk.clone());
+    tokio::spawn(async move {
+        let fake_key = protocol::BankKey::random(
+            protocol::BankId::new(auth.bank.bank_id.as_str()).unwrap(),
+            &mut OsRng,
+        );
+        while let Ok((s, _)) = fake.accept().await {
+            let (id, psk, key, seen) = (
+                stolen_id.clone(),
+                stolen_psk.clone(),
+                fake_key.clone(),
+                seen.clone(),
+            );
+            tokio::spawn(async move {
+                let Ok(mut ws) = tokio_tungstenite::accept_async(s).await else {
+                    return;
+                };
+                let now = atm_client::now_ms;
+                let config = protocol::Config::default();
+                let Some(Ok(hello)) = ws.next().await else {
+                    return;
+                };
+                let hello = protocol::server::read_client_hello(&config, &hello.into_data(), now())
+                    .unwrap();
+                assert_eq!(hello.terminal_id(), &id);
+                let (state, reply) = hello.respond(Some(&psk), &key, &mut OsRng, now()).unwrap();
+                let _ = ws.send(reply.into()).await;
+                if let Some(Ok(finished)) = ws.next().await {
+                    if state.read_client_finished(&finished.into_data()).is_ok() {
+                        seen.fetch_add(1000, std::sync::atomic::Ordering::SeqCst);
+                    }
+                }
+                while let Some(Ok(_)) = ws.next().await {
+                    seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
+            });
+        }
+    });
+    let before = snapshot(env.dir());
+    for args in [
+        &["-a", "bob", "-g", "-p", fake_port.as_str()][..],
+        &["-a", "carol", "-n", "10.00", "-p", fake_port.as_str()],
+    ] {
+        let run = env.atm_raw(args).await;
+        assert_eq!(
+            (run.code, run.stdout.as_str()),
+            (63, ""),
+            "{args:?} {run:?}"
+        );
+    }
+    assert_eq!(records.load(std::sync::atomic::Ordering::SeqCst), 0);
+    assert_eq!(snapshot(env.dir()), before);
+    // The same auth file against the real bank works.
+    env.ok(&["-a", "bob", "-g"]).await;
     env.stop().await;
 }
 

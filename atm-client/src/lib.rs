@@ -6,7 +6,7 @@
 //! use protocol::Request;
 //!
 //! let auth = load_auth_file("bank.auth")?;
-//! let mut client = Client::connect("127.0.0.1:8765", &auth.terminal_id, &auth.psk).await?;
+//! let mut client = Client::connect("127.0.0.1:8765", &auth).await?;
 //! let reply = client.call(&Request::Balance {}).await?;
 //! # let _ = reply; Ok(()) }
 //! ```
@@ -21,7 +21,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures_util::{SinkExt, StreamExt};
 pub use protocol::auth_file::AuthFile;
-use protocol::{client, ClientSession, Config, Psk, Request, Response, TerminalId};
+use protocol::{client, ClientSession, Config, Request, Response};
 use rand_core::OsRng;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
@@ -267,23 +267,23 @@ impl fmt::Debug for Client {
 }
 
 impl Client {
-    /// Connects to `ws://{addr}/ws` and runs the handshake as `terminal` with `psk`.
-    pub async fn connect(
-        addr: &str,
-        terminal: &TerminalId,
-        psk: &Psk,
-    ) -> Result<Self, ClientError> {
-        Self::handshake(Connection::open(addr).await?, terminal, psk).await
+    /// Connects to `ws://{addr}/ws` and runs the handshake with `creds` (the terminal's id and
+    /// key, and the bank's pinned identity, which the bank must prove).
+    pub async fn connect(addr: &str, creds: &AuthFile) -> Result<Self, ClientError> {
+        Self::handshake(Connection::open(addr).await?, creds).await
     }
 
     /// Runs the handshake over an open connection.
-    pub async fn handshake(
-        mut conn: Connection,
-        terminal: &TerminalId,
-        psk: &Psk,
-    ) -> Result<Self, ClientError> {
+    pub async fn handshake(mut conn: Connection, creds: &AuthFile) -> Result<Self, ClientError> {
         let config = Config::default();
-        let (state, hello) = client::start(&config, terminal.clone(), psk, &mut OsRng, now_ms())?;
+        let (state, hello) = client::start(
+            &config,
+            creds.terminal_id.clone(),
+            &creds.psk,
+            &creds.bank,
+            &mut OsRng,
+            now_ms(),
+        )?;
         conn.send_text(hello).await?;
         let server_hello = conn.recv_text().await?;
         let (session, finished) = state.read_server_hello(server_hello.as_bytes(), now_ms())?;
@@ -328,12 +328,15 @@ impl Client {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use protocol::{Psk, TerminalId};
 
     #[test]
     fn auth_files_are_loaded_and_oversized_ones_refused_unread() {
         let auth = AuthFile {
             terminal_id: TerminalId::new("t-0123456789ab").unwrap(),
             psk: Psk::from_bytes([7; 32]),
+            bank: protocol::BankKey::from_secret(protocol::BankId::new("b1").unwrap(), [5; 32])
+                .pin(),
         };
         let text = auth.to_text();
         // A file over the size cap is refused without being parsed, however valid its start.

@@ -38,6 +38,7 @@ fn sled_commit(c: &mut Criterion) {
         id: "0".repeat(32),
         created_ms: 0,
         format: bank_server::store::FORMAT,
+        bank_key: None,
     };
     assert!(ledger.create_bank(&identity, &AuditKey::random()).unwrap());
     let user = ledger

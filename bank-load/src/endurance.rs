@@ -240,8 +240,7 @@ fn target_of(server: &Server, dir: &Path) -> Result<Target, String> {
     let auth = load_auth_file(dir.join("bank.auth")).map_err(err)?;
     Ok(Target {
         addr: server.addr.clone(),
-        terminal: auth.terminal_id,
-        psk: auth.psk,
+        creds: auth,
     })
 }
 

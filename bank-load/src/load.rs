@@ -7,10 +7,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use atm_client::{Client, ClientError, Connection};
+use atm_client::{AuthFile, Client, ClientError, Connection};
 use protocol::{
-    client, server, CardSecret, Cents, Config, FullName, Password, Psk, Request, Response,
-    TerminalId, TxId, Username,
+    client, server, BankId, BankKey, CardSecret, Cents, Config, FullName, Password, Psk, Request,
+    Response, TerminalId, TxId, Username,
 };
 use rand_core::OsRng;
 use tokio::sync::{mpsc, watch, Semaphore};
@@ -60,10 +60,27 @@ impl Mode {
 pub struct Target {
     /// `127.0.0.1:PORT`.
     pub addr: String,
-    /// The terminal to handshake as.
-    pub terminal: TerminalId,
-    /// Its key.
-    pub psk: Psk,
+    /// The terminal to handshake as, its key and the bank's pin (unused by the echo floor).
+    pub creds: AuthFile,
+}
+
+impl Target {
+    /// Credentials for the echo floor, which runs no handshake.
+    pub fn echo(addr: String) -> Self {
+        Self {
+            addr,
+            creds: AuthFile {
+                terminal_id: TerminalId::new("t-000000000000").expect("valid id"),
+                psk: Psk::from_bytes([0; 32]),
+                bank: floor_key().pin(),
+            },
+        }
+    }
+}
+
+/// A fixed key for measurements that need a bank key but no bank.
+fn floor_key() -> BankKey {
+    BankKey::from_secret(BankId::new("floor").expect("valid id"), [1; 32])
 }
 
 /// One run's settings.
@@ -153,9 +170,11 @@ pub fn record_len() -> usize {
     let psk = Psk::from_bytes([1; 32]);
     let id = TerminalId::new("t-000000000000").expect("valid id");
     let now = atm_client::now_ms();
-    let (atm, hello) = client::start(&config, id, &psk, &mut OsRng, now).expect("hello");
+    let key = floor_key();
+    let (atm, hello) =
+        client::start(&config, id, &psk, &key.pin(), &mut OsRng, now).expect("hello");
     let (bank, reply) = server::read_client_hello(&config, hello.as_bytes(), now)
-        .and_then(|h| h.respond(Some(&psk), &mut OsRng, now))
+        .and_then(|h| h.respond(Some(&psk), &key, &mut OsRng, now))
         .expect("server hello");
     let (mut atm, finished) = atm
         .read_server_hello(reply.as_bytes(), now)
@@ -328,7 +347,7 @@ fn username(name: &str) -> Username {
 
 /// Connects, handshakes and opens a card account: a logged-in session and its card.
 async fn open_account(target: &Target, name: &str) -> Result<(Client, CardSecret), String> {
-    let mut client = Client::connect(&target.addr, &target.terminal, &target.psk)
+    let mut client = Client::connect(&target.addr, &target.creds)
         .await
         .map_err(|e| e.to_string())?;
     let card = CardSecret::random(&mut OsRng);
@@ -371,7 +390,7 @@ async fn card_login(
     name: &str,
     card: &CardSecret,
 ) -> Result<(Client, Cents), ClientError> {
-    let mut client = Client::connect(&target.addr, &target.terminal, &target.psk).await?;
+    let mut client = Client::connect(&target.addr, &target.creds).await?;
     match client
         .call(&Request::CardLogin {
             username: username(name),
@@ -556,7 +575,7 @@ async fn handshakes(
     while Instant::now() < deadline {
         let began = Instant::now();
         let attempt = async {
-            let mut client = Client::connect(&target.addr, &target.terminal, &target.psk).await?;
+            let mut client = Client::connect(&target.addr, &target.creds).await?;
             let handshaken = Instant::now();
             let login = match &card {
                 Some(card) => Request::CardLogin {
@@ -601,7 +620,7 @@ async fn handshakes(
 }
 
 async fn register(target: &Target, name: &str, password: &Password) -> Result<(), String> {
-    let mut client = Client::connect(&target.addr, &target.terminal, &target.psk)
+    let mut client = Client::connect(&target.addr, &target.creds)
         .await
         .map_err(|e| e.to_string())?;
     let reply = client

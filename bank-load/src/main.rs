@@ -247,17 +247,12 @@ struct RunArgs {
 fn run_once(args: RunArgs) -> Result<(), String> {
     bank_load::proc::raise_nofile(u64::try_from(args.sessions).unwrap_or(u64::MAX) + 1024);
     let target = if args.mode == Mode::Echo {
-        Target {
-            addr: args.addr,
-            terminal: protocol::TerminalId::new("t-000000000000").expect("valid id"),
-            psk: protocol::Psk::from_bytes([0; 32]),
-        }
+        Target::echo(args.addr)
     } else {
         let auth = load_auth_file(&args.auth_file).map_err(|e| e.to_string())?;
         Target {
             addr: args.addr,
-            terminal: auth.terminal_id,
-            psk: auth.psk,
+            creds: auth,
         }
     };
     let prefix = args.prefix.unwrap_or_else(|| {

@@ -174,8 +174,7 @@ pub async fn run(opts: &MatrixOptions) -> Result<MatrixResults, String> {
         );
         let bank_target = Target {
             addr: bank.addr.clone(),
-            terminal: auth.terminal_id.clone(),
-            psk: auth.psk.clone(),
+            creds: auth.clone(),
         };
         let echo_target = Target {
             addr: echo.addr.clone(),
@@ -247,8 +246,7 @@ pub async fn run(opts: &MatrixOptions) -> Result<MatrixResults, String> {
         let (bank, auth) = start_bank(&opts.bank_bin, dir.path(), sessions)?;
         let target = Target {
             addr: bank.addr.clone(),
-            terminal: auth.terminal_id.clone(),
-            psk: auth.psk.clone(),
+            creds: auth.clone(),
         };
         let mut o = Options::new(
             Mode::Idle,

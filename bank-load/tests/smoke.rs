@@ -31,11 +31,7 @@ async fn bank(dir: &std::path::Path) -> (Target, tokio::sync::oneshot::Sender<()
         let _ = stopped.await;
     }));
     let auth = load_auth_file(dir.join("bank.auth")).unwrap();
-    let target = Target {
-        addr,
-        terminal: auth.terminal_id,
-        psk: auth.psk,
-    };
+    let target = Target { addr, creds: auth };
     (target, stop)
 }
 
@@ -90,11 +86,7 @@ async fn echo_floor_echoes_record_sized_messages() {
     tokio::spawn(bank_load::echo::serve(listener, async move {
         let _ = stopped.await;
     }));
-    let target = Target {
-        addr,
-        terminal: protocol::TerminalId::new("t-000000000000").unwrap(),
-        psk: protocol::Psk::from_bytes([0; 32]),
-    };
+    let target = Target::echo(addr);
     let echo = bank_load::run(
         &target,
         &Options::new(Mode::Echo, 2, Duration::from_secs(1), "echo"),

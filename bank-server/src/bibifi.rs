@@ -6,7 +6,8 @@
 //! deleted when the bank stops: nothing of a finished bank is reachable by the next one, and
 //! the working directory gets only the auth file. `BANK_DATA_DIR` (an environment variable,
 //! since the options are fixed by the spec) names a directory, which must not exist yet, to
-//! create and keep instead: its `data` holds the database and `audit.key` the auditor's key,
+//! create and keep instead: its `data` holds the database, `data.bank-key` the bank's static
+//! key (protocol v2) and `audit.key` the auditor's key,
 //! for `bank-server audit verify --data-dir <dir>/data --audit-key-file <dir>/audit.key`.
 
 use std::ffi::OsString;

@@ -137,6 +137,19 @@ pub struct BankIdentity {
     pub created_ms: u64,
     /// The store's format version; a binary refuses a store newer than it knows.
     pub format: u32,
+    /// The bank's static public key (64 lowercase hex), which terminals pin (protocol v2);
+    /// its private key lives in the bank key file, outside the store. `None` in a store made
+    /// before protocol v2, until its first start records one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bank_key: Option<String>,
+}
+
+impl BankIdentity {
+    /// What terminals pin of this bank: its id and static public key (`None` before one is
+    /// recorded, or if the stored one is not a usable key).
+    pub fn pin(&self) -> Option<protocol::BankPin> {
+        protocol::BankPin::from_parts(&self.id, self.bank_key.as_deref()?)
+    }
 }
 
 /// Where the audit chain stands: how many entries it holds and the hash of the last one.
@@ -363,6 +376,10 @@ pub trait Ledger: Send + Sync + 'static {
     /// Records the identity of a bank created before stores held one (its audit log exists);
     /// `false` when an identity is there already.
     fn adopt_identity(&self, identity: &BankIdentity) -> Result<bool, LedgerError>;
+    /// Records the bank's static public key (64 hex) in an identity that has none (a store
+    /// from before protocol v2), with `audit`, in one commit; `false` (nothing written) when
+    /// there is no identity or it has a key already.
+    fn record_bank_key(&self, public_hex: &str, audit: &AuditEvent) -> Result<bool, LedgerError>;
     /// Where the audit chain stands, if the log exists.
     fn chain_position(&self) -> Result<Option<ChainPosition>, LedgerError>;
     /// The audit chain's head as stored, with its current key: the bank MACs a checkpoint

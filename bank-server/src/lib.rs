@@ -19,6 +19,7 @@
 pub mod admin;
 mod attempts;
 pub mod audit;
+pub mod bank_key;
 pub mod bibifi;
 pub mod checkpoint;
 pub mod clock;
@@ -75,6 +76,9 @@ pub struct Config {
     pub auth_file: PathBuf,
     /// The auditor's copy of the first audit key, written once on first start.
     pub audit_key_file: PathBuf,
+    /// The bank's static private key (protocol v2): written on first start, 0600, outside the
+    /// data directory; terminals pin its public key.
+    pub bank_key_file: PathBuf,
     /// Where the bank records, after each durable commit, how far its audit chain reaches;
     /// outside the data directory (best on another disk), checked at every start.
     pub checkpoint_file: PathBuf,
@@ -139,6 +143,7 @@ impl Config {
     pub fn new(data_dir: PathBuf, auth_file: PathBuf, audit_key_file: PathBuf) -> Self {
         Self {
             checkpoint_file: default_checkpoint_file(&data_dir),
+            bank_key_file: default_bank_key_file(&data_dir),
             reset_checkpoints: false,
             data_dir,
             auth_file,
@@ -171,11 +176,21 @@ impl Config {
 
 /// The checkpoint file beside (not in) the data directory: `<data-dir>.checkpoint`.
 pub fn default_checkpoint_file(data_dir: &std::path::Path) -> PathBuf {
+    beside(data_dir, ".checkpoint")
+}
+
+/// The bank's key file beside (not in) the data directory: `<data-dir>.bank-key`, so a copy
+/// of the data directory does not carry it.
+pub fn default_bank_key_file(data_dir: &std::path::Path) -> PathBuf {
+    beside(data_dir, ".bank-key")
+}
+
+fn beside(data_dir: &std::path::Path, suffix: &str) -> PathBuf {
     let mut name = data_dir
         .file_name()
         .map(std::ffi::OsStr::to_os_string)
         .unwrap_or_else(|| "bank-data".into());
-    name.push(".checkpoint");
+    name.push(suffix);
     data_dir.with_file_name(name)
 }
 
@@ -337,6 +352,8 @@ pub(crate) struct Shared {
     pub(crate) ledger: Arc<dyn Ledger>,
     /// The checkpoint file the ledger writes after each durable commit.
     pub(crate) checkpoints: Arc<checkpoint::CheckpointFile>,
+    /// The bank's static key: every handshake proves it to the terminal.
+    pub(crate) bank_key: protocol::BankKey,
     pub(crate) passwords: PasswordPool,
     /// Login attempts in flight per throttle key.
     pub(crate) attempts: Arc<attempts::InFlight>,
@@ -356,6 +373,14 @@ pub(crate) struct Shared {
 #[derive(Clone)]
 pub struct Bank {
     pub(crate) shared: Arc<Shared>,
+}
+
+impl Bank {
+    /// What terminals pin of this bank (its id and static public key), for enrollment links
+    /// and auth files.
+    pub fn pin(&self) -> protocol::BankPin {
+        self.shared.bank_key.pin()
+    }
 }
 
 impl fmt::Debug for Bank {
@@ -383,9 +408,12 @@ impl Bank {
 /// audit log (its first key written to `config.audit_key_file`), a first terminal and the auth
 /// file (printing `created`). Blocks briefly (sled, one Argon2 run for the dummy hash).
 pub fn open(config: Config) -> Result<Bank, StartError> {
-    let store::Opened {
-        ledger,
-        checkpoints,
+    let store::OpenedBank {
+        store: store::Opened {
+            ledger,
+            checkpoints,
+        },
+        bank_key,
     } = store::open_or_create(&config)?;
     let passwords = PasswordPool::new(config.argon2, config.hash_workers, config.hash_wait)
         .map_err(|_| StartError::Hash)?;
@@ -395,6 +423,7 @@ pub fn open(config: Config) -> Result<Bank, StartError> {
             config,
             ledger: Arc::from(ledger),
             checkpoints,
+            bank_key,
             passwords,
             attempts: Arc::default(),
             shutdown: CancellationToken::new(),

@@ -87,7 +87,7 @@ async fn handshake(
     let role = terminal.as_ref().map(|t| t.role).unwrap_or_default();
     let psk = terminal.map(|t| t.psk);
     let (state, reply) = hello
-        .respond(psk.as_ref(), &mut OsRng, now_ms())
+        .respond(psk.as_ref(), &shared.bank_key, &mut OsRng, now_ms())
         .map_err(protocol_fault)?;
     send(shared, socket, Message::text(reply))
         .await

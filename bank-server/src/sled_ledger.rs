@@ -852,6 +852,23 @@ impl Ledger for SledLedger {
         })
     }
 
+    fn record_bank_key(&self, public_hex: &str, audit: &AuditEvent) -> Result<bool, LedgerError> {
+        let (public_hex, audit) = (public_hex.to_owned(), audit.clone());
+        self.tx(move |view| {
+            let Some(bytes) = view.meta.get(IDENTITY_KEY)? else {
+                return Ok(false);
+            };
+            let mut identity: BankIdentity = decode(&bytes).or_else(abort)?;
+            if identity.bank_key.is_some() {
+                return Ok(false);
+            }
+            identity.bank_key = Some(public_hex.clone());
+            view.meta.insert(IDENTITY_KEY, encode(&identity))?;
+            append_audit(view, &audit)?;
+            Ok(true)
+        })
+    }
+
     fn chain_position(&self) -> Result<Option<ChainPosition>, LedgerError> {
         Ok(self.head()?.map(|head| ChainPosition {
             next_seq: head.next_seq,

@@ -5,7 +5,10 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use protocol::BankKey;
+
 use crate::audit::{AuditEvent, AuditKey, ChainHead};
+use crate::bank_key::{self, BankKeyError};
 use crate::checkpoint::{self, Checkpoint, CheckpointError, CheckpointFile};
 use crate::ledger::{BankIdentity, ChainPosition, IoFailure, Ledger, LedgerError};
 use crate::sled_ledger::SledLedger;
@@ -67,6 +70,8 @@ pub enum StoreError {
     Failing(IoFailure),
     /// The checkpoint file is missing, unreadable or of another bank.
     Checkpoint(CheckpointError),
+    /// The bank's static key file is missing, unreadable or of another bank.
+    BankKey(BankKeyError),
     /// The checkpoint belongs to another bank.
     OtherBank {
         /// The checkpoint file.
@@ -126,6 +131,7 @@ impl core::fmt::Display for StoreError {
                 path.display()
             ),
             Self::Checkpoint(e) => write!(f, "{e}; {WAY_OUT}"),
+            Self::BankKey(e) => write!(f, "{e}"),
             Self::OtherBank { path } => write!(
                 f,
                 "{}: the checkpoint belongs to another bank; point --checkpoint-file at this \
@@ -154,6 +160,7 @@ impl std::error::Error for StoreError {
         match self {
             Self::Io(_, e) => Some(e),
             Self::Checkpoint(e) => Some(e),
+            Self::BankKey(e) => Some(e),
             _ => None,
         }
     }
@@ -175,6 +182,14 @@ pub struct Opened {
     pub ledger: Box<dyn Ledger>,
     /// The checkpoint file the ledger writes after each durable commit.
     pub checkpoints: Arc<CheckpointFile>,
+}
+
+/// A bank ready to serve: its store and its static key.
+pub struct OpenedBank {
+    /// The store and its checkpoints.
+    pub store: Opened,
+    /// The bank's static key (the handshake proves it to terminals).
+    pub bank_key: BankKey,
 }
 
 /// What is at the data directory's path.
@@ -213,25 +228,68 @@ pub fn open_ledger(storage: &Storage, dir: &Path) -> Result<Box<dyn Ledger>, Sto
 }
 
 /// Opens the bank in `config.data_dir`, creating it when the directory is absent or empty
-/// (see [`crate::open`]); an existing store is checked against the checkpoint file.
-pub fn open_or_create(config: &Config) -> Result<Opened, StoreError> {
+/// (see [`crate::open`]); an existing store is checked against the checkpoint file, and its
+/// static key read from `config.bank_key_file`.
+pub fn open_or_create(config: &Config) -> Result<OpenedBank, StoreError> {
     match place(&config.data_dir)? {
         Place::Absent | Place::Empty => create(config),
-        Place::Occupied => open_checked(
-            &config.data_dir,
-            &config.checkpoint_file,
-            &config.storage,
-            config.reset_checkpoints,
-        ),
+        Place::Occupied => {
+            let store = open_checked(
+                &config.data_dir,
+                &config.checkpoint_file,
+                &config.storage,
+                config.reset_checkpoints,
+            )?;
+            let bank_key = bank_key_of(&*store.ledger, &config.data_dir, &config.bank_key_file)?;
+            Ok(OpenedBank { store, bank_key })
+        }
     }
 }
 
-fn create(config: &Config) -> Result<Opened, StoreError> {
+/// The static key of the bank in `ledger`: the one its identity records, read from `path`. A
+/// store from before protocol v2 gets one now (the file at `path` if there is one, else a new
+/// one written there), recorded in its identity and audited.
+fn bank_key_of(ledger: &dyn Ledger, dir: &Path, path: &Path) -> Result<BankKey, StoreError> {
+    let fail = |e| StoreError::ledger(dir, e);
+    let identity = ledger
+        .identity()
+        .map_err(fail)?
+        .ok_or_else(|| StoreError::NotABank(dir.to_owned()))?;
+    if let Some(public) = &identity.bank_key {
+        return bank_key::load(path, &identity.id, public).map_err(StoreError::BankKey);
+    }
+    let key = match bank_key::read(path, &identity.id).map_err(StoreError::BankKey)? {
+        Some(key) => key,
+        None => bank_key::create(path, &identity.id).map_err(StoreError::BankKey)?,
+    };
+    let mut event = AuditEvent::new("bank_key_recorded", now_ms());
+    event.detail = Some(format!("public key {}", key.pin().public_hex()));
+    if !ledger
+        .record_bank_key(&key.pin().public_hex(), &event)
+        .and_then(|recorded| ledger.sync().map(|()| recorded))
+        .map_err(fail)?
+    {
+        return Err(StoreError::Damaged(
+            dir.to_owned(),
+            "a bank key appeared while one was being recorded".into(),
+        ));
+    }
+    tracing::warn!(
+        bank = %identity.id,
+        bank_key_file = %path.display(),
+        "recorded a static key for a bank created before protocol v2; terminals enrolled \
+         before must be enrolled again"
+    );
+    Ok(key)
+}
+
+fn create(config: &Config) -> Result<OpenedBank, StoreError> {
     // Refuse before creating anything: these belong to another bank.
     for path in [
         &config.auth_file,
         &config.audit_key_file,
         &config.checkpoint_file,
+        &config.bank_key_file,
     ] {
         if std::fs::symlink_metadata(path).is_ok() {
             return Err(StoreError::Exists(path.clone()));
@@ -240,10 +298,14 @@ fn create(config: &Config) -> Result<Opened, StoreError> {
     let dir = &config.data_dir;
     std::fs::create_dir_all(dir).map_err(|e| StoreError::Io(dir.clone(), e))?;
     let ledger = open_ledger(&config.storage, dir)?;
+    let id = random_id();
+    let bank_key = bank_key::create(&config.bank_key_file, &id).map_err(StoreError::BankKey)?;
+    let pin = bank_key.pin();
     let identity = BankIdentity {
-        id: random_id(),
+        id,
         created_ms: now_ms(),
         format: FORMAT,
+        bank_key: Some(pin.public_hex()),
     };
     let first_key = AuditKey::random();
     let mut key_text = first_key.to_hex();
@@ -268,13 +330,16 @@ fn create(config: &Config) -> Result<Opened, StoreError> {
         .add_terminal(&terminal, &event)
         .and_then(|()| ledger.sync())
         .map_err(|e| StoreError::ledger(dir, e))?;
-    write_new_secret_file(&config.auth_file, &auth_file_text(&terminal))
+    write_new_secret_file(&config.auth_file, &auth_file_text(&terminal, &pin))
         .map_err(|e| StoreError::Io(config.auth_file.clone(), e))?;
-    tracing::info!(bank = %identity.id, terminal = %terminal.id, auth_file = %config.auth_file.display(), "created a new bank");
+    tracing::info!(bank = %identity.id, bank_key = %pin.public_hex(), terminal = %terminal.id, auth_file = %config.auth_file.display(), "created a new bank");
     config.output.line("created");
-    Ok(Opened {
-        ledger,
-        checkpoints,
+    Ok(OpenedBank {
+        store: Opened {
+            ledger,
+            checkpoints,
+        },
+        bank_key,
     })
 }
 
@@ -309,6 +374,7 @@ pub fn open_checked(
                 id: random_id(),
                 created_ms: now_ms(),
                 format: FORMAT,
+                bank_key: None,
             };
             // Checked before anything is written: a refused start changes nothing.
             if std::fs::symlink_metadata(checkpoint_file).is_ok() {

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use protocol::auth_file::AuthFile;
 use protocol::link::{self, LinkPage};
-use protocol::{Psk, TerminalId, TerminalRole};
+use protocol::{BankPin, Psk, TerminalId, TerminalRole};
 use rand_core::{OsRng, RngCore};
 use zeroize::Zeroizing;
 
@@ -31,12 +31,13 @@ pub fn new_terminal_with_role(name: &str, now_ms: u64, role: TerminalRole) -> Te
     }
 }
 
-/// The auth file's text ([`protocol::auth_file`]): `{"terminal_id":"<id>","psk":"<64 hex>"}`
-/// and a newline.
-pub fn auth_file_text(terminal: &TerminalRecord) -> Zeroizing<String> {
+/// The auth file's text ([`protocol::auth_file`]):
+/// `{"terminal_id":"<id>","psk":"<64 hex>","bank":"<bank id>:<64 hex>"}` and a newline.
+pub fn auth_file_text(terminal: &TerminalRecord, bank: &BankPin) -> Zeroizing<String> {
     AuthFile {
         terminal_id: terminal.id.clone(),
         psk: terminal.psk.clone(),
+        bank: bank.clone(),
     }
     .to_text()
 }
@@ -52,17 +53,18 @@ pub fn write_new_secret_file(path: &Path, text: &str) -> std::io::Result<()> {
     file.sync_all()
 }
 
-/// `<base>/#terminal=<id>&key=<64 hex>` ([`protocol::link`]): the web ATM reads this
-/// fragment and stores the key. `base` is the bank's URL, like `http://127.0.0.1:8765`.
-pub fn enrollment_link(base: &str, terminal: &TerminalRecord) -> Zeroizing<String> {
-    link::format(base, LinkPage::Atm, &terminal.id, &terminal.psk)
+/// `<base>/#terminal=<id>&key=<64 hex>&bank=<pin>` ([`protocol::link`]): the web ATM reads
+/// this fragment and stores the key and the bank's pin. `base` is the bank's URL, like
+/// `http://127.0.0.1:8765`.
+pub fn enrollment_link(base: &str, terminal: &TerminalRecord, bank: &BankPin) -> Zeroizing<String> {
+    link::format(base, LinkPage::Atm, &terminal.id, &terminal.psk, bank)
 }
 
-/// `<base>/console#terminal=<id>&key=<64 hex>` ([`protocol::link`]): the bank console reads
-/// this fragment and stores the console terminal's key (apart from an ATM's, so one browser
-/// can be both).
-pub fn console_link(base: &str, terminal: &TerminalRecord) -> Zeroizing<String> {
-    link::format(base, LinkPage::Console, &terminal.id, &terminal.psk)
+/// `<base>/console#terminal=<id>&key=<64 hex>&bank=<pin>` ([`protocol::link`]): the bank
+/// console reads this fragment and stores the console terminal's key (apart from an ATM's, so
+/// one browser can be both).
+pub fn console_link(base: &str, terminal: &TerminalRecord, bank: &BankPin) -> Zeroizing<String> {
+    link::format(base, LinkPage::Console, &terminal.id, &terminal.psk, bank)
 }
 
 #[cfg(test)]
@@ -80,15 +82,22 @@ mod tests {
                     .bytes()
                     .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
         );
-        let link = enrollment_link("http://127.0.0.1:8765/", &t);
+        let pin =
+            protocol::BankKey::from_secret(protocol::BankId::new("b1").unwrap(), [5; 32]).pin();
+        let link = enrollment_link("http://127.0.0.1:8765/", &t, &pin);
         let key = t.psk.to_hex();
         assert_eq!(
             *link,
-            format!("http://127.0.0.1:8765/#terminal={id}&key={}", key.as_str())
+            format!(
+                "http://127.0.0.1:8765/#terminal={id}&key={}&bank={}",
+                key.as_str(),
+                pin.to_text()
+            )
         );
-        let text = auth_file_text(&t);
+        let text = auth_file_text(&t, &pin);
         let json: serde_json::Value = serde_json::from_str(&text).unwrap();
         assert_eq!(json["terminal_id"], id);
         assert_eq!(json["psk"], key.as_str());
+        assert_eq!(json["bank"], pin.to_text());
     }
 }

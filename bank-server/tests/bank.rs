@@ -231,7 +231,7 @@ fn sigterm_and_sigint_exit_0() {
 }
 
 #[test]
-fn a_kept_data_dir_holds_the_database_the_audit_key_and_the_checkpoints() {
+fn a_kept_data_dir_holds_the_database_the_audit_key_the_bank_key_and_the_checkpoints() {
     let cwd = tempfile::tempdir().unwrap();
     let kept = tempfile::tempdir().unwrap();
     let dir = kept.path().join("bank");
@@ -240,7 +240,10 @@ fn a_kept_data_dir_holds_the_database_the_audit_key_and_the_checkpoints() {
     assert_eq!(listing(cwd.path()), ["bank.auth"]);
     bank.signal("TERM");
     assert_eq!(bank.wait(), Some(0));
-    assert_eq!(listing(&dir), ["audit.key", "data", "data.checkpoint"]);
+    assert_eq!(
+        listing(&dir),
+        ["audit.key", "data", "data.bank-key", "data.checkpoint"]
+    );
     // A kept directory that exists already is refused: every start is a fresh bank.
     std::fs::remove_file(cwd.path().join("bank.auth")).unwrap();
     let out = Command::new(BANK)

@@ -47,9 +47,7 @@ async fn sigkill_under_load_loses_nothing_acknowledged() {
     for a in 0..ACCOUNTS {
         let card = CardSecret::random(&mut OsRng);
         cards.push(card.clone());
-        let mut client = Client::connect(&bank.addr, &auth.terminal_id, &auth.psk)
-            .await
-            .unwrap();
+        let mut client = Client::connect(&bank.addr, &auth).await.unwrap();
         let open = Request::OpenCardAccount {
             username: username(&format!("card{a}")),
             initial_cents: Cents(100_000),
@@ -106,9 +104,7 @@ async fn sigkill_under_load_loses_nothing_acknowledged() {
     // Restart: every acknowledged transaction is there, nothing half-applied.
     let bank = BankProcess::start(&paths);
     for (a, result) in results.iter().enumerate() {
-        let mut client = Client::connect(&bank.addr, &auth.terminal_id, &auth.psk)
-            .await
-            .unwrap();
+        let mut client = Client::connect(&bank.addr, &auth).await.unwrap();
         let login = Request::CardLogin {
             username: username(&format!("card{a}")),
             card: cards[a].clone(),
@@ -170,9 +166,7 @@ async fn sigint_ends_sessions_cleanly_and_exits_zero() {
     let paths = Paths::new(dir.path());
     let bank = BankProcess::start(&paths);
     let auth = load_auth_file(&paths.auth).unwrap();
-    let mut client = Client::connect(&bank.addr, &auth.terminal_id, &auth.psk)
-        .await
-        .unwrap();
+    let mut client = Client::connect(&bank.addr, &auth).await.unwrap();
     assert_eq!(
         client.call(&Request::Balance {}).await.unwrap(),
         error(protocol::ErrorCode::NotLoggedIn)
@@ -214,9 +208,7 @@ async fn terminal_subcommands_work_on_a_running_and_a_stopped_bank() {
     ]);
     assert!(add.status.success(), "{add:?}");
     let second = load_auth_file(&out).unwrap();
-    let mut client = Client::connect(&bank.addr, &second.terminal_id, &second.psk)
-        .await
-        .unwrap();
+    let mut client = Client::connect(&bank.addr, &second).await.unwrap();
     assert_eq!(
         client.call(&Request::Balance {}).await.unwrap(),
         error(protocol::ErrorCode::NotLoggedIn)
@@ -230,17 +222,19 @@ async fn terminal_subcommands_work_on_a_running_and_a_stopped_bank() {
     let link = String::from_utf8(web.stdout).unwrap();
     let (base, fragment) = link.trim().split_once("/#").unwrap();
     assert_eq!(base, "http://127.0.0.1:9999");
-    let (id, key) = fragment
-        .strip_prefix("terminal=")
-        .unwrap()
-        .split_once("&key=")
+    let enrolled = protocol::link::Enrollment::from_fragment(fragment)
+        .ok()
         .unwrap();
+    let (id, key) = (enrolled.terminal.as_str(), enrolled.psk.to_hex());
     assert!(id.starts_with("t-") && key.len() == 64);
-    let web_psk = protocol::Psk::from_hex(key).unwrap();
-    let web_id = protocol::TerminalId::new(id).unwrap();
-    let mut open_session = Client::connect(&bank.addr, &web_id, &web_psk)
-        .await
-        .unwrap();
+    // The link pins the same bank as the auth file added before.
+    assert!(enrolled.bank == second.bank);
+    let web = AuthFile {
+        terminal_id: enrolled.terminal.clone(),
+        psk: enrolled.psk.clone(),
+        bank: enrolled.bank.clone(),
+    };
+    let mut open_session = Client::connect(&bank.addr, &web).await.unwrap();
     let reply = open_session.call(&Request::Balance {}).await.unwrap();
     assert_eq!(reply, error(protocol::ErrorCode::NotLoggedIn));
 
@@ -249,12 +243,12 @@ async fn terminal_subcommands_work_on_a_running_and_a_stopped_bank() {
     assert!(
         list.contains(id) && list.contains("lobby") && list.contains(second.terminal_id.as_str())
     );
-    assert!(!list.contains(key), "keys are never listed");
+    assert!(!list.contains(key.as_str()), "keys are never listed");
 
     assert!(paths.command(&["terminal", "revoke", id]).status.success());
     assert!(
         matches!(
-            Client::connect(&bank.addr, &web_id, &web_psk).await,
+            Client::connect(&bank.addr, &web).await,
             Err(ClientError::Protocol(_))
         ),
         "a revoked terminal's handshake fails at once"
@@ -305,21 +299,15 @@ async fn no_secret_reaches_the_logs_even_at_trace_level() {
     let auth = load_auth_file(&paths.auth).unwrap();
     let password = "Secret-Passw0rd-XYZZY";
     let card = CardSecret::random(&mut OsRng);
-    let mut client = Client::connect(&bank.addr, &auth.terminal_id, &auth.psk)
-        .await
-        .unwrap();
+    let mut client = Client::connect(&bank.addr, &auth).await.unwrap();
     let reply = client.call(&register_req("alice", password)).await.unwrap();
     assert!(matches!(reply, Response::Welcome { .. }));
     client.call(&deposit_req(1_234)).await.unwrap();
     client.call(&Request::Logout {}).await.unwrap();
-    let mut client = Client::connect(&bank.addr, &auth.terminal_id, &auth.psk)
-        .await
-        .unwrap();
+    let mut client = Client::connect(&bank.addr, &auth).await.unwrap();
     client.call(&login_req("alice", password)).await.unwrap();
     client.close().await.unwrap();
-    let mut client = Client::connect(&bank.addr, &auth.terminal_id, &auth.psk)
-        .await
-        .unwrap();
+    let mut client = Client::connect(&bank.addr, &auth).await.unwrap();
     client
         .call(&login_req("alice", "Wrong-Passw0rd-PLUGH"))
         .await
@@ -332,9 +320,7 @@ async fn no_secret_reaches_the_logs_even_at_trace_level() {
     };
     client.call(&open).await.unwrap();
     client.close().await.unwrap();
-    let mut client = Client::connect(&bank.addr, &auth.terminal_id, &auth.psk)
-        .await
-        .unwrap();
+    let mut client = Client::connect(&bank.addr, &auth).await.unwrap();
     let login = Request::CardLogin {
         username: username("bob"),
         card: card.clone(),
@@ -342,13 +328,11 @@ async fn no_secret_reaches_the_logs_even_at_trace_level() {
     client.call(&login).await.unwrap();
     client.close().await.unwrap();
     // A wrong key, too.
-    assert!(Client::connect(
-        &bank.addr,
-        &auth.terminal_id,
-        &protocol::Psk::random(&mut OsRng)
-    )
-    .await
-    .is_err());
+    let wrong = AuthFile {
+        psk: protocol::Psk::random(&mut OsRng),
+        ..auth.clone()
+    };
+    assert!(Client::connect(&bank.addr, &wrong).await.is_err());
     bank.signal("TERM");
     let (stdout, stderr) = (bank.stdout.clone(), bank.stderr.clone());
     assert!(bank.wait());
@@ -398,18 +382,17 @@ impl Paths {
 }
 
 /// The console terminal's id and key from a console link.
-fn console_credentials(link: &str) -> (protocol::TerminalId, protocol::Psk) {
+fn console_credentials(link: &str) -> AuthFile {
     let (base, fragment) = link.trim().split_once("/console#").expect("a console link");
     assert!(base.starts_with("http://127.0.0.1:"), "{link}");
-    let (id, key) = fragment
-        .strip_prefix("terminal=")
-        .unwrap()
-        .split_once("&key=")
+    let e = protocol::link::Enrollment::from_fragment(fragment)
+        .ok()
         .unwrap();
-    (
-        protocol::TerminalId::new(id).unwrap(),
-        protocol::Psk::from_hex(key).unwrap(),
-    )
+    AuthFile {
+        terminal_id: e.terminal,
+        psk: e.psk,
+        bank: e.bank,
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -431,8 +414,8 @@ async fn operator_add_works_on_a_stopped_and_a_running_bank() {
     assert!(ok, "{stderr}");
     assert!(!stderr.contains(password));
     for (link, name) in [(&first_link, "ops"), (&second_link, "night-shift")] {
-        let (id, psk) = console_credentials(link);
-        let mut console = Client::connect(&bank.addr, &id, &psk).await.unwrap();
+        let creds = console_credentials(link);
+        let mut console = Client::connect(&bank.addr, &creds).await.unwrap();
         let reply = console
             .call(&Request::OperatorLogin {
                 username: username(name),
@@ -568,19 +551,14 @@ async fn max_connections_means_what_it_says() {
         tokio::net::TcpStream::connect(&addr).await.unwrap(),
         tokio::net::TcpStream::connect(&addr).await.unwrap(),
     ];
-    let third = tokio::time::timeout(
-        Duration::from_millis(1_000),
-        Client::connect(&addr, &auth.terminal_id, &auth.psk),
-    )
-    .await;
+    let third =
+        tokio::time::timeout(Duration::from_millis(1_000), Client::connect(&addr, &auth)).await;
     assert!(
         third.is_err(),
         "a third connection waits while two are open"
     );
     // ...until the bank drops them at the request-head deadline.
-    let mut client = Client::connect(&addr, &auth.terminal_id, &auth.psk)
-        .await
-        .unwrap();
+    let mut client = Client::connect(&addr, &auth).await.unwrap();
     assert!(started.elapsed() >= Duration::from_millis(1_900));
     assert_eq!(
         client.call(&Request::Balance {}).await.unwrap(),

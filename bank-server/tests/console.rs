@@ -24,7 +24,7 @@ async fn console(bank: &TestBank, name: &str) -> Client {
         bank_server::admin::add_operator(bank.bank.ledger(), &TEST_ARGON2, name, OP_PASSWORD)
             .unwrap();
     assert_eq!(terminal.role, TerminalRole::Console);
-    let mut client = Client::connect(&bank.addr, &terminal.id, &terminal.psk)
+    let mut client = Client::connect(&bank.addr, &bank.creds(&terminal.id, &terminal.psk))
         .await
         .unwrap();
     let reply = client
@@ -151,7 +151,7 @@ async fn an_operator_sees_the_bank_and_manages_terminals() {
         panic!("expected terminal_added");
     };
     assert_eq!(name.as_str(), "lobby");
-    let mut lobby = Client::connect(&bank.addr, &terminal, &key.0)
+    let mut lobby = Client::connect(&bank.addr, &bank.creds(&terminal, &key.0))
         .await
         .unwrap();
     assert_eq!(
@@ -174,7 +174,7 @@ async fn an_operator_sees_the_bank_and_manages_terminals() {
     );
     assert!(
         matches!(
-            Client::connect(&bank.addr, &terminal, &key.0).await,
+            Client::connect(&bank.addr, &bank.creds(&terminal, &key.0)).await,
             Err(ClientError::Protocol(_))
         ),
         "a revoked terminal's handshake fails"
@@ -252,7 +252,7 @@ async fn only_operators_on_console_terminals_open_the_console() {
             .is_err(),
         "short operator passwords are refused"
     );
-    let mut console = Client::connect(&bank.addr, &terminal.id, &terminal.psk)
+    let mut console = Client::connect(&bank.addr, &bank.creds(&terminal.id, &terminal.psk))
         .await
         .unwrap();
     // Nothing before the operator logs in; a customer's credentials and a wrong password

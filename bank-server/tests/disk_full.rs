@@ -291,11 +291,7 @@ async fn a_full_disk_stops_the_bank_and_a_restart_keeps_every_acknowledged_depos
     let auth = load_auth_file(&paths.auth).unwrap();
     let connect = |addr: String| {
         let auth = auth.clone();
-        async move {
-            Client::connect(&addr, &auth.terminal_id, &auth.psk)
-                .await
-                .unwrap()
-        }
+        async move { Client::connect(&addr, &auth).await.unwrap() }
     };
     let card = CardSecret::random(&mut OsRng);
     let mut opener = connect(bank.addr.clone()).await;

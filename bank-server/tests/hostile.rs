@@ -90,11 +90,13 @@ async fn malformed_frames_close_only_their_own_connection() {
     .await;
     let id = bank.auth.terminal_id.clone();
     let psk = bank.auth.psk.clone();
+    let pin = bank.auth.bank.clone();
     let hello = |time: u64| {
         client::start(
             &protocol::Config::default(),
             id.clone(),
             &psk,
+            &pin,
             &mut OsRng,
             time,
         )
@@ -271,6 +273,7 @@ async fn bogus_finished(bank: &TestBank, id: &TerminalId, psk: &Psk) {
         &protocol::Config::default(),
         id.clone(),
         psk,
+        &bank.auth.bank,
         &mut OsRng,
         now_ms(),
     )
@@ -293,13 +296,16 @@ async fn wrong_key_unknown_and_revoked_terminals_fail_alike() {
     let mut bystander = registered(&bank, "alice").await;
     let id = bank.auth.terminal_id.clone();
 
-    let wrong_key =
-        handshake_failure(Client::connect(&bank.addr, &id, &Psk::random(&mut OsRng)).await);
+    let wrong_key = handshake_failure(
+        Client::connect(&bank.addr, &bank.creds(&id, &Psk::random(&mut OsRng))).await,
+    );
     let unknown_id = TerminalId::new("t-000000000000").unwrap();
-    let unknown = handshake_failure(Client::connect(&bank.addr, &unknown_id, &bank.auth.psk).await);
+    let unknown = handshake_failure(
+        Client::connect(&bank.addr, &bank.creds(&unknown_id, &bank.auth.psk)).await,
+    );
 
     let second = bank_server::admin::add_terminal(bank.bank.ledger(), "second").unwrap();
-    let mut ok = Client::connect(&bank.addr, &second.id, &second.psk)
+    let mut ok = Client::connect(&bank.addr, &bank.creds(&second.id, &second.psk))
         .await
         .unwrap();
     assert_eq!(
@@ -307,7 +313,8 @@ async fn wrong_key_unknown_and_revoked_terminals_fail_alike() {
         error(ErrorCode::NotLoggedIn)
     );
     bank_server::admin::revoke_terminal(bank.bank.ledger(), &second.id).unwrap();
-    let revoked = handshake_failure(Client::connect(&bank.addr, &second.id, &second.psk).await);
+    let revoked =
+        handshake_failure(Client::connect(&bank.addr, &bank.creds(&second.id, &second.psk)).await);
 
     assert_eq!(wrong_key, unknown);
     assert_eq!(wrong_key, revoked);

@@ -39,6 +39,7 @@ fn identity() -> BankIdentity {
         id: "0123456789abcdef0123456789abcdef".into(),
         created_ms: NOW,
         format: 1,
+        bank_key: None,
     }
 }
 
@@ -415,6 +416,12 @@ fn identity_and_chain_position(open: Open) {
     assert_eq!(ledger.identity().unwrap(), None);
     assert_eq!(ledger.chain_position().unwrap(), None);
     assert!(!ledger.adopt_identity(&identity()).unwrap(), "no log yet");
+    assert!(
+        !ledger
+            .record_bank_key(&"ab".repeat(32), &AuditEvent::new("bank_key_recorded", NOW))
+            .unwrap(),
+        "no identity to record it in"
+    );
     let key = AuditKey::random();
     assert!(ledger.create_bank(&identity(), &key).unwrap());
     assert!(!ledger
@@ -440,6 +447,25 @@ fn identity_and_chain_position(open: Open) {
     let entry = ledger.audit_entry(0).unwrap().unwrap();
     assert_eq!(ledger.audit_log().unwrap().entries, vec![(0, entry)]);
     assert_eq!(ledger.audit_entry(1).unwrap(), None);
+
+    // A bank key is recorded once, with its audit entry, and survives a restart.
+    let public = "ab".repeat(32);
+    let event = AuditEvent::new("bank_key_recorded", NOW);
+    assert!(ledger.record_bank_key(&public, &event).unwrap());
+    assert!(!ledger.record_bank_key(&"cd".repeat(32), &event).unwrap());
+    assert_eq!(ledger.chain_position().unwrap().unwrap().next_seq, 2);
+    ledger.sync().unwrap();
+    drop(ledger);
+    let ledger = open(&dir.path().join("data"));
+    let recorded = ledger.identity().unwrap().unwrap();
+    assert_eq!(recorded.bank_key.as_deref(), Some(public.as_str()));
+    assert_eq!(
+        recorded,
+        BankIdentity {
+            bank_key: Some(public),
+            ..identity()
+        }
+    );
 }
 
 /// Failed-login state is read, updated atomically and cleared.

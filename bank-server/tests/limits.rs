@@ -42,10 +42,7 @@ async fn the_session_cap_refuses_extra_connections_until_one_ends() {
         error(ErrorCode::NotLoggedIn)
     );
     first.close().await.unwrap();
-    let mut third = eventually(async || {
-        Client::connect(&bank.addr, &bank.auth.terminal_id, &bank.auth.psk).await
-    })
-    .await;
+    let mut third = eventually(async || Client::connect(&bank.addr, &bank.auth).await).await;
     assert_eq!(
         balance_or_error(&mut third).await,
         error(ErrorCode::NotLoggedIn)
@@ -80,6 +77,7 @@ async fn idle_and_half_open_connections_are_closed_on_time() {
         &protocol::Config::default(),
         bank.auth.terminal_id.clone(),
         &bank.auth.psk,
+        &bank.auth.bank,
         &mut rand_core::OsRng,
         atm_client::now_ms(),
     )
@@ -127,9 +125,7 @@ async fn browsers_from_foreign_origins_are_refused() {
     let conn = Connection::open_with_origin(&bank.addr, &own)
         .await
         .unwrap();
-    let mut client = Client::handshake(conn, &bank.auth.terminal_id, &bank.auth.psk)
-        .await
-        .unwrap();
+    let mut client = Client::handshake(conn, &bank.auth).await.unwrap();
     assert_eq!(
         balance_or_error(&mut client).await,
         error(ErrorCode::NotLoggedIn)

@@ -71,9 +71,7 @@ fn audit_verify(paths: &Paths) -> (Option<i32>, String) {
 /// alice's balance on the bank at `addr` (logging in with her password).
 async fn alice_balance(addr: &str, paths: &Paths) -> u64 {
     let auth = load_auth_file(&paths.auth).unwrap();
-    let mut client = Client::connect(addr, &auth.terminal_id, &auth.psk)
-        .await
-        .unwrap();
+    let mut client = Client::connect(addr, &auth).await.unwrap();
     let reply = client
         .call(&login_req("alice", "correct horse"))
         .await
@@ -85,9 +83,7 @@ async fn alice_balance(addr: &str, paths: &Paths) -> u64 {
 /// Makes `n` deposits of 1.00 to alice (registering her first when `register`).
 async fn deposits(addr: &str, paths: &Paths, register: bool, n: usize) {
     let auth = load_auth_file(&paths.auth).unwrap();
-    let mut client = Client::connect(addr, &auth.terminal_id, &auth.psk)
-        .await
-        .unwrap();
+    let mut client = Client::connect(addr, &auth).await.unwrap();
     let first = if register {
         register_req("alice", "correct horse")
     } else {
@@ -318,6 +314,7 @@ async fn a_bank_is_created_only_where_nothing_is() {
             id: "0".repeat(32),
             created_ms: 1,
             format: bank_server::store::FORMAT + 1,
+            bank_key: None,
         };
         use bank_server::Ledger as _;
         assert!(ledger
@@ -330,4 +327,103 @@ async fn a_bank_is_created_only_where_nothing_is() {
     };
     assert_eq!(code, Some(1));
     assert!(stderr.contains("newer"), "{stderr}");
+}
+
+/// Rewrites the store's identity without its bank key, as a store from before protocol v2
+/// holds it (a test of the upgrade path, so it edits the engine's record directly).
+fn forget_bank_key_in_store(data: &Path) {
+    let db = sled::open(data).unwrap();
+    let meta = db.open_tree("meta").unwrap();
+    let bytes = meta.get("identity").unwrap().unwrap();
+    let mut identity: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    assert!(identity
+        .as_object_mut()
+        .unwrap()
+        .remove("bank_key")
+        .is_some());
+    meta.insert("identity", serde_json::to_vec(&identity).unwrap())
+        .unwrap();
+    db.flush().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bank_key_file_is_required_and_must_be_this_banks() {
+    let dir = temp();
+    let paths = Paths::new(dir.path());
+    let (bank, addr) = serving(try_start(&paths, &[]));
+    deposits(&addr, &paths, true, 2).await;
+    stop(bank);
+
+    // Created beside (not in) the data directory, owner-only, and it is what the auth file pins.
+    let key_file = paths.data.with_file_name("data.bank-key");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&key_file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let auth = load_auth_file(&paths.auth).unwrap();
+    let key_text = std::fs::read_to_string(&key_file).unwrap();
+    let key = protocol::BankKey::from_hex(auth.bank.bank_id.clone(), &key_text).unwrap();
+    assert!(key.pin() == auth.bank);
+    assert!(std::fs::read_dir(&paths.data)
+        .unwrap()
+        .all(
+            |e| std::fs::read(e.unwrap().path()).map_or(true, |bytes| !bytes
+                .windows(64)
+                .any(|w| w == key_text.trim().as_bytes()))
+        ));
+
+    // Missing: refused, named, and not made anew.
+    let moved = dir.path().join("elsewhere.key");
+    std::fs::rename(&key_file, &moved).unwrap();
+    let Start::Exited(code, stdout, stderr) = try_start(&paths, &[]) else {
+        panic!("served without its key");
+    };
+    assert_eq!(code, Some(1));
+    assert!(stdout.is_empty(), "{stdout}");
+    assert!(
+        stderr.contains("key file is missing") && stderr.contains(&key_file.display().to_string()),
+        "{stderr}"
+    );
+    assert!(!key_file.exists(), "a missing key is never made anew");
+
+    // Another bank's key: refused.
+    let other = Paths::new(&dir.path().join("other"));
+    std::fs::create_dir_all(dir.path().join("other")).unwrap();
+    let (other_bank, _) = serving(try_start(&other, &[]));
+    stop(other_bank);
+    std::fs::copy(other.data.with_file_name("data.bank-key"), &key_file).unwrap();
+    let Start::Exited(code, _, stderr) = try_start(&paths, &[]) else {
+        panic!("served with another bank's key");
+    };
+    assert_eq!(code, Some(1));
+    assert!(
+        stderr.contains("not the one this bank's terminals pinned"),
+        "{stderr}"
+    );
+    std::fs::remove_file(&key_file).unwrap();
+
+    // Its own key, wherever --bank-key-file says.
+    let (bank, addr) = serving(try_start(
+        &paths,
+        &["--bank-key-file", moved.to_str().unwrap()],
+    ));
+    assert_eq!(alice_balance(&addr, &paths).await, 200);
+    stop(bank);
+
+    // A store from before protocol v2: its first start makes a key, records it (audited)
+    // and from then on needs it.
+    forget_bank_key_in_store(&paths.data);
+    let (bank, _) = serving(try_start(&paths, &[]));
+    stop(bank);
+    assert!(key_file.exists(), "the upgrade writes a key");
+    let show = String::from_utf8(paths.command(&["audit", "show"]).stdout).unwrap();
+    assert!(show.contains("bank_key_recorded"), "{show}");
+    std::fs::remove_file(&key_file).unwrap();
+    let Start::Exited(code, _, stderr) = try_start(&paths, &[]) else {
+        panic!("served without the key it recorded");
+    };
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("key file is missing"), "{stderr}");
 }

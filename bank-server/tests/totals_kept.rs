@@ -31,6 +31,7 @@ fn populate(dir: &Path, accounts: u64, movements: u64) -> Totals {
         id: "00112233445566778899aabbccddeeff".into(),
         created_ms: NOW,
         format: 1,
+        bank_key: None,
     };
     assert!(ledger.create_bank(&identity, &AuditKey::random()).unwrap());
     let numbers: Vec<AccountNumber> = (0..accounts)

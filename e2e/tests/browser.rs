@@ -72,8 +72,8 @@ async fn web_atm_end_to_end() -> Res {
     // Two browser terminals, each enrolled by the link the bank prints for `terminal add --web`.
     let first = bank_server::admin::add_terminal(bank.ledger(), "e2e browser one")?;
     let second = bank_server::admin::add_terminal(bank.ledger(), "e2e browser two")?;
-    let link_one = bank_server::terminals::enrollment_link(&base, &first).to_string();
-    let link_two = bank_server::terminals::enrollment_link(&base, &second).to_string();
+    let link_one = bank_server::terminals::enrollment_link(&base, &first, &bank.pin()).to_string();
+    let link_two = bank_server::terminals::enrollment_link(&base, &second, &bank.pin()).to_string();
     let serving = serve(listener, bank);
 
     let driver = start_chromedriver().await?;

@@ -66,7 +66,7 @@ async fn operator_login(c: &Client, username: &str, password: &str) -> Res {
 /// Whether a native handshake with these credentials is accepted: the bank answers a sealed
 /// request only on a session whose handshake it verified.
 async fn native_handshake_accepted(addr: &str, auth: &AuthFile) -> bool {
-    let Ok(mut client) = AtmClient::connect(addr, &auth.terminal_id, &auth.psk).await else {
+    let Ok(mut client) = AtmClient::connect(addr, auth).await else {
         return false;
     };
     client.call(&Request::Balance {}).await.is_ok()
@@ -86,7 +86,8 @@ async fn bank_console_end_to_end() -> Res {
         OPERATOR,
         OPERATOR_PASSWORD,
     )?;
-    let console_link = bank_server::terminals::console_link(&base, &console).to_string();
+    let console_link =
+        bank_server::terminals::console_link(&base, &console, &bank.pin()).to_string();
     let atm = load_auth_file(&bank.config().auth_file)?;
     let serving = serve(listener, bank);
 
@@ -134,7 +135,7 @@ async fn scenario(
     shot(c, "console-01-not-enrolled").await?;
 
     // b) A native ATM session: carol registers and deposits 123.45.
-    let mut carol = AtmClient::connect(addr, &atm.terminal_id, &atm.psk).await?;
+    let mut carol = AtmClient::connect(addr, atm).await?;
     let welcome = carol
         .call(&Request::Register {
             username: Username::new("carol").unwrap(),

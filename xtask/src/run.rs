@@ -1,6 +1,7 @@
 //! `cargo xtask run`: builds the web ATM, builds the bank server, makes sure a browser terminal
 //! exists and prints its enrollment link, then runs the bank in the foreground.
 
+use protocol::link::{self, Enrollment, LinkPage};
 use std::collections::BTreeMap;
 use std::env;
 use std::fs;
@@ -118,7 +119,10 @@ fn enrollment_link(
         .map_err(|e| format!("{}: {e}", opts.data_dir.display()))?;
     let base = format!("http://{}:{}", url_host(&opts.bind), opts.port);
     let saved_path = root.join(SAVED);
-    if let Some((id, key)) = read_saved(&saved_path, &data_dir) {
+    if let Some(saved) = read_saved(&saved_path, &data_dir)
+        .and_then(|fragment| Enrollment::from_fragment(&fragment).ok())
+    {
+        let id = saved.terminal.as_str();
         let list = Command::new(server)
             .args(["terminal", "list"])
             .args(args)
@@ -130,7 +134,14 @@ fn enrollment_link(
             .lines()
             .any(|l| l.starts_with(&format!("{id}\tactive")))
         {
-            return Ok(format!("{base}/#terminal={id}&key={key}"));
+            let link = link::format(
+                &base,
+                LinkPage::Atm,
+                &saved.terminal,
+                &saved.psk,
+                &saved.bank,
+            );
+            return Ok(link.to_string());
         }
     }
     let out = Command::new(server)
@@ -151,8 +162,11 @@ fn enrollment_link(
         .ok_or("bank-server terminal add --web printed no link")?
         .trim()
         .to_owned();
-    let (id, key) = parse_link(&link).ok_or("the printed link has no terminal and key")?;
-    save(&saved_path, &data_dir, id, key)?;
+    let (_, fragment) = link
+        .split_once('#')
+        .filter(|(_, fragment)| Enrollment::from_fragment(fragment).is_ok())
+        .ok_or("the printed link is not an enrollment link")?;
+    save(&saved_path, &data_dir, fragment)?;
     Ok(link)
 }
 
@@ -208,25 +222,14 @@ fn url_host(bind: &str) -> String {
     }
 }
 
-/// `(id, key)` from `http://…/#terminal=<id>&key=<key>`.
-fn parse_link(link: &str) -> Option<(&str, &str)> {
-    let (_, fragment) = link.split_once('#')?;
-    let (terminal, key) = fragment.split_once('&')?;
-    Some((
-        terminal.strip_prefix("terminal=")?,
-        key.strip_prefix("key=")?,
-    ))
-}
-
-/// The saved file: `<data dir>\t<id>\t<key>`.
-fn read_saved(path: &Path, data_dir: &Path) -> Option<(String, String)> {
+/// The saved file: `<data dir>\t<the link's fragment>` ([`protocol::link`]'s format).
+fn read_saved(path: &Path, data_dir: &Path) -> Option<String> {
     let text = fs::read_to_string(path).ok()?;
-    let mut parts = text.trim_end().split('\t');
-    let (dir, id, key) = (parts.next()?, parts.next()?, parts.next()?);
-    (Path::new(dir) == data_dir).then(|| (id.to_owned(), key.to_owned()))
+    let (dir, fragment) = text.trim_end().split_once('\t')?;
+    (Path::new(dir) == data_dir).then(|| fragment.to_owned())
 }
 
-fn save(path: &Path, data_dir: &Path, id: &str, key: &str) -> Result<(), String> {
+fn save(path: &Path, data_dir: &Path, fragment: &str) -> Result<(), String> {
     use std::io::Write as _;
     if let Some(dir) = path.parent() {
         fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
@@ -238,7 +241,7 @@ fn save(path: &Path, data_dir: &Path, id: &str, key: &str) -> Result<(), String>
     let mut file = options
         .open(path)
         .map_err(|e| format!("{}: {e}", path.display()))?;
-    writeln!(file, "{}\t{id}\t{key}", data_dir.display())
+    writeln!(file, "{}\t{fragment}", data_dir.display())
         .map_err(|e| format!("{}: {e}", path.display()))
 }
 
@@ -287,23 +290,19 @@ mod tests {
     }
 
     #[test]
-    fn links_split_into_id_and_key() {
-        assert_eq!(
-            parse_link("http://127.0.0.1:8765/#terminal=t-1&key=ab"),
-            Some(("t-1", "ab"))
-        );
-        assert_eq!(parse_link("http://127.0.0.1:8765/"), None);
+    fn ipv6_hosts_are_bracketed() {
         assert_eq!(url_host("::1"), "[::1]");
+        assert_eq!(url_host("127.0.0.1"), "127.0.0.1");
     }
 
     #[test]
     fn a_saved_terminal_belongs_to_one_data_dir() {
         let dir = std::env::temp_dir().join(format!("xtask-run-test-{}", std::process::id()));
         let path = dir.join("saved");
-        save(&path, Path::new("/data/a"), "t-1", "k").unwrap();
+        save(&path, Path::new("/data/a"), "terminal=t-1&key=k&bank=b").unwrap();
         assert_eq!(
-            read_saved(&path, Path::new("/data/a")),
-            Some(("t-1".into(), "k".into()))
+            read_saved(&path, Path::new("/data/a")).as_deref(),
+            Some("terminal=t-1&key=k&bank=b")
         );
         assert_eq!(read_saved(&path, Path::new("/data/b")), None);
         let _ = fs::remove_dir_all(dir);

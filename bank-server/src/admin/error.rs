@@ -36,6 +36,11 @@ pub enum AdminError {
     BadAnswerTerminalId,
     /// The running bank answered with a terminal key that is not one.
     BadAnswerTerminalKey,
+    /// The running bank answered with a bank pin that is not one.
+    BadAnswerBankKey,
+    /// The store records no static key yet (a bank created before protocol v2 that has not
+    /// been started since): nothing to pin in a new terminal's credentials.
+    NoBankKey,
     /// The running bank answered with a reply of the wrong kind for the operation.
     UnexpectedAnswer,
     /// The bank is running and this platform has no admin socket: stop it first.
@@ -78,6 +83,13 @@ impl fmt::Display for AdminError {
             Self::BadAnswerTerminalKey => {
                 f.write_str("the running bank sent a bad answer: bad terminal key")
             }
+            Self::BadAnswerBankKey => {
+                f.write_str("the running bank sent a bad answer: bad bank key")
+            }
+            Self::NoBankKey => f.write_str(
+                "this bank has no static key yet (it was created before protocol v2): start \
+                 it once, which creates the key, then add terminals",
+            ),
             Self::UnexpectedAnswer => f.write_str("unexpected answer from the bank"),
             Self::Running => f.write_str("the bank is running; stop it first"),
             Self::PasswordsDiffer => f.write_str("the two passwords differ"),
@@ -101,6 +113,8 @@ impl std::error::Error for AdminError {
             | Self::NotArgon2id
             | Self::BadAnswerTerminalId
             | Self::BadAnswerTerminalKey
+            | Self::BadAnswerBankKey
+            | Self::NoBankKey
             | Self::UnexpectedAnswer
             | Self::Running
             | Self::PasswordsDiffer

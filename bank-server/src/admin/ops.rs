@@ -4,9 +4,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use protocol::{TerminalId, TerminalRole, Username};
+use protocol::{BankPin, TerminalId, TerminalRole, Username};
 
-use crate::ledger::Ledger;
+use crate::ledger::{Ledger, TerminalRecord};
 use crate::StartError;
 
 use super::error::AdminError;
@@ -73,12 +73,14 @@ pub struct TerminalSummary {
 #[derive(Serialize, Deserialize)]
 #[serde(tag = "result", rename_all = "snake_case", deny_unknown_fields)]
 pub enum TerminalReply {
-    /// The new terminal's id and key (64 hex).
+    /// The new terminal's id and key (64 hex), and the bank's pin for its credentials.
     Added {
         /// Its id.
         terminal_id: String,
         /// Its key.
         psk: String,
+        /// What it pins of the bank: `<bank id>:<64 hex>` ([`protocol::BankPin::to_text`]).
+        bank: String,
     },
     /// Every terminal.
     Listed {
@@ -95,19 +97,31 @@ pub enum TerminalReply {
     },
 }
 
+/// What a new terminal pins of the bank in `ledger`: from its identity.
+fn pin(ledger: &dyn Ledger) -> Result<BankPin, StartError> {
+    ledger
+        .identity()?
+        .and_then(|identity| identity.pin())
+        .ok_or(StartError::Admin(AdminError::NoBankKey))
+}
+
 /// Runs `op` on `ledger`.
 pub fn execute(ledger: &dyn Ledger, op: TerminalOp) -> TerminalReply {
     let failed = |e: StartError| TerminalReply::Failed {
         error: e.to_string(),
     };
+    let added = |t: TerminalRecord, bank: BankPin| TerminalReply::Added {
+        terminal_id: t.id.to_string(),
+        psk: t.psk.to_hex().to_string(),
+        bank: bank.to_text(),
+    };
     match op {
-        TerminalOp::Add { name } => match add_terminal(ledger, &name) {
-            Ok(t) => TerminalReply::Added {
-                terminal_id: t.id.to_string(),
-                psk: t.psk.to_hex().to_string(),
-            },
-            Err(e) => failed(e),
-        },
+        TerminalOp::Add { name } => {
+            match pin(ledger).and_then(|bank| add_terminal(ledger, &name).map(|t| added(t, bank))) {
+                Ok(reply) => reply,
+                Err(e) => failed(e),
+            }
+        }
         TerminalOp::List => match ledger.terminals() {
             Ok(list) => TerminalReply::Listed {
                 terminals: list
@@ -133,14 +147,12 @@ pub fn execute(ledger: &dyn Ledger, op: TerminalOp) -> TerminalReply {
             username,
             password_hash,
         } => {
-            let added = Username::new(username)
-                .ok_or(StartError::Admin(AdminError::OperatorName))
-                .and_then(|name| add_operator_hashed(ledger, &name, password_hash));
-            match added {
-                Ok(t) => TerminalReply::Added {
-                    terminal_id: t.id.to_string(),
-                    psk: t.psk.to_hex().to_string(),
-                },
+            let reply = pin(ledger).and_then(|bank| {
+                let name = Username::new(username).ok_or(AdminError::OperatorName)?;
+                add_operator_hashed(ledger, &name, password_hash).map(|t| added(t, bank))
+            });
+            match reply {
+                Ok(reply) => reply,
                 Err(e) => failed(e),
             }
         }

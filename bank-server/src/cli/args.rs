@@ -68,6 +68,12 @@ pub(crate) struct Opts {
     /// `<data-dir>.checkpoint` beside the data directory.
     #[arg(long, global = true, env = "BANK_CHECKPOINT_FILE")]
     pub(crate) checkpoint_file: Option<PathBuf>,
+    /// The bank's static private key (protocol v2), written once, 0600, on first start; every
+    /// terminal pins its public key, and the bank refuses to start without it. Keep it outside
+    /// the data directory and out of its backups. Default: `<data-dir>.bank-key` beside the
+    /// data directory.
+    #[arg(long, global = true, env = "BANK_KEY_FILE")]
+    pub(crate) bank_key_file: Option<PathBuf>,
     /// Start on a store that fails the checkpoint check, accepting it as it is (acknowledged
     /// transactions after its state may be lost); audited as `checkpoints_reset`.
     #[arg(long, global = true)]
@@ -224,6 +230,13 @@ pub(crate) fn checkpoint_file(opts: &Opts) -> PathBuf {
     opts.checkpoint_file
         .clone()
         .unwrap_or_else(|| bank_server::default_checkpoint_file(&opts.data_dir))
+}
+
+/// The bank's key file: as given, or beside the data directory.
+pub(crate) fn bank_key_file(opts: &Opts) -> PathBuf {
+    opts.bank_key_file
+        .clone()
+        .unwrap_or_else(|| bank_server::default_bank_key_file(&opts.data_dir))
 }
 
 /// The storage engine and its settings, from the options.

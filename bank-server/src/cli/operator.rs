@@ -46,8 +46,13 @@ pub(crate) fn operator(opts: &Opts, cmd: OperatorCommand) -> Result<(), StartErr
         password_hash,
     };
     match admin::terminal_op(&opts.data_dir, &checkpoint_file(opts), &storage(opts), op)? {
-        TerminalReply::Added { terminal_id, psk } => {
+        TerminalReply::Added {
+            terminal_id,
+            psk,
+            bank,
+        } => {
             let psk = zeroize::Zeroizing::new(psk);
+            let bank = protocol::BankPin::parse(&bank).ok_or(AdminError::BadAnswerBankKey)?;
             let terminal = TerminalRecord {
                 id: TerminalId::new(terminal_id).ok_or(AdminError::BadAnswerTerminalId)?,
                 name: String::new(),
@@ -58,7 +63,7 @@ pub(crate) fn operator(opts: &Opts, cmd: OperatorCommand) -> Result<(), StartErr
             };
             let base = public_url
                 .unwrap_or_else(|| format!("http://{}", SocketAddr::new(opts.bind, opts.port)));
-            println!("{}", console_link(&base, &terminal).as_str());
+            println!("{}", console_link(&base, &terminal, &bank).as_str());
             eprintln!(
                 "Operator {username} added. Open this link once in the operator's browser (it keeps the console's key), then log in as {username}."
             );

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use bank_server::{Config, StartError};
 
-use super::args::{checkpoint_file, storage, Opts};
+use super::args::{bank_key_file, checkpoint_file, storage, Opts};
 
 /// Files the bank keeps open besides its connections (sled's files, the listener, the admin
 /// socket, standard streams), with room to spare.
@@ -34,6 +34,7 @@ fn config(opts: &Opts) -> Config {
     );
     config.web_root = opts.web_root.clone();
     config.checkpoint_file = checkpoint_file(opts);
+    config.bank_key_file = bank_key_file(opts);
     config.reset_checkpoints = opts.reset_checkpoints;
     config.storage = storage(opts);
     config.max_sessions = opts.max_sessions.max(1);

@@ -7,7 +7,7 @@ use bank_server::admin::{self, AdminError, TerminalOp, TerminalReply};
 use bank_server::ledger::TerminalRecord;
 use bank_server::terminals::{auth_file_text, enrollment_link, write_new_secret_file};
 use bank_server::StartError;
-use protocol::{Psk, TerminalId, TerminalRole};
+use protocol::{BankPin, Psk, TerminalId, TerminalRole};
 
 use super::args::{checkpoint_file, storage, Opts, TerminalCommand};
 
@@ -27,9 +27,14 @@ pub(crate) fn terminal(opts: &Opts, cmd: TerminalCommand) -> Result<(), StartErr
                 out,
                 public_url,
             },
-            TerminalReply::Added { terminal_id, psk },
+            TerminalReply::Added {
+                terminal_id,
+                psk,
+                bank,
+            },
         ) => {
             let psk = zeroize::Zeroizing::new(psk);
+            let bank = BankPin::parse(&bank).ok_or(AdminError::BadAnswerBankKey)?;
             let terminal = TerminalRecord {
                 id: TerminalId::new(terminal_id).ok_or(AdminError::BadAnswerTerminalId)?,
                 name,
@@ -41,20 +46,20 @@ pub(crate) fn terminal(opts: &Opts, cmd: TerminalCommand) -> Result<(), StartErr
             if web {
                 let base = public_url
                     .unwrap_or_else(|| format!("http://{}", SocketAddr::new(opts.bind, opts.port)));
-                println!("{}", enrollment_link(&base, &terminal).as_str());
+                println!("{}", enrollment_link(&base, &terminal, &bank).as_str());
                 eprintln!(
                     "Open this link once in the browser that will be the ATM; it keeps the key."
                 );
             } else if let Some(path) = out {
-                write_new_secret_file(&path, &auth_file_text(&terminal)).map_err(|source| {
-                    StartError::File {
+                write_new_secret_file(&path, &auth_file_text(&terminal, &bank)).map_err(
+                    |source| StartError::File {
                         path: path.clone(),
                         source,
-                    }
-                })?;
+                    },
+                )?;
                 println!("{}", terminal.id);
             } else {
-                print!("{}", auth_file_text(&terminal).as_str());
+                print!("{}", auth_file_text(&terminal, &bank).as_str());
             }
         }
         (TerminalCommand::List, TerminalReply::Listed { terminals }) => {

@@ -46,6 +46,15 @@ pub struct TestBank {
 }
 
 impl TestBank {
+    /// Credentials of another terminal of this bank (its id and key, this bank's pin).
+    pub fn creds(&self, terminal_id: &protocol::TerminalId, psk: &protocol::Psk) -> AuthFile {
+        AuthFile {
+            terminal_id: terminal_id.clone(),
+            psk: psk.clone(),
+            bank: self.auth.bank.clone(),
+        }
+    }
+
     /// Starts a bank with `config` (its output redirected to memory).
     pub async fn start(mut config: Config) -> Self {
         let (output, lines) = Output::memory();
@@ -80,7 +89,7 @@ impl TestBank {
 
     /// A client handshaken with the first terminal.
     pub async fn client(&self) -> Client {
-        Client::connect(&self.addr, &self.auth.terminal_id, &self.auth.psk)
+        Client::connect(&self.addr, &self.auth)
             .await
             .expect("handshake")
     }
