@@ -1,19 +1,23 @@
 #!/usr/bin/env python3
-"""Independent check of the atm-psk-v1 known-answer vectors, written from docs/PROTOCOL.md alone.
+"""Independent check of the atm-psk-v2 known-answer vectors, written from docs/PROTOCOL.md alone.
 
-This is a small second implementation of protocol version 1 (the handshake key schedule and
-the record layer), written by another team from the specification only, without reading the
-reference implementation. It:
+This is a small second implementation of protocol version 2 (the handshake key schedule with
+the bank's pinned static key, the record layer, and the bank pin of §15.1), written by another
+team from the specification only, without reading the reference implementation. It:
 
   1. recomputes every handshake value from `inputs` (§5, §6, §7) and compares it with the file;
-  2. re-seals every record (§8.2, §8.3) and compares the ciphertext, MAC input, MAC and wire
+  2. receives the handshake messages as each peer would (§7), answers the ClientHello as the
+     bank would, and checks that a bank holding the terminal's PSK but another static key, a
+     version 1 hello, and a low-order pinned key are all refused;
+  3. re-seals every record (§8.2, §8.3) and compares the ciphertext, MAC input, MAC and wire
      text; then opens every `wire` with its own receiver (§8.4) and checks the plaintext;
-  3. feeds tampered, replayed, reflected and malformed messages to its own receivers, each of
+  4. feeds tampered, replayed, reflected and malformed messages to its own receivers, each of
      which must be refused;
-  4. also recomputes the worked example of §13.1 from the values printed in the spec.
+  5. also recomputes the worked example of §13.1 and the examples of §15 from the values
+     printed in the spec, and checks that every hex value printed in §13.1 is one it derived.
 
-Usage:  python3 docs/interop/check_vectors.py [path/to/v1.json]
-        (default: protocol/vectors/v1.json relative to the repository root)
+Usage:  python3 docs/interop/check_vectors.py [path/to/v2.json]
+        (default: protocol/vectors/v2.json relative to the repository root)
 
 Prints one line per check group, then exactly one summary line `N passed, M failed`, and
 exits 0 only if nothing failed. Needs Python 3.11+ and the `cryptography` package.
@@ -41,7 +45,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
 # §4 Constants and limits
 # ---------------------------------------------------------------------------------------------
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 MAX_HANDSHAKE_LEN = 1024
 MAX_RECORD_LEN = 16384
 MAX_PLAINTEXT_LEN = 8000
@@ -51,10 +55,10 @@ DEFAULT_MAX_SKEW_MS = 30000
 U8_MAX, U32_MAX, U64_MAX = 2**8 - 1, 2**32 - 1, 2**64 - 1
 
 # ---------------------------------------------------------------------------------------------
-# §6.1 Labels: ASCII bytes, no terminator, all with the 11-byte prefix "atm-psk-v1 ".
+# §6.1 Labels: ASCII bytes, no terminator, all with the 11-byte prefix "atm-psk-v2 ".
 # ---------------------------------------------------------------------------------------------
 
-PREFIX = b"atm-psk-v1 "
+PREFIX = b"atm-psk-v2 "
 LABEL_TRANSCRIPT = PREFIX + b"transcript"
 LABEL_MASTER_SECRET = PREFIX + b"master secret"
 LABEL_RECORD = PREFIX + b"record"
@@ -197,6 +201,7 @@ def compact_json(obj: dict[str, Any]) -> str:
 _USERNAME = re.compile(r"[_\-.0-9a-z]{1,250}")
 _ACCOUNT = re.compile(r"[0-9A-Z-]{1,32}")
 _TERMINAL_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_BANK_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")  # §4: same alphabet and length as a terminal id
 ERROR_CODES = {
     "bad_request",
     "auth_failed",
@@ -211,6 +216,7 @@ ERROR_CODES = {
     "tx_id_reused",
     "busy",
     "internal",
+    "not_allowed",
 }  # §9.6, the closed set
 
 
@@ -379,6 +385,8 @@ def x25519_dh(secret: bytes, peer_share: bytes) -> bytes:
 
 
 def transcript_input(
+    bank_id: str,
+    bank_static_public: bytes,
     terminal_id: str,
     client_nonce: bytes,
     client_share: bytes,
@@ -387,11 +395,15 @@ def transcript_input(
     bank_share: bytes,
     bank_ts: int,
 ) -> bytes:
-    """§6.2: the SHA-256 input, 167 + len(terminal_id) bytes."""
+    """§6.2: the SHA-256 input, 200 + len(bank_id) + len(terminal_id) bytes."""
+    bid = bank_id.encode("ascii")
     tid = terminal_id.encode("ascii")
     return (
         LABEL_TRANSCRIPT  # 21 bytes
-        + bytes([PROTOCOL_VERSION])  # u8(1)
+        + bytes([PROTOCOL_VERSION])  # u8(2)
+        + bytes([len(bid)])  # u8(len(bank_id)), 1..64
+        + bid  # the ASCII bytes of the bank id
+        + bank_static_public  # 32 bytes: the pinned (ATM) or own (bank) static public key
         + bytes([len(tid)])  # u8(len(terminal_id)), 1..64
         + tid  # the ASCII bytes of the id
         + client_nonce  # 32 bytes
@@ -408,8 +420,144 @@ def hkdf_expand_32(prk: bytes, info: bytes) -> bytes:
     return HKDFExpand(algorithm=hashes.SHA256(), length=32, info=info).derive(prk)
 
 
+def master_secret(
+    psk: bytes, client_nonce: bytes, bank_nonce: bytes, dh_ee: bytes, dh_es: bytes
+) -> bytes:
+    """§6.3: MS = HMAC(PSK, label || client_nonce || bank_nonce || dh_ee || dh_es)."""
+    msg = LABEL_MASTER_SECRET + client_nonce + bank_nonce + dh_ee + dh_es
+    assert len(msg) == 152  # §6.3: a 152-byte message
+    return hmac_sha256(psk, msg)
+
+
+def schedule(
+    psk: bytes,
+    transcript: bytes,
+    client_nonce: bytes,
+    bank_nonce: bytes,
+    dh_ee: bytes,
+    dh_es: bytes,
+) -> dict[str, Any]:
+    """§6.2-§6.5 from the transcript input and the two X25519 results."""
+    th = hashlib.sha256(transcript).digest()  # §6.2
+    ms = master_secret(psk, client_nonce, bank_nonce, dh_ee, dh_es)  # §6.3
+    prk = hmac_sha256(th, ms)  # §6.4: HKDF-Extract(salt = th, IKM = MS) = HMAC(th, MS)
+    keys = {name: hkdf_expand_32(prk, info) for name, info in KEY_LABELS.items()}  # §6.4
+    return {
+        "transcript_hash": th,
+        "master_secret": ms,
+        "prk": prk,
+        "keys": keys,
+        "server_finished": hmac_sha256(keys["server_finished"], th),  # §6.5
+        "client_finished": hmac_sha256(keys["client_finished"], th),  # §6.5
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# §15.1 The bank pin: "<bank id>:<64 lowercase hex>", never a low-order point.
+# ---------------------------------------------------------------------------------------------
+
+# The fixed secret of the low-order test (any 32 bytes will do: §15.1).
+_PIN_PROBE_SECRET = bytes([0x42]) * 32
+
+
+def parse_pin(text: Any) -> tuple[str, bytes]:
+    """§15.1: split at the ':', a valid bank id before it, exactly 64 lowercase hex after it,
+    and a public key that is not a low-order point. Returns (bank_id, bank_static_public)."""
+    if type(text) is not str or ":" not in text:
+        raise Refused("pin", "not <bank id>:<hex>")
+    bank_id, public_hex = text.split(":", 1)
+    if not _BANK_ID.fullmatch(bank_id):
+        raise Refused("pin", "bank id")
+    public = decode_hex(public_hex, 32, "pin")  # also refuses a second ':' and any space
+    try:
+        x25519_dh(_PIN_PROBE_SECRET, public)
+    except Refused:
+        raise Refused("pin", "low-order public key") from None
+    return bank_id, public
+
+
+def pin_text(bank_id: str, bank_static_public: bytes) -> str:
+    """§15.1: the pin as the bank shows it."""
+    return f"{bank_id}:{bank_static_public.hex()}"
+
+
+# ---------------------------------------------------------------------------------------------
+# §5, §7.4, §7.5 The two sides of the handshake
+# ---------------------------------------------------------------------------------------------
+
+
+def client_hello_text(terminal_id: str, client_nonce: bytes, client_share: bytes, ts: int) -> str:
+    """§5.1, fields in the listed order, compact JSON."""
+    return compact_json(
+        {
+            "type": "client_hello",
+            "version": PROTOCOL_VERSION,
+            "terminal_id": terminal_id,
+            "client_nonce": client_nonce.hex(),
+            "client_share": client_share.hex(),
+            "timestamp": ts,
+        }
+    )
+
+
+def server_hello_text(bank_nonce: bytes, bank_share: bytes, ts: int, finished: bytes) -> str:
+    """§5.2, fields in the listed order, compact JSON."""
+    return compact_json(
+        {
+            "type": "server_hello",
+            "version": PROTOCOL_VERSION,
+            "bank_nonce": bank_nonce.hex(),
+            "bank_share": bank_share.hex(),
+            "timestamp": ts,
+            "finished": finished.hex(),
+        }
+    )
+
+
+def client_finished_text(finished: bytes) -> str:
+    """§5.3."""
+    return compact_json({"type": "client_finished", "finished": finished.hex()})
+
+
+def bank_answer(
+    client_hello: dict[str, Any],
+    psk: bytes,
+    bank_id: str,
+    bank_static_secret: bytes,
+    bank_nonce: bytes,
+    bank_secret: bytes,
+    bank_ts: int,
+) -> dict[str, Any]:
+    """§7.5 step 3: the bank's answer to a checked ClientHello, with its own static key.
+    Returns the key schedule and the server_hello text."""
+    client_share = decode_hex(client_hello["client_share"], 32)
+    client_nonce = decode_hex(client_hello["client_nonce"], 32)
+    bank_share = x25519_share(bank_secret)
+    dh_ee = x25519_dh(bank_secret, client_share)  # bank ephemeral with client ephemeral
+    dh_es = x25519_dh(bank_static_secret, client_share)  # bank STATIC with client ephemeral
+    bank_static_public = x25519_share(bank_static_secret)
+    transcript = transcript_input(
+        bank_id,
+        bank_static_public,
+        client_hello["terminal_id"],
+        client_nonce,
+        client_share,
+        client_hello["timestamp"],
+        bank_nonce,
+        bank_share,
+        bank_ts,
+    )
+    out = schedule(psk, transcript, client_nonce, bank_nonce, dh_ee, dh_es)
+    out["server_hello_message"] = server_hello_text(
+        bank_nonce, bank_share, bank_ts, out["server_finished"]
+    )
+    return out
+
+
 def derive_handshake(
     psk: bytes,
+    bank_id: str,
+    bank_static_secret: bytes,
     terminal_id: str,
     client_nonce: bytes,
     client_secret: bytes,
@@ -420,59 +568,44 @@ def derive_handshake(
 ) -> dict[str, Any]:
     """Run the key schedule of §6 from the inputs, as both sides would, returning every
     intermediate value named as in the vectors file (§13.2)."""
+    bank_static_public = x25519_share(bank_static_secret)  # §7.2
     client_share = x25519_share(client_secret)
     bank_share = x25519_share(bank_secret)
-    # §6.3: each side computes dh from its own secret and the peer's share; they must agree.
-    dh = x25519_dh(client_secret, bank_share)
-    if not hmac.compare_digest(dh, x25519_dh(bank_secret, client_share)):
-        raise Refused("dh", "the two sides disagree")
+    # §6.3: each side computes both values from its own secrets; they must agree.
+    dh_ee = x25519_dh(client_secret, bank_share)
+    if not hmac.compare_digest(dh_ee, x25519_dh(bank_secret, client_share)):
+        raise Refused("dh", "the two sides disagree on dh_ee")
+    dh_es = x25519_dh(client_secret, bank_static_public)  # the ATM, with the pinned key
+    if not hmac.compare_digest(dh_es, x25519_dh(bank_static_secret, client_share)):
+        raise Refused("dh", "the two sides disagree on dh_es")
     transcript = transcript_input(
-        terminal_id, client_nonce, client_share, client_ts, bank_nonce, bank_share, bank_ts
+        bank_id,
+        bank_static_public,
+        terminal_id,
+        client_nonce,
+        client_share,
+        client_ts,
+        bank_nonce,
+        bank_share,
+        bank_ts,
     )
-    th = hashlib.sha256(transcript).digest()  # §6.2
-    ms = hmac_sha256(psk, LABEL_MASTER_SECRET + client_nonce + bank_nonce + dh)  # §6.3
-    prk = hmac_sha256(th, ms)  # §6.4: HKDF-Extract(salt = th, IKM = MS) = HMAC(th, MS)
-    keys = {name: hkdf_expand_32(prk, info) for name, info in KEY_LABELS.items()}  # §6.4
-    server_finished = hmac_sha256(keys["server_finished"], th)  # §6.5
-    client_finished = hmac_sha256(keys["client_finished"], th)  # §6.5
-    # §5.1-§5.3: the three handshake messages, fields in the listed order, compact JSON.
-    client_hello = compact_json(
-        {
-            "type": "client_hello",
-            "version": PROTOCOL_VERSION,
-            "terminal_id": terminal_id,
-            "client_nonce": client_nonce.hex(),
-            "client_share": client_share.hex(),
-            "timestamp": client_ts,
-        }
-    )
-    server_hello = compact_json(
-        {
-            "type": "server_hello",
-            "version": PROTOCOL_VERSION,
-            "bank_nonce": bank_nonce.hex(),
-            "bank_share": bank_share.hex(),
-            "timestamp": bank_ts,
-            "finished": server_finished.hex(),
-        }
-    )
-    client_finished_msg = compact_json(
-        {"type": "client_finished", "finished": client_finished.hex()}
-    )
+    out = schedule(psk, transcript, client_nonce, bank_nonce, dh_ee, dh_es)
     return {
+        "bank_static_public": bank_static_public,
+        "bank_pin": pin_text(bank_id, bank_static_public),
         "client_share": client_share,
         "bank_share": bank_share,
-        "dh_shared_secret": dh,
+        "dh_ee": dh_ee,
+        "dh_es": dh_es,
         "transcript": transcript,
-        "transcript_hash": th,
-        "master_secret": ms,
-        "prk": prk,
-        "keys": keys,
-        "server_finished": server_finished,
-        "client_finished": client_finished,
-        "client_hello_message": client_hello,
-        "server_hello_message": server_hello,
-        "client_finished_message": client_finished_msg,
+        **out,
+        "client_hello_message": client_hello_text(
+            terminal_id, client_nonce, client_share, client_ts
+        ),
+        "server_hello_message": server_hello_text(
+            bank_nonce, bank_share, bank_ts, out["server_finished"]
+        ),
+        "client_finished_message": client_finished_text(out["client_finished"]),
     }
 
 
@@ -510,7 +643,7 @@ def bank_receive_client_hello(text: bytes, now: int, max_skew_ms: int) -> dict[s
         or not is_uint(msg["timestamp"], U64_MAX)
     ):
         raise Refused("json", "field type")
-    if msg["version"] != PROTOCOL_VERSION:
+    if msg["version"] != PROTOCOL_VERSION:  # 1 included: no fallback (§12.1)
         raise Refused("version")
     if not _TERMINAL_ID.fullmatch(msg["terminal_id"]):
         raise Refused("terminal_id")
@@ -526,43 +659,45 @@ def atm_receive_server_hello(
     now: int,
     max_skew_ms: int,
     psk: bytes,
+    pin: tuple[str, bytes],
     terminal_id: str,
     client_nonce: bytes,
     client_secret: bytes,
     client_ts: int,
 ) -> dict[str, Any]:
-    """§7.4 step 2, in the listed order. Returns the ATM's key schedule on success."""
+    """§7.4 step 2, in the listed order, with the bank pinned as `pin` = (bank id, static
+    public key). Returns the ATM's key schedule on success."""
     msg = parse_handshake(
         text, "server_hello", ["version", "bank_nonce", "bank_share", "timestamp", "finished"]
     )
     if not is_uint(msg["version"], U8_MAX) or not is_uint(msg["timestamp"], U64_MAX):
         raise Refused("json", "field type")
-    if msg["version"] != PROTOCOL_VERSION:
+    if msg["version"] != PROTOCOL_VERSION:  # 1 included: no fallback (§12.1)
         raise Refused("version")
     bank_nonce = decode_hex(msg["bank_nonce"], 32)
     bank_share = decode_hex(msg["bank_share"], 32)
     finished = decode_hex(msg["finished"], 32)
     if not is_fresh(msg["timestamp"], now, max_skew_ms):
         raise Refused("timestamp")
-    dh = x25519_dh(client_secret, bank_share)
+    bank_id, bank_static_public = pin
+    dh_ee = x25519_dh(client_secret, bank_share)  # check 6: both non-zero
+    dh_es = x25519_dh(client_secret, bank_static_public)
     client_share = x25519_share(client_secret)
-    th = hashlib.sha256(
-        transcript_input(
-            terminal_id,
-            client_nonce,
-            client_share,
-            client_ts,
-            bank_nonce,
-            bank_share,
-            msg["timestamp"],
-        )
-    ).digest()
-    ms = hmac_sha256(psk, LABEL_MASTER_SECRET + client_nonce + bank_nonce + dh)
-    prk = hmac_sha256(th, ms)
-    k_sfin = hkdf_expand_32(prk, KEY_LABELS["server_finished"])
-    if not hmac.compare_digest(finished, hmac_sha256(k_sfin, th)):
+    transcript = transcript_input(
+        bank_id,
+        bank_static_public,
+        terminal_id,
+        client_nonce,
+        client_share,
+        client_ts,
+        bank_nonce,
+        bank_share,
+        msg["timestamp"],
+    )
+    out = schedule(psk, transcript, client_nonce, bank_nonce, dh_ee, dh_es)
+    if not hmac.compare_digest(finished, out["server_finished"]):  # check 8
         raise Refused("finished")
-    return {"th": th, "prk": prk}
+    return out
 
 
 def bank_receive_client_finished(
@@ -574,6 +709,42 @@ def bank_receive_client_finished(
     mac_ok = hmac.compare_digest(finished, hmac_sha256(k_cfin, th))
     if not (mac_ok & terminal_known):
         raise Refused("finished")
+
+
+# ---------------------------------------------------------------------------------------------
+# §15.2 The auth file, §15.3 enrollment links
+# ---------------------------------------------------------------------------------------------
+
+
+def parse_auth_file(text: str) -> tuple[str, bytes, tuple[str, bytes]]:
+    """§15.2: (terminal_id, psk, pin). A file without `bank` was made for version 1."""
+    if len(text.encode("utf-8")) > 4096:
+        raise Refused("auth", "larger than 4096 bytes")
+    obj = strict_json_object(text.strip().encode("utf-8"), "auth")
+    if "bank" not in obj and set(obj) == {"terminal_id", "psk"}:
+        raise Refused("auth v1", "no bank pin: enroll this terminal again")
+    require_fields(obj, ["terminal_id", "psk", "bank"], "auth")
+    if type(obj["terminal_id"]) is not str or not _TERMINAL_ID.fullmatch(obj["terminal_id"]):
+        raise Refused("auth", "terminal_id")
+    return obj["terminal_id"], decode_hex(obj["psk"], 32, "auth"), parse_pin(obj["bank"])
+
+
+def auth_file_text(terminal_id: str, psk: bytes, pin: str) -> str:
+    """§15.2: what the bank writes."""
+    return compact_json({"terminal_id": terminal_id, "psk": psk.hex(), "bank": pin}) + "\n"
+
+
+def parse_link(link: str) -> tuple[str, bytes, tuple[str, bytes]]:
+    """§15.3: a whole link or its fragment; exactly terminal=, key=, bank=, in that order."""
+    fragment = link.strip().split("#", 1)[-1]
+    parts = fragment.split("&")
+    names = ["terminal", "key", "bank"]
+    if len(parts) != 3 or any(not p.startswith(n + "=") for p, n in zip(parts, names)):
+        raise Refused("link", "not terminal=…&key=…&bank=…")
+    terminal, key, bank = (p.split("=", 1)[1] for p in parts)
+    if not _TERMINAL_ID.fullmatch(terminal):
+        raise Refused("link", "terminal")
+    return terminal, decode_hex(key, 32, "link"), parse_pin(bank)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -767,13 +938,44 @@ def hexes(value: Any) -> Any:
     return value
 
 
-def check_handshake(
-    rep: Report, inputs: dict[str, Any], expected: dict[str, Any]
-) -> dict[str, Any]:
-    rep.begin("§5-§6 handshake values recomputed from inputs")
-    psk = bytes.fromhex(inputs["psk"])
-    derived = derive_handshake(
-        psk,
+INPUT_FIELDS = {
+    "psk",
+    "bank_id",
+    "bank_static_secret",
+    "terminal_id",
+    "client_nonce",
+    "client_x25519_secret",
+    "client_timestamp",
+    "bank_nonce",
+    "bank_x25519_secret",
+    "bank_timestamp",
+    "max_skew_ms",
+}
+HANDSHAKE_FIELDS = {
+    "bank_static_public",
+    "bank_pin",
+    "client_share",
+    "bank_share",
+    "dh_ee",
+    "dh_es",
+    "transcript",
+    "transcript_hash",
+    "master_secret",
+    "prk",
+    "keys",
+    "server_finished",
+    "client_finished",
+    "client_hello_message",
+    "server_hello_message",
+    "client_finished_message",
+}
+
+
+def derive_from_inputs(inputs: dict[str, Any]) -> dict[str, Any]:
+    return derive_handshake(
+        bytes.fromhex(inputs["psk"]),
+        inputs["bank_id"],
+        bytes.fromhex(inputs["bank_static_secret"]),
         inputs["terminal_id"],
         bytes.fromhex(inputs["client_nonce"]),
         bytes.fromhex(inputs["client_x25519_secret"]),
@@ -782,28 +984,40 @@ def check_handshake(
         bytes.fromhex(inputs["bank_x25519_secret"]),
         inputs["bank_timestamp"],
     )
+
+
+def check_handshake(
+    rep: Report, inputs: dict[str, Any], expected: dict[str, Any]
+) -> dict[str, Any]:
+    rep.begin("§5-§6 handshake values recomputed from inputs")
+    # §13.2: exactly the documented fields (v1's `dh_shared_secret` is now `dh_ee`).
+    rep.equal("inputs fields are those of §13.2", sorted(inputs), sorted(INPUT_FIELDS))
+    rep.equal("handshake fields are those of §13.2", sorted(expected), sorted(HANDSHAKE_FIELDS))
+    rep.equal("keys fields are those of §13.2", sorted(expected["keys"]), sorted(KEY_LABELS))
+    rep.check("bank_id is a valid bank id (§4)", bool(_BANK_ID.fullmatch(inputs["bank_id"])))
+    derived = derive_from_inputs(inputs)
     got = hexes(derived)
-    for name in (
-        "client_share",
-        "bank_share",
-        "dh_shared_secret",
-        "transcript",
-        "transcript_hash",
-        "master_secret",
-        "prk",
-        "server_finished",
-        "client_finished",
-        "client_hello_message",
-        "server_hello_message",
-        "client_finished_message",
-    ):
+    for name in sorted(HANDSHAKE_FIELDS - {"keys"}):
         rep.equal(name, got[name], expected[name])
     for name in KEY_LABELS:
         rep.equal(f"keys.{name}", got["keys"][name], expected["keys"][name])
-    # §6.2: the transcript input is 167 + len(terminal_id) bytes.
+    # §15.1: the pin in the file parses, and names the bank of the inputs.
+    try:
+        rep.equal(
+            "bank_pin parses to (bank_id, bank_static_public)",
+            parse_pin(expected["bank_pin"]),
+            (inputs["bank_id"], derived["bank_static_public"]),
+        )
+    except Refused as e:
+        rep.check("bank_pin parses", False, str(e))
+    # §6.2: the transcript input is 200 + len(bank_id) + len(terminal_id) bytes.
     rep.equal(
-        "transcript length", len(derived["transcript"]), 167 + len(inputs["terminal_id"].encode())
+        "transcript length",
+        len(derived["transcript"]),
+        200 + len(inputs["bank_id"].encode()) + len(inputs["terminal_id"].encode()),
     )
+    # §6.3: dh_ee and dh_es are different values (ephemeral vs static peer).
+    rep.check("dh_ee differs from dh_es", derived["dh_ee"] != derived["dh_es"])
     # §6.4's remark: for L = 32, HKDF-Expand(PRK, info, 32) = HMAC(PRK, info || 0x01).
     for name, info in KEY_LABELS.items():
         rep.equal(
@@ -813,6 +1027,19 @@ def check_handshake(
         )
     rep.end()
     return derived
+
+
+# Points of small order (§15.1), 32 bytes little-endian: 0, 1, the two points of order 8,
+# and p - 1, p, p + 1 (p = 2^255 - 19), all of which X25519 with any clamped secret maps to 0.
+LOW_ORDER_POINTS = [
+    bytes(32),
+    bytes([1]) + bytes(31),
+    bytes.fromhex("e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800"),
+    bytes.fromhex("5f9c95bca3508c24b1d0b1559c83ef5b04445cc4581c8e86d8224eddd09f1157"),
+    bytes([0xEC]) + bytes([0xFF]) * 30 + bytes([0x7F]),
+    bytes([0xED]) + bytes([0xFF]) * 30 + bytes([0x7F]),
+    bytes([0xEE]) + bytes([0xFF]) * 30 + bytes([0x7F]),
+]
 
 
 def check_handshake_receivers(
@@ -825,12 +1052,17 @@ def check_handshake_receivers(
     tid = inputs["terminal_id"]
     cn = bytes.fromhex(inputs["client_nonce"])
     cs = bytes.fromhex(inputs["client_x25519_secret"])
+    bank_id = inputs["bank_id"]
+    bank_static = bytes.fromhex(inputs["bank_static_secret"])
+    bn = bytes.fromhex(inputs["bank_nonce"])
+    bs = bytes.fromhex(inputs["bank_x25519_secret"])
     ct, bt = inputs["client_timestamp"], inputs["bank_timestamp"]
     ch, sh, cf = (
         hs[k].encode()
         for k in ("client_hello_message", "server_hello_message", "client_finished_message")
     )
     th, keys = derived["transcript_hash"], derived["keys"]
+    pin = parse_pin(hs["bank_pin"])  # what the ATM was enrolled with (§15.1)
 
     def ok(label: str, action: Callable[[], Any]) -> None:
         try:
@@ -839,57 +1071,127 @@ def check_handshake_receivers(
         except Refused as e:
             rep.check(label, False, f"refused: {e}")
 
+    def atm_reads(text: bytes, the_pin: tuple[str, bytes] = pin, key: bytes = psk):
+        return lambda: atm_receive_server_hello(text, bt, skew, key, the_pin, tid, cn, cs, ct)
+
     # GUESS: the file does not record the receivers' clocks; the bank's clock on receiving
     # client_hello is taken as its own server_hello timestamp, the ATM's clock on receiving
     # server_hello as that same timestamp (no latency).
     ok("bank accepts client_hello", lambda: bank_receive_client_hello(ch, bt, skew))
-    ok(
-        "ATM accepts server_hello (bank Finished verified)",
-        lambda: atm_receive_server_hello(sh, bt, skew, psk, tid, cn, cs, ct),
-    )
+    ok("ATM accepts server_hello (bank Finished verified)", atm_reads(sh))
     ok(
         "bank accepts client_finished (ATM Finished verified)",
         lambda: bank_receive_client_finished(cf, keys["client_finished"], th, True),
     )
+    # §7.5 step 3: the bank's own answer, from the received ClientHello and its static key.
+    hello = bank_receive_client_hello(ch, bt, skew)
+    answer = bank_answer(hello, psk, bank_id, bank_static, bn, bs, bt)
+    rep.equal(
+        "bank's answer to client_hello is the file's server_hello",
+        answer["server_hello_message"],
+        hs["server_hello_message"],
+    )
 
-    # Negative cases.
+    # --- §11.3 authentication of the bank: the terminal's PSK without the pinned key --------
+    impostors = [
+        ("same bank id, another static key", bank_id, bytes([0x25]) * 32),
+        ("its own bank id and static key", "impostor-bank", bytes([0x24]) * 32),
+    ]
+    for what, fake_id, fake_static in impostors:
+        fake = bank_answer(hello, psk, fake_id, fake_static, bn, bs, bt)
+        fake_sh = fake["server_hello_message"].encode()
+        rep.refused(
+            f"bank with the terminal's PSK but {what}: its server_hello fails the ATM's Finished",
+            atm_reads(fake_sh),
+            "finished",
+        )
+        # The same answer verifies for an ATM that pinned the impostor: the failure above is
+        # the pin's doing, not a bug of the impostor's computation.
+        ok(
+            f"... and is accepted by an ATM that pinned that bank ({what})",
+            atm_reads(fake_sh, (fake_id, x25519_share(fake_static))),
+        )
     rep.refused(
-        "low-order bank_share (all-zero dh) refused", lambda: x25519_dh(cs, bytes(32)), "dh"
+        "genuine server_hello checked against a pin naming another bank id (same key) refused",
+        atm_reads(sh, ("another-bank", pin[1])),
+        "finished",
+    )
+    rep.refused(
+        "server_hello checked with a wrong PSK (right pin) refused",
+        atm_reads(sh, key=bytes(32)),
+        "finished",
+    )
+
+    # --- §12.1 version 1 (and any other version) refused, no fallback ---------------------
+    for version in (1, 0, 3, 255):
+        ch_v = compact_json({**json.loads(ch), "version": version}).encode()
+        rep.refused(
+            f"client_hello with version {version} refused",
+            lambda ch_v=ch_v: bank_receive_client_hello(ch_v, bt, skew),
+            "version",
+        )
+        sh_v = compact_json({**json.loads(sh), "version": version}).encode()
+        rep.refused(f"server_hello with version {version} refused", atm_reads(sh_v), "version")
+
+    # --- §15.1 low-order pins, §7 low-order shares ------------------------------------------
+    for point in LOW_ORDER_POINTS:
+        rep.refused(
+            f"pin with low-order key {point.hex()[:8]}… refused",
+            lambda point=point: parse_pin(pin_text(bank_id, point)),
+            "pin",
+        )
+        rep.refused(
+            f"ATM without the pin check: dh_es with {point.hex()[:8]}… is all zero, refused",
+            atm_reads(sh, (bank_id, point)),
+            "dh",
+        )
+    for bad_pin in [
+        hs["bank_pin"].upper(),
+        hs["bank_pin"] + " ",
+        " " + hs["bank_pin"],
+        hs["bank_pin"][:-2],
+        hs["bank_pin"] + ":00",
+        derived["bank_static_public"].hex(),
+        ":" + derived["bank_static_public"].hex(),
+        "a" * 65 + ":" + derived["bank_static_public"].hex(),
+        "bank.1:" + derived["bank_static_public"].hex(),
+    ]:
+        rep.refused(
+            f"malformed pin {bad_pin[:20]!r}… refused", lambda p=bad_pin: parse_pin(p), "pin"
+        )
+    ok(
+        "pin with a 64-character bank id accepted",
+        lambda: parse_pin("A-_9" * 16 + ":" + derived["bank_static_public"].hex()),
+    )
+    rep.refused(
+        "low-order bank_share (all-zero dh_ee) refused", lambda: x25519_dh(cs, bytes(32)), "dh"
     )
     low_order = compact_json({**json.loads(sh), "bank_share": "00" * 32}).encode()
+    rep.refused("server_hello with a low-order bank_share refused", atm_reads(low_order), "dh")
+    low_hello = {**hello, "client_share": "00" * 32}
     rep.refused(
-        "server_hello with a low-order bank_share refused",
-        lambda: atm_receive_server_hello(low_order, bt, skew, psk, tid, cn, cs, ct),
+        "bank answering a low-order client_share refuses (dh_ee and dh_es all zero)",
+        lambda: bank_answer(low_hello, psk, bank_id, bank_static, bn, bs, bt),
         "dh",
     )
+
+    # --- tampering, other checks ---------------------------------------------------------------
     flipped = bytearray(derived["server_finished"])
     flipped[0] ^= 1
     bad_fin = compact_json({**json.loads(sh), "finished": flipped.hex()}).encode()
     rep.refused(
-        "server_hello with one Finished bit flipped refused",
-        lambda: atm_receive_server_hello(bad_fin, bt, skew, psk, tid, cn, cs, ct),
-        "finished",
+        "server_hello with one Finished bit flipped refused", atm_reads(bad_fin), "finished"
     )
     later_ts = compact_json({**json.loads(sh), "timestamp": bt + 1}).encode()
     rep.refused(
         "server_hello with a changed timestamp (transcript) refused",
-        lambda: atm_receive_server_hello(later_ts, bt, skew, psk, tid, cn, cs, ct),
-        "finished",
-    )
-    rep.refused(
-        "server_hello checked with a wrong PSK refused",
-        lambda: atm_receive_server_hello(sh, bt, skew, bytes(32), tid, cn, cs, ct),
+        atm_reads(later_ts),
         "finished",
     )
     rep.refused(
         "client_finished from an unknown terminal refused",
         lambda: bank_receive_client_finished(cf, keys["client_finished"], th, False),
         "finished",
-    )
-    rep.refused(
-        "client_hello with version 2 refused",
-        lambda: bank_receive_client_hello(ch.replace(b'"version":1', b'"version":2'), bt, skew),
-        "version",
     )
     rep.refused(
         "client_hello with uppercase hex nonce refused",
@@ -915,12 +1217,61 @@ def check_handshake_receivers(
         "json",
     )
     rep.refused(
+        "client_hello carrying a bank pin field refused (the pin is never sent, §5)",
+        lambda: bank_receive_client_hello(
+            ch[:-1] + b',"bank":"' + hs["bank_pin"].encode() + b'"}', bt, skew
+        ),
+        "json",
+    )
+    rep.refused(
         "record in place of client_finished refused",
         lambda: bank_receive_client_finished(
             b'{"seq":0,"iv":"","ciphertext":"","mac":""}', keys["client_finished"], th, True
         ),
         "json",
     )
+    rep.end()
+
+
+def check_enrollment_formats(rep: Report, inputs: dict[str, Any], hs: dict[str, Any]) -> None:
+    """§15.2, §15.3 with the credentials of the vectors: what the bank writes parses back;
+    version 1 credentials (no pin) are refused."""
+    rep.begin("§15 auth file and enrollment link formats")
+    tid, psk = inputs["terminal_id"], bytes.fromhex(inputs["psk"])
+    pin_str = hs["bank_pin"]
+    want = (tid, psk, parse_pin(pin_str))
+    auth = auth_file_text(tid, psk, pin_str)
+    rep.equal("auth file is one line and a newline", auth.count("\n"), 1)
+    rep.equal("auth file parses back", parse_auth_file(auth), want)
+    reordered = compact_json({"bank": pin_str, "psk": psk.hex(), "terminal_id": tid})
+    rep.equal("auth file keys in another order accepted", parse_auth_file(reordered), want)
+    v1 = compact_json({"terminal_id": tid, "psk": psk.hex()}) + "\n"
+    rep.refused("version 1 auth file (no bank) refused", lambda: parse_auth_file(v1), "auth v1")
+    for what, bad in [
+        ("unknown field", auth[:-2] + ',"x":1}'),
+        ("duplicate bank", auth[:-2] + f',"bank":"{pin_str}"}}'),
+        ("bank null", compact_json({"terminal_id": tid, "psk": psk.hex(), "bank": None})),
+        ("uppercase psk", auth.replace(psk.hex(), psk.hex().upper())),
+        ("low-order bank key", auth.replace(pin_str.split(":")[1], "00" * 32)),
+        ("a JSON array", json.dumps([tid, psk.hex(), pin_str])),
+    ]:
+        rep.refused(f"auth file with {what} refused", lambda bad=bad: parse_auth_file(bad))
+    for page in ("/", "/console"):
+        link = f"http://127.0.0.1:8765{page}#terminal={tid}&key={psk.hex()}&bank={pin_str}"
+        rep.equal(f"link to {page} parses", parse_link(link), want)
+    frag = f"terminal={tid}&key={psk.hex()}&bank={pin_str}"
+    rep.refused(
+        "version 1 link (no bank=) refused",
+        lambda: parse_link(f"#terminal={tid}&key={psk.hex()}"),
+        "link",
+    )
+    for what, bad in [
+        ("fields out of order", f"#key={psk.hex()}&terminal={tid}&bank={pin_str}"),
+        ("an extra field", f"#{frag}&x=1"),
+        ("a space in the pin", f"#{frag.replace('bank=', 'bank= ')}"),
+        ("a low-order pin", f"#{frag.replace(pin_str.split(':')[1], '00' * 32)}"),
+    ]:
+        rep.refused(f"link with {what} refused", lambda bad=bad: parse_link(bad))
     rep.end()
 
 
@@ -1182,104 +1533,196 @@ def _accepts(action: Callable[[], Any]) -> bool:
         return False
 
 
-def check_worked_example(rep: Report) -> None:
-    """§13.1: the complete example printed in the spec, recomputed from its inputs."""
-    rep.begin("§13.1 worked example in the spec recomputed")
-    d = derive_handshake(
-        bytes([7]) * 32,
-        "atm-1",
-        bytes(range(0x10, 0x30)),
-        bytes(range(0x40, 0x60)),
-        1700000000000,
-        bytes(range(0x80, 0xA0)),
-        bytes(range(0xA0, 0xC0)),
-        1700000000010,
-    )
-    want = {
-        "client_share": "79a631eede1bf9c98f12032cdeadd0e7a079398fc786b88cc846ec89af85a51a",
-        "bank_share": "605a725d2a4adfeeb1a29e17edd621c1b7593ee8cdbc44ac6c4ab6e2f805d23c",
-        "dh_shared_secret": "b52d6135428972abd805ef1a50a3ecd24feb7bb3c4643b462849a78ac7796e56",
-        "transcript_hash": "dbad899cd61c0a618458fca05af0a35c5dea4e94642aa8fcf69bc92e2583f677",
-        "master_secret": "b3ee9551ffe7b5c19fd9cf1a455bfb7cc8bed0753ef3ebc73371a80353162297",
-        "prk": "7547d18251b113dcf05a12d7898d2286843f60480044c447a08df971ce543090",
-        "server_finished": "7ed8478ee5f198c89f49cb17e8ebb2e380e0d1e8395fe73e2215a3f49f377907",
-        "client_finished": "9eb3a1f9aca5a0f845837202e882d104c104f721b1b6d861e31fafc2e727dfdf",
+def _cells(section: str) -> dict[str, str]:
+    """The two-column table rows `| name | value |` of a spec section, by name."""
+    rows = {}
+    for line in section.splitlines():
+        m = re.fullmatch(r"\| (.+?) \| (.+) \|", line)
+        if m and not set(m.group(1)) <= {"-"}:
+            rows[m.group(1)] = m.group(2)
+    return rows
+
+
+def _ticked(cell: str) -> list[str]:
+    """The `code` spans of a table cell."""
+    return re.findall(r"`([^`]*)`", cell)
+
+
+def check_worked_example(rep: Report, spec_path: Path, records: list[dict[str, Any]]) -> None:
+    """§13.1: the complete example printed in the spec, recomputed from the inputs printed
+    there; every hex value printed in it must be one this implementation derived. Also the
+    examples of §15 (pin, auth file, link), which use the same terminal and bank."""
+    rep.begin("§13.1 worked example and §15 examples in the spec recomputed")
+    spec = spec_path.read_text(encoding="utf-8")
+    section = spec[spec.index("### 13.1 ") : spec.index("### 13.2 ")]
+    cells = _cells(section)
+
+    def one(name: str) -> str:
+        return _ticked(cells[name])[0]
+
+    inputs = {
+        "psk": one("PSK"),
+        "terminal_id": one("terminal id"),
+        "bank_id": one("bank id"),
+        "bank_static_secret": one("bank static X25519 secret"),
+        "client_nonce": one("client nonce"),
+        "client_x25519_secret": one("client ephemeral X25519 secret"),
+        "client_timestamp": int(one("client timestamp")),
+        "bank_nonce": one("bank nonce"),
+        "bank_x25519_secret": one("bank ephemeral X25519 secret"),
+        "bank_timestamp": int(one("bank timestamp")),
     }
-    want_keys = {
-        "c2s_enc": "2edb11f6ac5932d88a250ef89e62f6c6d7531e888aed440f0df044dacfa07972",
-        "c2s_mac": "2ad955a728a37ba5c7db2fd4b9ab7edd30586817fd5781f1ede8f1d0ce4c55dc",
-        "s2c_enc": "816d0862bb4e13eb84a03f1c3c6de95c7a71398541691e0abdf2b9579a3ba2f5",
-        "s2c_mac": "ed489c39623121a7adf4a8fa13b71eb0d4e96dbd80e9194aec2e8a928a75a30e",
-        "client_finished": "fc9a4564ee35d48a4a3772fdf2be3260a3f9f04858384471f9684e5b5c520ea1",
-        "server_finished": "189d96d4c2734fd40a3a334d4aee5cad1f84d43f72eabedb5ad6e88b9c75f726",
-    }
+    d = derive_from_inputs(inputs)
     got = hexes(d)
-    for name, value in want.items():
-        rep.equal(name, got[name], value)
-    for name, value in want_keys.items():
-        rep.equal(f"keys.{name}", got["keys"][name], value)
-    rep.equal("transcript length (172)", len(d["transcript"]), 172)
+    printed = {
+        "bank static public key": got["bank_static_public"],
+        "client share": got["client_share"],
+        "bank share": got["bank_share"],
+        "dh_ee": got["dh_ee"],
+        "dh_es": got["dh_es"],
+        "th": got["transcript_hash"],
+        "MS": got["master_secret"],
+        "PRK": got["prk"],
+        "K_c2s_enc": got["keys"]["c2s_enc"],
+        "K_c2s_mac": got["keys"]["c2s_mac"],
+        "K_s2c_enc": got["keys"]["s2c_enc"],
+        "K_s2c_mac": got["keys"]["s2c_mac"],
+        "K_cfin": got["keys"]["client_finished"],
+        "K_sfin": got["keys"]["server_finished"],
+        "bank Finished": got["server_finished"],
+        "ATM Finished": got["client_finished"],
+    }
+    for name, value in printed.items():
+        rep.equal(f"printed {name}", one(name) if name in cells else None, value)
+    # RFC 7748 §6.1: the ephemeral secrets are Alice's and Bob's, so dh_ee is its K.
     rep.equal(
-        "client_hello text",
-        d["client_hello_message"],
-        '{"type":"client_hello","version":1,"terminal_id":"atm-1","client_nonce":'
-        '"101112131415161718191a1b1c1d1e1f202122232425262728292a2b2c2d2e2f","client_share":'
-        '"79a631eede1bf9c98f12032cdeadd0e7a079398fc786b88cc846ec89af85a51a",'
-        '"timestamp":1700000000000}',
+        "dh_ee is RFC 7748 §6.1's shared secret",
+        got["dh_ee"],
+        "4a5d9d5ba4ce2de1728e3bf480350f25e07e21c947d19e3376f09b3c1e161742",
     )
+    # The transcript row: its length, and its pieces (`abc…xyz` abbreviates a long one).
+    tr_name = next(n for n in cells if n.startswith("transcript input"))
     rep.equal(
-        "client_finished text",
-        d["client_finished_message"],
-        '{"type":"client_finished","finished":'
-        '"9eb3a1f9aca5a0f845837202e882d104c104f721b1b6d861e31fafc2e727dfdf"}',
+        "printed transcript length", tr_name, f"transcript input ({len(d['transcript'])} bytes)"
     )
-    c2s = seal(
-        d["keys"],
-        "c2s",
-        0,
-        bytes(range(0xC0, 0xD0)),
-        b'{"ts":1700000000030,"request":{"type":"deposit","txid":'
-        b'"11111111111111111111111111111111","amount_cents":12345}}',
+    pattern = "".join(
+        (
+            re.escape(p.split("…")[0]) + "[0-9a-f]*" + re.escape(p.split("…")[1])
+            if "…" in p
+            else re.escape(p)
+        )
+        for p in _ticked(cells[tr_name])
     )
+    rep.check("printed transcript pieces", re.fullmatch(pattern, got["transcript"]) is not None)
+    # The pin and the wire messages, as printed.
+    blocks = re.findall(r"```\n(.*?)```", section, re.S)
+    lines = [line for block in blocks for line in block.splitlines() if line]
+    rep.check("printed pin", d["bank_pin"] in lines, d["bank_pin"])
+    for name in ("client_hello_message", "server_hello_message", "client_finished_message"):
+        rep.check(f"printed {name}", d[name] in lines, d[name])
+    # The two records: IV and ts from the inputs table, plaintext and wire as printed.
+    plaintexts = [line for line in lines if line.startswith('{"ts":')]
+    wires = [line for line in lines if line.startswith('{"seq":')]
+    sizes = re.findall(
+        r"Plaintext \((\d+) bytes, (?:so PKCS#7 adds|padded with) (\d+) bytes? of "
+        r"`0x([0-9a-f]{2})`;"
+        r"\s+ciphertext\s+(\d+)\s+bytes\)",
+        section,
+    )
+    rep.equal("two records printed", (len(plaintexts), len(wires), len(sizes)), (2, 2, 2))
+    derived_records: list[str] = []
+    for i, (direction, row) in enumerate(
+        [
+            ("c2s", "first c2s record: IV, `ts`, request"),
+            ("s2c", "first s2c record: IV, `ts`, response"),
+        ]
+    ):
+        iv, ts = _ticked(cells[row])[:2]
+        plaintext = plaintexts[i].encode("utf-8")
+        rep.equal(
+            f"printed {direction} ts is the plaintext's", json.loads(plaintext)["ts"], int(ts)
+        )
+        sealed = seal(d["keys"], direction, 0, bytes.fromhex(iv), plaintext)
+        derived_records += [sealed["wire"], sealed["mac_input"].hex()]
+        rep.equal(f"printed first {direction} record", wires[i], sealed["wire"])
+        n, pad, pad_byte, ct_len = (int(x) if j != 2 else x for j, x in enumerate(sizes[i]))
+        rep.equal(
+            f"printed {direction} sizes (plaintext, padding, padding byte, ciphertext)",
+            (n, pad, pad_byte, ct_len),
+            (
+                len(plaintext),
+                16 - len(plaintext) % 16,
+                f"{16 - len(plaintext) % 16:02x}",
+                len(sealed["ciphertext"]),
+            ),
+        )
+        if records and records[i]["direction"] == direction:
+            rep.equal(
+                f"first {direction} record is the vectors file's",
+                sealed["wire"],
+                records[i]["wire"],
+            )
+    m = re.search(r"a `deposit` at `seq` 1, has a plaintext of (\d+) bytes", section)
+    if records and m:
+        rep.equal(
+            "printed size of the deposit at seq 1",
+            int(m.group(1)),
+            len(records[2]["plaintext"].encode()),
+        )
+    # Nothing stale: every hex run of 8+ characters printed in §13.1 is something derived here.
+    haystack = " ".join(
+        [json.dumps(got), json.dumps(inputs), d["bank_pin"]] + plaintexts + derived_records
+    )
+    stale = [h for h in re.findall(r"[0-9a-f]{8,}", section) if h not in haystack]
+    rep.equal("hex values printed in §13.1 that were not derived", stale, [])
+
+    # §15: the pin, the auth file and the link printed for the same terminal and bank.
+    s15 = spec[spec.index("## 15. ") : spec.index("## Appendix A")]
+    lines15 = [
+        line for block in re.findall(r"```\n(.*?)```", s15, re.S) for line in block.splitlines()
+    ]
+    want = (
+        inputs["terminal_id"],
+        bytes.fromhex(inputs["psk"]),
+        (inputs["bank_id"], d["bank_static_public"]),
+    )
+    rep.check("§15.1 prints the pin of §13", d["bank_pin"] in lines15)
+    auth = [line for line in lines15 if line.startswith('{"terminal_id":"' + inputs["terminal_id"])]
     rep.equal(
-        "first c2s record mac",
-        c2s["mac"].hex(),
-        "2ad6222e9044a668bf2c268a1f73eeb4fd4197e9950e2dbd77d5fe1fd781e5c0",
+        "§15.2 example auth file", auth, [auth_file_text(*want[:2], d["bank_pin"]).rstrip("\n")]
     )
-    rep.equal("first c2s ciphertext length (128)", len(c2s["ciphertext"]), 128)
-    s2c = seal(
-        d["keys"],
-        "s2c",
-        0,
-        bytes(range(0xD0, 0xE0)),
-        b'{"ts":1700000000050,"response":{"type":"deposited","txid":'
-        b'"11111111111111111111111111111111","amount_cents":12345,"balance_cents":99999}}',
-    )
+    rep.equal("§15.2 example auth file parses", parse_auth_file(auth[0]) if auth else None, want)
+    links = [line for line in lines15 if line.startswith("http")]
     rep.equal(
-        "first s2c record mac",
-        s2c["mac"].hex(),
-        "fa2eb942e6e4fe01e611c5c67e34c29f7edb1e3a38b95ac4596d67b841dbd2c1",
+        "§15.3 example link",
+        links,
+        [f"http://127.0.0.1:8765/#terminal={want[0]}&key={want[1].hex()}&bank={d['bank_pin']}"],
     )
-    rep.equal("first s2c ciphertext length (144)", len(s2c["ciphertext"]), 144)
+    rep.equal("§15.3 example link parses", parse_link(links[0]) if links else None, want)
     rep.end()
 
 
 def main(argv: list[str]) -> int:
     repo_root = Path(__file__).resolve().parents[2]
-    path = Path(argv[1]) if len(argv) > 1 else repo_root / "protocol" / "vectors" / "v1.json"
+    path = Path(argv[1]) if len(argv) > 1 else repo_root / "protocol" / "vectors" / "v2.json"
     vectors = json.loads(path.read_text(encoding="utf-8"))
     print(f"checking {path}")
     rep = Report()
     inputs, hs, records = vectors["inputs"], vectors["handshake"], vectors["records"]
-    try:
-        derived = check_handshake(rep, inputs, hs)
-        check_handshake_receivers(rep, inputs, hs, derived)
-        check_records(rep, inputs, records, derived["keys"])
-    except Exception:  # an unexpected crash counts as a failure, never as a pass
-        traceback.print_exc()
-        print("[FAILED] the checks crashed (traceback above); remaining groups skipped")
-        rep.failed += 1
-    check_worked_example(rep)
+    groups: list[Callable[[], Any]] = [
+        lambda: check_handshake(rep, inputs, hs),
+        lambda: check_handshake_receivers(rep, inputs, hs, derive_from_inputs(inputs)),
+        lambda: check_records(rep, inputs, records, derive_from_inputs(inputs)["keys"]),
+        lambda: check_enrollment_formats(rep, inputs, hs),
+        lambda: check_worked_example(rep, repo_root / "docs" / "PROTOCOL.md", records),
+    ]
+    for group in groups:
+        try:
+            group()
+        except Exception:  # an unexpected crash counts as a failure, never as a pass
+            traceback.print_exc()
+            print("[FAILED] a check group crashed (traceback above)")
+            rep.failed += 1
     print(f"{rep.passed} passed, {rep.failed} failed")
     return 0 if rep.failed == 0 else 1
 

@@ -14,6 +14,7 @@ fuzz_target!(|data: &[u8]| {
         let back = AuthFile::parse(&canonical).expect("a printed auth file parses");
         assert_eq!(back.terminal_id, auth.terminal_id);
         assert!(back.psk == auth.psk);
+        assert!(back.bank == auth.bank);
         assert_eq!(back.to_text().as_str(), canonical.as_str());
     }
 });

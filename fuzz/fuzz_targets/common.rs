@@ -1,10 +1,13 @@
-//! Fuzz fixtures: the known-answer session of protocol/vectors/v1.json, whose keys are public,
-//! so a target can seal arbitrary plaintexts and reach the plaintext parser.
+//! Fuzz fixtures: the known-answer session of protocol/vectors/v2.json, whose keys are public
+//! (the bank's static key included), so a target can seal arbitrary plaintexts and reach the
+//! plaintext parser.
 
 #![allow(dead_code)] // each target uses part of the fixture
 
 use protocol::primitives::{aes256_cbc_encrypt, hmac_sha256};
-use protocol::{client, server, BankSession, ClientSession, Config, Psk, TerminalId};
+use protocol::{
+    client, server, BankId, BankKey, BankPin, BankSession, ClientSession, Config, Psk, TerminalId,
+};
 use rand_chacha::rand_core::{CryptoRng, Error, RngCore};
 use serde_json::Value;
 use std::collections::VecDeque;
@@ -36,7 +39,7 @@ impl RngCore for Script {
 impl CryptoRng for Script {}
 
 pub fn vectors() -> Value {
-    serde_json::from_str(include_str!("../../protocol/vectors/v1.json")).unwrap()
+    serde_json::from_str(include_str!("../../protocol/vectors/v2.json")).unwrap()
 }
 
 fn h(v: &Value) -> Vec<u8> {
@@ -51,6 +54,9 @@ pub struct Fixture {
     pub config: Config,
     pub psk: Psk,
     pub id: TerminalId,
+    /// The bank's static key of the vectors, and the pin a terminal keeps of it.
+    pub bank_key: BankKey,
+    pub pin: BankPin,
     pub client_time: u64,
     pub bank_time: u64,
     pub v: Value,
@@ -59,10 +65,18 @@ pub struct Fixture {
 pub fn fixture() -> Fixture {
     let v = vectors();
     let i = &v["inputs"];
+    let bank_key = BankKey::from_secret(
+        BankId::new(i["bank_id"].as_str().unwrap()).unwrap(),
+        h(&i["bank_static_secret"]).try_into().unwrap(),
+    );
+    let pin = bank_key.pin();
+    assert!(BankPin::parse(v["handshake"]["bank_pin"].as_str().unwrap()) == Some(pin.clone()));
     Fixture {
         config: Config::default(),
         psk: Psk::from_bytes(h(&i["psk"]).try_into().unwrap()),
         id: TerminalId::new(i["terminal_id"].as_str().unwrap()).unwrap(),
+        bank_key,
+        pin,
         client_time: i["client_timestamp"].as_u64().unwrap(),
         bank_time: i["bank_timestamp"].as_u64().unwrap(),
         v,
@@ -72,10 +86,11 @@ pub fn fixture() -> Fixture {
 pub fn pair(f: &Fixture) -> (ClientSession, BankSession) {
     let i = &f.v["inputs"];
     let mut r = script(&[h(&i["client_nonce"]), h(&i["client_x25519_secret"])]);
-    let (atm, ch) = client::start(&f.config, f.id.clone(), &f.psk, &mut r, f.client_time).unwrap();
+    let (atm, ch) =
+        client::start(&f.config, f.id.clone(), &f.psk, &f.pin, &mut r, f.client_time).unwrap();
     let hello = server::read_client_hello(&f.config, ch.as_bytes(), f.bank_time).unwrap();
     let mut r = script(&[h(&i["bank_nonce"]), h(&i["bank_x25519_secret"])]);
-    let (bank, sh) = hello.respond(Some(&f.psk), &mut r, f.bank_time).unwrap();
+    let (bank, sh) = hello.respond(Some(&f.psk), &f.bank_key, &mut r, f.bank_time).unwrap();
     let (atm, cf) = atm.read_server_hello(sh.as_bytes(), f.client_time).unwrap();
     (atm, bank.read_client_finished(cf.as_bytes()).unwrap())
 }
@@ -88,7 +103,7 @@ pub fn forge(f: &Fixture, direction: &str, plaintext: &[u8]) -> String {
     let dir = if direction == "c2s" { 1u8 } else { 2u8 };
     let iv = [0x5a; 16];
     let ct = aes256_cbc_encrypt(&enc, &iv, plaintext);
-    let mac = hmac_sha256(&mac_key, &[b"atm-psk-v1 record", &[dir], &0u64.to_be_bytes(), &iv, &ct]);
+    let mac = hmac_sha256(&mac_key, &[b"atm-psk-v2 record", &[dir], &0u64.to_be_bytes(), &iv, &ct]);
     format!(
         r#"{{"seq":0,"iv":"{}","ciphertext":"{}","mac":"{}"}}"#,
         hex::encode(iv),

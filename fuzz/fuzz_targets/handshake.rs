@@ -23,10 +23,12 @@ fuzz_target!(|data: &[u8]| {
     let s = STATES.get_or_init(|| {
         let f = common::fixture();
         let mut r = common::script(&[vec![1; 64]]);
-        let (atm, _) = client::start(&f.config, f.id.clone(), &f.psk, &mut r, f.client_time).unwrap();
-        let (_, ch) = client::start(&f.config, f.id.clone(), &f.psk, &mut r, f.client_time).unwrap();
+        let (atm, _) =
+            client::start(&f.config, f.id.clone(), &f.psk, &f.pin, &mut r, f.client_time).unwrap();
+        let (_, ch) =
+            client::start(&f.config, f.id.clone(), &f.psk, &f.pin, &mut r, f.client_time).unwrap();
         let hello = server::read_client_hello(&f.config, ch.as_bytes(), f.bank_time).unwrap();
-        let (bank, _) = hello.respond(Some(&f.psk), &mut r, f.bank_time).unwrap();
+        let (bank, _) = hello.respond(Some(&f.psk), &f.bank_key, &mut r, f.bank_time).unwrap();
         States { f, atm, bank }
     });
     let f = &s.f;
@@ -34,7 +36,7 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(hello) = server::read_client_hello(&f.config, data, f.bank_time) {
         let _ = hello.terminal_id();
         let mut r = common::script(&[]);
-        let _ = hello.respond(Some(&f.psk), &mut r, f.bank_time);
+        let _ = hello.respond(Some(&f.psk), &f.bank_key, &mut r, f.bank_time);
     }
     // As a ServerHello: must never verify (the bank's Finished needs the session's keys).
     assert!(s.atm.clone().read_server_hello(data, f.client_time).is_err());

@@ -12,15 +12,25 @@ fuzz_target!(|data: &[u8]| {
     };
     let _ = link::is_enrollment_fragment(text);
     let _ = Enrollment::from_fragment(text);
-    if let Some((terminal, key)) = text.split_once('\n') {
-        let _ = Enrollment::from_fields(terminal, key);
+    // Typed fields: the terminal id, the key and the bank pin, one per line.
+    let mut lines = text.splitn(3, '\n');
+    if let (Some(terminal), Some(key), Some(bank)) = (lines.next(), lines.next(), lines.next()) {
+        if let Ok(e) = Enrollment::from_fields(terminal, key, bank) {
+            let page = LinkPage::Atm;
+            let again = link::format("http://bank.example", page, &e.terminal, &e.psk, &e.bank);
+            let back = Enrollment::from_link(&again).ok().expect("typed fields format to a link");
+            assert_eq!(back.terminal, e.terminal);
+            assert!(back.psk == e.psk);
+            assert!(back.bank == e.bank);
+        }
     }
     if let Ok(e) = Enrollment::from_link(text) {
         for page in [LinkPage::Atm, LinkPage::Console] {
-            let again = link::format("http://bank.example", page, &e.terminal, &e.psk);
+            let again = link::format("http://bank.example", page, &e.terminal, &e.psk, &e.bank);
             let back = Enrollment::from_link(&again).ok().expect("a formatted link parses");
             assert_eq!(back.terminal, e.terminal);
             assert!(back.psk == e.psk);
+            assert!(back.bank == e.bank);
         }
     }
 });
