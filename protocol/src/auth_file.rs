@@ -59,7 +59,14 @@ impl std::error::Error for AuthFileError {}
 struct AuthFileJson {
     terminal_id: String,
     psk: String,
+    /// Absent in a version 1 file; `null` is not absent (see [`absent_or_string`]).
+    #[serde(default, deserialize_with = "absent_or_string")]
     bank: Option<String>,
+}
+
+/// A present `bank` must be a string: `"bank":null` is malformed, not a version 1 file.
+fn absent_or_string<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    String::deserialize(d).map(Some)
 }
 
 /// `{"terminal_id":"<id>","psk":"<64 hex>","bank":"<bank id>:<64 hex>"}` without a newline
@@ -96,7 +103,10 @@ impl AuthFile {
         let psk_hex = Zeroizing::new(json.psk);
         Ok(Self {
             terminal_id: TerminalId::new(json.terminal_id).ok_or(AuthFileError::BadTerminalId)?,
-            psk: Psk::from_hex(&psk_hex).ok_or(AuthFileError::BadKey)?,
+            // Exactly 64 lowercase hex characters: no trimming inside the string.
+            psk: crate::hexfmt::decode_array::<32>(&psk_hex)
+                .map(Psk::from_bytes)
+                .ok_or(AuthFileError::BadKey)?,
             bank: BankPin::parse(&json.bank.ok_or(AuthFileError::NoBankKey)?)
                 .ok_or(AuthFileError::BadBankKey)?,
         })
@@ -155,6 +165,13 @@ mod tests {
             AuthFile::parse(&t1("00")).err(),
             Some(AuthFileError::BadKey)
         );
+        for spaced in [format!(" {ZEROS} "), format!("{ZEROS}\n")] {
+            assert_eq!(
+                AuthFile::parse(&t1(&spaced.escape_default().to_string())).err(),
+                Some(AuthFileError::BadKey),
+                "{spaced:?}"
+            );
+        }
         assert_eq!(
             AuthFile::parse(&t1(&format!("{}g", &ZEROS[1..]))).err(),
             Some(AuthFileError::BadKey)
@@ -196,6 +213,7 @@ mod tests {
             r#"{"terminal_id":"t-1"}"#.into(),
             format!(r#"{{"terminal_id":1,"psk":"{ZEROS}","bank":"{bank}"}}"#),
             format!(r#"{{"terminal_id":"t-1","psk":"{ZEROS}","bank":7}}"#),
+            format!(r#"{{"terminal_id":"t-1","psk":"{ZEROS}","bank":null}}"#),
             format!(r#"{{"account":"bob","card":"{ZEROS}"}}"#),
             t1(ZEROS)[..20].to_owned(),
         ] {
