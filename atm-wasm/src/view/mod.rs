@@ -181,5 +181,6 @@ const NOT_STORED: &str = "This browser would not store the terminal key (private
 const BANK_DOWN: &str = "The bank cannot be reached right now. The ATM keeps trying; anything \
                          you started is sent once the connection is back.";
 
-const REFUSED: &str = "The bank did not accept this terminal. Its key may have been revoked or \
-                       the bank reset. Forget this terminal and enroll it again with a new link.";
+const REFUSED: &str = "The bank did not accept this terminal, or could not prove it is the bank \
+                       this terminal was enrolled with. Its key may have been revoked or the bank \
+                       reset. Forget this terminal and enroll it again with a new link.";
