@@ -5,7 +5,7 @@ use atm_wasm::amount::{parse_amount, AmountError};
 use atm_wasm::driver::{Event, OpKind};
 use atm_wasm::enroll::{is_enrollment_fragment, EnrollError, Enrollment};
 use atm_wasm::idle::{self, Idle};
-use atm_wasm::state::{Action, Form, Link, State, LOST};
+use atm_wasm::state::{enroll_form_of, Action, Form, Link, State, LOST};
 use protocol::{
     AccountNumber, BankId, BankKey, BankPin, Cents, ErrorCode, FullName, HistoryEntry, Response,
     TxId, TxKind, Username,
@@ -186,6 +186,46 @@ fn links_and_fields_without_a_good_bank_key_are_refused() {
     }
     assert!(EnrollError::BadBank.message().contains("bank key"));
     assert!(EnrollError::NotALink.message().contains("&bank="));
+}
+
+#[test]
+fn enrollment_errors_show_under_their_field_one_at_a_time() {
+    // Typed by hand, each error goes under its own field; from a link, under the first one
+    // (where links are pasted).
+    assert_eq!(enroll_form_of(EnrollError::BadTerminal, true), Form::Enroll);
+    assert_eq!(enroll_form_of(EnrollError::BadKey, true), Form::EnrollKey);
+    assert_eq!(enroll_form_of(EnrollError::BadBank, true), Form::EnrollBank);
+    for e in [
+        EnrollError::BadTerminal,
+        EnrollError::BadKey,
+        EnrollError::BadBank,
+        EnrollError::NotALink,
+    ] {
+        assert_eq!(enroll_form_of(e, false), Form::Enroll);
+    }
+    let mut s = State::default();
+    s.apply(Action::Invalid(
+        Form::EnrollBank,
+        EnrollError::BadBank.message().into(),
+    ));
+    assert_eq!(
+        s.error(Form::EnrollBank),
+        Some(EnrollError::BadBank.message())
+    );
+    // A new attempt's error replaces the last one, wherever it was.
+    s.apply(Action::Invalid(
+        Form::EnrollKey,
+        EnrollError::BadKey.message().into(),
+    ));
+    assert_eq!(s.error(Form::EnrollBank), None);
+    assert_eq!(
+        s.error(Form::EnrollKey),
+        Some(EnrollError::BadKey.message())
+    );
+    // Enrolling clears them all.
+    s.apply(Action::Enrolled("t-1".into()));
+    assert!(s.errors.is_empty());
+    assert_eq!(s.link, Link::Connecting);
 }
 
 #[test]

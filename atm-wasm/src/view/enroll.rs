@@ -8,7 +8,7 @@ use yew::prelude::*;
 use super::widgets::{clear, value, Field};
 use super::Cmd;
 use crate::enroll::{EnrollError, Enrollment};
-use crate::state::{Form, State};
+use crate::state::{enroll_form_of, Form, State};
 
 #[derive(Properties, PartialEq)]
 pub(crate) struct Props {
@@ -31,7 +31,8 @@ pub(crate) fn enroll_screen(props: &Props) -> Html {
         Callback::from(move |e: SubmitEvent| {
             e.prevent_default();
             let first = value(&terminal);
-            let parsed = if first.contains('#') || first.contains("terminal=") {
+            let typed = !(first.contains('#') || first.contains("terminal="));
+            let parsed = if !typed {
                 Enrollment::from_link(&first)
             } else if first.trim().is_empty() {
                 Err(EnrollError::BadTerminal)
@@ -45,14 +46,19 @@ pub(crate) fn enroll_screen(props: &Props) -> Html {
                     clear(&terminal);
                     on_cmd.emit(Cmd::Enroll(enrollment));
                 }
-                Err(err) => on_cmd.emit(Cmd::Invalid(Form::Enroll, err.message().into())),
+                Err(err) => on_cmd.emit(Cmd::Invalid(
+                    enroll_form_of(err, typed),
+                    err.message().into(),
+                )),
             }
         })
     };
-    let error = props
-        .state
-        .error(Form::Enroll)
-        .map(|e| AttrValue::from(e.to_owned()));
+    let error = |form: Form| {
+        props
+            .state
+            .error(form)
+            .map(|e| AttrValue::from(e.to_owned()))
+    };
     html! {
         <section class="card narrow" aria-labelledby="enroll-title">
             <h1 id="enroll-title">{ "This ATM is not enrolled" }</h1>
@@ -65,13 +71,15 @@ pub(crate) fn enroll_screen(props: &Props) -> Html {
             <form id="enroll-form" onsubmit={onsubmit} novalidate=true>
                 <Field id="enroll-terminal" label="Terminal id" node={terminal}
                     placeholder="t-0123456789ab" autocomplete="off"
-                    hint="Or paste the whole enrollment link here." />
+                    hint="Or paste the whole enrollment link here."
+                    error={error(Form::Enroll)} />
                 <Field id="enroll-key" label="Terminal key" kind="password" node={key}
-                    autocomplete="off" hint="64 characters, digits and the letters a to f." />
+                    autocomplete="off" hint="64 characters, digits and the letters a to f."
+                    error={error(Form::EnrollKey)} />
                 <Field id="enroll-bank" label="Bank key" node={bank}
                     placeholder="0123…:abcd…" autocomplete="off"
                     hint="The bank id, a colon, then 64 characters, digits and a to f."
-                    error={error} />
+                    error={error(Form::EnrollBank)} />
                 <button type="submit" class="button" id="enroll-submit">{ "Enroll this ATM" }</button>
             </form>
         </section>
