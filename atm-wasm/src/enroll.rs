@@ -92,6 +92,12 @@ impl Enrollment {
 /// `true` when a URL fragment is meant as an enrollment link (so it must be read and removed).
 pub use protocol::link::is_enrollment_fragment;
 
+/// Plain words when this browser holds an enrollment from before the bank key (protocol v1):
+/// it cannot connect any more and must be enrolled again.
+pub const ENROLL_AGAIN: &str = "This browser was enrolled before the bank began proving who it \
+                                is, so it must be enrolled again. Ask the bank for a new \
+                                enrollment link (it now ends with &bank=…).";
+
 #[cfg(target_arch = "wasm32")]
 mod store {
     //! localStorage keys.
@@ -130,6 +136,15 @@ mod store {
         Enrollment::from_fields(&terminal, &key, &bank).ok()
     }
 
+    /// A terminal id and key are stored but no bank key: enrolled under protocol v1.
+    fn from_v1(keys: &Keys) -> bool {
+        storage().is_some_and(|s| {
+            matches!(s.get_item(keys.terminal), Ok(Some(_)))
+                && matches!(s.get_item(keys.key), Ok(Some(_)))
+                && matches!(s.get_item(keys.bank), Ok(None))
+        })
+    }
+
     fn save_to(keys: &Keys, e: &Enrollment) -> bool {
         let Some(s) = storage() else { return false };
         s.set_item(keys.terminal, e.terminal.as_str()).is_ok()
@@ -151,6 +166,11 @@ mod store {
         load_from(&ATM)
     }
 
+    /// Whether the stored enrollment is from protocol v1 (no bank key): enroll again.
+    pub fn stored_from_v1() -> bool {
+        from_v1(&ATM)
+    }
+
     /// Stores an enrollment; `false` when the browser refuses (private mode, quota).
     pub fn save(e: &Enrollment) -> bool {
         save_to(&ATM, e)
@@ -164,6 +184,11 @@ mod store {
     /// The stored console enrollment, if any (and if it still parses; `None` from v1).
     pub fn load_console() -> Option<Enrollment> {
         load_from(&CONSOLE)
+    }
+
+    /// Whether the stored console enrollment is from protocol v1 (no bank key).
+    pub fn console_stored_from_v1() -> bool {
+        from_v1(&CONSOLE)
     }
 
     /// Stores the console enrollment; `false` when the browser refuses.
@@ -200,5 +225,6 @@ mod store {
 
 #[cfg(target_arch = "wasm32")]
 pub use store::{
-    forget, forget_console, load, load_console, save, save_console, take_from_location,
+    console_stored_from_v1, forget, forget_console, load, load_console, save, save_console,
+    stored_from_v1, take_from_location,
 };

@@ -98,6 +98,9 @@ pub struct State {
 pub enum Action {
     /// This browser is now enrolled as this terminal.
     Enrolled(String),
+    /// Show a message at the top of the page (one that no answer from the bank brings, like
+    /// "enroll again").
+    Notice(String),
     /// The enrollment was forgotten.
     Forgotten,
     /// The link changed.
@@ -177,8 +180,10 @@ impl State {
             Action::Enrolled(terminal) => {
                 self.terminal = Some(terminal);
                 self.errors.retain(|(f, _)| !ENROLL_FORMS.contains(f));
+                self.notice = None;
                 self.link = Link::Connecting;
             }
+            Action::Notice(text) => self.notice = Some(text),
             Action::Forgotten => *self = Self::default(),
             Action::Link(link) => {
                 self.link = link;

@@ -384,9 +384,11 @@ fn logged_in_state() -> ConsoleState {
 #[test]
 fn reducer_login_then_dashboard_with_pending_flags() {
     let mut s = ConsoleState::default();
+    s.apply(ConsoleAction::Notice("enroll again".into()));
     s.apply(ConsoleAction::Enrolled("t-console".into(), pin()));
     assert_eq!(s.link, Link::Connecting);
     assert_eq!(s.bank, Some(pin()), "the console keeps its bank's pin");
+    assert_eq!(s.notice, None, "enrolling answers the notice");
     s.apply(ConsoleAction::Bank(ConsoleEvent::Connected));
     assert_eq!(s.link, Link::Up);
     // A customer's credentials: refused next to the login form, no dashboard.

@@ -3,7 +3,7 @@
 
 use atm_wasm::amount::{parse_amount, AmountError};
 use atm_wasm::driver::{Event, OpKind};
-use atm_wasm::enroll::{is_enrollment_fragment, EnrollError, Enrollment};
+use atm_wasm::enroll::{is_enrollment_fragment, EnrollError, Enrollment, ENROLL_AGAIN};
 use atm_wasm::idle::{self, Idle};
 use atm_wasm::state::{enroll_form_of, Action, Form, Link, State, LOST};
 use protocol::{
@@ -222,9 +222,11 @@ fn enrollment_errors_show_under_their_field_one_at_a_time() {
         s.error(Form::EnrollKey),
         Some(EnrollError::BadKey.message())
     );
-    // Enrolling clears them all.
+    // A stored v1 enrollment asks, at the top, to enroll again; enrolling clears it all.
+    s.apply(Action::Notice(ENROLL_AGAIN.into()));
+    assert_eq!(s.notice.as_deref(), Some(ENROLL_AGAIN));
     s.apply(Action::Enrolled("t-1".into()));
-    assert!(s.errors.is_empty());
+    assert!(s.errors.is_empty() && s.notice.is_none());
     assert_eq!(s.link, Link::Connecting);
 }
 

@@ -105,6 +105,9 @@ pub enum ConsoleAction {
     CancelRevoke,
     /// "Done, hide the key": drop the new terminal's key from the page.
     HideNewTerminal,
+    /// Show a message at the top of the page (one no answer from the bank brings, like
+    /// "enroll again").
+    Notice(String),
     /// Hide the notice.
     DismissNotice,
 }
@@ -169,6 +172,7 @@ impl ConsoleState {
             ConsoleAction::Enrolled(terminal, bank) => {
                 self.terminal = Some(terminal);
                 self.bank = Some(bank);
+                self.notice = None;
                 self.errors.retain(|(f, _)| *f != ConsoleForm::Enroll);
                 self.link = Link::Connecting;
             }
@@ -196,6 +200,7 @@ impl ConsoleState {
             }
             ConsoleAction::CancelRevoke => self.confirm_revoke = None,
             ConsoleAction::HideNewTerminal => self.new_terminal = None,
+            ConsoleAction::Notice(text) => self.notice = Some(text),
             ConsoleAction::DismissNotice => self.notice = None,
         }
     }

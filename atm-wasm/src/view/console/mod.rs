@@ -65,16 +65,14 @@ pub(crate) fn console() -> Html {
         let dispatcher = state.dispatcher();
         Callback::from(move |cmd: Cmd| match cmd {
             Cmd::Enroll(e) => {
-                if !enrollment::save_console(&e) {
-                    dispatcher.dispatch(ConsoleAction::Invalid(
-                        ConsoleForm::Enroll,
-                        NOT_STORED.into(),
-                    ));
-                }
+                let stored = enrollment::save_console(&e);
                 dispatcher.dispatch(ConsoleAction::Enrolled(
                     e.terminal.to_string(),
                     e.bank.clone(),
                 ));
+                if !stored {
+                    dispatcher.dispatch(ConsoleAction::Notice(NOT_STORED.into()));
+                }
                 controller.enroll(&e);
             }
             Cmd::Forget => {
@@ -112,6 +110,8 @@ pub(crate) fn console() -> Html {
                         e.bank.clone(),
                     ));
                     controller.enroll(&e);
+                } else if enrollment::console_stored_from_v1() {
+                    dispatcher.dispatch(ConsoleAction::Notice(enrollment::ENROLL_AGAIN.into()));
                 }
             }
             let ticker = Rc::clone(&controller);
