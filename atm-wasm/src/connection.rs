@@ -2,13 +2,14 @@
 //! over `protocol::client`, then records sealed and opened on its session. No IO and no clock.
 
 use protocol::client::{self, AwaitServerHello};
-use protocol::{ClientSession, Config, Psk, Request, Response, TerminalId};
+use protocol::{BankPin, ClientSession, Config, Psk, Request, Response, TerminalId};
 
 /// Why a driver could not go on with this connection; the caller closes the socket and calls
 /// the driver's `disconnected`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Broken {
-    /// The bank's handshake answer did not verify (wrong key, revoked terminal, not a bank).
+    /// The bank's handshake answer did not verify (wrong key, revoked terminal, not a bank, or
+    /// a bank that does not hold the pinned key).
     Handshake,
     /// A record did not open (tampered, replayed, stale) or could not be sealed.
     Record,
@@ -48,21 +49,24 @@ enum State {
     Up(ClientSession),
 }
 
-/// One terminal's keys and its link on the current connection (down, handshaking or up).
+/// One terminal's keys, its bank's pin and its link on the current connection (down,
+/// handshaking or up).
 pub(crate) struct Connection {
     config: Config,
     terminal: TerminalId,
     psk: Psk,
+    bank: BankPin,
     state: State,
 }
 
 impl Connection {
-    /// A link for this terminal, down.
-    pub(crate) fn new(terminal: TerminalId, psk: Psk, config: Config) -> Self {
+    /// A link for this terminal to the bank pinned by `bank`, down.
+    pub(crate) fn new(terminal: TerminalId, psk: Psk, bank: BankPin, config: Config) -> Self {
         Self {
             config,
             terminal,
             psk,
+            bank,
             state: State::Down,
         }
     }
@@ -83,9 +87,15 @@ impl Connection {
         rng: &mut impl protocol::Rng,
         now_ms: u64,
     ) -> Result<String, Broken> {
-        let (state, hello) =
-            client::start(&self.config, self.terminal.clone(), &self.psk, rng, now_ms)
-                .map_err(|_| Broken::Handshake)?;
+        let (state, hello) = client::start(
+            &self.config,
+            self.terminal.clone(),
+            &self.psk,
+            &self.bank,
+            rng,
+            now_ms,
+        )
+        .map_err(|_| Broken::Handshake)?;
         self.state = State::Handshaking(state);
         Ok(hello)
     }

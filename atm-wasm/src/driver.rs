@@ -5,7 +5,7 @@
 use std::collections::VecDeque;
 
 use protocol::{
-    Cents, Config, FullName, Password, Psk, Request, Response, TerminalId, TxId, Username,
+    BankPin, Cents, Config, FullName, Password, Psk, Request, Response, TerminalId, TxId, Username,
 };
 
 pub use crate::connection::Broken;
@@ -163,10 +163,11 @@ pub struct Driver {
 }
 
 impl Driver {
-    /// A driver for this terminal, not connected.
-    pub fn new(terminal: TerminalId, psk: Psk, config: Config) -> Self {
+    /// A driver for this terminal, not connected. `bank` is the bank's pin from the
+    /// enrollment: a handshake with anyone not holding its private key fails.
+    pub fn new(terminal: TerminalId, psk: Psk, bank: BankPin, config: Config) -> Self {
         Self {
-            link: Connection::new(terminal, psk, config),
+            link: Connection::new(terminal, psk, bank, config),
             login: None,
             sent: VecDeque::new(),
             waiting: VecDeque::new(),

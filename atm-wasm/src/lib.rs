@@ -2,8 +2,9 @@
 //! from the same `protocol` crate as the bank, over a WebSocket to the bank.
 //!
 //! The logic the page depends on is plain Rust, testable natively and in a browser:
-//! [`amount`] (typed amounts to cents), [`enroll`] (terminal id and key), [`driver`] (the
-//! session over the protocol crate), [`idle`] (idle logout) and [`state`] (the page's reducer).
+//! [`amount`] (typed amounts to cents), [`enroll`] (terminal id, key and bank pin), [`driver`]
+//! (the session over the protocol crate), [`idle`] (idle logout) and [`state`] (the page's
+//! reducer).
 //! Both drivers speak over one [`connection`] (handshake and records). The bank console at
 //! `/console` has its own driver and reducer in [`console`].
 //! The browser glue (`socket`, `net`) and the components (`view`) exist only on wasm32.

@@ -57,6 +57,7 @@ impl Controller {
             inner.driver = Some(Driver::new(
                 enrollment.terminal.clone(),
                 enrollment.psk.clone(),
+                enrollment.bank.clone(),
                 Config::default(),
             ));
             inner.failures = 0;

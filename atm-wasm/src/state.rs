@@ -6,6 +6,7 @@ use std::rc::Rc;
 use protocol::{AccountNumber, Cents, ErrorCode, FullName, HistoryEntry, Response, Username};
 
 use crate::driver::{Event, OpKind};
+use crate::enroll::EnrollError;
 
 /// How the link to the bank is doing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -40,8 +41,13 @@ pub struct Account {
 /// Which form an error or pending mark belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Form {
-    /// The enrollment form.
+    /// The enrollment form as a whole, shown under its first field (the terminal id, or a
+    /// pasted link): a link's errors, a bad terminal id.
     Enroll,
+    /// The enrollment form's key field.
+    EnrollKey,
+    /// The enrollment form's bank key field.
+    EnrollBank,
     /// The login form.
     Login,
     /// The registration form (general errors).
@@ -92,6 +98,9 @@ pub struct State {
 pub enum Action {
     /// This browser is now enrolled as this terminal.
     Enrolled(String),
+    /// Show a message at the top of the page (one that no answer from the bank brings, like
+    /// "enroll again").
+    Notice(String),
     /// The enrollment was forgotten.
     Forgotten,
     /// The link changed.
@@ -110,6 +119,19 @@ pub enum Action {
     IdleLogout,
     /// Hide the notice.
     DismissNotice,
+}
+
+/// The enrollment form's parts: one error among them at a time.
+const ENROLL_FORMS: [Form; 3] = [Form::Enroll, Form::EnrollKey, Form::EnrollBank];
+
+/// Where an enrollment error shows: under the field typed by hand that caused it, or, for a
+/// pasted or opened link (`typed` false), under the first field, where links are pasted.
+pub fn enroll_form_of(err: EnrollError, typed: bool) -> Form {
+    match err {
+        EnrollError::BadKey if typed => Form::EnrollKey,
+        EnrollError::BadBank if typed => Form::EnrollBank,
+        _ => Form::Enroll,
+    }
 }
 
 /// Plain words for a dropped connection.
@@ -157,9 +179,11 @@ impl State {
         match action {
             Action::Enrolled(terminal) => {
                 self.terminal = Some(terminal);
-                self.errors.retain(|(f, _)| *f != Form::Enroll);
+                self.errors.retain(|(f, _)| !ENROLL_FORMS.contains(f));
+                self.notice = None;
                 self.link = Link::Connecting;
             }
+            Action::Notice(text) => self.notice = Some(text),
             Action::Forgotten => *self = Self::default(),
             Action::Link(link) => {
                 self.link = link;
@@ -182,6 +206,9 @@ impl State {
                 self.notice = None;
             }
             Action::Invalid(form, message) => {
+                if ENROLL_FORMS.contains(&form) {
+                    self.errors.retain(|(f, _)| !ENROLL_FORMS.contains(f));
+                }
                 self.set_error(form, message);
             }
             Action::ClearErrors(forms) => self.errors.retain(|(f, _)| !forms.contains(f)),

@@ -15,9 +15,10 @@ use protocol::console::{
     AuditLine, ChainStatus, LiveSession, NewTerminalKey, Overview, TerminalInfo, TerminalRole,
     TotalCents, CHART_MINUTES,
 };
+use protocol::link::LinkPage;
 use protocol::{
-    server, BankSession, Cents, Config, ErrorCode, Password, Psk, Request, Response, TerminalId,
-    TerminalName, Username,
+    auth_file::AuthFile, server, BankId, BankKey, BankPin, BankSession, Cents, Config, ErrorCode,
+    Password, Psk, Request, Response, TerminalId, TerminalName, Username,
 };
 use rand_core::OsRng;
 
@@ -32,10 +33,20 @@ fn psk() -> Psk {
     Psk::from_bytes([5; 32])
 }
 
+/// The bank's static key: the console pins its public half.
+fn bank_key() -> BankKey {
+    BankKey::from_secret(BankId::new("bank-1").unwrap(), [0x24; 32])
+}
+
+fn pin() -> BankPin {
+    bank_key().pin()
+}
+
 fn driver() -> ConsoleDriver {
     ConsoleDriver::new(
         TerminalId::new("t-console").unwrap(),
         psk(),
+        pin(),
         Config::default(),
     )
 }
@@ -44,10 +55,19 @@ fn handshake(
     d: &mut ConsoleDriver,
     bank_psk: &Psk,
 ) -> Result<(BankSession, ConsoleOutput), ConsoleBroken> {
+    handshake_as(d, bank_psk, &bank_key())
+}
+
+/// A handshake with a bank answering with `bank_psk` and the static key `bank`.
+fn handshake_as(
+    d: &mut ConsoleDriver,
+    bank_psk: &Psk,
+    bank: &BankKey,
+) -> Result<(BankSession, ConsoleOutput), ConsoleBroken> {
     let hello = d.connect(&mut OsRng, NOW)?;
     let read = server::read_client_hello(&Config::default(), hello.as_bytes(), NOW).unwrap();
     assert_eq!(read.terminal_id().as_str(), "t-console");
-    let (state, server_hello) = read.respond(Some(bank_psk), &mut OsRng, NOW).unwrap();
+    let (state, server_hello) = read.respond(Some(bank_psk), bank, &mut OsRng, NOW).unwrap();
     let out = d.receive(server_hello.as_bytes(), &mut OsRng, NOW)?;
     let bank = state.read_client_finished(out.send[0].as_bytes()).unwrap();
     Ok((bank, out))
@@ -323,9 +343,35 @@ fn a_wrong_key_or_a_stray_frame_breaks_the_connection() {
     );
 }
 
+#[test]
+fn a_bank_with_the_right_console_key_but_not_the_pinned_bank_key_is_refused() {
+    let impostors = [
+        BankKey::from_secret(BankId::new("bank-1").unwrap(), [0x25; 32]),
+        BankKey::from_secret(BankId::new("bank-2").unwrap(), [0x24; 32]),
+    ];
+    for impostor in &impostors {
+        let mut d = driver();
+        // The operator's login waits for the handshake; it must never reach the impostor.
+        assert!(submit(&mut d, login_op()).send.is_empty());
+        assert_eq!(
+            handshake_as(&mut d, &psk(), impostor).err(),
+            Some(ConsoleBroken::Handshake)
+        );
+        assert!(!d.is_up() && !d.logged_in());
+        assert_eq!(
+            d.disconnected(),
+            vec![ConsoleEvent::Lost(ConsoleKind::Login)],
+            "reported lost, never sent"
+        );
+        let (_, out) = handshake(&mut d, &psk()).unwrap();
+        assert_eq!(out.events, vec![ConsoleEvent::Connected]);
+        assert_eq!(out.send.len(), 1, "nothing replayed");
+    }
+}
+
 fn logged_in_state() -> ConsoleState {
     let mut s = ConsoleState::default();
-    s.apply(ConsoleAction::Enrolled("t-console".into()));
+    s.apply(ConsoleAction::Enrolled("t-console".into(), pin()));
     s.apply(ConsoleAction::Bank(ConsoleEvent::Connected));
     s.apply(ConsoleAction::Pending(ConsoleForm::Login, None));
     s.apply(ConsoleAction::Bank(ConsoleEvent::Reply(
@@ -338,8 +384,11 @@ fn logged_in_state() -> ConsoleState {
 #[test]
 fn reducer_login_then_dashboard_with_pending_flags() {
     let mut s = ConsoleState::default();
-    s.apply(ConsoleAction::Enrolled("t-console".into()));
+    s.apply(ConsoleAction::Notice("enroll again".into()));
+    s.apply(ConsoleAction::Enrolled("t-console".into(), pin()));
     assert_eq!(s.link, Link::Connecting);
+    assert_eq!(s.bank, Some(pin()), "the console keeps its bank's pin");
+    assert_eq!(s.notice, None, "enrolling answers the notice");
     s.apply(ConsoleAction::Bank(ConsoleEvent::Connected));
     assert_eq!(s.link, Link::Up);
     // A customer's credentials: refused next to the login form, no dashboard.
@@ -514,6 +563,7 @@ fn reducer_logout_and_a_dropped_session_go_back_to_the_login_with_a_notice() {
     assert_eq!(s.notice.as_deref(), Some(SESSION_ENDED));
     s.apply(ConsoleAction::Forgotten);
     assert_eq!(s, ConsoleState::default());
+    assert_eq!(s.bank, None, "forgetting drops the pin too");
 }
 
 #[test]
@@ -569,18 +619,32 @@ fn clock_chart_chain_and_one_time_texts() {
     let id = TerminalId::new("t-0123456789ab").unwrap();
     let key = Psk::from_bytes([0xab; 32]);
     let hex = "ab".repeat(32);
+    // The console gives new terminals the pin of the bank it was enrolled with.
+    let bank = pin();
+    let bank_text = format!("bank-1:{}", bank.public_hex());
+    assert_eq!(bank.to_text(), bank_text);
     assert_eq!(
-        enrollment_link("http://127.0.0.1:8765", &id, &key).as_str(),
-        format!("http://127.0.0.1:8765/#terminal=t-0123456789ab&key={hex}")
+        enrollment_link("http://127.0.0.1:8765", &id, &key, &bank).as_str(),
+        format!("http://127.0.0.1:8765/#terminal=t-0123456789ab&key={hex}&bank={bank_text}")
     );
     assert_eq!(
-        auth_line(&id, &key).as_str(),
-        format!("{{\"terminal_id\":\"t-0123456789ab\",\"psk\":\"{hex}\"}}")
+        enrollment_link("http://h:1/", &id, &key, &bank).as_str(),
+        protocol::link::format("http://h:1", LinkPage::Atm, &id, &key, &bank).as_str()
     );
+    let auth = auth_line(&id, &key, &bank);
+    assert_eq!(
+        auth.as_str(),
+        format!(
+            "{{\"terminal_id\":\"t-0123456789ab\",\"psk\":\"{hex}\",\"bank\":\"{bank_text}\"}}"
+        )
+    );
+    // The auth line reads back as a native ATM's auth file, pin included.
+    let file = AuthFile::parse(&auth).ok().unwrap();
+    assert!(file.terminal_id == id && file.psk == key && file.bank == bank);
     // The link parses back as the ATM would read it.
-    let link = enrollment_link("http://h:1/", &id, &key);
+    let link = enrollment_link("http://h:1/", &id, &key, &bank);
     let e = atm_wasm::enroll::Enrollment::from_link(&link).ok().unwrap();
-    assert!(e.terminal == id && e.psk == key);
+    assert!(e.terminal == id && e.psk == key && e.bank == bank);
 }
 
 #[test]

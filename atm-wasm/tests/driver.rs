@@ -3,8 +3,8 @@
 
 use atm_wasm::driver::{Broken, Driver, Event, Op, OpKind, Output};
 use protocol::{
-    server, AccountNumber, BankSession, Cents, Config, FullName, Password, Psk, Request, Response,
-    TerminalId, TxId, Username,
+    server, AccountNumber, BankId, BankKey, BankSession, Cents, Config, FullName, Password, Psk,
+    Request, Response, TerminalId, TxId, Username,
 };
 use rand_core::OsRng;
 
@@ -19,16 +19,35 @@ fn psk() -> Psk {
     Psk::from_bytes([9; 32])
 }
 
+/// The bank's static key: the driver pins its public half.
+fn bank_key() -> BankKey {
+    BankKey::from_secret(BankId::new("bank-1").unwrap(), [0x24; 32])
+}
+
 fn driver() -> Driver {
-    Driver::new(TerminalId::new("t-web").unwrap(), psk(), Config::default())
+    Driver::new(
+        TerminalId::new("t-web").unwrap(),
+        psk(),
+        bank_key().pin(),
+        Config::default(),
+    )
 }
 
 /// Runs a handshake with `bank_psk`; returns the bank's session and the driver's output.
 fn handshake(d: &mut Driver, bank_psk: &Psk) -> Result<(BankSession, Output), Broken> {
+    handshake_as(d, bank_psk, &bank_key())
+}
+
+/// Runs a handshake with a bank answering with `bank_psk` and the static key `bank`.
+fn handshake_as(
+    d: &mut Driver,
+    bank_psk: &Psk,
+    bank: &BankKey,
+) -> Result<(BankSession, Output), Broken> {
     let hello = d.connect(&mut OsRng, NOW)?;
     let read = server::read_client_hello(&Config::default(), hello.as_bytes(), NOW).unwrap();
     assert_eq!(read.terminal_id().as_str(), "t-web");
-    let (state, server_hello) = read.respond(Some(bank_psk), &mut OsRng, NOW).unwrap();
+    let (state, server_hello) = read.respond(Some(bank_psk), bank, &mut OsRng, NOW).unwrap();
     let out = d.receive(server_hello.as_bytes(), &mut OsRng, NOW)?;
     let bank = state.read_client_finished(out.send[0].as_bytes()).unwrap();
     Ok((bank, out))
@@ -311,4 +330,35 @@ fn a_wrong_key_or_a_tampered_record_breaks_the_connection() {
         fresh.receive(b"{}", &mut OsRng, NOW),
         Err(Broken::Unexpected)
     );
+}
+
+#[test]
+fn a_bank_with_the_right_terminal_key_but_not_the_pinned_bank_key_is_refused() {
+    // Whoever has the terminal's key (a copied auth file, a leaked link) but not the bank's
+    // private key cannot pass for the bank: not with another key, nor the pinned bank's id.
+    let impostors = [
+        BankKey::from_secret(BankId::new("bank-1").unwrap(), [0x25; 32]),
+        BankKey::from_secret(BankId::new("bank-2").unwrap(), [0x24; 32]),
+    ];
+    for impostor in &impostors {
+        let mut d = driver();
+        // A login typed while connecting waits for the handshake.
+        let out = submit(&mut d, login_op());
+        assert!(out.send.is_empty());
+        assert_eq!(
+            handshake_as(&mut d, &psk(), impostor).err(),
+            Some(Broken::Handshake)
+        );
+        // The link is not up and nothing was sealed for the impostor: the password stays here.
+        assert!(!d.is_up() && !d.logged_in());
+        assert!(d.busy(OpKind::Login), "the login still waits, unsent");
+        assert!(d.disconnected().is_empty());
+        // The real bank is accepted on the next connection, and the login goes to it.
+        let (mut bank, out) = handshake(&mut d, &psk()).unwrap();
+        assert_eq!(out.events, vec![Event::Connected]);
+        assert!(matches!(
+            open(&mut bank, &out.send[1]),
+            Request::Login { .. }
+        ));
+    }
 }

@@ -1,13 +1,14 @@
 //! Client-side logic of the web ATM, natively and in headless Chromium: amount parsing,
-//! enrollment parsing, the page reducer's state transitions and idle logout.
+//! enrollment parsing (bank key included), the page reducer's state transitions and idle logout.
 
 use atm_wasm::amount::{parse_amount, AmountError};
 use atm_wasm::driver::{Event, OpKind};
-use atm_wasm::enroll::{is_enrollment_fragment, EnrollError, Enrollment};
+use atm_wasm::enroll::{is_enrollment_fragment, EnrollError, Enrollment, ENROLL_AGAIN};
 use atm_wasm::idle::{self, Idle};
-use atm_wasm::state::{Action, Form, Link, State, LOST};
+use atm_wasm::state::{enroll_form_of, Action, Form, Link, State, LOST};
 use protocol::{
-    AccountNumber, Cents, ErrorCode, FullName, HistoryEntry, Response, TxId, TxKind, Username,
+    AccountNumber, BankId, BankKey, BankPin, Cents, ErrorCode, FullName, HistoryEntry, Response,
+    TxId, TxKind, Username,
 };
 
 #[cfg(target_arch = "wasm32")]
@@ -58,47 +59,175 @@ fn money_displays_from_integer_cents() {
     assert_eq!(Cents(u64::MAX).to_string(), "184467440737095516.15");
 }
 
+fn pin() -> BankPin {
+    BankKey::from_secret(BankId::new("bank-1").unwrap(), [0x24; 32]).pin()
+}
+
+/// The bank key as the bank prints it: `bank-1:<64 hex>`.
+fn bank() -> String {
+    pin().to_text()
+}
+
 #[test]
 fn enrollment_links_parse_exactly() {
+    let b = bank();
     let e = Enrollment::from_link(&format!(
-        "http://127.0.0.1:8765/#terminal=t-0123456789ab&key={KEY}"
+        "http://127.0.0.1:8765/#terminal=t-0123456789ab&key={KEY}&bank={b}"
     ))
     .ok()
     .unwrap();
     assert_eq!(e.terminal.as_str(), "t-0123456789ab");
     assert_eq!(e.psk.to_hex().as_str(), KEY);
-    assert!(Enrollment::from_fragment(&format!("#terminal=t-1&key={KEY}")).is_ok());
+    assert!(e.bank == pin());
+    assert!(Enrollment::from_fragment(&format!("#terminal=t-1&key={KEY}&bank={b}")).is_ok());
+    assert!(
+        Enrollment::from_link(&format!("http://h/console#terminal=t-1&key={KEY}&bank={b}")).is_ok()
+    );
     assert!(is_enrollment_fragment("#terminal=x"));
     assert!(!is_enrollment_fragment("#main"));
     let err = |text: &str| Enrollment::from_link(text).err();
     assert_eq!(
-        err(&format!("#key={KEY}&terminal=t-1")),
+        err(&format!("#key={KEY}&terminal=t-1&bank={b}")),
         Some(EnrollError::NotALink)
     );
     assert_eq!(
-        err(&format!("#terminal=&key={KEY}")),
+        err(&format!("#terminal=&key={KEY}&bank={b}")),
         Some(EnrollError::BadTerminal)
     );
     assert_eq!(
-        err(&format!("#terminal=t 1&key={KEY}")),
+        err(&format!("#terminal=t 1&key={KEY}&bank={b}")),
         Some(EnrollError::BadTerminal)
     );
-    assert_eq!(err("#terminal=t-1&key=abc"), Some(EnrollError::BadKey));
     assert_eq!(
-        err(&format!("#terminal=t-1&key={}", KEY.to_uppercase())),
+        err(&format!("#terminal=t-1&key=abc&bank={b}")),
         Some(EnrollError::BadKey)
     );
     assert_eq!(
-        err(&format!("#terminal=t-1&key={KEY}0")),
+        err(&format!(
+            "#terminal=t-1&key={}&bank={b}",
+            KEY.to_uppercase()
+        )),
+        Some(EnrollError::BadKey)
+    );
+    assert_eq!(
+        err(&format!("#terminal=t-1&key={KEY}0&bank={b}")),
         Some(EnrollError::BadKey)
     );
     assert_eq!(err("http://127.0.0.1:8765/"), Some(EnrollError::NotALink));
     // By hand: spaces around are forgiven.
-    assert!(Enrollment::from_fields(" t-1 ", &format!(" {KEY}\n")).is_ok());
+    assert!(Enrollment::from_fields(" t-1 ", &format!(" {KEY}\n"), &format!(" {b} ")).is_ok());
     assert_eq!(
-        Enrollment::from_fields("", KEY).err(),
+        Enrollment::from_fields("", KEY, &b).err(),
         Some(EnrollError::BadTerminal)
     );
+}
+
+#[test]
+fn links_and_fields_without_a_good_bank_key_are_refused() {
+    let b = bank();
+    let err = |text: &str| Enrollment::from_link(text).err();
+    // A link from before the bank key (protocol v1), or with the bank key out of place.
+    assert_eq!(
+        err(&format!("http://127.0.0.1:8765/#terminal=t-1&key={KEY}")),
+        Some(EnrollError::NotALink)
+    );
+    assert_eq!(
+        err(&format!("#terminal=t-1&bank={b}&key={KEY}")),
+        Some(EnrollError::NotALink)
+    );
+    assert_eq!(
+        err(&format!("#terminal=t-1&key={KEY}&bank={b}&x=1")),
+        Some(EnrollError::NotALink)
+    );
+    assert_eq!(
+        err(&format!("#terminal=t-1&key={KEY}&bank= {b}")),
+        Some(EnrollError::NotALink),
+        "a link is machine-made: no spaces"
+    );
+    let bad_banks = [
+        String::new(),
+        "bank-1".to_owned(),
+        "bank-1:".to_owned(),
+        pin().public_hex(),
+        format!(":{}", pin().public_hex()),
+        format!("bad id:{}", pin().public_hex()),
+        format!("bank-1:{}", pin().public_hex().to_uppercase()),
+        format!("bank-1:{}", &pin().public_hex()[2..]),
+        format!("bank-1:{}0", pin().public_hex()),
+        // A low-order point: no secret could be agreed with it.
+        format!("bank-1:{}", "00".repeat(32)),
+    ];
+    for bad in &bad_banks {
+        assert_eq!(
+            err(&format!("#terminal=t-1&key={KEY}&bank={bad}")),
+            Some(EnrollError::BadBank),
+            "link with {bad:?}"
+        );
+        assert_eq!(
+            Enrollment::from_fields("t-1", KEY, bad).err(),
+            Some(EnrollError::BadBank),
+            "field {bad:?}"
+        );
+    }
+    // The first bad field is the one reported.
+    assert_eq!(
+        Enrollment::from_fields("t-1", "abc", "").err(),
+        Some(EnrollError::BadKey)
+    );
+    // Each error has plain words (ending with a full stop or an example) and no codes.
+    for e in [
+        EnrollError::BadTerminal,
+        EnrollError::BadKey,
+        EnrollError::BadBank,
+        EnrollError::NotALink,
+    ] {
+        assert!(e.message().ends_with(['.', '…']), "{e:?}");
+        assert!(!e.message().contains('_'), "{e:?}");
+    }
+    assert!(EnrollError::BadBank.message().contains("bank key"));
+    assert!(EnrollError::NotALink.message().contains("&bank="));
+}
+
+#[test]
+fn enrollment_errors_show_under_their_field_one_at_a_time() {
+    // Typed by hand, each error goes under its own field; from a link, under the first one
+    // (where links are pasted).
+    assert_eq!(enroll_form_of(EnrollError::BadTerminal, true), Form::Enroll);
+    assert_eq!(enroll_form_of(EnrollError::BadKey, true), Form::EnrollKey);
+    assert_eq!(enroll_form_of(EnrollError::BadBank, true), Form::EnrollBank);
+    for e in [
+        EnrollError::BadTerminal,
+        EnrollError::BadKey,
+        EnrollError::BadBank,
+        EnrollError::NotALink,
+    ] {
+        assert_eq!(enroll_form_of(e, false), Form::Enroll);
+    }
+    let mut s = State::default();
+    s.apply(Action::Invalid(
+        Form::EnrollBank,
+        EnrollError::BadBank.message().into(),
+    ));
+    assert_eq!(
+        s.error(Form::EnrollBank),
+        Some(EnrollError::BadBank.message())
+    );
+    // A new attempt's error replaces the last one, wherever it was.
+    s.apply(Action::Invalid(
+        Form::EnrollKey,
+        EnrollError::BadKey.message().into(),
+    ));
+    assert_eq!(s.error(Form::EnrollBank), None);
+    assert_eq!(
+        s.error(Form::EnrollKey),
+        Some(EnrollError::BadKey.message())
+    );
+    // A stored v1 enrollment asks, at the top, to enroll again; enrolling clears it all.
+    s.apply(Action::Notice(ENROLL_AGAIN.into()));
+    assert_eq!(s.notice.as_deref(), Some(ENROLL_AGAIN));
+    s.apply(Action::Enrolled("t-1".into()));
+    assert!(s.errors.is_empty() && s.notice.is_none());
+    assert_eq!(s.link, Link::Connecting);
 }
 
 #[test]

@@ -7,7 +7,9 @@
 
 use std::collections::VecDeque;
 
-use protocol::{Config, Password, Psk, Request, Response, TerminalId, TerminalName, Username};
+use protocol::{
+    BankPin, Config, Password, Psk, Request, Response, TerminalId, TerminalName, Username,
+};
 
 use crate::connection::{Broken, Connection, Received};
 
@@ -126,10 +128,11 @@ pub struct ConsoleDriver {
 }
 
 impl ConsoleDriver {
-    /// A driver for this console terminal, not connected.
-    pub fn new(terminal: TerminalId, psk: Psk, config: Config) -> Self {
+    /// A driver for this console terminal, not connected. `bank` is the bank's pin from the
+    /// enrollment: a handshake with anyone not holding its private key fails.
+    pub fn new(terminal: TerminalId, psk: Psk, bank: BankPin, config: Config) -> Self {
         Self {
-            link: Connection::new(terminal, psk, config),
+            link: Connection::new(terminal, psk, bank, config),
             logged_in: false,
             sent: None,
             waiting: VecDeque::new(),

@@ -3,7 +3,7 @@
 //! texts of a new terminal. No floats, no clock: times come with their UTC offset.
 
 use protocol::console::ChainStatus;
-use protocol::{Psk, TerminalId};
+use protocol::{BankPin, Psk, TerminalId};
 use zeroize::Zeroizing;
 
 /// `$1,234.50` from cents, exact for every `u128`.
@@ -98,14 +98,19 @@ pub fn chain_line(chain: &ChainStatus) -> (&'static str, String) {
     }
 }
 
-/// The web enrollment link for a new terminal: `{origin}/#terminal={id}&key={hex}`
-/// ([`protocol::link`]).
-pub fn enrollment_link(origin: &str, terminal: &TerminalId, key: &Psk) -> Zeroizing<String> {
-    protocol::link::format(origin, protocol::link::LinkPage::Atm, terminal, key)
+/// The web enrollment link for a new terminal of the bank pinned by `bank`:
+/// `{origin}/#terminal={id}&key={hex}&bank={bank id}:{hex}` ([`protocol::link`]).
+pub fn enrollment_link(
+    origin: &str,
+    terminal: &TerminalId,
+    key: &Psk,
+    bank: &BankPin,
+) -> Zeroizing<String> {
+    protocol::link::format(origin, protocol::link::LinkPage::Atm, terminal, key, bank)
 }
 
-/// The native ATM's auth-file line: `{"terminal_id":"…","psk":"…"}`
+/// The native ATM's auth-file line: `{"terminal_id":"…","psk":"…","bank":"…"}`
 /// ([`protocol::auth_file`]).
-pub fn auth_line(terminal: &TerminalId, key: &Psk) -> Zeroizing<String> {
-    protocol::auth_file::line(terminal, key)
+pub fn auth_line(terminal: &TerminalId, key: &Psk, bank: &BankPin) -> Zeroizing<String> {
+    protocol::auth_file::line(terminal, key, bank)
 }

@@ -60,6 +60,7 @@ impl ConsoleController {
             inner.driver = Some(ConsoleDriver::new(
                 enrollment.terminal.clone(),
                 enrollment.psk.clone(),
+                enrollment.bank.clone(),
                 Config::default(),
             ));
             inner.failures = 0;

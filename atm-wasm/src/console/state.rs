@@ -5,7 +5,7 @@ use core::fmt;
 use std::rc::Rc;
 
 use protocol::console::{AuditLine, Overview, TerminalInfo};
-use protocol::{ErrorCode, Psk, Response, TerminalId};
+use protocol::{BankPin, ErrorCode, Psk, Response, TerminalId};
 
 use super::driver::{ConsoleEvent, ConsoleKind};
 pub use crate::state::Link;
@@ -53,6 +53,9 @@ impl fmt::Debug for NewTerminal {
 pub struct ConsoleState {
     /// The enrolled console terminal's id, when this browser is enrolled as a console.
     pub terminal: Option<String>,
+    /// The pin of the bank the console was enrolled with (set with `terminal`): the terminals
+    /// it enrolls are given the same one, in their link and auth-file line.
+    pub bank: Option<BankPin>,
     /// The link to the bank.
     pub link: Link,
     /// The logged-in operator.
@@ -82,8 +85,8 @@ pub struct ConsoleState {
 /// Everything that can change the console page.
 #[derive(Clone, Debug, PartialEq)]
 pub enum ConsoleAction {
-    /// This browser is now enrolled as this console terminal.
-    Enrolled(String),
+    /// This browser is now enrolled as this console terminal, of the bank with this pin.
+    Enrolled(String, BankPin),
     /// The console enrollment was forgotten.
     Forgotten,
     /// The link changed.
@@ -102,6 +105,9 @@ pub enum ConsoleAction {
     CancelRevoke,
     /// "Done, hide the key": drop the new terminal's key from the page.
     HideNewTerminal,
+    /// Show a message at the top of the page (one no answer from the bank brings, like
+    /// "enroll again").
+    Notice(String),
     /// Hide the notice.
     DismissNotice,
 }
@@ -163,8 +169,10 @@ impl ConsoleState {
     /// Applies one action.
     pub fn apply(&mut self, action: ConsoleAction) {
         match action {
-            ConsoleAction::Enrolled(terminal) => {
+            ConsoleAction::Enrolled(terminal, bank) => {
                 self.terminal = Some(terminal);
+                self.bank = Some(bank);
+                self.notice = None;
                 self.errors.retain(|(f, _)| *f != ConsoleForm::Enroll);
                 self.link = Link::Connecting;
             }
@@ -192,6 +200,7 @@ impl ConsoleState {
             }
             ConsoleAction::CancelRevoke => self.confirm_revoke = None,
             ConsoleAction::HideNewTerminal => self.new_terminal = None,
+            ConsoleAction::Notice(text) => self.notice = Some(text),
             ConsoleAction::DismissNotice => self.notice = None,
         }
     }

@@ -52,10 +52,11 @@ pub(crate) fn app() -> Html {
         let dispatcher = state.dispatcher();
         Callback::from(move |cmd: Cmd| match cmd {
             Cmd::Enroll(e) => {
-                if !enrollment::save(&e) {
-                    dispatcher.dispatch(Action::Invalid(Form::Enroll, NOT_STORED.into()));
-                }
+                let stored = enrollment::save(&e);
                 dispatcher.dispatch(Action::Enrolled(e.terminal.to_string()));
+                if !stored {
+                    dispatcher.dispatch(Action::Notice(NOT_STORED.into()));
+                }
                 controller.enroll(&e);
             }
             Cmd::Forget => {
@@ -92,6 +93,8 @@ pub(crate) fn app() -> Html {
                 if let Some(e) = enrollment::load() {
                     dispatcher.dispatch(Action::Enrolled(e.terminal.to_string()));
                     controller.enroll(&e);
+                } else if enrollment::stored_from_v1() {
+                    dispatcher.dispatch(Action::Notice(enrollment::ENROLL_AGAIN.into()));
                 }
             }
             let ticker = Rc::clone(&controller);
@@ -181,5 +184,6 @@ const NOT_STORED: &str = "This browser would not store the terminal key (private
 const BANK_DOWN: &str = "The bank cannot be reached right now. The ATM keeps trying; anything \
                          you started is sent once the connection is back.";
 
-const REFUSED: &str = "The bank did not accept this terminal. Its key may have been revoked or \
-                       the bank reset. Forget this terminal and enroll it again with a new link.";
+const REFUSED: &str = "The bank did not accept this terminal, or could not prove it is the bank \
+                       this terminal was enrolled with. Its key may have been revoked or the bank \
+                       reset. Forget this terminal and enroll it again with a new link.";

@@ -379,8 +379,13 @@ fn new_terminal_panel(props: &Props) -> Html {
         .and_then(|w| w.location().origin().ok())
         .unwrap_or_default();
     let id: &TerminalId = &new.terminal;
-    let link = enrollment_link(&origin, id, &new.key);
-    let auth = auth_line(id, &new.key);
+    // The terminal pins the bank this console was enrolled with: the same bank.
+    let texts = props.state.bank.as_ref().map(|bank| {
+        (
+            enrollment_link(&origin, id, &new.key, bank),
+            auth_line(id, &new.key, bank),
+        )
+    });
     let done = {
         let on_cmd = props.on_cmd.clone();
         Callback::from(move |_: MouseEvent| on_cmd.emit(Cmd::Do(ConsoleAction::HideNewTerminal)))
@@ -391,8 +396,10 @@ fn new_terminal_panel(props: &Props) -> Html {
             <p>{ "Its key is shown this once and is not kept anywhere in this page after you hide it. Give it to the terminal now." }</p>
             <dl class="secret">
                 <div><dt>{ "Terminal id" }</dt><dd><code id="new-terminal-id">{ id.as_str() }</code></dd></div>
-                <div><dt>{ "Web ATM enrollment link (open it on the ATM)" }</dt><dd><code id="new-terminal-link">{ link.as_str() }</code></dd></div>
-                <div><dt>{ "Native ATM auth file line" }</dt><dd><code id="new-terminal-auth">{ auth.as_str() }</code></dd></div>
+                if let Some((link, auth)) = &texts {
+                    <div><dt>{ "Web ATM enrollment link (open it on the ATM)" }</dt><dd><code id="new-terminal-link">{ link.as_str() }</code></dd></div>
+                    <div><dt>{ "Native ATM auth file line" }</dt><dd><code id="new-terminal-auth">{ auth.as_str() }</code></dd></div>
+                }
             </dl>
             <button type="button" class="button" id="new-terminal-done" onclick={done}>{ "Done, hide the key" }</button>
         </section>

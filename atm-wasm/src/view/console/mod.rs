@@ -43,8 +43,9 @@ const NOT_STORED: &str = "This browser would not store the console key (private 
 const BANK_DOWN: &str = "Bank unreachable. The console keeps trying to connect; you will need to \
                          log in again once it is back.";
 
-const REFUSED: &str = "The bank did not accept this console. Its key may have been revoked or \
-                       the bank reset. Forget this console and enroll it again with a new link.";
+const REFUSED: &str = "The bank did not accept this console, or could not prove it is the bank \
+                       this console was enrolled with. Its key may have been revoked or the bank \
+                       reset. Forget this console and enroll it again with a new link.";
 
 /// The whole console page.
 #[function_component(Console)]
@@ -64,13 +65,14 @@ pub(crate) fn console() -> Html {
         let dispatcher = state.dispatcher();
         Callback::from(move |cmd: Cmd| match cmd {
             Cmd::Enroll(e) => {
-                if !enrollment::save_console(&e) {
-                    dispatcher.dispatch(ConsoleAction::Invalid(
-                        ConsoleForm::Enroll,
-                        NOT_STORED.into(),
-                    ));
+                let stored = enrollment::save_console(&e);
+                dispatcher.dispatch(ConsoleAction::Enrolled(
+                    e.terminal.to_string(),
+                    e.bank.clone(),
+                ));
+                if !stored {
+                    dispatcher.dispatch(ConsoleAction::Notice(NOT_STORED.into()));
                 }
-                dispatcher.dispatch(ConsoleAction::Enrolled(e.terminal.to_string()));
                 controller.enroll(&e);
             }
             Cmd::Forget => {
@@ -103,8 +105,13 @@ pub(crate) fn console() -> Html {
             });
             if !controller.has_driver() {
                 if let Some(e) = enrollment::load_console() {
-                    dispatcher.dispatch(ConsoleAction::Enrolled(e.terminal.to_string()));
+                    dispatcher.dispatch(ConsoleAction::Enrolled(
+                        e.terminal.to_string(),
+                        e.bank.clone(),
+                    ));
                     controller.enroll(&e);
+                } else if enrollment::console_stored_from_v1() {
+                    dispatcher.dispatch(ConsoleAction::Notice(enrollment::ENROLL_AGAIN.into()));
                 }
             }
             let ticker = Rc::clone(&controller);
@@ -229,13 +236,13 @@ fn enroll_screen(props: &Props) -> Html {
                 { "A bank console is a terminal of its own. On the bank's machine, run " }
                 <code>{ "bank-server operator add NAME" }</code>
                 { ": it creates the operator and prints a console link (it looks like " }
-                <code>{ "http://…/console#terminal=t-…&key=…" }</code>
+                <code>{ "http://…/console#terminal=t-…&key=…&bank=…" }</code>
                 { "). Open that link in this browser, or paste it below." }
             </p>
             <p class="muted">{ "The console key is kept in this browser only, apart from any ATM key it holds." }</p>
             <form id="console-enroll-form" onsubmit={onsubmit} novalidate=true>
                 <Field id="console-enroll-link" label="Console link" kind="password" node={link}
-                    autocomplete="off" placeholder="http://…/console#terminal=t-…&key=…"
+                    autocomplete="off" placeholder="http://…/console#terminal=t-…&key=…&bank=…"
                     error={error} />
                 <button type="submit" class="button" id="console-enroll-submit">{ "Enroll this console" }</button>
             </form>
