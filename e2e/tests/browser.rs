@@ -203,3 +203,92 @@ async fn scenario(a: &Client, b: &Client, base: &str, link_one: &str, link_two: 
     wait_css(a, "#login-form").await?;
     Ok(())
 }
+
+/// An impostor on the bank's address that holds the browser terminal's key (copied from the
+/// bank's data, say) but not the bank's static key: the web ATM refuses it at the handshake,
+/// before sending anything, and comes back to the real bank once it is there again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the release web bundle and chromedriver; run by `cargo xtask test`"]
+async fn web_atm_refuses_a_bank_without_the_pinned_key() -> Res {
+    let tmp = tempfile::tempdir()?;
+    let (bank, listener) = open_bank(&tmp.path().join("real")).await?;
+    let addr = listener.local_addr()?;
+    let base = format!("http://{addr}");
+    let terminal = bank_server::admin::add_terminal(bank.ledger(), "e2e pinned")?;
+    let link = bank_server::terminals::enrollment_link(&base, &terminal, &bank.pin()).to_string();
+    let serving = serve(listener, bank);
+
+    let driver = start_chromedriver().await?;
+    let c = browser(&driver, &tmp.path().join("chrome"), 390, 844).await?;
+    let result = async {
+        enroll_and_wait(&c, &link).await?;
+        serving.stop().await?;
+
+        // The impostor: another bank, same address, the stolen terminal id and key.
+        let (fake, fake_listener) = open_bank(&tmp.path().join("fake")).await?;
+        drop(fake_listener);
+        let mut event = bank_server::audit::AuditEvent::new("terminal_added", 0);
+        event.terminal = Some(terminal.id.to_string());
+        fake.ledger().add_terminal(&terminal, &event)?;
+        let before = fake.ledger().recent_audit(100)?.total;
+        let bank_server::Output::Memory(fake_output) = fake.config().output.clone() else {
+            unreachable!("open_bank keeps the output in memory");
+        };
+        let fake_serving = serve(tokio::net::TcpListener::bind(addr).await?, fake.clone());
+        wait_css(&c, "#link-state[data-state='Refused']").await?;
+        shot(&c, "pinned-01-impostor-refused").await?;
+        // Still refused after further attempts; nothing but failed handshakes reached it.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        assert!(
+            c.find(Locator::Css("#link-state[data-state='Up']"))
+                .await
+                .is_err(),
+            "the web ATM came up with a bank that does not hold the pinned key"
+        );
+        // `Refused` means the browser got the impostor's answer and found its Finished wrong;
+        // it then closes without a Finished of its own, so the impostor never has a session.
+        let lines = fake_output.lock().map_err(|_| "poisoned")?.clone();
+        assert!(
+            lines
+                .iter()
+                .all(|l| l == "created" || l == "protocol_error"),
+            "the impostor served requests: {lines:?}"
+        );
+        let audit = fake.ledger().recent_audit(100)?;
+        let requests: Vec<&str> = audit
+            .entries
+            .iter()
+            .filter(|(seq, _)| *seq >= before)
+            .map(|(_, e)| e.action.as_str())
+            .filter(|a| *a != "protocol_error")
+            .collect();
+        assert!(
+            requests.is_empty(),
+            "the impostor served requests: {requests:?}"
+        );
+        fake_serving.stop().await?;
+
+        // The real bank again, on the same address: the same browser comes up by itself.
+        let (real, real_listener) = reopen(&tmp.path().join("real"), addr).await?;
+        let real_serving = serve(real_listener, real);
+        wait_css(&c, "#link-state[data-state='Up']").await?;
+        real_serving.stop().await
+    }
+    .await;
+    if result.is_err() {
+        let _ = shot(&c, "failure-pinned").await;
+    }
+    let _ = c.close().await;
+    drop(driver);
+    result
+}
+
+/// Opens the bank in `dir` again, to serve on `addr`.
+async fn reopen(
+    dir: &std::path::Path,
+    addr: std::net::SocketAddr,
+) -> Res<(bank_server::Bank, tokio::net::TcpListener)> {
+    let (bank, listener) = open_bank(dir).await?;
+    drop(listener);
+    Ok((bank, tokio::net::TcpListener::bind(addr).await?))
+}

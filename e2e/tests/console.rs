@@ -223,8 +223,9 @@ async fn scenario(
     assert_eq!(
         link,
         format!(
-            "{base}/#terminal={lobby_id}&key={}",
-            lobby.psk.to_hex().as_str()
+            "{base}/#terminal={lobby_id}&key={}&bank={}",
+            lobby.psk.to_hex().as_str(),
+            lobby.bank.to_text()
         )
     );
     wait_row(c, "#terminals tbody tr", &[&lobby_id, "lobby", "Active"]).await?;
