@@ -307,7 +307,8 @@ impl State {
             | Response::AuditEntries { .. }
             | Response::Terminals { .. }
             | Response::TerminalAdded { .. }
-            | Response::TerminalRevoked { .. } => {}
+            | Response::TerminalRevoked { .. }
+            | Response::Enrolled { .. } => {}
             Response::Error { code } => self.refused(kind, code),
         }
     }

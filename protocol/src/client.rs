@@ -1,13 +1,14 @@
 //! The ATM side of the handshake, as states that consume `self`: start, then read ServerHello.
 //! The bank must prove it holds the private key of the pinned [`BankPin`].
 
-use x25519_dalek::{PublicKey, StaticSecret};
+use x25519_dalek::StaticSecret;
 
 use crate::error::HandshakeFault;
-use crate::schedule::{ClientHelloFields, Keys, ServerHelloFields, Shared};
+use crate::exchange;
+use crate::schedule::{ClientHelloFields, Keys};
 use crate::wire::Handshake;
 use crate::{
-    fresh, hexfmt, BankPin, ClientSession, Config, Error, Psk, Rng, TerminalId, PROTOCOL_VERSION,
+    hexfmt, BankPin, ClientSession, Config, Error, Psk, Rng, TerminalId, PROTOCOL_VERSION,
 };
 
 /// Begins a handshake: draws the client nonce (32 bytes) then the X25519 secret (32 bytes) from
@@ -21,12 +22,7 @@ pub fn start(
     rng: &mut impl Rng,
     now_ms: u64,
 ) -> Result<(AwaitServerHello, String), Error> {
-    let mut client_nonce = [0u8; 32];
-    rng.fill_bytes(&mut client_nonce);
-    let mut secret_bytes = zeroize::Zeroizing::new([0u8; 32]);
-    rng.fill_bytes(secret_bytes.as_mut());
-    let secret = StaticSecret::from(*secret_bytes);
-    let client_share = PublicKey::from(&secret).to_bytes();
+    let (client_nonce, secret, client_share) = exchange::client_exchange_start(rng);
     let hello = Handshake::ClientHello {
         version: PROTOCOL_VERSION,
         terminal_id: terminal.as_str().to_owned(),
@@ -79,43 +75,20 @@ impl AwaitServerHello {
         else {
             return Err(fail(HandshakeFault::Malformed));
         };
-        if version != PROTOCOL_VERSION {
-            return Err(fail(HandshakeFault::Version));
-        }
-        let (Some(bank_nonce), Some(bank_share), Some(finished)) = (
-            hexfmt::decode_array::<32>(&bank_nonce),
-            hexfmt::decode_array::<32>(&bank_share),
-            hexfmt::decode_array::<32>(&finished),
-        ) else {
-            return Err(fail(HandshakeFault::Malformed));
-        };
-        if !fresh(timestamp, now_ms, self.config.max_skew_ms) {
-            return Err(fail(HandshakeFault::Stale));
-        }
-        let ee = self.secret.diffie_hellman(&PublicKey::from(bank_share));
-        let es = self
-            .secret
-            .diffie_hellman(&PublicKey::from(self.bank.public));
-        if !(ee.was_contributory() && es.was_contributory()) {
-            return Err(fail(HandshakeFault::WeakShare));
-        }
-        let server = ServerHelloFields {
-            bank_nonce,
-            bank_share,
-            bank_time: timestamp,
-        };
-        let dh = Shared {
-            ee: ee.as_bytes(),
-            es: es.as_bytes(),
-        };
+        let (server, finished) = exchange::server_fields(
+            &self.config,
+            now_ms,
+            version,
+            &bank_nonce,
+            &bank_share,
+            timestamp,
+            &finished,
+        )?;
+        let agreed = exchange::client_exchange(&self.secret, &server, &self.bank)?;
+        let dh = agreed.shared();
         let keys = Keys::derive(&self.psk, &self.bank, &self.fields, &server, &dh);
-        if !keys.verify_server_finished(&finished) {
-            return Err(fail(HandshakeFault::BadFinished));
-        }
-        let reply = Handshake::ClientFinished {
-            finished: hexfmt::encode(&keys.client_finished_mac()),
-        };
-        Ok((ClientSession::new(keys, &self.config), reply.to_text()))
+        let reply = exchange::finish(&keys, &finished)?;
+        Ok((ClientSession::new(keys, &self.config), reply))
     }
 
     /// The terminal id this handshake presents.

@@ -310,6 +310,9 @@ pub enum Request {
         /// Which.
         terminal: TerminalId,
     },
+    /// Enrollment: the only request of a session opened with a one-time code; the bank
+    /// creates the terminal and answers [`Response::Enrolled`] (anywhere else: `not_allowed`).
+    Enroll {},
 }
 
 impl Request {
@@ -331,6 +334,7 @@ impl Request {
             Self::ConsoleTerminals {} => "console_terminals",
             Self::AddTerminal { .. } => "add_terminal",
             Self::RevokeTerminal { .. } => "revoke_terminal",
+            Self::Enroll {} => "enroll",
         }
     }
 
@@ -356,7 +360,8 @@ impl Request {
             | Self::Logout {}
             | Self::OperatorLogin { .. }
             | Self::AddTerminal { .. }
-            | Self::RevokeTerminal { .. } => false,
+            | Self::RevokeTerminal { .. }
+            | Self::Enroll {} => false,
         }
     }
 
@@ -402,7 +407,8 @@ impl fmt::Debug for Request {
             | Self::Logout {}
             | Self::ConsoleOverview {}
             | Self::ConsoleAudit {}
-            | Self::ConsoleTerminals {} => &mut d,
+            | Self::ConsoleTerminals {}
+            | Self::Enroll {} => &mut d,
         };
         d.finish_non_exhaustive()
     }
@@ -606,6 +612,12 @@ pub enum Response {
         /// Which.
         terminal: TerminalId,
     },
+    /// Enrollment: the terminal now exists under this id; its key is the one both ends derive
+    /// from the enrollment session (it never travels).
+    Enrolled {
+        /// The new terminal's id.
+        terminal: TerminalId,
+    },
 }
 
 impl Response {
@@ -626,6 +638,7 @@ impl Response {
             Self::Terminals { .. } => "terminals",
             Self::TerminalAdded { .. } => "terminal_added",
             Self::TerminalRevoked { .. } => "terminal_revoked",
+            Self::Enrolled { .. } => "enrolled",
         }
     }
 }
@@ -683,7 +696,9 @@ impl fmt::Debug for Response {
             Self::TerminalAdded { terminal, name, .. } => {
                 d.field("terminal", terminal).field("name", name)
             }
-            Self::TerminalRevoked { terminal } => d.field("terminal", terminal),
+            Self::TerminalRevoked { terminal } | Self::Enrolled { terminal } => {
+                d.field("terminal", terminal)
+            }
             Self::LoggedOut {} => &mut d,
         };
         d.finish()

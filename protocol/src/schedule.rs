@@ -16,6 +16,30 @@ pub(crate) mod label {
     pub(crate) const CLIENT_FINISHED: &[u8] = b"atm-psk-v2 client finished";
     pub(crate) const SERVER_FINISHED: &[u8] = b"atm-psk-v2 server finished";
     pub(crate) const RECORD: &[u8] = b"atm-psk-v2 record";
+    /// The transcript of an enrollment handshake (a one-time code instead of a terminal key).
+    pub(crate) const ENROLL_TRANSCRIPT: &[u8] = b"atm-psk-v2 enroll transcript";
+    /// An enrollment session's exporter key, from which the new terminal key is derived.
+    pub(crate) const EXPORTER: &[u8] = b"atm-psk-v2 enroll exporter";
+    /// The enrolled terminal's key: HMAC(exporter, this || len(id) || id).
+    pub(crate) const TERMINAL_KEY: &[u8] = b"atm-psk-v2 enrolled terminal key";
+    /// A one-time code's PSK: HKDF(salt = this, IKM = the code's secret, info = its id).
+    pub(crate) const CODE_PSK: &[u8] = b"atm-psk-v2 enrollment code";
+}
+
+/// Which handshake a transcript belongs to: a terminal's, or an enrollment with a code.
+#[derive(Clone, Copy)]
+pub(crate) enum Kind {
+    Session,
+    Enrollment,
+}
+
+impl Kind {
+    fn transcript_label(self) -> &'static [u8] {
+        match self {
+            Self::Session => label::TRANSCRIPT,
+            Self::Enrollment => label::ENROLL_TRANSCRIPT,
+        }
+    }
 }
 
 /// A 32-byte symmetric key. No `Debug`; zeroized on drop.
@@ -26,6 +50,27 @@ impl Key {
     pub(crate) fn bytes(&self) -> &[u8; 32] {
         &self.0
     }
+}
+
+/// HKDF-Expand(prk, info, 32) as a key.
+fn expand_key(prk: &Prk, info: &[u8]) -> Key {
+    let okm = prk
+        .expand(info, 32)
+        .expect("32 bytes is a valid HKDF-SHA256 output length");
+    let mut key = Zeroizing::new([0u8; 32]);
+    key.copy_from_slice(&okm);
+    Key(key)
+}
+
+/// The key of a terminal enrolled in a session whose exporter key is `exporter`:
+/// HMAC(exporter, label || len(id) || id). Both ends compute it; it never travels.
+pub(crate) fn enrolled_terminal_key(exporter: &Key, terminal: &TerminalId) -> Psk {
+    let id = terminal.as_str().as_bytes();
+    let id_len = [u8::try_from(id.len()).expect("terminal ids are at most 64 bytes")];
+    Psk::from_bytes(hmac_sha256(
+        exporter.bytes(),
+        &[label::TERMINAL_KEY, &id_len, id],
+    ))
 }
 
 /// The ClientHello's fields that enter the transcript.
@@ -45,8 +90,9 @@ pub(crate) struct ServerHelloFields {
 }
 
 /// SHA-256 over the label, the bank's pinned identity and both hellos' fields in a fixed
-/// binary layout.
+/// binary layout (an enrollment's code id in the terminal id's place).
 pub(crate) fn transcript_hash(
+    kind: Kind,
     bank: &BankPin,
     ch: &ClientHelloFields,
     sh: &ServerHelloFields,
@@ -56,7 +102,7 @@ pub(crate) fn transcript_hash(
     let id = ch.terminal.as_str().as_bytes();
     let id_len = [u8::try_from(id.len()).expect("terminal ids are at most 64 bytes")];
     sha256(&[
-        label::TRANSCRIPT,
+        kind.transcript_label(),
         &[PROTOCOL_VERSION],
         &bank_id_len,
         bank_id,
@@ -102,7 +148,30 @@ impl Keys {
         sh: &ServerHelloFields,
         dh: &Shared<'_>,
     ) -> Self {
-        let transcript = transcript_hash(bank, ch, sh);
+        Self::derive_kind(Kind::Session, psk, bank, ch, sh, dh).0
+    }
+
+    /// [`Keys::derive`] for an enrollment handshake, with its exporter key.
+    pub(crate) fn derive_enrollment(
+        psk: &Psk,
+        bank: &BankPin,
+        ch: &ClientHelloFields,
+        sh: &ServerHelloFields,
+        dh: &Shared<'_>,
+    ) -> (Self, Key) {
+        let (keys, prk) = Self::derive_kind(Kind::Enrollment, psk, bank, ch, sh, dh);
+        (keys, expand_key(&prk, label::EXPORTER))
+    }
+
+    fn derive_kind(
+        kind: Kind,
+        psk: &Psk,
+        bank: &BankPin,
+        ch: &ClientHelloFields,
+        sh: &ServerHelloFields,
+        dh: &Shared<'_>,
+    ) -> (Self, Prk) {
+        let transcript = transcript_hash(kind, bank, ch, sh);
         let master = Zeroizing::new(hmac_sha256(
             psk.expose(),
             &[
@@ -114,15 +183,8 @@ impl Keys {
             ],
         ));
         let prk = Prk::extract(&transcript, master.as_ref());
-        let expand = |info: &[u8]| {
-            let okm = prk
-                .expand(info, 32)
-                .expect("32 bytes is a valid HKDF-SHA256 output length");
-            let mut key = Zeroizing::new([0u8; 32]);
-            key.copy_from_slice(&okm);
-            Key(key)
-        };
-        Self {
+        let expand = |info: &[u8]| expand_key(&prk, info);
+        let keys = Self {
             c2s_enc: expand(label::C2S_ENC),
             c2s_mac: expand(label::C2S_MAC),
             s2c_enc: expand(label::S2C_ENC),
@@ -130,7 +192,8 @@ impl Keys {
             client_finished: expand(label::CLIENT_FINISHED),
             server_finished: expand(label::SERVER_FINISHED),
             transcript,
-        }
+        };
+        (keys, prk)
     }
 
     /// The bank's Finished: HMAC(server_finished key, transcript hash).

@@ -1,55 +1,85 @@
 //! The bank side of the handshake, as states that consume `self`: read ClientHello, respond with
 //! the terminal's PSK (or none) and the bank's static key, then read ClientFinished.
 
-use x25519_dalek::{PublicKey, StaticSecret};
-
 use crate::error::HandshakeFault;
-use crate::schedule::{ClientHelloFields, Keys, ServerHelloFields, Shared};
+use crate::exchange;
+use crate::schedule::{ClientHelloFields, Keys};
 use crate::wire::Handshake;
-use crate::{
-    fresh, hexfmt, BankKey, BankSession, Config, Error, Psk, Rng, TerminalId, PROTOCOL_VERSION,
-};
+use crate::{hexfmt, BankKey, BankSession, Config, Error, Psk, Rng, TerminalId, PROTOCOL_VERSION};
+
+/// A first flight, parsed and checked: a terminal's ClientHello, or an enrollment's hello
+/// (a one-time code's id in place of a terminal id).
+pub enum Hello {
+    /// A terminal opening a session.
+    Terminal(ClientHelloReceived),
+    /// A new terminal enrolling with a one-time code.
+    Enrollment(crate::enrollment::server::EnrollHelloReceived),
+}
+
+/// Parses and checks a first flight of either kind.
+pub fn read_hello(config: &Config, wire: &[u8], now_ms: u64) -> Result<Hello, Error> {
+    let fail = Error::HandshakeFailed;
+    match Handshake::parse(wire).map_err(fail)? {
+        Handshake::ClientHello {
+            version,
+            terminal_id,
+            client_nonce,
+            client_share,
+            timestamp,
+        } => {
+            let fields = exchange::client_fields(
+                config,
+                now_ms,
+                version,
+                &terminal_id,
+                &client_nonce,
+                &client_share,
+                timestamp,
+            )?;
+            Ok(Hello::Terminal(ClientHelloReceived {
+                config: config.clone(),
+                fields,
+            }))
+        }
+        Handshake::EnrollHello {
+            version,
+            code_id,
+            client_nonce,
+            client_share,
+            timestamp,
+        } => {
+            let fields = exchange::client_fields(
+                config,
+                now_ms,
+                version,
+                &code_id,
+                &client_nonce,
+                &client_share,
+                timestamp,
+            )?;
+            if !crate::enrollment::is_code_id(&fields.terminal) {
+                return Err(fail(HandshakeFault::Malformed));
+            }
+            Ok(Hello::Enrollment(
+                crate::enrollment::server::EnrollHelloReceived::new(config, fields),
+            ))
+        }
+        _ => Err(fail(HandshakeFault::Malformed)),
+    }
+}
 
 /// Parses and checks a ClientHello. The caller then looks up [`ClientHelloReceived::terminal_id`]
-/// and calls [`ClientHelloReceived::respond`].
+/// and calls [`ClientHelloReceived::respond`]. An enrollment's hello is refused here (see
+/// [`read_hello`]).
 pub fn read_client_hello(
     config: &Config,
     wire: &[u8],
     now_ms: u64,
 ) -> Result<ClientHelloReceived, Error> {
-    let fail = Error::HandshakeFailed;
-    let Handshake::ClientHello {
-        version,
-        terminal_id,
-        client_nonce,
-        client_share,
-        timestamp,
-    } = Handshake::parse(wire).map_err(fail)?
-    else {
-        return Err(fail(HandshakeFault::Malformed));
-    };
-    if version != PROTOCOL_VERSION {
-        return Err(fail(HandshakeFault::Version));
+    match read_hello(config, wire, now_ms)? {
+        Hello::Terminal(hello) => Ok(hello),
+        Hello::Enrollment(_) => Err(Error::HandshakeFailed(HandshakeFault::Malformed)),
     }
-    let (Some(terminal), Some(client_nonce), Some(client_share)) = (
-        TerminalId::new(terminal_id),
-        hexfmt::decode_array::<32>(&client_nonce),
-        hexfmt::decode_array::<32>(&client_share),
-    ) else {
-        return Err(fail(HandshakeFault::Malformed));
-    };
-    if !fresh(timestamp, now_ms, config.max_skew_ms) {
-        return Err(fail(HandshakeFault::Stale));
-    }
-    Ok(ClientHelloReceived {
-        config: config.clone(),
-        fields: ClientHelloFields {
-            terminal,
-            client_nonce,
-            client_share,
-            client_time: timestamp,
-        },
-    })
 }
 
 /// A well-formed ClientHello; the bank now finds the terminal's PSK.
@@ -76,35 +106,21 @@ impl ClientHelloReceived {
         rng: &mut impl Rng,
         now_ms: u64,
     ) -> Result<(AwaitClientFinished, String), Error> {
-        let mut bank_nonce = [0u8; 32];
-        rng.fill_bytes(&mut bank_nonce);
-        let mut secret_bytes = zeroize::Zeroizing::new([0u8; 32]);
-        rng.fill_bytes(secret_bytes.as_mut());
-        let secret = StaticSecret::from(*secret_bytes);
-        let bank_share = PublicKey::from(&secret).to_bytes();
+        let Some((server, agreed)) =
+            exchange::bank_exchange(bank, &self.fields.client_share, rng, now_ms)
+        else {
+            return Err(Error::HandshakeFailed(HandshakeFault::WeakShare));
+        };
         let (psk, known) = match psk {
             Some(psk) => (psk.clone(), true),
             None => (Psk::random(rng), false),
         };
-        let ee = secret.diffie_hellman(&PublicKey::from(self.fields.client_share));
-        let es = bank.agree(&self.fields.client_share);
-        if !(ee.was_contributory() && es.was_contributory()) {
-            return Err(Error::HandshakeFailed(HandshakeFault::WeakShare));
-        }
-        let server = ServerHelloFields {
-            bank_nonce,
-            bank_share,
-            bank_time: now_ms,
-        };
-        let dh = Shared {
-            ee: ee.as_bytes(),
-            es: es.as_bytes(),
-        };
+        let dh = agreed.shared();
         let keys = Keys::derive(&psk, &bank.pin(), &self.fields, &server, &dh);
         let hello = Handshake::ServerHello {
             version: PROTOCOL_VERSION,
-            bank_nonce: hexfmt::encode(&bank_nonce),
-            bank_share: hexfmt::encode(&bank_share),
+            bank_nonce: hexfmt::encode(&server.bank_nonce),
+            bank_share: hexfmt::encode(&server.bank_share),
             timestamp: now_ms,
             finished: hexfmt::encode(&keys.server_finished_mac()),
         };

@@ -1,4 +1,5 @@
-//! The JSON shapes on the wire: the three handshake messages, the record, the two plaintexts.
+//! The JSON shapes on the wire: the handshake messages (a terminal's and an enrollment's), the
+//! record, the two plaintexts.
 
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use serde_json::Value;
@@ -55,6 +56,25 @@ pub(crate) enum Handshake {
         finished: String,
     },
     ClientFinished {
+        finished: String,
+    },
+    /// An enrollment's first flight: a one-time code's id instead of a terminal id.
+    EnrollHello {
+        version: u8,
+        code_id: String,
+        client_nonce: String,
+        client_share: String,
+        timestamp: u64,
+    },
+    /// The bank's answer to an enrollment: its identity, for the terminal to pin once the
+    /// Finished (under the code's key) verifies.
+    EnrollServerHello {
+        version: u8,
+        bank_id: String,
+        bank_key: String,
+        bank_nonce: String,
+        bank_share: String,
+        timestamp: u64,
         finished: String,
     },
 }

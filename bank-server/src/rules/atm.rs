@@ -60,7 +60,9 @@ pub(super) async fn handle(
         | Request::ConsoleAudit {}
         | Request::ConsoleTerminals {}
         | Request::AddTerminal { .. }
-        | Request::RevokeTerminal { .. } => refuse(ErrorCode::NotAllowed),
+        | Request::RevokeTerminal { .. }
+        // Only an enrollment session (opened with a one-time code) may enroll.
+        | Request::Enroll {} => refuse(ErrorCode::NotAllowed),
     }
 }
 
