@@ -86,25 +86,30 @@ impl Card {
         Zeroizing::new(String::from_utf8(bytes).expect("JSON is UTF-8"))
     }
 
-    /// Creates the card file `name`: never overwrites (`O_EXCL`), mode 0600 on Unix, synced to
-    /// disk before returning. If writing fails after the file was created, the partial file is
-    /// removed.
+    /// Creates the card file `name` (see [`create_secret_file`]).
     pub fn create(&self, name: &str) -> Result<(), BadFile> {
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let mut file = options.open(name).map_err(|_| BadFile)?;
-        let written = file
-            .write_all(self.to_text().as_bytes())
-            .and_then(|()| file.sync_all());
-        if written.is_err() {
-            drop(file);
-            let _ = std::fs::remove_file(name);
-            return Err(BadFile);
-        }
-        Ok(())
+        create_secret_file(name, &self.to_text())
     }
+}
+
+/// Creates the file `name` holding `text`: never overwrites (`O_EXCL`), mode 0600 on Unix,
+/// synced to disk before returning. If writing fails after the file was created, the partial
+/// file is removed.
+pub fn create_secret_file(name: &str, text: &str) -> Result<(), BadFile> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(name).map_err(|_| BadFile)?;
+    let written = file
+        .write_all(text.as_bytes())
+        .and_then(|()| file.sync_all());
+    if written.is_err() {
+        drop(file);
+        let _ = std::fs::remove_file(name);
+        return Err(BadFile);
+    }
+    Ok(())
 }
 
 /// `true` if anything (a file, a directory, a dangling link) has this name.

@@ -1,4 +1,5 @@
-//! The native `atm` command (BIBIFI ATM interface) over the protocol crate: one run, one answer.
+//! The native `atm` command (BIBIFI ATM interface) over the protocol crate: one run, one answer;
+//! and [`enroll`], the `atm-enroll` command that gives a host its own terminal key.
 //!
 //! [`run`] parses the command line ([`args`]), reads the auth and card files ([`files`]),
 //! talks to the bank over [`atm_client`] (handshake with the terminal's PSK from the auth file,
@@ -15,6 +16,7 @@
 #![forbid(unsafe_code)]
 
 pub mod args;
+pub mod enroll;
 pub mod files;
 
 use std::ffi::OsString;
@@ -82,7 +84,10 @@ impl From<ClientError> for Failure {
                 "the bank could not be reached"
             }
             ClientError::Timeout => "the bank did not answer in time",
-            ClientError::Protocol(_) | ClientError::UnexpectedFrame => "protocol error",
+            ClientError::Protocol(_)
+            | ClientError::UnexpectedFrame
+            | ClientError::UnexpectedAnswer => "protocol error",
+            ClientError::EnrollRefused(_) => "the bank refused the enrollment",
             ClientError::AuthFile(_) => "auth file",
         })
     }

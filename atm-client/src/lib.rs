@@ -50,6 +50,10 @@ pub enum ClientError {
     UnexpectedFrame,
     /// The auth file could not be read or parsed.
     AuthFile(String),
+    /// The bank refused an enrollment (the handshake passed) with this code.
+    EnrollRefused(protocol::ErrorCode),
+    /// The bank answered an enrollment with something else than `enrolled`.
+    UnexpectedAnswer,
 }
 
 impl fmt::Display for ClientError {
@@ -62,6 +66,10 @@ impl fmt::Display for ClientError {
             Self::Protocol(e) => write!(f, "protocol error: {e}"),
             Self::UnexpectedFrame => f.write_str("unexpected frame from the bank"),
             Self::AuthFile(e) => write!(f, "auth file: {e}"),
+            Self::EnrollRefused(code) => {
+                write!(f, "the bank refused the enrollment: {}", code.as_str())
+            }
+            Self::UnexpectedAnswer => f.write_str("unexpected answer from the bank"),
         }
     }
 }
@@ -72,6 +80,35 @@ impl From<protocol::Error> for ClientError {
     fn from(e: protocol::Error) -> Self {
         Self::Protocol(e)
     }
+}
+
+/// Enrolls a new terminal with a one-time `code` at `ws://{addr}/ws`: the bank proves itself
+/// with the code (its identity is pinned from this exchange) and both ends derive the new
+/// terminal's key. Returns the credentials, for an auth file. A wrong, used or expired code
+/// fails the handshake like a wrong key, and uses the code up.
+pub async fn enroll(
+    addr: &str,
+    code: &protocol::enrollment::EnrollmentCode,
+) -> Result<AuthFile, ClientError> {
+    use protocol::enrollment::client::{self as enrollment, EnrollFailure};
+    let mut conn = Connection::open(addr).await?;
+    let (state, hello) = enrollment::start(&Config::default(), code, &mut OsRng, now_ms());
+    conn.send_text(hello).await?;
+    let server_hello = conn.recv_text().await?;
+    let (mut session, finished) = state.read_server_hello(server_hello.as_bytes(), now_ms())?;
+    conn.send_text(finished).await?;
+    conn.send_text(session.request(&mut OsRng, now_ms())?)
+        .await?;
+    let answer = conn.recv_text().await?;
+    let creds = session
+        .finish(answer.as_bytes(), now_ms())
+        .map_err(|e| match e {
+            EnrollFailure::Protocol(e) => ClientError::Protocol(e),
+            EnrollFailure::Refused(code) => ClientError::EnrollRefused(code),
+            EnrollFailure::Unexpected => ClientError::UnexpectedAnswer,
+        })?;
+    let _ = conn.close().await;
+    Ok(creds)
 }
 
 /// The current Unix time in milliseconds (what the protocol calls take as `now_ms`).

@@ -94,6 +94,24 @@ pub struct TerminalRecord {
     pub role: TerminalRole,
 }
 
+/// A one-time enrollment code waiting to be used: what the bank keeps of it is its id and the
+/// key its handshake runs on, never the code. No `Debug` (holds the key).
+#[derive(Clone)]
+pub struct PendingEnrollment {
+    /// The code's public id (`e-…`).
+    pub code: TerminalId,
+    /// The label the enrolled terminal gets.
+    pub name: String,
+    /// The code's handshake key ([`protocol::enrollment::EnrollmentCode::psk`]).
+    pub key: Psk,
+    /// What the enrolled terminal will be.
+    pub role: TerminalRole,
+    /// When it was issued (Unix ms).
+    pub created_ms: u64,
+    /// After this (Unix ms) the code enrolls nothing.
+    pub expires_ms: u64,
+}
+
 /// A bank operator (console user). No `Debug` (holds the password hash).
 #[derive(Clone, Serialize, Deserialize)]
 pub struct OperatorRecord {
@@ -339,6 +357,20 @@ pub trait Ledger: Send + Sync + 'static {
     ) -> Result<(), LedgerError>;
     /// Every terminal.
     fn terminals(&self) -> Result<Vec<TerminalRecord>, LedgerError>;
+    /// Stores a pending enrollment code with its audit entry; `NameTaken` if its id exists.
+    fn add_enrollment(
+        &self,
+        pending: &PendingEnrollment,
+        audit: &AuditEvent,
+    ) -> Result<(), LedgerError>;
+    /// Removes the pending enrollment `code` and appends `audit`, in one commit, and returns
+    /// what was removed; `None`, and nothing written, when there is none. (Each code is thus
+    /// taken once, whatever its fate: one guess per code.)
+    fn take_enrollment(
+        &self,
+        code: &TerminalId,
+        audit: &AuditEvent,
+    ) -> Result<Option<PendingEnrollment>, LedgerError>;
     /// Revokes a terminal; `NotFound` if there is none.
     fn revoke_terminal(&self, id: &TerminalId, audit: &AuditEvent) -> Result<(), LedgerError>;
     /// A counter that grows after every committed revocation (from 0 when opened): a session

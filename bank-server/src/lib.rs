@@ -23,6 +23,7 @@ pub mod bank_key;
 pub mod bibifi;
 pub mod checkpoint;
 pub mod clock;
+mod enroll;
 mod fault;
 mod group_sync;
 pub mod ledger;

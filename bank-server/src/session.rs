@@ -4,11 +4,15 @@
 use std::sync::Arc;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
-use protocol::{server, BankSession, TerminalRole};
+use protocol::enrollment::server::EnrollingBank;
+use protocol::server::{self, Hello};
+use protocol::{BankSession, Response, TerminalRole};
 use rand_core::OsRng;
 use tokio::sync::OwnedSemaphorePermit;
 use tracing::Instrument as _;
 
+use crate::enroll;
+use crate::ledger::PendingEnrollment;
 use crate::rules::{self, After, SessionCtx};
 use crate::{now_ms, Shared};
 
@@ -66,16 +70,47 @@ fn transport_fault(e: &axum::Error) -> Fault {
     Fault::Protocol(format!("transport: {e}"))
 }
 
+/// What a handshake opened.
+enum Opened {
+    /// A terminal's session, its role, and the revocation count read before its terminal was
+    /// looked up.
+    Session(BankSession, TerminalRole, u64),
+    /// An enrollment with a code that was good (and is now used up).
+    Enrollment(EnrollingBank, PendingEnrollment),
+}
+
 async fn handshake(
     shared: &Arc<Shared>,
     socket: &mut WebSocket,
-) -> Result<(BankSession, TerminalRole, u64), Fault> {
+    conn: u64,
+) -> Result<Opened, Fault> {
     let protocol_fault = |e: protocol::Error| Fault::Protocol(e.detail());
     let hello = next_text(socket).await?;
     // Read before the terminal is looked up: a revocation after this point changes it.
     let revocations = shared.ledger.revocations();
-    let hello = server::read_client_hello(&shared.config.protocol, hello.as_bytes(), now_ms())
-        .map_err(protocol_fault)?;
+    let hello = match server::read_hello(&shared.config.protocol, hello.as_bytes(), now_ms())
+        .map_err(protocol_fault)?
+    {
+        Hello::Terminal(hello) => hello,
+        Hello::Enrollment(hello) => {
+            // The code is used up (and synced) before the bank answers: one guess per code.
+            let taken = enroll::take_code(shared, hello.code_id(), conn).await;
+            let (psk, pending) = taken.unzip();
+            let (state, reply) = hello
+                .respond(psk.as_ref(), &shared.bank_key, &mut OsRng, now_ms())
+                .map_err(protocol_fault)?;
+            send(shared, socket, Message::text(reply))
+                .await
+                .map_err(|()| Fault::Gone)?;
+            let finished = next_text(socket).await?;
+            let session = state
+                .read_client_finished(finished.as_bytes())
+                .map_err(protocol_fault)?;
+            let pending =
+                pending.ok_or_else(|| Fault::Protocol("enrollment without a code".into()))?;
+            return Ok(Opened::Enrollment(session, pending));
+        }
+    };
     let id = hello.terminal_id().clone();
     let ledger = shared.ledger.clone();
     let terminal = tokio::task::spawn_blocking(move || ledger.terminal(&id))
@@ -96,7 +131,7 @@ async fn handshake(
     let session = state
         .read_client_finished(finished.as_bytes())
         .map_err(protocol_fault)?;
-    Ok((session, role, revocations))
+    Ok(Opened::Session(session, role, revocations))
 }
 
 /// Sends a frame within the configured time; `Err` when the peer is gone or not reading.
@@ -166,14 +201,21 @@ pub(crate) async fn run(
         let cancel = shared.shutdown.clone();
         let handshake = tokio::select! {
             () = cancel.cancelled() => None,
-            result = tokio::time::timeout(shared.config.handshake_timeout, handshake(&shared, &mut socket)) => Some(result),
+            result = tokio::time::timeout(shared.config.handshake_timeout, handshake(&shared, &mut socket, conn)) => Some(result),
         };
         let (mut session, role, mut revocations) = match handshake {
             None => {
                 close(&shared, &mut socket, protocol::close::GOING_AWAY).await;
                 return;
             }
-            Some(Ok(Ok(session))) => session,
+            Some(Ok(Ok(Opened::Session(session, role, revocations)))) => {
+                (session, role, revocations)
+            }
+            Some(Ok(Ok(Opened::Enrollment(session, pending)))) => {
+                let code = enrollment(&shared, &mut socket, conn, session, &pending).await;
+                close(&shared, &mut socket, code).await;
+                return;
+            }
             Some(Ok(Err(Fault::Gone))) => {
                 tracing::debug!("left during the handshake");
                 return;
@@ -255,6 +297,64 @@ pub(crate) async fn run(
     }
     .instrument(span)
     .await;
+}
+
+/// Runs an enrollment session: its one `enroll` request (within the handshake's deadline)
+/// creates the terminal, answered with its id. Returns the close code.
+async fn enrollment(
+    shared: &Arc<Shared>,
+    socket: &mut WebSocket,
+    conn: u64,
+    mut session: EnrollingBank,
+    pending: &PendingEnrollment,
+) -> u16 {
+    let record =
+        match tokio::time::timeout(shared.config.handshake_timeout, next_text(socket)).await {
+            Ok(Ok(record)) => record,
+            Ok(Err(Fault::Gone)) => {
+                tracing::info!(code = %pending.code, "left before enrolling; the code is used up");
+                return protocol::close::NORMAL;
+            }
+            Ok(Err(Fault::Protocol(detail))) => {
+                protocol_error(shared, None, conn, detail).await;
+                return protocol::close::FAILURE;
+            }
+            Err(_) => {
+                protocol_error(shared, None, conn, "enrollment timeout".into()).await;
+                return protocol::close::FAILURE;
+            }
+        };
+    let response = match session.open_request(record.as_bytes(), now_ms()) {
+        Ok(true) => match enroll::enroll(shared, pending, &session).await {
+            Ok(terminal) => {
+                tracing::info!(%terminal, code = %pending.code, "terminal enrolled");
+                Response::Enrolled { terminal }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "could not store an enrolled terminal");
+                Response::Error {
+                    code: protocol::ErrorCode::Internal,
+                }
+            }
+        },
+        Ok(false) => Response::Error {
+            code: protocol::ErrorCode::NotAllowed,
+        },
+        Err(e) => {
+            protocol_error(shared, None, conn, e.detail()).await;
+            return protocol::close::FAILURE;
+        }
+    };
+    match session.seal(&response, &mut OsRng, now_ms()) {
+        Ok(sealed) => {
+            let _ = send(shared, socket, Message::text(sealed)).await;
+            protocol::close::NORMAL
+        }
+        Err(e) => {
+            tracing::error!(error = %e.detail(), "could not seal an enrollment answer");
+            protocol::close::FAILURE
+        }
+    }
 }
 
 #[cfg(test)]

@@ -22,8 +22,8 @@ use crate::audit::{AuditEvent, AuditKey, ChainHead};
 use crate::group_sync::GroupSync;
 use crate::ledger::{
     Applied, AuditLog, BankIdentity, ChainPosition, FlushHook, IoFailure, Ledger, LedgerError,
-    Movement, NewAccount, OperatorRecord, RecentAudit, TerminalRecord, ThrottleState, Totals,
-    UserRecord,
+    Movement, NewAccount, OperatorRecord, PendingEnrollment, RecentAudit, TerminalRecord,
+    ThrottleState, Totals, UserRecord,
 };
 use crate::posting::{self, AccountRecord, Book, PostingError};
 use crate::tally::{Delta, Stored, Tally};
@@ -48,6 +48,16 @@ struct StoredTerminal {
     /// Absent in data written before consoles existed: those are ATMs.
     #[serde(default)]
     role: TerminalRole,
+}
+
+/// A pending enrollment as stored (the code's handshake key in hex, never the code).
+#[derive(Serialize, Deserialize)]
+struct StoredEnrollment {
+    name: String,
+    key: String,
+    role: TerminalRole,
+    created_ms: u64,
+    expires_ms: u64,
 }
 
 /// The totals as stored under [`TOTALS_KEY`] (the money held as a decimal string: it may
@@ -89,6 +99,7 @@ struct View<'a> {
     audit: &'a TransactionalTree,
     meta: &'a TransactionalTree,
     operators: &'a TransactionalTree,
+    enrollments: &'a TransactionalTree,
     /// What this attempt did that memory must learn once it commits.
     pending: &'a RefCell<Pending>,
 }
@@ -251,6 +262,8 @@ pub struct SledLedger {
     meta: Tree,
     throttle: Tree,
     operators: Tree,
+    /// Pending enrollment codes, by code id.
+    enrollments: Tree,
     /// Transactions per minute (see [`MINUTES_TREE`]).
     minutes: Tree,
     /// Running totals for the console (counted at open, then moved by each commit).
@@ -363,6 +376,7 @@ impl SledLedger {
             meta: tree("meta")?,
             throttle: tree("throttle")?,
             operators: tree("operators")?,
+            enrollments: tree("enrollments")?,
             minutes: tree(MINUTES_TREE)?,
             recent: Mutex::new(VecDeque::with_capacity(RECENT_AUDIT)),
             tally: Mutex::new(Tally::default()),
@@ -487,7 +501,8 @@ impl SledLedger {
     /// Runs `jobs` in order in one sled transaction (the caller holds the writer lock).
     fn commit_batch(&self, jobs: &[Job]) {
         use sled::Transactional;
-        let trees = (
+        // More trees than sled's tuple impls take (nine), so a slice, in this order.
+        let trees: [&Tree; 10] = [
             &self.users,
             &self.accounts,
             &self.txs,
@@ -497,10 +512,16 @@ impl SledLedger {
             &self.meta,
             &self.operators,
             &self.minutes,
-        );
+            &self.enrollments,
+        ];
         let pending = RefCell::new(Pending::default());
-        let result = trees.transaction(
-            |(users, accounts, txs, txids, terminals, audit, meta, operators, minutes)| {
+        let result = trees[..].transaction(
+            |views: &Vec<TransactionalTree>| {
+                let [users, accounts, txs, txids, terminals, audit, meta, operators, minutes, enrollments] =
+                    &views[..]
+                else {
+                    unreachable!("one view per tree");
+                };
                 *pending.borrow_mut() = Pending::default();
                 let view = View {
                     users,
@@ -511,6 +532,7 @@ impl SledLedger {
                     audit,
                     meta,
                     operators,
+                    enrollments,
                     pending: &pending,
                 };
                 for job in jobs {
@@ -728,6 +750,57 @@ impl Ledger for SledLedger {
             }
             view.terminals.insert(id.as_str(), stored.as_slice())?;
             append_audit(view, &audit)
+        })
+    }
+
+    fn add_enrollment(
+        &self,
+        pending: &PendingEnrollment,
+        audit: &AuditEvent,
+    ) -> Result<(), LedgerError> {
+        let stored = StoredEnrollment {
+            name: pending.name.clone(),
+            key: pending.key.to_hex().to_string(),
+            role: pending.role,
+            created_ms: pending.created_ms,
+            expires_ms: pending.expires_ms,
+        };
+        let bytes = zeroize::Zeroizing::new(encode(&stored));
+        drop(zeroize::Zeroizing::new(stored.key));
+        let (code, audit) = (pending.code.clone(), audit.clone());
+        self.tx(move |view| {
+            if view.enrollments.get(code.as_str())?.is_some() {
+                return abort(LedgerError::NameTaken);
+            }
+            view.enrollments.insert(code.as_str(), bytes.as_slice())?;
+            append_audit(view, &audit)
+        })
+    }
+
+    fn take_enrollment(
+        &self,
+        code: &TerminalId,
+        audit: &AuditEvent,
+    ) -> Result<Option<PendingEnrollment>, LedgerError> {
+        let (code, audit) = (code.clone(), audit.clone());
+        self.tx(move |view| {
+            let Some(bytes) = view.enrollments.remove(code.as_str())? else {
+                return Ok(None);
+            };
+            let stored: StoredEnrollment = decode(&bytes).or_else(abort)?;
+            let key = zeroize::Zeroizing::new(stored.key);
+            let Some(key) = Psk::from_hex(&key) else {
+                return abort(LedgerError::Storage("corrupt enrollment key".into()));
+            };
+            append_audit(view, &audit)?;
+            Ok(Some(PendingEnrollment {
+                code: code.clone(),
+                name: stored.name,
+                key,
+                role: stored.role,
+                created_ms: stored.created_ms,
+                expires_ms: stored.expires_ms,
+            }))
         })
     }
 

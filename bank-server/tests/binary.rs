@@ -333,6 +333,14 @@ async fn no_secret_reaches_the_logs_even_at_trace_level() {
         ..auth.clone()
     };
     assert!(Client::connect(&bank.addr, &wrong).await.is_err());
+    // An enrollment code, issued through the admin socket, used once, then tried again.
+    let issued = paths.command(&["terminal", "add", "--code", "--name", "host"]);
+    assert!(issued.status.success(), "{issued:?}");
+    let code_text = String::from_utf8(issued.stdout).unwrap();
+    let code = protocol::enrollment::EnrollmentCode::parse(&code_text).unwrap();
+    let enrolled = atm_client::enroll(&bank.addr, &code).await.unwrap();
+    assert!(atm_client::enroll(&bank.addr, &code).await.is_err());
+    let enrolled_psk = enrolled.psk.to_hex();
     bank.signal("TERM");
     let (stdout, stderr) = (bank.stdout.clone(), bank.stderr.clone());
     assert!(bank.wait());
@@ -346,12 +354,21 @@ async fn no_secret_reaches_the_logs_even_at_trace_level() {
     let audit_key = std::fs::read_to_string(&paths.key).unwrap();
     let psk = auth.psk.to_hex();
     let card_hex = card.to_hex();
+    let bank_key = std::fs::read_to_string(paths.data.with_file_name("data.bank-key")).unwrap();
+    assert!(
+        stderr.contains(code.id().as_str()),
+        "the code's id is logged: {stderr}"
+    );
     for secret in [
         password,
         "Wrong-Passw0rd-PLUGH",
         psk.as_str(),
         card_hex.as_str(),
         audit_key.trim(),
+        bank_key.trim(),
+        code_text.trim(),
+        &code_text.trim()[13..],
+        enrolled_psk.as_str(),
     ] {
         assert!(!stderr.contains(secret), "a secret reached the log");
         assert!(!stdout.contains(secret), "a secret reached stdout");

@@ -6,8 +6,8 @@ use std::sync::Mutex;
 
 use bank_server::audit::{AuditEvent, AuditKey};
 use bank_server::ledger::{
-    BankIdentity, ChainPosition, LedgerError, Movement, NewAccount, OperatorRecord, TerminalRecord,
-    ThrottleState, Totals,
+    BankIdentity, ChainPosition, LedgerError, Movement, NewAccount, OperatorRecord,
+    PendingEnrollment, TerminalRecord, ThrottleState, Totals,
 };
 use bank_server::sled_ledger::SledLedger;
 use bank_server::Ledger;
@@ -468,6 +468,58 @@ fn identity_and_chain_position(open: Open) {
     );
 }
 
+/// A pending enrollment is stored once (its id is unique) and taken once, with its audit
+/// entry; taking an absent one writes nothing.
+fn enrollments(open: Open) {
+    let (_dir, ledger, _) = fresh(open);
+    let pending = PendingEnrollment {
+        code: TerminalId::new("e-0011223344").unwrap(),
+        name: "kiosk".into(),
+        key: Psk::from_bytes([3; 32]),
+        role: TerminalRole::Atm,
+        created_ms: NOW,
+        expires_ms: NOW + 600_000,
+    };
+    let issued = AuditEvent::new("enrollment_code_issued", NOW);
+    ledger.add_enrollment(&pending, &issued).unwrap();
+    assert!(matches!(
+        ledger.add_enrollment(&pending, &issued),
+        Err(LedgerError::NameTaken)
+    ));
+    let before = ledger.chain_position().unwrap().unwrap().next_seq;
+    let used = AuditEvent::new("enrollment_code_used", NOW);
+    let taken = ledger
+        .take_enrollment(&pending.code, &used)
+        .unwrap()
+        .unwrap();
+    assert_eq!(taken.code, pending.code);
+    assert_eq!(taken.name, "kiosk");
+    assert!(taken.key == pending.key);
+    assert_eq!(taken.role, TerminalRole::Atm);
+    assert_eq!(
+        (taken.created_ms, taken.expires_ms),
+        (pending.created_ms, pending.expires_ms)
+    );
+    assert_eq!(
+        ledger.chain_position().unwrap().unwrap().next_seq,
+        before + 1
+    );
+    assert!(ledger
+        .take_enrollment(&pending.code, &used)
+        .unwrap()
+        .is_none());
+    assert_eq!(
+        ledger.chain_position().unwrap().unwrap().next_seq,
+        before + 1,
+        "nothing written for an absent code"
+    );
+    assert!(ledger
+        .terminals()
+        .unwrap()
+        .iter()
+        .all(|t| t.id != pending.code));
+}
+
 /// Failed-login state is read, updated atomically and cleared.
 /// A change whose audit entry cannot be written (here: a store with no audit log) leaves
 /// nothing behind: not the account it would have opened, not a balance. It fails as a whole,
@@ -641,6 +693,11 @@ macro_rules! contract {
             #[test]
             fn no_change_without_its_audit_entry() {
                 super::no_change_without_its_audit_entry($open);
+            }
+
+            #[test]
+            fn enrollments() {
+                super::enrollments($open);
             }
 
             #[test]

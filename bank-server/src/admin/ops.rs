@@ -10,7 +10,7 @@ use crate::ledger::{Ledger, TerminalRecord};
 use crate::StartError;
 
 use super::error::AdminError;
-use super::terminals::{add_operator_hashed, add_terminal, revoke_terminal};
+use super::terminals::{add_operator_hashed, add_terminal, issue_enrollment_code, revoke_terminal};
 
 /// A terminal operation: run on the database directly when the bank is stopped, or through the
 /// running bank's admin socket (`<data-dir>/admin/admin.sock`, owner-only) when it holds the
@@ -20,6 +20,11 @@ use super::terminals::{add_operator_hashed, add_terminal, revoke_terminal};
 pub enum TerminalOp {
     /// Add a terminal with this label.
     Add {
+        /// The label.
+        name: String,
+    },
+    /// Issue a one-time enrollment code for an ATM terminal with this label.
+    AddCode {
         /// The label.
         name: String,
     },
@@ -45,6 +50,7 @@ impl core::fmt::Debug for TerminalOp {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             Self::Add { name } => f.debug_struct("Add").field("name", name).finish(),
+            Self::AddCode { name } => f.debug_struct("AddCode").field("name", name).finish(),
             Self::List => f.write_str("List"),
             Self::Revoke { id } => f.debug_struct("Revoke").field("id", id).finish(),
             Self::AddOperator { username, .. } => f
@@ -81,6 +87,13 @@ pub enum TerminalReply {
         psk: String,
         /// What it pins of the bank: `<bank id>:<64 hex>` ([`protocol::BankPin::to_text`]).
         bank: String,
+    },
+    /// A one-time enrollment code, and when it expires (Unix ms).
+    CodeIssued {
+        /// The code (secret until used).
+        code: String,
+        /// When it stops enrolling.
+        expires_ms: u64,
     },
     /// Every terminal.
     Listed {
@@ -119,6 +132,15 @@ pub fn execute(ledger: &dyn Ledger, op: TerminalOp) -> TerminalReply {
         TerminalOp::Add { name } => {
             match pin(ledger).and_then(|bank| add_terminal(ledger, &name).map(|t| added(t, bank))) {
                 Ok(reply) => reply,
+                Err(e) => failed(e),
+            }
+        }
+        TerminalOp::AddCode { name } => {
+            match issue_enrollment_code(ledger, &name, TerminalRole::Atm) {
+                Ok((code, expires_ms)) => TerminalReply::CodeIssued {
+                    code: code.to_text().to_string(),
+                    expires_ms,
+                },
                 Err(e) => failed(e),
             }
         }

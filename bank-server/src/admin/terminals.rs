@@ -1,11 +1,11 @@
-//! Terminals and operators on a ledger: add and revoke a terminal, check and hash an
-//! operator's credentials, add an operator with their console terminal; each change audited and
-//! synced.
+//! Terminals and operators on a ledger: add and revoke a terminal, issue a one-time enrollment
+//! code, check and hash an operator's credentials, add an operator with their console terminal;
+//! each change audited and synced.
 
 use protocol::{Password, TerminalId, TerminalRole, Username};
 
 use crate::audit::AuditEvent;
-use crate::ledger::{Ledger, LedgerError, OperatorRecord, TerminalRecord};
+use crate::ledger::{Ledger, LedgerError, OperatorRecord, PendingEnrollment, TerminalRecord};
 use crate::passwords::{hash_password, Argon2Params};
 use crate::terminals::{new_terminal, new_terminal_with_role};
 use crate::{now_ms, StartError};
@@ -28,6 +28,34 @@ pub fn add_terminal(ledger: &dyn Ledger, name: &str) -> Result<TerminalRecord, S
     ledger.add_terminal(&terminal, &terminal_event("terminal_added", &terminal.id))?;
     ledger.sync()?;
     Ok(terminal)
+}
+
+/// How long an enrollment code enrolls: 10 minutes from its issue.
+pub const ENROLLMENT_CODE_LIFETIME_MS: u64 = 10 * 60 * 1000;
+
+/// Issues a one-time enrollment code for a terminal named `name` with `role`, valid for
+/// [`ENROLLMENT_CODE_LIFETIME_MS`]; the caller hands the code over (it is stored only as its
+/// handshake key, and never logged). Returns the code and when it expires (Unix ms).
+pub fn issue_enrollment_code(
+    ledger: &dyn Ledger,
+    name: &str,
+    role: TerminalRole,
+) -> Result<(protocol::enrollment::EnrollmentCode, u64), StartError> {
+    let code = protocol::enrollment::EnrollmentCode::random(&mut rand_core::OsRng);
+    let now = now_ms();
+    let pending = PendingEnrollment {
+        code: code.id().clone(),
+        name: name.to_owned(),
+        key: code.psk(),
+        role,
+        created_ms: now,
+        expires_ms: now + ENROLLMENT_CODE_LIFETIME_MS,
+    };
+    let mut event = terminal_event("enrollment_code_issued", code.id());
+    event.detail = Some(format!("for {name:?}, expires at {}", pending.expires_ms));
+    ledger.add_enrollment(&pending, &event)?;
+    ledger.sync()?;
+    Ok((code, pending.expires_ms))
 }
 
 /// Revokes a terminal; its next handshake fails like a wrong key.

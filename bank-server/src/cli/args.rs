@@ -177,12 +177,18 @@ pub(crate) enum OperatorCommand {
 
 #[derive(Subcommand, Debug)]
 pub(crate) enum TerminalCommand {
-    /// Add a terminal. Prints its auth-file line (or writes it with --out), or with --web an
-    /// enrollment link carrying the id and key in the URL fragment.
+    /// Add a terminal. With --code, prints a one-time enrollment code (the recommended way:
+    /// the terminal derives its own key with the bank, and the key never travels); otherwise
+    /// its auth-file line (or writes it with --out), or with --web an enrollment link carrying
+    /// the id and key in the URL fragment.
     Add {
         /// A label for the terminal.
         #[arg(long, default_value = "terminal")]
         name: String,
+        /// Print a one-time enrollment code (valid 10 minutes, one try) for `atm-enroll` or
+        /// the web ATM's enrollment page, instead of credentials.
+        #[arg(long, conflicts_with_all = ["web", "out"])]
+        code: bool,
         /// Print a browser enrollment link instead of an auth file.
         #[arg(long)]
         web: bool,

@@ -13,6 +13,9 @@ use super::args::{checkpoint_file, storage, Opts, TerminalCommand};
 
 pub(crate) fn terminal(opts: &Opts, cmd: TerminalCommand) -> Result<(), StartError> {
     let op = match &cmd {
+        TerminalCommand::Add {
+            name, code: true, ..
+        } => TerminalOp::AddCode { name: name.clone() },
         TerminalCommand::Add { name, .. } => TerminalOp::Add { name: name.clone() },
         TerminalCommand::List => TerminalOp::List,
         TerminalCommand::Revoke { id } => TerminalOp::Revoke { id: id.clone() },
@@ -26,6 +29,7 @@ pub(crate) fn terminal(opts: &Opts, cmd: TerminalCommand) -> Result<(), StartErr
                 web,
                 out,
                 public_url,
+                ..
             },
             TerminalReply::Added {
                 terminal_id,
@@ -61,6 +65,19 @@ pub(crate) fn terminal(opts: &Opts, cmd: TerminalCommand) -> Result<(), StartErr
             } else {
                 print!("{}", auth_file_text(&terminal, &bank).as_str());
             }
+        }
+        (TerminalCommand::Add { .. }, TerminalReply::CodeIssued { code, expires_ms }) => {
+            let code = zeroize::Zeroizing::new(code);
+            println!("{}", code.as_str());
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+            let minutes = expires_ms.saturating_sub(now).div_ceil(60_000);
+            eprintln!(
+                "Enroll the terminal with this code within {minutes} minutes (one try): \
+                 `atm-enroll -s <auth-file> -c <code>` on the ATM, or the web ATM's \
+                 \"Enroll with a code\"."
+            );
         }
         (TerminalCommand::List, TerminalReply::Listed { terminals }) => {
             for t in terminals {
