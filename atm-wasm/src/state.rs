@@ -308,7 +308,9 @@ impl State {
             | Response::Terminals { .. }
             | Response::TerminalAdded { .. }
             | Response::TerminalRevoked { .. }
-            | Response::Enrolled { .. } => {}
+            | Response::Enrolled { .. }
+            | Response::PasswordChanged {}
+            | Response::CardReissued {} => {}
             Response::Error { code } => self.refused(kind, code),
         }
     }

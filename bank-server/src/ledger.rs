@@ -112,6 +112,14 @@ pub struct PendingEnrollment {
     pub expires_ms: u64,
 }
 
+/// A credential that replaces a user's own of the same kind; the old one then logs nobody in.
+pub enum NewCredential {
+    /// An Argon2id PHC string for the password.
+    PasswordHash(String),
+    /// SHA-256 of the card secret (hex).
+    CardSha256(String),
+}
+
 /// A bank operator (console user). No `Debug` (holds the password hash).
 #[derive(Clone, Serialize, Deserialize)]
 pub struct OperatorRecord {
@@ -387,6 +395,27 @@ pub trait Ledger: Send + Sync + 'static {
     ) -> Result<(), LedgerError>;
     /// Looks an operator up.
     fn operator(&self, username: &Username) -> Result<Option<OperatorRecord>, LedgerError>;
+    /// Replaces a user's password hash or card hash, with `audit`, in one commit; `NotFound`
+    /// if there is no such user.
+    fn replace_credential(
+        &self,
+        username: &Username,
+        credential: NewCredential,
+        audit: &AuditEvent,
+    ) -> Result<(), LedgerError>;
+    /// Replaces an operator's password hash, with `audit`, in one commit; `NotFound` if there
+    /// is no such operator.
+    fn replace_operator_password(
+        &self,
+        username: &Username,
+        password_hash: String,
+        audit: &AuditEvent,
+    ) -> Result<(), LedgerError>;
+    /// A counter that grows after every committed credential replacement (from 0 when
+    /// opened): a session that saw the same value knows its login's credential still stands
+    /// without reading storage. (Like [`Ledger::revocations`], state a second node would need
+    /// shared.)
+    fn credential_changes(&self) -> u64;
     /// Counts accounts, sums balances, and counts transactions since `day_start_ms` and per
     /// minute over the `minutes` minutes ending with the one holding `now_ms`.
     fn totals(&self, now_ms: u64, day_start_ms: u64, minutes: usize)

@@ -231,6 +231,7 @@ pub(crate) async fn run(
                 return;
             }
         };
+        let mut credential_changes = shared.ledger.credential_changes();
         let mut ctx = SessionCtx::new(conn, session.terminal_id().clone(), role);
         let _listed = shared
             .live
@@ -275,6 +276,16 @@ pub(crate) async fn run(
                 break protocol::close::FAILURE;
             }
             revocations = now_revoked;
+            // Likewise, logins are re-checked only when some credential was replaced.
+            let now_changed = shared.ledger.credential_changes();
+            if now_changed != credential_changes && !rules::login_stands(&shared, &ctx).await {
+                tracing::info!(
+                    user = ctx.username(),
+                    "the credential this session logged in with was replaced; closing session"
+                );
+                break protocol::close::FAILURE;
+            }
+            credential_changes = now_changed;
             let (response, after) = rules::handle(&shared, &mut ctx, request).await;
             tracing::debug!(?response, "response");
             let sealed = match session.seal(&response, &mut OsRng, now_ms()) {

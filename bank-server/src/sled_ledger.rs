@@ -22,8 +22,8 @@ use crate::audit::{AuditEvent, AuditKey, ChainHead};
 use crate::group_sync::GroupSync;
 use crate::ledger::{
     Applied, AuditLog, BankIdentity, ChainPosition, FlushHook, IoFailure, Ledger, LedgerError,
-    Movement, NewAccount, OperatorRecord, PendingEnrollment, RecentAudit, TerminalRecord,
-    ThrottleState, Totals, UserRecord,
+    Movement, NewAccount, NewCredential, OperatorRecord, PendingEnrollment, RecentAudit,
+    TerminalRecord, ThrottleState, Totals, UserRecord,
 };
 use crate::posting::{self, AccountRecord, Book, PostingError};
 use crate::tally::{Delta, Stored, Tally};
@@ -272,6 +272,8 @@ pub struct SledLedger {
     recent: Mutex<VecDeque<(u64, AuditEvent)>>,
     /// Committed revocations since opening (see [`Ledger::revocations`]).
     revocations: AtomicU64,
+    /// Committed credential replacements since opening (see [`Ledger::credential_changes`]).
+    credential_changes: AtomicU64,
     /// The totals were counted at open (a store from before they were kept) and are not yet
     /// stored: the next commit stores them whole.
     totals_unsaved: AtomicBool,
@@ -394,6 +396,7 @@ impl SledLedger {
             hook,
             db,
             revocations: AtomicU64::new(0),
+            credential_changes: AtomicU64::new(0),
             totals_unsaved: AtomicBool::new(false),
             queue: Mutex::new(Vec::new()),
             writer: Mutex::new(()),
@@ -864,6 +867,59 @@ impl Ledger for SledLedger {
             Some(bytes) => decode(&bytes).map(Some),
             None => Ok(None),
         }
+    }
+
+    fn replace_credential(
+        &self,
+        username: &Username,
+        credential: NewCredential,
+        audit: &AuditEvent,
+    ) -> Result<(), LedgerError> {
+        let (name, audit) = (username.clone(), audit.clone());
+        let (hash, card) = match credential {
+            NewCredential::PasswordHash(hash) => (Some(hash), None),
+            NewCredential::CardSha256(card) => (None, Some(card)),
+        };
+        self.tx(move |view| {
+            let Some(bytes) = view.users.get(name.as_str())? else {
+                return abort(LedgerError::NotFound);
+            };
+            let mut user: UserRecord = decode(&bytes).or_else(abort)?;
+            if let Some(hash) = &hash {
+                user.password_hash = Some(hash.clone());
+            }
+            if let Some(card) = &card {
+                user.card_sha256 = Some(card.clone());
+            }
+            view.users.insert(name.as_str(), encode(&user))?;
+            append_audit(view, &audit)
+        })?;
+        self.credential_changes.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+
+    fn replace_operator_password(
+        &self,
+        username: &Username,
+        password_hash: String,
+        audit: &AuditEvent,
+    ) -> Result<(), LedgerError> {
+        let (name, audit) = (username.clone(), audit.clone());
+        self.tx(move |view| {
+            let Some(bytes) = view.operators.get(name.as_str())? else {
+                return abort(LedgerError::NotFound);
+            };
+            let mut operator: OperatorRecord = decode(&bytes).or_else(abort)?;
+            operator.password_hash.clone_from(&password_hash);
+            view.operators.insert(name.as_str(), encode(&operator))?;
+            append_audit(view, &audit)
+        })?;
+        self.credential_changes.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+
+    fn credential_changes(&self) -> u64 {
+        self.credential_changes.load(Ordering::SeqCst)
     }
 
     fn totals(

@@ -6,7 +6,7 @@ use std::sync::Mutex;
 
 use bank_server::audit::{AuditEvent, AuditKey};
 use bank_server::ledger::{
-    BankIdentity, ChainPosition, LedgerError, Movement, NewAccount, OperatorRecord,
+    BankIdentity, ChainPosition, LedgerError, Movement, NewAccount, NewCredential, OperatorRecord,
     PendingEnrollment, TerminalRecord, ThrottleState, Totals,
 };
 use bank_server::sled_ledger::SledLedger;
@@ -468,6 +468,75 @@ fn identity_and_chain_position(open: Open) {
     );
 }
 
+/// A user's password or card hash and an operator's password are replaced, audited, and
+/// counted; replacing for someone who does not exist is `NotFound` and writes nothing.
+fn credentials(open: Open) {
+    let (_dir, ledger, _) = fresh(open);
+    let ledger = &*ledger;
+    card_account(ledger, "ada", 1_000);
+    let operator = OperatorRecord {
+        username: name("olga"),
+        password_hash: "$argon2id$old".into(),
+        created_ms: NOW,
+    };
+    let console = terminal("console-olga", TerminalRole::Console);
+    ledger
+        .add_operator(&operator, &console, &AuditEvent::new("operator_added", NOW))
+        .unwrap();
+    let before = ledger.credential_changes();
+    let seq = ledger.chain_position().unwrap().unwrap().next_seq;
+    let event = AuditEvent::new("card_reissued", NOW);
+    ledger
+        .replace_credential(
+            &name("ada"),
+            NewCredential::CardSha256("cd".repeat(32)),
+            &event,
+        )
+        .unwrap();
+    let ada = ledger.user(&name("ada")).unwrap().unwrap();
+    assert_eq!(ada.card_sha256.as_deref(), Some("cd".repeat(32).as_str()));
+    assert_eq!(ada.password_hash, None);
+    ledger
+        .replace_credential(
+            &name("ada"),
+            NewCredential::PasswordHash("$argon2id$new".into()),
+            &AuditEvent::new("password_changed", NOW),
+        )
+        .unwrap();
+    let ada = ledger.user(&name("ada")).unwrap().unwrap();
+    assert_eq!(ada.password_hash.as_deref(), Some("$argon2id$new"));
+    assert_eq!(ada.card_sha256.as_deref(), Some("cd".repeat(32).as_str()));
+    ledger
+        .replace_operator_password(
+            &name("olga"),
+            "$argon2id$newer".into(),
+            &AuditEvent::new("password_changed", NOW),
+        )
+        .unwrap();
+    assert_eq!(
+        ledger
+            .operator(&name("olga"))
+            .unwrap()
+            .unwrap()
+            .password_hash,
+        "$argon2id$newer"
+    );
+    assert_eq!(ledger.credential_changes(), before + 3);
+    assert_eq!(ledger.chain_position().unwrap().unwrap().next_seq, seq + 3);
+    for result in [
+        ledger.replace_credential(
+            &name("nobody"),
+            NewCredential::PasswordHash("x".into()),
+            &event,
+        ),
+        ledger.replace_operator_password(&name("nobody"), "x".into(), &event),
+    ] {
+        assert!(matches!(result, Err(LedgerError::NotFound)));
+    }
+    assert_eq!(ledger.credential_changes(), before + 3);
+    assert_eq!(ledger.chain_position().unwrap().unwrap().next_seq, seq + 3);
+}
+
 /// A pending enrollment is stored once (its id is unique) and taken once, with its audit
 /// entry; taking an absent one writes nothing.
 fn enrollments(open: Open) {
@@ -693,6 +762,11 @@ macro_rules! contract {
             #[test]
             fn no_change_without_its_audit_entry() {
                 super::no_change_without_its_audit_entry($open);
+            }
+
+            #[test]
+            fn credentials() {
+                super::credentials($open);
             }
 
             #[test]

@@ -313,6 +313,25 @@ pub enum Request {
     /// Enrollment: the only request of a session opened with a one-time code; the bank
     /// creates the terminal and answers [`Response::Enrolled`] (anywhere else: `not_allowed`).
     Enroll {},
+    /// The logged-in customer (from an ATM) or operator (from a console) replaces their
+    /// password; `old` must be the current one (a wrong one counts as a failed login). The old
+    /// password then logs nobody in, and other sessions logged in with it end.
+    ChangePassword {
+        /// The current password.
+        old: Password,
+        /// The new one.
+        new: Password,
+    },
+    /// The logged-in card customer replaces their card: `old` must be the current card's
+    /// secret (a wrong one counts as a failed login), `new` a fresh one the terminal drew and
+    /// keeps (it writes the new card file). The old card then logs nobody in, and other
+    /// sessions logged in with it end.
+    ReissueCard {
+        /// The current card's secret.
+        old: CardSecret,
+        /// The new card's secret.
+        new: CardSecret,
+    },
 }
 
 impl Request {
@@ -335,6 +354,8 @@ impl Request {
             Self::AddTerminal { .. } => "add_terminal",
             Self::RevokeTerminal { .. } => "revoke_terminal",
             Self::Enroll {} => "enroll",
+            Self::ChangePassword { .. } => "change_password",
+            Self::ReissueCard { .. } => "reissue_card",
         }
     }
 
@@ -361,7 +382,9 @@ impl Request {
             | Self::OperatorLogin { .. }
             | Self::AddTerminal { .. }
             | Self::RevokeTerminal { .. }
-            | Self::Enroll {} => false,
+            | Self::Enroll {}
+            | Self::ChangePassword { .. }
+            | Self::ReissueCard { .. } => false,
         }
     }
 
@@ -376,6 +399,12 @@ impl Request {
                 | Self::AddTerminal { .. }
                 | Self::RevokeTerminal { .. }
         )
+    }
+
+    /// Whether both an ATM and a console may make this request (for their own logged-in
+    /// customer or operator): `logout` and `change_password`.
+    pub fn is_for_both(&self) -> bool {
+        matches!(self, Self::Logout {} | Self::ChangePassword { .. })
     }
 }
 
@@ -408,7 +437,9 @@ impl fmt::Debug for Request {
             | Self::ConsoleOverview {}
             | Self::ConsoleAudit {}
             | Self::ConsoleTerminals {}
-            | Self::Enroll {} => &mut d,
+            | Self::Enroll {}
+            | Self::ChangePassword { .. }
+            | Self::ReissueCard { .. } => &mut d,
         };
         d.finish_non_exhaustive()
     }
@@ -618,6 +649,10 @@ pub enum Response {
         /// The new terminal's id.
         terminal: TerminalId,
     },
+    /// The password was replaced.
+    PasswordChanged {},
+    /// The card was replaced: the new card's secret is the one the terminal sent.
+    CardReissued {},
 }
 
 impl Response {
@@ -639,6 +674,8 @@ impl Response {
             Self::TerminalAdded { .. } => "terminal_added",
             Self::TerminalRevoked { .. } => "terminal_revoked",
             Self::Enrolled { .. } => "enrolled",
+            Self::PasswordChanged {} => "password_changed",
+            Self::CardReissued {} => "card_reissued",
         }
     }
 }
@@ -699,7 +736,7 @@ impl fmt::Debug for Response {
             Self::TerminalRevoked { terminal } | Self::Enrolled { terminal } => {
                 d.field("terminal", terminal)
             }
-            Self::LoggedOut {} => &mut d,
+            Self::LoggedOut {} | Self::PasswordChanged {} | Self::CardReissued {} => &mut d,
         };
         d.finish()
     }

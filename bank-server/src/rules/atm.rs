@@ -10,13 +10,13 @@ use protocol::message::MAX_HISTORY;
 use protocol::{
     CardSecret, Cents, ErrorCode, FullName, Password, Request, Response, TxId, TxKind, Username,
 };
-use subtle::ConstantTimeEq;
 
 use crate::ledger::{LedgerError, Movement, NewAccount, UserRecord};
 use crate::{now_ms, Shared};
 
+use super::credentials::{self, card_hash, card_matches};
 use super::ctx::{
-    durable, hash_refusal, ledger, refusal, refusal_code, refuse, LoggedIn, SessionCtx,
+    durable, hash_refusal, ledger, refusal, refusal_code, refuse, Fingerprint, LoggedIn, SessionCtx,
 };
 use super::login::{begin_login, login_failed, login_succeeded, user_key};
 
@@ -63,6 +63,10 @@ pub(super) async fn handle(
         | Request::RevokeTerminal { .. }
         // Only an enrollment session (opened with a one-time code) may enroll.
         | Request::Enroll {} => refuse(ErrorCode::NotAllowed),
+        Request::ChangePassword { old, new } => {
+            credentials::change_user_password(shared, ctx, old, new).await
+        }
+        Request::ReissueCard { old, new } => credentials::reissue_card(shared, ctx, old, new).await,
     }
 }
 
@@ -119,6 +123,7 @@ fn log_in(ctx: &mut SessionCtx, user: &UserRecord) {
         username: user.username.clone(),
         account: user.account.clone(),
     });
+    ctx.fingerprint = Some(Fingerprint::of_user(user));
 }
 
 fn welcome(ctx: &mut SessionCtx, user: UserRecord, balance: Cents) -> Response {
@@ -189,20 +194,6 @@ async fn login(
             login_failed(shared, ctx, ticket, event).await
         }
     }
-}
-
-fn card_hash(card: &CardSecret) -> String {
-    hex::encode(protocol::primitives::sha256(&[card.expose()]))
-}
-
-/// `true` when `card` hashes to `stored` (hex), compared in constant time.
-fn card_matches(card: &CardSecret, stored: Option<&str>) -> bool {
-    let stored = stored
-        .and_then(|h| hex::decode(h).ok())
-        .and_then(|h| <[u8; 32]>::try_from(h).ok());
-    let presented = protocol::primitives::sha256(&[card.expose()]);
-    let matches: bool = presented.ct_eq(&stored.unwrap_or([0; 32])).into();
-    matches && stored.is_some()
 }
 
 /// A `txid` already applied to an account, and what the retry that names it gets (§9.5).

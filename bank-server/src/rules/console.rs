@@ -18,7 +18,8 @@ use crate::ledger::LedgerError;
 use crate::terminals::new_terminal;
 use crate::{now_ms, Shared};
 
-use super::ctx::{durable, hash_refusal, ledger, refusal, refuse, SessionCtx};
+use super::credentials;
+use super::ctx::{durable, hash_refusal, ledger, refusal, refuse, Fingerprint, SessionCtx};
 use super::login::{begin_login, login_failed, login_succeeded, operator_key};
 
 const DAY_MS: u64 = 86_400_000;
@@ -43,6 +44,9 @@ pub(super) async fn handle(
         Request::ConsoleTerminals {} => terminals(shared).await,
         Request::AddTerminal { name } => add_terminal(shared, ctx, &operator, name).await,
         Request::RevokeTerminal { terminal } => revoke(shared, ctx, &operator, terminal).await,
+        Request::ChangePassword { old, new } => {
+            credentials::change_operator_password(shared, ctx, old, new).await
+        }
         _ => refuse(ErrorCode::NotAllowed),
     };
     fit(response)
@@ -68,6 +72,7 @@ async fn login(
     };
     // An unknown operator (a customer's name, say) costs the same as a wrong password.
     let stored = operator.as_ref().map(|o| o.password_hash.clone());
+    let stored_hash = stored.clone();
     let ok = match shared.passwords.verify(password, stored).await {
         Ok(ok) => ok,
         Err(e) => return hash_refusal(e),
@@ -80,6 +85,7 @@ async fn login(
         return login_failed(shared, ctx, ticket, event).await;
     }
     ctx.operator = Some(username.clone());
+    ctx.fingerprint = stored_hash.as_deref().map(Fingerprint::of_operator);
     let event = ctx.event("operator_login");
     let recorded = login_succeeded(shared, ticket, move |l| l.audit(&event)).await;
     if let Err(e) = recorded {

@@ -18,6 +18,31 @@ pub(super) struct LoggedIn {
     pub(super) account: AccountNumber,
 }
 
+/// A digest of the credentials a login was made with (the stored password hash and card
+/// hash), so a session can tell, without keeping them, that they were replaced since.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) struct Fingerprint([u8; 32]);
+
+impl Fingerprint {
+    /// Of a user's stored credentials.
+    pub(super) fn of_user(user: &crate::ledger::UserRecord) -> Self {
+        Self(protocol::primitives::sha256(&[
+            b"user\0",
+            user.password_hash.as_deref().unwrap_or("").as_bytes(),
+            b"\0",
+            user.card_sha256.as_deref().unwrap_or("").as_bytes(),
+        ]))
+    }
+
+    /// Of an operator's stored password hash.
+    pub(super) fn of_operator(password_hash: &str) -> Self {
+        Self(protocol::primitives::sha256(&[
+            b"operator\0",
+            password_hash.as_bytes(),
+        ]))
+    }
+}
+
 /// Per-session state the rules need.
 pub(crate) struct SessionCtx {
     pub(crate) conn: u64,
@@ -27,6 +52,8 @@ pub(crate) struct SessionCtx {
     pub(super) user: Option<LoggedIn>,
     /// The operator logged in on a console session.
     pub(crate) operator: Option<Username>,
+    /// The credentials the user or operator logged in with, as they were stored then.
+    pub(super) fingerprint: Option<Fingerprint>,
 }
 
 impl SessionCtx {
@@ -37,6 +64,7 @@ impl SessionCtx {
             role,
             user: None,
             operator: None,
+            fingerprint: None,
         }
     }
 

@@ -2,10 +2,12 @@
 //! routed by the terminal's role to the ATM's rules or the console's.
 //!
 //! Dependencies point one way: this entry point uses [`atm`] and [`console`]; both use
-//! [`login`] and [`ctx`]; [`login`] uses [`ctx`].
+//! [`credentials`], [`login`] and [`ctx`]; [`credentials`] uses [`login`] and [`ctx`];
+//! [`login`] uses [`ctx`].
 
 mod atm;
 mod console;
+mod credentials;
 mod ctx;
 mod login;
 
@@ -15,6 +17,7 @@ use protocol::{ErrorCode, Request, Response, TerminalRole};
 
 use crate::Shared;
 
+pub(crate) use credentials::login_stands;
 pub(crate) use ctx::{ledger, After, SessionCtx};
 
 /// Answers one request.
@@ -43,7 +46,7 @@ pub(crate) async fn handle(
 /// its own kind (`not_allowed`), and `logout` is for both.
 async fn route(shared: &Arc<Shared>, ctx: &mut SessionCtx, request: Request) -> (Response, After) {
     let console = ctx.role == TerminalRole::Console;
-    if !matches!(request, Request::Logout {}) && request.is_console() != console {
+    if !request.is_for_both() && request.is_console() != console {
         tracing::info!(request = request.kind(), role = ?ctx.role, "request not allowed from this terminal");
         return (ctx::refuse(ErrorCode::NotAllowed), After::Continue);
     }
@@ -73,5 +76,6 @@ async fn logout(shared: &Arc<Shared>, ctx: &mut SessionCtx) {
         }
         ctx.user = None;
         ctx.operator = None;
+        ctx.fingerprint = None;
     }
 }

@@ -1,0 +1,209 @@
+//! A logged-in customer or operator replacing their own credential (a password, a card): the
+//! current one is checked like a login (throttled; a wrong one is a failed login), the new one
+//! stored and audited, and other sessions still logged in with the old one end at their next
+//! request.
+
+use std::sync::Arc;
+
+use protocol::{CardSecret, ErrorCode, Password, Response};
+use subtle::ConstantTimeEq;
+
+use crate::ledger::NewCredential;
+use crate::Shared;
+
+use super::ctx::{durable, hash_refusal, ledger, refusal, refuse, Fingerprint, SessionCtx};
+use super::login::{begin_login, login_failed, login_succeeded, operator_key, user_key};
+
+/// SHA-256 of a card secret, hex: what the bank stores of a card.
+pub(super) fn card_hash(card: &CardSecret) -> String {
+    hex::encode(protocol::primitives::sha256(&[card.expose()]))
+}
+
+/// `true` when `card` hashes to `stored` (hex), compared in constant time.
+pub(super) fn card_matches(card: &CardSecret, stored: Option<&str>) -> bool {
+    let stored = stored
+        .and_then(|h| hex::decode(h).ok())
+        .and_then(|h| <[u8; 32]>::try_from(h).ok());
+    let presented = protocol::primitives::sha256(&[card.expose()]);
+    let matches: bool = presented.ct_eq(&stored.unwrap_or([0; 32])).into();
+    matches && stored.is_some()
+}
+
+fn weak(password: &Password) -> bool {
+    password.expose().chars().count() < protocol::MIN_PASSWORD_CHARS
+}
+
+/// `change_password` from an ATM: the logged-in customer's.
+pub(super) async fn change_user_password(
+    shared: &Arc<Shared>,
+    ctx: &mut SessionCtx,
+    old: Password,
+    new: Password,
+) -> Response {
+    let Some(user) = ctx.user.clone() else {
+        return refuse(ErrorCode::NotLoggedIn);
+    };
+    if weak(&new) {
+        return refuse(ErrorCode::WeakPassword);
+    }
+    let name = user.username.clone();
+    let (ticket, record) = match begin_login(shared, ctx, user_key(&user.username), move |l| {
+        l.user(&name)
+    })
+    .await
+    {
+        Ok(found) => found,
+        Err(reply) => return reply,
+    };
+    let stored = record.as_ref().and_then(|u| u.password_hash.clone());
+    let ok = match shared.passwords.verify(old, stored).await {
+        Ok(ok) => ok,
+        Err(e) => return hash_refusal(e),
+    };
+    if !ok {
+        tracing::info!(user = %user.username, "password change with a wrong password");
+        return login_failed(shared, ctx, ticket, ctx.event("password_change_failed")).await;
+    }
+    let hash = match shared.passwords.hash(new).await {
+        Ok(hash) => hash,
+        Err(e) => return hash_refusal(e),
+    };
+    let (name, event) = (user.username.clone(), ctx.event("password_changed"));
+    let changed = login_succeeded(shared, ticket, move |l| {
+        l.replace_credential(&name, NewCredential::PasswordHash(hash), &event)?;
+        l.user(&name)
+    })
+    .await;
+    match changed {
+        Ok(Some(record)) => ctx.fingerprint = Some(Fingerprint::of_user(&record)),
+        Ok(None) => return refusal(&crate::ledger::LedgerError::NotFound),
+        Err(e) => return refusal(&e),
+    }
+    if let Err(reply) = durable(shared).await {
+        return reply;
+    }
+    tracing::info!(user = %user.username, "password changed");
+    Response::PasswordChanged {}
+}
+
+/// `reissue_card`: the logged-in card customer's card.
+pub(super) async fn reissue_card(
+    shared: &Arc<Shared>,
+    ctx: &mut SessionCtx,
+    old: CardSecret,
+    new: CardSecret,
+) -> Response {
+    let Some(user) = ctx.user.clone() else {
+        return refuse(ErrorCode::NotLoggedIn);
+    };
+    let name = user.username.clone();
+    let (ticket, record) = match begin_login(shared, ctx, user_key(&user.username), move |l| {
+        l.user(&name)
+    })
+    .await
+    {
+        Ok(found) => found,
+        Err(reply) => return reply,
+    };
+    let stored = record.as_ref().and_then(|u| u.card_sha256.as_deref());
+    // A new card equal to the old one would end nothing.
+    if !card_matches(&old, stored) || card_matches(&new, stored) {
+        tracing::info!(user = %user.username, "card reissue with a wrong card");
+        return login_failed(shared, ctx, ticket, ctx.event("card_reissue_failed")).await;
+    }
+    let (name, event, hash) = (
+        user.username.clone(),
+        ctx.event("card_reissued"),
+        card_hash(&new),
+    );
+    let changed = login_succeeded(shared, ticket, move |l| {
+        l.replace_credential(&name, NewCredential::CardSha256(hash), &event)?;
+        l.user(&name)
+    })
+    .await;
+    match changed {
+        Ok(Some(record)) => ctx.fingerprint = Some(Fingerprint::of_user(&record)),
+        Ok(None) => return refusal(&crate::ledger::LedgerError::NotFound),
+        Err(e) => return refusal(&e),
+    }
+    if let Err(reply) = durable(shared).await {
+        return reply;
+    }
+    tracing::info!(user = %user.username, "card reissued");
+    Response::CardReissued {}
+}
+
+/// `change_password` from a console: the logged-in operator's.
+pub(super) async fn change_operator_password(
+    shared: &Arc<Shared>,
+    ctx: &mut SessionCtx,
+    old: Password,
+    new: Password,
+) -> Response {
+    let Some(operator) = ctx.operator.clone() else {
+        return refuse(ErrorCode::NotAllowed);
+    };
+    if weak(&new) {
+        return refuse(ErrorCode::WeakPassword);
+    }
+    let name = operator.clone();
+    let (ticket, record) = match begin_login(shared, ctx, operator_key(&operator), move |l| {
+        l.operator(&name)
+    })
+    .await
+    {
+        Ok(found) => found,
+        Err(reply) => return reply,
+    };
+    let stored = record.map(|o| o.password_hash);
+    let ok = match shared.passwords.verify(old, stored).await {
+        Ok(ok) => ok,
+        Err(e) => return hash_refusal(e),
+    };
+    if !ok {
+        tracing::info!(operator = %operator, "operator password change with a wrong password");
+        return login_failed(shared, ctx, ticket, ctx.event("password_change_failed")).await;
+    }
+    let hash = match shared.passwords.hash(new).await {
+        Ok(hash) => hash,
+        Err(e) => return hash_refusal(e),
+    };
+    let fingerprint = Fingerprint::of_operator(&hash);
+    let (name, event) = (operator.clone(), ctx.event("password_changed"));
+    let changed = login_succeeded(shared, ticket, move |l| {
+        l.replace_operator_password(&name, hash, &event)
+    })
+    .await;
+    if let Err(e) = changed {
+        return refusal(&e);
+    }
+    ctx.fingerprint = Some(fingerprint);
+    if let Err(reply) = durable(shared).await {
+        return reply;
+    }
+    tracing::info!(operator = %operator, "operator password changed");
+    Response::PasswordChanged {}
+}
+
+/// `true` while the session's login still stands: no one is logged in, or the credentials
+/// stored for its user or operator are those it logged in with. Read only after some
+/// credential changed ([`crate::ledger::Ledger::credential_changes`]).
+pub(crate) async fn login_stands(shared: &Arc<Shared>, ctx: &SessionCtx) -> bool {
+    let Some(fingerprint) = ctx.fingerprint else {
+        return true;
+    };
+    let now = if let Some(user) = &ctx.user {
+        let name = user.username.clone();
+        ledger(shared, move |l| l.user(&name))
+            .await
+            .map(|u| u.as_ref().map(Fingerprint::of_user))
+    } else if let Some(operator) = &ctx.operator {
+        let name = operator.clone();
+        ledger(shared, move |l| l.operator(&name))
+            .await
+            .map(|o| o.map(|o| Fingerprint::of_operator(&o.password_hash)))
+    } else {
+        return true;
+    };
+    matches!(now, Ok(Some(current)) if current == fingerprint)
+}
