@@ -80,6 +80,10 @@ pub const MAX_RECORD_LEN: usize = 16_384;
 
 /// Largest plaintext a record may carry. `2 * (MAX_PLAINTEXT_LEN + 16) + 150 < MAX_RECORD_LEN`.
 pub const MAX_PLAINTEXT_LEN: usize = 8_000;
+/// Most records one session sends in each direction (sequence numbers 0 to 2³² − 1): AES-CBC
+/// with random IVs under one key wants a bound well below the birthday limit. A session that
+/// reaches it is closed; the peer refuses a record numbered beyond it.
+pub const MAX_RECORDS_PER_DIRECTION: u64 = 1 << 32;
 
 pub mod close {
     //! WebSocket close codes the bank sends (§2), always with an empty reason.

@@ -8,7 +8,10 @@ use crate::message::{Request, Response};
 use crate::primitives::{aes256_cbc_decrypt, aes256_cbc_encrypt, hmac_sha256, hmac_sha256_verify};
 use crate::schedule::{label, Key, Keys};
 use crate::wire::{parse_strict, BankPlainIn, BankPlainOut, ClientPlainIn, ClientPlainOut, Record};
-use crate::{fresh, hexfmt, Config, Error, Rng, TerminalId, MAX_PLAINTEXT_LEN, MAX_RECORD_LEN};
+use crate::{
+    fresh, hexfmt, Config, Error, Rng, TerminalId, MAX_PLAINTEXT_LEN, MAX_RECORDS_PER_DIRECTION,
+    MAX_RECORD_LEN,
+};
 
 /// Longest ciphertext a record may carry: the PKCS#7 padding of a maximal plaintext.
 const MAX_CIPHERTEXT_LEN: usize = (MAX_PLAINTEXT_LEN / 16 + 1) * 16;
@@ -83,9 +86,12 @@ impl RecordLayer {
         if plaintext.len() > MAX_PLAINTEXT_LEN {
             return Err(Error::TooLarge);
         }
-        // The last value is never used, so the counter can never wrap.
+        // At most MAX_RECORDS_PER_DIRECTION records under one key; the counter never wraps.
         let seq = self.send.seq;
-        let next = seq.checked_add(1).ok_or(Error::Closed)?;
+        if seq >= MAX_RECORDS_PER_DIRECTION {
+            return Err(Error::Closed);
+        }
+        let next = seq + 1;
         let mut iv = [0u8; 16];
         rng.fill_bytes(&mut iv);
         let ciphertext = aes256_cbc_encrypt(self.send.enc.bytes(), &iv, plaintext);
@@ -118,13 +124,10 @@ impl RecordLayer {
             return Err(bad(RecordFault::TooLarge));
         }
         let record: Record = parse_strict(wire).ok_or(bad(RecordFault::Malformed))?;
-        if record.seq != self.recv.seq {
+        if record.seq != self.recv.seq || record.seq >= MAX_RECORDS_PER_DIRECTION {
             return Err(bad(RecordFault::Sequence));
         }
-        let next = record
-            .seq
-            .checked_add(1)
-            .ok_or(bad(RecordFault::Sequence))?;
+        let next = record.seq + 1;
         let iv = hexfmt::decode_array::<16>(&record.iv).ok_or(bad(RecordFault::Encoding))?;
         let mac = hexfmt::decode_array::<32>(&record.mac).ok_or(bad(RecordFault::Encoding))?;
         let ciphertext = hexfmt::decode(&record.ciphertext)
@@ -262,5 +265,75 @@ impl BankSession {
     /// `false` once any record failed to open; the transport should then close.
     pub fn is_open(&self) -> bool {
         !self.layer.failed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(byte: u8) -> Key {
+        Key::from_bytes([byte; 32])
+    }
+
+    fn layer(send_seq: u64, recv_seq: u64) -> RecordLayer {
+        RecordLayer {
+            send: Half {
+                enc: key(1),
+                mac: key(2),
+                direction: DIR_C2S,
+                seq: send_seq,
+            },
+            recv: Half {
+                enc: key(1),
+                mac: key(2),
+                direction: DIR_C2S,
+                seq: recv_seq,
+            },
+            max_skew_ms: 0,
+            failed: false,
+        }
+    }
+
+    struct Counter(u8);
+    impl rand_core::RngCore for Counter {
+        fn next_u32(&mut self) -> u32 {
+            0
+        }
+        fn next_u64(&mut self) -> u64 {
+            0
+        }
+        fn fill_bytes(&mut self, dest: &mut [u8]) {
+            self.0 = self.0.wrapping_add(1);
+            dest.fill(self.0);
+        }
+        fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand_core::Error> {
+            self.fill_bytes(dest);
+            Ok(())
+        }
+    }
+    impl rand_core::CryptoRng for Counter {}
+
+    #[test]
+    fn a_direction_carries_at_most_its_cap_of_records() {
+        let last = MAX_RECORDS_PER_DIRECTION - 1;
+        // The last allowed record goes out and is read; the next is never sealed.
+        let mut sender = layer(last, 0);
+        let mut receiver = layer(0, last);
+        let wire = sender.seal(b"{}", &mut Counter(0)).unwrap();
+        assert!(receiver.open(wire.as_bytes()).is_ok());
+        assert_eq!(sender.seal(b"{}", &mut Counter(0)), Err(Error::Closed));
+        // A record numbered at the cap is refused even by a receiver expecting it.
+        let ok = layer(last, 0).seal(b"{}", &mut Counter(0)).unwrap();
+        let at_cap = ok.replacen(
+            &format!("\"seq\":{}", MAX_RECORDS_PER_DIRECTION - 1),
+            &format!("\"seq\":{MAX_RECORDS_PER_DIRECTION}"),
+            1,
+        );
+        let mut expecting = layer(0, MAX_RECORDS_PER_DIRECTION);
+        assert_eq!(
+            expecting.open(at_cap.as_bytes()).err(),
+            Some(Error::BadRecord(RecordFault::Sequence))
+        );
     }
 }

@@ -50,6 +50,11 @@ impl Key {
     pub(crate) fn bytes(&self) -> &[u8; 32] {
         &self.0
     }
+
+    #[cfg(test)]
+    pub(crate) fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(Zeroizing::new(bytes))
+    }
 }
 
 /// HKDF-Expand(prk, info, 32) as a key.
