@@ -16,14 +16,16 @@ pub fn admin_socket_path(data_dir: &Path) -> PathBuf {
 }
 
 /// Runs `op` on the bank in `data_dir`: directly if it is stopped (its store checked against
-/// `checkpoint_file`, which records the change), else through its socket.
+/// `checkpoint_file`, which records the change; a store from before auditor keys gets one from
+/// `custody`), else through its socket.
 pub fn terminal_op(
     data_dir: &Path,
     checkpoint_file: &Path,
     storage: &store::Storage,
+    custody: &store::Custody,
     op: TerminalOp,
 ) -> Result<TerminalReply, StartError> {
-    match store::open_checked(data_dir, checkpoint_file, storage, false) {
+    match store::open_checked(data_dir, checkpoint_file, storage, false, custody) {
         Ok(opened) => Ok(execute(&*opened.ledger, op)),
         Err(StoreError::InUse(_)) => remote(data_dir, &op),
         Err(e) => Err(e.into()),

@@ -9,7 +9,7 @@ use bank_server::terminals::console_link;
 use bank_server::StartError;
 use protocol::{Psk, TerminalId, TerminalRole};
 
-use super::args::{checkpoint_file, storage, OperatorCommand, Opts};
+use super::args::{checkpoint_file, custody, storage, OperatorCommand, Opts};
 
 /// The new operator's password: typed twice without echo on a terminal, else one line of
 /// standard input (for scripts: `printf '%s\n' "$PASSWORD" | bank-server operator add ops`).
@@ -45,7 +45,13 @@ pub(crate) fn operator(opts: &Opts, cmd: OperatorCommand) -> Result<(), StartErr
         username: username.to_string(),
         password_hash,
     };
-    match admin::terminal_op(&opts.data_dir, &checkpoint_file(opts), &storage(opts), op)? {
+    match admin::terminal_op(
+        &opts.data_dir,
+        &checkpoint_file(opts),
+        &storage(opts),
+        &custody(opts),
+        op,
+    )? {
         TerminalReply::Added {
             terminal_id,
             psk,

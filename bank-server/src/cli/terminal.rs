@@ -9,7 +9,7 @@ use bank_server::terminals::{auth_file_text, enrollment_link, write_new_secret_f
 use bank_server::StartError;
 use protocol::{BankPin, Psk, TerminalId, TerminalRole};
 
-use super::args::{checkpoint_file, storage, Opts, TerminalCommand};
+use super::args::{checkpoint_file, custody, storage, Opts, TerminalCommand};
 
 pub(crate) fn terminal(opts: &Opts, cmd: TerminalCommand) -> Result<(), StartError> {
     let op = match &cmd {
@@ -17,7 +17,13 @@ pub(crate) fn terminal(opts: &Opts, cmd: TerminalCommand) -> Result<(), StartErr
         TerminalCommand::List => TerminalOp::List,
         TerminalCommand::Revoke { id } => TerminalOp::Revoke { id: id.clone() },
     };
-    let reply = admin::terminal_op(&opts.data_dir, &checkpoint_file(opts), &storage(opts), op)?;
+    let reply = admin::terminal_op(
+        &opts.data_dir,
+        &checkpoint_file(opts),
+        &storage(opts),
+        &custody(opts),
+        op,
+    )?;
     match (cmd, reply) {
         (_, TerminalReply::Failed { error }) => return Err(AdminError::Refused(error).into()),
         (
