@@ -59,10 +59,10 @@ const LABEL_CHECKPOINT: &[u8] = b"bank audit checkpoint";
 const LABEL_CHECKPOINT_V2: &[u8] = b"bank audit checkpoint v2";
 const EPOCH_SALT: &[u8] = b"bank audit epoch";
 const HEADER_LEN: usize = 8 + 32 + 16 + 32;
-/// The stored head: next seq || prev_hash.
-const HEAD_LEN: usize = 8 + 32;
-/// The head as stored before auditor keys: next seq || current key || prev_hash.
-const LEGACY_HEAD_LEN: usize = 8 + 32 + 32;
+/// The stored head: next seq || 32 zero bytes || prev_hash. Before auditor keys the middle
+/// held the current key; it is kept, zeroed, so that an older bank-server still reads the head
+/// and refuses the store by its format instead of calling it damaged.
+const HEAD_LEN: usize = 8 + 32 + 32;
 /// The auditor key file's line holding the auditor's private key.
 const AUDITOR_LINE: &str = "auditor-x25519";
 /// An epoch record's first byte: a legacy epoch (symmetric first key) or an exchange epoch
@@ -329,31 +329,29 @@ impl ChainHead {
         prev_hash: [0; 32],
     };
 
-    /// Storage encoding: seq || prev_hash.
+    /// Storage encoding: seq || 32 zero bytes (no key) || prev_hash.
     pub fn to_bytes(&self) -> [u8; HEAD_LEN] {
         let mut out = [0u8; HEAD_LEN];
         out[..8].copy_from_slice(&self.next_seq.to_be_bytes());
-        out[8..].copy_from_slice(&self.prev_hash);
+        out[40..].copy_from_slice(&self.prev_hash);
         out
     }
 
     /// Parses [`Self::to_bytes`], or a head stored before auditor keys (seq || key ||
     /// prev_hash: its key is not read).
     pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
-        let prev_hash = match bytes.len() {
-            HEAD_LEN => &bytes[8..],
-            LEGACY_HEAD_LEN => &bytes[40..],
-            _ => return None,
-        };
+        if bytes.len() != HEAD_LEN {
+            return None;
+        }
         Some(Self {
             next_seq: u64::from_be_bytes(bytes[..8].try_into().ok()?),
-            prev_hash: prev_hash.try_into().ok()?,
+            prev_hash: bytes[40..].try_into().ok()?,
         })
     }
 
-    /// Whether `bytes` is a head stored before auditor keys (it holds the current key).
+    /// Whether `bytes` is a head stored before auditor keys: one that holds a key.
     pub fn is_legacy_encoding(bytes: &[u8]) -> bool {
-        bytes.len() == LEGACY_HEAD_LEN
+        bytes.len() == HEAD_LEN && bytes[8..40] != [0; 32]
     }
 }
 
@@ -1021,6 +1019,7 @@ mod tests {
         };
         assert_eq!(ChainHead::from_bytes(&head.to_bytes()), Some(head));
         assert!(!ChainHead::is_legacy_encoding(&head.to_bytes()));
+        assert_eq!(head.to_bytes()[8..40], [0; 32], "no key");
         // A head stored before auditor keys: seq || key || prev_hash, its key not read.
         let legacy = [&2u64.to_be_bytes()[..], &[7; 32], &[9; 32]].concat();
         assert!(ChainHead::is_legacy_encoding(&legacy));

@@ -28,8 +28,9 @@ use crate::ledger::{
 use crate::posting::{self, AccountRecord, Book, PostingError};
 use crate::tally::{Delta, Stored, Tally};
 
-/// The audit chain's head in `meta`: next seq || hash of the last entry (never a key; a store
-/// from before auditor keys held the current key between them until its first start).
+/// The audit chain's head in `meta` ([`ChainHead::to_bytes`]): next seq || 32 zero bytes ||
+/// hash of the last entry. Never a key: a store from before auditor keys held the current key
+/// in the middle until its first start.
 const HEAD_KEY: &[u8] = b"audit_head";
 /// The audit epochs in `meta`: `audit_epoch/` || start (u64 BE) -> [`Epoch::to_bytes`].
 const EPOCH_PREFIX: &[u8] = b"audit_epoch/";
