@@ -112,6 +112,11 @@ pub enum StoreError {
     /// A store from before auditor keys needs one, and the file a generated one would go to
     /// exists already.
     AuditorKeyFileExists(PathBuf),
+    /// The auditor key given is not the one the store records (it cannot change).
+    OtherAuditor {
+        /// The auditor public key the store records (64 hex).
+        recorded: String,
+    },
     /// The checkpoint belongs to another bank.
     OtherBank {
         /// The checkpoint file.
@@ -178,6 +183,11 @@ impl core::fmt::Display for StoreError {
                  needs one: start with --auditor-public-key (from `bank-server audit keygen` on \
                  the auditor's machine), or move that file away to have a key pair written there",
                 path.display()
+            ),
+            Self::OtherAuditor { recorded } => write!(
+                f,
+                "--auditor-public-key is not the auditor key this bank records ({recorded}); \
+                 a bank's auditor key cannot change: give that key or none"
             ),
             Self::OtherBank { path } => write!(
                 f,
@@ -406,15 +416,21 @@ fn create(config: &Config) -> Result<OpenedBank, StoreError> {
 /// A store from before auditor keys gets one (`custody`'s, or a pair generated here, its
 /// private key written to [`upgrade_key_file`]), recorded in its identity, the key dropped from
 /// its head, audited (`auditor_key_recorded`) as the first entry of its first exchange epoch;
-/// its entries so far stay a legacy epoch. Nothing to do when the identity has one.
-fn record_auditor_key(
+/// its entries so far stay a legacy epoch. A store that has one keeps it: another given is
+/// refused.
+fn ensure_auditor_key(
     ledger: &dyn Ledger,
     dir: &Path,
     identity: &BankIdentity,
     custody: &Custody,
 ) -> Result<(), StoreError> {
-    if identity.auditor_key.is_some() {
-        return Ok(());
+    if let Some(recorded) = &identity.auditor_key {
+        return match custody.auditor {
+            Some(given) if given.to_hex() != *recorded => Err(StoreError::OtherAuditor {
+                recorded: recorded.clone(),
+            }),
+            _ => Ok(()),
+        };
     }
     let fail = |e| StoreError::ledger(dir, e);
     let (auditor, written) = match custody.auditor {
@@ -526,7 +542,7 @@ pub fn open_checked(
                 ));
             }
             tracing::warn!(bank = %identity.id, "recorded an identity for a bank created before identities");
-            record_auditor_key(&*ledger, dir, &identity, custody)?;
+            ensure_auditor_key(&*ledger, dir, &identity, custody)?;
             let checkpoints = start_checkpoints(&*ledger, dir, &identity, checkpoint_file)?;
             return Ok(Opened {
                 ledger,
@@ -550,7 +566,7 @@ pub fn open_checked(
         Ok(file) => {
             let checkpoints = Arc::new(file);
             watch(&*ledger, &identity, &checkpoints);
-            record_auditor_key(&*ledger, dir, &identity, custody)?;
+            ensure_auditor_key(&*ledger, dir, &identity, custody)?;
             Ok(Opened {
                 ledger,
                 checkpoints,
@@ -564,7 +580,7 @@ pub fn open_checked(
                 ) =>
         {
             tracing::warn!(error = %e, "--reset-checkpoints: accepting the store as it is");
-            record_auditor_key(&*ledger, dir, &identity, custody)?;
+            ensure_auditor_key(&*ledger, dir, &identity, custody)?;
             let fail = |e| StoreError::ledger(dir, e);
             let mut event = AuditEvent::new("checkpoints_reset", now_ms());
             event.detail = Some(e.to_string().chars().take(300).collect());

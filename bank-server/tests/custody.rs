@@ -296,10 +296,19 @@ async fn no_file_of_the_bank_holds_an_audit_key() {
     let stderr = bank.stderr.clone();
     assert!(bank.wait());
     logs.extend(stderr.lock().unwrap().clone());
-    // Run 4: a start that appends nothing begins no epoch.
-    let bank = BankProcess::start_logging(&paths, "info");
+    // Run 4: a start that appends nothing begins no epoch; its key given again is accepted,
+    // another refused.
+    let bank = BankProcess::start_with(&paths, &with_key, "info");
     bank.signal("INT");
     assert!(bank.wait());
+    let other = keygen(&auditor_dir.path().join("other.key"));
+    let refused = paths.command(&["terminal", "list", "--auditor-public-key", &other]);
+    assert_eq!(refused.status.code(), Some(1));
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        said.contains("cannot change") && said.contains(&public),
+        "{said}"
+    );
 
     // The auditor: derive every key from the store's public epoch records.
     let (bank_id, epochs, entries) = stored_log(&paths.data, &dir.path().join("copy"));
