@@ -473,6 +473,8 @@ fn help_documents_every_flag() {
         "--data-dir",
         "--auth-file",
         "--audit-key-file",
+        "--auditor-public-key",
+        "BANK_AUDITOR_PUBLIC_KEY",
         "--web-root",
         "--max-sessions",
         "--max-connections",
@@ -496,6 +498,26 @@ fn help_documents_every_flag() {
     assert!(
         text.contains("75 (EX_TEMPFAIL) when the storage fails"),
         "--help does not document the storage-fault exit status:\n{text}"
+    );
+    let audit = Command::new(BIN)
+        .args(["audit", "--help"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(audit.stdout).unwrap();
+    for command in ["verify", "show", "keygen"] {
+        assert!(
+            text.contains(command),
+            "audit --help does not mention {command}"
+        );
+    }
+    let keygen = Command::new(BIN)
+        .args(["audit", "keygen", "--help"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(keygen.stdout).unwrap();
+    assert!(
+        text.contains("--out") && text.contains("public key"),
+        "{text}"
     );
     let add = Command::new(BIN)
         .args(["terminal", "add", "--help"])
