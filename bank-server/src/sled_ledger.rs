@@ -2,6 +2,8 @@
 //! transaction per batch of changes (balance, transaction record, transaction-id entry and audit
 //! entry together), and a group commit for durability so concurrent commits share one sync. The
 //! money rules are `posting`'s, run inside the transaction over the trees (a `posting::Book`).
+//! The audit chain's key is held in memory only (`SledLedger::tip`): the first entry after
+//! opening begins an epoch, its record written to `meta` in the same commit.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
