@@ -546,10 +546,8 @@ impl SledLedger {
         let tip = self.tip.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let result = trees.transaction(
             |(users, accounts, txs, txids, terminals, audit, meta, operators, minutes)| {
-                *pending.borrow_mut() = Pending {
-                    tip: tip.clone(),
-                    ..Pending::default()
-                };
+                *pending.borrow_mut() = Pending::default();
+                pending.borrow_mut().tip = tip.clone();
                 let view = View {
                     users,
                     accounts,

@@ -3,7 +3,6 @@
 
 use std::path::PathBuf;
 
-use bank_server::audit::AuditorPublicKey;
 use clap::{Args, Parser, Subcommand};
 use protocol::Cents;
 
@@ -74,7 +73,7 @@ pub(crate) struct Opts {
     /// auditor keys first starts): each audit epoch's first key is derived for it, so only the
     /// auditor's private key, never on the bank, can read or check the log.
     #[arg(long, global = true, env = "BANK_AUDITOR_PUBLIC_KEY", value_parser = parse_auditor_key)]
-    pub(crate) auditor_public_key: Option<AuditorPublicKey>,
+    pub(crate) auditor_public_key: Option<bank_server::audit::AuditorPublicKey>,
     /// The checkpoint file: after each durable commit the bank records there how far its
     /// audit chain reaches, and at start it refuses a store that falls short (damaged or rolled
     /// back). Keep it outside the data directory, best on another disk. Default:
@@ -245,11 +244,6 @@ pub(crate) struct AuditArgs {
     pub(crate) checkpoints: Option<PathBuf>,
 }
 
-fn parse_auditor_key(text: &str) -> Result<AuditorPublicKey, String> {
-    AuditorPublicKey::from_hex(text)
-        .ok_or_else(|| "expected the auditor's X25519 public key as 64 hex characters".to_owned())
-}
-
 fn parse_amount(text: &str) -> Result<Cents, String> {
     Cents::parse_decimal(text)
         .filter(|c| *c > Cents::ZERO)
@@ -268,6 +262,11 @@ pub(crate) fn bank_key_file(opts: &Opts) -> PathBuf {
     opts.bank_key_file
         .clone()
         .unwrap_or_else(|| bank_server::default_bank_key_file(&opts.data_dir))
+}
+
+fn parse_auditor_key(text: &str) -> Result<bank_server::audit::AuditorPublicKey, String> {
+    bank_server::audit::AuditorPublicKey::from_hex(text)
+        .ok_or_else(|| "expected the auditor's X25519 public key as 64 hex characters".to_owned())
 }
 
 /// Where the auditor's public key comes from when the store needs one.

@@ -9,7 +9,7 @@ use bank_server::terminals::console_link;
 use bank_server::StartError;
 use protocol::{Psk, TerminalId, TerminalRole};
 
-use super::args::{checkpoint_file, custody, storage, OperatorCommand, Opts};
+use super::args::{checkpoint_file, storage, OperatorCommand, Opts};
 
 /// The new operator's password: typed twice without echo on a terminal, else one line of
 /// standard input (for scripts: `printf '%s\n' "$PASSWORD" | bank-server operator add ops`).
@@ -49,7 +49,7 @@ pub(crate) fn operator(opts: &Opts, cmd: OperatorCommand) -> Result<(), StartErr
         &opts.data_dir,
         &checkpoint_file(opts),
         &storage(opts),
-        &custody(opts),
+        &super::args::custody(opts),
         op,
     )? {
         TerminalReply::Added {

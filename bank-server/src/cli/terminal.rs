@@ -9,7 +9,7 @@ use bank_server::terminals::{auth_file_text, enrollment_link, write_new_secret_f
 use bank_server::StartError;
 use protocol::{BankPin, Psk, TerminalId, TerminalRole};
 
-use super::args::{checkpoint_file, custody, storage, Opts, TerminalCommand};
+use super::args::{checkpoint_file, storage, Opts, TerminalCommand};
 
 pub(crate) fn terminal(opts: &Opts, cmd: TerminalCommand) -> Result<(), StartError> {
     let op = match &cmd {
@@ -21,7 +21,7 @@ pub(crate) fn terminal(opts: &Opts, cmd: TerminalCommand) -> Result<(), StartErr
         &opts.data_dir,
         &checkpoint_file(opts),
         &storage(opts),
-        &custody(opts),
+        &super::args::custody(opts),
         op,
     )?;
     match (cmd, reply) {
