@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use bank_server::audit::{AuditEvent, AuditKey};
+use bank_server::audit::{AuditEvent, AuditorSecret};
 use bank_server::ledger::{Ledger, Movement, NewAccount};
 use bank_server::passwords::PasswordPool;
 use bank_server::sled_ledger::SledLedger;
@@ -39,8 +39,9 @@ fn sled_commit(c: &mut Criterion) {
         created_ms: 0,
         format: bank_server::store::FORMAT,
         bank_key: None,
+        auditor_key: Some(AuditorSecret::random().public().to_hex()),
     };
-    assert!(ledger.create_bank(&identity, &AuditKey::random()).unwrap());
+    assert!(ledger.create_bank(&identity).unwrap());
     let user = ledger
         .open_account(
             NewAccount {

@@ -7,7 +7,8 @@
 //! the working directory gets only the auth file. `BANK_DATA_DIR` (an environment variable,
 //! since the options are fixed by the spec) names a directory, which must not exist yet, to
 //! create and keep instead: its `data` holds the database, `data.bank-key` the bank's static
-//! key (protocol v2) and `audit.key` the auditor's key,
+//! key (protocol v2), `data.checkpoint` its checkpoints and `audit.key` the auditor's private
+//! key (a lab pair the bank generates, keeping only the public key),
 //! for `bank-server audit verify --data-dir <dir>/data --audit-key-file <dir>/audit.key`.
 
 use std::ffi::OsString;
@@ -136,7 +137,7 @@ impl DataDir {
         self.path().join("data")
     }
 
-    /// The auditor's key file inside it.
+    /// The auditor's key file inside it (the private key of the lab pair the bank generates).
     pub fn audit_key(&self) -> PathBuf {
         self.path().join("audit.key")
     }

@@ -1,11 +1,17 @@
 //! The checkpoint file: where the audit chain stood after the last durable commit (its length,
-//! the hash of its last entry, and a MAC only the auditor can check), kept outside the data
-//! directory so that a store found shorter or different at start is refused, not served.
+//! the hash of its last entry, the audit epoch then being written, and a MAC only the auditor
+//! can check), kept outside the data directory so that a store found shorter or different at
+//! start is refused, not served.
 //!
 //! The file holds two fixed-size slots of one JSON line each, written in turn with `pwrite`
 //! and `fdatasync`: a write torn by a crash spoils at most the slot being written, and the
 //! reader takes the valid slot that reaches furthest. So the file stays 1 KiB however long the
 //! bank runs, and one sync covers each batch of transactions.
+//!
+//! A slot is format 2: `{"v":2,"bank":…,"seq":…,"epoch":…,"hash":…,"time_ms":…,"mac":…,
+//! "sum":…}`, `epoch` naming the epoch whose key MACs it. Format 1 (no `epoch`; the MAC under
+//! the legacy chain) is still read, and rewritten as it is, for a store from before auditor
+//! keys until its next checkpoint.
 
 use std::fs::File;
 use std::io::{self, Read as _};
@@ -16,12 +22,14 @@ use std::sync::Mutex;
 use protocol::primitives::sha256;
 use serde::{Deserialize, Serialize};
 
-use crate::audit::ChainHead;
+use crate::audit::{ChainTip, EpochKind};
 
 /// Bytes per slot (a JSON line padded with spaces, ending in a newline).
 const SLOT: usize = 512;
-/// The format written in every slot.
-const VERSION: u32 = 1;
+/// The format of a slot that names its epoch (every checkpoint this code takes).
+const VERSION: u32 = 2;
+/// The format of a legacy log's checkpoint (no epoch), still read.
+const LEGACY_VERSION: u32 = 1;
 
 /// One checkpoint: the chain had `next_seq` entries, the last hashing to `last_hash`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -30,33 +38,44 @@ pub struct Checkpoint {
     pub bank_id: String,
     /// How many audit entries the chain held.
     pub next_seq: u64,
+    /// The start of the audit epoch whose key MACs it (the epoch being written then); `None`
+    /// for a checkpoint of a legacy log (format 1), MACed under its legacy chain.
+    pub epoch: Option<u64>,
     /// SHA-256 of the last of them (all zero for an empty chain).
     pub last_hash: [u8; 32],
     /// When it was taken (Unix ms).
     pub time_ms: u64,
-    /// [`crate::audit::AuditKey::checkpoint_mac`] under `K_{next_seq}`.
+    /// [`crate::audit::AuditKey::checkpoint_mac`] under `K_{next_seq}` of the epoch.
     pub mac: [u8; 32],
 }
 
 impl Checkpoint {
-    /// The checkpoint of the chain whose head is `head`.
-    pub fn of(bank_id: &str, head: &ChainHead, time_ms: u64) -> Self {
+    /// The checkpoint of the chain whose writer stands at `tip`.
+    pub fn of(bank_id: &str, tip: &ChainTip, time_ms: u64) -> Self {
+        let head = tip.head();
         Self {
             bank_id: bank_id.to_owned(),
             next_seq: head.next_seq,
+            epoch: match tip.epoch().kind {
+                EpochKind::Legacy => None,
+                EpochKind::Exchange { .. } => Some(tip.epoch().start),
+            },
             last_hash: head.prev_hash,
             time_ms,
-            mac: head
-                .key
-                .checkpoint_mac(bank_id, head.next_seq, &head.prev_hash),
+            mac: tip.checkpoint_mac(bank_id),
         }
     }
 
     fn encode(&self) -> [u8; SLOT] {
         let fields = Fields {
-            v: VERSION,
+            v: if self.epoch.is_some() {
+                VERSION
+            } else {
+                LEGACY_VERSION
+            },
             bank: self.bank_id.clone(),
             seq: self.next_seq,
+            epoch: self.epoch,
             hash: hex::encode(self.last_hash),
             time_ms: self.time_ms,
             mac: hex::encode(self.mac),
@@ -74,12 +93,17 @@ impl Checkpoint {
         let text = std::str::from_utf8(slot).ok()?;
         let fields: Fields = serde_json::from_str(text.trim_end()).ok()?;
         let sum = hex::encode(sha256(&[fields.summed().as_bytes()]));
-        if fields.v != VERSION || sum != fields.sum {
+        let known = match fields.epoch {
+            Some(_) => fields.v == VERSION,
+            None => fields.v == LEGACY_VERSION,
+        };
+        if !known || sum != fields.sum {
             return None;
         }
         Some(Self {
             bank_id: fields.bank,
             next_seq: fields.seq,
+            epoch: fields.epoch,
             last_hash: hex::decode(&fields.hash).ok()?.try_into().ok()?,
             time_ms: fields.time_ms,
             mac: hex::decode(&fields.mac).ok()?.try_into().ok()?,
@@ -94,6 +118,9 @@ struct Fields {
     v: u32,
     bank: String,
     seq: u64,
+    /// Format 2 only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    epoch: Option<u64>,
     hash: String,
     time_ms: u64,
     mac: String,
@@ -103,10 +130,16 @@ struct Fields {
 
 impl Fields {
     fn summed(&self) -> String {
-        format!(
-            "{}|{}|{}|{}|{}|{}",
-            self.v, self.bank, self.seq, self.hash, self.time_ms, self.mac
-        )
+        match self.epoch {
+            None => format!(
+                "{}|{}|{}|{}|{}|{}",
+                self.v, self.bank, self.seq, self.hash, self.time_ms, self.mac
+            ),
+            Some(epoch) => format!(
+                "{}|{}|{}|{}|{}|{}|{}",
+                self.v, self.bank, self.seq, epoch, self.hash, self.time_ms, self.mac
+            ),
+        }
     }
 }
 
@@ -252,25 +285,26 @@ fn sync_parent(path: &Path) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::audit::{AuditEvent, AuditKey};
+    use crate::audit::{AuditEvent, AuditKey, AuditorKeys, AuditorSecret, ChainHead};
 
-    fn head(n: u64) -> ChainHead {
-        let mut head = ChainHead::new(AuditKey::random());
+    fn tip(n: u64) -> ChainTip {
+        let auditor = AuditorSecret::random().public();
+        let mut tip = ChainTip::begin("b1", ChainHead::EMPTY, &auditor).1;
         for i in 0..n {
-            head = head.append(&AuditEvent::new("deposit", i), [0; 16]).1;
+            tip = tip.append(&AuditEvent::new("deposit", i), [0; 16]).1;
         }
-        head
+        tip
     }
 
     #[test]
     fn the_latest_valid_slot_wins_and_a_torn_slot_is_ignored() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("bank.checkpoint");
-        let first = Checkpoint::of("b1", &head(1), 10);
+        let first = Checkpoint::of("b1", &tip(1), 10);
         let file = CheckpointFile::create(&path, &first).unwrap();
         assert_eq!(read(&path).unwrap(), first);
-        let second = Checkpoint::of("b1", &head(2), 20);
-        let third = Checkpoint::of("b1", &head(3), 30);
+        let second = Checkpoint::of("b1", &tip(2), 20);
+        let third = Checkpoint::of("b1", &tip(3), 30);
         file.record(&second).unwrap();
         file.record(&third).unwrap();
         assert_eq!(read(&path).unwrap(), third);
@@ -292,14 +326,75 @@ mod tests {
 
     #[test]
     fn the_mac_is_the_auditors_to_check() {
-        let k0 = AuditKey::random();
-        let mut h = ChainHead::new(k0.clone());
+        let auditor = AuditorSecret::random();
+        let keys = AuditorKeys::new(
+            Some(AuditorSecret::from_hex(&hex_of(&auditor)).unwrap()),
+            None,
+        );
+        let (epoch, mut t) = ChainTip::begin("b1", ChainHead::EMPTY, &auditor.public());
         for i in 0..3 {
-            h = h.append(&AuditEvent::new("deposit", i), [0; 16]).1;
+            t = t.append(&AuditEvent::new("deposit", i), [0; 16]).1;
         }
-        let cp = Checkpoint::of("b1", &h, 5);
-        assert_eq!(cp.mac, k0.evolved(3).checkpoint_mac("b1", 3, &cp.last_hash));
-        assert_ne!(cp.mac, k0.evolved(2).checkpoint_mac("b1", 3, &cp.last_hash));
-        assert_ne!(cp.mac, k0.evolved(3).checkpoint_mac("b2", 3, &cp.last_hash));
+        let cp = Checkpoint::of("b1", &t, 5);
+        assert_eq!(cp.epoch, Some(0));
+        let k3 = keys.key_at("b1", &epoch, 3).unwrap();
+        assert_eq!(cp.mac, k3.checkpoint_mac("b1", 3, Some(0), &cp.last_hash));
+        let k2 = keys.key_at("b1", &epoch, 2).unwrap();
+        assert_ne!(cp.mac, k2.checkpoint_mac("b1", 3, Some(0), &cp.last_hash));
+        assert_ne!(cp.mac, k3.checkpoint_mac("b2", 3, Some(0), &cp.last_hash));
+    }
+
+    fn hex_of(secret: &AuditorSecret) -> String {
+        secret.to_line().trim()["auditor-x25519 ".len()..].to_owned()
+    }
+
+    #[test]
+    fn legacy_slots_are_read_and_kept_in_their_format() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bank.checkpoint");
+        let k0 = AuditKey::random();
+        let mut legacy = ChainTip::legacy(k0.clone());
+        for i in 0..2 {
+            legacy = legacy.append(&AuditEvent::new("deposit", i), [0; 16]).1;
+        }
+        let old = Checkpoint::of("b1", &legacy, 7);
+        assert_eq!(old.epoch, None);
+        assert_eq!(
+            old.mac,
+            k0.evolved(2).checkpoint_mac("b1", 2, None, &old.last_hash)
+        );
+        let slot = old.encode();
+        let text = std::str::from_utf8(&slot).unwrap();
+        assert!(
+            text.starts_with("{\"v\":1,") && !text.contains("epoch"),
+            "{text}"
+        );
+        CheckpointFile::create(&path, &old).unwrap();
+        let (reopened, latest) = CheckpointFile::open(&path).unwrap();
+        assert_eq!(latest, old);
+        assert_eq!(read(&path).unwrap(), old);
+        // The next checkpoint (of an exchange epoch) is format 2 and wins.
+        let new = Checkpoint::of("b1", &tip(3), 9);
+        reopened.record(&new).unwrap();
+        assert_eq!(read(&path).unwrap(), new);
+        assert!(std::str::from_utf8(&new.encode())
+            .unwrap()
+            .starts_with("{\"v\":2,"));
+        // A format-2 slot without its epoch, or a format-1 slot with one, is not valid.
+        for (v, epoch) in [(2, None), (1, Some(0))] {
+            let fields = Fields {
+                v,
+                bank: "b1".into(),
+                seq: 1,
+                epoch,
+                hash: "00".repeat(32),
+                time_ms: 1,
+                mac: "00".repeat(32),
+                sum: String::new(),
+            };
+            let sum = hex::encode(sha256(&[fields.summed().as_bytes()]));
+            let line = serde_json::to_string(&Fields { sum, ..fields }).unwrap();
+            assert_eq!(Checkpoint::decode(line.as_bytes()), None, "{line}");
+        }
     }
 }

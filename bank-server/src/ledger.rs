@@ -11,7 +11,8 @@
 //! | revocations | [`Ledger::revocations`] (a counter a session compares) | a shared engine must bump it for every node's revocation |
 //! | failed-login throttles | [`Ledger::throttle`], [`Ledger::update_throttle`] | yes; the attempts *in flight* (`attempts.rs`) stay per node |
 //! | console totals | [`Ledger::totals`] (kept in the store with each change) | yes |
-//! | checkpoints | [`Ledger::on_durable`] (told the chain head after each flush) | one checkpoint writer per database |
+//! | checkpoints | [`Ledger::on_durable`] (told the chain's tip after each flush) | one checkpoint writer per database |
+//! | the audit chain's evolving key | not stored: [`Ledger::chain_tip`], in the writing process's memory | each writer begins its own epoch |
 //! | live sessions, the chain-status cache | not in the contract: per node (`live.rs`, `Shared`) | each node lists its own |
 
 use core::fmt;
@@ -24,7 +25,7 @@ use protocol::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::audit::{AuditEvent, AuditKey, ChainHead};
+use crate::audit::{AuditEvent, ChainHead, ChainTip, Epoch};
 
 /// A stored user and their account. No `Debug` (holds the password hash).
 #[derive(Clone, Serialize, Deserialize)]
@@ -168,6 +169,11 @@ pub struct BankIdentity {
     /// before protocol v2, until its first start records one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bank_key: Option<String>,
+    /// The auditor's X25519 public key (64 lowercase hex): every audit epoch's first key is
+    /// derived with it, and only the auditor's private key derives it again. `None` in a store
+    /// made before auditor keys, until its first start records one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auditor_key: Option<String>,
 }
 
 impl BankIdentity {
@@ -202,12 +208,15 @@ pub struct ThrottleState {
     pub locks: u32,
 }
 
-/// The audit log as stored: entries in storage order and the head.
+/// The audit log as stored: entries in storage order, the head and the epoch records.
 pub struct AuditLog {
     /// `(sequence key, entry bytes)`.
     pub entries: Vec<(u64, Vec<u8>)>,
     /// The bank's head, if present.
     pub head: Option<ChainHead>,
+    /// The epoch records in order of their start (a store from before auditor keys that has
+    /// not been started since: one legacy epoch at 0).
+    pub epochs: Vec<Epoch>,
 }
 
 /// Why a ledger operation did not happen. Refusals change nothing.
@@ -307,13 +316,21 @@ impl std::error::Error for LedgerError {
     }
 }
 
-/// Told, after a flush made everything committed durable, where the audit chain stood when
-/// the flush began; an error fails the flush (its waiters get no acknowledgement).
-pub type FlushHook = std::sync::Arc<dyn Fn(&ChainHead) -> Result<(), LedgerError> + Send + Sync>;
+/// Told, after a flush made everything committed durable, where this process's audit chain
+/// stood when the flush began (its tip, with the key for the next entry, held in memory only);
+/// not called before the process appended its first entry. An error fails the flush (its
+/// waiters get no acknowledgement).
+pub type FlushHook = std::sync::Arc<dyn Fn(&ChainTip) -> Result<(), LedgerError> + Send + Sync>;
 
 /// Everything the bank stores. Each mutating call commits atomically (the change, its
 /// transaction record, its transaction-id entry and its audit entry together) but is durable
 /// only after [`Ledger::durable`] completes: callers await it before replying.
+///
+/// The audit chain's key is never stored. The first entry a ledger appends after it is opened
+/// begins a new epoch ([`crate::audit`]): the engine draws it for the auditor's public key in
+/// the identity, stores the epoch record in the same commit as that entry, and keeps the
+/// evolving key in memory ([`Ledger::chain_tip`]). A store without an auditor key (from before
+/// them) refuses to append until [`Ledger::record_auditor_key`].
 pub trait Ledger: Send + Sync + 'static {
     /// Creates a user, their account and (for card accounts) the opening transaction.
     fn open_account(
@@ -425,13 +442,10 @@ pub trait Ledger: Send + Sync + 'static {
     fn recent_audit(&self, limit: usize) -> Result<RecentAudit, LedgerError>;
     /// Appends an audit entry on its own.
     fn audit(&self, event: &AuditEvent) -> Result<(), LedgerError>;
-    /// Creates the bank in an empty store: its identity and its audit log starting at
-    /// `first_key`, in one commit; `false` (and nothing written) when the store holds either.
-    fn create_bank(
-        &self,
-        identity: &BankIdentity,
-        first_key: &AuditKey,
-    ) -> Result<bool, LedgerError>;
+    /// Creates the bank in an empty store: its identity, which must name the auditor's public
+    /// key, and an empty audit log, in one commit; `false` (and nothing written) when the
+    /// store holds either.
+    fn create_bank(&self, identity: &BankIdentity) -> Result<bool, LedgerError>;
     /// The bank's identity, if the store holds one.
     fn identity(&self) -> Result<Option<BankIdentity>, LedgerError>;
     /// Records the identity of a bank created before stores held one (its audit log exists);
@@ -441,15 +455,27 @@ pub trait Ledger: Send + Sync + 'static {
     /// from before protocol v2), with `audit`, in one commit; `false` (nothing written) when
     /// there is no identity or it has a key already.
     fn record_bank_key(&self, public_hex: &str, audit: &AuditEvent) -> Result<bool, LedgerError>;
+    /// Moves a store from before auditor keys to them, in one commit: replaces its identity
+    /// (one without an auditor key) with `identity` (the same bank, with one), drops the key
+    /// from the stored head, records the entries so far as a legacy epoch, and appends `audit`
+    /// (the first entry of a new epoch). `false` (nothing written) when there is no identity
+    /// or it has an auditor key already.
+    fn record_auditor_key(
+        &self,
+        identity: &BankIdentity,
+        audit: &AuditEvent,
+    ) -> Result<bool, LedgerError>;
     /// Where the audit chain stands, if the log exists.
     fn chain_position(&self) -> Result<Option<ChainPosition>, LedgerError>;
-    /// The audit chain's head as stored, with its current key: the bank MACs a checkpoint
-    /// with it (nothing else reads the key).
-    fn chain_head(&self) -> Result<Option<ChainHead>, LedgerError>;
+    /// Where this process's audit chain stands, with the key for the next entry (in memory
+    /// only): the bank MACs a checkpoint with it. `None` until this ledger appended an entry.
+    fn chain_tip(&self) -> Option<ChainTip>;
     /// The stored audit entry at `seq`, if any.
     fn audit_entry(&self, seq: u64) -> Result<Option<Vec<u8>>, LedgerError>;
-    /// The stored audit log.
+    /// The stored audit log and its epochs.
     fn audit_log(&self) -> Result<AuditLog, LedgerError>;
+    /// The audit log's epoch records in order of their start (as [`AuditLog::epochs`]).
+    fn audit_epochs(&self) -> Result<Vec<Epoch>, LedgerError>;
     /// [`crate::audit::check_links`] over the stored log, streamed (never loaded whole): how
     /// many entries are linked, or the first that is not.
     fn check_audit_links(&self) -> Result<Result<u64, crate::audit::VerifyError>, LedgerError>;

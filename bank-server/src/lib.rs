@@ -75,8 +75,16 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// The auth file written on first start (first terminal's id and key).
     pub auth_file: PathBuf,
-    /// The auditor's copy of the first audit key, written once on first start.
+    /// The audit key file: where a bank created without [`Self::auditor_public_key`] writes
+    /// the auditor's private key it generated (once, 0600), keeping only the public key. A store
+    /// from before auditor keys holds its legacy first key here (never overwritten: its upgrade
+    /// writes a generated key to [`store::upgrade_key_file`] of it).
     pub audit_key_file: PathBuf,
+    /// The auditor's X25519 public key, recorded in the store when the bank is created (or a
+    /// store from before auditor keys first starts): every audit epoch's first key is derived
+    /// with it, and only the auditor's private key, which the bank never holds, derives it
+    /// again. `None` makes a lab bank generate the pair (see [`Self::audit_key_file`]).
+    pub auditor_public_key: Option<audit::AuditorPublicKey>,
     /// The bank's static private key (protocol v2): written on first start, 0600, outside the
     /// data directory; terminals pin its public key.
     pub bank_key_file: PathBuf,
@@ -149,6 +157,7 @@ impl Config {
             data_dir,
             auth_file,
             audit_key_file,
+            auditor_public_key: None,
             web_root: PathBuf::from("dist"),
             storage: store::Storage::default(),
             max_sessions: 256,
@@ -406,8 +415,9 @@ impl Bank {
 }
 
 /// Opens the bank in `config.data_dir`, creating it on first start: the data directory, the
-/// audit log (its first key written to `config.audit_key_file`), a first terminal and the auth
-/// file (printing `created`). Blocks briefly (sled, one Argon2 run for the dummy hash).
+/// audit log for `config.auditor_public_key` (or, without one, for a key pair generated here,
+/// its private key written to `config.audit_key_file`), a first terminal and the auth file
+/// (printing `created`). Blocks briefly (sled, one Argon2 run for the dummy hash).
 pub fn open(config: Config) -> Result<Bank, StartError> {
     let store::OpenedBank {
         store: store::Opened {

@@ -2,6 +2,8 @@
 //! transaction per batch of changes (balance, transaction record, transaction-id entry and audit
 //! entry together), and a group commit for durability so concurrent commits share one sync. The
 //! money rules are `posting`'s, run inside the transaction over the trees (a `posting::Book`).
+//! The audit chain's key is held in memory only (`SledLedger::tip`): the first entry after
+//! opening begins an epoch, its record written to `meta` in the same commit.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -18,7 +20,7 @@ use sled::transaction::{
 };
 use sled::{Db, Tree};
 
-use crate::audit::{AuditEvent, AuditKey, ChainHead};
+use crate::audit::{AuditEvent, AuditorPublicKey, ChainHead, ChainTip, Epoch};
 use crate::group_sync::GroupSync;
 use crate::ledger::{
     Applied, AuditLog, BankIdentity, ChainPosition, FlushHook, IoFailure, Ledger, LedgerError,
@@ -28,7 +30,15 @@ use crate::ledger::{
 use crate::posting::{self, AccountRecord, Book, PostingError};
 use crate::tally::{Delta, Stored, Tally};
 
+/// The audit chain's head in `meta` ([`ChainHead::to_bytes`]): next seq || 32 zero bytes ||
+/// hash of the last entry. Never a key: a store from before auditor keys held the current key
+/// in the middle until its first start.
 const HEAD_KEY: &[u8] = b"audit_head";
+/// The audit epochs in `meta`: `audit_epoch/` || start (u64 BE) -> [`Epoch::to_bytes`].
+const EPOCH_PREFIX: &[u8] = b"audit_epoch/";
+/// Why a store from before auditor keys cannot be appended to yet.
+const NO_AUDITOR_KEY: &str = "the audit log is from before auditor keys and cannot be appended \
+to until one is recorded: start the bank once (bank-server serve, with --auditor-public-key)";
 const IDENTITY_KEY: &[u8] = b"identity";
 /// The console's totals (accounts, money held) in `meta`, rewritten by every batch that moves
 /// them; their per-minute transaction counts are the keys of [`MINUTES_TREE`].
@@ -111,6 +121,8 @@ struct Pending {
     audit: Vec<(u64, AuditEvent)>,
     /// Movements of the running totals.
     tally: Delta,
+    /// Where the audit chain's writer stands after this attempt's entries (memory only).
+    tip: Option<ChainTip>,
 }
 
 type TxResult<T> = Result<T, ConflictableTransactionError<LedgerError>>;
@@ -169,24 +181,61 @@ fn txid_key(account: &AccountNumber, txid: &TxId) -> Vec<u8> {
     key
 }
 
-/// Appends an audit entry inside the transaction.
+fn epoch_key(start: u64) -> Vec<u8> {
+    [EPOCH_PREFIX, &start.to_be_bytes()].concat()
+}
+
+/// Begins an audit epoch at `head` for the auditor the identity names ([`ChainTip::begin`]):
+/// the epoch record is written here, in the commit of the epoch's first entry.
+fn begin_epoch(view: &View<'_>, head: ChainHead) -> TxResult<ChainTip> {
+    let Some(bytes) = view.meta.get(IDENTITY_KEY)? else {
+        return abort(LedgerError::Storage("the store has no identity".into()));
+    };
+    let identity: BankIdentity = decode(&bytes).or_else(abort)?;
+    let Some(auditor) = identity.auditor_key.as_deref() else {
+        return abort(LedgerError::Storage(NO_AUDITOR_KEY.into()));
+    };
+    let Some(auditor) = AuditorPublicKey::from_hex(auditor) else {
+        return abort(LedgerError::Storage(
+            "the stored auditor key is corrupt".into(),
+        ));
+    };
+    let (epoch, tip) = ChainTip::begin(&identity.id, head, &auditor);
+    view.meta.insert(epoch_key(epoch.start), epoch.to_bytes())?;
+    Ok(tip)
+}
+
+/// Appends an audit entry inside the transaction; the first this ledger appends begins an
+/// epoch. The key stays in memory (`Pending::tip`, then `SledLedger::tip` once committed).
 fn append_audit(view: &View<'_>, event: &AuditEvent) -> TxResult<()> {
     let Some(bytes) = view.meta.get(HEAD_KEY)? else {
         return abort(LedgerError::Storage("audit log not initialised".into()));
     };
+    if ChainHead::is_legacy_encoding(&bytes) {
+        return abort(LedgerError::Storage(NO_AUDITOR_KEY.into()));
+    }
     let Some(head) = ChainHead::from_bytes(&bytes) else {
         return abort(LedgerError::Storage("audit head corrupt".into()));
     };
+    let held = view.pending.borrow_mut().tip.take();
+    let tip = match held {
+        Some(tip) if *tip.head() == head => tip,
+        Some(_) => {
+            return abort(LedgerError::Storage(
+                "the audit log moved under its writer".into(),
+            ))
+        }
+        None => begin_epoch(view, head)?,
+    };
     let mut iv = [0u8; 16];
     OsRng.fill_bytes(&mut iv);
-    let (entry, next) = head.append(event, iv);
+    let (entry, next) = tip.append(event, iv);
     view.audit
         .insert(head.next_seq.to_be_bytes().to_vec(), entry)?;
-    view.meta.insert(HEAD_KEY, next.to_bytes().as_slice())?;
-    view.pending
-        .borrow_mut()
-        .audit
-        .push((head.next_seq, event.clone()));
+    view.meta.insert(HEAD_KEY, &next.head().to_bytes()[..])?;
+    let mut pending = view.pending.borrow_mut();
+    pending.tip = Some(next);
+    pending.audit.push((head.next_seq, event.clone()));
     Ok(())
 }
 
@@ -287,6 +336,9 @@ pub struct SledLedger {
     log: Arc<std::fs::File>,
     /// Told after each flush where the audit chain stood when it began (the checkpoints).
     hook: Arc<std::sync::OnceLock<FlushHook>>,
+    /// Where this ledger's audit chain writer stands, with the key for the next entry: in
+    /// memory only, set by the first committed entry (which begins an epoch), moved by each.
+    tip: Arc<Mutex<Option<ChainTip>>>,
 }
 
 /// sled's page cache unless configured (sled's own default is 1 GiB).
@@ -300,35 +352,24 @@ const SLED_LOG_FILE: &str = "db";
 /// drive's cache nor the file's metadata (its own `fsync` runs only every 500 ms in the
 /// background), so an `fdatasync` of the log follows; `fdatasync` acts on the file, whichever
 /// descriptor names it.
-/// Then `hook` is told where the audit chain stood before the flush (all of it is on disk).
+/// Then `hook` is told where this ledger's audit chain stood before the flush (its `tip`, set
+/// only after a commit, so all of it is on disk).
 fn flush_to_disk(
     db: &sled::Db,
     log: &std::fs::File,
     hook: Option<&FlushHook>,
+    tip: &Mutex<Option<ChainTip>>,
 ) -> Result<(), LedgerError> {
-    let head = match hook {
-        Some(_) => read_head(db)?,
+    let tip = match hook {
+        Some(_) => tip.lock().unwrap_or_else(|p| p.into_inner()).clone(),
         None => None,
     };
     db.flush().map_err(|e| sled_failure("flush", e))?;
     log.sync_data()
         .map_err(|e| LedgerError::Io(IoFailure::new("fdatasync of sled's log", e)))?;
-    match (hook, head) {
-        (Some(hook), Some(head)) => hook(&head),
+    match (hook, tip) {
+        (Some(hook), Some(tip)) => hook(&tip),
         _ => Ok(()),
-    }
-}
-
-/// The audit chain's head as committed, if the log exists.
-fn read_head(db: &sled::Db) -> Result<Option<ChainHead>, LedgerError> {
-    let meta = db
-        .open_tree("meta")
-        .map_err(|e| sled_failure("reading", e))?;
-    match meta.get(HEAD_KEY).map_err(|e| sled_failure("reading", e))? {
-        Some(bytes) => ChainHead::from_bytes(&bytes)
-            .map(Some)
-            .ok_or_else(|| LedgerError::Storage("audit head corrupt".into())),
-        None => Ok(None),
     }
 }
 
@@ -368,6 +409,7 @@ impl SledLedger {
         );
         let tree = |name: &str| db.open_tree(name).map_err(storage);
         let hook = Arc::new(std::sync::OnceLock::new());
+        let tip = Arc::new(Mutex::new(None));
         let ledger = Self {
             users: tree("users")?,
             accounts: tree("accounts")?,
@@ -386,14 +428,15 @@ impl SledLedger {
                 // Weak: the flusher thread may outlive its last waiter by a moment, and must
                 // not keep the database (and its file lock) open after the ledger is dropped.
                 let weak = Arc::downgrade(&db);
-                let (log, hook) = (log.clone(), hook.clone());
+                let (log, hook, tip) = (log.clone(), hook.clone(), tip.clone());
                 GroupSync::new(move || match weak.upgrade() {
-                    Some(db) => flush_to_disk(&db, &log, hook.get()),
+                    Some(db) => flush_to_disk(&db, &log, hook.get(), &tip),
                     None => Err(storage("the database is closed")),
                 })
             },
             log,
             hook,
+            tip,
             db,
             revocations: AtomicU64::new(0),
             credential_changes: AtomicU64::new(0),
@@ -518,6 +561,8 @@ impl SledLedger {
             &self.enrollments,
         ];
         let pending = RefCell::new(Pending::default());
+        // The writer lock is held: the tip cannot move while the batch runs.
+        let tip = self.tip.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let result = trees[..].transaction(
             |views: &Vec<TransactionalTree>| {
                 let [users, accounts, txs, txids, terminals, audit, meta, operators, minutes, enrollments] =
@@ -526,6 +571,7 @@ impl SledLedger {
                     unreachable!("one view per tree");
                 };
                 *pending.borrow_mut() = Pending::default();
+                pending.borrow_mut().tip = tip.clone();
                 let view = View {
                     users,
                     accounts,
@@ -565,6 +611,7 @@ impl SledLedger {
             Ok(()) => {
                 self.totals_unsaved.store(false, Ordering::SeqCst);
                 let pending = pending.into_inner();
+                *self.tip.lock().unwrap_or_else(|p| p.into_inner()) = pending.tip;
                 self.tally
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
@@ -946,18 +993,24 @@ impl Ledger for SledLedger {
         self.tx(move |view| append_audit(view, &event))
     }
 
-    fn create_bank(
-        &self,
-        identity: &BankIdentity,
-        first_key: &AuditKey,
-    ) -> Result<bool, LedgerError> {
-        let head = ChainHead::new(first_key.clone()).to_bytes();
+    fn create_bank(&self, identity: &BankIdentity) -> Result<bool, LedgerError> {
+        if identity
+            .auditor_key
+            .as_deref()
+            .and_then(AuditorPublicKey::from_hex)
+            .is_none()
+        {
+            return Err(LedgerError::Storage(
+                "a bank needs the auditor's public key".into(),
+            ));
+        }
+        let head = ChainHead::EMPTY.to_bytes();
         let identity = encode(identity);
         self.tx(move |view| {
             if view.meta.get(HEAD_KEY)?.is_some() || view.meta.get(IDENTITY_KEY)?.is_some() {
                 return Ok(false);
             }
-            view.meta.insert(HEAD_KEY, head.as_slice())?;
+            view.meta.insert(HEAD_KEY, &head[..])?;
             view.meta.insert(IDENTITY_KEY, identity.as_slice())?;
             Ok(true)
         })
@@ -998,6 +1051,52 @@ impl Ledger for SledLedger {
         })
     }
 
+    fn record_auditor_key(
+        &self,
+        identity: &BankIdentity,
+        audit: &AuditEvent,
+    ) -> Result<bool, LedgerError> {
+        if identity
+            .auditor_key
+            .as_deref()
+            .and_then(AuditorPublicKey::from_hex)
+            .is_none()
+        {
+            return Err(LedgerError::Storage(
+                "no usable auditor key to record".into(),
+            ));
+        }
+        let (id, recorded, audit) = (identity.id.clone(), encode(identity), audit.clone());
+        self.tx(move |view| {
+            let Some(bytes) = view.meta.get(IDENTITY_KEY)? else {
+                return Ok(false);
+            };
+            let current: BankIdentity = decode(&bytes).or_else(abort)?;
+            if current.auditor_key.is_some() {
+                return Ok(false);
+            }
+            if current.id != id {
+                return abort(LedgerError::Storage("another bank's identity".into()));
+            }
+            let Some(bytes) = view.meta.get(HEAD_KEY)? else {
+                return abort(LedgerError::Storage("audit log not initialised".into()));
+            };
+            let Some(head) = ChainHead::from_bytes(&bytes) else {
+                return abort(LedgerError::Storage("audit head corrupt".into()));
+            };
+            // The entries so far were sealed under the legacy chain; the key leaves the head.
+            if ChainHead::is_legacy_encoding(&bytes) && head.next_seq > 0 {
+                let legacy = Epoch::legacy();
+                view.meta
+                    .insert(epoch_key(legacy.start), legacy.to_bytes())?;
+            }
+            view.meta.insert(HEAD_KEY, &head.to_bytes()[..])?;
+            view.meta.insert(IDENTITY_KEY, recorded.as_slice())?;
+            append_audit(view, &audit)?;
+            Ok(true)
+        })
+    }
+
     fn chain_position(&self) -> Result<Option<ChainPosition>, LedgerError> {
         Ok(self.head()?.map(|head| ChainPosition {
             next_seq: head.next_seq,
@@ -1005,8 +1104,8 @@ impl Ledger for SledLedger {
         }))
     }
 
-    fn chain_head(&self) -> Result<Option<ChainHead>, LedgerError> {
-        self.head()
+    fn chain_tip(&self) -> Option<ChainTip> {
+        self.tip.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     fn audit_entry(&self, seq: u64) -> Result<Option<Vec<u8>>, LedgerError> {
@@ -1032,7 +1131,32 @@ impl Ledger for SledLedger {
         Ok(AuditLog {
             entries,
             head: self.head()?,
+            epochs: self.audit_epochs()?,
         })
+    }
+
+    fn audit_epochs(&self) -> Result<Vec<Epoch>, LedgerError> {
+        let legacy_head = self
+            .meta
+            .get(HEAD_KEY)
+            .map_err(storage)?
+            .is_some_and(|bytes| ChainHead::is_legacy_encoding(&bytes));
+        let mut epochs = self
+            .meta
+            .scan_prefix(EPOCH_PREFIX)
+            .map(|item| {
+                let (key, value) = item.map_err(storage)?;
+                <[u8; 8]>::try_from(&key[EPOCH_PREFIX.len()..])
+                    .ok()
+                    .and_then(|start| Epoch::from_bytes(u64::from_be_bytes(start), &value))
+                    .ok_or_else(|| LedgerError::Storage("corrupt audit epoch".into()))
+            })
+            .collect::<Result<Vec<_>, LedgerError>>()?;
+        // A store from before auditor keys, not started since: its log is one legacy epoch.
+        if epochs.is_empty() && legacy_head {
+            epochs.push(Epoch::legacy());
+        }
+        Ok(epochs)
     }
 
     fn check_audit_links(&self) -> Result<Result<u64, crate::audit::VerifyError>, LedgerError> {
@@ -1056,7 +1180,7 @@ impl Ledger for SledLedger {
     }
 
     fn sync(&self) -> Result<(), LedgerError> {
-        flush_to_disk(&self.db, &self.log, self.hook.get())
+        flush_to_disk(&self.db, &self.log, self.hook.get(), &self.tip)
     }
 
     fn on_durable(&self, hook: FlushHook) -> bool {

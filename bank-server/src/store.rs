@@ -1,13 +1,18 @@
 //! Opening the bank's store: a bank is created only in an absent or empty data directory, an
 //! existing one must carry a bank identity of a format this binary knows, and its audit chain
 //! must reach at least as far as the checkpoint file says, or the bank refuses to start.
+//!
+//! The audit log's custody ([`Custody`]): a bank is created with the auditor's public key
+//! (given, or in a lab generated here, its private key written to the audit key file and
+//! forgotten), recorded in its identity; a store from before auditor keys gets one at its first
+//! opening for writing, its earlier entries staying a legacy epoch.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use protocol::BankKey;
 
-use crate::audit::{AuditEvent, AuditKey, ChainHead};
+use crate::audit::{AuditEvent, AuditorPublicKey, AuditorSecret, ChainTip};
 use crate::bank_key::{self, BankKeyError};
 use crate::checkpoint::{self, Checkpoint, CheckpointError, CheckpointFile};
 use crate::ledger::{BankIdentity, ChainPosition, IoFailure, Ledger, LedgerError};
@@ -15,8 +20,40 @@ use crate::sled_ledger::SledLedger;
 use crate::terminals::{auth_file_text, new_terminal, write_new_secret_file};
 use crate::{now_ms, Config};
 
-/// The store format this binary writes and reads.
-pub const FORMAT: u32 = 1;
+/// The store format this binary writes and reads: 2, an audit log in epochs for the auditor's
+/// public key (1, from before auditor keys, is read and moved to 2 at its first start).
+pub const FORMAT: u32 = 2;
+
+/// Where the auditor's public key comes from when the bank needs one: creating a bank, or the
+/// first start of a store from before auditor keys.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Custody {
+    /// The auditor's public key (`--auditor-public-key`). `None`: the bank generates the pair
+    /// (a lab), writes the private key to a new file and keeps only the public key.
+    pub auditor: Option<AuditorPublicKey>,
+    /// The audit key file (`--audit-key-file`): where a new bank writes a generated auditor
+    /// key. A store from before auditor keys gets [`upgrade_key_file`] instead, so its legacy
+    /// first key there is never overwritten.
+    pub key_file: PathBuf,
+}
+
+impl Custody {
+    /// The custody `config` asks for.
+    pub fn of(config: &Config) -> Self {
+        Self {
+            auditor: config.auditor_public_key,
+            key_file: config.audit_key_file.clone(),
+        }
+    }
+}
+
+/// Where the first start of a store from before auditor keys writes a generated auditor key:
+/// `<audit key file>.auditor`, beside the legacy first key.
+pub fn upgrade_key_file(key_file: &Path) -> PathBuf {
+    let mut name = key_file.as_os_str().to_os_string();
+    name.push(".auditor");
+    PathBuf::from(name)
+}
 
 /// Which engine keeps the bank's data, with its settings: chosen here, and nowhere else.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -72,6 +109,14 @@ pub enum StoreError {
     Checkpoint(CheckpointError),
     /// The bank's static key file is missing, unreadable or of another bank.
     BankKey(BankKeyError),
+    /// A store from before auditor keys needs one, and the file a generated one would go to
+    /// exists already.
+    AuditorKeyFileExists(PathBuf),
+    /// The auditor key given is not the one the store records (it cannot change).
+    OtherAuditor {
+        /// The auditor public key the store records (64 hex).
+        recorded: String,
+    },
     /// The checkpoint belongs to another bank.
     OtherBank {
         /// The checkpoint file.
@@ -132,6 +177,18 @@ impl core::fmt::Display for StoreError {
             ),
             Self::Checkpoint(e) => write!(f, "{e}; {WAY_OUT}"),
             Self::BankKey(e) => write!(f, "{e}"),
+            Self::AuditorKeyFileExists(path) => write!(
+                f,
+                "{}: already exists; this store's audit log is from before auditor keys and \
+                 needs one: start with --auditor-public-key (from `bank-server audit keygen` on \
+                 the auditor's machine), or move that file away to have a key pair written there",
+                path.display()
+            ),
+            Self::OtherAuditor { recorded } => write!(
+                f,
+                "--auditor-public-key is not the auditor key this bank records ({recorded}); \
+                 a bank's auditor key cannot change: give that key or none"
+            ),
             Self::OtherBank { path } => write!(
                 f,
                 "{}: the checkpoint belongs to another bank; point --checkpoint-file at this \
@@ -239,6 +296,7 @@ pub fn open_or_create(config: &Config) -> Result<OpenedBank, StoreError> {
                 &config.checkpoint_file,
                 &config.storage,
                 config.reset_checkpoints,
+                &Custody::of(config),
             )?;
             let bank_key = bank_key_of(&*store.ledger, &config.data_dir, &config.bank_key_file)?;
             Ok(OpenedBank { store, bank_key })
@@ -284,13 +342,17 @@ fn bank_key_of(ledger: &dyn Ledger, dir: &Path, path: &Path) -> Result<BankKey, 
 }
 
 fn create(config: &Config) -> Result<OpenedBank, StoreError> {
+    let custody = Custody::of(config);
     // Refuse before creating anything: these belong to another bank.
-    for path in [
+    let mut ours = vec![
         &config.auth_file,
-        &config.audit_key_file,
         &config.checkpoint_file,
         &config.bank_key_file,
-    ] {
+    ];
+    if custody.auditor.is_none() {
+        ours.push(&config.audit_key_file);
+    }
+    for path in ours {
         if std::fs::symlink_metadata(path).is_ok() {
             return Err(StoreError::Exists(path.clone()));
         }
@@ -301,28 +363,35 @@ fn create(config: &Config) -> Result<OpenedBank, StoreError> {
     let id = random_id();
     let bank_key = bank_key::create(&config.bank_key_file, &id).map_err(StoreError::BankKey)?;
     let pin = bank_key.pin();
+    let auditor = match custody.auditor {
+        Some(auditor) => auditor,
+        None => {
+            // A lab: the pair is made here, its private key written once and forgotten.
+            let secret = AuditorSecret::random();
+            write_new_secret_file(&custody.key_file, &secret.to_line())
+                .map_err(|e| StoreError::Io(custody.key_file.clone(), e))?;
+            tracing::warn!(
+                audit_key_file = %custody.key_file.display(),
+                "wrote the auditor's private key (no --auditor-public-key was given); move it \
+                 off this machine: whoever holds it can read the audit log"
+            );
+            secret.public()
+        }
+    };
     let identity = BankIdentity {
         id,
         created_ms: now_ms(),
         format: FORMAT,
         bank_key: Some(pin.public_hex()),
+        auditor_key: Some(auditor.to_hex()),
     };
-    let first_key = AuditKey::random();
-    let mut key_text = first_key.to_hex();
-    key_text.push('\n');
-    write_new_secret_file(&config.audit_key_file, &key_text)
-        .map_err(|e| StoreError::Io(config.audit_key_file.clone(), e))?;
     if !ledger
-        .create_bank(&identity, &first_key)
+        .create_bank(&identity)
         .map_err(|e| StoreError::ledger(dir, e))?
     {
         return Err(StoreError::NotABank(dir.clone()));
     }
-    let first = Checkpoint::of(&identity.id, &ChainHead::new(first_key), now_ms());
-    let checkpoints = Arc::new(
-        CheckpointFile::create(&config.checkpoint_file, &first).map_err(StoreError::Checkpoint)?,
-    );
-    watch(&*ledger, &identity, &checkpoints);
+    // The first entry begins the first audit epoch; the first checkpoint is of it.
     let terminal = new_terminal("first terminal", now_ms());
     let mut event = AuditEvent::new("terminal_added", now_ms());
     event.terminal = Some(terminal.id.to_string());
@@ -330,9 +399,10 @@ fn create(config: &Config) -> Result<OpenedBank, StoreError> {
         .add_terminal(&terminal, &event)
         .and_then(|()| ledger.sync())
         .map_err(|e| StoreError::ledger(dir, e))?;
+    let checkpoints = start_checkpoints(&*ledger, dir, &identity, &config.checkpoint_file)?;
     write_new_secret_file(&config.auth_file, &auth_file_text(&terminal, &pin))
         .map_err(|e| StoreError::Io(config.auth_file.clone(), e))?;
-    tracing::info!(bank = %identity.id, bank_key = %pin.public_hex(), terminal = %terminal.id, auth_file = %config.auth_file.display(), "created a new bank");
+    tracing::info!(bank = %identity.id, bank_key = %pin.public_hex(), auditor_key = %auditor, terminal = %terminal.id, auth_file = %config.auth_file.display(), "created a new bank");
     config.output.line("created");
     Ok(OpenedBank {
         store: Opened {
@@ -343,13 +413,95 @@ fn create(config: &Config) -> Result<OpenedBank, StoreError> {
     })
 }
 
-/// Opens an existing bank and checks it against its checkpoint file; with `reset`, a store
-/// that fails the check is accepted as it is, the reset audited.
+/// A store from before auditor keys gets one (`custody`'s, or a pair generated here, its
+/// private key written to [`upgrade_key_file`]), recorded in its identity, the key dropped from
+/// its head, audited (`auditor_key_recorded`) as the first entry of its first exchange epoch;
+/// its entries so far stay a legacy epoch. A store that has one keeps it: another given is
+/// refused.
+fn ensure_auditor_key(
+    ledger: &dyn Ledger,
+    dir: &Path,
+    identity: &BankIdentity,
+    custody: &Custody,
+) -> Result<(), StoreError> {
+    if let Some(recorded) = &identity.auditor_key {
+        return match custody.auditor {
+            Some(given) if given.to_hex() != *recorded => Err(StoreError::OtherAuditor {
+                recorded: recorded.clone(),
+            }),
+            _ => Ok(()),
+        };
+    }
+    let fail = |e| StoreError::ledger(dir, e);
+    let (auditor, written) = match custody.auditor {
+        Some(auditor) => (auditor, None),
+        None => {
+            let path = upgrade_key_file(&custody.key_file);
+            let secret = AuditorSecret::random();
+            write_new_secret_file(&path, &secret.to_line()).map_err(|e| {
+                if e.kind() == std::io::ErrorKind::AlreadyExists {
+                    StoreError::AuditorKeyFileExists(path.clone())
+                } else {
+                    StoreError::Io(path.clone(), e)
+                }
+            })?;
+            (secret.public(), Some(path))
+        }
+    };
+    let legacy = ledger
+        .chain_position()
+        .map_err(fail)?
+        .map_or(0, |p| p.next_seq);
+    let mut event = AuditEvent::new("auditor_key_recorded", now_ms());
+    event.detail = Some(format!(
+        "auditor public key {auditor}; entries before {legacy} are under the legacy first key"
+    ));
+    let upgraded = BankIdentity {
+        format: FORMAT,
+        auditor_key: Some(auditor.to_hex()),
+        ..identity.clone()
+    };
+    if !ledger
+        .record_auditor_key(&upgraded, &event)
+        .and_then(|recorded| ledger.sync().map(|()| recorded))
+        .map_err(fail)?
+    {
+        return Err(StoreError::Damaged(
+            dir.to_owned(),
+            "an auditor key appeared while one was being recorded".into(),
+        ));
+    }
+    match written {
+        Some(path) => tracing::warn!(
+            bank = %identity.id,
+            auditor_key = %auditor,
+            auditor_key_file = %path.display(),
+            legacy_entries = legacy,
+            "the audit log was from before auditor keys: generated the auditor's key pair and \
+             wrote its private key to a new file; move it off this machine, and give `audit \
+             verify` both it and the legacy first key (one file: the legacy key's line, then \
+             this one's)"
+        ),
+        None => tracing::warn!(
+            bank = %identity.id,
+            auditor_key = %auditor,
+            legacy_entries = legacy,
+            "the audit log was from before auditor keys: recorded the auditor's public key; \
+             `audit verify` needs the auditor's key file with the legacy first key added"
+        ),
+    }
+    Ok(())
+}
+
+/// Opens an existing bank for writing and checks it against its checkpoint file; with
+/// `reset`, a store that fails the check is accepted as it is, the reset audited. A store from
+/// before auditor keys gets one from `custody` (see [`Custody`]).
 pub fn open_checked(
     dir: &Path,
     checkpoint_file: &Path,
     storage: &Storage,
     reset: bool,
+    custody: &Custody,
 ) -> Result<Opened, StoreError> {
     // Never create a store here: a directory without a database holds no bank.
     if !matches!(place(dir)?, Place::Occupied) || !storage.holds_store(dir) {
@@ -375,6 +527,7 @@ pub fn open_checked(
                 created_ms: now_ms(),
                 format: FORMAT,
                 bank_key: None,
+                auditor_key: None,
             };
             // Checked before anything is written: a refused start changes nothing.
             if std::fs::symlink_metadata(checkpoint_file).is_ok() {
@@ -389,7 +542,12 @@ pub fn open_checked(
                 ));
             }
             tracing::warn!(bank = %identity.id, "recorded an identity for a bank created before identities");
-            return start_checkpoints(ledger, dir, &identity, checkpoint_file, None);
+            ensure_auditor_key(&*ledger, dir, &identity, custody)?;
+            let checkpoints = start_checkpoints(&*ledger, dir, &identity, checkpoint_file)?;
+            return Ok(Opened {
+                ledger,
+                checkpoints,
+            });
         }
     };
     if identity.format > FORMAT {
@@ -408,6 +566,7 @@ pub fn open_checked(
         Ok(file) => {
             let checkpoints = Arc::new(file);
             watch(&*ledger, &identity, &checkpoints);
+            ensure_auditor_key(&*ledger, dir, &identity, custody)?;
             Ok(Opened {
                 ledger,
                 checkpoints,
@@ -421,7 +580,17 @@ pub fn open_checked(
                 ) =>
         {
             tracing::warn!(error = %e, "--reset-checkpoints: accepting the store as it is");
-            start_checkpoints(ledger, dir, &identity, checkpoint_file, Some(e))
+            ensure_auditor_key(&*ledger, dir, &identity, custody)?;
+            let fail = |e| StoreError::ledger(dir, e);
+            let mut event = AuditEvent::new("checkpoints_reset", now_ms());
+            event.detail = Some(e.to_string().chars().take(300).collect());
+            ledger.audit(&event).map_err(fail)?;
+            ledger.sync().map_err(fail)?;
+            let checkpoints = start_checkpoints(&*ledger, dir, &identity, checkpoint_file)?;
+            Ok(Opened {
+                ledger,
+                checkpoints,
+            })
         }
         Err(e) => Err(e),
     }
@@ -464,45 +633,34 @@ fn check(
     }
 }
 
-/// Writes a fresh checkpoint file at the chain's current head (audited when it replaces a
-/// failed check) and watches the ledger.
+/// Writes a fresh checkpoint file at the chain's tip (the ledger has appended, and synced, an
+/// entry of its own epoch: its key MACs the checkpoint) and watches the ledger.
 fn start_checkpoints(
-    ledger: Box<dyn Ledger>,
+    ledger: &dyn Ledger,
     dir: &Path,
     identity: &BankIdentity,
     file: &Path,
-    replaced: Option<StoreError>,
-) -> Result<Opened, StoreError> {
-    let fail = |e| StoreError::ledger(dir, e);
-    if let Some(reason) = replaced {
-        let mut event = AuditEvent::new("checkpoints_reset", now_ms());
-        event.detail = Some(reason.to_string().chars().take(300).collect());
-        ledger.audit(&event).map_err(fail)?;
-        ledger.sync().map_err(fail)?;
-    }
-    let head = ledger
-        .chain_head()
-        .map_err(fail)?
-        .ok_or_else(|| StoreError::Damaged(dir.to_owned(), "no audit log".into()))?;
+) -> Result<Arc<CheckpointFile>, StoreError> {
+    let tip = ledger.chain_tip().ok_or_else(|| {
+        StoreError::Damaged(dir.to_owned(), "no audit entry to checkpoint".into())
+    })?;
     let checkpoints = Arc::new(
-        CheckpointFile::create(file, &Checkpoint::of(&identity.id, &head, now_ms()))
+        CheckpointFile::create(file, &Checkpoint::of(&identity.id, &tip, now_ms()))
             .map_err(StoreError::Checkpoint)?,
     );
-    watch(&*ledger, identity, &checkpoints);
-    Ok(Opened {
-        ledger,
-        checkpoints,
-    })
+    watch(ledger, identity, &checkpoints);
+    Ok(checkpoints)
 }
 
-/// After each flush, records a checkpoint of the chain as the flush began.
+/// After each flush, records a checkpoint of the chain as the flush began (once this process
+/// has appended: the checkpoint is MACed with its epoch's key).
 fn watch(ledger: &dyn Ledger, identity: &BankIdentity, checkpoints: &Arc<CheckpointFile>) {
     let (bank_id, file) = (identity.id.clone(), checkpoints.clone());
-    ledger.on_durable(Arc::new(move |head: &ChainHead| {
-        if head.next_seq <= file.latest().next_seq {
+    ledger.on_durable(Arc::new(move |tip: &ChainTip| {
+        if tip.head().next_seq <= file.latest().next_seq {
             return Ok(());
         }
-        let checkpoint = Checkpoint::of(&bank_id, head, now_ms());
+        let checkpoint = Checkpoint::of(&bank_id, tip, now_ms());
         file.record(&checkpoint).map_err(|e| match e {
             CheckpointError::Io(path, e) => LedgerError::Io(IoFailure::new(
                 format!("writing the checkpoint file {}", path.display()),
@@ -514,6 +672,7 @@ fn watch(ledger: &dyn Ledger, identity: &BankIdentity, checkpoints: &Arc<Checkpo
         tracing::debug!(
             bank = %checkpoint.bank_id,
             entries = checkpoint.next_seq,
+            epoch = %checkpoint.epoch.map_or_else(|| "legacy".to_owned(), |e| e.to_string()),
             last_hash = %hex::encode(checkpoint.last_hash),
             mac = %hex::encode(checkpoint.mac),
             "checkpoint"

@@ -1,13 +1,14 @@
 //! The audit log against tampering: editing a byte, deleting, swapping or truncating entries,
-//! rewinding the head, or re-sealing an old entry with the bank's current key is caught by
-//! `bank-server audit verify`, which names the first bad entry.
+//! rewinding the head (caught by the checkpoint), re-sealing an old entry under a key of one's
+//! own, or putting an epoch of one's own in its place is caught by `bank-server audit verify`,
+//! which names the first bad entry; a missing or wrong key file is no verdict, or no pass.
 
 mod common;
 
 use std::path::Path;
 use std::process::Command;
 
-use bank_server::audit::{AuditEvent, ChainHead};
+use bank_server::audit::{AuditEvent, AuditorPublicKey, ChainHead, ChainTip};
 use common::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_bank-server");
@@ -25,17 +26,20 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-/// Runs `audit verify`; returns (success, stderr).
-fn verify(data: &Path, key: &Path) -> (bool, String) {
+/// Runs `audit verify` (against the bank's checkpoint file, beside the pristine data
+/// directory); returns (exit code, stderr).
+fn verify_code(data: &Path, key: &Path, checkpoints: &Path) -> (Option<i32>, String) {
     let out = Command::new(BIN)
         .args(["audit", "verify", "--data-dir"])
         .arg(data)
         .arg("--audit-key-file")
         .arg(key)
+        .arg("--checkpoints")
+        .arg(checkpoints)
         .output()
         .unwrap();
     (
-        out.status.success(),
+        out.status.code(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
@@ -55,7 +59,18 @@ fn tampered(
         edit(&audit, &meta);
         db.flush().unwrap();
     }
-    verify(scratch, key)
+    let (code, err) = verify_code(scratch, key, &checkpoint_of(pristine));
+    (code == Some(0), err)
+}
+
+fn checkpoint_of(data: &Path) -> std::path::PathBuf {
+    bank_server::default_checkpoint_file(data)
+}
+
+/// Runs `audit verify` on the pristine store; returns (success, stderr).
+fn verify(data: &Path, key: &Path) -> (bool, String) {
+    let (code, err) = verify_code(data, key, &checkpoint_of(data));
+    (code == Some(0), err)
 }
 
 fn key(seq: u64) -> [u8; 8] {
@@ -124,44 +139,96 @@ async fn tampering_with_the_audit_log_is_detected() {
         "{err}"
     );
 
-    // Truncated and the head rewound to match, as far as an attacker can (the current key
-    // cannot be turned back into an earlier one).
+    // Truncated and the head rewound to match: the head holds no key, so the log alone looks
+    // whole; the checkpoint, which reaches further, catches it.
     let (ok, err) = tampered(&pristine, &audit_key, &scratch("rewind"), |audit, meta| {
-        let head = ChainHead::from_bytes(&meta.get("audit_head").unwrap().unwrap()).unwrap();
         let last_kept = audit.get(key(n - 3)).unwrap().unwrap();
         audit.remove(key(n - 1)).unwrap();
         audit.remove(key(n - 2)).unwrap();
         let rewound = ChainHead {
             next_seq: n - 2,
-            key: head.key,
             prev_hash: protocol::primitives::sha256(&[&last_kept]),
         };
-        meta.insert("audit_head", rewound.to_bytes().as_slice())
-            .unwrap();
+        meta.insert("audit_head", &rewound.to_bytes()[..]).unwrap();
     });
     assert!(!ok && err.contains("truncated"), "{err}");
 
-    // An old entry rewritten and re-sealed with the bank's current (stolen) key.
+    // An old entry rewritten and re-sealed in an epoch of the forger's own, begun at its place
+    // with the auditor's public key (which the store holds): the next entry no longer chains.
     let (ok, err) = tampered(&pristine, &audit_key, &scratch("forge"), |audit, meta| {
-        let head = ChainHead::from_bytes(&meta.get("audit_head").unwrap().unwrap()).unwrap();
+        let identity: serde_json::Value =
+            serde_json::from_slice(&meta.get("identity").unwrap().unwrap()).unwrap();
+        let auditor =
+            AuditorPublicKey::from_hex(identity["auditor_key"].as_str().unwrap()).unwrap();
         let old = audit.get(key(2)).unwrap().unwrap();
-        let forger = ChainHead {
+        let at = ChainHead {
             next_seq: 2,
-            key: head.key,
             prev_hash: old[8..40].try_into().unwrap(),
         };
+        let (epoch, forger) = ChainTip::begin(identity["id"].as_str().unwrap(), at, &auditor);
         let mut event = AuditEvent::new("deposit", 1);
         event.amount_cents = Some(1_000_000);
         let (forged, _) = forger.append(&event, [7; 16]);
         audit.insert(key(2), forged).unwrap();
+        meta.insert(
+            [&b"audit_epoch/"[..], &2u64.to_be_bytes()].concat(),
+            epoch.to_bytes(),
+        )
+        .unwrap();
     });
+    assert!(!ok && err.contains("audit entry 3:"), "{err}");
+
+    // The same without the epoch record: the entry fails under the real epoch's key.
+    let (ok, err) = tampered(
+        &pristine,
+        &audit_key,
+        &scratch("forge-in-place"),
+        |audit, meta| {
+            let identity: serde_json::Value =
+                serde_json::from_slice(&meta.get("identity").unwrap().unwrap()).unwrap();
+            let auditor =
+                AuditorPublicKey::from_hex(identity["auditor_key"].as_str().unwrap()).unwrap();
+            let old = audit.get(key(2)).unwrap().unwrap();
+            let at = ChainHead {
+                next_seq: 2,
+                prev_hash: old[8..40].try_into().unwrap(),
+            };
+            let (_, forger) = ChainTip::begin(identity["id"].as_str().unwrap(), at, &auditor);
+            let (forged, _) = forger.append(&AuditEvent::new("deposit", 1), [7; 16]);
+            audit.insert(key(2), forged).unwrap();
+        },
+    );
     assert!(!ok && err.contains("audit entry 2:"), "{err}");
 
-    // A wrong auditor key fails at the first entry.
+    // A wrong auditor key fails at the first entry, saying the store records another.
     let wrong_key = dir.path().join("wrong.key");
-    std::fs::write(&wrong_key, format!("{}\n", "11".repeat(32))).unwrap();
-    let (ok, err) = verify(&pristine, &wrong_key);
-    assert!(!ok && err.contains("audit entry 0:"), "{err}");
+    std::fs::write(
+        &wrong_key,
+        bank_server::audit::AuditorSecret::random()
+            .to_line()
+            .as_str(),
+    )
+    .unwrap();
+    let (code, err) = verify_code(&pristine, &wrong_key, &checkpoint_of(&pristine));
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("audit entry 0:") && err.contains("is it this bank's key file"),
+        "{err}"
+    );
+    // No key file, one that is not one, or one without the auditor's key: no verdict.
+    let legacy_only = dir.path().join("legacy-only.key");
+    std::fs::write(&legacy_only, format!("{}\n", "11".repeat(32))).unwrap();
+    let garbage = dir.path().join("garbage.key");
+    std::fs::write(&garbage, "hello\n").unwrap();
+    for (file, says) in [
+        (dir.path().join("absent.key"), "No such file"),
+        (garbage, "not an audit key file"),
+        (legacy_only, "holds no auditor key"),
+    ] {
+        let (code, err) = verify_code(&pristine, &file, &checkpoint_of(&pristine));
+        assert_eq!(code, Some(2), "{err}");
+        assert!(err.contains("cannot check") && err.contains(says), "{err}");
+    }
 
     // The pristine log still verifies (the copies were tampered with, not it).
     assert!(verify(&pristine, &audit_key).0);

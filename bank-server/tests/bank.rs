@@ -244,6 +244,9 @@ fn a_kept_data_dir_holds_the_database_the_audit_key_the_bank_key_and_the_checkpo
         listing(&dir),
         ["audit.key", "data", "data.bank-key", "data.checkpoint"]
     );
+    // The auditor's private key of the lab pair the bank made (it keeps only the public key).
+    let key = std::fs::read_to_string(dir.join("audit.key")).unwrap();
+    assert!(key.starts_with("auditor-x25519 "), "{key}");
     // A kept directory that exists already is refused: every start is a fresh bank.
     std::fs::remove_file(cwd.path().join("bank.auth")).unwrap();
     let out = Command::new(BANK)

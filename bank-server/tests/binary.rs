@@ -351,7 +351,13 @@ async fn no_secret_reaches_the_logs_even_at_trace_level() {
         stderr.contains("alice") && stderr.contains("session"),
         "the log is on: {stderr}"
     );
+    // The auditor's private key, which this lab bank generated and wrote (and forgot).
     let audit_key = std::fs::read_to_string(&paths.key).unwrap();
+    let audit_key = audit_key
+        .trim()
+        .strip_prefix("auditor-x25519 ")
+        .expect("an auditor key file")
+        .to_owned();
     let psk = auth.psk.to_hex();
     let card_hex = card.to_hex();
     let bank_key = std::fs::read_to_string(paths.data.with_file_name("data.bank-key")).unwrap();
@@ -364,7 +370,7 @@ async fn no_secret_reaches_the_logs_even_at_trace_level() {
         "Wrong-Passw0rd-PLUGH",
         psk.as_str(),
         card_hex.as_str(),
-        audit_key.trim(),
+        audit_key.as_str(),
         bank_key.trim(),
         code_text.trim(),
         &code_text.trim()[13..],
@@ -484,6 +490,8 @@ fn help_documents_every_flag() {
         "--data-dir",
         "--auth-file",
         "--audit-key-file",
+        "--auditor-public-key",
+        "BANK_AUDITOR_PUBLIC_KEY",
         "--web-root",
         "--max-sessions",
         "--max-connections",
@@ -507,6 +515,26 @@ fn help_documents_every_flag() {
     assert!(
         text.contains("75 (EX_TEMPFAIL) when the storage fails"),
         "--help does not document the storage-fault exit status:\n{text}"
+    );
+    let audit = Command::new(BIN)
+        .args(["audit", "--help"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(audit.stdout).unwrap();
+    for command in ["verify", "show", "keygen"] {
+        assert!(
+            text.contains(command),
+            "audit --help does not mention {command}"
+        );
+    }
+    let keygen = Command::new(BIN)
+        .args(["audit", "keygen", "--help"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(keygen.stdout).unwrap();
+    assert!(
+        text.contains("--out") && text.contains("public key"),
+        "{text}"
     );
     let add = Command::new(BIN)
         .args(["terminal", "add", "--help"])

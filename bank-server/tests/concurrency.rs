@@ -64,7 +64,7 @@ async fn fifty_racing_withdrawals_of_60_against_100_exactly_one_wins() {
     // The auditor sees the one withdrawal and the 49 refusals, each with its amount and
     // reason, as `audit show` prints them.
     let ledger = bank_server::store::open_existing(&config.storage, &config.data_dir).unwrap();
-    let key = bank_server::admin::read_audit_key(&config.audit_key_file).unwrap();
+    let key = bank_server::admin::read_audit_keys(&config.audit_key_file).unwrap();
     let events = bank_server::admin::verify_audit(&*ledger, &key).unwrap();
     let shown: Vec<String> = events
         .iter()

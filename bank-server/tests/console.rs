@@ -225,7 +225,7 @@ async fn an_operator_sees_the_bank_and_manages_terminals() {
         "after a restart"
     );
     assert_eq!(totals.per_minute.iter().sum::<u32>(), 2);
-    let key = bank_server::admin::read_audit_key(&dir.path().join("audit.key")).unwrap();
+    let key = bank_server::admin::read_audit_keys(&dir.path().join("audit.key")).unwrap();
     let events = bank_server::admin::verify_audit(&*ledger, &key).unwrap();
     let last = events.last().unwrap();
     assert_eq!(

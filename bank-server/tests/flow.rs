@@ -278,7 +278,7 @@ async fn whole_flow_survives_a_restart() {
 
     // The audit log verifies and recorded the events.
     let ledger = bank_server::store::open_existing(&config.storage, &config.data_dir).unwrap();
-    let key = bank_server::admin::read_audit_key(&config.audit_key_file).unwrap();
+    let key = bank_server::admin::read_audit_keys(&config.audit_key_file).unwrap();
     let events = bank_server::admin::verify_audit(&*ledger, &key).unwrap();
     let actions: Vec<&str> = events.iter().map(|e| e.action.as_str()).collect();
     for expected in [

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::sync::Mutex;
 
-use bank_server::audit::{AuditEvent, AuditKey};
+use bank_server::audit::{AuditEvent, AuditorKeys, AuditorSecret, Epoch, EpochKind};
 use bank_server::ledger::{
     BankIdentity, ChainPosition, LedgerError, Movement, NewAccount, NewCredential, OperatorRecord,
     PendingEnrollment, TerminalRecord, ThrottleState, Totals,
@@ -25,22 +25,44 @@ type Open = fn(&Path) -> Box<dyn Ledger>;
 const NOW: u64 = 1_800_000_000_000 + 1_234;
 const DAY_MS: u64 = 86_400_000;
 
-/// A fresh bank: an empty store, created with its first audit key.
-fn fresh(open: Open) -> (TempDir, Box<dyn Ledger>, AuditKey) {
+/// A fresh bank: an empty store, created for the auditor's key.
+fn fresh(open: Open) -> (TempDir, Box<dyn Ledger>, AuditorKeys) {
     let dir = tempfile::tempdir().unwrap();
     let ledger = open(&dir.path().join("data"));
-    let key = AuditKey::random();
-    assert!(ledger.create_bank(&identity(), &key).unwrap());
-    (dir, ledger, key)
+    assert!(ledger.create_bank(&identity()).unwrap());
+    (dir, ledger, keys())
+}
+
+const BANK_ID: &str = "0123456789abcdef0123456789abcdef";
+
+/// The suite's auditor (a fixed key, so identities compare equal).
+fn auditor() -> AuditorSecret {
+    AuditorSecret::from_hex(&"42".repeat(32)).unwrap()
+}
+
+/// What the auditor holds.
+fn keys() -> AuditorKeys {
+    AuditorKeys::new(Some(auditor()), None)
 }
 
 fn identity() -> BankIdentity {
     BankIdentity {
-        id: "0123456789abcdef0123456789abcdef".into(),
+        id: BANK_ID.into(),
         created_ms: NOW,
-        format: 1,
+        format: 2,
         bank_key: None,
+        auditor_key: Some(auditor().public().to_hex()),
     }
+}
+
+/// The stored log, verified with `keys`.
+fn verified(
+    ledger: &dyn Ledger,
+    keys: &AuditorKeys,
+) -> Result<Vec<AuditEvent>, bank_server::audit::VerifyError> {
+    let log = ledger.audit_log().unwrap();
+    assert_eq!(ledger.audit_epochs().unwrap(), log.epochs);
+    bank_server::audit::verify(keys, BANK_ID, &log.epochs, &log.entries, log.head.as_ref())
 }
 
 fn name(text: &str) -> Username {
@@ -383,7 +405,7 @@ fn audit_chain(open: Open) {
     assert_eq!(ledger.check_audit_links().unwrap(), Ok(5));
     let log = ledger.audit_log().unwrap();
     assert_eq!(log.entries.len(), 5);
-    let events = bank_server::audit::verify(&key, &log.entries, log.head.as_ref()).unwrap();
+    let events = verified(ledger, &key).unwrap();
     let actions: Vec<&str> = events.iter().map(|e| e.action.as_str()).collect();
     assert_eq!(
         actions,
@@ -399,9 +421,8 @@ fn audit_chain(open: Open) {
     assert_eq!(events[0].balance_cents, Some(100));
     assert_eq!(events[1].balance_cents, Some(150));
     assert_eq!(events[2].balance_cents, Some(120));
-    assert!(
-        bank_server::audit::verify(&AuditKey::random(), &log.entries, log.head.as_ref()).is_err()
-    );
+    let stranger = AuditorKeys::new(Some(AuditorSecret::random()), None);
+    assert!(verified(ledger, &stranger).is_err());
     let recent = ledger.recent_audit(2).unwrap();
     assert_eq!(recent.total, 5);
     let seqs: Vec<u64> = recent.entries.iter().map(|(seq, _)| *seq).collect();
@@ -422,11 +443,17 @@ fn identity_and_chain_position(open: Open) {
             .unwrap(),
         "no identity to record it in"
     );
-    let key = AuditKey::random();
-    assert!(ledger.create_bank(&identity(), &key).unwrap());
-    assert!(!ledger
-        .create_bank(&identity(), &AuditKey::random())
-        .unwrap());
+    let anonymous = BankIdentity {
+        auditor_key: None,
+        ..identity()
+    };
+    assert!(
+        ledger.create_bank(&anonymous).is_err(),
+        "a bank needs the auditor's key"
+    );
+    assert_eq!(ledger.identity().unwrap(), None);
+    assert!(ledger.create_bank(&identity()).unwrap());
+    assert!(!ledger.create_bank(&identity()).unwrap());
     assert!(
         !ledger.adopt_identity(&identity()).unwrap(),
         "already there"
@@ -589,6 +616,73 @@ fn enrollments(open: Open) {
         .all(|t| t.id != pending.code));
 }
 
+/// The audit chain's key is never stored: the first entry of each opening begins an epoch for
+/// the auditor's key, recorded in the same commit; the writer's tip (with the key) is in
+/// memory only, and the flush hook is told it.
+fn audit_custody(open: Open) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("data");
+    let recorded = AuditEvent::new("auditor_key_recorded", NOW);
+    let logout = AuditEvent::new("logout", NOW);
+    {
+        let ledger = open(&path);
+        assert!(
+            !ledger.record_auditor_key(&identity(), &recorded).unwrap(),
+            "no identity to record it in"
+        );
+        assert!(ledger.create_bank(&identity()).unwrap());
+        assert!(ledger.chain_tip().is_none());
+        assert_eq!(
+            ledger.audit_epochs().unwrap(),
+            [],
+            "nothing before the first entry"
+        );
+        assert!(
+            !ledger.record_auditor_key(&identity(), &recorded).unwrap(),
+            "it has one"
+        );
+        ledger.audit(&logout).unwrap();
+        ledger.audit(&logout).unwrap();
+        let tip = ledger.chain_tip().unwrap();
+        let position = ledger.chain_position().unwrap().unwrap();
+        assert_eq!(
+            (tip.head().next_seq, tip.head().prev_hash),
+            (position.next_seq, position.last_hash)
+        );
+        let epochs = ledger.audit_epochs().unwrap();
+        assert_eq!(epochs.len(), 1);
+        assert_eq!(epochs[0].start, 0);
+        assert!(matches!(epochs[0].kind, EpochKind::Exchange { .. }));
+        assert_eq!(*tip.epoch(), epochs[0]);
+        ledger.sync().unwrap();
+    }
+    // An opening that appends nothing records nothing.
+    {
+        let ledger = open(&path);
+        assert!(ledger.chain_tip().is_none());
+        assert_eq!(ledger.audit_epochs().unwrap().len(), 1);
+    }
+    let ledger = open(&path);
+    let seen = std::sync::Arc::new(Mutex::new(Vec::new()));
+    let told = seen.clone();
+    assert!(ledger.on_durable(std::sync::Arc::new(move |tip| {
+        told.lock().unwrap().push(tip.head().next_seq);
+        Ok(())
+    })));
+    ledger.sync().unwrap();
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [0u64; 0],
+        "no tip before this opening appends"
+    );
+    ledger.audit(&logout).unwrap();
+    ledger.sync().unwrap();
+    assert_eq!(*seen.lock().unwrap(), [3]);
+    let epochs: Vec<Epoch> = ledger.audit_epochs().unwrap();
+    assert_eq!(epochs.iter().map(|e| e.start).collect::<Vec<_>>(), [0, 2]);
+    assert_eq!(verified(&*ledger, &keys()).unwrap().len(), 3);
+}
+
 /// Failed-login state is read, updated atomically and cleared.
 /// A change whose audit entry cannot be written (here: a store with no audit log) leaves
 /// nothing behind: not the account it would have opened, not a balance. It fails as a whole,
@@ -645,11 +739,11 @@ fn throttle(open: Open) {
 fn restart(open: Open) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("data");
-    let key = AuditKey::random();
+    let key = keys();
     let before = {
         let ledger = open(&path);
         let ledger = &*ledger;
-        assert!(ledger.create_bank(&identity(), &key).unwrap());
+        assert!(ledger.create_bank(&identity()).unwrap());
         let mut accounts = Vec::new();
         for i in 0..3 {
             let account = card_account(ledger, &format!("user{i}"), 1_000 * (i + 1));
@@ -677,11 +771,18 @@ fn restart(open: Open) {
     let ledger = open(&path);
     let accounts: Vec<AccountNumber> = before.0.iter().map(|a| a.0.clone()).collect();
     assert_eq!(snapshot(&*ledger, &accounts), before);
-    let log = ledger.audit_log().unwrap();
-    assert!(bank_server::audit::verify(&key, &log.entries, log.head.as_ref()).is_ok());
-    // And it keeps going from where it was.
+    let written = verified(&*ledger, &key).unwrap().len() as u64;
+    // And it keeps going from where it was, in a new epoch.
     apply(&*ledger, &accounts[0], movement(TxKind::Deposit, txid(), 1)).unwrap();
     assert_eq!(totals(&*ledger).deposits_cents, before.1.deposits_cents + 1);
+    let starts: Vec<u64> = ledger
+        .audit_epochs()
+        .unwrap()
+        .iter()
+        .map(|e| e.start)
+        .collect();
+    assert_eq!(starts, [0, written]);
+    assert_eq!(verified(&*ledger, &key).unwrap().len() as u64, written + 1);
 }
 
 type Snapshot = (
@@ -752,6 +853,11 @@ macro_rules! contract {
             #[test]
             fn audit_chain() {
                 super::audit_chain($open);
+            }
+
+            #[test]
+            fn audit_custody() {
+                super::audit_custody($open);
             }
 
             #[test]

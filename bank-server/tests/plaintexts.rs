@@ -7,12 +7,12 @@ mod common;
 use atm_client::{now_ms, Connection};
 use common::*;
 use protocol::primitives::{aes256_cbc_decrypt, aes256_cbc_encrypt, hmac_sha256, sha256, Prk};
-use protocol::{Psk, Response, TerminalId};
+use protocol::{BankPin, Psk, Response, TerminalId};
 use rand_core::{OsRng, RngCore};
 use serde_json::{json, Value};
 use x25519_dalek::{PublicKey, StaticSecret};
 
-const PREFIX: &str = "atm-psk-v1 ";
+const PREFIX: &str = "atm-psk-v2 ";
 
 fn label(name: &str) -> Vec<u8> {
     format!("{PREFIX}{name}").into_bytes()
@@ -41,14 +41,14 @@ struct RawSession {
 }
 
 impl RawSession {
-    async fn connect(addr: &str, id: &TerminalId, psk: &Psk) -> Self {
+    async fn connect(addr: &str, id: &TerminalId, psk: &Psk, pin: &BankPin) -> Self {
         let mut conn = Connection::open(addr).await.unwrap();
         let client_nonce = random32();
         let secret = StaticSecret::from(random32());
         let client_share = PublicKey::from(&secret).to_bytes();
         let client_time = now_ms();
         let hello = json!({
-            "type": "client_hello", "version": 1, "terminal_id": id.as_str(),
+            "type": "client_hello", "version": 2, "terminal_id": id.as_str(),
             "client_nonce": hex::encode(client_nonce), "client_share": hex::encode(client_share),
             "timestamp": client_time,
         });
@@ -61,10 +61,19 @@ impl RawSession {
         let dh = secret
             .diffie_hellman(&PublicKey::from(bank_share))
             .to_bytes();
+        // Version 2: X25519 with the bank's pinned static key too, and its identity in the
+        // transcript.
+        let dh_es = secret
+            .diffie_hellman(&PublicKey::from(pin.public))
+            .to_bytes();
+        let bank_id = pin.bank_id.as_str().as_bytes();
         let id_bytes = id.as_str().as_bytes();
         let transcript = sha256(&[
             &label("transcript"),
-            &[1],
+            &[2],
+            &[u8::try_from(bank_id.len()).unwrap()],
+            bank_id,
+            &pin.public,
             &[u8::try_from(id_bytes.len()).unwrap()],
             id_bytes,
             &client_nonce,
@@ -76,7 +85,13 @@ impl RawSession {
         ]);
         let master = hmac_sha256(
             psk.expose(),
-            &[&label("master secret"), &client_nonce, &bank_nonce, &dh],
+            &[
+                &label("master secret"),
+                &client_nonce,
+                &bank_nonce,
+                &dh,
+                &dh_es,
+            ],
         );
         let prk = Prk::extract(&transcript, &master);
         let key = |name: &str| -> [u8; 32] {
@@ -157,7 +172,7 @@ async fn requests_outside_the_schema_close_the_session_and_change_nothing() {
     ));
 
     // The independent client is right: a well-formed request works.
-    let mut raw = RawSession::connect(&bank.addr, &id, &psk).await;
+    let mut raw = RawSession::connect(&bank.addr, &id, &psk, &bank.auth.bank).await;
     raw.send_request(json!({"type": "register", "username": "alice", "full_name": "Alice", "password": "correct horse"}))
         .await;
     assert_eq!(raw.recv_response().await["type"], "welcome");
@@ -185,7 +200,7 @@ async fn requests_outside_the_schema_close_the_session_and_change_nothing() {
         r#"{{"type":"deposit","txid":"{txid}","amount_cents":18446744073709551616}}"#
     ));
     for request in bad {
-        let mut raw = RawSession::connect(&bank.addr, &id, &psk).await;
+        let mut raw = RawSession::connect(&bank.addr, &id, &psk, &bank.auth.bank).await;
         raw.send_request(
             json!({"type": "login", "username": "alice", "password": "correct horse"}),
         )
@@ -202,7 +217,7 @@ async fn requests_outside_the_schema_close_the_session_and_change_nothing() {
         json!({"ts": now_ms(), "request": {"type": "balance"}, "extra": 1}).to_string(),
         json!({"ts": now_ms(), "response": {"type": "logged_out"}}).to_string(),
     ] {
-        let mut raw = RawSession::connect(&bank.addr, &id, &psk).await;
+        let mut raw = RawSession::connect(&bank.addr, &id, &psk, &bank.auth.bank).await;
         raw.send_plaintext(&plaintext).await;
         assert_closed(&mut raw.conn).await;
     }

@@ -315,11 +315,14 @@ async fn a_bank_is_created_only_where_nothing_is() {
             created_ms: 1,
             format: bank_server::store::FORMAT + 1,
             bank_key: None,
+            auditor_key: Some(
+                bank_server::audit::AuditorSecret::random()
+                    .public()
+                    .to_hex(),
+            ),
         };
         use bank_server::Ledger as _;
-        assert!(ledger
-            .create_bank(&identity, &bank_server::audit::AuditKey::random())
-            .unwrap());
+        assert!(ledger.create_bank(&identity).unwrap());
         ledger.sync().unwrap();
     }
     let Start::Exited(code, _, stderr) = try_start(&newer, &[]) else {

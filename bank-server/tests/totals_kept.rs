@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use bank_server::audit::{AuditEvent, AuditKey};
+use bank_server::audit::{AuditEvent, AuditorSecret};
 use bank_server::ledger::{BankIdentity, Movement, NewAccount, Totals};
 use bank_server::sled_ledger::SledLedger;
 use bank_server::Ledger;
@@ -32,8 +32,9 @@ fn populate(dir: &Path, accounts: u64, movements: u64) -> Totals {
         created_ms: NOW,
         format: 1,
         bank_key: None,
+        auditor_key: Some(AuditorSecret::random().public().to_hex()),
     };
-    assert!(ledger.create_bank(&identity, &AuditKey::random()).unwrap());
+    assert!(ledger.create_bank(&identity).unwrap());
     let numbers: Vec<AccountNumber> = (0..accounts)
         .map(|i| {
             let new = NewAccount {

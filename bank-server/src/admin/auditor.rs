@@ -1,9 +1,10 @@
-//! The auditor's commands: read the audit key, verify the log's chain and hold it against a
-//! checkpoint, and print an event as the auditor reads it.
+//! The auditor's commands: read the auditor's keys, verify the log's chain epoch by epoch and
+//! hold it against a checkpoint, and print an event as the auditor reads it. They run where
+//! the auditor's private key is, on a copy of the stopped bank's data directory.
 
 use std::path::Path;
 
-use crate::audit::{self, AuditEvent, AuditKey, VerifyError};
+use crate::audit::{self, AuditEvent, AuditorKeys, Epoch, EpochKind, VerifyError};
 use crate::checkpoint::{Checkpoint, CheckpointError};
 use crate::ledger::{Ledger, LedgerError};
 use crate::store::StoreError;
@@ -13,8 +14,18 @@ use crate::store::StoreError;
 pub enum AuditCheckError {
     /// The key file could not be read.
     Setup(String),
+    /// The key file lacks a key the log needs (`"auditor key"` or `"legacy first key"`).
+    MissingKey(&'static str),
     /// The chain is broken.
     Broken(VerifyError),
+    /// The chain is broken where the key file's auditor key is not the one the store records:
+    /// a tampered log, or another bank's key file.
+    OtherAuditor {
+        /// The first bad entry.
+        error: VerifyError,
+        /// The auditor public key the store records (64 hex).
+        recorded: String,
+    },
     /// The store could not be read: damaged, not a bank, or in use.
     Store(StoreError),
     /// The checkpoint file could not be read.
@@ -32,15 +43,16 @@ pub enum AuditCheckError {
 
 impl AuditCheckError {
     /// `true` when the log or the store is shown to be damaged, truncated or rolled back;
-    /// `false` when the check could not be made (a missing key or checkpoint file, a wrong
-    /// path, the bank still running), which is no verdict on the log.
+    /// `false` when the check could not be made (a missing key or checkpoint file, a key the
+    /// log needs missing from the key file, a wrong path, the bank still running), which is no
+    /// verdict on the log.
     pub fn is_broken(&self) -> bool {
         use crate::store::StoreError;
         match self {
-            Self::Broken(_) | Self::BehindCheckpoint { .. } => true,
+            Self::Broken(_) | Self::OtherAuditor { .. } | Self::BehindCheckpoint { .. } => true,
             Self::Checkpoint(e) => matches!(e, CheckpointError::Unreadable(_)),
             Self::Store(e) => matches!(e, StoreError::Damaged(..) | StoreError::TooNew { .. }),
-            Self::Setup(_) => false,
+            Self::Setup(_) | Self::MissingKey(_) => false,
         }
     }
 }
@@ -49,7 +61,18 @@ impl core::fmt::Display for AuditCheckError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             Self::Setup(e) => f.write_str(e),
+            Self::MissingKey(key) => write!(
+                f,
+                "the audit key file holds no {key}, which this log needs (an epoch begun with \
+                 auditor keys needs the `auditor-x25519` line; a log begun before them needs its \
+                 legacy first key too, as a bare 64-hex line)"
+            ),
             Self::Broken(e) => write!(f, "{e}"),
+            Self::OtherAuditor { error, recorded } => write!(
+                f,
+                "{error}; and the key file's auditor key is not the one this store records \
+                 ({recorded}): is it this bank's key file?"
+            ),
             Self::Store(e) => write!(f, "{e}"),
             Self::Checkpoint(e) => write!(f, "{e}"),
             Self::BehindCheckpoint {
@@ -67,7 +90,7 @@ impl core::fmt::Display for AuditCheckError {
 impl std::error::Error for AuditCheckError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            Self::Broken(e) => Some(e),
+            Self::Broken(e) | Self::OtherAuditor { error: e, .. } => Some(e),
             Self::Store(e) => Some(e),
             Self::Checkpoint(e) => Some(e),
             _ => None,
@@ -75,41 +98,76 @@ impl std::error::Error for AuditCheckError {
     }
 }
 
-/// Reads the auditor's first key.
-pub fn read_audit_key(path: &Path) -> Result<AuditKey, AuditCheckError> {
+/// Reads the auditor's key file ([`AuditorKeys::parse`]: the `auditor-x25519` private key,
+/// and for a log begun before auditor keys its legacy first key).
+pub fn read_audit_keys(path: &Path) -> Result<AuditorKeys, AuditCheckError> {
     let text = zeroize::Zeroizing::new(
         std::fs::read_to_string(path)
             .map_err(|e| AuditCheckError::Setup(format!("{}: {e}", path.display())))?,
     );
-    AuditKey::from_hex(&text)
-        .ok_or_else(|| AuditCheckError::Setup(format!("{}: not an audit key", path.display())))
+    AuditorKeys::parse(&text).map_err(|e| {
+        AuditCheckError::Setup(format!("{}: not an audit key file: {e}", path.display()))
+    })
 }
 
-/// Verifies the whole audit log with the auditor's first key; returns every event.
-pub fn verify_audit(
-    ledger: &dyn Ledger,
-    first_key: &AuditKey,
-) -> Result<Vec<AuditEvent>, AuditCheckError> {
-    let log = ledger
-        .audit_log()
-        .map_err(|e| AuditCheckError::Broken(unreadable(e)))?;
-    audit::verify(first_key, &log.entries, log.head.as_ref()).map_err(AuditCheckError::Broken)
-}
-
-fn unreadable(e: LedgerError) -> VerifyError {
+fn unreadable(e: LedgerError) -> AuditCheckError {
     tracing::error!(error = %e, "the audit log could not be read");
-    VerifyError {
+    AuditCheckError::Broken(VerifyError {
         entry: 0,
         problem: "the store cannot be read (damaged)",
+    })
+}
+
+/// The bank's id and the auditor public key its store records (a store from before
+/// identities has neither: its log is legacy, which needs no id).
+fn recorded(ledger: &dyn Ledger) -> Result<(String, Option<String>), AuditCheckError> {
+    Ok(ledger
+        .identity()
+        .map_err(unreadable)?
+        .map_or((String::new(), None), |i| (i.id, i.auditor_key)))
+}
+
+/// Verifies the whole audit log with the auditor's keys, deriving each epoch's first key;
+/// returns every event.
+pub fn verify_audit(
+    ledger: &dyn Ledger,
+    keys: &AuditorKeys,
+) -> Result<Vec<AuditEvent>, AuditCheckError> {
+    let log = ledger.audit_log().map_err(unreadable)?;
+    let (bank_id, recorded) = recorded(ledger)?;
+    if let Some(key) = keys.missing_for(&log.epochs) {
+        return Err(AuditCheckError::MissingKey(key));
+    }
+    let held = keys.secret().map(|secret| secret.public().to_hex());
+    let other = recorded
+        .as_ref()
+        .filter(|r| held.is_some() && held.as_ref() != Some(*r));
+    match (
+        audit::verify(keys, &bank_id, &log.epochs, &log.entries, log.head.as_ref()),
+        other,
+    ) {
+        (Ok(events), None) => Ok(events),
+        // Every epoch verified under the auditor's key, but the store now names another:
+        // epochs begun from here on would be sealed for someone else.
+        (Ok(events), Some(_)) => Err(AuditCheckError::Broken(VerifyError {
+            entry: events.len() as u64,
+            problem: "the store records another auditor key than the one its log is sealed for",
+        })),
+        (Err(error), Some(recorded)) => Err(AuditCheckError::OtherAuditor {
+            error,
+            recorded: recorded.clone(),
+        }),
+        (Err(error), None) => Err(AuditCheckError::Broken(error)),
     }
 }
 
 /// Checks a verified log of `entries` entries against a checkpoint: the log reaches it, its
-/// entry there hashes as the checkpoint says, the bank is the same, and the MAC verifies under
-/// `K_seq` derived from the auditor's first key.
+/// entry there hashes as the checkpoint says, the bank is the same, the epoch it names is one
+/// of the log's and was being written at its position, and the MAC verifies under that
+/// epoch's key there (`K_seq`), derived with the auditor's keys.
 pub fn verify_checkpoint(
     ledger: &dyn Ledger,
-    first_key: &AuditKey,
+    keys: &AuditorKeys,
     entries: u64,
     checkpoint: &Checkpoint,
 ) -> Result<(), AuditCheckError> {
@@ -121,25 +179,30 @@ pub fn verify_checkpoint(
     if entries < checkpoint.next_seq {
         return Err(behind("the log is shorter (truncated or rolled back)"));
     }
-    let identity = ledger
-        .identity()
-        .map_err(|e| AuditCheckError::Broken(unreadable(e)))?;
+    let identity = ledger.identity().map_err(unreadable)?;
     if identity.is_none_or(|i| i.id != checkpoint.bank_id) {
         return Err(behind("the checkpoint belongs to another bank"));
     }
     if let Some(last) = checkpoint.next_seq.checked_sub(1) {
-        let entry = ledger
-            .audit_entry(last)
-            .map_err(|e| AuditCheckError::Broken(unreadable(e)))?;
+        let entry = ledger.audit_entry(last).map_err(unreadable)?;
         if entry.is_none_or(|e| protocol::primitives::sha256(&[&e]) != checkpoint.last_hash) {
             return Err(behind("the log differs from the one checkpointed"));
         }
     }
-    let expected = first_key.evolved(checkpoint.next_seq).checkpoint_mac(
-        &checkpoint.bank_id,
-        checkpoint.next_seq,
-        &checkpoint.last_hash,
-    );
+    let epochs = ledger.audit_epochs().map_err(unreadable)?;
+    let epoch = checkpoint_epoch(&epochs, checkpoint).map_err(behind)?;
+    if let Some(key) = keys.missing_for(std::slice::from_ref(&epoch)) {
+        return Err(AuditCheckError::MissingKey(key));
+    }
+    let expected = keys
+        .key_at(&checkpoint.bank_id, &epoch, checkpoint.next_seq)
+        .map_err(behind)?
+        .checkpoint_mac(
+            &checkpoint.bank_id,
+            checkpoint.next_seq,
+            checkpoint.epoch,
+            &checkpoint.last_hash,
+        );
     if !bool::from(subtle::ConstantTimeEq::ct_eq(
         &expected[..],
         &checkpoint.mac[..],
@@ -147,6 +210,33 @@ pub fn verify_checkpoint(
         return Err(behind("the checkpoint's MAC does not verify (forged)"));
     }
     Ok(())
+}
+
+/// The epoch whose key MACs `checkpoint`: the legacy epoch for a checkpoint of format 1, else
+/// the exchange epoch it names, which must have begun at or before its position with no other
+/// beginning in between.
+fn checkpoint_epoch(epochs: &[Epoch], checkpoint: &Checkpoint) -> Result<Epoch, &'static str> {
+    let Some(start) = checkpoint.epoch else {
+        return match epochs.first() {
+            Some(first) if first.kind == EpochKind::Legacy => Ok(*first),
+            _ => Err("a checkpoint from before auditor keys, of a log begun with them"),
+        };
+    };
+    let epoch = epochs
+        .iter()
+        .find(|e| e.start == start)
+        .ok_or("the checkpoint names an epoch the log does not hold")?;
+    if epoch.kind == EpochKind::Legacy {
+        return Err("the checkpoint names the legacy epoch");
+    }
+    if start > checkpoint.next_seq
+        || epochs
+            .iter()
+            .any(|e| e.start > start && e.start < checkpoint.next_seq)
+    {
+        return Err("the checkpoint's epoch was not being written at its position");
+    }
+    Ok(*epoch)
 }
 
 /// One event as the auditor reads it: `#seq time action user=.. account=.. amount=..`.

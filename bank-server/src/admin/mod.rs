@@ -11,7 +11,9 @@ mod ops;
 mod socket;
 mod terminals;
 
-pub use auditor::{format_event, read_audit_key, verify_audit, verify_checkpoint, AuditCheckError};
+pub use auditor::{
+    format_event, read_audit_keys, verify_audit, verify_checkpoint, AuditCheckError,
+};
 pub use error::AdminError;
 pub use ops::{execute, TerminalOp, TerminalReply, TerminalSummary};
 pub(crate) use socket::serve_socket;

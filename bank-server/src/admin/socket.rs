@@ -16,14 +16,16 @@ pub fn admin_socket_path(data_dir: &Path) -> PathBuf {
 }
 
 /// Runs `op` on the bank in `data_dir`: directly if it is stopped (its store checked against
-/// `checkpoint_file`, which records the change), else through its socket.
+/// `checkpoint_file`, which records the change; a store from before auditor keys gets one from
+/// `custody`), else through its socket.
 pub fn terminal_op(
     data_dir: &Path,
     checkpoint_file: &Path,
     storage: &store::Storage,
+    custody: &store::Custody,
     op: TerminalOp,
 ) -> Result<TerminalReply, StartError> {
-    match store::open_checked(data_dir, checkpoint_file, storage, false) {
+    match store::open_checked(data_dir, checkpoint_file, storage, false, custody) {
         Ok(opened) => Ok(execute(&*opened.ledger, op)),
         Err(StoreError::InUse(_)) => remote(data_dir, &op),
         Err(e) => Err(e.into()),
@@ -38,7 +40,7 @@ fn remote(data_dir: &Path, op: &TerminalOp) -> Result<TerminalReply, StartError>
         path: path.clone(),
         source,
     };
-    let mut stream = std::os::unix::net::UnixStream::connect(&path).map_err(fail)?;
+    let mut stream = connect_when_ready(&path).map_err(fail)?;
     stream.set_read_timeout(Some(ADMIN_TIMEOUT)).map_err(fail)?;
     stream
         .set_write_timeout(Some(ADMIN_TIMEOUT))
@@ -52,6 +54,30 @@ fn remote(data_dir: &Path, op: &TerminalOp) -> Result<TerminalReply, StartError>
         .map_err(fail)?;
     Ok(serde_json::from_str(&line).map_err(AdminError::BadAnswer)?)
 }
+
+/// Connects to the admin socket, waiting up to [`SOCKET_READY`] for it: a bank that has just
+/// opened its database (so the command found it in use) may not have bound its socket yet.
+#[cfg(unix)]
+fn connect_when_ready(path: &Path) -> std::io::Result<std::os::unix::net::UnixStream> {
+    let deadline = std::time::Instant::now() + SOCKET_READY;
+    loop {
+        match std::os::unix::net::UnixStream::connect(path) {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+                ) && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            other => return other,
+        }
+    }
+}
+
+/// How long a command waits for a starting bank's admin socket.
+#[cfg(unix)]
+const SOCKET_READY: std::time::Duration = std::time::Duration::from_secs(3);
 
 #[cfg(not(unix))]
 fn remote(_: &Path, _: &TerminalOp) -> Result<TerminalReply, StartError> {

@@ -10,7 +10,9 @@ use protocol::Cents;
 /// state in a sled database, a forward-secure audit log and the web ATM's static files.
 ///
 /// With no subcommand it serves. On first start it creates the data directory, a first
-/// terminal and the auth file (printing `created`), and writes the auditor's first audit key.
+/// terminal and the auth file (printing `created`), and records the auditor's public key
+/// (--auditor-public-key; without it, a lab: it generates the auditor's key pair and writes the
+/// private key to --audit-key-file).
 /// Stdout carries one JSON line per completed transaction and `protocol_error` when a
 /// session breaks the protocol; logs go to stderr (filter with RUST_LOG, e.g. RUST_LOG=debug).
 ///
@@ -53,8 +55,12 @@ pub(crate) struct Opts {
         default_value = "bank.auth"
     )]
     pub(crate) auth_file: PathBuf,
-    /// The auditor's copy of the first audit key, written once on first start; `audit verify`
-    /// and `audit show` read it. Keep it away from the bank machine.
+    /// The auditor's key file. `audit verify` and `audit show` read the auditor's private key
+    /// from it (and, for a log begun before auditor keys, its legacy first key). A bank created
+    /// without --auditor-public-key generates the auditor's key pair and writes the private key
+    /// here (0600, never over an existing file), keeping only the public key: move it off the
+    /// bank machine. (A store from before auditor keys, started without --auditor-public-key,
+    /// writes a new key to `<this file>.auditor` instead.)
     #[arg(
         long,
         global = true,
@@ -62,6 +68,12 @@ pub(crate) struct Opts {
         default_value = "bank-audit.key"
     )]
     pub(crate) audit_key_file: PathBuf,
+    /// The auditor's X25519 public key (64 hex, from `bank-server audit keygen` on the
+    /// auditor's machine), recorded when the bank is created (or when a store from before
+    /// auditor keys first starts): each audit epoch's first key is derived for it, so only the
+    /// auditor's private key, never on the bank, can read or check the log.
+    #[arg(long, global = true, env = "BANK_AUDITOR_PUBLIC_KEY", value_parser = parse_auditor_key)]
+    pub(crate) auditor_public_key: Option<bank_server::audit::AuditorPublicKey>,
     /// The checkpoint file: after each durable commit the bank records there how far its
     /// audit chain reaches, and at start it refuses a store that falls short (damaged or rolled
     /// back). Keep it outside the data directory, best on another disk. Default:
@@ -154,8 +166,9 @@ pub(crate) enum Command {
     /// database, or through the running bank's admin socket).
     #[command(subcommand)]
     Operator(OperatorCommand),
-    /// Check or read the audit log with the auditor's key (stop the bank first: the database
-    /// allows one process).
+    /// Check or read the audit log with the auditor's private key, where that key is (on a copy
+    /// of the stopped bank's data directory: the database allows one process), or make the
+    /// auditor's key pair.
     #[command(subcommand)]
     Audit(AuditCommand),
 }
@@ -210,12 +223,24 @@ pub(crate) enum TerminalCommand {
 
 #[derive(Subcommand, Debug)]
 pub(crate) enum AuditCommand {
-    /// Verify the whole chain, and that it reaches the checkpoint (the --checkpoint-file, or
-    /// --checkpoints FILE, say an off-machine copy); exits 1 naming the first bad entry or the
-    /// mismatch.
+    /// Verify the whole chain with the auditor's key file (--audit-key-file), and that it
+    /// reaches the checkpoint (the --checkpoint-file, or --checkpoints FILE, say an off-machine
+    /// copy); exits 1 naming the first bad entry or the mismatch, 2 when it cannot check (a
+    /// missing key file, or one without a key the log needs).
     Verify(AuditArgs),
     /// Verify, then print every entry (time, action, user, account, amount).
     Show(AuditArgs),
+    /// Make the auditor's key pair (on the auditor's machine): writes the private key to
+    /// --out (0600, never over an existing file) and prints the public key (64 hex) on
+    /// stdout, for the bank's --auditor-public-key.
+    Keygen(KeygenArgs),
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct KeygenArgs {
+    /// Where to write the auditor's private key (must not exist).
+    #[arg(long)]
+    pub(crate) out: PathBuf,
 }
 
 #[derive(Args, Debug)]
@@ -243,6 +268,19 @@ pub(crate) fn bank_key_file(opts: &Opts) -> PathBuf {
     opts.bank_key_file
         .clone()
         .unwrap_or_else(|| bank_server::default_bank_key_file(&opts.data_dir))
+}
+
+fn parse_auditor_key(text: &str) -> Result<bank_server::audit::AuditorPublicKey, String> {
+    bank_server::audit::AuditorPublicKey::from_hex(text)
+        .ok_or_else(|| "expected the auditor's X25519 public key as 64 hex characters".to_owned())
+}
+
+/// Where the auditor's public key comes from when the store needs one.
+pub(crate) fn custody(opts: &Opts) -> bank_server::store::Custody {
+    bank_server::store::Custody {
+        auditor: opts.auditor_public_key,
+        key_file: opts.audit_key_file.clone(),
+    }
 }
 
 /// The storage engine and its settings, from the options.

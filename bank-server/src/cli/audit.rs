@@ -1,9 +1,13 @@
-//! `bank-server audit verify|show`: check the audit log's chain and its checkpoint with the
-//! auditor's key, and print its entries; a damaged store is reported, never a crash.
+//! `bank-server audit verify|show|keygen`: check the audit log's chain and its checkpoint
+//! with the auditor's key file, and print its entries (a damaged store is reported, never a
+//! crash); or make the auditor's key pair.
 
+use std::path::Path;
 use std::process::ExitCode;
 
 use bank_server::admin::{self, AuditCheckError};
+use bank_server::audit::AuditorSecret;
+use bank_server::terminals::write_new_secret_file;
 
 use super::args::{checkpoint_file, storage, AuditCommand, Opts};
 
@@ -11,17 +15,18 @@ pub(crate) fn audit(opts: &Opts, cmd: AuditCommand) -> ExitCode {
     let (show, args) = match cmd {
         AuditCommand::Verify(args) => (false, args),
         AuditCommand::Show(args) => (true, args),
+        AuditCommand::Keygen(args) => return keygen(&args.out),
     };
     let checkpoint_file = args.checkpoints.unwrap_or_else(|| checkpoint_file(opts));
     // A damaged store must be reported, never crash the auditor's tool.
     let checked = std::panic::catch_unwind(|| {
         let ledger = bank_server::store::open_existing(&storage(opts), &opts.data_dir)
             .map_err(AuditCheckError::Store)?;
-        let key = admin::read_audit_key(&opts.audit_key_file)?;
-        let events = admin::verify_audit(&*ledger, &key)?;
+        let keys = admin::read_audit_keys(&opts.audit_key_file)?;
+        let events = admin::verify_audit(&*ledger, &keys)?;
         let checkpoint = bank_server::store::read_checkpoint(&checkpoint_file)
             .map_err(AuditCheckError::Checkpoint)?;
-        admin::verify_checkpoint(&*ledger, &key, events.len() as u64, &checkpoint)?;
+        admin::verify_checkpoint(&*ledger, &keys, events.len() as u64, &checkpoint)?;
         Ok((events, checkpoint))
     })
     .unwrap_or(Err(AuditCheckError::Broken(
@@ -51,8 +56,24 @@ pub(crate) fn audit(opts: &Opts, cmd: AuditCommand) -> ExitCode {
         }
         // No verdict: the check could not be made (missing file, wrong path, bank running).
         Err(e) => {
-            eprintln!("bank-server: {e}");
+            eprintln!("bank-server: cannot check the audit log: {e}");
             ExitCode::from(2)
         }
     }
+}
+
+/// Writes a fresh auditor private key to `out` and prints its public key.
+fn keygen(out: &Path) -> ExitCode {
+    let secret = AuditorSecret::random();
+    if let Err(e) = write_new_secret_file(out, &secret.to_line()) {
+        eprintln!("bank-server: {}: {e}", out.display());
+        return ExitCode::FAILURE;
+    }
+    println!("{}", secret.public());
+    eprintln!(
+        "wrote the auditor's private key to {} (keep it here, off the bank); give the bank \
+         the public key above: bank-server --auditor-public-key <it>",
+        out.display()
+    );
+    ExitCode::SUCCESS
 }

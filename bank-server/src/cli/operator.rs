@@ -45,7 +45,13 @@ pub(crate) fn operator(opts: &Opts, cmd: OperatorCommand) -> Result<(), StartErr
         username: username.to_string(),
         password_hash,
     };
-    match admin::terminal_op(&opts.data_dir, &checkpoint_file(opts), &storage(opts), op)? {
+    match admin::terminal_op(
+        &opts.data_dir,
+        &checkpoint_file(opts),
+        &storage(opts),
+        &super::args::custody(opts),
+        op,
+    )? {
         TerminalReply::Added {
             terminal_id,
             psk,

@@ -32,6 +32,7 @@ fn config(opts: &Opts) -> Config {
         opts.auth_file.clone(),
         opts.audit_key_file.clone(),
     );
+    config.auditor_public_key = opts.auditor_public_key;
     config.web_root = opts.web_root.clone();
     config.checkpoint_file = checkpoint_file(opts);
     config.bank_key_file = bank_key_file(opts);

@@ -20,7 +20,13 @@ pub(crate) fn terminal(opts: &Opts, cmd: TerminalCommand) -> Result<(), StartErr
         TerminalCommand::List => TerminalOp::List,
         TerminalCommand::Revoke { id } => TerminalOp::Revoke { id: id.clone() },
     };
-    let reply = admin::terminal_op(&opts.data_dir, &checkpoint_file(opts), &storage(opts), op)?;
+    let reply = admin::terminal_op(
+        &opts.data_dir,
+        &checkpoint_file(opts),
+        &storage(opts),
+        &super::args::custody(opts),
+        op,
+    )?;
     match (cmd, reply) {
         (_, TerminalReply::Failed { error }) => return Err(AdminError::Refused(error).into()),
         (

@@ -62,8 +62,14 @@ impl BankProcess {
     }
 
     pub fn start_logging(paths: &Paths, log: &str) -> Self {
+        Self::start_with(paths, &[], log)
+    }
+
+    /// Starts the bank with `extra` flags before the paths' own.
+    pub fn start_with(paths: &Paths, extra: &[&str], log: &str) -> Self {
         let mut child = Command::new(BIN)
             .args(["--port", "0", "--bind", "127.0.0.1"])
+            .args(extra)
             .args(paths.args())
             .env("RUST_LOG", log)
             .stdout(Stdio::piped())
