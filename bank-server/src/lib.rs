@@ -120,6 +120,10 @@ pub struct Config {
     pub allowed_origins: Vec<String>,
     /// Largest deposit or withdrawal.
     pub max_amount: Cents,
+    /// The deposit ceilings of the first terminal, set when the bank is created (the one in
+    /// the auth file): [`ledger::DepositCeilings::DEFAULT`], like every terminal `bank-server`
+    /// enrolls; the BIBIFI bank's has none.
+    pub first_terminal: ledger::DepositCeilings,
     /// Argon2id cost (OWASP by default; tests may lower it).
     pub argon2: Argon2Params,
     /// Concurrent Argon2 runs.
@@ -130,7 +134,8 @@ pub struct Config {
     pub account_backoff: Backoff,
     /// Failed-login back-off per terminal.
     pub terminal_backoff: Backoff,
-    /// The clock the back-off reads (the system's; tests set their own).
+    /// The clock the time-based rules read: the login back-off, the UTC day of the deposit
+    /// ceilings (the system's; tests set their own).
     pub clock: Clock,
     /// Protocol settings (clock skew).
     pub protocol: protocol::Config,
@@ -162,6 +167,7 @@ impl Config {
             storage_fault_grace: Duration::from_secs(3),
             allowed_origins: Vec::new(),
             max_amount: protocol::money::BIBIFI_MAX,
+            first_terminal: ledger::DepositCeilings::DEFAULT,
             argon2: Argon2Params::OWASP,
             hash_workers: std::thread::available_parallelism().map_or(2, usize::from),
             hash_wait: Duration::from_secs(5),

@@ -323,9 +323,10 @@ fn create(config: &Config) -> Result<OpenedBank, StoreError> {
         CheckpointFile::create(&config.checkpoint_file, &first).map_err(StoreError::Checkpoint)?,
     );
     watch(&*ledger, &identity, &checkpoints);
-    let terminal = new_terminal("first terminal", now_ms());
+    let terminal = new_terminal("first terminal", now_ms(), config.first_terminal);
     let mut event = AuditEvent::new("terminal_added", now_ms());
     event.terminal = Some(terminal.id.to_string());
+    event.detail = Some(config.first_terminal.to_string());
     ledger
         .add_terminal(&terminal, &event)
         .and_then(|()| ledger.sync())

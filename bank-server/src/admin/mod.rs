@@ -17,6 +17,6 @@ pub use ops::{execute, TerminalOp, TerminalReply, TerminalSummary};
 pub(crate) use socket::serve_socket;
 pub use socket::{admin_socket_path, terminal_op};
 pub use terminals::{
-    add_operator, add_operator_hashed, add_terminal, operator_credentials, revoke_terminal,
-    MIN_OPERATOR_PASSWORD,
+    add_operator, add_operator_hashed, add_terminal, add_terminal_with, operator_credentials,
+    revoke_terminal, MIN_OPERATOR_PASSWORD,
 };

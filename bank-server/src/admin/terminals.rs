@@ -5,7 +5,7 @@
 use protocol::{Password, TerminalId, TerminalRole, Username};
 
 use crate::audit::AuditEvent;
-use crate::ledger::{Ledger, LedgerError, OperatorRecord, TerminalRecord};
+use crate::ledger::{DepositCeilings, Ledger, LedgerError, OperatorRecord, TerminalRecord};
 use crate::passwords::{hash_password, Argon2Params};
 use crate::terminals::{new_terminal, new_terminal_with_role};
 use crate::{now_ms, StartError};
@@ -22,10 +22,22 @@ fn terminal_event(action: &str, id: &TerminalId) -> AuditEvent {
     event
 }
 
-/// Adds a terminal named `name`; the caller hands its key to the ATM.
+/// Adds a terminal named `name` with the default ceilings ([`DepositCeilings::DEFAULT`]); the
+/// caller hands its key to the ATM.
 pub fn add_terminal(ledger: &dyn Ledger, name: &str) -> Result<TerminalRecord, StartError> {
-    let terminal = new_terminal(name, now_ms());
-    ledger.add_terminal(&terminal, &terminal_event("terminal_added", &terminal.id))?;
+    add_terminal_with(ledger, name, DepositCeilings::DEFAULT)
+}
+
+/// Adds a terminal named `name` under `ceilings` (audited with them).
+pub fn add_terminal_with(
+    ledger: &dyn Ledger,
+    name: &str,
+    ceilings: DepositCeilings,
+) -> Result<TerminalRecord, StartError> {
+    let terminal = new_terminal(name, now_ms(), ceilings);
+    let mut event = terminal_event("terminal_added", &terminal.id);
+    event.detail = Some(ceilings.to_string());
+    ledger.add_terminal(&terminal, &event)?;
     ledger.sync()?;
     Ok(terminal)
 }

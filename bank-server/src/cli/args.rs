@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use bank_server::ledger::DepositCeilings;
 use clap::{Args, Parser, Subcommand};
 use protocol::Cents;
 
@@ -136,6 +137,16 @@ pub(crate) struct Opts {
     /// Largest deposit or withdrawal, in currency units with up to two decimals.
     #[arg(long, global = true, env = "BANK_MAX_AMOUNT", default_value = "4294967295.99", value_parser = parse_amount)]
     pub(crate) max_amount: Cents,
+    /// The largest single deposit of the terminal this command creates (`terminal add`'s new
+    /// terminal; when serving creates the bank, the first terminal, the one in the auth file),
+    /// an opening balance included; `none` for no ceiling. Set at enrollment: it changes no
+    /// existing terminal.
+    #[arg(long, global = true, default_value_t = Ceiling(DepositCeilings::DEFAULT.per_deposit), value_parser = parse_ceiling)]
+    pub(crate) max_deposit: Ceiling,
+    /// The most that terminal may take in deposits (opening balances included) per UTC day;
+    /// `none` for no ceiling. Withdrawals free nothing. Set at enrollment, like --max-deposit.
+    #[arg(long, global = true, default_value_t = Ceiling(DepositCeilings::DEFAULT.per_day), value_parser = parse_ceiling)]
+    pub(crate) max_deposit_per_day: Ceiling,
     /// A browser origin (like http://localhost:8080) allowed to open WebSockets besides the
     /// bank's own; repeat it or separate with commas; `*` allows any.
     #[arg(long, global = true, env = "BANK_ALLOW_ORIGIN", value_delimiter = ',')]
@@ -178,7 +189,8 @@ pub(crate) enum OperatorCommand {
 #[derive(Subcommand, Debug)]
 pub(crate) enum TerminalCommand {
     /// Add a terminal. Prints its auth-file line (or writes it with --out), or with --web an
-    /// enrollment link carrying the id and key in the URL fragment.
+    /// enrollment link carrying the id and key in the URL fragment. Its deposit ceilings are
+    /// --max-deposit and --max-deposit-per-day (2000.00 and 10000.00 unless given).
     Add {
         /// A label for the terminal.
         #[arg(long, default_value = "terminal")]
@@ -193,7 +205,8 @@ pub(crate) enum TerminalCommand {
         #[arg(long)]
         public_url: Option<String>,
     },
-    /// List terminals (id, state, name; never keys).
+    /// List terminals: id, state, role, max deposit, max per day, deposited today (UTC), name;
+    /// never keys.
     List,
     /// Revoke a terminal: its next handshake fails like a wrong key.
     Revoke {
@@ -217,6 +230,36 @@ pub(crate) struct AuditArgs {
     /// A checkpoint file to check the log against instead of --checkpoint-file.
     #[arg(long)]
     pub(crate) checkpoints: Option<PathBuf>,
+}
+
+/// A deposit ceiling as given on the command line: an amount, or `none`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Ceiling(pub(crate) Option<Cents>);
+
+impl core::fmt::Display for Ceiling {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self.0 {
+            Some(cents) => write!(f, "{cents}"),
+            None => f.write_str("none"),
+        }
+    }
+}
+
+fn parse_ceiling(text: &str) -> Result<Ceiling, String> {
+    if text == "none" {
+        return Ok(Ceiling(None));
+    }
+    parse_amount(text)
+        .map(|c| Ceiling(Some(c)))
+        .map_err(|_| "expected a positive amount like 2000.00, or none".to_owned())
+}
+
+/// The deposit ceilings the options give the terminal this command creates.
+pub(crate) fn ceilings(opts: &Opts) -> DepositCeilings {
+    DepositCeilings {
+        per_deposit: opts.max_deposit.0,
+        per_day: opts.max_deposit_per_day.0,
+    }
 }
 
 fn parse_amount(text: &str) -> Result<Cents, String> {

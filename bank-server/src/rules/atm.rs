@@ -1,7 +1,8 @@
 //! An ATM's requests on an ATM terminal's session: register, password and card login, opening
-//! a card account (idempotent by txid, §9.5), balance, deposit and withdraw (a refused amount
-//! audited as declined) and history. Identity comes from the session only; every refusal is an
-//! `ErrorCode` and changes nothing.
+//! a card account (idempotent by txid, §9.5), balance, deposit and withdraw (a refused amount,
+//! a deposit over the terminal's ceilings included, audited as declined) and history. Identity
+//! (the user, the terminal) comes from the session only; every refusal is an `ErrorCode` and
+//! changes nothing.
 
 use std::sync::Arc;
 
@@ -13,7 +14,7 @@ use protocol::{
 use subtle::ConstantTimeEq;
 
 use crate::ledger::{LedgerError, Movement, NewAccount, UserRecord};
-use crate::{now_ms, Shared};
+use crate::Shared;
 
 use super::ctx::{
     durable, hash_refusal, ledger, refusal, refusal_code, refuse, LoggedIn, SessionCtx,
@@ -95,8 +96,10 @@ async fn register(
         password_hash: Some(hash),
         card_sha256: None,
         opening: None,
+        terminal: Some(ctx.terminal.clone()),
     };
-    let user = match ledger(shared, move |l| l.open_account(new, now_ms(), &event)).await {
+    let now = shared.config.clock.now_ms();
+    let user = match ledger(shared, move |l| l.open_account(new, now, &event)).await {
         Ok(user) => user,
         Err(e) => return refusal(&e),
     };
@@ -293,12 +296,31 @@ async fn open_card_account(
                     password_hash: None,
                     card_sha256: Some(card_hash(&card)),
                     opening: Some((txid, initial)),
+                    terminal: Some(ctx.terminal.clone()),
                 };
-                match ledger(shared, move |l| l.open_account(new, now_ms(), &event)).await {
+                let now = shared.config.clock.now_ms();
+                match ledger(shared, move |l| l.open_account(new, now, &event)).await {
                     Ok(user) => (user, initial, true),
                     // Opened meanwhile: look again (it may be this very request's retry).
                     Err(LedgerError::NameTaken) => continue,
-                    Err(e) => return refusal(&e),
+                    Err(e) => {
+                        return match refusal_code(&e) {
+                            Some(code) => {
+                                let detail = refusal_detail(ctx, &username, &e);
+                                declined_for(
+                                    shared,
+                                    ctx,
+                                    Some(&username),
+                                    "open_account",
+                                    initial,
+                                    code,
+                                    detail,
+                                )
+                                .await
+                            }
+                            None => refusal(&e),
+                        }
+                    }
                 }
             }
         };
@@ -333,7 +355,7 @@ async fn declined(
     amount: Cents,
     code: ErrorCode,
 ) -> Response {
-    declined_for(shared, ctx, None, action, amount, code).await
+    declined_for(shared, ctx, None, action, amount, code, None).await
 }
 
 /// [`declined`] for an opening of `claimed`.
@@ -344,9 +366,20 @@ async fn declined_opening(
     amount: Cents,
     code: ErrorCode,
 ) -> Response {
-    declined_for(shared, ctx, Some(claimed), "open_account", amount, code).await
+    declined_for(
+        shared,
+        ctx,
+        Some(claimed),
+        "open_account",
+        amount,
+        code,
+        None,
+    )
+    .await
 }
 
+/// [`declined`] with the reason's `detail` after the code in the audit entry (which ceiling a
+/// deposit would cross; the terminal is told only the code).
 async fn declined_for(
     shared: &Arc<Shared>,
     ctx: &SessionCtx,
@@ -354,13 +387,17 @@ async fn declined_for(
     action: &str,
     amount: Cents,
     code: ErrorCode,
+    detail: Option<String>,
 ) -> Response {
     let mut event = ctx.event(&format!("{action}_declined"));
     if let Some(name) = claimed {
         event.user = Some(name.to_string());
     }
     event.amount_cents = Some(amount.0);
-    event.detail = Some(code.as_str().to_owned());
+    event.detail = Some(match detail {
+        Some(detail) => format!("{}: {detail}", code.as_str()),
+        None => code.as_str().to_owned(),
+    });
     if let Err(e) = ledger(shared, move |l| l.audit(&event)).await {
         return refusal(&e);
     }
@@ -368,6 +405,17 @@ async fn declined_for(
         return reply;
     }
     refuse(code)
+}
+
+/// What the audit entry and the log say about a refusal beyond its code: for a deposit over
+/// a ceiling, which one and the figures (logged at warn: a terminal at its ceiling is worth an
+/// operator's look).
+fn refusal_detail(ctx: &SessionCtx, user: &Username, e: &LedgerError) -> Option<String> {
+    let LedgerError::OverCeiling(ceiling) = e else {
+        return None;
+    };
+    tracing::warn!(terminal = %ctx.terminal, %user, %ceiling, "deposit refused: over the terminal's ceiling");
+    Some(ceiling.to_string())
 }
 
 fn logged_in(ctx: &SessionCtx) -> Result<LoggedIn, Response> {
@@ -425,17 +473,22 @@ async fn movement(
     let mut event = ctx.event(action);
     event.amount_cents = Some(amount.0);
     let account = user.account.clone();
-    let movement = Movement { kind, txid, amount };
-    let applied = match ledger(shared, move |l| {
-        l.apply(&account, movement, now_ms(), &event)
-    })
-    .await
-    {
+    let movement = Movement {
+        kind,
+        txid,
+        amount,
+        terminal: Some(ctx.terminal.clone()),
+    };
+    let now = shared.config.clock.now_ms();
+    let applied = match ledger(shared, move |l| l.apply(&account, movement, now, &event)).await {
         Ok(applied) => applied,
         Err(e) => {
             tracing::debug!(user = %user.username, action, error = %e, "refused");
             return match refusal_code(&e) {
-                Some(code) => declined(shared, ctx, action, amount, code).await,
+                Some(code) => {
+                    let detail = refusal_detail(ctx, &user.username, &e);
+                    declined_for(shared, ctx, None, action, amount, code, detail).await
+                }
                 None => refusal(&e),
             };
         }
