@@ -474,6 +474,8 @@ fn help_documents_every_flag() {
         "--cache-mb",
         "--request-head-timeout-secs",
         "--max-amount",
+        "--max-deposit",
+        "--max-deposit-per-day",
         "--idle-timeout-secs",
         "--allow-origin",
         "BANK_PORT",
@@ -496,7 +498,16 @@ fn help_documents_every_flag() {
         .output()
         .unwrap();
     let text = String::from_utf8(add.stdout).unwrap();
-    for flag in ["--web", "--name", "--out", "--public-url"] {
+    for flag in [
+        "--web",
+        "--name",
+        "--out",
+        "--public-url",
+        "--max-deposit",
+        "--max-deposit-per-day",
+        "[default: 2000.00]",
+        "[default: 10000.00]",
+    ] {
         assert!(
             text.contains(flag),
             "terminal add --help does not mention {flag}"
