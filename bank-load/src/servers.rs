@@ -141,6 +141,9 @@ pub(crate) fn spawn_bank(
         "none".into(),
         "--max-deposit-per-day".into(),
         "none".into(),
+        // ...and opens every session's account at once.
+        "--openings-per-minute".into(),
+        "none".into(),
     ];
     let mut command = match wrapper.split_first() {
         Some((program, rest)) => {

@@ -10,6 +10,7 @@
 //! | balances, history, txids, users, terminals, operators, audit chain, identity | the data methods | yes, it is the data |
 //! | revocations | [`Ledger::revocations`] (a counter a session compares) | a shared engine must bump it for every node's revocation |
 //! | failed-login throttles | [`Ledger::throttle`], [`Ledger::update_throttle`] | yes; the attempts *in flight* (`attempts.rs`) stay per node |
+//! | the openings bucket (`register`, `open_card_account` per terminal) | not in the contract: per node (`openings.rs`), forgotten at restart | a later change moves it into the engine |
 //! | deposit ceilings per terminal | [`TerminalRecord::ceilings`]; the day's deposits per terminal are checked and moved in the deposit's own commit ([`Ledger::apply`], [`Ledger::open_account`]), read by [`Ledger::deposited_today`] | yes |
 //! | console totals | [`Ledger::totals`] (kept in the store with each change) | yes |
 //! | checkpoints | [`Ledger::on_durable`] (told the chain head after each flush) | one checkpoint writer per database |

@@ -28,6 +28,7 @@ mod group_sync;
 pub mod ledger;
 mod listener;
 mod live;
+mod openings;
 pub mod output;
 pub mod passwords;
 mod posting;
@@ -56,6 +57,7 @@ use tokio_util::task::TaskTracker;
 pub use clock::Clock;
 pub use fault::{StorageFailed, EXIT_STORAGE_FAILED};
 pub use ledger::Ledger;
+pub use openings::OpeningRate;
 pub use output::Output;
 pub use passwords::Argon2Params;
 pub use throttle::Backoff;
@@ -130,12 +132,15 @@ pub struct Config {
     pub hash_workers: usize,
     /// How long a login waits for an Argon2 worker before the bank answers `Busy`.
     pub hash_wait: Duration,
+    /// How fast one terminal may open accounts (`register`, `open_card_account`): a token
+    /// bucket per terminal, in this process's memory; `None`: no limit (the BIBIFI bank).
+    pub openings: Option<OpeningRate>,
     /// Failed-login back-off per account (username).
     pub account_backoff: Backoff,
     /// Failed-login back-off per terminal.
     pub terminal_backoff: Backoff,
     /// The clock the time-based rules read: the login back-off, the UTC day of the deposit
-    /// ceilings (the system's; tests set their own).
+    /// ceilings, the openings bucket (the system's; tests set their own).
     pub clock: Clock,
     /// Protocol settings (clock skew).
     pub protocol: protocol::Config,
@@ -171,6 +176,7 @@ impl Config {
             argon2: Argon2Params::OWASP,
             hash_workers: std::thread::available_parallelism().map_or(2, usize::from),
             hash_wait: Duration::from_secs(5),
+            openings: Some(OpeningRate::DEFAULT),
             account_backoff: Backoff::ACCOUNT,
             terminal_backoff: Backoff::TERMINAL,
             clock: Clock::system(),
@@ -363,6 +369,8 @@ pub(crate) struct Shared {
     pub(crate) passwords: PasswordPool,
     /// Login attempts in flight per throttle key.
     pub(crate) attempts: Arc<attempts::InFlight>,
+    /// Each terminal's bucket for opening accounts.
+    pub(crate) openings: openings::Openings,
     pub(crate) sessions: Arc<Semaphore>,
     pub(crate) shutdown: CancellationToken,
     pub(crate) tracker: TaskTracker,
@@ -426,6 +434,7 @@ pub fn open(config: Config) -> Result<Bank, StartError> {
     Ok(Bank {
         shared: Arc::new(Shared {
             sessions: Arc::new(Semaphore::new(config.max_sessions)),
+            openings: openings::Openings::new(config.openings),
             config,
             ledger: Arc::from(ledger),
             checkpoints,

@@ -143,6 +143,20 @@ pub(crate) struct Opts {
     /// existing terminal.
     #[arg(long, global = true, default_value_t = Ceiling(DepositCeilings::DEFAULT.per_deposit), value_parser = parse_ceiling)]
     pub(crate) max_deposit: Ceiling,
+    /// How many accounts one terminal may open (register, open_card_account) per minute,
+    /// sustained; `none` for no limit. Beyond it the terminal is answered `busy` (the first
+    /// refusal of a run audited as `openings_throttled`). Kept per terminal in memory.
+    #[arg(long, global = true, env = "BANK_OPENINGS_PER_MINUTE", default_value = "10", value_parser = parse_rate)]
+    pub(crate) openings_per_minute: Rate,
+    /// How many accounts one terminal may open at once (the bucket's size).
+    #[arg(
+        long,
+        global = true,
+        env = "BANK_OPENINGS_BURST",
+        default_value_t = 20,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub(crate) openings_burst: u32,
     /// The most that terminal may take in deposits (opening balances included) per UTC day;
     /// `none` for no ceiling. Withdrawals free nothing. Set at enrollment, like --max-deposit.
     #[arg(long, global = true, default_value_t = Ceiling(DepositCeilings::DEFAULT.per_day), value_parser = parse_ceiling)]
@@ -252,6 +266,30 @@ fn parse_ceiling(text: &str) -> Result<Ceiling, String> {
     parse_amount(text)
         .map(|c| Ceiling(Some(c)))
         .map_err(|_| "expected a positive amount like 2000.00, or none".to_owned())
+}
+
+/// `--openings-per-minute`: a number of accounts, or `none`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Rate(pub(crate) Option<u32>);
+
+fn parse_rate(text: &str) -> Result<Rate, String> {
+    if text == "none" {
+        return Ok(Rate(None));
+    }
+    match text.parse::<u32>() {
+        Ok(n) if n > 0 && !text.starts_with('+') => Ok(Rate(Some(n))),
+        _ => Err("expected a number of accounts above 0, or none".to_owned()),
+    }
+}
+
+/// The openings bucket the options ask for.
+pub(crate) fn openings(opts: &Opts) -> Option<bank_server::OpeningRate> {
+    opts.openings_per_minute
+        .0
+        .map(|per_minute| bank_server::OpeningRate {
+            per_minute,
+            burst: opts.openings_burst,
+        })
 }
 
 /// The deposit ceilings the options give the terminal this command creates.

@@ -14,6 +14,7 @@ use protocol::{
 use subtle::ConstantTimeEq;
 
 use crate::ledger::{LedgerError, Movement, NewAccount, UserRecord};
+use crate::openings::Take;
 use crate::Shared;
 
 use super::ctx::{
@@ -77,6 +78,10 @@ async fn register(
     }
     if password.expose().chars().count() < protocol::MIN_PASSWORD_CHARS {
         return refuse(ErrorCode::WeakPassword);
+    }
+    // Before the name lookup and the Argon2 hash: a flood costs neither.
+    if let Err(reply) = opening_allowed(shared, ctx, "register").await {
+        return reply;
     }
     let name = username.clone();
     match ledger(shared, move |l| l.user(&name)).await {
@@ -206,6 +211,37 @@ fn card_matches(card: &CardSecret, stored: Option<&str>) -> bool {
     matches && stored.is_some()
 }
 
+/// Takes a token from the session's terminal's openings bucket for `action` (`register`,
+/// `open_account`). Refused with the generic `busy`; the first refusal of a run is logged at
+/// warn and audited (`openings_throttled`, the rate in `detail`), later ones only logged at
+/// debug, so a flood writes at most one audit entry per opening it was granted.
+async fn opening_allowed(
+    shared: &Arc<Shared>,
+    ctx: &SessionCtx,
+    action: &str,
+) -> Result<(), Response> {
+    let now = shared.config.clock.now_ms();
+    let first = match shared.openings.take(&ctx.terminal, now) {
+        Take::Granted => return Ok(()),
+        Take::Refused { first } => first,
+    };
+    if !first {
+        tracing::debug!(terminal = %ctx.terminal, action, "openings throttled");
+        return Err(refuse(ErrorCode::Busy));
+    }
+    let rate = shared.openings.rate().map_or_else(String::new, |r| {
+        format!("{} a minute, {} at once", r.per_minute, r.burst)
+    });
+    tracing::warn!(terminal = %ctx.terminal, action, %rate, "openings throttled: the terminal opens accounts faster than its bucket allows");
+    let mut event = ctx.event("openings_throttled");
+    event.detail = Some(format!("{action}: over {rate}"));
+    if let Err(e) = ledger(shared, move |l| l.audit(&event)).await {
+        return Err(refusal(&e));
+    }
+    durable(shared).await?;
+    Err(refuse(ErrorCode::Busy))
+}
+
 /// A `txid` already applied to an account, and what the retry that names it gets (§9.5).
 enum Retry {
     /// An identical request (same name, amount and card): the first result.
@@ -251,12 +287,21 @@ async fn open_card_account(
     }
     // (3) the idempotency lookup, then (4) the request's own rules (§9.5). A second pass
     // covers an opening of the same name committed by another session between the two.
+    let mut charged = false;
     for _ in 0..2 {
         let name = username.clone();
         let existing = match ledger(shared, move |l| l.user(&name)).await {
             Ok(existing) => existing,
             Err(e) => return refusal(&e),
         };
+        // A retry of an opening already made creates nothing: it is answered without a token.
+        let retry = matches!(&existing, Some(user) if user.open_txid == Some(txid));
+        if !retry && !charged {
+            if let Err(reply) = opening_allowed(shared, ctx, "open_account").await {
+                return reply;
+            }
+            charged = true;
+        }
         let (user, opening, fresh) = match existing {
             Some(user) if user.open_txid == Some(txid) => {
                 match opening_retry(shared, user, initial, txid, &card).await {
