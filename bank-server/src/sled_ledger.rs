@@ -62,9 +62,29 @@ struct StoredTerminal {
 
 impl StoredTerminal {
     fn ceilings(&self) -> DepositCeilings {
-        DepositCeilings {
-            per_deposit: self.max_deposit,
-            per_day: self.max_deposit_per_day,
+        StoredCeilings {
+            max_deposit: self.max_deposit,
+            max_deposit_per_day: self.max_deposit_per_day,
+        }
+        .into()
+    }
+}
+
+/// Only the ceilings of a [`StoredTerminal`], read on every deposit: its key is skipped by the
+/// parser, never copied into memory.
+#[derive(Deserialize)]
+struct StoredCeilings {
+    #[serde(default)]
+    max_deposit: Option<Cents>,
+    #[serde(default)]
+    max_deposit_per_day: Option<Cents>,
+}
+
+impl From<StoredCeilings> for DepositCeilings {
+    fn from(stored: StoredCeilings) -> Self {
+        Self {
+            per_deposit: stored.max_deposit,
+            per_day: stored.max_deposit_per_day,
         }
     }
 }
@@ -241,11 +261,9 @@ impl Book for View<'_> {
 
     fn terminal_ceilings(&self, terminal: &TerminalId) -> TxResult<Option<DepositCeilings>> {
         match self.terminals.get(terminal.as_str())? {
-            Some(bytes) => {
-                let stored: StoredTerminal =
-                    decode(&zeroize::Zeroizing::new(bytes.to_vec())).or_else(abort)?;
-                Ok(Some(stored.ceilings()))
-            }
+            Some(bytes) => decode::<StoredCeilings>(&bytes)
+                .map(|stored| Some(stored.into()))
+                .or_else(abort),
             None => Ok(None),
         }
     }
@@ -1041,5 +1059,9 @@ mod tests {
         assert_eq!(stored["max_deposit_per_day"], 1_000_000);
         let decoded: StoredTerminal = decode(&to_stored(&limited)).unwrap();
         assert_eq!(decoded.ceilings(), DepositCeilings::DEFAULT);
+        let read: StoredCeilings = decode(&to_stored(&limited)).unwrap();
+        assert_eq!(DepositCeilings::from(read), DepositCeilings::DEFAULT);
+        let old: StoredCeilings = decode(OLD_TERMINAL.as_bytes()).unwrap();
+        assert_eq!(DepositCeilings::from(old), DepositCeilings::NONE);
     }
 }
