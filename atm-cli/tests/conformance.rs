@@ -371,6 +371,31 @@ async fn a_balance_beyond_2_pow_53_cents_prints_exactly() {
     env.stop().await;
 }
 
+/// A bank-server terminal under deposit ceilings (the BIBIFI bank's has none): a deposit or an
+/// opening over them is a refusal like any other, 255 with the bank's reason on stderr.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deposit_over_the_terminals_ceiling_exits_255_and_changes_nothing() {
+    let env = Env::start_with(|c| {
+        c.first_terminal = bank_server::ledger::DepositCeilings {
+            per_deposit: Some(Cents(5_000)),
+            per_day: Some(Cents(8_000)),
+        }
+    })
+    .await;
+    let run = env.fails(255, &["-a", "bob", "-n", "50.01"]).await;
+    assert_eq!(run.stderr, "atm: That deposit is over this ATM's limit.\n");
+    assert!(!env.path("bob.card").exists());
+    env.open("bob", "50.00").await;
+    env.fails(255, &["-a", "bob", "-d", "30.01"]).await;
+    assert_eq!(
+        env.ok(&["-a", "bob", "-d", "30.00"]).await,
+        line("bob", "deposit", "30")
+    );
+    env.fails(255, &["-a", "bob", "-d", "0.01"]).await;
+    assert_eq!(env.balance("bob").await, line("bob", "balance", "80"));
+    env.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_missing_empty_and_truncated_files_exit_255_and_change_nothing() {
     let env = Env::start().await;

@@ -41,9 +41,13 @@ async fn enroll_in(dir: &Path, args: &[&str], stdin: &str) -> common::Run {
 async fn a_code_gives_this_host_its_own_auth_file_once() {
     let env = Env::start().await;
     let port = env.port.to_string();
-    let (code, _) =
-        bank_server::admin::issue_enrollment_code(env.bank.ledger(), "host two", TerminalRole::Atm)
-            .unwrap();
+    let (code, _) = bank_server::admin::issue_enrollment_code(
+        env.bank.ledger(),
+        "host two",
+        TerminalRole::Atm,
+        bank_server::ledger::DepositCeilings::DEFAULT,
+    )
+    .unwrap();
     let code_text = format!("{}\n", code.to_text().as_str());
 
     let run = enroll_in(env.dir(), &["-p", &port, "-s", "host2.auth"], &code_text).await;
@@ -85,9 +89,13 @@ async fn a_code_gives_this_host_its_own_auth_file_once() {
 async fn bad_input_is_255_and_uses_no_code() {
     let env = Env::start().await;
     let port = env.port.to_string();
-    let (code, _) =
-        bank_server::admin::issue_enrollment_code(env.bank.ledger(), "host", TerminalRole::Atm)
-            .unwrap();
+    let (code, _) = bank_server::admin::issue_enrollment_code(
+        env.bank.ledger(),
+        "host",
+        TerminalRole::Atm,
+        bank_server::ledger::DepositCeilings::DEFAULT,
+    )
+    .unwrap();
     let code_text = format!("{}\n", code.to_text().as_str());
     let before = snapshot(env.dir());
     for (args, stdin) in [

@@ -131,6 +131,9 @@ fn terminals() -> Response {
             role: TerminalRole::Atm,
             revoked: false,
             created_ms: NOW,
+            max_deposit_cents: None,
+            max_deposit_per_day_cents: None,
+            deposited_today_cents: None,
         }],
     }
 }
@@ -210,7 +213,7 @@ fn handshake_login_and_console_requests_go_one_at_a_time_paired_in_order() {
             name: TerminalName::new("lobby").unwrap(),
         },
     );
-    let Request::AddTerminal { name } = open(&mut bank, &out.send[0]) else {
+    let Request::AddTerminal { name, .. } = open(&mut bank, &out.send[0]) else {
         panic!("not add_terminal");
     };
     assert_eq!(name.as_str(), "lobby");

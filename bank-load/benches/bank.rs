@@ -50,6 +50,7 @@ fn sled_commit(c: &mut Criterion) {
                 password_hash: None,
                 card_sha256: Some("00".repeat(32)),
                 opening: Some((TxId::random(&mut OsRng), Cents(100_000))),
+                terminal: None,
             },
             1_700_000_000_000,
             &AuditEvent::new("open_account", 1_700_000_000_000),
@@ -63,6 +64,7 @@ fn sled_commit(c: &mut Criterion) {
                 kind: TxKind::Deposit,
                 txid: TxId::random(&mut OsRng),
                 amount: Cents(100),
+                terminal: None,
             };
             let mut event = AuditEvent::new("deposit", 1_700_000_000_000);
             event.amount_cents = Some(100);

@@ -135,6 +135,15 @@ pub(crate) fn spawn_bank(
         // Every load session comes from 127.0.0.1.
         "--max-connections-per-ip".into(),
         (max_sessions + 64).to_string(),
+        // One terminal opens every load account (1000.00 each) and deposits without pause:
+        // its first terminal has no deposit ceilings.
+        "--max-deposit".into(),
+        "none".into(),
+        "--max-deposit-per-day".into(),
+        "none".into(),
+        // ...and opens every session's account at once.
+        "--openings-per-minute".into(),
+        "none".into(),
     ];
     let mut command = match wrapper.split_first() {
         Some((program, rest)) => {

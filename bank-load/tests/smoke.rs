@@ -20,6 +20,10 @@ async fn bank(dir: &std::path::Path) -> (Target, tokio::sync::oneshot::Sender<()
         p: 1,
     };
     config.output = Output::memory().0;
+    // As `bank-load` starts its bank: one terminal opens every load account (1000.00 each)
+    // at once and deposits without pause.
+    config.first_terminal = bank_server::ledger::DepositCeilings::NONE;
+    config.openings = None;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     let bank = tokio::task::spawn_blocking(move || bank_server::open(config))

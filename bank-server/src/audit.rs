@@ -571,8 +571,9 @@ pub struct AuditEvent {
     /// audited), `login_failed`, `account_locked`, `terminal_locked`,
     /// `open_account`, `deposit`, `withdraw`, their refusals (`open_account_declined`,
     /// `deposit_declined`, `withdraw_declined`, the reason code in `detail`), `balance`,
-    /// `history`, `logout`, `protocol_error`, `terminal_added`, `terminal_revoked`, and the
-    /// operators' events.
+    /// `history`, `logout`, `protocol_error`, `terminal_added` (its ceilings in `detail`),
+    /// `terminal_revoked`, `openings_throttled` (a terminal opening accounts faster than its
+    /// bucket allows, once per run of refusals), and the operators' events.
     pub action: String,
     /// The user (username) concerned, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]

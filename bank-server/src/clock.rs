@@ -1,5 +1,6 @@
-//! The wall clock the bank's time-based rules read (the login back-off), injectable so tests
-//! move time instead of waiting for it.
+//! The wall clock the bank's time-based rules read (the login back-off, the UTC day of the
+//! deposit ceilings, the openings bucket), injectable so tests move time instead of waiting
+//! for it.
 
 use core::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};

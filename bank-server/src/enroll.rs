@@ -8,7 +8,7 @@ use protocol::enrollment::server::EnrollingBank;
 use protocol::{Psk, TerminalId};
 
 use crate::audit::AuditEvent;
-use crate::ledger::PendingEnrollment;
+use crate::ledger::{PendingEnrollment, TerminalRecord};
 use crate::rules;
 use crate::terminals::new_terminal_with_role;
 use crate::{now_ms, Shared};
@@ -68,7 +68,10 @@ pub(crate) async fn enroll(
     pending: &PendingEnrollment,
     session: &EnrollingBank,
 ) -> Result<TerminalId, crate::ledger::LedgerError> {
-    let mut terminal = new_terminal_with_role(&pending.name, now_ms(), pending.role);
+    let mut terminal = TerminalRecord {
+        ceilings: pending.ceilings,
+        ..new_terminal_with_role(&pending.name, now_ms(), pending.role)
+    };
     terminal.psk = session.terminal_key(&terminal.id);
     let id = terminal.id.clone();
     let mut event = AuditEvent::new("terminal_enrolled", now_ms());

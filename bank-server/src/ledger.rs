@@ -10,6 +10,8 @@
 //! | balances, history, txids, users, terminals, operators, audit chain, identity | the data methods | yes, it is the data |
 //! | revocations | [`Ledger::revocations`] (a counter a session compares) | a shared engine must bump it for every node's revocation |
 //! | failed-login throttles | [`Ledger::throttle`], [`Ledger::update_throttle`] | yes; the attempts *in flight* (`attempts.rs`) stay per node |
+//! | the openings bucket (`register`, `open_card_account` per terminal) | not in the contract: per node (`openings.rs`), forgotten at restart | a later change moves it into the engine |
+//! | deposit ceilings per terminal | [`TerminalRecord::ceilings`]; the day's deposits per terminal are checked and moved in the deposit's own commit ([`Ledger::apply`], [`Ledger::open_account`]), read by [`Ledger::deposited_today`] | yes |
 //! | console totals | [`Ledger::totals`] (kept in the store with each change) | yes |
 //! | checkpoints | [`Ledger::on_durable`] (told the chain's tip after each flush) | one checkpoint writer per database |
 //! | the audit chain's evolving key | not stored: [`Ledger::chain_tip`], in the writing process's memory | each writer begins its own epoch |
@@ -44,6 +46,99 @@ pub struct UserRecord {
     pub open_txid: Option<TxId>,
 }
 
+/// Milliseconds in a UTC day: a terminal's day is `now_ms / DAY_MS`.
+pub const DAY_MS: u64 = 86_400_000;
+
+/// A terminal's deposit ceilings, set when it is enrolled (`None`: no ceiling). An opening
+/// balance counts as a deposit; withdrawals free nothing.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DepositCeilings {
+    /// The largest single deposit.
+    pub per_deposit: Option<Cents>,
+    /// The most deposited in one UTC day (00:00 to 24:00 UTC).
+    pub per_day: Option<Cents>,
+}
+
+impl DepositCeilings {
+    /// No ceiling: the BIBIFI bank's terminal, consoles (which cannot deposit).
+    pub const NONE: Self = Self {
+        per_deposit: None,
+        per_day: None,
+    };
+
+    /// What a terminal enrolled with `bank-server` gets unless told otherwise: 2,000.00 per
+    /// deposit and 10,000.00 per UTC day, so a stolen terminal key mints at most that much a
+    /// day (and shows in the audit log as it tries), while an ATM's customers are not bothered.
+    pub const DEFAULT: Self = Self {
+        per_deposit: Some(Cents(200_000)),
+        per_day: Some(Cents(1_000_000)),
+    };
+}
+
+impl fmt::Display for DepositCeilings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let show = |c: Option<Cents>| c.map_or_else(|| "none".to_owned(), |c| c.to_string());
+        write!(
+            f,
+            "max deposit {}, max per day {}",
+            show(self.per_deposit),
+            show(self.per_day)
+        )
+    }
+}
+
+/// Which ceiling a deposit would cross, with the figures for the audit log and the operator.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ceiling {
+    /// The deposit alone is above the terminal's largest deposit.
+    PerDeposit {
+        /// The ceiling.
+        ceiling: Cents,
+    },
+    /// The deposit would take the terminal's day over its ceiling.
+    PerDay {
+        /// The ceiling.
+        ceiling: Cents,
+        /// What the terminal had deposited that UTC day before this one.
+        deposited: Cents,
+    },
+}
+
+impl fmt::Display for Ceiling {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::PerDeposit { ceiling } => {
+                write!(f, "over the terminal's ceiling of {ceiling} per deposit")
+            }
+            Self::PerDay { ceiling, deposited } => write!(
+                f,
+                "over the terminal's ceiling of {ceiling} per day ({deposited} deposited today)"
+            ),
+        }
+    }
+}
+
+/// What one terminal deposited on one UTC day, as the engine keeps it (one record per
+/// terminal, replaced when a new day starts).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TerminalDay {
+    /// The UTC day (`time_ms / DAY_MS`).
+    pub day: u64,
+    /// Deposits and opening balances that day.
+    pub deposited: Cents,
+}
+
+impl TerminalDay {
+    /// What was deposited on the day holding `now_ms` (zero if the record is of another day).
+    pub fn on(self, now_ms: u64) -> Cents {
+        if self.day == now_ms / DAY_MS {
+            self.deposited
+        } else {
+            Cents::ZERO
+        }
+    }
+}
+
 /// What [`Ledger::open_account`] creates.
 pub struct NewAccount {
     /// Login name.
@@ -56,10 +151,14 @@ pub struct NewAccount {
     pub card_sha256: Option<String>,
     /// Opening deposit and its transaction id, for card accounts.
     pub opening: Option<(TxId, Cents)>,
+    /// The terminal the request came from (the session's, never a request field): the
+    /// opening balance counts against its deposit ceilings. `None` only for the bank's own
+    /// tools and tests (no ceiling applies).
+    pub terminal: Option<TerminalId>,
 }
 
 /// A deposit or withdrawal to apply.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Movement {
     /// [`TxKind::Deposit`] or [`TxKind::Withdraw`].
     pub kind: TxKind,
@@ -67,6 +166,10 @@ pub struct Movement {
     pub txid: TxId,
     /// How much (> 0, checked by the caller).
     pub amount: Cents,
+    /// The terminal the request came from (the session's, never a request field): a deposit
+    /// counts against its ceilings. `None` only for the bank's own tools and tests (no
+    /// ceiling applies).
+    pub terminal: Option<TerminalId>,
 }
 
 /// The outcome of [`Ledger::apply`].
@@ -93,6 +196,8 @@ pub struct TerminalRecord {
     pub created_ms: u64,
     /// An ATM or an operator's console.
     pub role: TerminalRole,
+    /// Its deposit ceilings, set when it was enrolled.
+    pub ceilings: DepositCeilings,
 }
 
 /// A one-time enrollment code waiting to be used: what the bank keeps of it is its id and the
@@ -107,6 +212,8 @@ pub struct PendingEnrollment {
     pub key: Psk,
     /// What the enrolled terminal will be.
     pub role: TerminalRole,
+    /// The enrolled terminal's deposit ceilings.
+    pub ceilings: DepositCeilings,
     /// When it was issued (Unix ms).
     pub created_ms: u64,
     /// After this (Unix ms) the code enrolls nothing.
@@ -228,6 +335,8 @@ pub enum LedgerError {
     InsufficientFunds,
     /// The balance would overflow.
     LimitExceeded,
+    /// The deposit (or opening balance) would take its terminal over a ceiling.
+    OverCeiling(Ceiling),
     /// The transaction id was used for a different request.
     TxIdReused,
     /// No such account or terminal.
@@ -290,6 +399,7 @@ impl LedgerError {
             Self::NameTaken
                 | Self::InsufficientFunds
                 | Self::LimitExceeded
+                | Self::OverCeiling(_)
                 | Self::TxIdReused
                 | Self::NotFound
         )
@@ -302,6 +412,7 @@ impl fmt::Display for LedgerError {
             Self::Storage(detail) => write!(f, "storage error: {detail}"),
             Self::Io(failure) => write!(f, "storage I/O error: {failure}"),
             Self::InUse(detail) => f.write_str(detail),
+            Self::OverCeiling(ceiling) => write!(f, "{ceiling}"),
             other => write!(f, "{other:?}"),
         }
     }
@@ -332,7 +443,9 @@ pub type FlushHook = std::sync::Arc<dyn Fn(&ChainTip) -> Result<(), LedgerError>
 /// evolving key in memory ([`Ledger::chain_tip`]). A store without an auditor key (from before
 /// them) refuses to append until [`Ledger::record_auditor_key`].
 pub trait Ledger: Send + Sync + 'static {
-    /// Creates a user, their account and (for card accounts) the opening transaction.
+    /// Creates a user, their account and (for card accounts) the opening transaction; an
+    /// opening balance counts against its terminal's deposit ceilings, checked and moved in
+    /// the same commit (refused with [`LedgerError::OverCeiling`]).
     fn open_account(
         &self,
         new: NewAccount,
@@ -343,7 +456,11 @@ pub trait Ledger: Send + Sync + 'static {
     fn user(&self, username: &Username) -> Result<Option<UserRecord>, LedgerError>;
     /// An account's balance.
     fn balance(&self, account: &AccountNumber) -> Result<Cents, LedgerError>;
-    /// Applies a deposit or withdrawal once per transaction id; a retry returns the first result.
+    /// Applies a deposit or withdrawal once per transaction id; a retry returns the first result
+    /// (and counts nothing again). A deposit counts against its terminal's ceilings on the UTC
+    /// day of `now_ms`, checked and moved in the same commit, so sessions of one terminal
+    /// cannot together cross them (refused with [`LedgerError::OverCeiling`]); an unknown
+    /// terminal is `NotFound`.
     fn apply(
         &self,
         account: &AccountNumber,
@@ -396,6 +513,9 @@ pub trait Ledger: Send + Sync + 'static {
         code: &TerminalId,
         audit: &AuditEvent,
     ) -> Result<Option<PendingEnrollment>, LedgerError>;
+    /// What `terminal` has deposited (opening balances included) on the UTC day holding
+    /// `now_ms`. Counted only while it has a per-day ceiling; zero for an unknown terminal.
+    fn deposited_today(&self, terminal: &TerminalId, now_ms: u64) -> Result<Cents, LedgerError>;
     /// Revokes a terminal; `NotFound` if there is none.
     fn revoke_terminal(&self, id: &TerminalId, audit: &AuditEvent) -> Result<(), LedgerError>;
     /// A counter that grows after every committed revocation (from 0 when opened): a session

@@ -29,6 +29,7 @@ mod group_sync;
 pub mod ledger;
 mod listener;
 mod live;
+mod openings;
 pub mod output;
 pub mod passwords;
 mod posting;
@@ -57,6 +58,7 @@ use tokio_util::task::TaskTracker;
 pub use clock::Clock;
 pub use fault::{StorageFailed, EXIT_STORAGE_FAILED};
 pub use ledger::Ledger;
+pub use openings::OpeningRate;
 pub use output::Output;
 pub use passwords::Argon2Params;
 pub use throttle::Backoff;
@@ -129,17 +131,25 @@ pub struct Config {
     pub allowed_origins: Vec<String>,
     /// Largest deposit or withdrawal.
     pub max_amount: Cents,
+    /// The deposit ceilings of the first terminal, set when the bank is created (the one in
+    /// the auth file): [`ledger::DepositCeilings::DEFAULT`], like every terminal `bank-server`
+    /// enrolls; the BIBIFI bank's has none.
+    pub first_terminal: ledger::DepositCeilings,
     /// Argon2id cost (OWASP by default; tests may lower it).
     pub argon2: Argon2Params,
     /// Concurrent Argon2 runs.
     pub hash_workers: usize,
     /// How long a login waits for an Argon2 worker before the bank answers `Busy`.
     pub hash_wait: Duration,
+    /// How fast one terminal may open accounts (`register`, `open_card_account`): a token
+    /// bucket per terminal, in this process's memory; `None`: no limit (the BIBIFI bank).
+    pub openings: Option<OpeningRate>,
     /// Failed-login back-off per account (username).
     pub account_backoff: Backoff,
     /// Failed-login back-off per terminal.
     pub terminal_backoff: Backoff,
-    /// The clock the back-off reads (the system's; tests set their own).
+    /// The clock the time-based rules read: the login back-off, the UTC day of the deposit
+    /// ceilings, the openings bucket (the system's; tests set their own).
     pub clock: Clock,
     /// Protocol settings (clock skew).
     pub protocol: protocol::Config,
@@ -172,9 +182,11 @@ impl Config {
             storage_fault_grace: Duration::from_secs(3),
             allowed_origins: Vec::new(),
             max_amount: protocol::money::BIBIFI_MAX,
+            first_terminal: ledger::DepositCeilings::DEFAULT,
             argon2: Argon2Params::OWASP,
             hash_workers: std::thread::available_parallelism().map_or(2, usize::from),
             hash_wait: Duration::from_secs(5),
+            openings: Some(OpeningRate::DEFAULT),
             account_backoff: Backoff::ACCOUNT,
             terminal_backoff: Backoff::TERMINAL,
             clock: Clock::system(),
@@ -367,6 +379,8 @@ pub(crate) struct Shared {
     pub(crate) passwords: PasswordPool,
     /// Login attempts in flight per throttle key.
     pub(crate) attempts: Arc<attempts::InFlight>,
+    /// Each terminal's bucket for opening accounts.
+    pub(crate) openings: openings::Openings,
     pub(crate) sessions: Arc<Semaphore>,
     pub(crate) shutdown: CancellationToken,
     pub(crate) tracker: TaskTracker,
@@ -431,6 +445,7 @@ pub fn open(config: Config) -> Result<Bank, StartError> {
     Ok(Bank {
         shared: Arc::new(Shared {
             sessions: Arc::new(Semaphore::new(config.max_sessions)),
+            openings: openings::Openings::new(config.openings),
             config,
             ledger: Arc::from(ledger),
             checkpoints,

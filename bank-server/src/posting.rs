@@ -7,12 +7,15 @@
 
 use core::fmt;
 
-use protocol::{AccountNumber, Cents, HistoryEntry, TxId, TxKind, Username};
+use protocol::{AccountNumber, Cents, HistoryEntry, TerminalId, TxId, TxKind, Username};
 use rand_core::{OsRng, RngCore};
 use serde::{Deserialize, Serialize};
 
 use crate::audit::AuditEvent;
-use crate::ledger::{Applied, LedgerError, Movement, NewAccount, UserRecord};
+use crate::ledger::{
+    Applied, Ceiling, DepositCeilings, LedgerError, Movement, NewAccount, TerminalDay, UserRecord,
+    DAY_MS,
+};
 use crate::tally::Delta;
 
 /// How many account numbers an opening may try before giving up.
@@ -60,6 +63,16 @@ pub(crate) trait Book {
         seq: u64,
         entry: &HistoryEntry,
     ) -> Result<(), Self::Error>;
+    /// A terminal's deposit ceilings; `None` when there is no such terminal.
+    fn terminal_ceilings(
+        &self,
+        terminal: &TerminalId,
+    ) -> Result<Option<DepositCeilings>, Self::Error>;
+    /// What a terminal deposited on the day of its record, if it has one.
+    fn terminal_day(&self, terminal: &TerminalId) -> Result<Option<TerminalDay>, Self::Error>;
+    /// Replaces a terminal's day record.
+    fn put_terminal_day(&self, terminal: &TerminalId, day: &TerminalDay)
+        -> Result<(), Self::Error>;
     /// Appends an audit entry.
     fn append_audit(&self, event: &AuditEvent) -> Result<(), Self::Error>;
     /// Notes how the change moves the console's totals (kept with the change).
@@ -77,6 +90,8 @@ pub(crate) enum Refusal {
     InsufficientFunds,
     /// The balance would overflow.
     LimitExceeded,
+    /// The deposit would take its terminal over a ceiling.
+    OverCeiling(Ceiling),
     /// The transaction id was used for a different request.
     TxIdReused,
     /// An opening is not a deposit or a withdrawal.
@@ -88,6 +103,7 @@ pub(crate) enum Refusal {
 impl fmt::Display for Refusal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let text = match self {
+            Self::OverCeiling(ceiling) => return write!(f, "{ceiling}"),
             Self::NameTaken => "the username is taken",
             Self::NotFound => "no such account",
             Self::InsufficientFunds => "insufficient funds",
@@ -107,6 +123,7 @@ impl From<Refusal> for LedgerError {
             Refusal::NotFound => Self::NotFound,
             Refusal::InsufficientFunds => Self::InsufficientFunds,
             Refusal::LimitExceeded => Self::LimitExceeded,
+            Refusal::OverCeiling(ceiling) => Self::OverCeiling(ceiling),
             Refusal::TxIdReused => Self::TxIdReused,
             // Legacy string errors: the ledger contract has no variant for these.
             Refusal::NotAMovement | Refusal::NoFreeAccountNumber => {
@@ -173,6 +190,10 @@ pub(crate) fn open_account<B: Book>(
     let Some(account) = account else {
         return Err(PostingError::Refused(Refusal::NoFreeAccountNumber));
     };
+    let day = match new.opening {
+        Some((_, amount)) => room_for(book, new.terminal.as_ref(), amount, now_ms)?,
+        None => None,
+    };
     let user = UserRecord {
         username: new.username.clone(),
         full_name: new.full_name.clone(),
@@ -206,6 +227,9 @@ pub(crate) fn open_account<B: Book>(
     }
     book.put_user(&user)?;
     book.put_account(&account, &record)?;
+    if let (Some(terminal), Some(day)) = (&new.terminal, day) {
+        book.put_terminal_day(terminal, &day)?;
+    }
     let mut event = audit.clone();
     event.account = Some(account.to_string());
     event.balance_cents = Some(record.balance.0);
@@ -236,6 +260,11 @@ pub(crate) fn post<B: Book>(
     let Some(mut record) = book.account(account)? else {
         return Err(PostingError::Refused(Refusal::NotFound));
     };
+    let day = match movement.kind {
+        TxKind::Deposit => room_for(book, movement.terminal.as_ref(), movement.amount, now_ms)?,
+        // A withdrawal frees no room: the ceiling is on money coming in.
+        TxKind::Withdraw | TxKind::Open => None,
+    };
     let balance = match movement.kind {
         TxKind::Deposit => record
             .balance
@@ -259,6 +288,9 @@ pub(crate) fn post<B: Book>(
     record.balance = balance;
     record.tx_count += 1;
     book.put_account(account, &record)?;
+    if let (Some(terminal), Some(day)) = (&movement.terminal, day) {
+        book.put_terminal_day(terminal, &day)?;
+    }
     let mut event = audit.clone();
     event.balance_cents = Some(balance.0);
     book.append_audit(&event)?;
@@ -280,6 +312,46 @@ pub(crate) fn post<B: Book>(
         entry,
         replay: false,
     })
+}
+
+/// Checks a deposit of `amount` by `terminal` on the UTC day of `now_ms` against that
+/// terminal's ceilings, reading only: the day's record to store with the deposit, or `None`
+/// when nothing is counted (no terminal given, or no per-day ceiling). An unknown terminal is
+/// refused (`NotFound`).
+fn room_for<B: Book>(
+    book: &B,
+    terminal: Option<&TerminalId>,
+    amount: Cents,
+    now_ms: u64,
+) -> Result<Option<TerminalDay>, PostingError<B::Error>> {
+    let Some(terminal) = terminal else {
+        return Ok(None);
+    };
+    let Some(ceilings) = book.terminal_ceilings(terminal)? else {
+        return Err(PostingError::Refused(Refusal::NotFound));
+    };
+    if let Some(ceiling) = ceilings.per_deposit {
+        if amount > ceiling {
+            let over = Ceiling::PerDeposit { ceiling };
+            return Err(PostingError::Refused(Refusal::OverCeiling(over)));
+        }
+    }
+    let Some(ceiling) = ceilings.per_day else {
+        return Ok(None);
+    };
+    let deposited = book
+        .terminal_day(terminal)?
+        .map_or(Cents::ZERO, |day| day.on(now_ms));
+    match deposited.checked_add(amount) {
+        Some(after) if after <= ceiling => Ok(Some(TerminalDay {
+            day: now_ms / DAY_MS,
+            deposited: after,
+        })),
+        _ => {
+            let over = Ceiling::PerDay { ceiling, deposited };
+            Err(PostingError::Refused(Refusal::OverCeiling(over)))
+        }
+    }
 }
 
 #[cfg(test)]
@@ -304,6 +376,8 @@ mod tests {
         txids: RefCell<BTreeMap<(String, TxId), HistoryEntry>>,
         audit: RefCell<Vec<AuditEvent>>,
         deltas: RefCell<Vec<Delta>>,
+        terminals: RefCell<BTreeMap<String, DepositCeilings>>,
+        days: RefCell<BTreeMap<String, TerminalDay>>,
         /// Fail every write (reads still work).
         fail_writes: bool,
     }
@@ -320,12 +394,13 @@ mod tests {
         /// Everything stored, to compare before and after a refusal.
         fn snapshot(&self) -> String {
             format!(
-                "{:?} {:?} {:?} {} {}",
+                "{:?} {:?} {:?} {} {} {:?}",
                 self.accounts.borrow(),
                 self.history.borrow(),
                 self.txids.borrow().len(),
                 self.audit.borrow().len(),
-                self.deltas.borrow().len()
+                self.deltas.borrow().len(),
+                self.days.borrow()
             ) + &self.users.borrow().keys().cloned().collect::<String>()
         }
     }
@@ -385,6 +460,24 @@ mod tests {
             Ok(())
         }
 
+        fn terminal_ceilings(
+            &self,
+            terminal: &TerminalId,
+        ) -> Result<Option<DepositCeilings>, Broken> {
+            Ok(self.terminals.borrow().get(terminal.as_str()).copied())
+        }
+
+        fn terminal_day(&self, terminal: &TerminalId) -> Result<Option<TerminalDay>, Broken> {
+            Ok(self.days.borrow().get(terminal.as_str()).copied())
+        }
+
+        fn put_terminal_day(&self, terminal: &TerminalId, day: &TerminalDay) -> Result<(), Broken> {
+            self.write()?;
+            let key = terminal.as_str().to_owned();
+            self.days.borrow_mut().insert(key, *day);
+            Ok(())
+        }
+
         fn append_audit(&self, event: &AuditEvent) -> Result<(), Broken> {
             self.write()?;
             self.audit.borrow_mut().push(event.clone());
@@ -405,6 +498,7 @@ mod tests {
             kind,
             txid: txid(n),
             amount: Cents(amount),
+            terminal: None,
         }
     }
 
@@ -416,6 +510,7 @@ mod tests {
             password_hash: None,
             card_sha256: Some("00".repeat(32)),
             opening: Some((txid(200), Cents(opening))),
+            terminal: None,
         };
         let audit = AuditEvent::new("open_account", 5);
         open_account(book, &new, &account_candidates(), 5, &audit)
@@ -472,6 +567,7 @@ mod tests {
             password_hash: Some("hash".into()),
             card_sha256: None,
             opening: None,
+            terminal: None,
         };
         let audit = AuditEvent::new("register", 6);
         let result = open_account(&book, &again, &account_candidates(), 6, &audit);
@@ -603,10 +699,206 @@ mod tests {
             password_hash: Some("hash".into()),
             card_sha256: None,
             opening: None,
+            terminal: None,
         };
         let audit = AuditEvent::new("register", 1);
         let result = open_account(&book, &new, &account_candidates(), 1, &audit);
         assert_eq!(result.err(), Some(PostingError::Store(Broken)));
+    }
+
+    const DAY: u64 = 20_000 * DAY_MS;
+
+    /// A book with terminal `t-1` under `ceilings`.
+    fn with_terminal(ceilings: DepositCeilings) -> (MemoryBook, TerminalId) {
+        let book = MemoryBook::default();
+        let id = TerminalId::new("t-1").unwrap();
+        book.terminals
+            .borrow_mut()
+            .insert(id.as_str().to_owned(), ceilings);
+        (book, id)
+    }
+
+    fn deposit_by(terminal: &TerminalId, n: u8, amount: u64) -> Movement {
+        Movement {
+            terminal: Some(terminal.clone()),
+            ..movement(TxKind::Deposit, n, amount)
+        }
+    }
+
+    #[test]
+    fn a_deposit_above_the_terminals_ceiling_per_deposit_is_refused_and_writes_nothing() {
+        let (book, terminal) = with_terminal(DepositCeilings {
+            per_deposit: Some(Cents(1_000)),
+            per_day: None,
+        });
+        let account = opened(&book, "ada", 0);
+        let audit = AuditEvent::new("deposit", DAY);
+        let before = book.snapshot();
+        let result = post(
+            &book,
+            &account,
+            deposit_by(&terminal, 1, 1_001),
+            DAY,
+            &audit,
+        );
+        let over = Ceiling::PerDeposit {
+            ceiling: Cents(1_000),
+        };
+        assert_eq!(refused(result), Refusal::OverCeiling(over));
+        assert_eq!(book.snapshot(), before);
+        // Exactly the ceiling is fine, as often as asked without a per-day ceiling.
+        for n in 2..5 {
+            post(
+                &book,
+                &account,
+                deposit_by(&terminal, n, 1_000),
+                DAY,
+                &audit,
+            )
+            .unwrap();
+        }
+        assert!(
+            book.days.borrow().is_empty(),
+            "nothing counted without a per-day ceiling"
+        );
+        // A withdrawal is not a deposit: no ceiling.
+        post(
+            &book,
+            &account,
+            movement(TxKind::Withdraw, 9, 3_000),
+            DAY,
+            &audit,
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn the_day_is_counted_once_per_txid_freed_by_nothing_and_starts_again_at_midnight_utc() {
+        let (book, terminal) = with_terminal(DepositCeilings {
+            per_deposit: None,
+            per_day: Some(Cents(1_000)),
+        });
+        let account = opened(&book, "ada", 0);
+        let audit = AuditEvent::new("deposit", DAY);
+        let first = post(&book, &account, deposit_by(&terminal, 1, 600), DAY, &audit).unwrap();
+        // A retry of the same txid is answered, not counted again.
+        let retry = post(
+            &book,
+            &account,
+            deposit_by(&terminal, 1, 600),
+            DAY + 5,
+            &audit,
+        )
+        .unwrap();
+        assert!(retry.replay);
+        assert_eq!(retry.entry, first.entry);
+        // A withdrawal frees nothing.
+        post(
+            &book,
+            &account,
+            movement(TxKind::Withdraw, 2, 600),
+            DAY,
+            &audit,
+        )
+        .unwrap();
+        let before = book.snapshot();
+        let result = post(&book, &account, deposit_by(&terminal, 3, 401), DAY, &audit);
+        let over = Ceiling::PerDay {
+            ceiling: Cents(1_000),
+            deposited: Cents(600),
+        };
+        assert_eq!(refused(result), Refusal::OverCeiling(over));
+        assert_eq!(book.snapshot(), before, "a refusal writes nothing");
+        // Up to the ceiling exactly, the last millisecond of the day included.
+        let end = DAY + DAY_MS - 1;
+        post(&book, &account, deposit_by(&terminal, 4, 400), end, &audit).unwrap();
+        let full = post(&book, &account, deposit_by(&terminal, 5, 1), end, &audit);
+        assert!(matches!(refused(full), Refusal::OverCeiling(_)));
+        // The next UTC day starts from zero.
+        let next = DAY + DAY_MS;
+        post(
+            &book,
+            &account,
+            deposit_by(&terminal, 6, 1_000),
+            next,
+            &audit,
+        )
+        .unwrap();
+        let day = book.terminal_day(&terminal).unwrap().unwrap();
+        assert_eq!((day.day, day.deposited), (next / DAY_MS, Cents(1_000)));
+        assert_eq!(day.on(next + DAY_MS), Cents::ZERO);
+        // Without a terminal (the bank's own tools) nothing is counted or refused.
+        post(
+            &book,
+            &account,
+            movement(TxKind::Deposit, 7, 5_000),
+            next,
+            &audit,
+        )
+        .unwrap();
+        assert_eq!(book.terminal_day(&terminal).unwrap(), Some(day));
+    }
+
+    #[test]
+    fn an_opening_balance_counts_as_a_deposit_and_an_unknown_terminal_is_refused() {
+        let (book, terminal) = with_terminal(DepositCeilings {
+            per_deposit: Some(Cents(800)),
+            per_day: Some(Cents(1_000)),
+        });
+        let opening = |name: &str, n: u8, cents: u64, by: &TerminalId| NewAccount {
+            username: Username::new(name).unwrap(),
+            full_name: FullName::new("A Customer").unwrap(),
+            password_hash: None,
+            card_sha256: Some("00".repeat(32)),
+            opening: Some((txid(n), Cents(cents))),
+            terminal: Some(by.clone()),
+        };
+        let audit = AuditEvent::new("open_account", DAY);
+        let candidates = account_candidates();
+        let too_big = open_account(
+            &book,
+            &opening("ada", 1, 801, &terminal),
+            &candidates,
+            DAY,
+            &audit,
+        );
+        let over = Ceiling::PerDeposit {
+            ceiling: Cents(800),
+        };
+        assert_eq!(refused(too_big), Refusal::OverCeiling(over));
+        open_account(
+            &book,
+            &opening("ada", 1, 700, &terminal),
+            &candidates,
+            DAY,
+            &audit,
+        )
+        .unwrap();
+        let before = book.snapshot();
+        let crossing = open_account(
+            &book,
+            &opening("bob", 2, 301, &terminal),
+            &candidates,
+            DAY,
+            &audit,
+        );
+        let over = Ceiling::PerDay {
+            ceiling: Cents(1_000),
+            deposited: Cents(700),
+        };
+        assert_eq!(refused(crossing), Refusal::OverCeiling(over));
+        assert!(!book.user_exists(&Username::new("bob").unwrap()).unwrap());
+        assert_eq!(book.snapshot(), before);
+        let stranger = TerminalId::new("t-2").unwrap();
+        let unknown = open_account(
+            &book,
+            &opening("bob", 3, 1, &stranger),
+            &candidates,
+            DAY,
+            &audit,
+        );
+        assert_eq!(refused(unknown), Refusal::NotFound);
+        assert_eq!(book.snapshot(), before);
     }
 
     #[test]
@@ -619,6 +911,15 @@ mod tests {
             LedgerError::from(Refusal::TxIdReused),
             LedgerError::TxIdReused
         );
+        let over = Ceiling::PerDay {
+            ceiling: Cents(10),
+            deposited: Cents(9),
+        };
+        assert_eq!(
+            LedgerError::from(Refusal::OverCeiling(over)),
+            LedgerError::OverCeiling(over)
+        );
+        assert!(LedgerError::OverCeiling(over).is_refusal());
         assert!(matches!(
             LedgerError::from(Refusal::NoFreeAccountNumber),
             LedgerError::Storage(_)

@@ -1,6 +1,6 @@
 //! The default `Ledger`'s storage on sled: encoding, keys, trees, one serialised sled
-//! transaction per batch of changes (balance, transaction record, transaction-id entry and audit
-//! entry together), and a group commit for durability so concurrent commits share one sync. The
+//! transaction per batch of changes (balance, transaction record, transaction-id entry, the
+//! terminal's day of deposits and audit entry together), and a group commit for durability so concurrent commits share one sync. The
 //! money rules are `posting`'s, run inside the transaction over the trees (a `posting::Book`).
 //! The audit chain's key is held in memory only (`SledLedger::tip`): the first entry after
 //! opening begins an epoch, its record written to `meta` in the same commit.
@@ -23,9 +23,9 @@ use sled::{Db, Tree};
 use crate::audit::{AuditEvent, AuditorPublicKey, ChainHead, ChainTip, Epoch};
 use crate::group_sync::GroupSync;
 use crate::ledger::{
-    Applied, AuditLog, BankIdentity, ChainPosition, FlushHook, IoFailure, Ledger, LedgerError,
-    Movement, NewAccount, NewCredential, OperatorRecord, PendingEnrollment, RecentAudit,
-    TerminalRecord, ThrottleState, Totals, UserRecord,
+    Applied, AuditLog, BankIdentity, ChainPosition, DepositCeilings, FlushHook, IoFailure, Ledger,
+    LedgerError, Movement, NewAccount, NewCredential, OperatorRecord, PendingEnrollment,
+    RecentAudit, TerminalDay, TerminalRecord, ThrottleState, Totals, UserRecord,
 };
 use crate::posting::{self, AccountRecord, Book, PostingError};
 use crate::tally::{Delta, Stored, Tally};
@@ -45,6 +45,9 @@ const IDENTITY_KEY: &[u8] = b"identity";
 const TOTALS_KEY: &[u8] = b"totals";
 /// Transactions per minute: `minute (u64 BE) -> count (u32 BE)`, the last day only.
 const MINUTES_TREE: &str = "tally_minutes";
+/// What each terminal under a per-day ceiling deposited on its latest day:
+/// `terminal id -> TerminalDay (JSON)`, moved in the deposit's own transaction.
+const TERMINAL_DAYS_TREE: &str = "terminal_days";
 /// How many appended audit events the ledger remembers in memory for the console.
 const RECENT_AUDIT: usize = 256;
 
@@ -58,6 +61,42 @@ struct StoredTerminal {
     /// Absent in data written before consoles existed: those are ATMs.
     #[serde(default)]
     role: TerminalRole,
+    /// Its largest deposit in cents; absent (in data written before ceilings existed too):
+    /// none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    max_deposit: Option<Cents>,
+    /// The most it may deposit per UTC day in cents; absent: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    max_deposit_per_day: Option<Cents>,
+}
+
+impl StoredTerminal {
+    fn ceilings(&self) -> DepositCeilings {
+        StoredCeilings {
+            max_deposit: self.max_deposit,
+            max_deposit_per_day: self.max_deposit_per_day,
+        }
+        .into()
+    }
+}
+
+/// Only the ceilings of a [`StoredTerminal`], read on every deposit: its key is skipped by the
+/// parser, never copied into memory.
+#[derive(Deserialize)]
+struct StoredCeilings {
+    #[serde(default)]
+    max_deposit: Option<Cents>,
+    #[serde(default)]
+    max_deposit_per_day: Option<Cents>,
+}
+
+impl From<StoredCeilings> for DepositCeilings {
+    fn from(stored: StoredCeilings) -> Self {
+        Self {
+            per_deposit: stored.max_deposit,
+            per_day: stored.max_deposit_per_day,
+        }
+    }
 }
 
 /// A pending enrollment as stored (the code's handshake key in hex, never the code).
@@ -66,6 +105,7 @@ struct StoredEnrollment {
     name: String,
     key: String,
     role: TerminalRole,
+    ceilings: DepositCeilings,
     created_ms: u64,
     expires_ms: u64,
 }
@@ -110,6 +150,7 @@ struct View<'a> {
     meta: &'a TransactionalTree,
     operators: &'a TransactionalTree,
     enrollments: &'a TransactionalTree,
+    terminal_days: &'a TransactionalTree,
     /// What this attempt did that memory must learn once it commits.
     pending: &'a RefCell<Pending>,
 }
@@ -279,6 +320,27 @@ impl Book for View<'_> {
         Ok(())
     }
 
+    fn terminal_ceilings(&self, terminal: &TerminalId) -> TxResult<Option<DepositCeilings>> {
+        match self.terminals.get(terminal.as_str())? {
+            Some(bytes) => decode::<StoredCeilings>(&bytes)
+                .map(|stored| Some(stored.into()))
+                .or_else(abort),
+            None => Ok(None),
+        }
+    }
+
+    fn terminal_day(&self, terminal: &TerminalId) -> TxResult<Option<TerminalDay>> {
+        match self.terminal_days.get(terminal.as_str())? {
+            Some(bytes) => decode(&bytes).map(Some).or_else(abort),
+            None => Ok(None),
+        }
+    }
+
+    fn put_terminal_day(&self, terminal: &TerminalId, day: &TerminalDay) -> TxResult<()> {
+        self.terminal_days.insert(terminal.as_str(), encode(day))?;
+        Ok(())
+    }
+
     fn append_audit(&self, event: &AuditEvent) -> TxResult<()> {
         append_audit(self, event)
     }
@@ -315,6 +377,8 @@ pub struct SledLedger {
     enrollments: Tree,
     /// Transactions per minute (see [`MINUTES_TREE`]).
     minutes: Tree,
+    /// The day's deposits per terminal (see [`TERMINAL_DAYS_TREE`]).
+    terminal_days: Tree,
     /// Running totals for the console (counted at open, then moved by each commit).
     tally: Mutex<Tally>,
     /// The newest audit events appended since opening, newest last.
@@ -422,6 +486,7 @@ impl SledLedger {
             operators: tree("operators")?,
             enrollments: tree("enrollments")?,
             minutes: tree(MINUTES_TREE)?,
+            terminal_days: tree(TERMINAL_DAYS_TREE)?,
             recent: Mutex::new(VecDeque::with_capacity(RECENT_AUDIT)),
             tally: Mutex::new(Tally::default()),
             group: {
@@ -548,7 +613,7 @@ impl SledLedger {
     fn commit_batch(&self, jobs: &[Job]) {
         use sled::Transactional;
         // More trees than sled's tuple impls take (nine), so a slice, in this order.
-        let trees: [&Tree; 10] = [
+        let trees: [&Tree; 11] = [
             &self.users,
             &self.accounts,
             &self.txs,
@@ -559,13 +624,14 @@ impl SledLedger {
             &self.operators,
             &self.minutes,
             &self.enrollments,
+            &self.terminal_days,
         ];
         let pending = RefCell::new(Pending::default());
         // The writer lock is held: the tip cannot move while the batch runs.
         let tip = self.tip.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let result = trees[..].transaction(
             |views: &Vec<TransactionalTree>| {
-                let [users, accounts, txs, txids, terminals, audit, meta, operators, minutes, enrollments] =
+                let [users, accounts, txs, txids, terminals, audit, meta, operators, minutes, enrollments, terminal_days] =
                     &views[..]
                 else {
                     unreachable!("one view per tree");
@@ -582,6 +648,7 @@ impl SledLedger {
                     meta,
                     operators,
                     enrollments,
+                    terminal_days,
                     pending: &pending,
                 };
                 for job in jobs {
@@ -650,6 +717,7 @@ impl SledLedger {
 
 fn terminal_from(id: TerminalId, stored: StoredTerminal) -> Result<TerminalRecord, LedgerError> {
     Ok(TerminalRecord {
+        ceilings: stored.ceilings(),
         id,
         name: stored.name,
         psk: Psk::from_hex(&zeroize::Zeroizing::new(stored.psk))
@@ -667,6 +735,8 @@ fn to_stored(t: &TerminalRecord) -> zeroize::Zeroizing<Vec<u8>> {
         revoked: t.revoked,
         created_ms: t.created_ms,
         role: t.role,
+        max_deposit: t.ceilings.per_deposit,
+        max_deposit_per_day: t.ceilings.per_day,
     };
     let bytes = zeroize::Zeroizing::new(encode(&stored));
     let mut psk = stored.psk;
@@ -717,7 +787,15 @@ impl Ledger for SledLedger {
         audit: &AuditEvent,
     ) -> Result<Applied, LedgerError> {
         let (account, audit) = (account.clone(), audit.clone());
-        self.tx(move |view| posted(posting::post(view, &account, movement, now_ms, &audit)))
+        self.tx(move |view| {
+            posted(posting::post(
+                view,
+                &account,
+                movement.clone(),
+                now_ms,
+                &audit,
+            ))
+        })
     }
 
     fn transaction(
@@ -812,6 +890,7 @@ impl Ledger for SledLedger {
             name: pending.name.clone(),
             key: pending.key.to_hex().to_string(),
             role: pending.role,
+            ceilings: pending.ceilings,
             created_ms: pending.created_ms,
             expires_ms: pending.expires_ms,
         };
@@ -848,6 +927,7 @@ impl Ledger for SledLedger {
                 name: stored.name,
                 key,
                 role: stored.role,
+                ceilings: stored.ceilings,
                 created_ms: stored.created_ms,
                 expires_ms: stored.expires_ms,
             }))
@@ -864,6 +944,13 @@ impl Ledger for SledLedger {
                 terminal_from(id, decode(&zeroize::Zeroizing::new(bytes.to_vec()))?)
             })
             .collect()
+    }
+
+    fn deposited_today(&self, terminal: &TerminalId, now_ms: u64) -> Result<Cents, LedgerError> {
+        match self.terminal_days.get(terminal.as_str()).map_err(storage)? {
+            Some(bytes) => decode::<TerminalDay>(&bytes).map(|day| day.on(now_ms)),
+            None => Ok(Cents::ZERO),
+        }
     }
 
     fn revoke_terminal(&self, id: &TerminalId, audit: &AuditEvent) -> Result<(), LedgerError> {
@@ -1185,5 +1272,41 @@ impl Ledger for SledLedger {
 
     fn on_durable(&self, hook: FlushHook) -> bool {
         self.hook.set(hook).is_ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A terminal as stored before ceilings existed (and before consoles).
+    const OLD_TERMINAL: &str = r#"{"name":"lobby","psk":"abababababababababababababababababababababababababababababababab","revoked":false,"created_ms":5}"#;
+
+    #[test]
+    fn terminals_stored_before_ceilings_read_as_without_and_are_written_as_before() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = SledLedger::open(dir.path()).unwrap();
+        ledger.terminals.insert("t-old", OLD_TERMINAL).unwrap();
+        let id = TerminalId::new("t-old").unwrap();
+        let old = ledger.terminal(&id).unwrap().unwrap();
+        assert_eq!(old.ceilings, DepositCeilings::NONE);
+        assert_eq!((old.role, old.created_ms), (TerminalRole::Atm, 5));
+        // Without ceilings the stored form is what an older bank reads and writes.
+        let again: serde_json::Value = serde_json::from_slice(&to_stored(&old)).unwrap();
+        assert_eq!(again.get("max_deposit"), None);
+        assert_eq!(again.get("max_deposit_per_day"), None);
+        let limited = TerminalRecord {
+            ceilings: DepositCeilings::DEFAULT,
+            ..old
+        };
+        let stored: serde_json::Value = serde_json::from_slice(&to_stored(&limited)).unwrap();
+        assert_eq!(stored["max_deposit"], 200_000);
+        assert_eq!(stored["max_deposit_per_day"], 1_000_000);
+        let decoded: StoredTerminal = decode(&to_stored(&limited)).unwrap();
+        assert_eq!(decoded.ceilings(), DepositCeilings::DEFAULT);
+        let read: StoredCeilings = decode(&to_stored(&limited)).unwrap();
+        assert_eq!(DepositCeilings::from(read), DepositCeilings::DEFAULT);
+        let old: StoredCeilings = decode(OLD_TERMINAL.as_bytes()).unwrap();
+        assert_eq!(DepositCeilings::from(old), DepositCeilings::NONE);
     }
 }

@@ -392,9 +392,10 @@ fn create(config: &Config) -> Result<OpenedBank, StoreError> {
         return Err(StoreError::NotABank(dir.clone()));
     }
     // The first entry begins the first audit epoch; the first checkpoint is of it.
-    let terminal = new_terminal("first terminal", now_ms());
+    let terminal = new_terminal("first terminal", now_ms(), config.first_terminal);
     let mut event = AuditEvent::new("terminal_added", now_ms());
     event.terminal = Some(terminal.id.to_string());
+    event.detail = Some(config.first_terminal.to_string());
     ledger
         .add_terminal(&terminal, &event)
         .and_then(|()| ledger.sync())

@@ -10,14 +10,19 @@ use protocol::{BankPin, Psk, TerminalId, TerminalRole};
 use rand_core::{OsRng, RngCore};
 use zeroize::Zeroizing;
 
-use crate::ledger::TerminalRecord;
+use crate::ledger::{DepositCeilings, TerminalRecord};
 
-/// A fresh ATM terminal: id `t-` + 12 lowercase hex characters, a random 32-byte key.
-pub fn new_terminal(name: &str, now_ms: u64) -> TerminalRecord {
-    new_terminal_with_role(name, now_ms, TerminalRole::Atm)
+/// A fresh ATM terminal under `ceilings`: id `t-` + 12 lowercase hex characters, a random
+/// 32-byte key.
+pub fn new_terminal(name: &str, now_ms: u64, ceilings: DepositCeilings) -> TerminalRecord {
+    TerminalRecord {
+        ceilings,
+        ..new_terminal_with_role(name, now_ms, TerminalRole::Atm)
+    }
 }
 
-/// A fresh terminal of `role` (see [`new_terminal`]).
+/// A fresh terminal of `role` without deposit ceilings (a console cannot deposit; see
+/// [`new_terminal`] for an ATM's).
 pub fn new_terminal_with_role(name: &str, now_ms: u64, role: TerminalRole) -> TerminalRecord {
     let mut id = [0u8; 6];
     OsRng.fill_bytes(&mut id);
@@ -28,6 +33,7 @@ pub fn new_terminal_with_role(name: &str, now_ms: u64, role: TerminalRole) -> Te
         revoked: false,
         created_ms: now_ms,
         role,
+        ceilings: DepositCeilings::NONE,
     }
 }
 
@@ -73,7 +79,8 @@ mod tests {
 
     #[test]
     fn ids_links_and_auth_files_have_the_agreed_shape() {
-        let t = new_terminal("front desk", 1);
+        let t = new_terminal("front desk", 1, DepositCeilings::DEFAULT);
+        assert_eq!(t.ceilings, DepositCeilings::DEFAULT);
         let id = t.id.as_str();
         assert_eq!(id.len(), 14);
         assert!(

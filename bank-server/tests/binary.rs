@@ -499,6 +499,11 @@ fn help_documents_every_flag() {
         "--cache-mb",
         "--request-head-timeout-secs",
         "--max-amount",
+        "--max-deposit",
+        "--max-deposit-per-day",
+        "--openings-per-minute",
+        "--openings-burst",
+        "BANK_OPENINGS_PER_MINUTE",
         "--idle-timeout-secs",
         "--allow-origin",
         "BANK_PORT",
@@ -541,7 +546,16 @@ fn help_documents_every_flag() {
         .output()
         .unwrap();
     let text = String::from_utf8(add.stdout).unwrap();
-    for flag in ["--web", "--name", "--out", "--public-url"] {
+    for flag in [
+        "--web",
+        "--name",
+        "--out",
+        "--public-url",
+        "--max-deposit",
+        "--max-deposit-per-day",
+        "[default: 2000.00]",
+        "[default: 10000.00]",
+    ] {
         assert!(
             text.contains(flag),
             "terminal add --help does not mention {flag}"

@@ -144,6 +144,8 @@ async fn an_operator_sees_the_bank_and_manages_terminals() {
     } = ops
         .call(&Request::AddTerminal {
             name: TerminalName::new("lobby").unwrap(),
+            max_deposit_cents: None,
+            max_deposit_per_day_cents: None,
         })
         .await
         .unwrap()
@@ -162,6 +164,19 @@ async fn an_operator_sees_the_bank_and_manages_terminals() {
     let listed = terminal_list(&mut ops).await;
     let row = listed.iter().find(|t| t.id == terminal).unwrap();
     assert!(!row.revoked && row.role == TerminalRole::Atm && row.name == "lobby");
+    assert_eq!(
+        (
+            row.max_deposit_cents,
+            row.max_deposit_per_day_cents,
+            row.deposited_today_cents
+        ),
+        (
+            Some(Cents(200_000)),
+            Some(Cents(1_000_000)),
+            Some(Cents::ZERO)
+        ),
+        "enrolled with the default ceilings"
+    );
     assert_eq!(
         ops.call(&Request::RevokeTerminal {
             terminal: terminal.clone()

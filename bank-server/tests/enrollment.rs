@@ -34,9 +34,13 @@ fn actions(bank: &TestBank) -> Vec<String> {
 async fn a_code_enrolls_one_terminal_once() {
     let dir = temp();
     let bank = TestBank::in_dir(dir.path()).await;
-    let (code, expires) =
-        bank_server::admin::issue_enrollment_code(bank.bank.ledger(), "kiosk", TerminalRole::Atm)
-            .unwrap();
+    let (code, expires) = bank_server::admin::issue_enrollment_code(
+        bank.bank.ledger(),
+        "kiosk",
+        TerminalRole::Atm,
+        bank_server::ledger::DepositCeilings::DEFAULT,
+    )
+    .unwrap();
     assert!(expires > atm_client::now_ms());
     let creds = enroll(&bank.addr, &code).await.unwrap();
     assert!(
@@ -60,6 +64,11 @@ async fn a_code_enrolls_one_terminal_once() {
         .unwrap();
     assert_eq!(stored.name, "kiosk");
     assert_eq!(stored.role, TerminalRole::Atm);
+    assert_eq!(
+        stored.ceilings,
+        bank_server::ledger::DepositCeilings::DEFAULT,
+        "the code's ceilings"
+    );
     assert!(stored.psk == creds.psk);
     // Used: the same code fails like a wrong key.
     assert!(handshake_failed(enroll(&bank.addr, &code).await));
@@ -80,9 +89,13 @@ async fn a_code_enrolls_one_terminal_once() {
 async fn one_wrong_guess_uses_the_code_up() {
     let dir = temp();
     let bank = TestBank::in_dir(dir.path()).await;
-    let (code, _) =
-        bank_server::admin::issue_enrollment_code(bank.bank.ledger(), "lobby", TerminalRole::Atm)
-            .unwrap();
+    let (code, _) = bank_server::admin::issue_enrollment_code(
+        bank.bank.ledger(),
+        "lobby",
+        TerminalRole::Atm,
+        bank_server::ledger::DepositCeilings::DEFAULT,
+    )
+    .unwrap();
     let text = code.to_text();
     let guess = EnrollmentCode::parse(&format!("{}{}", &text[..13], "5".repeat(32))).unwrap();
     assert!(handshake_failed(enroll(&bank.addr, &guess).await));
@@ -90,9 +103,13 @@ async fn one_wrong_guess_uses_the_code_up() {
     assert!(handshake_failed(enroll(&bank.addr, &code).await));
     // The bank takes a code before it answers: once its hello is out, the code is gone,
     // whatever the terminal does next (here: nothing).
-    let (third, _) =
-        bank_server::admin::issue_enrollment_code(bank.bank.ledger(), "desk", TerminalRole::Atm)
-            .unwrap();
+    let (third, _) = bank_server::admin::issue_enrollment_code(
+        bank.bank.ledger(),
+        "desk",
+        TerminalRole::Atm,
+        bank_server::ledger::DepositCeilings::DEFAULT,
+    )
+    .unwrap();
     let mut raw = bank.raw().await;
     let (_, hello) = protocol::enrollment::client::start(
         &protocol::Config::default(),
@@ -131,6 +148,7 @@ async fn an_expired_code_enrolls_nothing() {
         name: "late".into(),
         key: code.psk(),
         role: TerminalRole::Atm,
+        ceilings: bank_server::ledger::DepositCeilings::DEFAULT,
         created_ms: now - bank_server::admin::ENROLLMENT_CODE_LIFETIME_MS - 1,
         expires_ms: now - 1,
     };

@@ -6,8 +6,8 @@ use std::sync::Mutex;
 
 use bank_server::audit::{AuditEvent, AuditorKeys, AuditorSecret, Epoch, EpochKind};
 use bank_server::ledger::{
-    BankIdentity, ChainPosition, LedgerError, Movement, NewAccount, NewCredential, OperatorRecord,
-    PendingEnrollment, TerminalRecord, ThrottleState, Totals,
+    BankIdentity, Ceiling, ChainPosition, DepositCeilings, LedgerError, Movement, NewAccount,
+    NewCredential, OperatorRecord, PendingEnrollment, TerminalRecord, ThrottleState, Totals,
 };
 use bank_server::sled_ledger::SledLedger;
 use bank_server::Ledger;
@@ -83,6 +83,7 @@ fn card_account(ledger: &dyn Ledger, user: &str, opening: u64) -> AccountNumber 
         password_hash: None,
         card_sha256: Some("ab".repeat(32)),
         opening: Some((txid(), Cents(opening))),
+        terminal: None,
     };
     let audit = AuditEvent::new("open_account", NOW);
     ledger.open_account(new, NOW, &audit).unwrap().account
@@ -93,6 +94,7 @@ fn movement(kind: TxKind, txid: TxId, amount: u64) -> Movement {
         kind,
         txid,
         amount: Cents(amount),
+        terminal: None,
     }
 }
 
@@ -123,6 +125,7 @@ fn terminal(id: &str, role: TerminalRole) -> TerminalRecord {
         revoked: false,
         created_ms: NOW,
         role,
+        ceilings: DepositCeilings::NONE,
     }
 }
 
@@ -199,6 +202,7 @@ fn idempotency(open: Open) {
         password_hash: Some("$argon2id$test".into()),
         card_sha256: None,
         opening: None,
+        terminal: None,
     };
     let audit = AuditEvent::new("register", NOW);
     assert_eq!(
@@ -309,7 +313,13 @@ fn history_newest_first(open: Open) {
 fn terminals(open: Open) {
     let (_dir, ledger, _) = fresh(open);
     let ledger = &*ledger;
-    let atm = terminal("atm-1", TerminalRole::Atm);
+    let atm = TerminalRecord {
+        ceilings: DepositCeilings {
+            per_deposit: Some(Cents(500)),
+            per_day: Some(Cents(2_000)),
+        },
+        ..terminal("atm-1", TerminalRole::Atm)
+    };
     let audit = AuditEvent::new("terminal_added", NOW);
     ledger.add_terminal(&atm, &audit).unwrap();
     ledger
@@ -326,10 +336,26 @@ fn terminals(open: Open) {
             stored.psk.to_hex(),
             stored.revoked,
             stored.created_ms,
-            stored.role
+            stored.role,
+            stored.ceilings
         ),
-        (&atm.name, atm.psk.to_hex(), false, NOW, TerminalRole::Atm)
+        (
+            &atm.name,
+            atm.psk.to_hex(),
+            false,
+            NOW,
+            TerminalRole::Atm,
+            atm.ceilings
+        )
     );
+    let listed: Vec<(String, DepositCeilings)> = ledger
+        .terminals()
+        .unwrap()
+        .iter()
+        .map(|t| (t.id.to_string(), t.ceilings))
+        .collect();
+    assert!(listed.contains(&("atm-1".into(), atm.ceilings)));
+    assert!(listed.contains(&("atm-2".into(), DepositCeilings::NONE)));
     let mut ids: Vec<String> = ledger
         .terminals()
         .unwrap()
@@ -342,13 +368,204 @@ fn terminals(open: Open) {
     let revoke = AuditEvent::new("terminal_revoked", NOW);
     ledger.revoke_terminal(&atm.id, &revoke).unwrap();
     assert!(ledger.revocations() > before);
-    assert!(ledger.terminal(&atm.id).unwrap().unwrap().revoked);
+    let revoked = ledger.terminal(&atm.id).unwrap().unwrap();
+    assert!(revoked.revoked);
+    assert_eq!(
+        revoked.ceilings, atm.ceilings,
+        "a revocation keeps the ceilings"
+    );
     let missing = TerminalId::new("atm-9").unwrap();
     assert!(ledger.terminal(&missing).unwrap().is_none());
     assert_eq!(
         ledger.revoke_terminal(&missing, &revoke).unwrap_err(),
         LedgerError::NotFound
     );
+}
+
+/// Adds ATM `id` under `ceilings`.
+fn add_atm(ledger: &dyn Ledger, id: &str, ceilings: DepositCeilings) -> TerminalId {
+    let atm = TerminalRecord {
+        ceilings,
+        ..terminal(id, TerminalRole::Atm)
+    };
+    ledger
+        .add_terminal(&atm, &AuditEvent::new("terminal_added", NOW))
+        .unwrap();
+    atm.id
+}
+
+/// A deposit of `amount` cents from terminal `by` at `at`.
+fn deposit_by(
+    ledger: &dyn Ledger,
+    account: &AccountNumber,
+    by: &TerminalId,
+    id: TxId,
+    amount: u64,
+    at: u64,
+) -> Result<bank_server::ledger::Applied, LedgerError> {
+    let movement = Movement {
+        terminal: Some(by.clone()),
+        ..movement(TxKind::Deposit, id, amount)
+    };
+    ledger.apply(account, movement, at, &AuditEvent::new("deposit", at))
+}
+
+/// A card account opened from terminal `by` with `opening` cents.
+fn open_by(
+    ledger: &dyn Ledger,
+    user: &str,
+    by: &TerminalId,
+    opening: u64,
+) -> Result<AccountNumber, LedgerError> {
+    let new = NewAccount {
+        username: name(user),
+        full_name: FullName::new("Ada Lovelace").unwrap(),
+        password_hash: None,
+        card_sha256: Some("ab".repeat(32)),
+        opening: Some((txid(), Cents(opening))),
+        terminal: Some(by.clone()),
+    };
+    let audit = AuditEvent::new("open_account", NOW);
+    ledger
+        .open_account(new, NOW, &audit)
+        .map(|user| user.account)
+}
+
+/// A terminal's deposits (opening balances included) are held to its ceilings per deposit and
+/// per UTC day, checked and counted in the deposit's own commit: a refusal changes nothing, a
+/// replay is not counted twice, a withdrawal frees nothing, the next UTC day starts from zero;
+/// a terminal without ceilings is not counted; an unknown terminal is refused.
+fn deposit_ceilings(open: Open) {
+    let (_dir, ledger, _) = fresh(open);
+    let ledger = &*ledger;
+    let atm = add_atm(
+        ledger,
+        "atm-1",
+        DepositCeilings {
+            per_deposit: Some(Cents(1_000)),
+            per_day: Some(Cents(2_500)),
+        },
+    );
+    let free = add_atm(ledger, "atm-free", DepositCeilings::NONE);
+    let today = |by: &TerminalId| ledger.deposited_today(by, NOW).unwrap();
+    assert_eq!(today(&atm), Cents::ZERO);
+    let account = open_by(ledger, "ada", &atm, 1_000).unwrap();
+    assert_eq!(today(&atm), Cents(1_000), "an opening balance counts");
+    let still = || {
+        (
+            account_state(ledger, &account),
+            ledger.chain_position().unwrap(),
+            totals(ledger),
+            today(&atm),
+        )
+    };
+    let before = still();
+    assert_eq!(
+        deposit_by(ledger, &account, &atm, txid(), 1_001, NOW).unwrap_err(),
+        LedgerError::OverCeiling(Ceiling::PerDeposit {
+            ceiling: Cents(1_000)
+        })
+    );
+    assert_eq!(still(), before, "a refusal changes nothing");
+
+    let id = txid();
+    deposit_by(ledger, &account, &atm, id, 1_000, NOW).unwrap();
+    let replay = deposit_by(ledger, &account, &atm, id, 1_000, NOW + 1).unwrap();
+    assert!(replay.replay);
+    assert_eq!(today(&atm), Cents(2_000), "a replay is not counted again");
+    apply(ledger, &account, movement(TxKind::Withdraw, txid(), 1_500)).unwrap();
+    assert_eq!(today(&atm), Cents(2_000), "a withdrawal frees nothing");
+    let before = still();
+    assert_eq!(
+        deposit_by(ledger, &account, &atm, txid(), 501, NOW).unwrap_err(),
+        LedgerError::OverCeiling(Ceiling::PerDay {
+            ceiling: Cents(2_500),
+            deposited: Cents(2_000),
+        })
+    );
+    assert_eq!(
+        open_by(ledger, "bob", &atm, 501).unwrap_err(),
+        LedgerError::OverCeiling(Ceiling::PerDay {
+            ceiling: Cents(2_500),
+            deposited: Cents(2_000),
+        })
+    );
+    assert!(ledger.user(&name("bob")).unwrap().is_none());
+    assert_eq!(still(), before, "refusals change nothing");
+    deposit_by(ledger, &account, &atm, txid(), 500, NOW).unwrap();
+    assert_eq!(today(&atm), Cents(2_500), "exactly the ceiling");
+    assert!(matches!(
+        deposit_by(ledger, &account, &atm, txid(), 1, NOW),
+        Err(LedgerError::OverCeiling(Ceiling::PerDay { .. }))
+    ));
+
+    // Another terminal has its own (here: none, and nothing is counted).
+    deposit_by(ledger, &account, &free, txid(), 5_000_000, NOW).unwrap();
+    assert_eq!(today(&free), Cents::ZERO);
+    let stranger = TerminalId::new("atm-unknown").unwrap();
+    assert_eq!(
+        deposit_by(ledger, &account, &stranger, txid(), 1, NOW).unwrap_err(),
+        LedgerError::NotFound
+    );
+    assert_eq!(today(&stranger), Cents::ZERO);
+
+    // 00:00 UTC the next day: room again.
+    let midnight = NOW - NOW % DAY_MS + DAY_MS;
+    assert!(deposit_by(ledger, &account, &atm, txid(), 1, midnight - 1).is_err());
+    assert_eq!(ledger.deposited_today(&atm, midnight).unwrap(), Cents::ZERO);
+    deposit_by(ledger, &account, &atm, txid(), 1_000, midnight).unwrap();
+    assert_eq!(
+        ledger.deposited_today(&atm, midnight).unwrap(),
+        Cents(1_000)
+    );
+}
+
+/// Concurrent deposits from one terminal never add up past its day's ceiling, and what it
+/// counted is exactly what was acknowledged.
+fn ceilings_under_concurrency(open: Open) {
+    const THREADS: usize = 8;
+    const EACH: usize = 40;
+    const CEILING: u64 = 10_000;
+    let (_dir, ledger, _) = fresh(open);
+    let ledger = &*ledger;
+    let atm = add_atm(
+        ledger,
+        "atm-1",
+        DepositCeilings {
+            per_deposit: None,
+            per_day: Some(Cents(CEILING)),
+        },
+    );
+    let accounts: Vec<AccountNumber> = (0..3)
+        .map(|i| card_account(ledger, &format!("user{i}"), 0))
+        .collect();
+    let accepted = Mutex::new(0u64);
+    let refused = Mutex::new(0u64);
+    std::thread::scope(|scope| {
+        for _ in 0..THREADS {
+            scope.spawn(|| {
+                for _ in 0..EACH {
+                    let which = (OsRng.next_u32() as usize) % accounts.len();
+                    let amount = 1 + u64::from(OsRng.next_u32() % 100);
+                    match deposit_by(ledger, &accounts[which], &atm, txid(), amount, NOW) {
+                        Ok(_) => *accepted.lock().unwrap() += amount,
+                        Err(LedgerError::OverCeiling(Ceiling::PerDay { .. })) => {
+                            *refused.lock().unwrap() += 1;
+                        }
+                        Err(other) => panic!("unexpected refusal: {other:?}"),
+                    }
+                }
+            });
+        }
+    });
+    let accepted = accepted.into_inner().unwrap();
+    assert!(*refused.lock().unwrap() > 0, "the load crossed the ceiling");
+    assert!(accepted <= CEILING, "{accepted} accepted past {CEILING}");
+    // Once refused, room only shrinks: what is left is less than one deposit.
+    assert!(accepted > CEILING - 100, "{accepted}");
+    assert_eq!(ledger.deposited_today(&atm, NOW).unwrap(), Cents(accepted));
+    let held: u64 = accounts.iter().map(|a| ledger.balance(a).unwrap().0).sum();
+    assert_eq!(held, accepted);
 }
 
 /// Operators are added with their console; a taken name is refused.
@@ -573,6 +790,10 @@ fn enrollments(open: Open) {
         name: "kiosk".into(),
         key: Psk::from_bytes([3; 32]),
         role: TerminalRole::Atm,
+        ceilings: DepositCeilings {
+            per_deposit: Some(Cents(5_000)),
+            per_day: None,
+        },
         created_ms: NOW,
         expires_ms: NOW + 600_000,
     };
@@ -592,6 +813,7 @@ fn enrollments(open: Open) {
     assert_eq!(taken.name, "kiosk");
     assert!(taken.key == pending.key);
     assert_eq!(taken.role, TerminalRole::Atm);
+    assert_eq!(taken.ceilings, pending.ceilings);
     assert_eq!(
         (taken.created_ms, taken.expires_ms),
         (pending.created_ms, pending.expires_ms)
@@ -696,6 +918,7 @@ fn no_change_without_its_audit_entry(open: Open) {
         password_hash: None,
         card_sha256: Some("ab".repeat(32)),
         opening: Some((txid(), Cents(1_000))),
+        terminal: None,
     };
     let opened = ledger.open_account(new, NOW, &AuditEvent::new("open_account", NOW));
     assert!(
@@ -765,6 +988,8 @@ fn restart(open: Open) {
         ledger
             .update_throttle("user:user0", &mut |_| failed)
             .unwrap();
+        let limited = add_atm(ledger, "atm-2", DepositCeilings::DEFAULT);
+        deposit_by(ledger, &accounts[0], &limited, txid(), 1_234, NOW).unwrap();
         ledger.sync().unwrap();
         snapshot(ledger, &accounts)
     };
@@ -790,8 +1015,9 @@ type Snapshot = (
     Totals,
     Option<ChainPosition>,
     Option<BankIdentity>,
-    Vec<(String, bool)>,
+    Vec<(String, bool, DepositCeilings)>,
     ThrottleState,
+    Cents,
 );
 
 fn snapshot(ledger: &dyn Ledger, accounts: &[AccountNumber]) -> Snapshot {
@@ -802,13 +1028,13 @@ fn snapshot(ledger: &dyn Ledger, accounts: &[AccountNumber]) -> Snapshot {
             (account.clone(), balance, history)
         })
         .collect();
-    let mut terminals: Vec<(String, bool)> = ledger
+    let mut terminals: Vec<(String, bool, DepositCeilings)> = ledger
         .terminals()
         .unwrap()
         .iter()
-        .map(|t| (t.id.to_string(), t.revoked))
+        .map(|t| (t.id.to_string(), t.revoked, t.ceilings))
         .collect();
-    terminals.sort();
+    terminals.sort_by(|a, b| a.0.cmp(&b.0));
     (
         accounts,
         totals(ledger),
@@ -816,6 +1042,9 @@ fn snapshot(ledger: &dyn Ledger, accounts: &[AccountNumber]) -> Snapshot {
         ledger.identity().unwrap(),
         terminals,
         ledger.throttle("user:user0").unwrap(),
+        ledger
+            .deposited_today(&TerminalId::new("atm-2").unwrap(), NOW)
+            .unwrap(),
     )
 }
 
@@ -843,6 +1072,16 @@ macro_rules! contract {
             #[test]
             fn terminals() {
                 super::terminals($open);
+            }
+
+            #[test]
+            fn deposit_ceilings() {
+                super::deposit_ceilings($open);
+            }
+
+            #[test]
+            fn ceilings_under_concurrency() {
+                super::ceilings_under_concurrency($open);
             }
 
             #[test]

@@ -43,6 +43,7 @@ fn populate(dir: &Path, accounts: u64, movements: u64) -> Totals {
                 password_hash: None,
                 card_sha256: Some("cd".repeat(32)),
                 opening: Some((txid(1_000_000 + i), Cents(10_000))),
+                terminal: None,
             };
             let audit = AuditEvent::new("open_account", NOW);
             ledger.open_account(new, NOW, &audit).unwrap().account
@@ -58,6 +59,7 @@ fn populate(dir: &Path, accounts: u64, movements: u64) -> Totals {
             kind,
             txid: txid(n),
             amount: Cents(1 + n % 7),
+            terminal: None,
         };
         let at = NOW - (n % 5) * 60_000;
         let audit = AuditEvent::new("deposit", at);
@@ -148,6 +150,7 @@ fn a_store_without_kept_totals_is_counted_and_stored_with_the_first_change() {
         kind: TxKind::Deposit,
         txid: txid(9_999_999),
         amount: Cents(5),
+        terminal: None,
     };
     ledger
         .apply(&account, movement, NOW, &AuditEvent::new("deposit", NOW))

@@ -118,7 +118,9 @@ impl<'de> Deserialize<'de> for TotalCents {
 
 /// An optional field is absent when empty, never `null` (PROTOCOL.md §3.3): present values
 /// parse as themselves and `null` is refused.
-fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
+pub(crate) fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<T>, D::Error> {
     T::deserialize(d).map(Some)
 }
 
@@ -222,6 +224,28 @@ pub struct TerminalInfo {
     pub revoked: bool,
     /// When it was added (Unix ms).
     pub created_ms: u64,
+    /// Its largest deposit (an opening balance counts as one); absent: no ceiling.
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub max_deposit_cents: Option<Cents>,
+    /// The most it may take in deposits per UTC day; absent: no ceiling.
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub max_deposit_per_day_cents: Option<Cents>,
+    /// What it has taken in deposits so far this UTC day (counted only under a per-day
+    /// ceiling; absent without one).
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub deposited_today_cents: Option<Cents>,
 }
 
 /// The bank at a glance: the console's `overview` answer.
@@ -303,5 +327,41 @@ mod tests {
         for bad in ["\"\"", "\"01\"", "\"-1\"", "\"1.0\"", "12"] {
             assert!(serde_json::from_str::<TotalCents>(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_terminals_ceilings_are_optional_fields() {
+        // As a bank without ceilings (or a terminal without any) sends it.
+        let bare = r#"{"id":"t-1","name":"lobby","role":"atm","revoked":false,"created_ms":5}"#;
+        let info: TerminalInfo = serde_json::from_str(bare).unwrap();
+        assert_eq!(
+            (
+                info.max_deposit_cents,
+                info.max_deposit_per_day_cents,
+                info.deposited_today_cents
+            ),
+            (None, None, None)
+        );
+        assert_eq!(
+            serde_json::to_string(&info).unwrap(),
+            bare,
+            "absent, never null"
+        );
+        let full = TerminalInfo {
+            max_deposit_cents: Some(Cents(200_000)),
+            max_deposit_per_day_cents: Some(Cents(1_000_000)),
+            deposited_today_cents: Some(Cents(12_345)),
+            ..info
+        };
+        let json = serde_json::to_string(&full).unwrap();
+        assert!(
+            json.contains(r#""max_deposit_cents":200000"#)
+                && json.contains(r#""max_deposit_per_day_cents":1000000"#)
+                && json.contains(r#""deposited_today_cents":12345"#),
+            "{json}"
+        );
+        assert_eq!(serde_json::from_str::<TerminalInfo>(&json).unwrap(), full);
+        let null = bare.replace('}', r#","max_deposit_cents":null}"#);
+        assert!(serde_json::from_str::<TerminalInfo>(&null).is_err());
     }
 }

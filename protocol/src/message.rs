@@ -304,6 +304,22 @@ pub enum Request {
     AddTerminal {
         /// Its label.
         name: TerminalName,
+        /// Its largest deposit (an opening balance counts as a deposit), above zero; absent:
+        /// the bank's default.
+        #[serde(
+            default,
+            deserialize_with = "crate::console::present",
+            skip_serializing_if = "Option::is_none"
+        )]
+        max_deposit_cents: Option<Cents>,
+        /// The most it may take in deposits per UTC day, above zero; absent: the bank's
+        /// default.
+        #[serde(
+            default,
+            deserialize_with = "crate::console::present",
+            skip_serializing_if = "Option::is_none"
+        )]
+        max_deposit_per_day_cents: Option<Cents>,
     },
     /// Console: revoke a terminal; its next handshake fails and its sessions end.
     RevokeTerminal {
@@ -430,7 +446,14 @@ impl fmt::Debug for Request {
                 d.field("txid", txid).field("amount_cents", amount_cents)
             }
             Self::History { limit } => d.field("limit", limit),
-            Self::AddTerminal { name } => d.field("name", name),
+            Self::AddTerminal {
+                name,
+                max_deposit_cents,
+                max_deposit_per_day_cents,
+            } => d
+                .field("name", name)
+                .field("max_deposit_cents", max_deposit_cents)
+                .field("max_deposit_per_day_cents", max_deposit_per_day_cents),
             Self::RevokeTerminal { terminal } => d.field("terminal", terminal),
             Self::Balance {}
             | Self::Logout {}
@@ -495,6 +518,9 @@ pub enum ErrorCode {
     AmountInvalid,
     /// The balance would exceed what the bank holds per account.
     LimitExceeded,
+    /// The deposit (or an opening balance) would take the terminal over one of its deposit
+    /// ceilings: per deposit, or per UTC day. The bank does not say which (its audit log does).
+    DepositLimit,
     /// The withdrawal would take the balance below zero.
     InsufficientFunds,
     /// The same transaction id was already used for a different request.
@@ -521,6 +547,7 @@ impl ErrorCode {
             Self::WeakPassword => "weak_password",
             Self::AmountInvalid => "amount_invalid",
             Self::LimitExceeded => "limit_exceeded",
+            Self::DepositLimit => "deposit_limit",
             Self::InsufficientFunds => "insufficient_funds",
             Self::TxIdReused => "tx_id_reused",
             Self::Busy => "busy",
@@ -541,6 +568,7 @@ impl ErrorCode {
             Self::WeakPassword => "That password is too weak. Please choose a longer one.",
             Self::AmountInvalid => "That amount is not allowed.",
             Self::LimitExceeded => "That would take the balance above the bank's limit.",
+            Self::DepositLimit => "That deposit is over this ATM's limit.",
             Self::InsufficientFunds => "There is not enough money in the account.",
             Self::TxIdReused => "That transaction conflicts with an earlier one.",
             Self::Busy => "The bank is busy. Please try again.",
@@ -796,6 +824,8 @@ mod tests {
             },
             Request::AddTerminal {
                 name: TerminalName::new("front desk").unwrap(),
+                max_deposit_cents: None,
+                max_deposit_per_day_cents: None,
             },
             Request::RevokeTerminal {
                 terminal: TerminalId::new("t-1").unwrap(),
@@ -807,6 +837,35 @@ mod tests {
         for request in never {
             assert!(!request.may_resend(), "{}", request.kind());
         }
+    }
+
+    #[test]
+    fn add_terminal_ceilings_are_optional() {
+        // A console that sends no ceilings (the bank applies its defaults).
+        let bare = r#"{"type":"add_terminal","name":"lobby"}"#;
+        let Request::AddTerminal {
+            name,
+            max_deposit_cents,
+            max_deposit_per_day_cents,
+        } = serde_json::from_str(bare).unwrap()
+        else {
+            panic!("not add_terminal");
+        };
+        assert_eq!(name.as_str(), "lobby");
+        assert_eq!((max_deposit_cents, max_deposit_per_day_cents), (None, None));
+        let with = Request::AddTerminal {
+            name,
+            max_deposit_cents: Some(Cents(5_000)),
+            max_deposit_per_day_cents: Some(Cents(50_000)),
+        };
+        let json = serde_json::to_string(&with).unwrap();
+        assert_eq!(
+            json,
+            r#"{"type":"add_terminal","name":"lobby","max_deposit_cents":5000,"max_deposit_per_day_cents":50000}"#
+        );
+        assert!(serde_json::from_str::<Request>(&json).unwrap() == with);
+        let null = r#"{"type":"add_terminal","name":"lobby","max_deposit_cents":null}"#;
+        assert!(serde_json::from_str::<Request>(null).is_err());
     }
 
     #[test]
@@ -822,6 +881,7 @@ mod tests {
             WeakPassword,
             AmountInvalid,
             LimitExceeded,
+            DepositLimit,
             InsufficientFunds,
             TxIdReused,
             Busy,

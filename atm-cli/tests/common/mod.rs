@@ -96,6 +96,10 @@ impl Env {
         );
         config.web_root = bank_dir.path().join("no-web-root");
         config.argon2 = TEST_ARGON2;
+        // The BIBIFI bank's terminal, as `bank` makes it: no deposit ceilings, no openings
+        // bucket.
+        config.first_terminal = bank_server::ledger::DepositCeilings::NONE;
+        config.openings = None;
         let (output, lines) = Output::memory();
         config.output = output;
         tweak(&mut config);

@@ -86,7 +86,12 @@ impl ConsoleOp {
             Self::Overview => Request::ConsoleOverview {},
             Self::Audit => Request::ConsoleAudit {},
             Self::Terminals => Request::ConsoleTerminals {},
-            Self::AddTerminal { name } => Request::AddTerminal { name: name.clone() },
+            // The bank's default ceilings (the console has no fields for them yet).
+            Self::AddTerminal { name } => Request::AddTerminal {
+                name: name.clone(),
+                max_deposit_cents: None,
+                max_deposit_per_day_cents: None,
+            },
             Self::Revoke { terminal } => Request::RevokeTerminal {
                 terminal: terminal.clone(),
             },

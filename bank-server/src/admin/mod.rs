@@ -19,6 +19,6 @@ pub use ops::{execute, TerminalOp, TerminalReply, TerminalSummary};
 pub(crate) use socket::serve_socket;
 pub use socket::{admin_socket_path, terminal_op};
 pub use terminals::{
-    add_operator, add_operator_hashed, add_terminal, issue_enrollment_code, operator_credentials,
-    revoke_terminal, ENROLLMENT_CODE_LIFETIME_MS, MIN_OPERATOR_PASSWORD,
+    add_operator, add_operator_hashed, add_terminal, add_terminal_with, issue_enrollment_code,
+    operator_credentials, revoke_terminal, ENROLLMENT_CODE_LIFETIME_MS, MIN_OPERATOR_PASSWORD,
 };

@@ -4,13 +4,15 @@
 
 use serde::{Deserialize, Serialize};
 
-use protocol::{BankPin, TerminalId, TerminalRole, Username};
+use protocol::{BankPin, Cents, TerminalId, TerminalRole, Username};
 
-use crate::ledger::{Ledger, TerminalRecord};
-use crate::StartError;
+use crate::ledger::{DepositCeilings, Ledger, TerminalRecord};
+use crate::{now_ms, StartError};
 
 use super::error::AdminError;
-use super::terminals::{add_operator_hashed, add_terminal, issue_enrollment_code, revoke_terminal};
+use super::terminals::{
+    add_operator_hashed, add_terminal_with, issue_enrollment_code, revoke_terminal,
+};
 
 /// A terminal operation: run on the database directly when the bank is stopped, or through the
 /// running bank's admin socket (`<data-dir>/admin/admin.sock`, owner-only) when it holds the
@@ -22,11 +24,17 @@ pub enum TerminalOp {
     Add {
         /// The label.
         name: String,
+        /// Its deposit ceilings; absent: [`DepositCeilings::DEFAULT`].
+        #[serde(default)]
+        ceilings: Option<DepositCeilings>,
     },
     /// Issue a one-time enrollment code for an ATM terminal with this label.
     AddCode {
         /// The label.
         name: String,
+        /// The enrolled terminal's deposit ceilings; absent: [`DepositCeilings::DEFAULT`].
+        #[serde(default)]
+        ceilings: Option<DepositCeilings>,
     },
     /// List terminals (never keys).
     List,
@@ -49,8 +57,16 @@ pub enum TerminalOp {
 impl core::fmt::Debug for TerminalOp {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
-            Self::Add { name } => f.debug_struct("Add").field("name", name).finish(),
-            Self::AddCode { name } => f.debug_struct("AddCode").field("name", name).finish(),
+            Self::Add { name, ceilings } => f
+                .debug_struct("Add")
+                .field("name", name)
+                .field("ceilings", ceilings)
+                .finish(),
+            Self::AddCode { name, ceilings } => f
+                .debug_struct("AddCode")
+                .field("name", name)
+                .field("ceilings", ceilings)
+                .finish(),
             Self::List => f.write_str("List"),
             Self::Revoke { id } => f.debug_struct("Revoke").field("id", id).finish(),
             Self::AddOperator { username, .. } => f
@@ -73,6 +89,12 @@ pub struct TerminalSummary {
     /// ATM or console.
     #[serde(default)]
     pub role: TerminalRole,
+    /// Its deposit ceilings.
+    #[serde(default)]
+    pub ceilings: DepositCeilings,
+    /// What it deposited so far this UTC day (counted under a per-day ceiling only).
+    #[serde(default)]
+    pub deposited_today: Cents,
 }
 
 /// The answer to a [`TerminalOp`]. No `Debug` (an added terminal carries its key).
@@ -118,6 +140,25 @@ fn pin(ledger: &dyn Ledger) -> Result<BankPin, StartError> {
         .ok_or(StartError::Admin(AdminError::NoBankKey))
 }
 
+/// Every terminal with its ceilings and today's deposits.
+fn list(ledger: &dyn Ledger) -> Result<Vec<TerminalSummary>, crate::ledger::LedgerError> {
+    let now = now_ms();
+    ledger
+        .terminals()?
+        .into_iter()
+        .map(|t| {
+            Ok(TerminalSummary {
+                deposited_today: ledger.deposited_today(&t.id, now)?,
+                id: t.id.to_string(),
+                name: t.name,
+                revoked: t.revoked,
+                role: t.role,
+                ceilings: t.ceilings,
+            })
+        })
+        .collect()
+}
+
 /// Runs `op` on `ledger`.
 pub fn execute(ledger: &dyn Ledger, op: TerminalOp) -> TerminalReply {
     let failed = |e: StartError| TerminalReply::Failed {
@@ -129,14 +170,19 @@ pub fn execute(ledger: &dyn Ledger, op: TerminalOp) -> TerminalReply {
         bank: bank.to_text(),
     };
     match op {
-        TerminalOp::Add { name } => {
-            match pin(ledger).and_then(|bank| add_terminal(ledger, &name).map(|t| added(t, bank))) {
+        TerminalOp::Add { name, ceilings } => {
+            let ceilings = ceilings.unwrap_or(DepositCeilings::DEFAULT);
+            let reply = pin(ledger).and_then(|bank| {
+                add_terminal_with(ledger, &name, ceilings).map(|t| added(t, bank))
+            });
+            match reply {
                 Ok(reply) => reply,
                 Err(e) => failed(e),
             }
         }
-        TerminalOp::AddCode { name } => {
-            match issue_enrollment_code(ledger, &name, TerminalRole::Atm) {
+        TerminalOp::AddCode { name, ceilings } => {
+            let ceilings = ceilings.unwrap_or(DepositCeilings::DEFAULT);
+            match issue_enrollment_code(ledger, &name, TerminalRole::Atm, ceilings) {
                 Ok((code, expires_ms)) => TerminalReply::CodeIssued {
                     code: code.to_text().to_string(),
                     expires_ms,
@@ -144,18 +190,8 @@ pub fn execute(ledger: &dyn Ledger, op: TerminalOp) -> TerminalReply {
                 Err(e) => failed(e),
             }
         }
-        TerminalOp::List => match ledger.terminals() {
-            Ok(list) => TerminalReply::Listed {
-                terminals: list
-                    .into_iter()
-                    .map(|t| TerminalSummary {
-                        id: t.id.to_string(),
-                        name: t.name.clone(),
-                        revoked: t.revoked,
-                        role: t.role,
-                    })
-                    .collect(),
-            },
+        TerminalOp::List => match list(ledger) {
+            Ok(terminals) => TerminalReply::Listed { terminals },
             Err(e) => failed(e.into()),
         },
         TerminalOp::Revoke { id } => match TerminalId::new(id.as_str()) {

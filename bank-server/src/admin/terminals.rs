@@ -5,7 +5,9 @@
 use protocol::{Password, TerminalId, TerminalRole, Username};
 
 use crate::audit::AuditEvent;
-use crate::ledger::{Ledger, LedgerError, OperatorRecord, PendingEnrollment, TerminalRecord};
+use crate::ledger::{
+    DepositCeilings, Ledger, LedgerError, OperatorRecord, PendingEnrollment, TerminalRecord,
+};
 use crate::passwords::{hash_password, Argon2Params};
 use crate::terminals::{new_terminal, new_terminal_with_role};
 use crate::{now_ms, StartError};
@@ -22,10 +24,22 @@ fn terminal_event(action: &str, id: &TerminalId) -> AuditEvent {
     event
 }
 
-/// Adds a terminal named `name`; the caller hands its key to the ATM.
+/// Adds a terminal named `name` with the default ceilings ([`DepositCeilings::DEFAULT`]); the
+/// caller hands its key to the ATM.
 pub fn add_terminal(ledger: &dyn Ledger, name: &str) -> Result<TerminalRecord, StartError> {
-    let terminal = new_terminal(name, now_ms());
-    ledger.add_terminal(&terminal, &terminal_event("terminal_added", &terminal.id))?;
+    add_terminal_with(ledger, name, DepositCeilings::DEFAULT)
+}
+
+/// Adds a terminal named `name` under `ceilings` (audited with them).
+pub fn add_terminal_with(
+    ledger: &dyn Ledger,
+    name: &str,
+    ceilings: DepositCeilings,
+) -> Result<TerminalRecord, StartError> {
+    let terminal = new_terminal(name, now_ms(), ceilings);
+    let mut event = terminal_event("terminal_added", &terminal.id);
+    event.detail = Some(ceilings.to_string());
+    ledger.add_terminal(&terminal, &event)?;
     ledger.sync()?;
     Ok(terminal)
 }
@@ -40,6 +54,7 @@ pub fn issue_enrollment_code(
     ledger: &dyn Ledger,
     name: &str,
     role: TerminalRole,
+    ceilings: DepositCeilings,
 ) -> Result<(protocol::enrollment::EnrollmentCode, u64), StartError> {
     let code = protocol::enrollment::EnrollmentCode::random(&mut rand_core::OsRng);
     let now = now_ms();
@@ -48,11 +63,15 @@ pub fn issue_enrollment_code(
         name: name.to_owned(),
         key: code.psk(),
         role,
+        ceilings,
         created_ms: now,
         expires_ms: now + ENROLLMENT_CODE_LIFETIME_MS,
     };
     let mut event = terminal_event("enrollment_code_issued", code.id());
-    event.detail = Some(format!("for {name:?}, expires at {}", pending.expires_ms));
+    event.detail = Some(format!(
+        "for {name:?}, {ceilings}, expires at {}",
+        pending.expires_ms
+    ));
     ledger.add_enrollment(&pending, &event)?;
     ledger.sync()?;
     Ok((code, pending.expires_ms))

@@ -96,6 +96,10 @@ async fn serve(inv: Invocation, kept: Option<PathBuf>) -> Result<(), BankError> 
         dir.audit_key(),
     );
     config.stalled_connection_is_protocol_error = true;
+    // The spec's bank takes any amount up to its grammar's maximum from its one terminal.
+    config.first_terminal = bank_server::ledger::DepositCeilings::NONE;
+    // ...and opens as many accounts as it is asked to, as fast as it is asked.
+    config.openings = None;
     let bank = tokio::task::spawn_blocking(move || bank_server::open(config))
         .await
         .map_err(|e| BankError::Start(StartError::Task(e)))?

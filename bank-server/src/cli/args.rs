@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use bank_server::ledger::DepositCeilings;
 use clap::{Args, Parser, Subcommand};
 use protocol::Cents;
 
@@ -148,6 +149,30 @@ pub(crate) struct Opts {
     /// Largest deposit or withdrawal, in currency units with up to two decimals.
     #[arg(long, global = true, env = "BANK_MAX_AMOUNT", default_value = "4294967295.99", value_parser = parse_amount)]
     pub(crate) max_amount: Cents,
+    /// The largest single deposit of the terminal this command creates (`terminal add`'s new
+    /// terminal; when serving creates the bank, the first terminal, the one in the auth file),
+    /// an opening balance included; `none` for no ceiling. Set at enrollment: it changes no
+    /// existing terminal.
+    #[arg(long, global = true, default_value_t = Ceiling(DepositCeilings::DEFAULT.per_deposit), value_parser = parse_ceiling)]
+    pub(crate) max_deposit: Ceiling,
+    /// How many accounts one terminal may open (register, open_card_account) per minute,
+    /// sustained; `none` for no limit. Beyond it the terminal is answered `busy` (the first
+    /// refusal of a run audited as `openings_throttled`). Kept per terminal in memory.
+    #[arg(long, global = true, env = "BANK_OPENINGS_PER_MINUTE", default_value = "10", value_parser = parse_rate)]
+    pub(crate) openings_per_minute: Rate,
+    /// How many accounts one terminal may open at once (the bucket's size).
+    #[arg(
+        long,
+        global = true,
+        env = "BANK_OPENINGS_BURST",
+        default_value_t = 20,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub(crate) openings_burst: u32,
+    /// The most that terminal may take in deposits (opening balances included) per UTC day;
+    /// `none` for no ceiling. Withdrawals free nothing. Set at enrollment, like --max-deposit.
+    #[arg(long, global = true, default_value_t = Ceiling(DepositCeilings::DEFAULT.per_day), value_parser = parse_ceiling)]
+    pub(crate) max_deposit_per_day: Ceiling,
     /// A browser origin (like http://localhost:8080) allowed to open WebSockets besides the
     /// bank's own; repeat it or separate with commas; `*` allows any.
     #[arg(long, global = true, env = "BANK_ALLOW_ORIGIN", value_delimiter = ',')]
@@ -193,7 +218,8 @@ pub(crate) enum TerminalCommand {
     /// Add a terminal. With --code, prints a one-time enrollment code (the recommended way:
     /// the terminal derives its own key with the bank, and the key never travels); otherwise
     /// its auth-file line (or writes it with --out), or with --web an enrollment link carrying
-    /// the id and key in the URL fragment.
+    /// the id and key in the URL fragment. Its deposit ceilings are --max-deposit and
+    /// --max-deposit-per-day (2000.00 and 10000.00 unless given).
     Add {
         /// A label for the terminal.
         #[arg(long, default_value = "terminal")]
@@ -212,7 +238,8 @@ pub(crate) enum TerminalCommand {
         #[arg(long)]
         public_url: Option<String>,
     },
-    /// List terminals (id, state, name; never keys).
+    /// List terminals: id, state, role, max deposit, max per day, deposited today (UTC), name;
+    /// never keys.
     List,
     /// Revoke a terminal: its next handshake fails like a wrong key.
     Revoke {
@@ -248,6 +275,60 @@ pub(crate) struct AuditArgs {
     /// A checkpoint file to check the log against instead of --checkpoint-file.
     #[arg(long)]
     pub(crate) checkpoints: Option<PathBuf>,
+}
+
+/// A deposit ceiling as given on the command line: an amount, or `none`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Ceiling(pub(crate) Option<Cents>);
+
+impl core::fmt::Display for Ceiling {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self.0 {
+            Some(cents) => write!(f, "{cents}"),
+            None => f.write_str("none"),
+        }
+    }
+}
+
+fn parse_ceiling(text: &str) -> Result<Ceiling, String> {
+    if text == "none" {
+        return Ok(Ceiling(None));
+    }
+    parse_amount(text)
+        .map(|c| Ceiling(Some(c)))
+        .map_err(|_| "expected a positive amount like 2000.00, or none".to_owned())
+}
+
+/// `--openings-per-minute`: a number of accounts, or `none`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Rate(pub(crate) Option<u32>);
+
+fn parse_rate(text: &str) -> Result<Rate, String> {
+    if text == "none" {
+        return Ok(Rate(None));
+    }
+    match text.parse::<u32>() {
+        Ok(n) if n > 0 && !text.starts_with('+') => Ok(Rate(Some(n))),
+        _ => Err("expected a number of accounts above 0, or none".to_owned()),
+    }
+}
+
+/// The openings bucket the options ask for.
+pub(crate) fn openings(opts: &Opts) -> Option<bank_server::OpeningRate> {
+    opts.openings_per_minute
+        .0
+        .map(|per_minute| bank_server::OpeningRate {
+            per_minute,
+            burst: opts.openings_burst,
+        })
+}
+
+/// The deposit ceilings the options give the terminal this command creates.
+pub(crate) fn ceilings(opts: &Opts) -> DepositCeilings {
+    DepositCeilings {
+        per_deposit: opts.max_deposit.0,
+        per_day: opts.max_deposit_per_day.0,
+    }
 }
 
 fn parse_amount(text: &str) -> Result<Cents, String> {

@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 
 use bank_server::admin::{self, AdminError, TerminalOp, TerminalReply};
-use bank_server::ledger::TerminalRecord;
+use bank_server::ledger::{DepositCeilings, TerminalRecord};
 use bank_server::terminals::console_link;
 use bank_server::StartError;
 use protocol::{Psk, TerminalId, TerminalRole};
@@ -66,6 +66,7 @@ pub(crate) fn operator(opts: &Opts, cmd: OperatorCommand) -> Result<(), StartErr
                 revoked: false,
                 created_ms: 0,
                 role: TerminalRole::Console,
+                ceilings: DepositCeilings::NONE,
             };
             let base = public_url
                 .unwrap_or_else(|| format!("http://{}", SocketAddr::new(opts.bind, opts.port)));

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use bank_server::{Config, StartError};
 
-use super::args::{bank_key_file, checkpoint_file, storage, Opts};
+use super::args::{bank_key_file, ceilings, checkpoint_file, openings, storage, Opts};
 
 /// Files the bank keeps open besides its connections (sled's files, the listener, the admin
 /// socket, standard streams), with room to spare.
@@ -46,6 +46,8 @@ fn config(opts: &Opts) -> Config {
     config.idle_timeout = Duration::from_secs(opts.idle_timeout_secs.max(1));
     config.allowed_origins = opts.allow_origin.clone();
     config.max_amount = opts.max_amount;
+    config.first_terminal = ceilings(opts);
+    config.openings = openings(opts);
     config
 }
 

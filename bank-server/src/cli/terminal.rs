@@ -9,14 +9,20 @@ use bank_server::terminals::{auth_file_text, enrollment_link, write_new_secret_f
 use bank_server::StartError;
 use protocol::{BankPin, Psk, TerminalId, TerminalRole};
 
-use super::args::{checkpoint_file, storage, Opts, TerminalCommand};
+use super::args::{ceilings, checkpoint_file, storage, Opts, TerminalCommand};
 
 pub(crate) fn terminal(opts: &Opts, cmd: TerminalCommand) -> Result<(), StartError> {
     let op = match &cmd {
         TerminalCommand::Add {
             name, code: true, ..
-        } => TerminalOp::AddCode { name: name.clone() },
-        TerminalCommand::Add { name, .. } => TerminalOp::Add { name: name.clone() },
+        } => TerminalOp::AddCode {
+            name: name.clone(),
+            ceilings: Some(ceilings(opts)),
+        },
+        TerminalCommand::Add { name, .. } => TerminalOp::Add {
+            name: name.clone(),
+            ceilings: Some(ceilings(opts)),
+        },
         TerminalCommand::List => TerminalOp::List,
         TerminalCommand::Revoke { id } => TerminalOp::Revoke { id: id.clone() },
     };
@@ -52,6 +58,7 @@ pub(crate) fn terminal(opts: &Opts, cmd: TerminalCommand) -> Result<(), StartErr
                 revoked: false,
                 created_ms: 0,
                 role: TerminalRole::Atm,
+                ceilings: ceilings(opts),
             };
             if web {
                 let base = public_url
@@ -92,7 +99,15 @@ pub(crate) fn terminal(opts: &Opts, cmd: TerminalCommand) -> Result<(), StartErr
                     TerminalRole::Atm => "atm",
                     TerminalRole::Console => "console",
                 };
-                println!("{}\t{state}\t{role}\t{}", t.id, t.name);
+                let show = |c: Option<protocol::Cents>| c.map_or("none".into(), |c| c.to_string());
+                println!(
+                    "{}\t{state}\t{role}\tmax-deposit={}\tmax-per-day={}\ttoday={}\t{}",
+                    t.id,
+                    show(t.ceilings.per_deposit),
+                    show(t.ceilings.per_day),
+                    t.deposited_today,
+                    t.name
+                );
             }
         }
         (TerminalCommand::Revoke { id }, TerminalReply::Revoked) => println!("revoked {id}"),

@@ -1,7 +1,8 @@
 //! An ATM's requests on an ATM terminal's session: register, password and card login, opening
-//! a card account (idempotent by txid, §9.5), balance, deposit and withdraw (a refused amount
-//! audited as declined) and history. Identity comes from the session only; every refusal is an
-//! `ErrorCode` and changes nothing.
+//! a card account (idempotent by txid, §9.5), balance, deposit and withdraw (a refused amount,
+//! a deposit over the terminal's ceilings included, audited as declined) and history. Identity
+//! (the user, the terminal) comes from the session only; every refusal is an `ErrorCode` and
+//! changes nothing.
 
 use std::sync::Arc;
 
@@ -12,7 +13,8 @@ use protocol::{
 };
 
 use crate::ledger::{LedgerError, Movement, NewAccount, UserRecord};
-use crate::{now_ms, Shared};
+use crate::openings::Take;
+use crate::Shared;
 
 use super::credentials::{self, card_hash, card_matches};
 use super::ctx::{
@@ -83,6 +85,10 @@ async fn register(
     if password.expose().chars().count() < protocol::MIN_PASSWORD_CHARS {
         return refuse(ErrorCode::WeakPassword);
     }
+    // Before the name lookup and the Argon2 hash: a flood costs neither.
+    if let Err(reply) = opening_allowed(shared, ctx, "register").await {
+        return reply;
+    }
     let name = username.clone();
     match ledger(shared, move |l| l.user(&name)).await {
         Ok(Some(_)) => return refuse(ErrorCode::NameTaken),
@@ -101,8 +107,10 @@ async fn register(
         password_hash: Some(hash),
         card_sha256: None,
         opening: None,
+        terminal: Some(ctx.terminal.clone()),
     };
-    let user = match ledger(shared, move |l| l.open_account(new, now_ms(), &event)).await {
+    let now = shared.config.clock.now_ms();
+    let user = match ledger(shared, move |l| l.open_account(new, now, &event)).await {
         Ok(user) => user,
         Err(e) => return refusal(&e),
     };
@@ -196,6 +204,37 @@ async fn login(
     }
 }
 
+/// Takes a token from the session's terminal's openings bucket for `action` (`register`,
+/// `open_account`). Refused with the generic `busy`; the first refusal of a run is logged at
+/// warn and audited (`openings_throttled`, the rate in `detail`), later ones only logged at
+/// debug, so a flood writes at most one audit entry per opening it was granted.
+async fn opening_allowed(
+    shared: &Arc<Shared>,
+    ctx: &SessionCtx,
+    action: &str,
+) -> Result<(), Response> {
+    let now = shared.config.clock.now_ms();
+    let first = match shared.openings.take(&ctx.terminal, now) {
+        Take::Granted => return Ok(()),
+        Take::Refused { first } => first,
+    };
+    if !first {
+        tracing::debug!(terminal = %ctx.terminal, action, "openings throttled");
+        return Err(refuse(ErrorCode::Busy));
+    }
+    let rate = shared.openings.rate().map_or_else(String::new, |r| {
+        format!("{} a minute, {} at once", r.per_minute, r.burst)
+    });
+    tracing::warn!(terminal = %ctx.terminal, action, %rate, "openings throttled: the terminal opens accounts faster than its bucket allows");
+    let mut event = ctx.event("openings_throttled");
+    event.detail = Some(format!("{action}: over {rate}"));
+    if let Err(e) = ledger(shared, move |l| l.audit(&event)).await {
+        return Err(refusal(&e));
+    }
+    durable(shared).await?;
+    Err(refuse(ErrorCode::Busy))
+}
+
 /// A `txid` already applied to an account, and what the retry that names it gets (§9.5).
 enum Retry {
     /// An identical request (same name, amount and card): the first result.
@@ -241,12 +280,21 @@ async fn open_card_account(
     }
     // (3) the idempotency lookup, then (4) the request's own rules (§9.5). A second pass
     // covers an opening of the same name committed by another session between the two.
+    let mut charged = false;
     for _ in 0..2 {
         let name = username.clone();
         let existing = match ledger(shared, move |l| l.user(&name)).await {
             Ok(existing) => existing,
             Err(e) => return refusal(&e),
         };
+        // A retry of an opening already made creates nothing: it is answered without a token.
+        let retry = matches!(&existing, Some(user) if user.open_txid == Some(txid));
+        if !retry && !charged {
+            if let Err(reply) = opening_allowed(shared, ctx, "open_account").await {
+                return reply;
+            }
+            charged = true;
+        }
         let (user, opening, fresh) = match existing {
             Some(user) if user.open_txid == Some(txid) => {
                 match opening_retry(shared, user, initial, txid, &card).await {
@@ -286,12 +334,31 @@ async fn open_card_account(
                     password_hash: None,
                     card_sha256: Some(card_hash(&card)),
                     opening: Some((txid, initial)),
+                    terminal: Some(ctx.terminal.clone()),
                 };
-                match ledger(shared, move |l| l.open_account(new, now_ms(), &event)).await {
+                let now = shared.config.clock.now_ms();
+                match ledger(shared, move |l| l.open_account(new, now, &event)).await {
                     Ok(user) => (user, initial, true),
                     // Opened meanwhile: look again (it may be this very request's retry).
                     Err(LedgerError::NameTaken) => continue,
-                    Err(e) => return refusal(&e),
+                    Err(e) => {
+                        return match refusal_code(&e) {
+                            Some(code) => {
+                                let detail = refusal_detail(ctx, &username, &e);
+                                declined_for(
+                                    shared,
+                                    ctx,
+                                    Some(&username),
+                                    "open_account",
+                                    initial,
+                                    code,
+                                    detail,
+                                )
+                                .await
+                            }
+                            None => refusal(&e),
+                        }
+                    }
                 }
             }
         };
@@ -326,7 +393,7 @@ async fn declined(
     amount: Cents,
     code: ErrorCode,
 ) -> Response {
-    declined_for(shared, ctx, None, action, amount, code).await
+    declined_for(shared, ctx, None, action, amount, code, None).await
 }
 
 /// [`declined`] for an opening of `claimed`.
@@ -337,9 +404,20 @@ async fn declined_opening(
     amount: Cents,
     code: ErrorCode,
 ) -> Response {
-    declined_for(shared, ctx, Some(claimed), "open_account", amount, code).await
+    declined_for(
+        shared,
+        ctx,
+        Some(claimed),
+        "open_account",
+        amount,
+        code,
+        None,
+    )
+    .await
 }
 
+/// [`declined`] with the reason's `detail` after the code in the audit entry (which ceiling a
+/// deposit would cross; the terminal is told only the code).
 async fn declined_for(
     shared: &Arc<Shared>,
     ctx: &SessionCtx,
@@ -347,13 +425,17 @@ async fn declined_for(
     action: &str,
     amount: Cents,
     code: ErrorCode,
+    detail: Option<String>,
 ) -> Response {
     let mut event = ctx.event(&format!("{action}_declined"));
     if let Some(name) = claimed {
         event.user = Some(name.to_string());
     }
     event.amount_cents = Some(amount.0);
-    event.detail = Some(code.as_str().to_owned());
+    event.detail = Some(match detail {
+        Some(detail) => format!("{}: {detail}", code.as_str()),
+        None => code.as_str().to_owned(),
+    });
     if let Err(e) = ledger(shared, move |l| l.audit(&event)).await {
         return refusal(&e);
     }
@@ -361,6 +443,17 @@ async fn declined_for(
         return reply;
     }
     refuse(code)
+}
+
+/// What the audit entry and the log say about a refusal beyond its code: for a deposit over
+/// a ceiling, which one and the figures (logged at warn: a terminal at its ceiling is worth an
+/// operator's look).
+fn refusal_detail(ctx: &SessionCtx, user: &Username, e: &LedgerError) -> Option<String> {
+    let LedgerError::OverCeiling(ceiling) = e else {
+        return None;
+    };
+    tracing::warn!(terminal = %ctx.terminal, %user, %ceiling, "deposit refused: over the terminal's ceiling");
+    Some(ceiling.to_string())
 }
 
 fn logged_in(ctx: &SessionCtx) -> Result<LoggedIn, Response> {
@@ -418,17 +511,22 @@ async fn movement(
     let mut event = ctx.event(action);
     event.amount_cents = Some(amount.0);
     let account = user.account.clone();
-    let movement = Movement { kind, txid, amount };
-    let applied = match ledger(shared, move |l| {
-        l.apply(&account, movement, now_ms(), &event)
-    })
-    .await
-    {
+    let movement = Movement {
+        kind,
+        txid,
+        amount,
+        terminal: Some(ctx.terminal.clone()),
+    };
+    let now = shared.config.clock.now_ms();
+    let applied = match ledger(shared, move |l| l.apply(&account, movement, now, &event)).await {
         Ok(applied) => applied,
         Err(e) => {
             tracing::debug!(user = %user.username, action, error = %e, "refused");
             return match refusal_code(&e) {
-                Some(code) => declined(shared, ctx, action, amount, code).await,
+                Some(code) => {
+                    let detail = refusal_detail(ctx, &user.username, &e);
+                    declined_for(shared, ctx, None, action, amount, code, detail).await
+                }
                 None => refusal(&e),
             };
         }

@@ -14,7 +14,7 @@ use protocol::{
 };
 
 use crate::audit::AuditEvent;
-use crate::ledger::LedgerError;
+use crate::ledger::{DepositCeilings, LedgerError};
 use crate::terminals::new_terminal;
 use crate::{now_ms, Shared};
 
@@ -42,7 +42,14 @@ pub(super) async fn handle(
         Request::ConsoleOverview {} => overview(shared).await,
         Request::ConsoleAudit {} => audit_entries(shared).await,
         Request::ConsoleTerminals {} => terminals(shared).await,
-        Request::AddTerminal { name } => add_terminal(shared, ctx, &operator, name).await,
+        Request::AddTerminal {
+            name,
+            max_deposit_cents,
+            max_deposit_per_day_cents,
+        } => {
+            let asked = (max_deposit_cents, max_deposit_per_day_cents);
+            add_terminal(shared, ctx, &operator, name, asked).await
+        }
         Request::RevokeTerminal { terminal } => revoke(shared, ctx, &operator, terminal).await,
         Request::ChangePassword { old, new } => {
             credentials::change_operator_password(shared, ctx, old, new).await
@@ -190,24 +197,36 @@ async fn audit_entries(shared: &Arc<Shared>) -> Response {
 }
 
 async fn terminals(shared: &Arc<Shared>) -> Response {
-    match ledger(shared, |l| l.terminals()).await {
-        Ok(mut list) => {
-            list.sort_by(|a, b| (b.created_ms, &b.id).cmp(&(a.created_ms, &a.id)));
-            Response::Terminals {
-                total: list.len() as u64,
-                terminals: list
-                    .iter()
-                    .take(MAX_LISTED_TERMINALS)
-                    .map(|t| TerminalInfo {
-                        id: t.id.clone(),
-                        name: clip(&t.name),
-                        role: t.role,
-                        revoked: t.revoked,
-                        created_ms: t.created_ms,
-                    })
-                    .collect(),
-            }
-        }
+    let now = shared.config.clock.now_ms();
+    let listed = ledger(shared, move |l| {
+        let mut list = l.terminals()?;
+        let total = list.len() as u64;
+        list.sort_by(|a, b| (b.created_ms, &b.id).cmp(&(a.created_ms, &a.id)));
+        list.truncate(MAX_LISTED_TERMINALS);
+        let terminals = list
+            .into_iter()
+            .map(|t| {
+                let today = match t.ceilings.per_day {
+                    Some(_) => Some(l.deposited_today(&t.id, now)?),
+                    None => None,
+                };
+                Ok(TerminalInfo {
+                    id: t.id,
+                    name: clip(&t.name),
+                    role: t.role,
+                    revoked: t.revoked,
+                    created_ms: t.created_ms,
+                    max_deposit_cents: t.ceilings.per_deposit,
+                    max_deposit_per_day_cents: t.ceilings.per_day,
+                    deposited_today_cents: today,
+                })
+            })
+            .collect::<Result<Vec<_>, LedgerError>>()?;
+        Ok((total, terminals))
+    })
+    .await;
+    match listed {
+        Ok((total, terminals)) => Response::Terminals { total, terminals },
         Err(e) => refusal(&e),
     }
 }
@@ -225,14 +244,27 @@ fn operator_event(
     event
 }
 
+/// Enrolls an ATM under the ceilings asked for (per deposit, per day; each above zero, an
+/// absent one the default: a console cannot enroll a terminal without ceilings).
 async fn add_terminal(
     shared: &Arc<Shared>,
     ctx: &SessionCtx,
     operator: &Username,
     name: TerminalName,
+    (per_deposit, per_day): (Option<Cents>, Option<Cents>),
 ) -> Response {
-    let terminal = new_terminal(name.as_str(), now_ms());
-    let event = operator_event(ctx, "terminal_added", operator, &terminal.id);
+    if per_deposit == Some(Cents::ZERO) || per_day == Some(Cents::ZERO) {
+        return refuse(ErrorCode::BadRequest);
+    }
+    let ceilings = DepositCeilings {
+        per_deposit: per_deposit.or(DepositCeilings::DEFAULT.per_deposit),
+        per_day: per_day.or(DepositCeilings::DEFAULT.per_day),
+    };
+    let terminal = new_terminal(name.as_str(), now_ms(), ceilings);
+    let mut event = operator_event(ctx, "terminal_added", operator, &terminal.id);
+    if let Some(detail) = &mut event.detail {
+        detail.push_str(&format!("; {ceilings}"));
+    }
     let stored = terminal.clone();
     if let Err(e) = ledger(shared, move |l| l.add_terminal(&stored, &event)).await {
         return refusal(&e);
@@ -240,7 +272,7 @@ async fn add_terminal(
     if let Err(reply) = durable(shared).await {
         return reply;
     }
-    tracing::info!(%operator, terminal = %terminal.id, "terminal added from the console");
+    tracing::info!(%operator, terminal = %terminal.id, %ceilings, "terminal added from the console");
     Response::TerminalAdded {
         terminal: terminal.id.clone(),
         name,

@@ -135,6 +135,7 @@ pub(super) fn refusal_code(e: &LedgerError) -> Option<ErrorCode> {
         LedgerError::NameTaken => Some(ErrorCode::NameTaken),
         LedgerError::InsufficientFunds => Some(ErrorCode::InsufficientFunds),
         LedgerError::LimitExceeded => Some(ErrorCode::LimitExceeded),
+        LedgerError::OverCeiling(_) => Some(ErrorCode::DepositLimit),
         LedgerError::TxIdReused => Some(ErrorCode::TxIdReused),
         LedgerError::NotFound
         | LedgerError::InUse(_)

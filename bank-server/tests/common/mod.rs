@@ -22,7 +22,9 @@ pub const TEST_ARGON2: Argon2Params = Argon2Params {
     p: 1,
 };
 
-/// Paths of one bank's files inside a temp directory.
+/// Paths of one bank's files inside a temp directory. Its first terminal has no deposit
+/// ceilings: these tests exercise the bank's other rules (amounts up to the BIBIFI maximum,
+/// balances up to `u64::MAX`); `tests/ceilings.rs` tests the ceilings and their defaults.
 pub fn config(dir: &Path) -> Config {
     let mut config = Config::new(
         dir.join("data"),
@@ -31,6 +33,7 @@ pub fn config(dir: &Path) -> Config {
     );
     config.web_root = dir.join("no-web-root");
     config.argon2 = TEST_ARGON2;
+    config.first_terminal = bank_server::ledger::DepositCeilings::NONE;
     config
 }
 

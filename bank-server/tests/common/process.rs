@@ -61,6 +61,8 @@ impl BankProcess {
         Self::start_logging(paths, "warn")
     }
 
+    /// Started as a user would, but its first terminal (made if this start creates the bank)
+    /// has no deposit ceilings: these tests load it past the defaults.
     pub fn start_logging(paths: &Paths, log: &str) -> Self {
         Self::start_with(paths, &[], log)
     }
@@ -70,6 +72,7 @@ impl BankProcess {
         let mut child = Command::new(BIN)
             .args(["--port", "0", "--bind", "127.0.0.1"])
             .args(extra)
+            .args(["--max-deposit", "none", "--max-deposit-per-day", "none"])
             .args(paths.args())
             .env("RUST_LOG", log)
             .stdout(Stdio::piped())
