@@ -14,7 +14,11 @@ team from the specification only, without reading the reference implementation. 
   4. feeds tampered, replayed, reflected and malformed messages to its own receivers, each of
      which must be refused;
   5. also recomputes the worked example of §13.1 and the examples of §15 from the values
-     printed in the spec, and checks that every hex value printed in §13.1 is one it derived.
+     printed in the spec, and checks that every hex value printed in §13.1 is one it derived;
+  6. implements enrollment by a one-time code (§16): recomputes the `enrollment` section of
+     the file, receives its messages as each peer would, refuses a wrong code, a bank identity
+     swapped in flight, a low-order bank key, a code id that is not one, and a terminal's
+     server_hello in place of an enroll_server_hello; and recomputes the example of §16.9.
 
 Usage:  python3 docs/interop/check_vectors.py [path/to/v2.json]
         (default: protocol/vectors/v2.json relative to the repository root)
@@ -39,7 +43,7 @@ from typing import Any
 from cryptography.hazmat.primitives import hashes, padding
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF, HKDFExpand
 
 # ---------------------------------------------------------------------------------------------
 # §4 Constants and limits
@@ -277,6 +281,11 @@ def v_tx_kind(v: Any) -> None:
         _fail("kind")
 
 
+def v_terminal_id(v: Any) -> None:  # §5.1: 1..64 characters of [A-Za-z0-9_-]
+    if type(v) is not str or not _TERMINAL_ID.fullmatch(v):
+        _fail("terminal id")
+
+
 def v_error_code(v: Any) -> None:
     if type(v) is not str or v not in ERROR_CODES:
         _fail("error code")
@@ -316,6 +325,7 @@ REQUESTS: dict[str, dict[str, Callable[[Any], None]]] = {
     "withdraw": {"txid": v_txid, "amount_cents": v_u64},
     "history": {"limit": v_u32},
     "logout": {},
+    "enroll": {},  # §16.7: parses anywhere; refused (not_allowed) outside an enrollment session
 }
 
 # §9.4: response variants and their fields, in emitted order.
@@ -333,6 +343,7 @@ RESPONSES: dict[str, dict[str, Callable[[Any], None]]] = {
     "history": {"entries": v_entries},
     "logged_out": {},
     "error": {"code": v_error_code},
+    "enrolled": {"terminal": v_terminal_id},  # §16.7
 }
 
 
@@ -1677,7 +1688,7 @@ def check_worked_example(rep: Report, spec_path: Path, records: list[dict[str, A
     rep.equal("hex values printed in §13.1 that were not derived", stale, [])
 
     # §15: the pin, the auth file and the link printed for the same terminal and bank.
-    s15 = spec[spec.index("## 15. ") : spec.index("## Appendix A")]
+    s15 = spec[spec.index("## 15. ") : spec.index("## 16. ")]
     lines15 = [
         line for block in re.findall(r"```\n(.*?)```", s15, re.S) for line in block.splitlines()
     ]
@@ -1702,6 +1713,855 @@ def check_worked_example(rep: Report, spec_path: Path, records: list[dict[str, A
     rep.end()
 
 
+# ---------------------------------------------------------------------------------------------
+# §16 Enrollment by a one-time code: the code and its key, the two enrollment hellos, the
+# enrollment transcript, the exporter and the enrolled terminal's key.
+# ---------------------------------------------------------------------------------------------
+
+LABEL_ENROLL_TRANSCRIPT = PREFIX + b"enroll transcript"  # §16.4, 28 bytes
+LABEL_EXPORTER = PREFIX + b"enroll exporter"  # §16.4, HKDF info of EXP
+LABEL_TERMINAL_KEY = PREFIX + b"enrolled terminal key"  # §16.4, 32 bytes
+LABEL_CODE_PSK = PREFIX + b"enrollment code"  # §16.2, the HKDF salt
+
+# §16.1: the code's text, and the code id alone (`e-` and exactly 10 lowercase hex).
+_CODE = re.compile(r"(e-[0-9a-f]{10})-([0-9a-f]{32})")
+_CODE_ID = re.compile(r"e-[0-9a-f]{10}")
+
+
+def parse_code(text: str) -> tuple[str, bytes]:
+    """§16.1: `e-<10 lowercase hex>-<32 lowercase hex>`, whitespace around it ignored (the
+    spec allows it), nothing else. Returns (code id, 16-byte secret)."""
+    m = _CODE.fullmatch(text.strip())
+    if m is None:
+        raise Refused("code", "not e-<10 lowercase hex>-<32 lowercase hex>")
+    return m.group(1), bytes.fromhex(m.group(2))
+
+
+def code_psk(code_id: str, secret: bytes) -> bytes:
+    """§16.2: PSK_code = HKDF-SHA256(salt = label, IKM = secret, info = code id, L = 32),
+    with the library's full HKDF (extract and expand)."""
+    return HKDF(
+        algorithm=hashes.SHA256(), length=32, salt=LABEL_CODE_PSK, info=code_id.encode("ascii")
+    ).derive(secret)
+
+
+def enroll_transcript_input(
+    bank_id: str,
+    bank_key: bytes,
+    code_id: str,
+    client_nonce: bytes,
+    client_share: bytes,
+    client_ts: int,
+    bank_nonce: bytes,
+    bank_share: bytes,
+    bank_ts: int,
+) -> bytes:
+    """§16.4: the enrollment transcript, 207 + len(bank_id) + 12 bytes."""
+    bid = bank_id.encode("ascii")
+    cid = code_id.encode("ascii")
+    return (
+        LABEL_ENROLL_TRANSCRIPT  # 28 bytes
+        + bytes([PROTOCOL_VERSION])
+        + bytes([len(bid)])
+        + bid  # the enroll_server_hello's bank_id
+        + bank_key  # the enroll_server_hello's bank_key (32 bytes)
+        + bytes([len(cid)])  # 12
+        + cid  # the enroll_hello's code_id
+        + client_nonce
+        + client_share
+        + u64be(client_ts)
+        + bank_nonce
+        + bank_share
+        + u64be(bank_ts)
+    )
+
+
+def enroll_schedule(
+    psk: bytes,
+    transcript: bytes,
+    client_nonce: bytes,
+    bank_nonce: bytes,
+    dh_ee: bytes,
+    dh_es: bytes,
+) -> dict[str, Any]:
+    """§16.4: the key schedule of §6 on the enrollment transcript, plus EXP."""
+    out = schedule(psk, transcript, client_nonce, bank_nonce, dh_ee, dh_es)
+    out["exporter"] = hkdf_expand_32(out["prk"], LABEL_EXPORTER)
+    return out
+
+
+def enrolled_terminal_key(exporter: bytes, terminal_id: str) -> bytes:
+    """§16.4: PSK_terminal = HMAC(EXP, label || u8(len(id)) || id)."""
+    tid = terminal_id.encode("ascii")
+    return hmac_sha256(exporter, LABEL_TERMINAL_KEY + bytes([len(tid)]) + tid)
+
+
+def enroll_hello_text(code_id: str, client_nonce: bytes, client_share: bytes, ts: int) -> str:
+    """§16.3.1, fields in the listed order."""
+    return compact_json(
+        {
+            "type": "enroll_hello",
+            "version": PROTOCOL_VERSION,
+            "code_id": code_id,
+            "client_nonce": client_nonce.hex(),
+            "client_share": client_share.hex(),
+            "timestamp": ts,
+        }
+    )
+
+
+def enroll_server_hello_text(
+    bank_id: str, bank_key: bytes, bank_nonce: bytes, bank_share: bytes, ts: int, finished: bytes
+) -> str:
+    """§16.3.2, fields in the listed order."""
+    return compact_json(
+        {
+            "type": "enroll_server_hello",
+            "version": PROTOCOL_VERSION,
+            "bank_id": bank_id,
+            "bank_key": bank_key.hex(),
+            "bank_nonce": bank_nonce.hex(),
+            "bank_share": bank_share.hex(),
+            "timestamp": ts,
+            "finished": finished.hex(),
+        }
+    )
+
+
+def bank_receive_enroll_hello(text: bytes, now: int, max_skew_ms: int) -> dict[str, Any]:
+    """§16.6 step 1, in the listed order."""
+    msg = parse_handshake(
+        text, "enroll_hello", ["version", "code_id", "client_nonce", "client_share", "timestamp"]
+    )
+    if (
+        not is_uint(msg["version"], U8_MAX)
+        or type(msg["code_id"]) is not str
+        or not is_uint(msg["timestamp"], U64_MAX)
+    ):
+        raise Refused("json", "field type")
+    if msg["version"] != PROTOCOL_VERSION:
+        raise Refused("version")
+    if not _TERMINAL_ID.fullmatch(msg["code_id"]):
+        raise Refused("code_id", "not 1-64 characters of [A-Za-z0-9_-]")
+    decode_hex(msg["client_nonce"], 32)
+    decode_hex(msg["client_share"], 32)
+    if not is_fresh(msg["timestamp"], now, max_skew_ms):
+        raise Refused("timestamp")
+    if not _CODE_ID.fullmatch(msg["code_id"]):
+        raise Refused("code_id", "not a code id")
+    return msg
+
+
+def bank_answer_enroll(
+    hello: dict[str, Any],
+    psk_code: bytes | None,
+    bank_id: str,
+    bank_static_secret: bytes,
+    bank_nonce: bytes,
+    bank_secret: bytes,
+    bank_ts: int,
+    throw_away: bytes = bytes([0x99]) * 32,
+) -> dict[str, Any]:
+    """§16.6 step 3 (after the code was taken in step 2): `psk_code` None is an unknown, used or
+    expired code, answered with the throw-away key. Returns the schedule and the message."""
+    client_share = decode_hex(hello["client_share"], 32)
+    client_nonce = decode_hex(hello["client_nonce"], 32)
+    bank_share = x25519_share(bank_secret)
+    dh_ee = x25519_dh(bank_secret, client_share)
+    dh_es = x25519_dh(bank_static_secret, client_share)
+    bank_key = x25519_share(bank_static_secret)
+    transcript = enroll_transcript_input(
+        bank_id,
+        bank_key,
+        hello["code_id"],
+        client_nonce,
+        client_share,
+        hello["timestamp"],
+        bank_nonce,
+        bank_share,
+        bank_ts,
+    )
+    psk = psk_code if psk_code is not None else throw_away
+    out = enroll_schedule(psk, transcript, client_nonce, bank_nonce, dh_ee, dh_es)
+    out["code_good"] = psk_code is not None
+    out["enroll_server_hello_message"] = enroll_server_hello_text(
+        bank_id, bank_key, bank_nonce, bank_share, bank_ts, out["server_finished"]
+    )
+    return out
+
+
+def terminal_receive_enroll_server_hello(
+    text: bytes,
+    now: int,
+    max_skew_ms: int,
+    psk_code: bytes,
+    code_id: str,
+    client_nonce: bytes,
+    client_secret: bytes,
+    client_ts: int,
+) -> dict[str, Any]:
+    """§16.5 step 2, checks 1-9 in the listed order. Returns the schedule and the pin."""
+    msg = parse_handshake(  # checks 1, 2
+        text,
+        "enroll_server_hello",
+        ["version", "bank_id", "bank_key", "bank_nonce", "bank_share", "timestamp", "finished"],
+    )
+    if (
+        not is_uint(msg["version"], U8_MAX)
+        or not is_uint(msg["timestamp"], U64_MAX)
+        or type(msg["bank_id"]) is not str
+        or type(msg["bank_key"]) is not str
+    ):
+        raise Refused("json", "field type")
+    if msg["version"] != PROTOCOL_VERSION:  # check 3
+        raise Refused("version")
+    bank_nonce = decode_hex(msg["bank_nonce"], 32)  # check 4
+    bank_share = decode_hex(msg["bank_share"], 32)
+    finished = decode_hex(msg["finished"], 32)
+    if not is_fresh(msg["timestamp"], now, max_skew_ms):  # check 5
+        raise Refused("timestamp")
+    bank_id, bank_key = parse_pin(f"{msg['bank_id']}:{msg['bank_key']}")  # check 6 (§15.1)
+    dh_ee = x25519_dh(client_secret, bank_share)  # check 7
+    dh_es = x25519_dh(client_secret, bank_key)
+    transcript = enroll_transcript_input(  # check 8
+        bank_id,
+        bank_key,
+        code_id,
+        client_nonce,
+        x25519_share(client_secret),
+        client_ts,
+        bank_nonce,
+        bank_share,
+        msg["timestamp"],
+    )
+    out = enroll_schedule(psk_code, transcript, client_nonce, bank_nonce, dh_ee, dh_es)
+    if not hmac.compare_digest(finished, out["server_finished"]):  # check 9
+        raise Refused("finished")
+    out["pin"] = (bank_id, bank_key)
+    return out
+
+
+ENROLLMENT_INPUT_FIELDS = {
+    "code_id",
+    "code_secret",
+    "client_nonce",
+    "client_x25519_secret",
+    "client_timestamp",
+    "bank_nonce",
+    "bank_x25519_secret",
+    "bank_timestamp",
+    "terminal_id",
+}
+ENROLLMENT_FIELDS = {
+    "inputs",
+    "code",
+    "code_psk",
+    "client_share",
+    "bank_share",
+    "dh_ee",
+    "dh_es",
+    "transcript",
+    "transcript_hash",
+    "master_secret",
+    "prk",
+    "keys",
+    "exporter",
+    "server_finished",
+    "client_finished",
+    "enroll_hello_message",
+    "enroll_server_hello_message",
+    "client_finished_message",
+    "records",
+    "terminal_key",
+    "auth_file",
+}
+
+
+def derive_enrollment(
+    bank_id: str,
+    bank_static_secret: bytes,
+    code_id: str,
+    secret: bytes,
+    client_nonce: bytes,
+    client_secret: bytes,
+    client_ts: int,
+    bank_nonce: bytes,
+    bank_secret: bytes,
+    bank_ts: int,
+    terminal_id: str,
+    request: tuple[bytes, int],
+    response: tuple[bytes, int],
+) -> dict[str, Any]:
+    """§16 from the inputs, as both ends would, every value named as in the file (§13.2)."""
+    psk = code_psk(code_id, secret)
+    bank_key = x25519_share(bank_static_secret)
+    client_share = x25519_share(client_secret)
+    bank_share = x25519_share(bank_secret)
+    dh_ee = x25519_dh(client_secret, bank_share)
+    if not hmac.compare_digest(dh_ee, x25519_dh(bank_secret, client_share)):
+        raise Refused("dh", "the two sides disagree on dh_ee")
+    dh_es = x25519_dh(client_secret, bank_key)
+    if not hmac.compare_digest(dh_es, x25519_dh(bank_static_secret, client_share)):
+        raise Refused("dh", "the two sides disagree on dh_es")
+    transcript = enroll_transcript_input(
+        bank_id,
+        bank_key,
+        code_id,
+        client_nonce,
+        client_share,
+        client_ts,
+        bank_nonce,
+        bank_share,
+        bank_ts,
+    )
+    out = enroll_schedule(psk, transcript, client_nonce, bank_nonce, dh_ee, dh_es)
+    terminal_key = enrolled_terminal_key(out["exporter"], terminal_id)
+    (request_iv, request_ts), (response_iv, response_ts) = request, response
+    records = []
+    for direction, iv, plaintext in (
+        ("c2s", request_iv, compact_json({"ts": request_ts, "request": {"type": "enroll"}})),
+        (
+            "s2c",
+            response_iv,
+            compact_json(
+                {"ts": response_ts, "response": {"type": "enrolled", "terminal": terminal_id}}
+            ),
+        ),
+    ):
+        sealed = seal(out["keys"], direction, 0, iv, plaintext.encode("utf-8"))
+        records.append(
+            {
+                "direction": direction,
+                "seq": 0,
+                "iv": iv.hex(),
+                "plaintext": plaintext,
+                "ciphertext": sealed["ciphertext"].hex(),
+                "mac_input": sealed["mac_input"].hex(),
+                "mac": sealed["mac"].hex(),
+                "wire": sealed["wire"],
+            }
+        )
+    return {
+        "code": f"{code_id}-{secret.hex()}",
+        "code_psk": psk,
+        "client_share": client_share,
+        "bank_share": bank_share,
+        "dh_ee": dh_ee,
+        "dh_es": dh_es,
+        "transcript": transcript,
+        "transcript_hash": out["transcript_hash"],
+        "master_secret": out["master_secret"],
+        "prk": out["prk"],
+        "keys": out["keys"],
+        "exporter": out["exporter"],
+        "server_finished": out["server_finished"],
+        "client_finished": out["client_finished"],
+        "enroll_hello_message": enroll_hello_text(code_id, client_nonce, client_share, client_ts),
+        "enroll_server_hello_message": enroll_server_hello_text(
+            bank_id, bank_key, bank_nonce, bank_share, bank_ts, out["server_finished"]
+        ),
+        "client_finished_message": client_finished_text(out["client_finished"]),
+        "records": records,
+        "terminal_key": terminal_key,
+        "auth_file": auth_file_text(terminal_id, terminal_key, pin_text(bank_id, bank_key)),
+    }
+
+
+def derive_enrollment_from_file(inputs: dict[str, Any], e: dict[str, Any]) -> dict[str, Any]:
+    """`e` is the file's enrollment section: its inputs, plus the IV and `ts` of each of its two
+    records (inputs of the sealing, like the main records')."""
+    ei = e["inputs"]
+    return derive_enrollment(
+        inputs["bank_id"],
+        bytes.fromhex(inputs["bank_static_secret"]),
+        ei["code_id"],
+        bytes.fromhex(ei["code_secret"]),
+        bytes.fromhex(ei["client_nonce"]),
+        bytes.fromhex(ei["client_x25519_secret"]),
+        ei["client_timestamp"],
+        bytes.fromhex(ei["bank_nonce"]),
+        bytes.fromhex(ei["bank_x25519_secret"]),
+        ei["bank_timestamp"],
+        ei["terminal_id"],
+        *(
+            (bytes.fromhex(r["iv"]), json.loads(r["plaintext"])["ts"])
+            for r in e["records"][:2]
+        ),
+    )
+
+
+def check_enrollment(rep: Report, inputs: dict[str, Any], hs: dict[str, Any], e: Any) -> None:
+    """§16 against the file's `enrollment` section: every value recomputed, every message
+    received as the peer would, and the refusals §16.5 and §16.6 require."""
+    rep.begin("§16 enrollment by code: values recomputed from inputs")
+    if not isinstance(e, dict):
+        rep.check("the file has an enrollment section (§13.2)", False)
+        rep.end()
+        return
+    rep.equal("enrollment fields are those of §13.2", sorted(e), sorted(ENROLLMENT_FIELDS))
+    rep.equal(
+        "enrollment.inputs fields are those of §13.2",
+        sorted(e["inputs"]),
+        sorted(ENROLLMENT_INPUT_FIELDS),
+    )
+    rep.equal("enrollment.keys fields", sorted(e["keys"]), sorted(KEY_LABELS))
+    ei = e["inputs"]
+    d = derive_enrollment_from_file(inputs, e)
+    got = hexes(d)
+    for name in sorted(ENROLLMENT_FIELDS - {"inputs", "keys", "records"}):
+        rep.equal(name, got[name], e[name])
+    for name in KEY_LABELS:
+        rep.equal(f"keys.{name}", got["keys"][name], e["keys"][name])
+    rep.equal("two records", len(e["records"]), 2)
+    for i, (mine, theirs) in enumerate(zip(got["records"], e["records"])):
+        for field in ("direction", "seq", "iv", "plaintext", "ciphertext", "mac_input", "mac"):
+            rep.equal(f"record {i} {field}", mine[field], theirs[field])
+        rep.equal(f"record {i} wire", mine["wire"], theirs["wire"])
+    try:
+        rep.equal("the code parses to its id and secret", parse_code(e["code"]),
+                  (ei["code_id"], bytes.fromhex(ei["code_secret"])))
+    except Refused as err:
+        rep.check("the code parses", False, str(err))
+    rep.equal("the code is 45 characters", len(e["code"]), 45)
+    # §16.2's remark: HKDF with L = 32 is HMAC(HMAC(salt, IKM), info || 0x01).
+    rep.equal(
+        "§16.2 shortcut agrees",
+        hmac_sha256(hmac_sha256(LABEL_CODE_PSK, bytes.fromhex(ei["code_secret"])),
+                    ei["code_id"].encode() + b"\x01"),
+        d["code_psk"],
+    )
+    rep.equal("§16.4 transcript length", len(d["transcript"]),
+              207 + len(inputs["bank_id"]) + len(ei["code_id"]))
+    rep.equal("labels' lengths (28, 26, 32, 26)",
+              [len(x) for x in (LABEL_ENROLL_TRANSCRIPT, LABEL_EXPORTER, LABEL_TERMINAL_KEY,
+                                LABEL_CODE_PSK)], [28, 26, 32, 26])
+    rep.check("the enrollment's keys are not the session's",
+              d["keys"]["c2s_enc"].hex() != hs["keys"]["c2s_enc"])
+    rep.check("the terminal key is not the code's key", d["terminal_key"] != d["code_psk"])
+    rep.check(
+        "the terminal key depends on the terminal id",
+        enrolled_terminal_key(d["exporter"], "t-0123456789ac") != d["terminal_key"],
+    )
+    rep.equal(
+        "the auth file parses to (terminal id, terminal key, the bank's pin)",
+        parse_auth_file(e["auth_file"]),
+        (ei["terminal_id"], d["terminal_key"], parse_pin(hs["bank_pin"])),
+    )
+    rep.end()
+
+    # --- the exchange, received as each peer would ----------------------------------------
+    rep.begin("§16.5-§16.7 enrollment received and verified (+ negative cases)")
+    skew = inputs["max_skew_ms"]
+    bank_id = inputs["bank_id"]
+    bank_static = bytes.fromhex(inputs["bank_static_secret"])
+    code_id, secret = ei["code_id"], bytes.fromhex(ei["code_secret"])
+    psk = code_psk(code_id, secret)
+    cn, cs = bytes.fromhex(ei["client_nonce"]), bytes.fromhex(ei["client_x25519_secret"])
+    bn, bs = bytes.fromhex(ei["bank_nonce"]), bytes.fromhex(ei["bank_x25519_secret"])
+    ct, bt = ei["client_timestamp"], ei["bank_timestamp"]
+    eh = e["enroll_hello_message"].encode()
+    esh = e["enroll_server_hello_message"].encode()
+    cf = e["client_finished_message"].encode()
+
+    def ok(label: str, action: Callable[[], Any]) -> Any:
+        try:
+            result = action()
+            rep.check(label, True)
+            return result
+        except Refused as err:
+            rep.check(label, False, f"refused: {err}")
+            return None
+
+    def terminal_reads(text: bytes, key: bytes = psk, cid: str = code_id):
+        return lambda: terminal_receive_enroll_server_hello(text, bt, skew, key, cid, cn, cs, ct)
+
+    hello = ok("bank accepts enroll_hello", lambda: bank_receive_enroll_hello(eh, bt, skew))
+    answer = bank_answer_enroll(hello or json.loads(eh), psk, bank_id, bank_static, bn, bs, bt)
+    rep.equal(
+        "bank's answer to enroll_hello is the file's enroll_server_hello",
+        answer["enroll_server_hello_message"],
+        e["enroll_server_hello_message"],
+    )
+    got_t = ok("terminal accepts enroll_server_hello (bank Finished verified)", terminal_reads(esh))
+    if got_t is not None:
+        rep.equal("the pin learnt is the bank's (§15.1)", got_t["pin"], parse_pin(hs["bank_pin"]))
+        rep.equal("the terminal's exporter is the bank's", got_t["exporter"], answer["exporter"])
+    ok(
+        "bank accepts client_finished (terminal Finished verified, code good)",
+        lambda: bank_receive_client_finished(
+            cf, answer["keys"]["client_finished"], answer["transcript_hash"], True
+        ),
+    )
+    keys = answer["keys"]
+    bank_rx, term_rx = RecordReceiver(keys, "c2s", skew), RecordReceiver(keys, "s2c", skew)
+    req, resp = e["records"]
+    opened = ok("bank opens the enroll record",
+                lambda: bank_rx.open(req["wire"].encode(), json.loads(req["plaintext"])["ts"]))
+    if opened:
+        rep.equal("... and it is the request enroll", opened[1]["request"], {"type": "enroll"})
+    opened = ok("terminal opens the enrolled record",
+                lambda: term_rx.open(resp["wire"].encode(), json.loads(resp["plaintext"])["ts"]))
+    if opened:
+        rep.equal("... and it names the new terminal", opened[1]["response"],
+                  {"type": "enrolled", "terminal": ei["terminal_id"]})
+
+    # A wrong code: same id, another secret (a guess) -- the Finished fails (check 9).
+    for what, wrong in [
+        ("last secret byte changed", secret[:-1] + bytes([secret[-1] ^ 1])),
+        ("all-zero secret", bytes(16)),
+    ]:
+        rep.refused(
+            f"terminal with a wrong code ({what}) refuses the bank's Finished",
+            terminal_reads(esh, key=code_psk(code_id, wrong)),
+            "finished",
+        )
+    rep.refused(
+        "terminal holding the same secret under another code id refuses",
+        terminal_reads(esh, key=code_psk("e-e0e1e2e3e5", secret), cid="e-e0e1e2e3e5"),
+        "finished",
+    )
+    # The bank answering an unknown, used or expired code: a throw-away key, same shape.
+    unknown = bank_answer_enroll(json.loads(eh), None, bank_id, bank_static, bn, bs, bt)
+    rep.equal(
+        "an unknown code's answer has the same length",
+        len(unknown["enroll_server_hello_message"]),
+        len(e["enroll_server_hello_message"]),
+    )
+    rep.refused(
+        "terminal refuses the answer to an unknown code (throw-away key)",
+        terminal_reads(unknown["enroll_server_hello_message"].encode()),
+        "finished",
+    )
+    rep.refused(
+        "bank refuses a right client_finished when the code was not good (no short-circuit)",
+        lambda: bank_receive_client_finished(
+            cf, answer["keys"]["client_finished"], answer["transcript_hash"], False
+        ),
+        "finished",
+    )
+    # The bank's identity in its hello is authenticated: swapped in flight, the Finished fails.
+    other_key = x25519_share(bytes([0x25]) * 32)
+    sh_obj = json.loads(esh)
+    for what, change in [
+        ("another bank key", {"bank_key": other_key.hex()}),
+        ("another bank id", {"bank_id": "another-bank"}),
+        ("another bank id and key", {"bank_id": "impostor", "bank_key": other_key.hex()}),
+        ("a changed timestamp", {"timestamp": bt + 1}),
+    ]:
+        rep.refused(
+            f"enroll_server_hello with {what} swapped in fails the Finished",
+            terminal_reads(compact_json({**sh_obj, **change}).encode()),
+            "finished",
+        )
+    # An impostor bank without the code: its own static key and a guessed code key.
+    impostor = bank_answer_enroll(
+        json.loads(eh), code_psk(code_id, bytes(16)), "impostor", bytes([0x25]) * 32, bn, bs, bt
+    )
+    rep.refused(
+        "an impostor bank without the code (own key, guessed code) fails the Finished",
+        terminal_reads(impostor["enroll_server_hello_message"].encode()),
+        "finished",
+    )
+    leaked = bank_answer_enroll(json.loads(eh), psk, "impostor", bytes([0x25]) * 32, bn, bs, bt)
+    got_l = ok(
+        "an impostor holding the code passes, and the terminal pins the impostor (§16.8)",
+        terminal_reads(leaked["enroll_server_hello_message"].encode()),
+    )
+    if got_l is not None:
+        rep.equal("... its pin", got_l["pin"], ("impostor", x25519_share(bytes([0x25]) * 32)))
+    # Low-order bank keys: refused at check 6, before any X25519 with them.
+    for point in LOW_ORDER_POINTS:
+        rep.refused(
+            f"enroll_server_hello with low-order bank_key {point.hex()[:8]}… refused",
+            terminal_reads(compact_json({**sh_obj, "bank_key": point.hex()}).encode()),
+            "pin",
+        )
+    for what, change in [
+        ("uppercase bank_key", {"bank_key": sh_obj["bank_key"].upper()}),
+        ("a 31-byte bank_key", {"bank_key": sh_obj["bank_key"][:-2]}),
+        ("a bank_id with a dot", {"bank_id": "bank.1"}),
+        ("an empty bank_id", {"bank_id": ""}),
+        ("a 65-character bank_id", {"bank_id": "a" * 65}),
+    ]:
+        rep.refused(
+            f"enroll_server_hello with {what} refused",
+            terminal_reads(compact_json({**sh_obj, **change}).encode()),
+            "pin",
+        )
+    rep.refused(
+        "enroll_server_hello with a low-order bank_share refused",
+        terminal_reads(compact_json({**sh_obj, "bank_share": "00" * 32}).encode()),
+        "dh",
+    )
+    # The two kinds of hello never stand for each other.
+    rep.refused(
+        "a terminal's server_hello is not accepted as an enroll_server_hello",
+        terminal_reads(hs["server_hello_message"].encode()),
+        "json",
+    )
+    rep.refused(
+        "an enroll_server_hello is not accepted as a server_hello",
+        lambda: atm_receive_server_hello(
+            esh, bt, skew, bytes.fromhex(inputs["psk"]), parse_pin(hs["bank_pin"]),
+            inputs["terminal_id"], bytes.fromhex(inputs["client_nonce"]),
+            bytes.fromhex(inputs["client_x25519_secret"]), inputs["client_timestamp"],
+        ),
+        "json",
+    )
+    rep.refused(
+        "an enroll_hello is not a client_hello",
+        lambda: bank_receive_client_hello(eh, bt, skew),
+        "json",
+    )
+    rep.refused(
+        "a client_hello is not an enroll_hello",
+        lambda: bank_receive_enroll_hello(hs["client_hello_message"].encode(), bt, skew),
+        "json",
+    )
+    rep.refused(
+        "enroll_server_hello without bank_key (a server_hello's fields) refused",
+        terminal_reads(compact_json({k: v for k, v in sh_obj.items() if k != "bank_key"}).encode()),
+        "json",
+    )
+    # Code ids: `e-` and exactly 10 lowercase hex, nothing else (§16.1, §16.6 check 6).
+    eh_obj = json.loads(eh)
+    for bad in [
+        "t-e0e1e2e3e4",
+        "E-e0e1e2e3e4",
+        "e_e0e1e2e3e4",
+        "ee0e1e2e3e4",
+        "e-E0E1E2E3E4",
+        "e-e0e1e2e3",
+        "e-e0e1e2e3e4f5",
+        "e-e0e1e2e3e",
+        "e-e0e1e2e3eg",
+        "atm-0001",
+    ]:
+        rep.refused(
+            f"enroll_hello with code_id {bad!r} refused",
+            lambda bad=bad: bank_receive_enroll_hello(
+                compact_json({**eh_obj, "code_id": bad}).encode(), bt, skew
+            ),
+            "code_id",
+        )
+    for version in (1, 0, 3):
+        rep.refused(
+            f"enroll_hello with version {version} refused",
+            lambda v=version: bank_receive_enroll_hello(
+                compact_json({**eh_obj, "version": v}).encode(), bt, skew
+            ),
+            "version",
+        )
+        rep.refused(
+            f"enroll_server_hello with version {version} refused",
+            terminal_reads(compact_json({**sh_obj, "version": version}).encode()),
+            "version",
+        )
+    rep.refused(
+        "enroll_hello 30001 ms stale refused",
+        lambda: bank_receive_enroll_hello(eh, ct + skew + 1, skew),
+        "timestamp",
+    )
+    rep.refused(
+        "enroll_hello with an unknown field refused",
+        lambda: bank_receive_enroll_hello(eh[:-1] + b',"x":1}', bt, skew),
+        "json",
+    )
+    # The code's text (§16.1).
+    code = e["code"]
+    ok("the code with a line end and spaces around it is read",
+       lambda: parse_code(f"  {code}\n"))
+    for what, bad in [
+        ("uppercase", code.upper()),
+        ("uppercase secret only", code[:13] + code[13:].upper()),
+        ("t- prefix", "t-" + code[2:]),
+        ("no separators", code.replace("-", "")),
+        ("a space inside", code[:13] + " " + code[13:]),
+        ("one character short", code[:-1]),
+        ("one character more", code + "0"),
+        ("an 11-character id", code[:12] + "0" + code[12:]),
+        ("a 9-character id", code[:11] + code[12:]),
+        ("the id alone", code[:12]),
+        ("a 30-character secret", code[:-2]),
+        ("an underscore for the dash", code[:12] + "_" + code[13:]),
+        ("empty", ""),
+    ]:
+        rep.refused(f"code with {what} refused", lambda bad=bad: parse_code(bad), "code")
+    # The enrollment session's messages: enroll has no field, enrolled a terminal id.
+    rx_keys = answer["keys"]
+    iv = bytes(range(16))
+    t = json.loads(req["plaintext"])["ts"]
+
+    def enroll_rx(direction: str, plaintext: bytes) -> Callable[[], Any]:
+        wire = seal(rx_keys, direction, 0, iv, plaintext)["wire"].encode()
+        return lambda: RecordReceiver(rx_keys, direction, skew).open(wire, t)
+
+    rep.refused(
+        "valid MAC, enroll with a field",
+        enroll_rx("c2s", f'{{"ts":{t},"request":{{"type":"enroll","x":1}}}}'.encode()),
+        "9",
+    )
+    rep.refused(
+        "valid MAC, enrolled with a bad terminal id",
+        enroll_rx(
+            "s2c", f'{{"ts":{t},"response":{{"type":"enrolled","terminal":"t 1"}}}}'.encode()
+        ),
+        "9",
+    )
+    rep.refused(
+        "valid MAC, enrolled without its terminal",
+        enroll_rx("s2c", f'{{"ts":{t},"response":{{"type":"enrolled"}}}}'.encode()),
+        "9",
+    )
+    ok(
+        "valid MAC, the refusal error not_allowed parses",
+        enroll_rx(
+            "s2c", f'{{"ts":{t},"response":{{"type":"error","code":"not_allowed"}}}}'.encode()
+        ),
+    )
+    main_keys = {k: bytes.fromhex(v) for k, v in hs["keys"].items()}
+    rep.refused(
+        "the enroll record does not open with the ordinary session's keys",
+        lambda: RecordReceiver(main_keys, "c2s", skew).open(req["wire"].encode(), t),
+        "6",
+    )
+
+    # The enrolled credentials open an ordinary session (§7) with the same bank.
+    tid, tkey = ei["terminal_id"], d["terminal_key"]
+    session = derive_handshake(
+        tkey, bank_id, bank_static, tid, cn, cs, ct, bn, bs, bt
+    )
+    ok(
+        "the enrolled terminal's ordinary server_hello verifies with its pin",
+        lambda: atm_receive_server_hello(
+            session["server_hello_message"].encode(), bt, skew, tkey, parse_pin(hs["bank_pin"]),
+            tid, cn, cs, ct,
+        ),
+    )
+    ok(
+        "... and its client_finished with the bank's copy of the key",
+        lambda: bank_receive_client_finished(
+            session["client_finished_message"].encode(),
+            session["keys"]["client_finished"], session["transcript_hash"], True,
+        ),
+    )
+    rep.refused(
+        "an ordinary session with the code's key in place of the terminal's refused",
+        lambda: atm_receive_server_hello(
+            session["server_hello_message"].encode(), bt, skew, psk, parse_pin(hs["bank_pin"]),
+            tid, cn, cs, ct,
+        ),
+        "finished",
+    )
+    rep.end()
+
+
+def check_enrollment_example(rep: Report, spec_path: Path, e: dict[str, Any] | None) -> None:
+    """§16.9: the example printed in the spec, recomputed from the inputs printed there; every
+    hex value printed in it must be one this implementation derived."""
+    rep.begin("§16.9 enrollment example in the spec recomputed")
+    spec = spec_path.read_text(encoding="utf-8")
+    section = spec[spec.index("### 16.9 ") : spec.index("## Appendix A")]
+    cells = _cells(section)
+
+    def one(name: str) -> str:
+        return _ticked(cells[name])[0]
+
+    code_id, secret = parse_code(one("code"))
+    rep.equal("printed code id", one("code id"), code_id)
+    rep.equal("printed code secret", one("code secret"), secret.hex())
+    req_iv, req_ts = _ticked(cells["`enroll` record: IV, `ts`"])[:2]
+    resp_iv, resp_ts = _ticked(cells["`enrolled` record: IV, `ts`"])[:2]
+    ct = int(one("client timestamp"))
+    rep.equal("printed record times are client timestamp + 1000, + 1005",
+              (int(req_ts), int(resp_ts)), (ct + 1000, ct + 1005))
+    # The bank is §13.1's: its id and static secret are read there.
+    s13 = _cells(spec[spec.index("### 13.1 ") : spec.index("### 13.2 ")])
+    bank_id, bank_static = _ticked(s13["bank id"])[0], _ticked(s13["bank static X25519 secret"])[0]
+    d = derive_enrollment(
+        bank_id, bytes.fromhex(bank_static), code_id, secret,
+        bytes.fromhex(one("client nonce")), bytes.fromhex(one("client ephemeral X25519 secret")),
+        ct, bytes.fromhex(one("bank nonce")), bytes.fromhex(one("bank ephemeral X25519 secret")),
+        int(one("bank timestamp")), one("new terminal id"),
+        (bytes.fromhex(req_iv), int(req_ts)), (bytes.fromhex(resp_iv), int(resp_ts)),
+    )
+    got = hexes(d)
+    printed = {
+        "PSK_code": got["code_psk"],
+        "client share": got["client_share"],
+        "bank share": got["bank_share"],
+        "dh_ee": got["dh_ee"],
+        "dh_es": got["dh_es"],
+        "th": got["transcript_hash"],
+        "MS": got["master_secret"],
+        "PRK": got["prk"],
+        "K_c2s_enc": got["keys"]["c2s_enc"],
+        "K_c2s_mac": got["keys"]["c2s_mac"],
+        "K_s2c_enc": got["keys"]["s2c_enc"],
+        "K_s2c_mac": got["keys"]["s2c_mac"],
+        "K_cfin": got["keys"]["client_finished"],
+        "K_sfin": got["keys"]["server_finished"],
+        "EXP": got["exporter"],
+        "bank Finished": got["server_finished"],
+        "ATM Finished": got["client_finished"],
+        "PSK_terminal": got["terminal_key"],
+    }
+    for name, value in printed.items():
+        rep.equal(f"printed {name}", one(name) if name in cells else None, value)
+    tr_name = next(n for n in cells if n.startswith("transcript input"))
+    rep.equal("printed transcript length", tr_name,
+              f"transcript input ({len(d['transcript'])} bytes)")
+    pattern = "".join(
+        (
+            re.escape(p.split("…")[0]) + "[0-9a-f]*" + re.escape(p.split("…")[1])
+            if "…" in p
+            else re.escape(p)
+        )
+        for p in _ticked(cells[tr_name])
+    )
+    rep.check("printed transcript pieces", re.fullmatch(pattern, got["transcript"]) is not None)
+    blocks = re.findall(r"```\n(.*?)```", section, re.S)
+    lines = [line for block in blocks for line in block.splitlines() if line]
+    for name in ("enroll_hello_message", "enroll_server_hello_message", "client_finished_message"):
+        rep.check(f"printed {name}", d[name] in lines, d[name])
+    for r in d["records"]:
+        rep.check(f"printed {r['direction']} plaintext", r["plaintext"] in lines, r["plaintext"])
+        rep.check(f"printed {r['direction']} record", r["wire"] in lines, r["wire"])
+    sizes = re.findall(
+        r"Plaintext \((\d+) bytes, (?:a multiple of 16, so PKCS#7 adds|padded with) (\d+) bytes? "
+        r"of\s+`0x([0-9a-f]{2})`;\s+ciphertext\s+(\d+)\s+bytes\)",
+        section,
+    )
+    rep.equal(
+        "printed sizes (plaintext, padding, padding byte, ciphertext)",
+        [tuple(x) for x in sizes],
+        [
+            (str(len(r["plaintext"])), str(16 - len(r["plaintext"]) % 16),
+             f"{16 - len(r['plaintext']) % 16:02x}", str(len(r["ciphertext"]) // 2))
+            for r in d["records"]
+        ],
+    )
+    rep.check("printed auth file", d["auth_file"].rstrip("\n") in lines, d["auth_file"])
+    if e is not None:
+        rep.equal(
+            "the example is the vectors file's enrollment",
+            got["enroll_server_hello_message"],
+            e.get("enroll_server_hello_message"),
+        )
+    haystack = " ".join(
+        [json.dumps(got), code_id, secret.hex(), one("client nonce"),
+         one("client ephemeral X25519 secret"), one("bank nonce"),
+         one("bank ephemeral X25519 secret"), bank_id, req_iv, resp_iv]
+        + [r["mac_input"] for r in d["records"]]
+    )
+    stale = [h for h in re.findall(r"[0-9a-f]{8,}", section) if h not in haystack]
+    rep.equal("hex values printed in §16.9 that were not derived", stale, [])
+    # §16.1's example code is this one.
+    s161 = spec[spec.index("### 16.1 ") : spec.index("### 16.2 ")]
+    rep.check("§16.1's example code is §16.9's", one("code") in s161)
+    rep.end()
+
+
 def main(argv: list[str]) -> int:
     repo_root = Path(__file__).resolve().parents[2]
     path = Path(argv[1]) if len(argv) > 1 else repo_root / "protocol" / "vectors" / "v2.json"
@@ -1715,6 +2575,10 @@ def main(argv: list[str]) -> int:
         lambda: check_records(rep, inputs, records, derive_from_inputs(inputs)["keys"]),
         lambda: check_enrollment_formats(rep, inputs, hs),
         lambda: check_worked_example(rep, repo_root / "docs" / "PROTOCOL.md", records),
+        lambda: check_enrollment(rep, inputs, hs, vectors.get("enrollment")),
+        lambda: check_enrollment_example(
+            rep, repo_root / "docs" / "PROTOCOL.md", vectors.get("enrollment")
+        ),
     ]
     for group in groups:
         try:

@@ -97,7 +97,11 @@ pub fn pair(f: &Fixture) -> (ClientSession, BankSession) {
 
 /// A record with a valid MAC around `plaintext`, in direction "c2s" or "s2c", sequence 0.
 pub fn forge(f: &Fixture, direction: &str, plaintext: &[u8]) -> String {
-    let keys = &f.v["handshake"]["keys"];
+    forge_with(&f.v["handshake"]["keys"], direction, plaintext)
+}
+
+/// [`forge`] with the keys of another session of the vectors (e.g. `enrollment.keys`).
+pub fn forge_with(keys: &Value, direction: &str, plaintext: &[u8]) -> String {
     let enc: [u8; 32] = h(&keys[format!("{direction}_enc")]).try_into().unwrap();
     let mac_key = h(&keys[format!("{direction}_mac")]);
     let dir = if direction == "c2s" { 1u8 } else { 2u8 };
@@ -110,4 +114,34 @@ pub fn forge(f: &Fixture, direction: &str, plaintext: &[u8]) -> String {
         hex::encode(ct),
         hex::encode(mac)
     )
+}
+
+/// The enrollment of the vectors (`enrollment`), established on both ends: the terminal's
+/// session, awaiting `enrolled`, and the bank's, awaiting `enroll`; their keys are
+/// `enrollment.keys`. Also the code.
+pub fn enrollment_pair(
+    f: &Fixture,
+) -> (
+    protocol::enrollment::EnrollmentCode,
+    protocol::enrollment::client::Enrolling,
+    protocol::enrollment::server::EnrollingBank,
+) {
+    use protocol::enrollment::{client as enroll_client, EnrollmentCode};
+    let e = &f.v["enrollment"];
+    let i = &e["inputs"];
+    let code = EnrollmentCode::parse(e["code"].as_str().unwrap()).unwrap();
+    let (ct, bt) = (i["client_timestamp"].as_u64().unwrap(), i["bank_timestamp"].as_u64().unwrap());
+    let mut r = script(&[h(&i["client_nonce"]), h(&i["client_x25519_secret"])]);
+    let (state, hello) = enroll_client::start(&f.config, &code, &mut r, ct);
+    let Ok(server::Hello::Enrollment(received)) =
+        server::read_hello(&f.config, hello.as_bytes(), bt)
+    else {
+        panic!("the vectors' enroll_hello is refused");
+    };
+    let mut r = script(&[h(&i["bank_nonce"]), h(&i["bank_x25519_secret"])]);
+    let (bank, sh) = received.respond(Some(&code.psk()), &f.bank_key, &mut r, bt).unwrap();
+    assert_eq!(sh, e["enroll_server_hello_message"].as_str().unwrap());
+    let (enrolling, cf) = state.read_server_hello(sh.as_bytes(), ct).unwrap();
+    let bank = bank.read_client_finished(cf.as_bytes()).unwrap();
+    (code, enrolling, bank)
 }

@@ -491,7 +491,8 @@ fn derive_from_spec(inp: &Inputs) -> Value {
     json!({
         "description": "Known-answer vectors for the ATM secure channel, protocol version 2. \
             See docs/PROTOCOL.md. All byte strings are lowercase hex; *_message and wire \
-            fields are the exact WebSocket text frames; records alternate c2s/s2c.",
+            fields are the exact WebSocket text frames; records alternate c2s/s2c. \
+            `enrollment` is an enrollment by a one-time code with the same bank.",
         "inputs": {
             "psk": hex::encode(inp.psk),
             "bank_id": inp.bank_id,
@@ -530,7 +531,7 @@ fn derive_from_spec(inp: &Inputs) -> Value {
 #[test]
 fn protocol_vectors_match_the_file_the_spec_and_the_implementation() {
     let inp = inputs();
-    let spec = derive_from_spec(&inp);
+    let mut spec = derive_from_spec(&inp);
     let (ch, sh, cf, records) = run_implementation(&inp);
     // The implementation produces exactly the bytes the spec derivation produces.
     assert_eq!(spec["handshake"]["client_hello_message"], ch);
@@ -540,6 +541,10 @@ fn protocol_vectors_match_the_file_the_spec_and_the_implementation() {
         assert_eq!(spec["records"][2 * i]["wire"], *up, "c2s record {i}");
         assert_eq!(spec["records"][2 * i + 1]["wire"], *down, "s2c record {i}");
     }
+    // The enrollment section: the same bank, a one-time code (§16).
+    let enroll = enroll_inputs();
+    spec["enrollment"] = derive_enrollment_from_spec(&inp, &enroll);
+    check_enrollment_run(&spec["enrollment"], &run_enrollment(&inp, &enroll));
     #[cfg(not(target_arch = "wasm32"))]
     if std::env::var_os("UPDATE_VECTORS").is_some() {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/vectors/v2.json");
@@ -557,24 +562,29 @@ fn protocol_vectors_match_the_file_the_spec_and_the_implementation() {
 fn vector_records_open_with_the_vector_keys() {
     // Another implementation's view: decrypt each record with the keys from the file alone.
     let file: Value = serde_json::from_str(VECTORS).unwrap();
-    let keys = &file["handshake"]["keys"];
-    let key = |name: &str| -> [u8; 32] { arr(keys[name].as_str().unwrap()) };
-    for record in file["records"].as_array().unwrap() {
-        let dir = record["direction"].as_str().unwrap();
-        let wire: Value = serde_json::from_str(record["wire"].as_str().unwrap()).unwrap();
-        let iv: [u8; 16] = arr(wire["iv"].as_str().unwrap());
-        let ct = h(wire["ciphertext"].as_str().unwrap());
-        let mac = h(wire["mac"].as_str().unwrap());
-        assert!(hmac_sha256_verify(
-            &key(&format!("{dir}_mac")),
-            &[&h(record["mac_input"].as_str().unwrap())],
-            &mac
-        ));
-        let pt = aes256_cbc_decrypt(&key(&format!("{dir}_enc")), &iv, &ct).unwrap();
-        assert_eq!(
-            std::str::from_utf8(&pt).unwrap(),
-            record["plaintext"].as_str().unwrap()
-        );
+    let sessions = [
+        (&file["handshake"]["keys"], &file["records"]),
+        (&file["enrollment"]["keys"], &file["enrollment"]["records"]),
+    ];
+    for (keys, records) in sessions {
+        let key = |name: &str| -> [u8; 32] { arr(keys[name].as_str().unwrap()) };
+        for record in records.as_array().unwrap() {
+            let dir = record["direction"].as_str().unwrap();
+            let wire: Value = serde_json::from_str(record["wire"].as_str().unwrap()).unwrap();
+            let iv: [u8; 16] = arr(wire["iv"].as_str().unwrap());
+            let ct = h(wire["ciphertext"].as_str().unwrap());
+            let mac = h(wire["mac"].as_str().unwrap());
+            assert!(hmac_sha256_verify(
+                &key(&format!("{dir}_mac")),
+                &[&h(record["mac_input"].as_str().unwrap())],
+                &mac
+            ));
+            let pt = aes256_cbc_decrypt(&key(&format!("{dir}_enc")), &iv, &ct).unwrap();
+            assert_eq!(
+                std::str::from_utf8(&pt).unwrap(),
+                record["plaintext"].as_str().unwrap()
+            );
+        }
     }
 }
 
@@ -607,4 +617,471 @@ fn session_keys_depend_on_the_ephemeral_exchange() {
         .unwrap();
     let finished = |sh: &str| serde_json::from_str::<Value>(sh).unwrap()["finished"].clone();
     assert_ne!(finished(&sh1), finished(&sh2));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Enrollment by a one-time code: the same bank (id and static key) as the session above.
+
+struct EnrollInputs {
+    code_id_bytes: [u8; 5],
+    code_secret: [u8; 16],
+    client_nonce: [u8; 32],
+    client_secret: [u8; 32],
+    client_time: u64,
+    bank_nonce: [u8; 32],
+    bank_secret: [u8; 32],
+    bank_time: u64,
+    terminal_id: &'static str,
+    request_iv: [u8; 16],
+    response_iv: [u8; 16],
+}
+
+fn enroll_inputs() -> EnrollInputs {
+    EnrollInputs {
+        code_id_bytes: core::array::from_fn(|i| 0xe0 ^ i as u8),
+        code_secret: core::array::from_fn(|i| 0xd0 ^ i as u8),
+        client_nonce: core::array::from_fn(|i| 0x70 ^ i as u8),
+        client_secret: core::array::from_fn(|i| 0x50 ^ i as u8),
+        client_time: 1_700_000_600_000,
+        bank_nonce: core::array::from_fn(|i| 0x80 ^ i as u8),
+        bank_secret: core::array::from_fn(|i| 0x60 ^ i as u8),
+        bank_time: 1_700_000_600_200,
+        terminal_id: "t-0123456789ab",
+        request_iv: core::array::from_fn(|i| 0x30 ^ i as u8),
+        response_iv: core::array::from_fn(|i| 0x40 ^ i as u8),
+    }
+}
+
+/// What the implementation produced in the enrollment: the code's text, the three handshake
+/// messages, the two records, and the terminal key each end derived.
+struct EnrollRun {
+    code: String,
+    hello: String,
+    server_hello: String,
+    finished: String,
+    request: String,
+    answer: String,
+    terminal_psk: Psk,
+    bank_psk: Psk,
+    auth_file: String,
+}
+
+/// Runs the real enrollment with scripted randomness, checking exactly what each step draws.
+fn run_enrollment(inp: &Inputs, e: &EnrollInputs) -> EnrollRun {
+    use protocol::enrollment::{client as enroll_client, EnrollmentCode};
+    use protocol::server::Hello;
+    let config = Config::default();
+    let bank_key = BankKey::from_secret(BankId::new(inp.bank_id).unwrap(), inp.bank_static);
+    // The bank makes the code: 5 bytes of id, then 16 of secret.
+    let mut rng = ScriptedRng::new(&[&e.code_id_bytes, &e.code_secret]);
+    let code = EnrollmentCode::random(&mut rng);
+    assert!(
+        rng.is_empty(),
+        "a code draws exactly its id then its secret"
+    );
+    let text = code.to_text().as_str().to_owned();
+    let parsed = EnrollmentCode::parse(&text).expect("the code's text parses");
+    assert!(parsed.id() == code.id() && parsed.psk() == code.psk());
+
+    let mut rng = ScriptedRng::new(&[&e.client_nonce, &e.client_secret]);
+    let (state, hello) = enroll_client::start(&config, &parsed, &mut rng, e.client_time);
+    assert!(
+        rng.is_empty(),
+        "the terminal draws exactly nonce then secret"
+    );
+    let Hello::Enrollment(received) =
+        server::read_hello(&config, hello.as_bytes(), e.bank_time).unwrap()
+    else {
+        panic!("an enrollment hello read as a terminal's");
+    };
+    assert_eq!(received.code_id(), code.id());
+    let mut rng = ScriptedRng::new(&[&e.bank_nonce, &e.bank_secret]);
+    let (bank, server_hello) = received
+        .respond(Some(&code.psk()), &bank_key, &mut rng, e.bank_time)
+        .unwrap();
+    assert!(rng.is_empty(), "the bank draws exactly nonce then secret");
+    let (mut enrolling, finished) = state
+        .read_server_hello(server_hello.as_bytes(), e.client_time)
+        .unwrap();
+    assert!(enrolling.bank() == &bank_key.pin());
+    let mut bank = bank.read_client_finished(finished.as_bytes()).unwrap();
+    assert_eq!(bank.code_id(), code.id());
+
+    let t = e.client_time + 1000;
+    let mut rng = ScriptedRng::new(&[&e.request_iv]);
+    let request = enrolling.request(&mut rng, t).unwrap();
+    assert!(rng.is_empty(), "a record draws exactly its IV");
+    assert!(bank.open_request(request.as_bytes(), t).unwrap());
+    let terminal = TerminalId::new(e.terminal_id).unwrap();
+    let bank_psk = bank.terminal_key(&terminal);
+    let mut rng = ScriptedRng::new(&[&e.response_iv]);
+    let answer = bank
+        .seal(&Response::Enrolled { terminal }, &mut rng, t + 5)
+        .unwrap();
+    assert!(rng.is_empty(), "a record draws exactly its IV");
+    let creds = enrolling
+        .finish(answer.as_bytes(), t + 5)
+        .unwrap_or_else(|e| panic!("enrolled answer refused: {e:?}"));
+    assert_eq!(creds.terminal_id.as_str(), e.terminal_id);
+    assert!(creds.bank == bank_key.pin());
+
+    // An unknown, used or expired code: the bank draws a throw-away key after its nonce and
+    // secret, and answers a hello of the same shape.
+    let (_, hello) = enroll_client::start(
+        &config,
+        &parsed,
+        &mut ScriptedRng::new(&[&e.client_nonce, &e.client_secret]),
+        e.client_time,
+    );
+    let Ok(Hello::Enrollment(received)) =
+        server::read_hello(&config, hello.as_bytes(), e.bank_time)
+    else {
+        panic!("not an enrollment hello");
+    };
+    let mut rng = ScriptedRng::new(&[&e.bank_nonce, &e.bank_secret, &[0x99; 32]]);
+    let (_, unknown) = received
+        .respond(None, &bank_key, &mut rng, e.bank_time)
+        .unwrap();
+    assert!(
+        rng.is_empty(),
+        "an unknown code costs exactly a throw-away key more"
+    );
+    assert_eq!(unknown.len(), server_hello.len());
+    assert_ne!(unknown, server_hello);
+
+    EnrollRun {
+        code: text,
+        hello,
+        server_hello,
+        finished,
+        request,
+        answer,
+        terminal_psk: creds.psk.clone(),
+        bank_psk,
+        auth_file: creds.to_text().as_str().to_owned(),
+    }
+}
+
+/// Rebuilds the enrollment from the primitives, following docs/PROTOCOL.md §16, without the
+/// implementation's enrollment, handshake or record code.
+fn derive_enrollment_from_spec(inp: &Inputs, e: &EnrollInputs) -> Value {
+    use x25519_dalek::{PublicKey, StaticSecret};
+    let code_id = format!("e-{}", hex::encode(e.code_id_bytes));
+    let code = format!("{code_id}-{}", hex::encode(e.code_secret));
+    let code_psk: [u8; 32] = hkdf_sha256(
+        b"atm-psk-v2 enrollment code",
+        &e.code_secret,
+        code_id.as_bytes(),
+        32,
+    )
+    .unwrap()[..]
+        .try_into()
+        .unwrap();
+    // HKDF with L = 32 is HMAC(HMAC(salt, IKM), info || 0x01).
+    let code_prk = hmac_sha256(b"atm-psk-v2 enrollment code", &[&e.code_secret]);
+    assert_eq!(
+        code_psk,
+        hmac_sha256(&code_prk, &[code_id.as_bytes(), &[1]])
+    );
+
+    let client_secret = StaticSecret::from(e.client_secret);
+    let bank_secret = StaticSecret::from(e.bank_secret);
+    let client_share = PublicKey::from(&client_secret).to_bytes();
+    let bank_share = PublicKey::from(&bank_secret).to_bytes();
+    let bank_static_secret = StaticSecret::from(inp.bank_static);
+    let bank_static_public = PublicKey::from(&bank_static_secret).to_bytes();
+    let dh_ee = client_secret
+        .diffie_hellman(&PublicKey::from(bank_share))
+        .to_bytes();
+    assert_eq!(
+        dh_ee,
+        bank_secret
+            .diffie_hellman(&PublicKey::from(client_share))
+            .to_bytes()
+    );
+    // The terminal takes the bank's key from the bank's hello (it has no pin yet).
+    let dh_es = client_secret
+        .diffie_hellman(&PublicKey::from(bank_static_public))
+        .to_bytes();
+    assert_eq!(
+        dh_es,
+        bank_static_secret
+            .diffie_hellman(&PublicKey::from(client_share))
+            .to_bytes()
+    );
+
+    let mut transcript = b"atm-psk-v2 enroll transcript".to_vec();
+    transcript.push(2);
+    transcript.push(inp.bank_id.len() as u8);
+    transcript.extend_from_slice(inp.bank_id.as_bytes());
+    transcript.extend_from_slice(&bank_static_public);
+    transcript.push(code_id.len() as u8);
+    transcript.extend_from_slice(code_id.as_bytes());
+    transcript.extend_from_slice(&e.client_nonce);
+    transcript.extend_from_slice(&client_share);
+    transcript.extend_from_slice(&e.client_time.to_be_bytes());
+    transcript.extend_from_slice(&e.bank_nonce);
+    transcript.extend_from_slice(&bank_share);
+    transcript.extend_from_slice(&e.bank_time.to_be_bytes());
+    assert_eq!(transcript.len(), 207 + inp.bank_id.len() + code_id.len());
+    let th = sha256(&[&transcript]);
+    let ms = hmac_sha256(
+        &code_psk,
+        &[
+            b"atm-psk-v2 master secret",
+            &e.client_nonce,
+            &e.bank_nonce,
+            &dh_ee,
+            &dh_es,
+        ],
+    );
+    let prk_bytes = hmac_sha256(&th, &[&ms]);
+    let prk = Prk::extract(&th, &ms);
+    let key = |label: &str| -> [u8; 32] {
+        prk.expand(label.as_bytes(), 32).unwrap()[..]
+            .try_into()
+            .unwrap()
+    };
+    let keys: serde_json::Map<String, Value> = [
+        ("c2s_enc", "atm-psk-v2 c2s enc"),
+        ("c2s_mac", "atm-psk-v2 c2s mac"),
+        ("s2c_enc", "atm-psk-v2 s2c enc"),
+        ("s2c_mac", "atm-psk-v2 s2c mac"),
+        ("client_finished", "atm-psk-v2 client finished"),
+        ("server_finished", "atm-psk-v2 server finished"),
+    ]
+    .iter()
+    .map(|(name, label)| (name.to_string(), hex::encode(key(label)).into()))
+    .collect();
+    let exporter = key("atm-psk-v2 enroll exporter");
+    let server_finished = hmac_sha256(&key("atm-psk-v2 server finished"), &[&th]);
+    let client_finished = hmac_sha256(&key("atm-psk-v2 client finished"), &[&th]);
+    let terminal_key = hmac_sha256(
+        &exporter,
+        &[
+            b"atm-psk-v2 enrolled terminal key",
+            &[e.terminal_id.len() as u8],
+            e.terminal_id.as_bytes(),
+        ],
+    );
+
+    let enroll_hello = format!(
+        r#"{{"type":"enroll_hello","version":2,"code_id":"{code_id}","client_nonce":"{}","client_share":"{}","timestamp":{}}}"#,
+        hex::encode(e.client_nonce),
+        hex::encode(client_share),
+        e.client_time
+    );
+    let enroll_server_hello = format!(
+        r#"{{"type":"enroll_server_hello","version":2,"bank_id":"{}","bank_key":"{}","bank_nonce":"{}","bank_share":"{}","timestamp":{},"finished":"{}"}}"#,
+        inp.bank_id,
+        hex::encode(bank_static_public),
+        hex::encode(e.bank_nonce),
+        hex::encode(bank_share),
+        e.bank_time,
+        hex::encode(server_finished)
+    );
+    let client_finished_msg = format!(
+        r#"{{"type":"client_finished","finished":"{}"}}"#,
+        hex::encode(client_finished)
+    );
+
+    let t = e.client_time + 1000;
+    let mut records = Vec::new();
+    for (direction, name, plaintext, iv, enc, mac_key) in [
+        (
+            1u8,
+            "c2s",
+            format!(r#"{{"ts":{t},"request":{{"type":"enroll"}}}}"#),
+            e.request_iv,
+            key("atm-psk-v2 c2s enc"),
+            key("atm-psk-v2 c2s mac"),
+        ),
+        (
+            2u8,
+            "s2c",
+            format!(
+                r#"{{"ts":{},"response":{{"type":"enrolled","terminal":"{}"}}}}"#,
+                t + 5,
+                e.terminal_id
+            ),
+            e.response_iv,
+            key("atm-psk-v2 s2c enc"),
+            key("atm-psk-v2 s2c mac"),
+        ),
+    ] {
+        let ct = aes256_cbc_encrypt(&enc, &iv, plaintext.as_bytes());
+        let mut mac_input = b"atm-psk-v2 record".to_vec();
+        mac_input.push(direction);
+        mac_input.extend_from_slice(&0u64.to_be_bytes());
+        mac_input.extend_from_slice(&iv);
+        mac_input.extend_from_slice(&ct);
+        let mac = hmac_sha256(&mac_key, &[&mac_input]);
+        let wire = format!(
+            r#"{{"seq":0,"iv":"{}","ciphertext":"{}","mac":"{}"}}"#,
+            hex::encode(iv),
+            hex::encode(&ct),
+            hex::encode(mac)
+        );
+        records.push(json!({
+            "direction": name, "seq": 0, "iv": hex::encode(iv), "plaintext": plaintext,
+            "ciphertext": hex::encode(&ct), "mac_input": hex::encode(&mac_input),
+            "mac": hex::encode(mac), "wire": wire,
+        }));
+    }
+    let pin = format!("{}:{}", inp.bank_id, hex::encode(bank_static_public));
+    let auth_file = format!(
+        r#"{{"terminal_id":"{}","psk":"{}","bank":"{pin}"}}"#,
+        e.terminal_id,
+        hex::encode(terminal_key)
+    ) + "\n";
+
+    json!({
+        "inputs": {
+            "code_id": code_id,
+            "code_secret": hex::encode(e.code_secret),
+            "client_nonce": hex::encode(e.client_nonce),
+            "client_x25519_secret": hex::encode(e.client_secret),
+            "client_timestamp": e.client_time,
+            "bank_nonce": hex::encode(e.bank_nonce),
+            "bank_x25519_secret": hex::encode(e.bank_secret),
+            "bank_timestamp": e.bank_time,
+            "terminal_id": e.terminal_id,
+        },
+        "code": code,
+        "code_psk": hex::encode(code_psk),
+        "client_share": hex::encode(client_share),
+        "bank_share": hex::encode(bank_share),
+        "dh_ee": hex::encode(dh_ee),
+        "dh_es": hex::encode(dh_es),
+        "transcript": hex::encode(&transcript),
+        "transcript_hash": hex::encode(th),
+        "master_secret": hex::encode(ms),
+        "prk": hex::encode(prk_bytes),
+        "keys": keys,
+        "exporter": hex::encode(exporter),
+        "server_finished": hex::encode(server_finished),
+        "client_finished": hex::encode(client_finished),
+        "enroll_hello_message": enroll_hello,
+        "enroll_server_hello_message": enroll_server_hello,
+        "client_finished_message": client_finished_msg,
+        "records": records,
+        "terminal_key": hex::encode(terminal_key),
+        "auth_file": auth_file,
+    })
+}
+
+/// Checks the implementation's enrollment against the spec's derivation.
+fn check_enrollment_run(spec: &Value, run: &EnrollRun) {
+    assert_eq!(spec["code"], run.code);
+    assert_eq!(spec["enroll_hello_message"], run.hello);
+    assert_eq!(spec["enroll_server_hello_message"], run.server_hello);
+    assert_eq!(spec["client_finished_message"], run.finished);
+    assert_eq!(spec["records"][0]["wire"], run.request);
+    assert_eq!(spec["records"][1]["wire"], run.answer);
+    assert!(
+        run.terminal_psk == run.bank_psk,
+        "both ends derive the same key"
+    );
+    assert_eq!(
+        spec["terminal_key"],
+        run.terminal_psk.to_hex().as_str(),
+        "the terminal key"
+    );
+    assert_eq!(spec["auth_file"], run.auth_file);
+}
+
+#[test]
+fn enrollment_vectors_match_the_spec_and_the_implementation() {
+    // The file itself is compared in the main vectors test; here the implementation's run
+    // against the spec's derivation, and the file's section against both.
+    let (inp, e) = (inputs(), enroll_inputs());
+    let spec = derive_enrollment_from_spec(&inp, &e);
+    check_enrollment_run(&spec, &run_enrollment(&inp, &e));
+    let file: Value = serde_json::from_str(VECTORS).unwrap();
+    assert_eq!(
+        file["enrollment"], spec,
+        "vectors/v2.json is stale: rerun with UPDATE_VECTORS=1"
+    );
+}
+
+#[test]
+fn the_enrolled_terminal_key_of_the_vectors_opens_an_ordinary_session() {
+    // Another implementation's view: take the credentials the enrollment vectors end with
+    // (the auth file's terminal id, key and pin) and run an ordinary v2 session with the bank
+    // that holds that key for that terminal.
+    let file: Value = serde_json::from_str(VECTORS).unwrap();
+    let creds =
+        protocol::auth_file::AuthFile::parse(file["enrollment"]["auth_file"].as_str().unwrap())
+            .unwrap();
+    let key = Psk::from_hex(file["enrollment"]["terminal_key"].as_str().unwrap()).unwrap();
+    assert!(creds.psk == key);
+    let inp = inputs();
+    let bank_key = BankKey::from_secret(BankId::new(inp.bank_id).unwrap(), inp.bank_static);
+    assert!(creds.bank == bank_key.pin());
+    let atm = Terminal {
+        id: creds.terminal_id.clone(),
+        psk: creds.psk.clone(),
+        pin: creds.bank.clone(),
+    };
+    let config = Config::default();
+    let (mut atm_session, mut bank_session) = handshake_as(
+        &config,
+        &atm,
+        &bank_key,
+        |id| (id == &creds.terminal_id).then(|| key.clone()),
+        &mut rng(7),
+        (NOW, NOW),
+        |_, _| {},
+    )
+    .unwrap_or_else(|e| panic!("the enrolled key did not open a session: {e:?}"));
+    assert_eq!(bank_session.terminal_id(), &creds.terminal_id);
+    let up = atm_session
+        .seal(&Request::Balance {}, &mut rng(8), NOW)
+        .unwrap();
+    assert_eq!(
+        bank_session.open(up.as_bytes(), NOW).unwrap(),
+        Request::Balance {}
+    );
+    let down = bank_session
+        .seal(
+            &Response::Balance {
+                balance_cents: Cents(7),
+            },
+            &mut rng(9),
+            NOW,
+        )
+        .unwrap();
+    assert_eq!(
+        atm_session.open(down.as_bytes(), NOW).unwrap(),
+        Response::Balance {
+            balance_cents: Cents(7)
+        }
+    );
+    // The code's own key is not the terminal's: a session on it fails like a wrong key.
+    let code_key = hkdf_sha256(
+        b"atm-psk-v2 enrollment code",
+        &h(file["enrollment"]["inputs"]["code_secret"]
+            .as_str()
+            .unwrap()),
+        file["enrollment"]["inputs"]["code_id"]
+            .as_str()
+            .unwrap()
+            .as_bytes(),
+        32,
+    )
+    .unwrap();
+    let wrong = Terminal {
+        psk: Psk::from_bytes(code_key[..].try_into().unwrap()),
+        ..atm
+    };
+    assert!(handshake_as(
+        &config,
+        &wrong,
+        &bank_key,
+        |id| (id == &creds.terminal_id).then(|| key.clone()),
+        &mut rng(10),
+        (NOW, NOW),
+        |_, _| {},
+    )
+    .is_err());
 }

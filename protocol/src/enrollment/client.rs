@@ -45,6 +45,7 @@ pub fn start(
 }
 
 /// Sent the enrollment hello; waiting for the bank's. No `Debug`: it holds the code's key.
+#[cfg_attr(fuzzing, derive(Clone))]
 pub struct AwaitEnrollHello {
     config: Config,
     psk: Psk,
@@ -110,6 +111,7 @@ pub enum EnrollFailure {
 }
 
 /// An enrollment session, up. No `Debug`: it holds the exporter key.
+#[cfg_attr(fuzzing, derive(Clone))]
 pub struct Enrolling {
     session: ClientSession,
     exporter: Key,

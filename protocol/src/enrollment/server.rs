@@ -71,6 +71,7 @@ impl EnrollHelloReceived {
 }
 
 /// Sent the bank's enrollment hello; waiting for the ClientFinished.
+#[cfg_attr(fuzzing, derive(Clone))]
 pub struct AwaitEnrollFinished {
     config: Config,
     code: TerminalId,
@@ -102,6 +103,7 @@ impl AwaitEnrollFinished {
 }
 
 /// The bank's end of an enrollment session. No `Debug`: it holds the exporter key.
+#[cfg_attr(fuzzing, derive(Clone))]
 pub struct EnrollingBank {
     session: BankSession,
     exporter: Key,
