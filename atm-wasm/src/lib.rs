@@ -2,7 +2,8 @@
 //! from the same `protocol` crate as the bank, over a WebSocket to the bank.
 //!
 //! The logic the page depends on is plain Rust, testable natively and in a browser:
-//! [`amount`] (typed amounts to cents), [`enroll`] (terminal id, key and bank pin), [`driver`]
+//! [`amount`] (typed amounts to cents), [`enroll`] (terminal id, key and bank pin),
+//! [`enroll_code`] (enrollment by a one-time code, as an exchange fed frames), [`driver`]
 //! (the session over the protocol crate), [`idle`] (idle logout) and [`state`] (the page's
 //! reducer).
 //! Both drivers speak over one [`connection`] (handshake and records). The bank console at
@@ -15,6 +16,7 @@ pub mod connection;
 pub mod console;
 pub mod driver;
 pub mod enroll;
+pub mod enroll_code;
 pub mod idle;
 pub mod state;
 
