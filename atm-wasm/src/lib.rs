@@ -8,7 +8,8 @@
 //! reducer).
 //! Both drivers speak over one [`connection`] (handshake and records). The bank console at
 //! `/console` has its own driver and reducer in [`console`].
-//! The browser glue (`socket`, `net`) and the components (`view`) exist only on wasm32.
+//! The browser glue (`socket`, `net`, `code_net`) and the components (`view`) exist only on
+//! wasm32.
 #![forbid(unsafe_code)]
 
 pub mod amount;
@@ -20,6 +21,8 @@ pub mod enroll_code;
 pub mod idle;
 pub mod state;
 
+#[cfg(target_arch = "wasm32")]
+mod code_net;
 #[cfg(target_arch = "wasm32")]
 mod net;
 #[cfg(target_arch = "wasm32")]
