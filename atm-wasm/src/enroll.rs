@@ -1,6 +1,8 @@
 //! Terminal enrollment: reading the id, key and bank key from an enrollment link or typed
-//! fields (the link format is [`protocol::link`]'s), and keeping them in localStorage.
+//! fields (the link format is [`protocol::link`]'s), taking them from an enrollment by code
+//! ([`crate::enroll_code`]), and keeping them in localStorage.
 
+use protocol::auth_file::AuthFile;
 use protocol::link::{self, LinkError};
 use protocol::{BankPin, Psk, TerminalId};
 
@@ -68,6 +70,17 @@ impl From<link::Enrollment> for Enrollment {
     }
 }
 
+impl From<AuthFile> for Enrollment {
+    /// The credentials an enrollment by code gives (the same three parts a link holds).
+    fn from(a: AuthFile) -> Self {
+        Self {
+            terminal: a.terminal_id,
+            psk: a.psk,
+            bank: a.bank,
+        }
+    }
+}
+
 impl Enrollment {
     /// From a terminal id, a key and a bank key typed by hand (spaces around them ignored;
     /// each exactly as the bank prints it: the key 64 lowercase hex characters, the bank key
@@ -95,8 +108,9 @@ pub use protocol::link::is_enrollment_fragment;
 /// Plain words when this browser holds an enrollment from before the bank key (protocol v1):
 /// it cannot connect any more and must be enrolled again.
 pub const ENROLL_AGAIN: &str = "This browser was enrolled before the bank began proving who it \
-                                is, so it must be enrolled again. Ask the bank for a new \
-                                enrollment link (it now ends with &bank=…).";
+                                is, so it must be enrolled again. Ask the bank for a \
+                                one-time enrollment code (or a new enrollment link: it now \
+                                ends with &bank=…).";
 
 #[cfg(target_arch = "wasm32")]
 mod store {

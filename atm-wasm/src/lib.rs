@@ -2,12 +2,14 @@
 //! from the same `protocol` crate as the bank, over a WebSocket to the bank.
 //!
 //! The logic the page depends on is plain Rust, testable natively and in a browser:
-//! [`amount`] (typed amounts to cents), [`enroll`] (terminal id, key and bank pin), [`driver`]
+//! [`amount`] (typed amounts to cents), [`enroll`] (terminal id, key and bank pin),
+//! [`enroll_code`] (enrollment by a one-time code, as an exchange fed frames), [`driver`]
 //! (the session over the protocol crate), [`idle`] (idle logout) and [`state`] (the page's
 //! reducer).
 //! Both drivers speak over one [`connection`] (handshake and records). The bank console at
 //! `/console` has its own driver and reducer in [`console`].
-//! The browser glue (`socket`, `net`) and the components (`view`) exist only on wasm32.
+//! The browser glue (`socket`, `net`, `code_net`) and the components (`view`) exist only on
+//! wasm32.
 #![forbid(unsafe_code)]
 
 pub mod amount;
@@ -15,9 +17,12 @@ pub mod connection;
 pub mod console;
 pub mod driver;
 pub mod enroll;
+pub mod enroll_code;
 pub mod idle;
 pub mod state;
 
+#[cfg(target_arch = "wasm32")]
+mod code_net;
 #[cfg(target_arch = "wasm32")]
 mod net;
 #[cfg(target_arch = "wasm32")]

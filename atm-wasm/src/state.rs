@@ -7,6 +7,7 @@ use protocol::{AccountNumber, Cents, ErrorCode, FullName, HistoryEntry, Response
 
 use crate::driver::{Event, OpKind};
 use crate::enroll::EnrollError;
+use crate::enroll_code::CodeFailure;
 
 /// How the link to the bank is doing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -41,6 +42,8 @@ pub struct Account {
 /// Which form an error or pending mark belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Form {
+    /// The enrollment by code: its field's error, and pending while the exchange runs.
+    EnrollCode,
     /// The enrollment form as a whole, shown under its first field (the terminal id, or a
     /// pasted link): a link's errors, a bad terminal id.
     Enroll,
@@ -101,6 +104,8 @@ pub enum Action {
     /// Show a message at the top of the page (one that no answer from the bank brings, like
     /// "enroll again").
     Notice(String),
+    /// An enrollment by code failed (nothing was stored).
+    EnrollFailed(CodeFailure),
     /// The enrollment was forgotten.
     Forgotten,
     /// The link changed.
@@ -121,8 +126,14 @@ pub enum Action {
     DismissNotice,
 }
 
-/// The enrollment form's parts: one error among them at a time.
-const ENROLL_FORMS: [Form; 3] = [Form::Enroll, Form::EnrollKey, Form::EnrollBank];
+/// The enrollment screen's fields (the code, and the link or typed fields): one error among
+/// them at a time.
+const ENROLL_FORMS: [Form; 4] = [
+    Form::EnrollCode,
+    Form::Enroll,
+    Form::EnrollKey,
+    Form::EnrollBank,
+];
 
 /// Where an enrollment error shows: under the field typed by hand that caused it, or, for a
 /// pasted or opened link (`typed` false), under the first field, where links are pasted.
@@ -179,11 +190,17 @@ impl State {
         match action {
             Action::Enrolled(terminal) => {
                 self.terminal = Some(terminal);
+                self.done(Form::EnrollCode);
                 self.errors.retain(|(f, _)| !ENROLL_FORMS.contains(f));
                 self.notice = None;
                 self.link = Link::Connecting;
             }
             Action::Notice(text) => self.notice = Some(text),
+            Action::EnrollFailed(failure) => {
+                self.done(Form::EnrollCode);
+                self.errors.retain(|(f, _)| !ENROLL_FORMS.contains(f));
+                self.set_error(Form::EnrollCode, failure.message());
+            }
             Action::Forgotten => *self = Self::default(),
             Action::Link(link) => {
                 self.link = link;
@@ -201,6 +218,7 @@ impl State {
                             | Form::RegisterPassword
                             | Form::RegisterConfirm
                     ),
+                    Form::EnrollCode => !ENROLL_FORMS.contains(f),
                     other => *f != other,
                 });
                 self.notice = None;

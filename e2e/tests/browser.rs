@@ -292,3 +292,216 @@ async fn reopen(
     drop(listener);
     Ok((bank, tokio::net::TcpListener::bind(addr).await?))
 }
+
+/// What `localStorage` holds under `key` (`None` when nothing).
+async fn stored(c: &Client, key: &str) -> Res<Option<String>> {
+    let value = c
+        .execute(
+            "return localStorage.getItem(arguments[0]);",
+            vec![key.into()],
+        )
+        .await?;
+    Ok(value.as_str().map(str::to_owned))
+}
+
+/// Records everything the page writes to the console from now on (into `window.__logged`).
+async fn record_console(c: &Client) -> Res {
+    c.execute(
+        "window.__logged = [];\
+         for (const level of ['log', 'info', 'warn', 'error', 'debug']) {\
+           const real = console[level].bind(console);\
+           console[level] = (...args) => { window.__logged.push(args.map(String).join(' ')); real(...args); };\
+         }",
+        vec![],
+    )
+    .await?;
+    Ok(())
+}
+
+/// What the page wrote to the console since [`record_console`].
+async fn console_text(c: &Client) -> Res<String> {
+    let logged = c
+        .execute("return (window.__logged || []).join('\\n');", vec![])
+        .await?;
+    Ok(logged.as_str().unwrap_or_default().to_owned())
+}
+
+/// The page fits its width (no sideways scrolling), and so does the element with this id.
+async fn fits(c: &Client, id: &str) -> Res {
+    let fit = c
+        .execute(
+            "const el = document.getElementById(arguments[0]);\
+             const r = el.getBoundingClientRect();\
+             return [document.documentElement.scrollWidth <= window.innerWidth,\
+                     r.left >= 0 && r.right <= window.innerWidth, window.innerWidth];",
+            vec![id.into()],
+        )
+        .await?;
+    assert_eq!(fit[0], true, "the page scrolls sideways: {fit}");
+    assert_eq!(fit[1], true, "#{id} does not fit: {fit}");
+    Ok(())
+}
+
+/// Types a code and submits it.
+async fn enter_code(c: &Client, code: &str) -> Res {
+    type_into(c, "enroll-code", code).await?;
+    click(c, "enroll-code-submit").await
+}
+
+/// Enrollment by a one-time code the bank issued: typed in a phone's browser, the exchange
+/// runs in the page and the ATM comes up with a key both ends derived (never sent); the same
+/// code typed in a second browser is not accepted and enrolls nothing. Neither browser puts
+/// the code in its address bar or its console.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the release web bundle and chromedriver; run by `cargo xtask test`"]
+async fn web_atm_enrolls_with_a_one_time_code() -> Res {
+    let tmp = tempfile::tempdir()?;
+    let (bank, listener) = open_bank(tmp.path()).await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let (code, _expires) = bank_server::admin::issue_enrollment_code(
+        bank.ledger(),
+        "e2e code",
+        protocol::TerminalRole::Atm,
+    )?;
+    let code = code.to_text();
+    let checks = bank.clone();
+    let serving = serve(listener, bank);
+
+    let driver = start_chromedriver().await?;
+    let a = browser(&driver, &tmp.path().join("chrome-a"), 390, 844).await?;
+    let b = browser(&driver, &tmp.path().join("chrome-b"), 1280, 900).await?;
+    let result = code_scenario(&a, &b, &base, &code, &checks).await;
+    if result.is_err() {
+        let _ = shot(&a, "failure-code-a").await;
+        let _ = shot(&b, "failure-code-b").await;
+    }
+    let _ = a.close().await;
+    let _ = b.close().await;
+    drop(driver);
+    serving.stop().await?;
+    result
+}
+
+async fn code_scenario(
+    a: &Client,
+    b: &Client,
+    base: &str,
+    code: &str,
+    bank: &bank_server::Bank,
+) -> Res {
+    let secret = &code[code.len() - 32..];
+
+    // A phone opens the ATM: the code comes first.
+    a.goto(base).await?;
+    wait_contains(a, "#enroll-code-title", "Enroll with a one-time code").await?;
+    let code_first = a
+        .execute(
+            "return !!(document.getElementById('enroll-code').compareDocumentPosition(\
+             document.getElementById('enroll-terminal')) & Node.DOCUMENT_POSITION_FOLLOWING);",
+            vec![],
+        )
+        .await?;
+    assert_eq!(code_first, true, "the code is not the first way offered");
+    record_console(a).await?;
+    fits(a, "enroll-code").await?;
+    shot(a, "code-01-enroll-phone").await?;
+
+    // A malformed code is refused in the page, before any connection.
+    enter_code(a, "e-12345").await?;
+    wait_contains(a, "#enroll-code-error", "not an enrollment code").await?;
+    fits(a, "enroll-code-error").await?;
+    shot(a, "code-02-malformed-phone").await?;
+    // A well-formed code the bank never issued: not accepted, the field emptied.
+    enter_code(a, "e-00000000ff-00000000000000000000000000000000").await?;
+    wait_contains(a, "#enroll-code-error", "That code was not accepted").await?;
+    fits(a, "enroll-code-error").await?;
+    let left = a
+        .find(Locator::Id("enroll-code"))
+        .await?
+        .prop("value")
+        .await?;
+    assert_eq!(left.as_deref(), Some(""), "the code stays in the field");
+    shot(a, "code-03-not-accepted-phone").await?;
+    assert_eq!(stored(a, "atm.terminal_id").await?, None);
+
+    // The real code: the ATM comes up, enrolled as the terminal the bank created for it.
+    type_into(a, "enroll-code", code).await?;
+    fits(a, "enroll-code").await?;
+    shot(a, "code-04-typed-phone").await?;
+    click(a, "enroll-code-submit").await?;
+    wait_css(a, "#link-state[data-state='Up']").await?;
+    wait_css(a, "#register-form").await?;
+    let url = a.current_url().await?;
+    assert!(
+        !url.as_str().contains(secret) && url.query().is_none() && url.fragment().is_none(),
+        "the code went into the address bar: {url}"
+    );
+    let terminals = bank.ledger().terminals()?;
+    let enrolled = terminals
+        .iter()
+        .find(|t| t.name == "e2e code")
+        .ok_or("the bank created no terminal for the code")?;
+    assert_eq!(
+        stored(a, "atm.terminal_id").await?.as_deref(),
+        Some(enrolled.id.as_str())
+    );
+    assert_eq!(
+        stored(a, "atm.terminal_key").await?.as_deref(),
+        Some(enrolled.psk.to_hex().as_str()),
+        "the two ends derived other keys"
+    );
+    assert_eq!(stored(a, "atm.bank").await?, Some(bank.pin().to_text()));
+    let logged = console_text(a).await?;
+    assert!(
+        !logged.contains(secret) && !logged.contains(enrolled.psk.to_hex().as_str()),
+        "a secret went to the console: {logged}"
+    );
+    shot(a, "code-05-enrolled-phone").await?;
+    register(a, "carol", "Carol Example", "a good long password").await?;
+    money(a, "deposit", "12.34").await?;
+    wait_text(a, "#balance", "$12.34").await?;
+    let rows = wait_rows(a, 1).await?;
+    assert!(rows[0].contains("12.34"), "{rows:?}");
+
+    // A second browser (desktop width), the same code: used up, not accepted, nothing stored.
+    b.goto(base).await?;
+    wait_css(b, "#enroll-code").await?;
+    fits(b, "enroll-code").await?;
+    shot(b, "code-06-enroll-desktop").await?;
+    enter_code(b, code).await?;
+    wait_contains(
+        b,
+        "#enroll-code-error",
+        "That code was not accepted. A code works once and for 10 minutes; ask the bank for a \
+         new one.",
+    )
+    .await?;
+    fits(b, "enroll-code-error").await?;
+    shot(b, "code-07-not-accepted-desktop").await?;
+    let left = b
+        .find(Locator::Id("enroll-code"))
+        .await?
+        .prop("value")
+        .await?;
+    assert_eq!(left.as_deref(), Some(""), "the code stays in the field");
+    for key in ["atm.terminal_id", "atm.terminal_key", "atm.bank"] {
+        assert_eq!(stored(b, key).await?, None, "{key} stored after a failure");
+    }
+    assert!(
+        b.find(Locator::Id("link-state")).await.is_err(),
+        "a terminal state shows after a failed enrollment"
+    );
+    wait_text(b, "#enroll-title", "This ATM is not enrolled").await?;
+    assert_eq!(
+        bank.ledger()
+            .terminals()?
+            .iter()
+            .filter(|t| t.name == "e2e code")
+            .count(),
+        1,
+        "the code enrolled twice"
+    );
+    // The first ATM is unaffected.
+    wait_css(a, "#link-state[data-state='Up']").await?;
+    Ok(())
+}

@@ -9,10 +9,12 @@ mod widgets;
 
 use std::rc::Rc;
 
+use protocol::enrollment::EnrollmentCode;
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::JsCast as _;
 use yew::prelude::*;
 
+use crate::code_net::CodeEnrollment;
 use crate::driver::Op;
 use crate::enroll::{self as enrollment, Enrollment};
 use crate::net::Controller;
@@ -22,6 +24,8 @@ use crate::state::{Action, Form, State};
 pub(crate) enum Cmd {
     /// Enroll this browser as a terminal.
     Enroll(Enrollment),
+    /// Enroll this browser with a one-time code (an exchange with the bank first).
+    EnrollCode(EnrollmentCode),
     /// Forget the terminal.
     Forget,
     /// Send an operation to the bank.
@@ -46,18 +50,24 @@ pub(crate) fn app() -> Html {
             Controller::new(Callback::from(move |a: Action| dispatcher.dispatch(a)))
         })
     };
+    let codes = use_memo((), |()| CodeEnrollment::default());
 
     let on_cmd = {
         let controller = Rc::clone(&controller);
         let dispatcher = state.dispatcher();
+        let codes = Rc::clone(&codes);
         Callback::from(move |cmd: Cmd| match cmd {
-            Cmd::Enroll(e) => {
-                let stored = enrollment::save(&e);
-                dispatcher.dispatch(Action::Enrolled(e.terminal.to_string()));
-                if !stored {
-                    dispatcher.dispatch(Action::Notice(NOT_STORED.into()));
+            Cmd::Enroll(e) => adopt(&controller, &dispatcher, &e),
+            Cmd::EnrollCode(code) => {
+                if codes.busy() {
+                    return;
                 }
-                controller.enroll(&e);
+                dispatcher.dispatch(Action::Pending(Form::EnrollCode));
+                let (controller, dispatcher) = (Rc::clone(&controller), dispatcher.clone());
+                codes.start(&code, move |outcome| match outcome {
+                    Ok(e) => adopt(&controller, &dispatcher, &e),
+                    Err(failure) => dispatcher.dispatch(Action::EnrollFailed(failure)),
+                });
             }
             Cmd::Forget => {
                 controller.forget();
@@ -142,7 +152,7 @@ pub(crate) fn app() -> Html {
             let sure = web_sys::window()
                 .and_then(|w| {
                     w.confirm_with_message(
-                        "Forget this terminal? This browser will need a new enrollment link to work as an ATM again.",
+                        "Forget this terminal? This browser will need a new enrollment code or link to work as an ATM again.",
                     )
                     .ok()
                 })
@@ -178,6 +188,17 @@ pub(crate) fn app() -> Html {
     }
 }
 
+/// Makes `e` this browser's terminal: stores it (as every enrollment is stored), shows it, and
+/// connects with it.
+fn adopt(controller: &Rc<Controller>, dispatcher: &UseReducerDispatcher<State>, e: &Enrollment) {
+    let stored = enrollment::save(e);
+    dispatcher.dispatch(Action::Enrolled(e.terminal.to_string()));
+    if !stored {
+        dispatcher.dispatch(Action::Notice(NOT_STORED.into()));
+    }
+    controller.enroll(e);
+}
+
 const NOT_STORED: &str = "This browser would not store the terminal key (private mode?). \
                           The ATM works until the page is closed.";
 
@@ -186,4 +207,4 @@ const BANK_DOWN: &str = "The bank cannot be reached right now. The ATM keeps try
 
 const REFUSED: &str = "The bank did not accept this terminal, or could not prove it is the bank \
                        this terminal was enrolled with. Its key may have been revoked or the bank \
-                       reset. Forget this terminal and enroll it again with a new link.";
+                       reset. Forget this terminal and enroll it again with a new code or link.";

@@ -145,6 +145,11 @@ pub(crate) struct FieldProps {
     pub(crate) placeholder: Option<AttrValue>,
     #[prop_or_default]
     pub(crate) oninput: Option<Callback<InputEvent>>,
+    /// `false` for a secret: the input gets no `name`, so a form the browser submits by
+    /// itself (were the page's code to stop before it could prevent that) carries nothing of
+    /// it into the address bar.
+    #[prop_or(true)]
+    pub(crate) named: bool,
 }
 
 /// A label, an input, an optional hint and the error about it (linked for screen readers).
@@ -165,7 +170,7 @@ pub(crate) fn field(props: &FieldProps) -> Html {
             <label for={props.id.clone()}>{ props.label.clone() }</label>
             <input
                 id={props.id.clone()}
-                name={props.id.clone()}
+                name={props.named.then(|| props.id.clone())}
                 type={props.kind.clone()}
                 ref={props.node.clone()}
                 autocomplete={props.autocomplete.clone()}
