@@ -362,6 +362,7 @@ async fn web_atm_enrolls_with_a_one_time_code() -> Res {
         bank.ledger(),
         "e2e code",
         protocol::TerminalRole::Atm,
+        bank_server::ledger::DepositCeilings::DEFAULT,
     )?;
     let code = code.to_text();
     let checks = bank.clone();
