@@ -553,6 +553,15 @@ pub trait Ledger: Send + Sync + 'static {
     /// without reading storage. (Like [`Ledger::revocations`], state a second node would need
     /// shared.)
     fn credential_changes(&self) -> u64;
+    /// From now on stores terminal and enrollment keys sealed under `keys` (and opens sealed
+    /// ones with them), and seals those still stored plain, with `audit`, in one commit;
+    /// returns how many it sealed (0: nothing written). A store without `keys` still reads
+    /// plain keys, and refuses sealed ones.
+    fn seal_secrets(
+        &self,
+        keys: Arc<crate::secrets::StorageKeys>,
+        audit: &AuditEvent,
+    ) -> Result<usize, LedgerError>;
     /// Counts accounts, sums balances, and counts transactions since `day_start_ms` and per
     /// minute over the `minutes` minutes ending with the one holding `now_ms`.
     fn totals(&self, now_ms: u64, day_start_ms: u64, minutes: usize)

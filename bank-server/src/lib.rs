@@ -35,6 +35,7 @@ pub mod passwords;
 mod posting;
 pub mod process;
 mod rules;
+pub mod secrets;
 mod session;
 pub mod sled_ledger;
 pub mod store;

@@ -28,6 +28,7 @@ use crate::ledger::{
     RecentAudit, TerminalDay, TerminalRecord, ThrottleState, Totals, UserRecord,
 };
 use crate::posting::{self, AccountRecord, Book, PostingError};
+use crate::secrets::StorageKeys;
 use crate::tally::{Delta, Stored, Tally};
 
 /// The audit chain's head in `meta` ([`ChainHead::to_bytes`]): next seq || 32 zero bytes ||
@@ -387,6 +388,8 @@ pub struct SledLedger {
     revocations: AtomicU64,
     /// Committed credential replacements since opening (see [`Ledger::credential_changes`]).
     credential_changes: AtomicU64,
+    /// The keys that seal stored terminal and enrollment keys, once the bank gave them.
+    sealing: std::sync::OnceLock<Arc<StorageKeys>>,
     /// The totals were counted at open (a store from before they were kept) and are not yet
     /// stored: the next commit stores them whole.
     totals_unsaved: AtomicBool,
@@ -505,6 +508,7 @@ impl SledLedger {
             db,
             revocations: AtomicU64::new(0),
             credential_changes: AtomicU64::new(0),
+            sealing: std::sync::OnceLock::new(),
             totals_unsaved: AtomicBool::new(false),
             queue: Mutex::new(Vec::new()),
             writer: Mutex::new(()),
@@ -715,23 +719,51 @@ impl SledLedger {
     }
 }
 
-fn terminal_from(id: TerminalId, stored: StoredTerminal) -> Result<TerminalRecord, LedgerError> {
+/// A stored key: sealed under the storage keys, or (in stores from before keys were sealed)
+/// plain hex.
+fn stored_key(id: &str, stored: String, keys: Option<&StorageKeys>) -> Result<Psk, LedgerError> {
+    let stored = zeroize::Zeroizing::new(stored);
+    if crate::secrets::is_sealed(&stored) {
+        let keys = keys.ok_or_else(|| {
+            LedgerError::Storage("the keys are sealed: the bank's key file is needed".into())
+        })?;
+        return keys.open(id, &stored).ok_or_else(|| {
+            LedgerError::Storage(format!(
+                "the sealed key of {id} does not open (altered, or another bank's key file)"
+            ))
+        });
+    }
+    Psk::from_hex(&stored).ok_or_else(|| LedgerError::Storage("corrupt stored key".into()))
+}
+
+/// A key as stored: sealed when the storage keys are known.
+fn key_to_store(id: &str, key: &Psk, keys: Option<&StorageKeys>) -> String {
+    match keys {
+        Some(keys) => keys.seal(id, key),
+        None => key.to_hex().to_string(),
+    }
+}
+
+fn terminal_from(
+    id: TerminalId,
+    stored: StoredTerminal,
+    keys: Option<&StorageKeys>,
+) -> Result<TerminalRecord, LedgerError> {
     Ok(TerminalRecord {
         ceilings: stored.ceilings(),
+        psk: stored_key(id.as_str(), stored.psk, keys)?,
         id,
         name: stored.name,
-        psk: Psk::from_hex(&zeroize::Zeroizing::new(stored.psk))
-            .ok_or_else(|| LedgerError::Storage("corrupt terminal key".into()))?,
         revoked: stored.revoked,
         created_ms: stored.created_ms,
         role: stored.role,
     })
 }
 
-fn to_stored(t: &TerminalRecord) -> zeroize::Zeroizing<Vec<u8>> {
+fn to_stored(t: &TerminalRecord, keys: Option<&StorageKeys>) -> zeroize::Zeroizing<Vec<u8>> {
     let stored = StoredTerminal {
         name: t.name.clone(),
-        psk: t.psk.to_hex().to_string(),
+        psk: key_to_store(t.id.as_str(), &t.psk, keys),
         revoked: t.revoked,
         created_ms: t.created_ms,
         role: t.role,
@@ -859,6 +891,7 @@ impl Ledger for SledLedger {
             Some(bytes) => terminal_from(
                 id.clone(),
                 decode(&zeroize::Zeroizing::new(bytes.to_vec()))?,
+                self.sealing.get().map(|k| &**k),
             )
             .map(Some),
             None => Ok(None),
@@ -870,7 +903,7 @@ impl Ledger for SledLedger {
         terminal: &TerminalRecord,
         audit: &AuditEvent,
     ) -> Result<(), LedgerError> {
-        let stored = to_stored(terminal);
+        let stored = to_stored(terminal, self.sealing.get().map(|k| &**k));
         let (id, audit) = (terminal.id.clone(), audit.clone());
         self.tx(move |view| {
             if view.terminals.get(id.as_str())?.is_some() {
@@ -888,7 +921,11 @@ impl Ledger for SledLedger {
     ) -> Result<(), LedgerError> {
         let stored = StoredEnrollment {
             name: pending.name.clone(),
-            key: pending.key.to_hex().to_string(),
+            key: key_to_store(
+                pending.code.as_str(),
+                &pending.key,
+                self.sealing.get().map(|k| &**k),
+            ),
             role: pending.role,
             ceilings: pending.ceilings,
             created_ms: pending.created_ms,
@@ -912,15 +949,13 @@ impl Ledger for SledLedger {
         audit: &AuditEvent,
     ) -> Result<Option<PendingEnrollment>, LedgerError> {
         let (code, audit) = (code.clone(), audit.clone());
+        let keys = self.sealing.get().cloned();
         self.tx(move |view| {
             let Some(bytes) = view.enrollments.remove(code.as_str())? else {
                 return Ok(None);
             };
             let stored: StoredEnrollment = decode(&bytes).or_else(abort)?;
-            let key = zeroize::Zeroizing::new(stored.key);
-            let Some(key) = Psk::from_hex(&key) else {
-                return abort(LedgerError::Storage("corrupt enrollment key".into()));
-            };
+            let key = stored_key(code.as_str(), stored.key, keys.as_deref()).or_else(abort)?;
             append_audit(view, &audit)?;
             Ok(Some(PendingEnrollment {
                 code: code.clone(),
@@ -941,7 +976,11 @@ impl Ledger for SledLedger {
                 let (key, bytes) = item.map_err(storage)?;
                 let id = TerminalId::new(String::from_utf8_lossy(&key).into_owned())
                     .ok_or_else(|| LedgerError::Storage("corrupt terminal id".into()))?;
-                terminal_from(id, decode(&zeroize::Zeroizing::new(bytes.to_vec()))?)
+                terminal_from(
+                    id,
+                    decode(&zeroize::Zeroizing::new(bytes.to_vec()))?,
+                    self.sealing.get().map(|k| &**k),
+                )
             })
             .collect()
     }
@@ -955,16 +994,18 @@ impl Ledger for SledLedger {
 
     fn revoke_terminal(&self, id: &TerminalId, audit: &AuditEvent) -> Result<(), LedgerError> {
         let (id, audit) = (id.clone(), audit.clone());
+        let keys = self.sealing.get().cloned();
         self.tx(move |view| {
             let Some(bytes) = view.terminals.get(id.as_str())? else {
                 return abort(LedgerError::NotFound);
             };
             let stored = zeroize::Zeroizing::new(bytes.to_vec());
+            let keys = keys.as_deref();
             let mut record =
-                terminal_from(id.clone(), decode(&stored).or_else(abort)?).or_else(abort)?;
+                terminal_from(id.clone(), decode(&stored).or_else(abort)?, keys).or_else(abort)?;
             record.revoked = true;
             view.terminals
-                .insert(id.as_str(), to_stored(&record).as_slice())?;
+                .insert(id.as_str(), to_stored(&record, keys).as_slice())?;
             append_audit(view, &audit)
         })?;
         self.revocations.fetch_add(1, Ordering::SeqCst);
@@ -981,7 +1022,7 @@ impl Ledger for SledLedger {
         console: &TerminalRecord,
         audit: &AuditEvent,
     ) -> Result<(), LedgerError> {
-        let stored = to_stored(console);
+        let stored = to_stored(console, self.sealing.get().map(|k| &**k));
         let record = encode(operator);
         let (name, id, audit) = (operator.username.clone(), console.id.clone(), audit.clone());
         self.tx(move |view| {
@@ -1050,6 +1091,78 @@ impl Ledger for SledLedger {
         })?;
         self.credential_changes.fetch_add(1, Ordering::SeqCst);
         Ok(())
+    }
+
+    fn seal_secrets(
+        &self,
+        keys: Arc<StorageKeys>,
+        audit: &AuditEvent,
+    ) -> Result<usize, LedgerError> {
+        let keys = self.sealing.get_or_init(|| keys).clone();
+        // Which records still hold a plain key (transactions cannot iterate; each is checked
+        // again inside the commit).
+        let plain = |tree: &Tree| -> Result<Vec<String>, LedgerError> {
+            let mut ids = Vec::new();
+            for item in tree.iter() {
+                let (id, bytes) = item.map_err(storage)?;
+                let value: serde_json::Value = decode(&zeroize::Zeroizing::new(bytes.to_vec()))?;
+                let key = value
+                    .get("psk")
+                    .or_else(|| value.get("key"))
+                    .and_then(serde_json::Value::as_str);
+                if key.is_some_and(|k| !crate::secrets::is_sealed(k)) {
+                    ids.push(String::from_utf8_lossy(&id).into_owned());
+                }
+            }
+            Ok(ids)
+        };
+        let (terminals, enrollments) = (plain(&self.terminals)?, plain(&self.enrollments)?);
+        if terminals.is_empty() && enrollments.is_empty() {
+            return Ok(0);
+        }
+        let mut audit = audit.clone();
+        audit.detail = Some(format!(
+            "{} terminal and {} enrollment keys sealed",
+            terminals.len(),
+            enrollments.len()
+        ));
+        self.tx(move |view| {
+            let mut sealed = 0usize;
+            for id in &terminals {
+                let Some(bytes) = view.terminals.get(id.as_str())? else {
+                    continue;
+                };
+                let Some(terminal_id) = TerminalId::new(id.as_str()) else {
+                    return abort(LedgerError::Storage("corrupt terminal id".into()));
+                };
+                let stored: StoredTerminal =
+                    decode(&zeroize::Zeroizing::new(bytes.to_vec())).or_else(abort)?;
+                if crate::secrets::is_sealed(&stored.psk) {
+                    continue;
+                }
+                let record = terminal_from(terminal_id, stored, None).or_else(abort)?;
+                view.terminals
+                    .insert(id.as_str(), to_stored(&record, Some(&keys)).as_slice())?;
+                sealed += 1;
+            }
+            for id in &enrollments {
+                let Some(bytes) = view.enrollments.get(id.as_str())? else {
+                    continue;
+                };
+                let mut stored: StoredEnrollment = decode(&bytes).or_else(abort)?;
+                if crate::secrets::is_sealed(&stored.key) {
+                    continue;
+                }
+                let key = stored_key(id, std::mem::take(&mut stored.key), None).or_else(abort)?;
+                stored.key = keys.seal(id, &key);
+                view.enrollments.insert(id.as_str(), encode(&stored))?;
+                sealed += 1;
+            }
+            if sealed > 0 {
+                append_audit(view, &audit)?;
+            }
+            Ok(sealed)
+        })
     }
 
     fn credential_changes(&self) -> u64 {
@@ -1292,19 +1405,19 @@ mod tests {
         assert_eq!(old.ceilings, DepositCeilings::NONE);
         assert_eq!((old.role, old.created_ms), (TerminalRole::Atm, 5));
         // Without ceilings the stored form is what an older bank reads and writes.
-        let again: serde_json::Value = serde_json::from_slice(&to_stored(&old)).unwrap();
+        let again: serde_json::Value = serde_json::from_slice(&to_stored(&old, None)).unwrap();
         assert_eq!(again.get("max_deposit"), None);
         assert_eq!(again.get("max_deposit_per_day"), None);
         let limited = TerminalRecord {
             ceilings: DepositCeilings::DEFAULT,
             ..old
         };
-        let stored: serde_json::Value = serde_json::from_slice(&to_stored(&limited)).unwrap();
+        let stored: serde_json::Value = serde_json::from_slice(&to_stored(&limited, None)).unwrap();
         assert_eq!(stored["max_deposit"], 200_000);
         assert_eq!(stored["max_deposit_per_day"], 1_000_000);
-        let decoded: StoredTerminal = decode(&to_stored(&limited)).unwrap();
+        let decoded: StoredTerminal = decode(&to_stored(&limited, None)).unwrap();
         assert_eq!(decoded.ceilings(), DepositCeilings::DEFAULT);
-        let read: StoredCeilings = decode(&to_stored(&limited)).unwrap();
+        let read: StoredCeilings = decode(&to_stored(&limited, None)).unwrap();
         assert_eq!(DepositCeilings::from(read), DepositCeilings::DEFAULT);
         let old: StoredCeilings = decode(OLD_TERMINAL.as_bytes()).unwrap();
         assert_eq!(DepositCeilings::from(old), DepositCeilings::NONE);

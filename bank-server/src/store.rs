@@ -299,9 +299,44 @@ pub fn open_or_create(config: &Config) -> Result<OpenedBank, StoreError> {
                 &Custody::of(config),
             )?;
             let bank_key = bank_key_of(&*store.ledger, &config.data_dir, &config.bank_key_file)?;
+            seal_stored_keys(&*store.ledger, &config.data_dir, &bank_key)?;
             Ok(OpenedBank { store, bank_key })
         }
     }
+}
+
+/// Opens an existing bank for the offline admin commands: checked as a start is, its static
+/// key read from `bank_key_file` (the terminal keys it stores are sealed under keys derived
+/// from it).
+pub fn open_for_admin(
+    dir: &Path,
+    checkpoint_file: &Path,
+    bank_key_file: &Path,
+    storage: &Storage,
+    custody: &Custody,
+) -> Result<Opened, StoreError> {
+    let store = open_checked(dir, checkpoint_file, storage, false, custody)?;
+    let bank_key = bank_key_of(&*store.ledger, dir, bank_key_file)?;
+    seal_stored_keys(&*store.ledger, dir, &bank_key)?;
+    Ok(store)
+}
+
+/// Gives the ledger the storage keys of `bank_key` (see [`crate::secrets`]); a store from
+/// before keys were sealed has its plain ones sealed now, audited (`stored_keys_sealed`).
+fn seal_stored_keys(ledger: &dyn Ledger, dir: &Path, bank_key: &BankKey) -> Result<(), StoreError> {
+    let fail = |e| StoreError::ledger(dir, e);
+    let keys = Arc::new(crate::secrets::StorageKeys::of(bank_key));
+    let event = AuditEvent::new("stored_keys_sealed", now_ms());
+    let sealed = ledger.seal_secrets(keys, &event).map_err(fail)?;
+    if sealed > 0 {
+        ledger.sync().map_err(fail)?;
+        tracing::warn!(
+            sealed,
+            "sealed the terminal keys the store kept in plain (older copies may remain in the \
+             database's log until it reuses that space)"
+        );
+    }
+    Ok(())
 }
 
 /// The static key of the bank in `ledger`: the one its identity records, read from `path`. A
@@ -362,6 +397,7 @@ fn create(config: &Config) -> Result<OpenedBank, StoreError> {
     let ledger = open_ledger(&config.storage, dir)?;
     let id = random_id();
     let bank_key = bank_key::create(&config.bank_key_file, &id).map_err(StoreError::BankKey)?;
+    seal_stored_keys(&*ledger, dir, &bank_key)?;
     let pin = bank_key.pin();
     let auditor = match custody.auditor {
         Some(auditor) => auditor,

@@ -781,6 +781,65 @@ fn credentials(open: Open) {
     assert_eq!(ledger.chain_position().unwrap().unwrap().next_seq, seq + 3);
 }
 
+/// Stored terminal and enrollment keys: plain until the bank gives its storage keys, then
+/// sealed (those stored plain before, in one audited commit), and readable again after a
+/// restart only with the same keys.
+fn sealed_keys(open: Open) {
+    use std::sync::Arc;
+    let (dir, ledger, _) = fresh(open);
+    let path = dir.path().join("data");
+    let bank = protocol::BankKey::from_secret(protocol::BankId::new("b").unwrap(), [9; 32]);
+    let desk = terminal("t-desk", TerminalRole::Atm);
+    {
+        ledger
+            .add_terminal(&desk, &AuditEvent::new("terminal_added", NOW))
+            .unwrap();
+        let keys = Arc::new(bank_server::secrets::StorageKeys::of(&bank));
+        let sealed = ledger
+            .seal_secrets(keys.clone(), &AuditEvent::new("stored_keys_sealed", NOW))
+            .unwrap();
+        assert_eq!(sealed, 1);
+        assert_eq!(
+            ledger
+                .seal_secrets(keys, &AuditEvent::new("stored_keys_sealed", NOW))
+                .unwrap(),
+            0,
+            "nothing left to seal"
+        );
+        assert!(ledger.terminal(&desk.id).unwrap().unwrap().psk == desk.psk);
+        let lobby = terminal("t-lobby", TerminalRole::Atm);
+        ledger
+            .add_terminal(&lobby, &AuditEvent::new("terminal_added", NOW))
+            .unwrap();
+        ledger.sync().unwrap();
+        drop(ledger);
+    }
+    // Reopened without the keys: sealed keys are refused, not guessed.
+    {
+        let ledger = open(&path);
+        assert!(ledger.terminal(&desk.id).is_err());
+        let keys = Arc::new(bank_server::secrets::StorageKeys::of(&bank));
+        assert_eq!(
+            ledger
+                .seal_secrets(keys, &AuditEvent::new("stored_keys_sealed", NOW))
+                .unwrap(),
+            0
+        );
+        assert!(ledger.terminal(&desk.id).unwrap().unwrap().psk == desk.psk);
+        assert_eq!(ledger.terminals().unwrap().len(), 2);
+    }
+    // Another bank's keys open nothing.
+    let ledger = open(&path);
+    let other = protocol::BankKey::from_secret(protocol::BankId::new("b").unwrap(), [8; 32]);
+    ledger
+        .seal_secrets(
+            Arc::new(bank_server::secrets::StorageKeys::of(&other)),
+            &AuditEvent::new("stored_keys_sealed", NOW),
+        )
+        .unwrap();
+    assert!(ledger.terminal(&desk.id).is_err());
+}
+
 /// A pending enrollment is stored once (its id is unique) and taken once, with its audit
 /// entry; taking an absent one writes nothing.
 fn enrollments(open: Open) {
@@ -1112,6 +1171,11 @@ macro_rules! contract {
             #[test]
             fn credentials() {
                 super::credentials($open);
+            }
+
+            #[test]
+            fn sealed_keys() {
+                super::sealed_keys($open);
             }
 
             #[test]

@@ -377,6 +377,23 @@ async fn the_bank_key_file_is_required_and_must_be_this_banks() {
                 .any(|w| w == key_text.trim().as_bytes()))
         ));
 
+    // No terminal key is in the data directory: they are sealed under keys derived from the
+    // bank key file (which is outside it), from the first one on.
+    let issued = paths.command(&["terminal", "add", "--name", "desk"]);
+    assert!(issued.status.success(), "{issued:?}");
+    let second = atm_client::AuthFile::parse(&String::from_utf8(issued.stdout).unwrap()).unwrap();
+    for psk in [&auth.psk, &second.psk] {
+        let (raw, hex) = (psk.expose().to_vec(), psk.to_hex().as_bytes().to_vec());
+        for file in std::fs::read_dir(&paths.data).unwrap() {
+            let bytes = std::fs::read(file.unwrap().path()).unwrap_or_default();
+            assert!(
+                !bytes.windows(32).any(|w| w == raw.as_slice())
+                    && !bytes.windows(64).any(|w| w == hex.as_slice()),
+                "a terminal key in the data directory"
+            );
+        }
+    }
+
     // Missing: refused, named, and not made anew.
     let moved = dir.path().join("elsewhere.key");
     std::fs::rename(&key_file, &moved).unwrap();
@@ -414,6 +431,46 @@ async fn the_bank_key_file_is_required_and_must_be_this_banks() {
     ));
     assert_eq!(alice_balance(&addr, &paths).await, 200);
     stop(bank);
+
+    // A terminal key stored in plain (as stores kept them before keys were sealed) is sealed
+    // at the next start, audited, and still works.
+    {
+        let db = sled::open(&paths.data).unwrap();
+        let terminals = db.open_tree("terminals").unwrap();
+        let bytes = terminals.get(auth.terminal_id.as_str()).unwrap().unwrap();
+        let mut stored: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        assert!(stored["psk"].as_str().unwrap().starts_with("sealed1:"));
+        stored["psk"] = auth.psk.to_hex().as_str().into();
+        terminals
+            .insert(
+                auth.terminal_id.as_str(),
+                serde_json::to_vec(&stored).unwrap(),
+            )
+            .unwrap();
+        db.flush().unwrap();
+    }
+    let (bank, addr) = serving(try_start(
+        &paths,
+        &["--bank-key-file", moved.to_str().unwrap()],
+    ));
+    assert_eq!(alice_balance(&addr, &paths).await, 200);
+    stop(bank);
+    {
+        let db = sled::open(&paths.data).unwrap();
+        let bytes = db
+            .open_tree("terminals")
+            .unwrap()
+            .get(auth.terminal_id.as_str())
+            .unwrap()
+            .unwrap();
+        let stored: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        assert!(stored["psk"].as_str().unwrap().starts_with("sealed1:"));
+    }
+    let show = paths.command(&["audit", "show", "--bank-key-file", moved.to_str().unwrap()]);
+    assert!(
+        String::from_utf8_lossy(&show.stdout).contains("stored_keys_sealed"),
+        "{show:?}"
+    );
 
     // A store from before protocol v2: its first start makes a key, records it (audited)
     // and from then on needs it.

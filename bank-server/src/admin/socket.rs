@@ -21,11 +21,12 @@ pub fn admin_socket_path(data_dir: &Path) -> PathBuf {
 pub fn terminal_op(
     data_dir: &Path,
     checkpoint_file: &Path,
+    bank_key_file: &Path,
     storage: &store::Storage,
     custody: &store::Custody,
     op: TerminalOp,
 ) -> Result<TerminalReply, StartError> {
-    match store::open_checked(data_dir, checkpoint_file, storage, false, custody) {
+    match store::open_for_admin(data_dir, checkpoint_file, bank_key_file, storage, custody) {
         Ok(opened) => Ok(execute(&*opened.ledger, op)),
         Err(StoreError::InUse(_)) => remote(data_dir, &op),
         Err(e) => Err(e.into()),

@@ -48,6 +48,7 @@ pub(crate) fn operator(opts: &Opts, cmd: OperatorCommand) -> Result<(), StartErr
     match admin::terminal_op(
         &opts.data_dir,
         &checkpoint_file(opts),
+        &super::args::bank_key_file(opts),
         &storage(opts),
         &super::args::custody(opts),
         op,

@@ -29,6 +29,7 @@ pub(crate) fn terminal(opts: &Opts, cmd: TerminalCommand) -> Result<(), StartErr
     let reply = admin::terminal_op(
         &opts.data_dir,
         &checkpoint_file(opts),
+        &super::args::bank_key_file(opts),
         &storage(opts),
         &super::args::custody(opts),
         op,
