@@ -15,11 +15,32 @@ use rand_core::OsRng;
 
 fn argon2(c: &mut Criterion) {
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let pool = PasswordPool::new(Argon2Params::OWASP, 1, Duration::from_secs(60)).unwrap();
+    // Keyed with a pepper, as the bank hashes.
+    let bank_key = protocol::BankKey::from_secret(protocol::BankId::new("b").unwrap(), [3; 32]);
+    let pepper = bank_server::secrets::StorageKeys::of(&bank_key).pepper();
+    let pool = PasswordPool::new(
+        Argon2Params::OWASP,
+        1,
+        Duration::from_secs(60),
+        Some(pepper.clone()),
+    )
+    .unwrap();
     let password = Password::new("correct horse battery staple").unwrap();
     let stored = rt.block_on(pool.hash(password.clone())).unwrap();
     let mut group = c.benchmark_group("argon2id");
     group.sample_size(10);
+    // An operator's hash (made by `operator add`): the stronger parameters' cost per guess.
+    let operator =
+        bank_server::passwords::hash_password(Argon2Params::OPERATOR, &password, Some(&pepper))
+            .unwrap();
+    group.bench_function("verify operator (m=65536 KiB, t=3, p=1)", |b| {
+        b.iter(|| {
+            let ok = rt
+                .block_on(pool.verify(password.clone(), Some(operator.clone())))
+                .unwrap();
+            assert!(ok);
+        });
+    });
     group.bench_function("verify (OWASP: m=19456 KiB, t=2, p=1)", |b| {
         b.iter(|| {
             let ok = rt

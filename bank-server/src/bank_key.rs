@@ -88,6 +88,14 @@ pub fn read(path: &Path, id: &str) -> Result<Option<BankKey>, BankKeyError> {
         .ok_or_else(|| BankKeyError::Malformed(path.to_owned()))
 }
 
+/// The password pepper of the bank whose key file is `path` (for commands that hash a password
+/// themselves, the bank running or not).
+pub fn pepper_from(path: &Path) -> Result<crate::passwords::Pepper, BankKeyError> {
+    // The bank id does not enter the storage keys: any valid one reads the file.
+    let key = read(path, "bank")?.ok_or_else(|| BankKeyError::Missing(path.to_owned()))?;
+    Ok(crate::secrets::StorageKeys::of(&key).pepper())
+}
+
 /// The key of a bank whose identity records `public_hex`: read from `path`, which must hold
 /// exactly that key.
 pub fn load(path: &Path, id: &str, public_hex: &str) -> Result<BankKey, BankKeyError> {

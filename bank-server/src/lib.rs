@@ -441,8 +441,14 @@ pub fn open(config: Config) -> Result<Bank, StartError> {
         },
         bank_key,
     } = store::open_or_create(&config)?;
-    let passwords = PasswordPool::new(config.argon2, config.hash_workers, config.hash_wait)
-        .map_err(|_| StartError::Hash)?;
+    let pepper = secrets::StorageKeys::of(&bank_key).pepper();
+    let passwords = PasswordPool::new(
+        config.argon2,
+        config.hash_workers,
+        config.hash_wait,
+        Some(pepper),
+    )
+    .map_err(|_| StartError::Hash)?;
     Ok(Bank {
         shared: Arc::new(Shared {
             sessions: Arc::new(Semaphore::new(config.max_sessions)),

@@ -1,6 +1,6 @@
 //! Secrets at rest: keys derived from the bank's key file (kept outside the data directory)
 //! that seal the terminal and enrollment keys the store keeps, so a copy of the data directory
-//! alone holds no key a terminal uses.
+//! alone holds no key a terminal uses, and the pepper that keys password hashes.
 //!
 //! Each key is derived with HKDF-SHA256 (salt `"bank-server storage keys"`, IKM the bank's
 //! static private key, info its label). A sealed value is `sealed1:` and the hex of
@@ -17,6 +17,7 @@ use zeroize::Zeroizing;
 const SALT: &[u8] = b"bank-server storage keys";
 const LABEL_SEAL_ENC: &[u8] = b"seal enc";
 const LABEL_SEAL_MAC: &[u8] = b"seal mac";
+const LABEL_PEPPER: &[u8] = b"password pepper";
 const PREFIX: &str = "sealed1:";
 const MAC_LABEL: &[u8] = b"sealed1";
 
@@ -24,6 +25,7 @@ const MAC_LABEL: &[u8] = b"sealed1";
 pub struct StorageKeys {
     enc: Zeroizing<[u8; 32]>,
     mac: Zeroizing<[u8; 32]>,
+    pepper: crate::passwords::Pepper,
 }
 
 fn derive(ikm: &[u8], label: &[u8]) -> Zeroizing<[u8; 32]> {
@@ -41,7 +43,13 @@ impl StorageKeys {
         Self {
             enc: derive(&bytes, LABEL_SEAL_ENC),
             mac: derive(&bytes, LABEL_SEAL_MAC),
+            pepper: crate::passwords::Pepper::new(derive(&bytes, LABEL_PEPPER)),
         }
+    }
+
+    /// The pepper that keys password hashes (see [`crate::passwords`]).
+    pub fn pepper(&self) -> crate::passwords::Pepper {
+        self.pepper.clone()
     }
 
     fn mac_of(&self, id: &str, iv: &[u8], ciphertext: &[u8]) -> [u8; 32] {

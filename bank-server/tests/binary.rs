@@ -473,6 +473,20 @@ async fn operator_add_works_on_a_stopped_and_a_running_bank() {
     let show = String::from_utf8(paths.command(&["audit", "show"]).stdout).unwrap();
     assert_eq!(show.matches(" operator_added ").count(), 2, "{show}");
     assert!(show.contains(" operator_login user=night-shift"), "{show}");
+    // Operators' hashes: the stronger parameters, keyed with the bank's pepper.
+    let ledger = bank_server::sled_ledger::SledLedger::open(&paths.data).unwrap();
+    for name in ["ops", "night-shift"] {
+        use bank_server::Ledger as _;
+        let hash = ledger
+            .operator(&username(name))
+            .unwrap()
+            .unwrap()
+            .password_hash;
+        assert!(
+            hash.contains("m=65536,t=3,p=1") && hash.contains("keyid="),
+            "{hash}"
+        );
+    }
 }
 
 #[test]

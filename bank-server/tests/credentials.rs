@@ -221,3 +221,65 @@ async fn an_operator_changes_their_password_and_only_on_a_console() {
     );
     bank.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_password_hashes_are_peppered_and_old_ones_still_log_in() {
+    use bank_server::ledger::NewAccount;
+    use protocol::FullName;
+    let dir = temp();
+    let bank = TestBank::in_dir(dir.path()).await;
+    drop(registered(&bank, "alice").await);
+    let stored = bank
+        .bank
+        .ledger()
+        .user(&username("alice"))
+        .unwrap()
+        .unwrap()
+        .password_hash
+        .unwrap();
+    assert!(stored.contains("keyid="), "keyed with the pepper: {stored}");
+    // The pepper is not in the data directory: the hash alone does not verify.
+    let pepperless = bank_server::passwords::PasswordPool::new(
+        TEST_ARGON2,
+        1,
+        std::time::Duration::from_secs(5),
+        None,
+    )
+    .unwrap();
+    assert!(!pepperless
+        .verify(Password::new("correct horse").unwrap(), Some(stored))
+        .await
+        .unwrap());
+    // A hash made before peppers (no key id) still logs in.
+    let old = bank_server::passwords::hash_password(
+        TEST_ARGON2,
+        &Password::new("old password 1").unwrap(),
+        None,
+    )
+    .unwrap();
+    let new = NewAccount {
+        username: username("olde"),
+        full_name: FullName::new("Olde Timer").unwrap(),
+        password_hash: Some(old),
+        card_sha256: None,
+        opening: None,
+        terminal: None,
+    };
+    bank.bank
+        .ledger()
+        .open_account(
+            new,
+            atm_client::now_ms(),
+            &bank_server::audit::AuditEvent::new("register", 0),
+        )
+        .unwrap();
+    let mut client = bank.client().await;
+    assert!(matches!(
+        client
+            .call(&login_req("olde", "old password 1"))
+            .await
+            .unwrap(),
+        Response::Welcome { .. }
+    ));
+    bank.stop().await;
+}

@@ -88,17 +88,19 @@ pub fn revoke_terminal(ledger: &dyn Ledger, id: &TerminalId) -> Result<(), Start
 }
 
 /// Checks an operator name and password against the rules (a valid username; a password of
-/// at least [`MIN_OPERATOR_PASSWORD`] characters) and hashes the password with Argon2id.
+/// at least [`MIN_OPERATOR_PASSWORD`] characters) and hashes the password with Argon2id, keyed
+/// with `pepper` when given (see [`crate::passwords`]).
 pub fn operator_credentials(
     argon2: Argon2Params,
     username: &str,
     password: &str,
+    pepper: Option<&crate::passwords::Pepper>,
 ) -> Result<(Username, String), StartError> {
     let username = Username::new(username).ok_or(AdminError::OperatorName)?;
     let password = Password::new(password)
         .filter(|p| p.expose().chars().count() >= MIN_OPERATOR_PASSWORD)
         .ok_or(AdminError::OperatorPassword)?;
-    let hash = hash_password(argon2, &password).map_err(|_| StartError::Hash)?;
+    let hash = hash_password(argon2, &password, pepper).map_err(|_| StartError::Hash)?;
     Ok((username, hash))
 }
 
@@ -137,14 +139,15 @@ pub fn add_operator_hashed(
     Ok(console)
 }
 
-/// Creates an operator named `username` with `password` (see [`operator_credentials`]) and
-/// their console terminal, which it returns.
+/// Creates an operator named `username` with `password` (see [`operator_credentials`]; the
+/// hash is unkeyed: the library call has no pepper, `bank-server operator add` has) and their
+/// console terminal, which it returns.
 pub fn add_operator(
     ledger: &dyn Ledger,
     argon2: &Argon2Params,
     username: &str,
     password: &str,
 ) -> Result<TerminalRecord, StartError> {
-    let (username, hash) = operator_credentials(*argon2, username, password)?;
+    let (username, hash) = operator_credentials(*argon2, username, password, None)?;
     add_operator_hashed(ledger, &username, hash)
 }

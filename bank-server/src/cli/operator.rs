@@ -34,12 +34,23 @@ fn read_operator_password(name: &str) -> Result<zeroize::Zeroizing<String>, Star
     }
 }
 
+/// The bank's password pepper, from its key file.
+fn pepper(opts: &Opts) -> Result<bank_server::passwords::Pepper, StartError> {
+    let path = super::args::bank_key_file(opts);
+    bank_server::bank_key::pepper_from(&path)
+        .map_err(|e| StartError::Store(bank_server::store::StoreError::BankKey(e)))
+}
+
 pub(crate) fn operator(opts: &Opts, cmd: OperatorCommand) -> Result<(), StartError> {
     let OperatorCommand::Add { name, public_url } = cmd;
     let password = read_operator_password(&name)?;
     // Hashed here: the password itself never reaches the running bank.
-    let (username, password_hash) =
-        admin::operator_credentials(bank_server::Argon2Params::OWASP, &name, &password)?;
+    let (username, password_hash) = admin::operator_credentials(
+        bank_server::Argon2Params::OPERATOR,
+        &name,
+        &password,
+        Some(&pepper(opts)?),
+    )?;
     drop(password);
     let op = TerminalOp::AddOperator {
         username: username.to_string(),
