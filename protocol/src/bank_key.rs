@@ -20,11 +20,7 @@ impl BankId {
     /// Validates and wraps a bank id.
     pub fn new(id: impl Into<String>) -> Option<Self> {
         let id = id.into();
-        let ok = (1..=Self::MAX_LEN).contains(&id.len())
-            && id
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-        ok.then_some(Self(id))
+        crate::secret::is_name(&id, Self::MAX_LEN).then_some(Self(id))
     }
 
     /// The id as text.

@@ -46,6 +46,15 @@ impl PartialEq for Psk {
 }
 impl Eq for Psk {}
 
+/// Whether `text` is a public name of the protocol (a terminal id, a bank id): 1 to `max`
+/// characters of `[A-Za-z0-9_-]`.
+pub(crate) fn is_name(text: &str, max: usize) -> bool {
+    (1..=max).contains(&text.len())
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
 /// A terminal's public name: 1 to 64 characters of `[A-Za-z0-9_-]`, sent in clear in the
 /// ClientHello so the bank can find the terminal's PSK.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -58,11 +67,7 @@ impl TerminalId {
     /// Validates and wraps a terminal id.
     pub fn new(id: impl Into<String>) -> Option<Self> {
         let id = id.into();
-        let ok = (1..=Self::MAX_LEN).contains(&id.len())
-            && id
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-        ok.then_some(Self(id))
+        is_name(&id, Self::MAX_LEN).then_some(Self(id))
     }
 
     /// The id as text.
