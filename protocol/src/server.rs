@@ -19,53 +19,60 @@ pub enum Hello {
 /// Parses and checks a first flight of either kind.
 pub fn read_hello(config: &Config, wire: &[u8], now_ms: u64) -> Result<Hello, Error> {
     let fail = Error::HandshakeFailed;
-    match Handshake::parse(wire).map_err(fail)? {
-        Handshake::ClientHello {
-            version,
-            terminal_id,
-            client_nonce,
-            client_share,
-            timestamp,
-        } => {
-            let fields = exchange::client_fields(
-                config,
-                now_ms,
+    let (enrolling, version, id, client_nonce, client_share, timestamp) =
+        match Handshake::parse(wire).map_err(fail)? {
+            Handshake::ClientHello {
                 version,
-                &terminal_id,
-                &client_nonce,
-                &client_share,
+                terminal_id,
+                client_nonce,
+                client_share,
                 timestamp,
-            )?;
-            Ok(Hello::Terminal(ClientHelloReceived {
-                config: config.clone(),
-                fields,
-            }))
-        }
-        Handshake::EnrollHello {
-            version,
-            code_id,
-            client_nonce,
-            client_share,
-            timestamp,
-        } => {
-            let fields = exchange::client_fields(
-                config,
-                now_ms,
+            } => (
+                false,
                 version,
-                &code_id,
-                &client_nonce,
-                &client_share,
+                terminal_id,
+                client_nonce,
+                client_share,
                 timestamp,
-            )?;
-            if !crate::enrollment::is_code_id(&fields.terminal) {
-                return Err(fail(HandshakeFault::Malformed));
-            }
-            Ok(Hello::Enrollment(
-                crate::enrollment::server::EnrollHelloReceived::new(config, fields),
-            ))
-        }
-        _ => Err(fail(HandshakeFault::Malformed)),
+            ),
+            Handshake::EnrollHello {
+                version,
+                code_id,
+                client_nonce,
+                client_share,
+                timestamp,
+            } => (
+                true,
+                version,
+                code_id,
+                client_nonce,
+                client_share,
+                timestamp,
+            ),
+            _ => return Err(fail(HandshakeFault::Malformed)),
+        };
+    let fields = exchange::client_fields(
+        config,
+        now_ms,
+        version,
+        &id,
+        &client_nonce,
+        &client_share,
+        timestamp,
+    )?;
+    if !enrolling {
+        return Ok(Hello::Terminal(ClientHelloReceived {
+            config: config.clone(),
+            fields,
+        }));
     }
+    // An enrollment's hello must name a code, never a terminal.
+    if !crate::enrollment::is_code_id(&fields.terminal) {
+        return Err(fail(HandshakeFault::Malformed));
+    }
+    Ok(Hello::Enrollment(
+        crate::enrollment::server::EnrollHelloReceived::new(config, fields),
+    ))
 }
 
 /// Parses and checks a ClientHello. The caller then looks up [`ClientHelloReceived::terminal_id`]
