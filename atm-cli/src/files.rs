@@ -286,7 +286,7 @@ mod tests {
             format!(r#"{{"account":"bob","card":"{zeros}","version":"2"}}"#),
             format!(r#"{{"account":"bob","card":"{zeros}","version":null}}"#),
             format!(r#"{{"account":"bob","card":"{zeros}","version":2,"x":1}}"#),
-            format!(r#"{{"account":"bob","version":2}}"#),
+            r#"{"account":"bob","version":2}"#.to_owned(),
         ] {
             assert!(Card::parse(&bad).is_err(), "{bad:?}");
         }
