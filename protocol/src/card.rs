@@ -1,4 +1,4 @@
-//! Signed cards (docs/PROTOCOL.md §13): a card is an Ed25519 key pair whose seed stays on the
+//! Signed cards (docs/PROTOCOL.md §17): a card is an Ed25519 key pair whose seed stays on the
 //! card file; the bank stores only the public key, and a login signs the session's channel
 //! binding, so a signature (or anything else the bank or a terminal sees) logs in nowhere else.
 //!
@@ -25,7 +25,7 @@ pub mod label {
 }
 
 /// 32 bytes both ends of one session derive from its key schedule and no other session shares
-/// (§13.1). Not a key: knowing it decrypts nothing; it is what a card signs so that the
+/// (§17.1). Not a key: knowing it decrypts nothing; it is what a card signs so that the
 /// signature is worth nothing outside this session. Its `Debug` does not print it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ChannelBinding([u8; 32]);

@@ -339,7 +339,7 @@ pub enum Request {
         /// The new one.
         new: Password,
     },
-    /// BIBIFI `-n` with a signed card (§13): like [`Request::OpenCardAccount`], but the ATM
+    /// BIBIFI `-n` with a signed card (§17): like [`Request::OpenCardAccount`], but the ATM
     /// sends only the new card's public key; its seed never leaves the ATM. The bank stores the
     /// key; a retry with the same txid and key gets the same answer.
     OpenSignedCardAccount {
@@ -352,7 +352,7 @@ pub enum Request {
         /// The new card's public key.
         card_public: CardPublic,
     },
-    /// Log in with a signed card (§13): `signature` is the card's Ed25519 signature of
+    /// Log in with a signed card (§17): `signature` is the card's Ed25519 signature of
     /// `"atm-psk-v2 card login" || channel binding || len(username) || username`, so it logs
     /// in on this session only. A wrong one is a failed login, like a wrong card.
     CardLoginSigned {
@@ -361,7 +361,7 @@ pub enum Request {
         /// The card's signature bound to this session.
         signature: CardSignature,
     },
-    /// The logged-in signed-card customer replaces their card (§13): `signature` is the
+    /// The logged-in signed-card customer replaces their card (§17): `signature` is the
     /// current card's signature of `"atm-psk-v2 card reissue" || channel binding ||
     /// len(username) || username || new_public` (a wrong one counts as a failed login). The
     /// old card then logs nobody in, and other sessions logged in with it end.
@@ -371,7 +371,7 @@ pub enum Request {
         /// The new card's public key.
         new_public: CardPublic,
     },
-    /// The logged-in customer of a legacy (secret) card replaces it with a signed card (§13):
+    /// The logged-in customer of a legacy (secret) card replaces it with a signed card (§17):
     /// `old` must be the current card's secret (a wrong one counts as a failed login). The
     /// bank then keeps only `new_public`; the old card logs nobody in, and other sessions
     /// logged in with it end.

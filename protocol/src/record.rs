@@ -191,7 +191,7 @@ impl ClientSession {
         }
     }
 
-    /// This session's channel binding (§13): what a signed card signs at login.
+    /// This session's channel binding (§17): what a signed card signs at login.
     pub fn channel_binding(&self) -> &ChannelBinding {
         &self.binding
     }
@@ -243,7 +243,7 @@ impl BankSession {
         }
     }
 
-    /// This session's channel binding (§13): what a signed card's signature must cover.
+    /// This session's channel binding (§17): what a signed card's signature must cover.
     pub fn channel_binding(&self) -> &ChannelBinding {
         &self.binding
     }

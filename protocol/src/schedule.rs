@@ -143,7 +143,7 @@ pub(crate) struct Keys {
     pub(crate) client_finished: Key,
     pub(crate) server_finished: Key,
     pub(crate) transcript: [u8; 32],
-    /// Unique to the session, known to both ends only (§13).
+    /// Unique to the session, known to both ends only (§17).
     pub(crate) channel_binding: [u8; 32],
 }
 
