@@ -1,7 +1,7 @@
 //! The atm's two files: reading the bank's auth file, and reading and creating card files.
 //!
 //! A card file is one JSON line, created with `O_EXCL` and mode 0600 only after the bank has
-//! opened the account. A signed card (PROTOCOL.md §13, what `-n` makes) is
+//! opened the account. A signed card (PROTOCOL.md §17, what `-n` makes) is
 //! `{"account":"<name>","card":"<64 lowercase hex>","version":2}`, the hex being its Ed25519
 //! seed, of which the bank knows only the public key; a legacy card, without `version`, holds a
 //! secret the bank knows the SHA-256 of, and still logs in. The auth file and the card formats
@@ -44,7 +44,7 @@ pub fn load_auth(name: &str) -> Result<AuthFile, BadFile> {
 /// What a card file holds. No `Debug`.
 #[derive(Clone)]
 pub enum CardCredential {
-    /// A signed card's Ed25519 seed: it signs each login for its session only (§13).
+    /// A signed card's Ed25519 seed: it signs each login for its session only (§17).
     Signed(CardKey),
     /// A legacy card's secret, sent at each login; the bank keeps its SHA-256.
     Legacy(CardSecret),

@@ -4,7 +4,7 @@
 //! [`run`] parses the command line ([`args`]), reads the auth and card files ([`files`]),
 //! talks to the bank over [`atm_client`] (handshake with the terminal's PSK from the auth file,
 //! then `open_signed_card_account` or a login and the operation), prints one JSON line and
-//! returns the exit code. `-n` makes a signed card (PROTOCOL.md §13): the bank gets its public
+//! returns the exit code. `-n` makes a signed card (PROTOCOL.md §17): the bank gets its public
 //! key, and each login sends a signature of that session's channel binding, never the card's
 //! seed; a legacy card file (a secret) still logs in with `card_login`:
 //!

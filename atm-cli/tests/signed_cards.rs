@@ -1,4 +1,4 @@
-//! The `atm` with signed cards (PROTOCOL.md §13), against a real bank on port 0: `-n` writes a
+//! The `atm` with signed cards (PROTOCOL.md §17), against a real bank on port 0: `-n` writes a
 //! signed card whose seed the bank never sees (its user record holds only the public key, and
 //! the card file holds nothing the bank stores), its logins sign each session; a legacy card
 //! file still logs in, with the same outputs.

@@ -351,7 +351,7 @@ impl Client {
         Ok(self.session.open(record.as_bytes(), now_ms())?)
     }
 
-    /// This session's channel binding (PROTOCOL.md §13): what a signed card signs to log in.
+    /// This session's channel binding (PROTOCOL.md §17): what a signed card signs to log in.
     pub fn channel_binding(&self) -> &protocol::ChannelBinding {
         self.session.channel_binding()
     }

@@ -42,7 +42,7 @@ pub struct UserRecord {
     pub password_hash: Option<String>,
     /// SHA-256 of a legacy card's secret (hex); `None` for password accounts and signed cards.
     pub card_sha256: Option<String>,
-    /// A signed card's Ed25519 public key (hex, §13); `None` for password accounts and legacy
+    /// A signed card's Ed25519 public key (hex, §17); `None` for password accounts and legacy
     /// cards. Absent from records written before signed cards.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub card_public: Option<String>,

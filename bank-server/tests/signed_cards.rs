@@ -1,4 +1,4 @@
-//! Signed cards (PROTOCOL.md §13) against a real bank on port 0: an account opened with a
+//! Signed cards (PROTOCOL.md §17) against a real bank on port 0: an account opened with a
 //! card's public key logs in with a signature of the session's channel binding; the bank keeps
 //! only the public key; a harvested signature (or the record carrying it) logs in on no other
 //! session; a wrong key is a failed login like a wrong card; a legacy card keeps working until

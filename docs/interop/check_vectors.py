@@ -2489,7 +2489,8 @@ def check_enrollment_example(rep: Report, spec_path: Path, e: dict[str, Any] | N
     hex value printed in it must be one this implementation derived."""
     rep.begin("§16.9 enrollment example in the spec recomputed")
     spec = spec_path.read_text(encoding="utf-8")
-    section = spec[spec.index("### 16.9 ") : spec.index("## Appendix A")]
+    start = spec.index("### 16.9 ")
+    section = spec[start : spec.index("\n## ", start)]  # up to the next chapter
     cells = _cells(section)
 
     def one(name: str) -> str:
@@ -2620,7 +2621,9 @@ def ed25519_verifies(public: bytes, message: bytes, signature: bytes) -> bool:
         return False
 
 
-def check_signed_card(rep: Report, hs: dict[str, Any], sc: dict[str, Any] | None) -> None:
+def check_signed_card(
+    rep: Report, hs: dict[str, Any], sc: dict[str, Any] | None, spec_path: Path | None = None
+) -> None:
     rep.begin("signed cards (§17)")
     if sc is None:
         rep.check("the file has a signed_card section", False)
@@ -2676,6 +2679,13 @@ def check_signed_card(rep: Report, hs: dict[str, Any], sc: dict[str, Any] | None
     rep.check("... not for another name", not ed25519_verifies(public, bob, login_sig))
     rep.check("... not by another key", not ed25519_verifies(new_public, login, login_sig))
     rep.check("... nor as a reissue", not ed25519_verifies(public, reissue, login_sig))
+    if spec_path is not None:
+        spec = spec_path.read_text(encoding="utf-8")
+        start = spec.index("### 17.6 ")
+        printed = set(re.findall(r"[0-9a-f]{64,}", spec[start : spec.index("\n## ", start)]))
+        derived = {binding.hex(), public.hex(), login.hex(), login_sig.hex()}
+        rep.equal("hex values printed in §17.6 that were not derived", sorted(printed - derived), [])
+        rep.check("§17.6 prints the login request", sc["login_request"] in spec[start:])
     rep.end()
 
 
@@ -2696,7 +2706,9 @@ def main(argv: list[str]) -> int:
         lambda: check_enrollment_example(
             rep, repo_root / "docs" / "PROTOCOL.md", vectors.get("enrollment")
         ),
-        lambda: check_signed_card(rep, hs, vectors.get("signed_card")),
+        lambda: check_signed_card(
+            rep, hs, vectors.get("signed_card"), repo_root / "docs" / "PROTOCOL.md"
+        ),
     ]
     for group in groups:
         try:

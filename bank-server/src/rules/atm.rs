@@ -1,5 +1,5 @@
 //! An ATM's requests on an ATM terminal's session: register, password and card login (a legacy
-//! card's secret, or a signed card's signature of the session's channel binding, §13), opening
+//! card's secret, or a signed card's signature of the session's channel binding, §17), opening
 //! a card account of either kind (idempotent by txid, §9.5), balance, deposit and withdraw (a refused amount,
 //! a deposit over the terminal's ceilings included, audited as declined) and history. Identity
 //! (the user, the terminal) comes from the session only; every refusal is an `ErrorCode` and
@@ -173,7 +173,7 @@ fn welcome(ctx: &mut SessionCtx, user: UserRecord, balance: Cents) -> Response {
 enum Credential {
     Password(Password),
     Card(CardSecret),
-    /// A signed card's signature of this session's login message (§13).
+    /// A signed card's signature of this session's login message (§17).
     SignedCard(CardSignature),
 }
 

@@ -89,7 +89,7 @@ pub(super) async fn change_user_password(
 
 /// The public key to check a signed card's signature against, and whether it is `user`'s
 /// own: an unknown user, a password or legacy account, or a stored key that no longer parses
-/// gets a fixed dummy key instead, so that every case costs one verification (§13).
+/// gets a fixed dummy key instead, so that every case costs one verification (§17).
 pub(super) fn stored_card_public(user: Option<&UserRecord>) -> (CardPublic, bool) {
     static DUMMY: OnceLock<CardPublic> = OnceLock::new();
     match user
@@ -130,7 +130,7 @@ pub(super) async fn reissue_card(
 }
 
 /// `reissue_card_signed`: the logged-in signed card customer's card, for another signed card;
-/// the current card must have signed the new key on this session (§13).
+/// the current card must have signed the new key on this session (§17).
 pub(super) async fn reissue_signed_card(
     shared: &Arc<Shared>,
     ctx: &mut SessionCtx,
@@ -155,7 +155,7 @@ pub(super) async fn reissue_signed_card(
     .await
 }
 
-/// `upgrade_card`: the logged-in legacy card customer's card, for a signed card (§13); the
+/// `upgrade_card`: the logged-in legacy card customer's card, for a signed card (§17); the
 /// bank then keeps the new public key only, and the secret card logs nobody in.
 pub(super) async fn upgrade_card(
     shared: &Arc<Shared>,

@@ -58,7 +58,7 @@ pub(crate) struct SessionCtx {
     pub(crate) operator: Option<Username>,
     /// The credentials the user or operator logged in with, as they were stored then.
     pub(super) fingerprint: Option<Fingerprint>,
-    /// The session's channel binding (§13): what a signed card must have signed.
+    /// The session's channel binding (§17): what a signed card must have signed.
     pub(super) binding: ChannelBinding,
 }
 
