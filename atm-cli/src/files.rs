@@ -1,16 +1,19 @@
 //! The atm's two files: reading the bank's auth file, and reading and creating card files.
 //!
-//! A card file is one JSON line, `{"account":"<name>","card":"<64 lowercase hex>"}`, created
-//! with `O_EXCL` and mode 0600 only after the bank has opened the account. The two formats
-//! have disjoint fields and both refuse unknown fields, so a card given as the auth file (or
+//! A card file is one JSON line, created with `O_EXCL` and mode 0600 only after the bank has
+//! opened the account. A signed card (PROTOCOL.md §17, what `-n` makes) is
+//! `{"account":"<name>","card":"<64 lowercase hex>","version":2}`, the hex being its Ed25519
+//! seed, of which the bank knows only the public key; a legacy card, without `version`, holds a
+//! secret the bank knows the SHA-256 of, and still logs in. The auth file and the card formats
+//! have disjoint fields and all refuse unknown fields, so a card given as the auth file (or
 //! the auth file given as a card) is recognised and refused.
 
 use std::fs::File;
 use std::io::{Read as _, Write as _};
 
 use atm_client::AuthFile;
-use protocol::{CardSecret, Username};
-use serde::{Deserialize, Serialize};
+use protocol::{CardKey, CardSecret, ChannelBinding, Request, Username};
+use serde::{de, Deserialize, Deserializer, Serialize, Serializer};
 use zeroize::Zeroizing;
 
 /// Largest auth or card file read; both are under 200 bytes.
@@ -38,17 +41,89 @@ pub fn load_auth(name: &str) -> Result<AuthFile, BadFile> {
     AuthFile::parse(&read_small(name)?).map_err(|_| BadFile)
 }
 
-/// A card: the account it opens and its secret. No `Debug`.
+/// What a card file holds. No `Debug`.
+#[derive(Clone)]
+pub enum CardCredential {
+    /// A signed card's Ed25519 seed: it signs each login for its session only (§17).
+    Signed(CardKey),
+    /// A legacy card's secret, sent at each login; the bank keeps its SHA-256.
+    Legacy(CardSecret),
+}
+
+impl CardCredential {
+    /// The value in the file's `card` field: 64 lowercase hex characters.
+    pub fn to_hex(&self) -> Zeroizing<String> {
+        match self {
+            Self::Signed(key) => key.to_hex(),
+            Self::Legacy(secret) => secret.to_hex(),
+        }
+    }
+
+    /// The request that logs `account` in with this card on the session of `binding`.
+    pub fn login_request(&self, account: &Username, binding: &ChannelBinding) -> Request {
+        match self {
+            Self::Signed(key) => Request::CardLoginSigned {
+                username: account.clone(),
+                signature: key.sign_login(binding, account),
+            },
+            Self::Legacy(secret) => Request::CardLogin {
+                username: account.clone(),
+                card: secret.clone(),
+            },
+        }
+    }
+}
+
+impl From<CardSecret> for CardCredential {
+    fn from(secret: CardSecret) -> Self {
+        Self::Legacy(secret)
+    }
+}
+
+impl From<CardKey> for CardCredential {
+    fn from(key: CardKey) -> Self {
+        Self::Signed(key)
+    }
+}
+
+/// A card: the account it opens and what logs in to it. No `Debug`.
 pub struct Card {
     /// The account named in the card file.
     pub account: Username,
-    /// The secret the bank knows only a hash of.
-    pub secret: CardSecret,
+    /// The signed card's seed or the legacy card's secret.
+    pub secret: CardCredential,
+}
+
+/// The `version` of a signed card file: the number 2, nothing else.
+#[derive(Clone, Copy)]
+struct Signed;
+
+impl Serialize for Signed {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u8(2)
+    }
+}
+
+impl<'de> Deserialize<'de> for Signed {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match u8::deserialize(d)? {
+            2 => Ok(Self),
+            _ => Err(de::Error::custom("unknown card file version")),
+        }
+    }
 }
 
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct CardJson {
+struct SignedJson {
+    account: Username,
+    card: CardKey,
+    version: Signed,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LegacyJson {
     account: Username,
     card: CardSecret,
 }
@@ -61,11 +136,19 @@ impl Card {
         if !value.is_object() {
             return Err(BadFile);
         }
-        let json: CardJson = serde_json::from_value(value).map_err(|_| BadFile)?;
-        Ok(Self {
-            account: json.account,
-            secret: json.card,
-        })
+        if value.get("version").is_some() {
+            let json: SignedJson = serde_json::from_value(value).map_err(|_| BadFile)?;
+            Ok(Self {
+                account: json.account,
+                secret: CardCredential::Signed(json.card),
+            })
+        } else {
+            let json: LegacyJson = serde_json::from_value(value).map_err(|_| BadFile)?;
+            Ok(Self {
+                account: json.account,
+                secret: CardCredential::Legacy(json.card),
+            })
+        }
     }
 
     /// Reads and parses a card file.
@@ -75,13 +158,27 @@ impl Card {
 
     /// The file's text: one JSON line with a trailing newline. Contains the secret.
     pub fn to_text(&self) -> Zeroizing<String> {
-        let json = CardJson {
-            account: self.account.clone(),
-            card: self.secret.clone(),
-        };
         // Sized up front so the secret is never left behind in a reallocated buffer.
-        let mut bytes = Vec::with_capacity(256);
-        serde_json::to_writer(&mut bytes, &json).expect("a card serializes");
+        let mut bytes = Vec::with_capacity(512);
+        let account = self.account.clone();
+        let written = match &self.secret {
+            CardCredential::Signed(key) => serde_json::to_writer(
+                &mut bytes,
+                &SignedJson {
+                    account,
+                    card: key.clone(),
+                    version: Signed,
+                },
+            ),
+            CardCredential::Legacy(secret) => serde_json::to_writer(
+                &mut bytes,
+                &LegacyJson {
+                    account,
+                    card: secret.clone(),
+                },
+            ),
+        };
+        written.expect("a card serializes");
         bytes.push(b'\n');
         Zeroizing::new(String::from_utf8(bytes).expect("JSON is UTF-8"))
     }
@@ -125,7 +222,14 @@ mod tests {
     fn card(name: &str) -> Card {
         Card {
             account: Username::new(name).unwrap(),
-            secret: CardSecret::random(&mut OsRng),
+            secret: CardKey::random(&mut OsRng).into(),
+        }
+    }
+
+    fn legacy(name: &str) -> Card {
+        Card {
+            account: Username::new(name).unwrap(),
+            secret: CardSecret::random(&mut OsRng).into(),
         }
     }
 
@@ -134,10 +238,33 @@ mod tests {
         let c = card("bob");
         let text = c.to_text();
         assert!(text.starts_with("{\"account\":\"bob\",\"card\":\""));
-        assert!(text.ends_with("\"}\n"));
+        assert!(text.ends_with("\",\"version\":2}\n"));
         let back = Card::parse(&text).unwrap();
         assert_eq!(back.account.as_str(), "bob");
-        assert!(back.secret == c.secret);
+        let (CardCredential::Signed(a), CardCredential::Signed(b)) = (&back.secret, &c.secret)
+        else {
+            panic!("not a signed card");
+        };
+        assert_eq!(a.public(), b.public());
+    }
+
+    #[test]
+    fn legacy_card_files_are_still_read_as_legacy() {
+        let c = legacy("bob");
+        let text = c.to_text();
+        assert!(text.ends_with("\"}\n") && !text.contains("version"));
+        let back = Card::parse(&text).unwrap();
+        let (CardCredential::Legacy(a), CardCredential::Legacy(b)) = (&back.secret, &c.secret)
+        else {
+            panic!("not a legacy card");
+        };
+        assert!(a == b);
+        // The same hex as a signed card is another card: the version tells them apart.
+        let as_signed = text.replace("\"}", "\",\"version\":2}");
+        assert!(matches!(
+            Card::parse(&as_signed).unwrap().secret,
+            CardCredential::Signed(_)
+        ));
     }
 
     #[test]
@@ -152,6 +279,17 @@ mod tests {
         assert!(AuthFile::parse(auth).is_ok());
         let c = card("bob").to_text();
         assert!(AuthFile::parse(&c).is_err());
+        assert!(AuthFile::parse(&legacy("bob").to_text()).is_err());
+        let zeros = "0".repeat(64);
+        for bad in [
+            format!(r#"{{"account":"bob","card":"{zeros}","version":1}}"#),
+            format!(r#"{{"account":"bob","card":"{zeros}","version":"2"}}"#),
+            format!(r#"{{"account":"bob","card":"{zeros}","version":null}}"#),
+            format!(r#"{{"account":"bob","card":"{zeros}","version":2,"x":1}}"#),
+            r#"{"account":"bob","version":2}"#.to_owned(),
+        ] {
+            assert!(Card::parse(&bad).is_err(), "{bad:?}");
+        }
         for bad in [
             "",
             "\n",
@@ -189,7 +327,7 @@ mod tests {
             assert_eq!(mode & 0o777, 0o600);
         }
         let loaded = Card::load(name).unwrap();
-        assert!(loaded.secret == c.secret);
+        assert_eq!(loaded.secret.to_hex(), c.secret.to_hex());
     }
 
     #[test]

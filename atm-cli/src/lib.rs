@@ -3,8 +3,10 @@
 //!
 //! [`run`] parses the command line ([`args`]), reads the auth and card files ([`files`]),
 //! talks to the bank over [`atm_client`] (handshake with the terminal's PSK from the auth file,
-//! then `open_card_account` or `card_login` and the operation), prints one JSON line and returns
-//! the exit code:
+//! then `open_signed_card_account` or a login and the operation), prints one JSON line and
+//! returns the exit code. `-n` makes a signed card (PROTOCOL.md §17): the bank gets its public
+//! key, and each login sends a signature of that session's channel binding, never the card's
+//! seed; a legacy card file (a secret) still logs in with `card_login`:
 //!
 //! | Code | When |
 //! |---|---|
@@ -26,11 +28,11 @@ use std::time::Duration;
 
 use atm_client::{AuthFile, Client, ClientError};
 use protocol::bibifi::{summary_line, SummaryField};
-use protocol::{CardSecret, Request, Response, TxId};
+use protocol::{CardKey, Request, Response, TxId};
 use rand_core::OsRng;
 
 use crate::args::{Invocation, Mode};
-use crate::files::Card;
+use crate::files::{Card, CardCredential};
 
 /// Exit code for success.
 pub const EXIT_OK: u8 = 0;
@@ -115,17 +117,15 @@ fn refused(code: protocol::ErrorCode) -> Failure {
 async fn session(
     inv: &Invocation,
     auth: &AuthFile,
-    secret: &CardSecret,
+    secret: &CardCredential,
 ) -> Result<Client, Failure> {
     let addr = SocketAddrV4::new(inv.ip, inv.port).to_string();
     let mut client = Client::connect(&addr, auth).await?;
     if let Mode::New(_) = inv.mode {
         return Ok(client);
     }
-    let login = Request::CardLogin {
-        username: inv.account.clone(),
-        card: secret.clone(),
-    };
+    // A signed card signs this session's binding: the login is worth nothing elsewhere.
+    let login = secret.login_request(&inv.account, client.channel_binding());
     match client.call(&login).await? {
         Response::Welcome { username, .. } if username == inv.account => Ok(client),
         Response::Error { code } => Err(refused(code)),
@@ -134,14 +134,22 @@ async fn session(
 }
 
 /// The operation's request. Its txid (and, for `-n`, the card) stay the same for a retry.
-fn request(inv: &Invocation, secret: &CardSecret) -> Request {
+fn request(inv: &Invocation, secret: &CardCredential) -> Request {
     let txid = TxId::random(&mut OsRng);
     match inv.mode {
-        Mode::New(initial) => Request::OpenCardAccount {
-            username: inv.account.clone(),
-            initial_cents: initial,
-            txid,
-            card: secret.clone(),
+        Mode::New(initial) => match secret {
+            CardCredential::Signed(key) => Request::OpenSignedCardAccount {
+                username: inv.account.clone(),
+                initial_cents: initial,
+                txid,
+                card_public: key.public(),
+            },
+            CardCredential::Legacy(secret) => Request::OpenCardAccount {
+                username: inv.account.clone(),
+                initial_cents: initial,
+                txid,
+                card: secret.clone(),
+            },
         },
         Mode::Deposit(amount) => Request::Deposit {
             txid,
@@ -160,7 +168,8 @@ fn outcome(inv: &Invocation, request: &Request, response: Response) -> Result<St
     let summary = |field, amount| summary_line(inv.account.as_str(), field, amount);
     match (request, response) {
         (
-            Request::OpenCardAccount { initial_cents, .. },
+            Request::OpenCardAccount { initial_cents, .. }
+            | Request::OpenSignedCardAccount { initial_cents, .. },
             Response::AccountOpened { balance_cents, .. },
         ) if balance_cents == *initial_cents => {
             Ok(summary(SummaryField::InitialBalance, *initial_cents))
@@ -199,7 +208,7 @@ fn outcome(inv: &Invocation, request: &Request, response: Response) -> Result<St
 async fn exchange(
     inv: &Invocation,
     auth: &AuthFile,
-    secret: &CardSecret,
+    secret: &CardCredential,
 ) -> Result<Answer, Failure> {
     let request = request(inv, secret);
     let mut client = session(inv, auth, secret).await?;
@@ -227,7 +236,7 @@ async fn attempt(args: &[OsString]) -> Result<Answer, Failure> {
             }
             Card {
                 account: inv.account.clone(),
-                secret: CardSecret::random(&mut OsRng),
+                secret: CardKey::random(&mut OsRng).into(),
             }
         }
         _ => {

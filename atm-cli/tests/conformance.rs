@@ -328,13 +328,10 @@ async fn card_client(env: &Env, account: &str) -> Client {
     let mut client = Client::connect(&format!("127.0.0.1:{}", env.port), &auth)
         .await
         .unwrap();
-    let reply = client
-        .call(&Request::CardLogin {
-            username: card.account,
-            card: card.secret,
-        })
-        .await
-        .unwrap();
+    let login = card
+        .secret
+        .login_request(&card.account, client.channel_binding());
+    let reply = client.call(&login).await.unwrap();
     assert!(matches!(reply, Response::Welcome { .. }), "{reply:?}");
     client
 }
@@ -452,11 +449,22 @@ async fn wrong_missing_empty_and_truncated_files_exit_255_and_change_nothing() {
 async fn a_card_made_up_for_an_account_is_refused() {
     let env = Env::start().await;
     env.open("bob", "100.00").await;
-    // A well-formed card with a random secret, for an existing and for a missing account.
-    for (file, account) in [("guess.card", "bob"), ("ghost.card", "ghost")] {
+    // A well-formed card with a random key or secret (signed or legacy), for an existing and
+    // for a missing account.
+    let cases = [
+        ("guess.card", "bob", true),
+        ("ghost.card", "ghost", true),
+        ("guess-legacy.card", "bob", false),
+        ("ghost-legacy.card", "ghost", false),
+    ];
+    for (file, account, signed) in cases {
         let card = atm_cli::files::Card {
             account: protocol::Username::new(account).unwrap(),
-            secret: protocol::CardSecret::random(&mut OsRng),
+            secret: if signed {
+                protocol::CardKey::random(&mut OsRng).into()
+            } else {
+                protocol::CardSecret::random(&mut OsRng).into()
+            },
         };
         card.create(env.path(file).to_str().unwrap()).unwrap();
         let before = (snapshot(env.dir()), env.bank_lines());

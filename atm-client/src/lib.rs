@@ -351,6 +351,11 @@ impl Client {
         Ok(self.session.open(record.as_bytes(), now_ms())?)
     }
 
+    /// This session's channel binding (PROTOCOL.md §17): what a signed card signs to log in.
+    pub fn channel_binding(&self) -> &protocol::ChannelBinding {
+        self.session.channel_binding()
+    }
+
     /// The raw connection underneath, for sending and reading frames directly.
     pub fn conn(&mut self) -> &mut Connection {
         &mut self.conn

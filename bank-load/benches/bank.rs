@@ -70,6 +70,7 @@ fn sled_commit(c: &mut Criterion) {
                 full_name: FullName::new("Bench").unwrap(),
                 password_hash: None,
                 card_sha256: Some("00".repeat(32)),
+                card_public: None,
                 opening: Some((TxId::random(&mut OsRng), Cents(100_000))),
                 terminal: None,
             },

@@ -40,8 +40,12 @@ pub struct UserRecord {
     pub account: AccountNumber,
     /// Argon2id PHC string; `None` for card-only accounts.
     pub password_hash: Option<String>,
-    /// SHA-256 of the card secret (hex); `None` for password accounts.
+    /// SHA-256 of a legacy card's secret (hex); `None` for password accounts and signed cards.
     pub card_sha256: Option<String>,
+    /// A signed card's Ed25519 public key (hex, §17); `None` for password accounts and legacy
+    /// cards. Absent from records written before signed cards.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub card_public: Option<String>,
     /// The transaction id that opened a card account (a retry of it gets the same answer).
     pub open_txid: Option<TxId>,
 }
@@ -147,8 +151,10 @@ pub struct NewAccount {
     pub full_name: FullName,
     /// Argon2id PHC string, for password accounts.
     pub password_hash: Option<String>,
-    /// SHA-256 of the card secret (hex), for card accounts.
+    /// SHA-256 of the card secret (hex), for legacy card accounts.
     pub card_sha256: Option<String>,
+    /// The card's Ed25519 public key (hex), for signed card accounts.
+    pub card_public: Option<String>,
     /// Opening deposit and its transaction id, for card accounts.
     pub opening: Option<(TxId, Cents)>,
     /// The terminal the request came from (the session's, never a request field): the
@@ -224,8 +230,10 @@ pub struct PendingEnrollment {
 pub enum NewCredential {
     /// An Argon2id PHC string for the password.
     PasswordHash(String),
-    /// SHA-256 of the card secret (hex).
+    /// SHA-256 of a legacy card's secret (hex); ends a signed card the user had.
     CardSha256(String),
+    /// A signed card's public key (hex); ends the card the user had, legacy or signed.
+    CardPublic(String),
 }
 
 /// A bank operator (console user). No `Debug` (holds the password hash).

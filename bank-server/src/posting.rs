@@ -200,6 +200,7 @@ pub(crate) fn open_account<B: Book>(
         account: account.clone(),
         password_hash: new.password_hash.clone(),
         card_sha256: new.card_sha256.clone(),
+        card_public: new.card_public.clone(),
         open_txid: new.opening.map(|(txid, _)| txid),
     };
     let mut record = AccountRecord {
@@ -509,6 +510,7 @@ mod tests {
             full_name: FullName::new("Ada Lovelace").unwrap(),
             password_hash: None,
             card_sha256: Some("00".repeat(32)),
+            card_public: None,
             opening: Some((txid(200), Cents(opening))),
             terminal: None,
         };
@@ -566,6 +568,7 @@ mod tests {
             full_name: FullName::new("Ada Again").unwrap(),
             password_hash: Some("hash".into()),
             card_sha256: None,
+            card_public: None,
             opening: None,
             terminal: None,
         };
@@ -698,6 +701,7 @@ mod tests {
             full_name: FullName::new("Ada").unwrap(),
             password_hash: Some("hash".into()),
             card_sha256: None,
+            card_public: None,
             opening: None,
             terminal: None,
         };
@@ -850,6 +854,7 @@ mod tests {
             full_name: FullName::new("A Customer").unwrap(),
             password_hash: None,
             card_sha256: Some("00".repeat(32)),
+            card_public: None,
             opening: Some((txid(n), Cents(cents))),
             terminal: Some(by.clone()),
         };

@@ -232,7 +232,12 @@ pub(crate) async fn run(
             }
         };
         let mut credential_changes = shared.ledger.credential_changes();
-        let mut ctx = SessionCtx::new(conn, session.terminal_id().clone(), role);
+        let mut ctx = SessionCtx::new(
+            conn,
+            session.terminal_id().clone(),
+            role,
+            session.channel_binding().clone(),
+        );
         let _listed = shared
             .live
             .open(conn, ctx.terminal.clone(), role, now_ms());

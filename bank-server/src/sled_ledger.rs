@@ -1051,9 +1051,11 @@ impl Ledger for SledLedger {
         audit: &AuditEvent,
     ) -> Result<(), LedgerError> {
         let (name, audit) = (username.clone(), audit.clone());
+        // A card replaces the card, whichever kind each is: one card per user.
         let (hash, card) = match credential {
             NewCredential::PasswordHash(hash) => (Some(hash), None),
-            NewCredential::CardSha256(card) => (None, Some(card)),
+            NewCredential::CardSha256(card) => (None, Some((Some(card), None))),
+            NewCredential::CardPublic(public) => (None, Some((None, Some(public)))),
         };
         self.tx(move |view| {
             let Some(bytes) = view.users.get(name.as_str())? else {
@@ -1063,8 +1065,9 @@ impl Ledger for SledLedger {
             if let Some(hash) = &hash {
                 user.password_hash = Some(hash.clone());
             }
-            if let Some(card) = &card {
-                user.card_sha256 = Some(card.clone());
+            if let Some((sha256, public)) = &card {
+                user.card_sha256.clone_from(sha256);
+                user.card_public.clone_from(public);
             }
             view.users.insert(name.as_str(), encode(&user))?;
             append_audit(view, &audit)

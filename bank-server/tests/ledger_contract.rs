@@ -82,6 +82,7 @@ fn card_account(ledger: &dyn Ledger, user: &str, opening: u64) -> AccountNumber 
         full_name: FullName::new("Ada Lovelace").unwrap(),
         password_hash: None,
         card_sha256: Some("ab".repeat(32)),
+        card_public: None,
         opening: Some((txid(), Cents(opening))),
         terminal: None,
     };
@@ -201,6 +202,7 @@ fn idempotency(open: Open) {
         full_name: FullName::new("Ada Again").unwrap(),
         password_hash: Some("$argon2id$test".into()),
         card_sha256: None,
+        card_public: None,
         opening: None,
         terminal: None,
     };
@@ -422,6 +424,7 @@ fn open_by(
         full_name: FullName::new("Ada Lovelace").unwrap(),
         password_hash: None,
         card_sha256: Some("ab".repeat(32)),
+        card_public: None,
         opening: Some((txid(), Cents(opening))),
         terminal: Some(by.clone()),
     };
@@ -976,6 +979,7 @@ fn no_change_without_its_audit_entry(open: Open) {
         full_name: FullName::new("Ada Lovelace").unwrap(),
         password_hash: None,
         card_sha256: Some("ab".repeat(32)),
+        card_public: None,
         opening: Some((txid(), Cents(1_000))),
         terminal: None,
     };

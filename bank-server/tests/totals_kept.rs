@@ -42,6 +42,7 @@ fn populate(dir: &Path, accounts: u64, movements: u64) -> Totals {
                 full_name: FullName::new("A Customer").unwrap(),
                 password_hash: None,
                 card_sha256: Some("cd".repeat(32)),
+                card_public: None,
                 opening: Some((txid(1_000_000 + i), Cents(10_000))),
                 terminal: None,
             };

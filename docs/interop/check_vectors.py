@@ -18,7 +18,11 @@ team from the specification only, without reading the reference implementation. 
   6. implements enrollment by a one-time code (§16): recomputes the `enrollment` section of
      the file, receives its messages as each peer would, refuses a wrong code, a bank identity
      swapped in flight, a low-order bank key, a code id that is not one, and a terminal's
-     server_hello in place of an enroll_server_hello; and recomputes the example of §16.9.
+     server_hello in place of an enroll_server_hello; and recomputes the example of §16.9;
+  7. checks the signed cards of §17: derives the vector session's channel binding from its
+     PRK, the card's Ed25519 public keys from their seeds, the signed login and reissue
+     messages and their signatures, and the three requests' exact text; and that the login
+     signature does not verify for another session's binding, another name or another key.
 
 Usage:  python3 docs/interop/check_vectors.py [path/to/v2.json]
         (default: protocol/vectors/v2.json relative to the repository root)
@@ -41,6 +45,10 @@ from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives import hashes, padding
+from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+    Ed25519PrivateKey,
+    Ed25519PublicKey,
+)
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF, HKDFExpand
@@ -261,6 +269,16 @@ def v_card(v: Any) -> None:
         _fail("card")
 
 
+def v_signature(v: Any) -> None:  # §17: an Ed25519 signature, 128 lowercase hex
+    if not (isinstance(v, str) and re.fullmatch(r"[0-9a-f]{128}", v)):
+        _fail("signature")
+
+
+def v_card_public(v: Any) -> None:  # §17: an Ed25519 public key, 64 lowercase hex
+    if not (isinstance(v, str) and re.fullmatch(r"[0-9a-f]{64}", v)):
+        _fail("card_public")
+
+
 def v_txid(v: Any) -> None:
     if type(v) is not str or not re.fullmatch(r"[0-9a-f]{32}", v):
         _fail("txid")
@@ -320,6 +338,16 @@ REQUESTS: dict[str, dict[str, Callable[[Any], None]]] = {
         "card": v_card,
     },
     "card_login": {"username": v_username, "card": v_card},
+    # §17: signed cards.
+    "card_login_signed": {"username": v_username, "signature": v_signature},
+    "open_signed_card_account": {
+        "username": v_username,
+        "initial_cents": v_u64,
+        "txid": v_txid,
+        "card_public": v_card_public,
+    },
+    "reissue_card_signed": {"signature": v_signature, "new_public": v_card_public},
+    "upgrade_card": {"old": v_card, "new_public": v_card_public},
     "balance": {},
     "deposit": {"txid": v_txid, "amount_cents": v_u64},
     "withdraw": {"txid": v_txid, "amount_cents": v_u64},
@@ -2461,7 +2489,8 @@ def check_enrollment_example(rep: Report, spec_path: Path, e: dict[str, Any] | N
     hex value printed in it must be one this implementation derived."""
     rep.begin("§16.9 enrollment example in the spec recomputed")
     spec = spec_path.read_text(encoding="utf-8")
-    section = spec[spec.index("### 16.9 ") : spec.index("## Appendix A")]
+    start = spec.index("### 16.9 ")
+    section = spec[start : spec.index("\n## ", start)]  # up to the next chapter
     cells = _cells(section)
 
     def one(name: str) -> str:
@@ -2562,6 +2591,104 @@ def check_enrollment_example(rep: Report, spec_path: Path, e: dict[str, Any] | N
     rep.end()
 
 
+# ---------------------------------------------------------------------------------------------
+# §17 Signed cards
+# ---------------------------------------------------------------------------------------------
+
+CHANNEL_BINDING_LABEL = b"atm-psk-v2 channel binding"
+CARD_LOGIN_LABEL = b"atm-psk-v2 card login"
+CARD_REISSUE_LABEL = b"atm-psk-v2 card reissue"
+
+
+def card_message(label: bytes, binding: bytes, username: str, extra: bytes = b"") -> bytes:
+    """§17.2: label || channel binding (32) || len(username) (1 byte) || username || extra."""
+    name = username.encode("ascii")
+    return label + binding + bytes([len(name)]) + name + extra
+
+
+def ed25519_public(seed: bytes) -> bytes:
+    from cryptography.hazmat.primitives import serialization
+
+    key = Ed25519PrivateKey.from_private_bytes(seed).public_key()
+    return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+
+def ed25519_verifies(public: bytes, message: bytes, signature: bytes) -> bool:
+    try:
+        Ed25519PublicKey.from_public_bytes(public).verify(signature, message)
+        return True
+    except Exception:
+        return False
+
+
+def check_signed_card(
+    rep: Report, hs: dict[str, Any], sc: dict[str, Any] | None, spec_path: Path | None = None
+) -> None:
+    rep.begin("signed cards (§17)")
+    if sc is None:
+        rep.check("the file has a signed_card section", False)
+        rep.end()
+        return
+    inputs = sc["inputs"]
+    binding = hkdf_expand_32(decode_hex(hs["prk"], 32), CHANNEL_BINDING_LABEL)
+    rep.equal("channel_binding", binding.hex(), sc["channel_binding"])
+    seed = decode_hex(inputs["card_seed"], 32)
+    new_seed = decode_hex(inputs["new_card_seed"], 32)
+    public, new_public = ed25519_public(seed), ed25519_public(new_seed)
+    rep.equal("card_public", public.hex(), sc["card_public"])
+    rep.equal("new_card_public", new_public.hex(), sc["new_card_public"])
+    username = inputs["username"]
+    login = card_message(CARD_LOGIN_LABEL, binding, username)
+    reissue = card_message(CARD_REISSUE_LABEL, binding, username, new_public)
+    rep.equal("login_message", login.hex(), sc["login_message"])
+    rep.equal("reissue_message", reissue.hex(), sc["reissue_message"])
+    card = Ed25519PrivateKey.from_private_bytes(seed)
+    login_sig, reissue_sig = card.sign(login), card.sign(reissue)
+    rep.equal("login_signature (RFC 8032 is deterministic)", login_sig.hex(), sc["login_signature"])
+    rep.equal("reissue_signature", reissue_sig.hex(), sc["reissue_signature"])
+    requests = {
+        "open_request": {
+            "type": "open_signed_card_account",
+            "username": username,
+            "initial_cents": inputs["initial_cents"],
+            "txid": inputs["txid"],
+            "card_public": public.hex(),
+        },
+        "login_request": {
+            "type": "card_login_signed",
+            "username": username,
+            "signature": login_sig.hex(),
+        },
+        "reissue_request": {
+            "type": "reissue_card_signed",
+            "signature": reissue_sig.hex(),
+            "new_public": new_public.hex(),
+        },
+    }
+    for name, obj in requests.items():
+        rep.equal(name, compact_json(obj), sc[name])
+        try:
+            check_tagged(strict_json_object(sc[name].encode()), REQUESTS)
+            rep.check(f"{name} is a well-formed request", True)
+        except Refused as e:
+            rep.check(f"{name} is a well-formed request", False, e.step)
+    rep.check("the login signature verifies", ed25519_verifies(public, login, login_sig))
+    other = card_message(CARD_LOGIN_LABEL, bytes(32), username)
+    rep.check("... not on another session", not ed25519_verifies(public, other, login_sig))
+    bob = card_message(CARD_LOGIN_LABEL, binding, "bob")
+    rep.check("... not for another name", not ed25519_verifies(public, bob, login_sig))
+    rep.check("... not by another key", not ed25519_verifies(new_public, login, login_sig))
+    rep.check("... nor as a reissue", not ed25519_verifies(public, reissue, login_sig))
+    if spec_path is not None:
+        spec = spec_path.read_text(encoding="utf-8")
+        start = spec.index("### 17.6 ")
+        printed = set(re.findall(r"[0-9a-f]{64,}", spec[start : spec.index("\n## ", start)]))
+        derived = {binding.hex(), public.hex(), login.hex(), login_sig.hex()}
+        rep.equal("hex values printed in §17.6 that were not derived", sorted(printed - derived), [])
+        rep.check("§17.6 prints the login request", sc["login_request"] in spec[start:])
+    rep.end()
+
+
 def main(argv: list[str]) -> int:
     repo_root = Path(__file__).resolve().parents[2]
     path = Path(argv[1]) if len(argv) > 1 else repo_root / "protocol" / "vectors" / "v2.json"
@@ -2578,6 +2705,9 @@ def main(argv: list[str]) -> int:
         lambda: check_enrollment(rep, inputs, hs, vectors.get("enrollment")),
         lambda: check_enrollment_example(
             rep, repo_root / "docs" / "PROTOCOL.md", vectors.get("enrollment")
+        ),
+        lambda: check_signed_card(
+            rep, hs, vectors.get("signed_card"), repo_root / "docs" / "PROTOCOL.md"
         ),
     ]
     for group in groups:

@@ -40,6 +40,7 @@
 pub mod auth_file;
 mod bank_key;
 pub mod bibifi;
+pub mod card;
 pub mod client;
 pub mod console;
 pub mod enrollment;
@@ -57,6 +58,7 @@ pub mod server;
 mod wire;
 
 pub use bank_key::{BankId, BankKey, BankPin};
+pub use card::{CardKey, CardPublic, CardSignature, ChannelBinding};
 pub use console::{TerminalName, TerminalRole};
 pub use error::{Error, HandshakeFault, RecordFault};
 pub use message::{

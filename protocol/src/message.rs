@@ -10,6 +10,7 @@ use serde::{de, Deserialize, Deserializer, Serialize, Serializer};
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
+use crate::card::{CardPublic, CardSignature};
 use crate::console::{AuditLine, NewTerminalKey, Overview, TerminalInfo, TerminalName};
 use crate::{hexfmt, money::Cents, Rng, TerminalId};
 
@@ -338,6 +339,48 @@ pub enum Request {
         /// The new one.
         new: Password,
     },
+    /// BIBIFI `-n` with a signed card (§17): like [`Request::OpenCardAccount`], but the ATM
+    /// sends only the new card's public key; its seed never leaves the ATM. The bank stores the
+    /// key; a retry with the same txid and key gets the same answer.
+    OpenSignedCardAccount {
+        /// The BIBIFI account name.
+        username: Username,
+        /// The initial balance.
+        initial_cents: Cents,
+        /// Makes a retry idempotent.
+        txid: TxId,
+        /// The new card's public key.
+        card_public: CardPublic,
+    },
+    /// Log in with a signed card (§17): `signature` is the card's Ed25519 signature of
+    /// `"atm-psk-v2 card login" || channel binding || len(username) || username`, so it logs
+    /// in on this session only. A wrong one is a failed login, like a wrong card.
+    CardLoginSigned {
+        /// The BIBIFI account name.
+        username: Username,
+        /// The card's signature bound to this session.
+        signature: CardSignature,
+    },
+    /// The logged-in signed-card customer replaces their card (§17): `signature` is the
+    /// current card's signature of `"atm-psk-v2 card reissue" || channel binding ||
+    /// len(username) || username || new_public` (a wrong one counts as a failed login). The
+    /// old card then logs nobody in, and other sessions logged in with it end.
+    ReissueCardSigned {
+        /// The current card's signature bound to this session and to `new_public`.
+        signature: CardSignature,
+        /// The new card's public key.
+        new_public: CardPublic,
+    },
+    /// The logged-in customer of a legacy (secret) card replaces it with a signed card (§17):
+    /// `old` must be the current card's secret (a wrong one counts as a failed login). The
+    /// bank then keeps only `new_public`; the old card logs nobody in, and other sessions
+    /// logged in with it end.
+    UpgradeCard {
+        /// The current card's secret.
+        old: CardSecret,
+        /// The new card's public key.
+        new_public: CardPublic,
+    },
     /// The logged-in card customer replaces their card: `old` must be the current card's
     /// secret (a wrong one counts as a failed login), `new` a fresh one the terminal drew and
     /// keeps (it writes the new card file). The old card then logs nobody in, and other
@@ -372,6 +415,10 @@ impl Request {
             Self::Enroll {} => "enroll",
             Self::ChangePassword { .. } => "change_password",
             Self::ReissueCard { .. } => "reissue_card",
+            Self::OpenSignedCardAccount { .. } => "open_signed_card_account",
+            Self::CardLoginSigned { .. } => "card_login_signed",
+            Self::ReissueCardSigned { .. } => "reissue_card_signed",
+            Self::UpgradeCard { .. } => "upgrade_card",
         }
     }
 
@@ -384,6 +431,7 @@ impl Request {
     pub fn may_resend(&self) -> bool {
         match self {
             Self::OpenCardAccount { .. }
+            | Self::OpenSignedCardAccount { .. }
             | Self::Deposit { .. }
             | Self::Withdraw { .. }
             | Self::Balance {}
@@ -394,13 +442,16 @@ impl Request {
             Self::Register { .. }
             | Self::Login { .. }
             | Self::CardLogin { .. }
+            | Self::CardLoginSigned { .. }
             | Self::Logout {}
             | Self::OperatorLogin { .. }
             | Self::AddTerminal { .. }
             | Self::RevokeTerminal { .. }
             | Self::Enroll {}
             | Self::ChangePassword { .. }
-            | Self::ReissueCard { .. } => false,
+            | Self::ReissueCard { .. }
+            | Self::ReissueCardSigned { .. }
+            | Self::UpgradeCard { .. } => false,
         }
     }
 
@@ -432,7 +483,22 @@ impl fmt::Debug for Request {
             Self::Register { username, .. }
             | Self::Login { username, .. }
             | Self::OperatorLogin { username, .. } => d.field("username", username),
-            Self::CardLogin { username, .. } => d.field("username", username),
+            Self::CardLogin { username, .. } | Self::CardLoginSigned { username, .. } => {
+                d.field("username", username)
+            }
+            Self::OpenSignedCardAccount {
+                username,
+                initial_cents,
+                txid,
+                card_public,
+            } => d
+                .field("username", username)
+                .field("initial_cents", initial_cents)
+                .field("txid", txid)
+                .field("card_public", card_public),
+            Self::ReissueCardSigned { new_public, .. } | Self::UpgradeCard { new_public, .. } => {
+                d.field("new_public", new_public)
+            }
             Self::OpenCardAccount {
                 username,
                 initial_cents,
@@ -837,6 +903,62 @@ mod tests {
         for request in never {
             assert!(!request.may_resend(), "{}", request.kind());
         }
+    }
+
+    #[test]
+    fn signed_card_requests_are_byte_exact_and_never_print_a_signature() {
+        use crate::card::{CardKey, ChannelBinding};
+        let key = CardKey::from_seed(&[7; 32]);
+        let public = key.public();
+        let signature = key.sign_login(
+            &ChannelBinding::new([3; 32]),
+            &Username::new("bob").unwrap(),
+        );
+        let login = Request::CardLoginSigned {
+            username: Username::new("bob").unwrap(),
+            signature: signature.clone(),
+        };
+        let json = serde_json::to_string(&login).unwrap();
+        let sig_hex = hexfmt::encode(signature.as_bytes());
+        assert_eq!(
+            json,
+            format!(r#"{{"type":"card_login_signed","username":"bob","signature":"{sig_hex}"}}"#)
+        );
+        assert!(serde_json::from_str::<Request>(&json).unwrap() == login);
+        assert!(!format!("{login:?}").contains(&sig_hex[..16]));
+        let open = Request::OpenSignedCardAccount {
+            username: Username::new("bob").unwrap(),
+            initial_cents: Cents(1_000),
+            txid: TxId::from_bytes([1; 16]),
+            card_public: public,
+        };
+        let json = serde_json::to_string(&open).unwrap();
+        assert_eq!(
+            json,
+            format!(
+                r#"{{"type":"open_signed_card_account","username":"bob","initial_cents":1000,"txid":"{}","card_public":"{}"}}"#,
+                "01".repeat(16),
+                public.to_hex()
+            )
+        );
+        assert!(open.may_resend() && !login.may_resend());
+        // A small-order key does not parse: the request is malformed.
+        let weak = json.replace(&public.to_hex(), &format!("01{}", "00".repeat(31)));
+        assert!(serde_json::from_str::<Request>(&weak).is_err());
+        let reissue = Request::ReissueCardSigned {
+            signature,
+            new_public: public,
+        };
+        let json = serde_json::to_string(&reissue).unwrap();
+        assert!(json.starts_with(r#"{"type":"reissue_card_signed","signature":""#));
+        assert!(serde_json::from_str::<Request>(&json).unwrap() == reissue);
+        assert!(!reissue.may_resend());
+        let upgrade = Request::UpgradeCard {
+            old: CardSecret::from_hex(&"ab".repeat(32)).unwrap(),
+            new_public: public,
+        };
+        assert!(!format!("{upgrade:?}").contains("abab"));
+        assert_eq!(upgrade.kind(), "upgrade_card");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 use zeroize::Zeroizing;
 
+use crate::card::ChannelBinding;
 use crate::error::RecordFault;
 use crate::message::{Request, Response};
 use crate::primitives::{aes256_cbc_decrypt, aes256_cbc_encrypt, hmac_sha256, hmac_sha256_verify};
@@ -179,13 +180,20 @@ fn to_plaintext(value: &impl serde::Serialize) -> Zeroizing<Vec<u8>> {
 #[cfg_attr(fuzzing, derive(Clone))]
 pub struct ClientSession {
     layer: RecordLayer,
+    binding: ChannelBinding,
 }
 
 impl ClientSession {
     pub(crate) fn new(keys: Keys, config: &Config) -> Self {
         Self {
+            binding: ChannelBinding::new(keys.channel_binding),
             layer: RecordLayer::new(keys, true, config),
         }
+    }
+
+    /// This session's channel binding (§17): what a signed card signs at login.
+    pub fn channel_binding(&self) -> &ChannelBinding {
+        &self.binding
     }
 
     /// Seals a request stamped with `now_ms`; returns the record's JSON text.
@@ -223,14 +231,21 @@ impl ClientSession {
 pub struct BankSession {
     layer: RecordLayer,
     terminal: TerminalId,
+    binding: ChannelBinding,
 }
 
 impl BankSession {
     pub(crate) fn new(keys: Keys, config: &Config, terminal: TerminalId) -> Self {
         Self {
+            binding: ChannelBinding::new(keys.channel_binding),
             layer: RecordLayer::new(keys, false, config),
             terminal,
         }
+    }
+
+    /// This session's channel binding (§17): what a signed card's signature must cover.
+    pub fn channel_binding(&self) -> &ChannelBinding {
+        &self.binding
     }
 
     /// The terminal this session authenticated as.

@@ -24,6 +24,8 @@ pub(crate) mod label {
     pub(crate) const TERMINAL_KEY: &[u8] = b"atm-psk-v2 enrolled terminal key";
     /// A one-time code's PSK: HKDF(salt = this, IKM = the code's secret, info = its id).
     pub(crate) const CODE_PSK: &[u8] = b"atm-psk-v2 enrollment code";
+    /// A session's channel binding: HKDF-Expand(PRK, this, 32); what a signed card signs.
+    pub(crate) const CHANNEL_BINDING: &[u8] = b"atm-psk-v2 channel binding";
 }
 
 /// Which handshake a transcript belongs to: a terminal's, or an enrollment with a code.
@@ -141,6 +143,8 @@ pub(crate) struct Keys {
     pub(crate) client_finished: Key,
     pub(crate) server_finished: Key,
     pub(crate) transcript: [u8; 32],
+    /// Unique to the session, known to both ends only (§17).
+    pub(crate) channel_binding: [u8; 32],
 }
 
 impl Keys {
@@ -197,6 +201,7 @@ impl Keys {
             client_finished: expand(label::CLIENT_FINISHED),
             server_finished: expand(label::SERVER_FINISHED),
             transcript,
+            channel_binding: *expand(label::CHANNEL_BINDING).bytes(),
         };
         (keys, prk)
     }

@@ -545,6 +545,9 @@ fn protocol_vectors_match_the_file_the_spec_and_the_implementation() {
     let enroll = enroll_inputs();
     spec["enrollment"] = derive_enrollment_from_spec(&inp, &enroll);
     check_enrollment_run(&spec["enrollment"], &run_enrollment(&inp, &enroll));
+    // The signed card section: a login and a reissue on the vector session (§17).
+    spec["signed_card"] = derive_signed_card_from_spec(&spec);
+    check_signed_card_run(&spec["signed_card"]);
     #[cfg(not(target_arch = "wasm32"))]
     if std::env::var_os("UPDATE_VECTORS").is_some() {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/vectors/v2.json");
@@ -1084,4 +1087,113 @@ fn the_enrolled_terminal_key_of_the_vectors_opens_an_ordinary_session() {
         |_, _| {},
     )
     .is_err());
+}
+
+/// The signed card vectors (§17), from the primitives: the channel binding is
+/// HKDF-Expand(PRK, "atm-psk-v2 channel binding", 32) = HMAC(PRK, label || 0x01), and each
+/// signed message is `label || binding || len(username) || username [|| new public key]`,
+/// signed with Ed25519 (deterministic, RFC 8032).
+fn derive_signed_card_from_spec(spec: &Value) -> Value {
+    use ed25519_dalek::{Signer, SigningKey};
+    let prk = h(spec["handshake"]["prk"].as_str().unwrap());
+    let binding = hmac_sha256(&prk, &[b"atm-psk-v2 channel binding", &[1]]);
+    let seed: [u8; 32] = core::array::from_fn(|i| 0x60 + i as u8);
+    let new_seed: [u8; 32] = core::array::from_fn(|i| 0x90 + i as u8);
+    let (card, new_card) = (
+        SigningKey::from_bytes(&seed),
+        SigningKey::from_bytes(&new_seed),
+    );
+    let (public, new_public) = (card.verifying_key(), new_card.verifying_key());
+    let username = "alice";
+    let mut login = b"atm-psk-v2 card login".to_vec();
+    login.extend_from_slice(&binding);
+    login.push(username.len() as u8);
+    login.extend_from_slice(username.as_bytes());
+    let mut reissue = b"atm-psk-v2 card reissue".to_vec();
+    reissue.extend_from_slice(&binding);
+    reissue.push(username.len() as u8);
+    reissue.extend_from_slice(username.as_bytes());
+    reissue.extend_from_slice(new_public.as_bytes());
+    let login_signature = hex::encode(card.sign(&login).to_bytes());
+    let reissue_signature = hex::encode(card.sign(&reissue).to_bytes());
+    let txid = "77".repeat(16);
+    json!({
+        "inputs": {
+            "card_seed": hex::encode(seed),
+            "new_card_seed": hex::encode(new_seed),
+            "username": username,
+            "txid": txid,
+            "initial_cents": 1000,
+        },
+        "channel_binding": hex::encode(binding),
+        "card_public": hex::encode(public.as_bytes()),
+        "new_card_public": hex::encode(new_public.as_bytes()),
+        "open_request": format!(
+            r#"{{"type":"open_signed_card_account","username":"{username}","initial_cents":1000,"txid":"{txid}","card_public":"{}"}}"#,
+            hex::encode(public.as_bytes())
+        ),
+        "login_message": hex::encode(&login),
+        "login_signature": login_signature,
+        "login_request": format!(
+            r#"{{"type":"card_login_signed","username":"{username}","signature":"{login_signature}"}}"#
+        ),
+        "reissue_message": hex::encode(&reissue),
+        "reissue_signature": reissue_signature,
+        "reissue_request": format!(
+            r#"{{"type":"reissue_card_signed","signature":"{reissue_signature}","new_public":"{}"}}"#,
+            hex::encode(new_public.as_bytes())
+        ),
+    })
+}
+
+/// The implementation, on the vector session, makes exactly the signed card vectors, and its
+/// bank side accepts them (and refuses them on another session's binding).
+fn check_signed_card_run(spec: &Value) {
+    use protocol::{CardKey, CardPublic, ChannelBinding};
+    let (atm, bank) = vector_pair();
+    let text = |k: &str| spec[k].as_str().unwrap().to_owned();
+    assert_eq!(
+        hex::encode(atm.channel_binding().as_bytes()),
+        text("channel_binding")
+    );
+    assert_eq!(atm.channel_binding(), bank.channel_binding());
+    let seed = |k: &str| -> [u8; 32] { h(spec["inputs"][k].as_str().unwrap()).try_into().unwrap() };
+    let (card, new_card) = (
+        CardKey::from_seed(&seed("card_seed")),
+        CardKey::from_seed(&seed("new_card_seed")),
+    );
+    assert_eq!(card.public().to_hex(), text("card_public"));
+    assert_eq!(new_card.public().to_hex(), text("new_card_public"));
+    let alice = Username::new(spec["inputs"]["username"].as_str().unwrap()).unwrap();
+    let open = Request::OpenSignedCardAccount {
+        username: alice.clone(),
+        initial_cents: Cents(1000),
+        txid: TxId::from_hex(spec["inputs"]["txid"].as_str().unwrap()).unwrap(),
+        card_public: card.public(),
+    };
+    assert_eq!(serde_json::to_string(&open).unwrap(), text("open_request"));
+    let login = Request::CardLoginSigned {
+        username: alice.clone(),
+        signature: card.sign_login(atm.channel_binding(), &alice),
+    };
+    assert_eq!(
+        serde_json::to_string(&login).unwrap(),
+        text("login_request")
+    );
+    let reissue = Request::ReissueCardSigned {
+        signature: card.sign_reissue(atm.channel_binding(), &alice, &new_card.public()),
+        new_public: new_card.public(),
+    };
+    assert_eq!(
+        serde_json::to_string(&reissue).unwrap(),
+        text("reissue_request")
+    );
+    let Ok(Request::CardLoginSigned { signature, .. }) =
+        serde_json::from_str::<Request>(&text("login_request"))
+    else {
+        panic!("login_request parses");
+    };
+    let public = CardPublic::from_hex(&text("card_public")).unwrap();
+    assert!(public.verify_login(bank.channel_binding(), &alice, &signature));
+    assert!(!public.verify_login(&ChannelBinding::new([0; 32]), &alice, &signature));
 }

@@ -1,5 +1,6 @@
-//! An ATM's requests on an ATM terminal's session: register, password and card login, opening
-//! a card account (idempotent by txid, §9.5), balance, deposit and withdraw (a refused amount,
+//! An ATM's requests on an ATM terminal's session: register, password and card login (a legacy
+//! card's secret, or a signed card's signature of the session's channel binding, §17), opening
+//! a card account of either kind (idempotent by txid, §9.5), balance, deposit and withdraw (a refused amount,
 //! a deposit over the terminal's ceilings included, audited as declined) and history. Identity
 //! (the user, the terminal) comes from the session only; every refusal is an `ErrorCode` and
 //! changes nothing.
@@ -9,14 +10,15 @@ use std::sync::Arc;
 use protocol::bibifi::SummaryField;
 use protocol::message::MAX_HISTORY;
 use protocol::{
-    CardSecret, Cents, ErrorCode, FullName, Password, Request, Response, TxId, TxKind, Username,
+    CardPublic, CardSecret, CardSignature, Cents, ErrorCode, FullName, Password, Request, Response,
+    TxId, TxKind, Username,
 };
 
 use crate::ledger::{LedgerError, Movement, NewAccount, UserRecord};
 use crate::openings::Take;
 use crate::Shared;
 
-use super::credentials::{self, card_hash, card_matches};
+use super::credentials::{self, card_hash, card_matches, stored_card_public};
 use super::ctx::{
     durable, hash_refusal, ledger, refusal, refusal_code, refuse, Fingerprint, LoggedIn, SessionCtx,
 };
@@ -41,12 +43,28 @@ pub(super) async fn handle(
         Request::CardLogin { username, card } => {
             login(shared, ctx, username, Credential::Card(card)).await
         }
+        Request::CardLoginSigned {
+            username,
+            signature,
+        } => login(shared, ctx, username, Credential::SignedCard(signature)).await,
         Request::OpenCardAccount {
             username,
             initial_cents,
             txid,
             card,
-        } => open_card_account(shared, ctx, username, initial_cents, txid, card).await,
+        } => {
+            let card = NewCard::Legacy(card);
+            open_card_account(shared, ctx, username, initial_cents, txid, card).await
+        }
+        Request::OpenSignedCardAccount {
+            username,
+            initial_cents,
+            txid,
+            card_public,
+        } => {
+            let card = NewCard::Signed(card_public);
+            open_card_account(shared, ctx, username, initial_cents, txid, card).await
+        }
         Request::Balance {} => balance(shared, ctx).await,
         Request::Deposit { txid, amount_cents } => {
             movement(shared, ctx, TxKind::Deposit, txid, amount_cents).await
@@ -69,6 +87,13 @@ pub(super) async fn handle(
             credentials::change_user_password(shared, ctx, old, new).await
         }
         Request::ReissueCard { old, new } => credentials::reissue_card(shared, ctx, old, new).await,
+        Request::ReissueCardSigned {
+            signature,
+            new_public,
+        } => credentials::reissue_signed_card(shared, ctx, signature, new_public).await,
+        Request::UpgradeCard { old, new_public } => {
+            credentials::upgrade_card(shared, ctx, old, new_public).await
+        }
     }
 }
 
@@ -106,6 +131,7 @@ async fn register(
         full_name,
         password_hash: Some(hash),
         card_sha256: None,
+        card_public: None,
         opening: None,
         terminal: Some(ctx.terminal.clone()),
     };
@@ -147,6 +173,25 @@ fn welcome(ctx: &mut SessionCtx, user: UserRecord, balance: Cents) -> Response {
 enum Credential {
     Password(Password),
     Card(CardSecret),
+    /// A signed card's signature of this session's login message (§17).
+    SignedCard(CardSignature),
+}
+
+/// The card an opening creates: a legacy card's secret (the bank keeps its hash) or a signed
+/// card's public key (the bank keeps it; the seed never left the ATM).
+enum NewCard {
+    Legacy(CardSecret),
+    Signed(CardPublic),
+}
+
+impl NewCard {
+    /// Whether `user`'s stored card is this one (a retried opening's check).
+    fn is_stored(&self, user: &UserRecord) -> bool {
+        match self {
+            Self::Legacy(card) => card_matches(card, user.card_sha256.as_deref()),
+            Self::Signed(public) => user.card_public.as_deref() == Some(public.to_hex().as_str()),
+        }
+    }
 }
 
 async fn login(
@@ -178,6 +223,13 @@ async fn login(
         }
         Credential::Card(card) => {
             card_matches(&card, user.as_ref().and_then(|u| u.card_sha256.as_deref()))
+        }
+        Credential::SignedCard(signature) => {
+            // An unknown user, a password or legacy account, or a corrupt key: a dummy key is
+            // checked instead, so every case costs one verification.
+            let (key, stored) = stored_card_public(user.as_ref());
+            let valid = key.verify_login(&ctx.binding, &username, &signature);
+            valid && stored
         }
     };
     match user.filter(|_| ok) {
@@ -249,7 +301,7 @@ async fn opening_retry(
     user: UserRecord,
     initial: Cents,
     txid: TxId,
-    card: &CardSecret,
+    card: &NewCard,
 ) -> Result<Retry, Response> {
     let (account, id) = (user.account.clone(), txid);
     let entry = match ledger(shared, move |l| l.transaction(&account, &id)).await {
@@ -258,7 +310,7 @@ async fn opening_retry(
         Err(e) => return Err(refusal(&e)),
     };
     // Both checks always run: what differs is not told apart.
-    let same_card = card_matches(card, user.card_sha256.as_deref());
+    let same_card = card.is_stored(&user);
     let same_amount = entry.amount_cents == initial;
     Ok(if same_card && same_amount {
         Retry::Same(user, entry.amount_cents)
@@ -273,7 +325,7 @@ async fn open_card_account(
     username: Username,
     initial: Cents,
     txid: TxId,
-    card: CardSecret,
+    card: NewCard,
 ) -> Response {
     if ctx.user.is_some() {
         return refuse(ErrorCode::AlreadyLoggedIn);
@@ -332,7 +384,14 @@ async fn open_card_account(
                     .expect("a username prefix is a valid full name"),
                     username: username.clone(),
                     password_hash: None,
-                    card_sha256: Some(card_hash(&card)),
+                    card_sha256: match &card {
+                        NewCard::Legacy(secret) => Some(card_hash(secret)),
+                        NewCard::Signed(_) => None,
+                    },
+                    card_public: match &card {
+                        NewCard::Legacy(_) => None,
+                        NewCard::Signed(public) => Some(public.to_hex()),
+                    },
                     opening: Some((txid, initial)),
                     terminal: Some(ctx.terminal.clone()),
                 };

@@ -1,14 +1,15 @@
-//! A logged-in customer or operator replacing their own credential (a password, a card): the
+//! A logged-in customer or operator replacing their own credential (a password, a card of
+//! either kind, a legacy card by a signed one): the
 //! current one is checked like a login (throttled; a wrong one is a failed login), the new one
 //! stored and audited, and other sessions still logged in with the old one end at their next
 //! request.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
-use protocol::{CardSecret, ErrorCode, Password, Response};
+use protocol::{CardKey, CardPublic, CardSecret, CardSignature, ErrorCode, Password, Response};
 use subtle::ConstantTimeEq;
 
-use crate::ledger::NewCredential;
+use crate::ledger::{NewCredential, UserRecord};
 use crate::Shared;
 
 use super::ctx::{durable, hash_refusal, ledger, refusal, refuse, Fingerprint, SessionCtx};
@@ -86,12 +87,101 @@ pub(super) async fn change_user_password(
     Response::PasswordChanged {}
 }
 
-/// `reissue_card`: the logged-in card customer's card.
+/// The public key to check a signed card's signature against, and whether it is `user`'s
+/// own: an unknown user, a password or legacy account, or a stored key that no longer parses
+/// gets a fixed dummy key instead, so that every case costs one verification (§17).
+pub(super) fn stored_card_public(user: Option<&UserRecord>) -> (CardPublic, bool) {
+    static DUMMY: OnceLock<CardPublic> = OnceLock::new();
+    match user
+        .and_then(|u| u.card_public.as_deref())
+        .and_then(CardPublic::from_hex)
+    {
+        Some(key) => (key, true),
+        None => {
+            let dummy = DUMMY.get_or_init(|| {
+                let seed = protocol::primitives::sha256(&[b"atm-psk-v2 dummy card"]);
+                CardKey::from_seed(&seed).public()
+            });
+            (*dummy, false)
+        }
+    }
+}
+
+/// `reissue_card`: the logged-in legacy card customer's card, for another legacy card.
 pub(super) async fn reissue_card(
     shared: &Arc<Shared>,
     ctx: &mut SessionCtx,
     old: CardSecret,
     new: CardSecret,
+) -> Response {
+    let hash = card_hash(&new);
+    replace_card(
+        shared,
+        ctx,
+        move |_, record| {
+            let stored = record.and_then(|u| u.card_sha256.as_deref());
+            // A new card equal to the old one would end nothing.
+            card_matches(&old, stored) && !card_matches(&new, stored)
+        },
+        NewCredential::CardSha256(hash),
+        "card_reissued",
+    )
+    .await
+}
+
+/// `reissue_card_signed`: the logged-in signed card customer's card, for another signed card;
+/// the current card must have signed the new key on this session (§17).
+pub(super) async fn reissue_signed_card(
+    shared: &Arc<Shared>,
+    ctx: &mut SessionCtx,
+    signature: CardSignature,
+    new: CardPublic,
+) -> Response {
+    let hex = new.to_hex();
+    replace_card(
+        shared,
+        ctx,
+        move |ctx, record| {
+            let (key, stored) = stored_card_public(record);
+            let Some(user) = &ctx.user else {
+                return false;
+            };
+            let valid = key.verify_reissue(&ctx.binding, &user.username, &new, &signature);
+            valid && stored && key != new
+        },
+        NewCredential::CardPublic(hex),
+        "card_reissued",
+    )
+    .await
+}
+
+/// `upgrade_card`: the logged-in legacy card customer's card, for a signed card (§17); the
+/// bank then keeps the new public key only, and the secret card logs nobody in.
+pub(super) async fn upgrade_card(
+    shared: &Arc<Shared>,
+    ctx: &mut SessionCtx,
+    old: CardSecret,
+    new: CardPublic,
+) -> Response {
+    replace_card(
+        shared,
+        ctx,
+        move |_, record| card_matches(&old, record.and_then(|u| u.card_sha256.as_deref())),
+        NewCredential::CardPublic(new.to_hex()),
+        "card_upgraded",
+    )
+    .await
+}
+
+/// Replaces the logged-in customer's card with `new` when `current_ok` accepts the proof of
+/// the current card (checked like a login: throttled; a wrong one is a failed login, audited
+/// as `card_reissue_failed`); audited as `action`.
+async fn replace_card(
+    shared: &Arc<Shared>,
+    ctx: &mut SessionCtx,
+    current_ok: impl FnOnce(&SessionCtx, Option<&UserRecord>) -> bool,
+    new: NewCredential,
+    action: &str,
 ) -> Response {
     let Some(user) = ctx.user.clone() else {
         return refuse(ErrorCode::NotLoggedIn);
@@ -105,19 +195,13 @@ pub(super) async fn reissue_card(
         Ok(found) => found,
         Err(reply) => return reply,
     };
-    let stored = record.as_ref().and_then(|u| u.card_sha256.as_deref());
-    // A new card equal to the old one would end nothing.
-    if !card_matches(&old, stored) || card_matches(&new, stored) {
+    if !current_ok(ctx, record.as_ref()) {
         tracing::info!(user = %user.username, "card reissue with a wrong card");
         return login_failed(shared, ctx, ticket, ctx.event("card_reissue_failed")).await;
     }
-    let (name, event, hash) = (
-        user.username.clone(),
-        ctx.event("card_reissued"),
-        card_hash(&new),
-    );
+    let (name, event) = (user.username.clone(), ctx.event(action));
     let changed = login_succeeded(shared, ticket, move |l| {
-        l.replace_credential(&name, NewCredential::CardSha256(hash), &event)?;
+        l.replace_credential(&name, new, &event)?;
         l.user(&name)
     })
     .await;
@@ -129,7 +213,7 @@ pub(super) async fn reissue_card(
     if let Err(reply) = durable(shared).await {
         return reply;
     }
-    tracing::info!(user = %user.username, "card reissued");
+    tracing::info!(user = %user.username, action, "card replaced");
     Response::CardReissued {}
 }
 

@@ -4,7 +4,9 @@
 
 use std::sync::Arc;
 
-use protocol::{AccountNumber, ErrorCode, Response, TerminalId, TerminalRole, Username};
+use protocol::{
+    AccountNumber, ChannelBinding, ErrorCode, Response, TerminalId, TerminalRole, Username,
+};
 
 use crate::audit::AuditEvent;
 use crate::ledger::{Ledger, LedgerError};
@@ -18,8 +20,8 @@ pub(super) struct LoggedIn {
     pub(super) account: AccountNumber,
 }
 
-/// A digest of the credentials a login was made with (the stored password hash and card
-/// hash), so a session can tell, without keeping them, that they were replaced since.
+/// A digest of the credentials a login was made with (the stored password hash, card hash and
+/// card public key), so a session can tell, without keeping them, that they were replaced since.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(super) struct Fingerprint([u8; 32]);
 
@@ -31,6 +33,8 @@ impl Fingerprint {
             user.password_hash.as_deref().unwrap_or("").as_bytes(),
             b"\0",
             user.card_sha256.as_deref().unwrap_or("").as_bytes(),
+            b"\0",
+            user.card_public.as_deref().unwrap_or("").as_bytes(),
         ]))
     }
 
@@ -54,11 +58,19 @@ pub(crate) struct SessionCtx {
     pub(crate) operator: Option<Username>,
     /// The credentials the user or operator logged in with, as they were stored then.
     pub(super) fingerprint: Option<Fingerprint>,
+    /// The session's channel binding (§17): what a signed card must have signed.
+    pub(super) binding: ChannelBinding,
 }
 
 impl SessionCtx {
-    pub(crate) fn new(conn: u64, terminal: TerminalId, role: TerminalRole) -> Self {
+    pub(crate) fn new(
+        conn: u64,
+        terminal: TerminalId,
+        role: TerminalRole,
+        binding: ChannelBinding,
+    ) -> Self {
         Self {
+            binding,
             conn,
             terminal,
             role,

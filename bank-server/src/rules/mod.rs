@@ -32,7 +32,9 @@ pub(crate) async fn handle(
         Request::Register { .. }
             | Request::Login { .. }
             | Request::CardLogin { .. }
+            | Request::CardLoginSigned { .. }
             | Request::OpenCardAccount { .. }
+            | Request::OpenSignedCardAccount { .. }
             | Request::OperatorLogin { .. }
     );
     let answer = route(shared, ctx, request).await;
