@@ -262,6 +262,7 @@ async fn new_password_hashes_are_peppered_and_old_ones_still_log_in() {
         full_name: FullName::new("Olde Timer").unwrap(),
         password_hash: Some(old),
         card_sha256: None,
+        card_public: None,
         opening: None,
         terminal: None,
     };
