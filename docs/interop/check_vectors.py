@@ -23,6 +23,10 @@ team from the specification only, without reading the reference implementation. 
      PRK, the card's Ed25519 public keys from their seeds, the signed login and reissue
      messages and their signatures, and the three requests' exact text; and that the login
      signature does not verify for another session's binding, another name or another key.
+  8. implements the padding of §8.6: pads every record plaintext of the file from its own
+     JSON and compares, recomputes the longest message sizes printed in §8.6 from the field
+     limits of §9.1, and knows every request, response and error code of §9.3-§9.7 and §16.7
+     (every example printed there parses, every type in their tables is known).
 
 Usage:  python3 docs/interop/check_vectors.py [path/to/v2.json]
         (default: protocol/vectors/v2.json relative to the repository root)
@@ -64,6 +68,9 @@ MAX_PLAINTEXT_LEN = 8000
 MAX_CIPHERTEXT_LEN = 8016  # §8.4 step 5: the padded length of a MAX_PLAINTEXT_LEN plaintext
 MAX_HISTORY = 25
 DEFAULT_MAX_SKEW_MS = 30000
+MAX_RECORDS_PER_DIRECTION = 2**32  # §8.5: seq 0 .. 2^32 - 1 per direction
+CREDENTIAL_REQUEST_LEN = 2200  # §8.6: padded plaintext of a request that carries a credential
+CREDENTIAL_REPLY_LEN = 1024  # §8.6: padded plaintext of the answer to one
 U8_MAX, U32_MAX, U64_MAX = 2**8 - 1, 2**32 - 1, 2**64 - 1
 
 # ---------------------------------------------------------------------------------------------
@@ -224,6 +231,7 @@ ERROR_CODES = {
     "weak_password",
     "amount_invalid",
     "limit_exceeded",
+    "deposit_limit",
     "insufficient_funds",
     "tx_id_reused",
     "busy",
@@ -309,12 +317,106 @@ def v_error_code(v: Any) -> None:
         _fail("error code")
 
 
+def v_string(v: Any) -> None:
+    # §9.7 text fields (audit lines, a terminal's name, who is logged in): the bank keeps them
+    # to 120 bytes; GUESS: the spec does not say a receiver must check, so any string parses.
+    if type(v) is not str:
+        _fail("string")
+
+
+def v_bool(v: Any) -> None:
+    if type(v) is not bool:
+        _fail("bool")
+
+
+def v_terminal_name(v: Any) -> None:
+    # §9.7: 1..64 Unicode scalar values, no Cc, not empty or only whitespace (as FullName).
+    if type(v) is not str or not 1 <= len(v) <= 64:
+        _fail("terminal name length")
+    if any(unicodedata.category(c) == "Cc" for c in v) or v.isspace():
+        _fail("terminal name")
+
+
+def v_total_cents(v: Any) -> None:
+    # §9.7: decimal digits without leading zeros, a value up to 2^128 - 1, as a JSON string.
+    if type(v) is not str or not re.fullmatch(r"0|[1-9][0-9]*", v) or int(v) >= 2**128:
+        _fail("TotalCents")
+
+
+def v_role(v: Any) -> None:
+    if type(v) is not str or v not in ("atm", "console"):
+        _fail("role")
+
+
+def v_key(v: Any) -> None:  # terminal_added: the new terminal's PSK, 64 lowercase hex
+    if type(v) is not str or not re.fullmatch(r"[0-9a-f]{64}", v):
+        _fail("key")
+
+
+def v_per_minute(v: Any) -> None:
+    # §9.7 says exactly 60 u32; GUESS: the length is the bank's promise, only the type is
+    # checked here (the spec's own example is shortened to three).
+    if type(v) is not list or not all(is_uint(n, U32_MAX) for n in v):
+        _fail("per_minute")
+
+
+def v_list_of(
+    fields: dict[str, Callable[[Any], None]],
+    most: int,
+    name: str,
+    optional: dict[str, Callable[[Any], None]] | None = None,
+) -> Callable[[Any], None]:
+    # GUESS: like `history` entries, a list longer than the bound §9.7 gives is refused.
+    def check(v: Any) -> None:
+        if type(v) is not list or len(v) > most:
+            _fail(name)
+        for item in v:
+            check_fields(item, fields, optional)
+
+    return check
+
+
+def v_chain(v: Any) -> None:
+    # §9.7 ChainStatus: tagged by `state`.
+    if not isinstance(v, dict) or type(v.get("state")) is not str:
+        _fail("chain")
+    variants = {"linked": {"entries": v_u64}, "broken": {"entry": v_u64, "problem": v_string}}
+    fields = variants.get(v["state"])
+    if fields is None:
+        _fail("chain state")
+    check_fields({k: x for k, x in v.items() if k != "state"}, fields)
+
+
 HISTORY_ENTRY = {
     "txid": v_txid,
     "kind": v_tx_kind,
     "amount_cents": v_u64,
     "balance_cents": v_u64,
     "time_ms": v_u64,
+}
+
+
+LIVE_SESSION = {"conn": v_u64, "terminal": v_terminal_id, "role": v_role, "since_ms": v_u64}
+LIVE_SESSION_OPTIONAL = {"user": v_string}
+AUDIT_LINE = {"seq": v_u64, "time_ms": v_u64, "action": v_string}
+AUDIT_LINE_OPTIONAL = {
+    "user": v_string,
+    "account": v_string,
+    "amount_cents": v_u64,
+    "terminal": v_string,
+    "detail": v_string,
+}
+TERMINAL_INFO = {
+    "id": v_terminal_id,
+    "name": v_string,
+    "role": v_role,
+    "revoked": v_bool,
+    "created_ms": v_u64,
+}
+TERMINAL_INFO_OPTIONAL = {  # §9.7: the deposit ceilings of §9.5 and the day's deposits
+    "max_deposit_cents": v_u64,
+    "max_deposit_per_day_cents": v_u64,
+    "deposited_today_cents": v_u64,
 }
 
 
@@ -354,6 +456,31 @@ REQUESTS: dict[str, dict[str, Callable[[Any], None]]] = {
     "history": {"limit": v_u32},
     "logout": {},
     "enroll": {},  # §16.7: parses anywhere; refused (not_allowed) outside an enrollment session
+    "change_password": {"old": v_password, "new": v_password},  # §9.3, ATM and console
+    "reissue_card": {"old": v_card, "new": v_card},  # §9.3, ATM
+    # §9.7 console requests
+    "operator_login": {"username": v_username, "password": v_password},
+    "console_overview": {},
+    "console_audit": {},
+    "console_terminals": {},
+    "add_terminal": {"name": v_terminal_name},
+    "revoke_terminal": {"terminal": v_terminal_id},
+}
+
+# §9.7: optional fields, absent when empty, never null (§3.3).
+REQUESTS_OPTIONAL: dict[str, dict[str, Callable[[Any], None]]] = {
+    "add_terminal": {"max_deposit_cents": v_u64, "max_deposit_per_day_cents": v_u64},
+}
+
+# §8.6: the requests that carry a credential; they, and the answer to each, are padded.
+CREDENTIAL_REQUESTS = {
+    "register",
+    "login",
+    "operator_login",
+    "change_password",
+    "card_login",
+    "open_card_account",
+    "reissue_card",
 }
 
 # §9.4: response variants and their fields, in emitted order.
@@ -372,26 +499,70 @@ RESPONSES: dict[str, dict[str, Callable[[Any], None]]] = {
     "logged_out": {},
     "error": {"code": v_error_code},
     "enrolled": {"terminal": v_terminal_id},  # §16.7
+    "password_changed": {},  # §9.4
+    "card_reissued": {},  # §9.4
+    # §9.7 console responses
+    "operator_welcome": {"username": v_username},
+    "overview": {
+        "now_ms": v_u64,
+        "accounts": v_u64,
+        "deposits_cents": v_total_cents,
+        "transactions_today": v_u64,
+        "per_minute": v_per_minute,
+        "sessions_total": v_u64,
+        "sessions": v_list_of(LIVE_SESSION, 20, "sessions", LIVE_SESSION_OPTIONAL),
+        "chain": v_chain,
+    },
+    "audit_entries": {
+        "total": v_u64,
+        "entries": v_list_of(AUDIT_LINE, 12, "audit entries", AUDIT_LINE_OPTIONAL),
+    },
+    "terminals": {
+        "total": v_u64,
+        "terminals": v_list_of(TERMINAL_INFO, 25, "terminals", TERMINAL_INFO_OPTIONAL),
+    },
+    "terminal_added": {"terminal": v_terminal_id, "name": v_terminal_name, "key": v_key},
+    "terminal_revoked": {"terminal": v_terminal_id},
 }
 
+RESPONSES_OPTIONAL: dict[str, dict[str, Callable[[Any], None]]] = {
+    "overview": {"checkpoint_entries": v_u64, "checkpoint_ms": v_u64},
+}
+OPTIONAL = {"request": REQUESTS_OPTIONAL, "response": RESPONSES_OPTIONAL}
 
-def check_fields(obj: Any, fields: dict[str, Callable[[Any], None]]) -> None:
+
+def check_fields(
+    obj: Any,
+    fields: dict[str, Callable[[Any], None]],
+    optional: dict[str, Callable[[Any], None]] | None = None,
+) -> None:
+    """Exactly `fields`, plus any of `optional` (absent when empty: a null one is refused by
+    its validator, §3.3)."""
     if not isinstance(obj, dict):
         _fail("not an object")
-    require_fields(obj, list(fields), "schema")
+    optional = optional or {}
+    require_fields(obj, list(fields) + [k for k in optional if k in obj], "schema")
     for name, validate in fields.items():
         validate(obj[name])
+    for name, validate in optional.items():
+        if name in obj:
+            validate(obj[name])
 
 
-def check_tagged(obj: Any, variants: dict[str, dict[str, Callable[[Any], None]]]) -> None:
+def check_tagged(
+    obj: Any,
+    variants: dict[str, dict[str, Callable[[Any], None]]],
+    optional: dict[str, dict[str, Callable[[Any], None]]] | None = None,
+) -> None:
     """§3.3 tagged union: `type` names the variant, the other keys are exactly its fields
-    (a field-less variant carries `type` and nothing else)."""
+    (a field-less variant carries `type` and nothing else) and any of its optional ones."""
     if not isinstance(obj, dict) or type(obj.get("type")) is not str:
         _fail("tagged union without a string type")
     fields = variants.get(obj["type"])
     if fields is None:
         _fail(f"unknown type {obj['type']!r}")
-    check_fields({k: v for k, v in obj.items() if k != "type"}, fields)
+    rest = {k: v for k, v in obj.items() if k != "type"}
+    check_fields(rest, fields, (optional or {}).get(obj["type"]))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -833,6 +1004,30 @@ def record_from_ciphertext(
     return mac_input, mac, wire
 
 
+def padded_len(n: int, unit: int) -> int:
+    """§8.6: L = min(ceil(n / U) * U, MAX_PLAINTEXT_LEN)."""
+    return min(-(-n // unit) * unit, MAX_PLAINTEXT_LEN)
+
+
+def padding_unit(direction: str, body_type: str, answers: str | None) -> int | None:
+    """§8.6: the unit a plaintext is padded with: a request that carries a credential, and
+    the response to one (`answers` is the type of the request it answers), whatever it is."""
+    if direction == "c2s":
+        return CREDENTIAL_REQUEST_LEN if body_type in CREDENTIAL_REQUESTS else None
+    return CREDENTIAL_REPLY_LEN if answers in CREDENTIAL_REQUESTS else None
+
+
+def plaintext_of(message: dict[str, Any], direction: str, answers: str | None) -> bytes:
+    """§9.2 and §8.6: the compact JSON of a plaintext, then, if §8.6 says so, spaces (0x20)
+    after the object up to the padded length."""
+    body = message["request" if direction == "c2s" else "response"]
+    text = compact_json(message).encode("utf-8")
+    unit = padding_unit(direction, body["type"], answers)
+    if unit is None:
+        return text
+    return text + b" " * (padded_len(len(text), unit) - len(text))
+
+
 def seal(
     keys: dict[str, bytes], direction: str, seq: int, iv: bytes, plaintext: bytes
 ) -> dict[str, Any]:
@@ -883,9 +1078,9 @@ class RecordReceiver:
             type(record[k]) is str for k in ("iv", "ciphertext", "mac")
         ):
             raise Refused("3 json", "field type")
-        # Step 4: strictly the next sequence number (2^64 - 1 is never used).
+        # Step 4: strictly the next sequence number, and below MAX_RECORDS_PER_DIRECTION (2^32).
         seq = record["seq"]
-        if seq != self.expected or self.expected >= U64_MAX:
+        if seq != self.expected or seq >= MAX_RECORDS_PER_DIRECTION:
             raise Refused("4 seq", f"got {seq}, expected {self.expected}")
         # Step 5: strict lowercase hex with exact lengths.
         iv = decode_hex(record["iv"], 16, "5 hex")
@@ -912,7 +1107,7 @@ class RecordReceiver:
             require_fields(message, ["ts", self.body_field], "9 schema")
             if not is_uint(message["ts"], U64_MAX):
                 raise Refused("9 schema", "ts")
-            check_tagged(message[self.body_field], self.variants)
+            check_tagged(message[self.body_field], self.variants, OPTIONAL[self.body_field])
         except Refused as e:
             raise Refused("9 schema", str(e)) from None
         # Step 10: the timestamp is fresh against the receiver's clock.
@@ -1342,6 +1537,7 @@ def check_records(
     skew = inputs["max_skew_ms"]
     bank = RecordReceiver(keys, "c2s", skew)  # receives the ATM's requests
     atm = RecordReceiver(keys, "s2c", skew)  # receives the bank's responses
+    answers: str | None = None  # the type of the request the next response answers (§9.5)
     for i, r in enumerate(records):
         receiver = bank if r["direction"] == "c2s" else atm
         # GUESS: the file gives no receive times, so the receiver's clock is taken to read
@@ -1354,12 +1550,15 @@ def check_records(
             continue
         rep.equal(f"record {i} plaintext bytes", plaintext, r["plaintext"].encode("utf-8"))
         rep.equal(f"record {i} parsed plaintext", message, json.loads(r["plaintext"]))
-        # §3.3: the sender emitted compact JSON in the listed key order.
+        # §3.3, §8.6: the sender emitted compact JSON in the listed key order, then the
+        # padding §8.6 asks for (spaces after the object), and nothing else.
         rep.equal(
-            f"record {i} plaintext is compact, in spec key order",
-            compact_json(message),
-            r["plaintext"],
+            f"record {i} plaintext is compact, in spec key order, padded as §8.6 says",
+            plaintext_of(message, r["direction"], answers),
+            r["plaintext"].encode("utf-8"),
         )
+        if r["direction"] == "c2s":
+            answers = message["request"]["type"]
     rep.equal("bank receive counter at the end", bank.expected, counters["c2s"])
     rep.equal("ATM receive counter at the end", atm.expected, counters["s2c"])
     rep.end()
@@ -1497,6 +1696,21 @@ def check_records(
     _accepts(lambda: rx.open(rewrite(r0, mac=flip_hex(r0["mac"], 0)), now0))
     rep.refused("good record after a failure refused", lambda: rx.open(w0.encode(), now0), "1")
 
+    # §8.5: at most 2^32 records per direction. A record numbered 2^32 is refused at the
+    # sequence check even by a receiver that expects it; 2^32 - 1 passes it (and then fails
+    # the MAC, which covers the changed seq).
+    cap = MAX_RECORDS_PER_DIRECTION
+    rep.refused(
+        "seq = 2^32 refused at the sequence check, even when expected",
+        lambda: fresh_receiver("c2s", cap).open(rewrite(r0, seq=cap), now0),
+        "4",
+    )
+    rep.refused(
+        "seq = 2^32 - 1 passes the sequence check (then fails the MAC)",
+        lambda: fresh_receiver("c2s", cap - 1).open(rewrite(r0, seq=cap - 1), now0),
+        "6",
+    )
+
     # Records with a VALID MAC but bad content (as a buggy or malicious peer holding the
     # keys could send): refused after the MAC, at padding or schema.
     iv = bytes(range(16))
@@ -1555,6 +1769,246 @@ def check_records(
         ),
         "9",
     )
+    rep.end()
+
+
+def longest_messages() -> dict[str, int]:
+    """§8.6: the longest JSON of every padded message, from the field limits of §9.1 with a
+    20-digit `ts` (the largest u64) and passwords of characters JSON writes as themselves."""
+    ts = U64_MAX
+    user, password, card = "z" * 250, "p" * 1024, "ab" * 32
+    full_name = "\U0010ffff" * 100  # 100 characters of 4 bytes of UTF-8
+    requests = {
+        "register": {"username": user, "full_name": full_name, "password": password},
+        "login": {"username": user, "password": password},
+        "operator_login": {"username": user, "password": password},
+        "change_password": {"old": password, "new": password},
+        "card_login": {"username": user, "card": card},
+        "open_card_account": {
+            "username": user,
+            "initial_cents": U64_MAX,
+            "txid": "01" * 16,
+            "card": card,
+        },
+        "reissue_card": {"old": card, "new": card},
+    }
+    longest_code = max(ERROR_CODES, key=len)
+    responses = {
+        "welcome": {
+            "username": user,
+            "full_name": full_name,
+            "account": "9" * 32,
+            "balance_cents": U64_MAX,
+        },
+        "account_opened": {"account": "9" * 32, "balance_cents": U64_MAX},
+        "operator_welcome": {"username": user},
+        "error": {"code": longest_code},
+        "password_changed": {},
+        "card_reissued": {},
+    }
+    sizes = {}
+    for field, table, variants in (
+        ("request", requests, REQUESTS),
+        ("response", responses, RESPONSES),
+    ):
+        for kind, fields in table.items():
+            body = {"type": kind, **fields}
+            check_tagged(body, variants)  # every value within its §9.1 rule
+            sizes[kind] = len(compact_json({"ts": ts, field: body}).encode("utf-8"))
+    return sizes
+
+
+def check_padding(
+    rep: Report,
+    spec_path: Path,
+    inputs: dict[str, Any],
+    records: list[dict[str, Any]],
+    keys: dict[str, bytes],
+) -> None:
+    """§8.6: the padding of the records that carry credentials and of their answers."""
+    rep.begin("§8.6 padding: the file's records padded from their JSON, sizes from §9.1")
+    spec = spec_path.read_text(encoding="utf-8")
+    section = spec[spec.index("### 8.6 ") : spec.index("## 9. ")]
+    constants = spec[spec.index("## 4. ") : spec.index("## 5. ")]
+    for name, value in (
+        ("CREDENTIAL_REQUEST_LEN", CREDENTIAL_REQUEST_LEN),
+        ("CREDENTIAL_REPLY_LEN", CREDENTIAL_REPLY_LEN),
+    ):
+        rep.check(f"§4 gives {name} = {value}", f"| `{name}` | `{value}` bytes |" in constants)
+        printed = re.search(rf"U = {name}\s+= (\d+)", section)
+        rep.equal(f"§8.6 gives {name}", int(printed.group(1)) if printed else None, value)
+    rep.equal(
+        "§8.6's formula, as printed",
+        re.search(r"L = min\(ceil\(n / U\) · U, MAX_PLAINTEXT_LEN\)", section) is not None,
+        True,
+    )
+    # The formula at its edges.
+    rep.equal(
+        "padded lengths (1, 2200, 2201, 6601, 8001 with U = 2200; 818 with U = 1024)",
+        [
+            padded_len(n, u)
+            for n, u in [(1, 2200), (2200, 2200), (2201, 2200), (6601, 2200), (8001, 2200),
+                         (818, 1024)]
+        ],
+        [2200, 2200, 4400, 8000, 8000, 1024],
+    )
+
+    # Every record: the plaintext is its compact JSON padded as §8.6 says, and it seals to
+    # the file's wire; padded records have the fixed sizes, the others no trailing space.
+    answers: str | None = None
+    padded = {"c2s": [], "s2c": []}
+    for i, r in enumerate(records):
+        d = r["direction"]
+        message = json.loads(r["plaintext"])
+        body = message["request" if d == "c2s" else "response"]
+        mine = plaintext_of(message, d, answers)
+        unit = padding_unit(d, body["type"], answers)
+        sealed = seal(keys, d, r["seq"], bytes.fromhex(r["iv"]), mine)
+        rep.equal(
+            f"record {i} ({body['type']}) sealed from its padded JSON", sealed["wire"], r["wire"]
+        )
+        if unit is None:
+            rep.check(f"record {i} ({body['type']}) not padded", not r["plaintext"].endswith(" "))
+        else:
+            padded[d].append(body["type"])
+            rep.equal(
+                f"record {i} ({body['type']}) plaintext and ciphertext sizes",
+                (len(mine), len(sealed["ciphertext"])),
+                (unit, unit + 16 - unit % 16),
+            )
+        if d == "c2s":
+            answers = body["type"]
+    rep.check(
+        "the file pads a credential request, a welcome and an error",
+        bool(padded["c2s"]) and {"welcome", "error"} <= set(padded["s2c"]),
+        str(padded),
+    )
+
+    # §8.6's table of longest messages, recomputed from the field limits of §9.1.
+    printed: dict[str, int] = {}
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 3 and re.fullmatch(r"[\d, ]+", cells[2]):
+            names = re.findall(r"`([a-z_]+)`", cells[0])
+            numbers = [int(n) for n in cells[2].split(",")]
+            if len(names) == len(numbers):
+                printed.update(zip(names, numbers))
+            else:
+                rep.check(f"§8.6 table row {cells[0]}", False, "names and sizes do not pair")
+    sizes = longest_messages()
+    rep.equal("§8.6's table names every padded message", sorted(printed), sorted(sizes))
+    for kind, size in sizes.items():
+        rep.equal(f"§8.6 longest {kind}", printed.get(kind), size)
+    rep.check(
+        "every credential request fits CREDENTIAL_REQUEST_LEN",
+        all(sizes[k] <= CREDENTIAL_REQUEST_LEN for k in CREDENTIAL_REQUESTS),
+    )
+    rep.check(
+        "every answer to one fits CREDENTIAL_REPLY_LEN",
+        all(sizes[k] <= CREDENTIAL_REPLY_LEN for k in sizes if k not in CREDENTIAL_REQUESTS),
+    )
+    # "2200 holds any password of up to N bytes whatever its characters": the worst, a
+    # change_password with two passwords of control characters (6 bytes each as \u00XX).
+    m = re.search(r"holds any password of up to (\d+)\s+bytes whatever its characters", section)
+    bound = int(m.group(1)) if m else 0
+
+    def change(n: int) -> int:
+        body = {"type": "change_password", "old": "\x01" * n, "new": "\x01" * n}
+        return len(compact_json({"ts": U64_MAX, "request": body}).encode())
+
+    rep.check(
+        f"§8.6: a change_password with two passwords of {bound} control characters fits",
+        bound > 0 and change(bound) <= CREDENTIAL_REQUEST_LEN < change(bound + 1),
+        f"{change(bound)}, {change(bound + 1)}",
+    )
+    worst = change(1024)
+    rep.check(
+        f"§8.6: the true maximum ({worst} bytes) is printed and exceeds MAX_PLAINTEXT_LEN",
+        f"{worst} bytes" in section and worst > MAX_PLAINTEXT_LEN,
+    )
+
+    # Receivers (§8.4 step 9, §8.6): padding is whitespace after the object; they do not
+    # check it, and refuse anything else after the object.
+    r0 = records[0]
+    now0 = json.loads(r0["plaintext"])["ts"]
+    iv = bytes(range(16))
+
+    def opens(plaintext: bytes) -> Callable[[], Any]:
+        wire = seal(keys, "c2s", 0, iv, plaintext)["wire"].encode()
+        return lambda: RecordReceiver(keys, "c2s", inputs["max_skew_ms"]).open(wire, now0)
+
+    login = r0["plaintext"].rstrip(" ").encode("utf-8")
+    rep.check("an unpadded login opens (receivers do not check padding)", _accepts(opens(login)))
+    rep.check(
+        "a login padded to exactly MAX_PLAINTEXT_LEN opens",
+        _accepts(opens(login.ljust(MAX_PLAINTEXT_LEN))),
+    )
+    rep.check(
+        "padding of tabs and newlines opens (§3.3: insignificant whitespace)",
+        _accepts(opens(login + b"\t\n\r " * 10)),
+    )
+    rep.refused("padding of NUL bytes refused", opens(login + b"\x00" * 16), "9")
+    rep.refused("padding of U+00A0 refused", opens(login + "\u00a0".encode() * 8), "9")
+    rep.refused("a second object after the padding refused", opens(login + b"  {}"), "9")
+    # (Padding past MAX_PLAINTEXT_LEN: "valid MAC, plaintext of 8001 bytes" in check_records.)
+    rep.end()
+
+
+def check_messages_known(rep: Report, spec_path: Path) -> None:
+    """§9.3, §9.4, §9.6, §9.7, §16.7: every type in the message tables and every code of §9.6
+    is one this implementation knows (and no more), and every example printed there parses."""
+    rep.begin("§9.3-§9.7, §16.7 every message type and error code known; examples parse")
+    spec = spec_path.read_text(encoding="utf-8")
+    tables: dict[str, set[str]] = {"request": set(), "response": set()}
+    side: str | None = None
+    in_table = False
+    for line in spec[spec.index("## 9. ") : spec.index("## 10. ")].splitlines() + spec[
+        spec.index("### 16.7 ") : spec.index("### 16.8 ")
+    ].splitlines():
+        m = re.match(r"(?:### [\d.]+ )?(Requests?|Responses?) \(", line)
+        if m:
+            side = "request" if m.group(1).startswith("Request") else "response"
+        if line.startswith("| `type` |"):
+            in_table = True
+            continue
+        if in_table and line.startswith("|"):
+            name = re.match(r"\| `([a-z_]+)` \|", line)
+            if name and side:
+                tables[side].add(name.group(1))
+        elif not line.startswith("|"):
+            in_table = False
+    rep.equal("request types in the spec's tables", sorted(tables["request"]), sorted(REQUESTS))
+    rep.equal(
+        "response types in the spec's tables", sorted(tables["response"]), sorted(RESPONSES)
+    )
+    s96 = spec[spec.index("### 9.6 ") : spec.index("### 9.7 ")]
+    codes = set(re.findall(r"^\| `([a-z_]+)` \|", s96, re.M))
+    rep.equal("error codes of §9.6", sorted(codes), sorted(ERROR_CODES))
+    # Every example line of those sections parses as a request or as a response.
+    examples = 0
+    for section in (
+        spec[spec.index("### 9.3 ") : spec.index("### 9.5 ")],
+        spec[spec.index("### 9.7 ") : spec.index("## 10. ")],
+        spec[spec.index("### 16.7 ") : spec.index("### 16.8 ")],
+    ):
+        for block in re.findall(r"```json\n(.*?)```", section, re.S):
+            for line in block.splitlines():
+                if not line.startswith('{"type":'):
+                    continue
+                examples += 1
+                obj = strict_json_object(line.encode())
+                ok = []
+                for variants, optional in (
+                    (REQUESTS, REQUESTS_OPTIONAL),
+                    (RESPONSES, RESPONSES_OPTIONAL),
+                ):
+                    try:
+                        check_tagged(obj, variants, optional)
+                        ok.append(True)
+                    except Refused:
+                        ok.append(False)
+                rep.check(f"example parses: {line[:70]}", any(ok))
+    rep.check(f"examples found ({examples})", examples >= 30)
     rep.end()
 
 
@@ -1659,17 +2113,20 @@ def check_worked_example(rep: Report, spec_path: Path, records: list[dict[str, A
     rep.check("printed pin", d["bank_pin"] in lines, d["bank_pin"])
     for name in ("client_hello_message", "server_hello_message", "client_finished_message"):
         rep.check(f"printed {name}", d[name] in lines, d[name])
-    # The two records: IV and ts from the inputs table, plaintext and wire as printed.
+    # The two records: IV and ts from the inputs table, the JSON as printed, padded as §8.6
+    # says (a login, and the answer to it); the wire as printed, its ciphertext shortened to
+    # the first and last 32 bytes around a `…`.
     plaintexts = [line for line in lines if line.startswith('{"ts":')]
     wires = [line for line in lines if line.startswith('{"seq":')]
     sizes = re.findall(
-        r"Plaintext \((\d+) bytes, (?:so PKCS#7 adds|padded with) (\d+) bytes? of "
-        r"`0x([0-9a-f]{2})`;"
-        r"\s+ciphertext\s+(\d+)\s+bytes\)",
+        r"its\s+plaintext\s+is\s+the\s+(\d+)\s+bytes\s+of\s+JSON\s+below\s+followed\s+by\s+"
+        r"(\d+)\s+spaces,\s+(\d+)\s+bytes\s+in\s+all\s+\(§8\.6\);\s+PKCS#7\s+adds\s+(\d+)\s+"
+        r"bytes\s+of\s+`0x([0-9a-f]{2})`\s+\(ciphertext\s+(\d+)\s+bytes\)",
         section,
     )
     rep.equal("two records printed", (len(plaintexts), len(wires), len(sizes)), (2, 2, 2))
     derived_records: list[str] = []
+    answers: str | None = None
     for i, (direction, row) in enumerate(
         [
             ("c2s", "first c2s record: IV, `ts`, request"),
@@ -1677,18 +2134,34 @@ def check_worked_example(rep: Report, spec_path: Path, records: list[dict[str, A
         ]
     ):
         iv, ts = _ticked(cells[row])[:2]
-        plaintext = plaintexts[i].encode("utf-8")
+        message = strict_json_object(plaintexts[i].encode("utf-8"))
+        rep.equal(f"printed {direction} ts is the plaintext's", message["ts"], int(ts))
         rep.equal(
-            f"printed {direction} ts is the plaintext's", json.loads(plaintext)["ts"], int(ts)
+            f"printed {direction} JSON is compact", compact_json(message), plaintexts[i]
         )
+        plaintext = plaintext_of(message, direction, answers)
+        if direction == "c2s":
+            answers = message["request"]["type"]
         sealed = seal(d["keys"], direction, 0, bytes.fromhex(iv), plaintext)
         derived_records += [sealed["wire"], sealed["mac_input"].hex()]
-        rep.equal(f"printed first {direction} record", wires[i], sealed["wire"])
-        n, pad, pad_byte, ct_len = (int(x) if j != 2 else x for j, x in enumerate(sizes[i]))
+        head, _, tail = wires[i].partition("…")
+        rep.check(
+            f"printed first {direction} record (ciphertext shortened to 32 + 32 bytes)",
+            bool(tail)
+            and sealed["wire"].startswith(head)
+            and sealed["wire"].endswith(tail)
+            and re.fullmatch(r'[0-9a-f]{64}', head.rsplit('"', 1)[-1]) is not None
+            and re.fullmatch(r'[0-9a-f]{64}', tail.split('"', 1)[0]) is not None,
+            wires[i][:100],
+        )
+        n, spaces, total, pad, pad_byte, ct_len = sizes[i]
         rep.equal(
-            f"printed {direction} sizes (plaintext, padding, padding byte, ciphertext)",
-            (n, pad, pad_byte, ct_len),
+            f"printed {direction} sizes (JSON, spaces, plaintext, PKCS#7 bytes and byte, "
+            "ciphertext)",
+            (int(n), int(spaces), int(total), int(pad), pad_byte, int(ct_len)),
             (
+                len(plaintexts[i].encode("utf-8")),
+                len(plaintext) - len(plaintexts[i].encode("utf-8")),
                 len(plaintext),
                 16 - len(plaintext) % 16,
                 f"{16 - len(plaintext) % 16:02x}",
@@ -1701,13 +2174,12 @@ def check_worked_example(rep: Report, spec_path: Path, records: list[dict[str, A
                 sealed["wire"],
                 records[i]["wire"],
             )
-    m = re.search(r"a `deposit` at `seq` 1, has a plaintext of (\d+) bytes", section)
-    if records and m:
-        rep.equal(
-            "printed size of the deposit at seq 1",
-            int(m.group(1)),
-            len(records[2]["plaintext"].encode()),
-        )
+    m = re.search(r"a `deposit` at `seq` 1,.*?its plaintext of\s+(\d+) bytes", section, re.S)
+    rep.equal(
+        "printed size of the deposit at seq 1 (not padded)",
+        int(m.group(1)) if m else None,
+        len(records[2]["plaintext"].encode()) if records else None,
+    )
     # Nothing stale: every hex run of 8+ characters printed in §13.1 is something derived here.
     haystack = " ".join(
         [json.dumps(got), json.dumps(inputs), d["bank_pin"]] + plaintexts + derived_records
@@ -2700,6 +3172,14 @@ def main(argv: list[str]) -> int:
         lambda: check_handshake(rep, inputs, hs),
         lambda: check_handshake_receivers(rep, inputs, hs, derive_from_inputs(inputs)),
         lambda: check_records(rep, inputs, records, derive_from_inputs(inputs)["keys"]),
+        lambda: check_padding(
+            rep,
+            repo_root / "docs" / "PROTOCOL.md",
+            inputs,
+            records,
+            derive_from_inputs(inputs)["keys"],
+        ),
+        lambda: check_messages_known(rep, repo_root / "docs" / "PROTOCOL.md"),
         lambda: check_enrollment_formats(rep, inputs, hs),
         lambda: check_worked_example(rep, repo_root / "docs" / "PROTOCOL.md", records),
         lambda: check_enrollment(rep, inputs, hs, vectors.get("enrollment")),

@@ -82,6 +82,19 @@ pub const MAX_RECORD_LEN: usize = 16_384;
 
 /// Largest plaintext a record may carry. `2 * (MAX_PLAINTEXT_LEN + 16) + 150 < MAX_RECORD_LEN`.
 pub const MAX_PLAINTEXT_LEN: usize = 8_000;
+/// Plaintext size of a request that carries a credential ([`Request::carries_credential`]):
+/// the sender pads its JSON with spaces to this many bytes, or, when longer, to the next
+/// multiple of it, never beyond [`MAX_PLAINTEXT_LEN`] (PROTOCOL.md §8.6). It holds every such
+/// request with every field at its limit and passwords written as themselves: the longest is a
+/// `change_password` with two passwords of [`Password::MAX_LEN`] bytes, 2130 bytes with a
+/// 20-digit `ts`. A password whose escapes (`\"`, `\\`, `\u00XX` for control characters) take
+/// it past that lands in a larger multiple; any password of up to 176 bytes fits whatever its
+/// characters.
+pub const CREDENTIAL_REQUEST_LEN: usize = 2_200;
+/// Plaintext size of the bank's answer to a request that carries a credential, whatever the
+/// answer (`welcome` or `error` alike), padded as [`CREDENTIAL_REQUEST_LEN`] is. It holds the
+/// longest possible answer, a `welcome` with every field at its limit: 818 bytes.
+pub const CREDENTIAL_REPLY_LEN: usize = 1_024;
 /// Most records one session sends in each direction (sequence numbers 0 to 2³² − 1): AES-CBC
 /// with random IVs under one key wants a bound well below the birthday limit. A session that
 /// reaches it is closed; the peer refuses a record numbered beyond it.

@@ -58,7 +58,7 @@ validated_string!(
     /// included, as in the BIBIFI spec).
     Username,
     |s| {
-        (1..=250).contains(&s.len())
+        (1..=Username::MAX_LEN).contains(&s.len())
             && s.bytes().all(|b| matches!(b, b'_' | b'-' | b'.' | b'0'..=b'9' | b'a'..=b'z'))
     }
 );
@@ -67,7 +67,7 @@ validated_string!(
     /// A person's name for display: 1 to 100 characters, no control characters, not blank.
     FullName,
     |s| {
-        (1..=100).contains(&s.chars().count())
+        (1..=FullName::MAX_CHARS).contains(&s.chars().count())
             && !s.trim().is_empty()
             && !s.chars().any(char::is_control)
     }
@@ -77,10 +77,25 @@ validated_string!(
     /// A bank account number, assigned by the bank: 1 to 32 characters of `[0-9A-Z-]`.
     AccountNumber,
     |s| {
-        (1..=32).contains(&s.len())
+        (1..=AccountNumber::MAX_LEN).contains(&s.len())
             && s.bytes().all(|b| b.is_ascii_digit() || b.is_ascii_uppercase() || b == b'-')
     }
 );
+
+impl Username {
+    /// Longest user or account name, in bytes (ASCII, so also characters).
+    pub const MAX_LEN: usize = 250;
+}
+
+impl FullName {
+    /// Longest full name, in characters (Unicode scalar values; up to 4 bytes each in UTF-8).
+    pub const MAX_CHARS: usize = 100;
+}
+
+impl AccountNumber {
+    /// Longest account number, in bytes (ASCII).
+    pub const MAX_LEN: usize = 32;
+}
 
 /// A password in transit: 1 to 1024 bytes. No `Debug`; zeroized on drop.
 #[derive(Clone)]
@@ -452,6 +467,40 @@ impl Request {
             | Self::ReissueCard { .. }
             | Self::ReissueCardSigned { .. }
             | Self::UpgradeCard { .. } => false,
+        }
+    }
+
+    /// Whether this request carries a credential: a password (`register`, `login`,
+    /// `operator_login`, `change_password`), a card secret (`card_login`,
+    /// `open_card_account`, `reissue_card`, `upgrade_card`) or a card's signature or key
+    /// (`card_login_signed`, `open_signed_card_account`, `reissue_card_signed`). Its record is padded to
+    /// [`crate::CREDENTIAL_REQUEST_LEN`], and the bank's answer to it, whatever it is, to
+    /// [`crate::CREDENTIAL_REPLY_LEN`] (PROTOCOL.md §8.6): their lengths tell nothing of the
+    /// password's length nor of whether it was right.
+    pub fn carries_credential(&self) -> bool {
+        match self {
+            Self::Register { .. }
+            | Self::Login { .. }
+            | Self::CardLogin { .. }
+            | Self::OperatorLogin { .. }
+            | Self::OpenCardAccount { .. }
+            | Self::ChangePassword { .. }
+            | Self::ReissueCard { .. }
+            | Self::CardLoginSigned { .. }
+            | Self::OpenSignedCardAccount { .. }
+            | Self::ReissueCardSigned { .. }
+            | Self::UpgradeCard { .. } => true,
+            Self::Balance {}
+            | Self::Deposit { .. }
+            | Self::Withdraw { .. }
+            | Self::History { .. }
+            | Self::Logout {}
+            | Self::ConsoleOverview {}
+            | Self::ConsoleAudit {}
+            | Self::ConsoleTerminals {}
+            | Self::AddTerminal { .. }
+            | Self::RevokeTerminal { .. }
+            | Self::Enroll {} => false,
         }
     }
 

@@ -10,8 +10,8 @@ use crate::primitives::{aes256_cbc_decrypt, aes256_cbc_encrypt, hmac_sha256, hma
 use crate::schedule::{label, Key, Keys};
 use crate::wire::{parse_strict, BankPlainIn, BankPlainOut, ClientPlainIn, ClientPlainOut, Record};
 use crate::{
-    fresh, hexfmt, Config, Error, Rng, TerminalId, MAX_PLAINTEXT_LEN, MAX_RECORDS_PER_DIRECTION,
-    MAX_RECORD_LEN,
+    fresh, hexfmt, Config, Error, Rng, TerminalId, CREDENTIAL_REPLY_LEN, CREDENTIAL_REQUEST_LEN,
+    MAX_PLAINTEXT_LEN, MAX_RECORDS_PER_DIRECTION, MAX_RECORD_LEN,
 };
 
 /// Longest ciphertext a record may carry: the PKCS#7 padding of a maximal plaintext.
@@ -172,8 +172,35 @@ impl RecordLayer {
     }
 }
 
-fn to_plaintext(value: &impl serde::Serialize) -> Zeroizing<Vec<u8>> {
-    Zeroizing::new(serde_json::to_vec(value).expect("messages always serialize"))
+/// A plaintext's JSON, followed when `pad` is `Some(unit)` by spaces (0x20) up to `unit` bytes,
+/// or, when it is longer, to the next multiple of `unit`, never beyond [`MAX_PLAINTEXT_LEN`]
+/// (PROTOCOL.md §8.6). A plaintext already longer than that is left as it is, for the record
+/// layer to refuse.
+fn to_plaintext(value: &impl serde::Serialize, pad: Option<usize>) -> Zeroizing<Vec<u8>> {
+    // A padded plaintext carries a credential: its buffer has room for any plaintext that can
+    // be sent from the start, so it never moves and leaves no copy behind in freed memory.
+    let room = if pad.is_some() {
+        MAX_PLAINTEXT_LEN
+    } else {
+        128
+    };
+    let mut plaintext = Zeroizing::new(Vec::with_capacity(room));
+    serde_json::to_writer(&mut *plaintext, value).expect("messages always serialize");
+    if let Some(unit) = pad {
+        let padded = padded_len(plaintext.len(), unit);
+        if padded > plaintext.len() {
+            plaintext.resize(padded, b' ');
+        }
+    }
+    plaintext
+}
+
+/// The length a plaintext of `len` bytes is padded to with a padding unit of `unit` bytes: the
+/// smallest multiple of `unit` that holds it, capped at [`MAX_PLAINTEXT_LEN`].
+pub(crate) fn padded_len(len: usize, unit: usize) -> usize {
+    len.div_ceil(unit)
+        .saturating_mul(unit)
+        .min(MAX_PLAINTEXT_LEN)
 }
 
 /// The ATM's end of an established session: seals [`Request`]s, opens [`Response`]s.
@@ -196,17 +223,26 @@ impl ClientSession {
         &self.binding
     }
 
-    /// Seals a request stamped with `now_ms`; returns the record's JSON text.
+    /// Seals a request stamped with `now_ms`; returns the record's JSON text. A request that
+    /// carries a credential ([`Request::carries_credential`]) is padded to
+    /// [`CREDENTIAL_REQUEST_LEN`] (PROTOCOL.md §8.6), so its length does not tell the
+    /// credential's.
     pub fn seal(
         &mut self,
         request: &Request,
         rng: &mut impl Rng,
         now_ms: u64,
     ) -> Result<String, Error> {
-        let plaintext = to_plaintext(&ClientPlainOut {
-            ts: now_ms,
-            request,
-        });
+        let pad = request
+            .carries_credential()
+            .then_some(CREDENTIAL_REQUEST_LEN);
+        let plaintext = to_plaintext(
+            &ClientPlainOut {
+                ts: now_ms,
+                request,
+            },
+            pad,
+        );
         self.layer.seal(&plaintext, rng)
     }
 
@@ -227,11 +263,18 @@ impl ClientSession {
 }
 
 /// The bank's end of an established session: opens [`Request`]s, seals [`Response`]s.
+///
+/// The session is lock-step (PROTOCOL.md §9.5): what it seals answers the request it opened
+/// last. It remembers whether that request carried a credential, and then pads the answer,
+/// whatever it is, to [`CREDENTIAL_REPLY_LEN`] (§8.6). The caller cannot forget to: the
+/// request that decides it went through [`BankSession::open`].
 #[cfg_attr(fuzzing, derive(Clone))]
 pub struct BankSession {
     layer: RecordLayer,
     terminal: TerminalId,
     binding: ChannelBinding,
+    /// The padding unit of the answer to the request opened last.
+    reply_pad: Option<usize>,
 }
 
 impl BankSession {
@@ -240,6 +283,7 @@ impl BankSession {
             binding: ChannelBinding::new(keys.channel_binding),
             layer: RecordLayer::new(keys, false, config),
             terminal,
+            reply_pad: None,
         }
     }
 
@@ -260,20 +304,30 @@ impl BankSession {
             return Err(self.layer.plaintext_failed());
         };
         self.layer.check_fresh(plain.ts, now_ms)?;
+        self.reply_pad = plain
+            .request
+            .carries_credential()
+            .then_some(CREDENTIAL_REPLY_LEN);
         Ok(plain.request)
     }
 
-    /// Seals a response stamped with `now_ms`; returns the record's JSON text.
+    /// Seals a response stamped with `now_ms`, the answer to the request opened last; returns
+    /// the record's JSON text. When that request carried a credential, the answer (`welcome`,
+    /// `error` or any other) is padded to [`CREDENTIAL_REPLY_LEN`] (PROTOCOL.md §8.6), so a
+    /// right and a wrong password get answers of one length.
     pub fn seal(
         &mut self,
         response: &Response,
         rng: &mut impl Rng,
         now_ms: u64,
     ) -> Result<String, Error> {
-        let plaintext = to_plaintext(&BankPlainOut {
-            ts: now_ms,
-            response,
-        });
+        let plaintext = to_plaintext(
+            &BankPlainOut {
+                ts: now_ms,
+                response,
+            },
+            self.reply_pad,
+        );
         self.layer.seal(&plaintext, rng)
     }
 
@@ -328,6 +382,19 @@ mod tests {
         }
     }
     impl rand_core::CryptoRng for Counter {}
+
+    #[test]
+    fn padding_reaches_the_unit_then_its_multiples_up_to_the_plaintext_cap() {
+        assert_eq!(padded_len(1, 2_200), 2_200);
+        assert_eq!(padded_len(2_200, 2_200), 2_200);
+        assert_eq!(padded_len(2_201, 2_200), 4_400);
+        assert_eq!(padded_len(6_601, 2_200), MAX_PLAINTEXT_LEN);
+        assert_eq!(padded_len(MAX_PLAINTEXT_LEN + 1, 2_200), MAX_PLAINTEXT_LEN);
+        assert_eq!(padded_len(1_000, 1_000), 1_000);
+        let text = to_plaintext(&"é", Some(16));
+        assert_eq!(&text[..], "\"é\"            ".as_bytes());
+        assert_eq!(&to_plaintext(&"é", None)[..], "\"é\"".as_bytes());
+    }
 
     #[test]
     fn a_direction_carries_at_most_its_cap_of_records() {

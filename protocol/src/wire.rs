@@ -131,3 +131,34 @@ pub(crate) struct BankPlainIn {
     pub(crate) ts: u64,
     pub(crate) response: Response,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_plaintext_may_end_in_padding_spaces_and_nothing_else() {
+        let json = br#"{"ts":5,"request":{"type":"balance"}}"#;
+        let padded = [&json[..], &[b' '; 2_000][..]].concat();
+        let plain = parse_strict::<ClientPlainIn>(&padded).expect("trailing spaces are accepted");
+        assert!((plain.ts, plain.request) == (5, Request::Balance {}));
+        // Any JSON whitespace is insignificant (PROTOCOL.md §3.3); anything else after the
+        // object is not.
+        for tail in [
+            &b" \t\r\n"[..],
+            b"  x",
+            b" {}",
+            b"\0",
+            b" \x0c",
+            b"\xc2\xa0",
+        ] {
+            let text = [&json[..], tail].concat();
+            let ok = tail.iter().all(|b| b" \t\r\n".contains(b));
+            assert_eq!(
+                parse_strict::<ClientPlainIn>(&text).is_some(),
+                ok,
+                "{tail:?}"
+            );
+        }
+    }
+}

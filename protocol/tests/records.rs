@@ -385,3 +385,323 @@ fn records_and_hellos_written_as_arrays_are_refused() {
         Some(Error::HandshakeFailed(protocol::HandshakeFault::Malformed))
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Padding (PROTOCOL.md §8.6): what carries a credential, and the answer to it, have one length.
+
+/// The plaintext length a record's ciphertext stands for, up to PKCS#7's 1 to 16 bytes.
+fn ciphertext_len(wire: &str) -> usize {
+    field(wire, "ciphertext").len() / 2
+}
+
+/// The ciphertext length of a plaintext of `len` bytes.
+fn sealed_len(len: usize) -> usize {
+    (len / 16 + 1) * 16
+}
+
+fn user(name: &str) -> protocol::Username {
+    protocol::Username::new(name).unwrap()
+}
+
+fn password(text: &str) -> protocol::Password {
+    protocol::Password::new(text).unwrap()
+}
+
+fn card(byte: u8) -> protocol::CardSecret {
+    protocol::CardSecret::from_hex(&hex::encode([byte; 32])).unwrap()
+}
+
+/// Every request that carries a credential, with short fields and with every field at its
+/// limit (passwords of `Password::MAX_LEN` bytes written as themselves in JSON).
+fn credential_requests() -> Vec<(Request, Request)> {
+    let long_user = user(&"z".repeat(protocol::Username::MAX_LEN));
+    let long_password = || password(&"p".repeat(protocol::Password::MAX_LEN));
+    vec![
+        (
+            Request::Register {
+                username: user("a"),
+                full_name: protocol::FullName::new("A").unwrap(),
+                password: password("p"),
+            },
+            Request::Register {
+                username: long_user.clone(),
+                // Four bytes of UTF-8 each, the most a character of a full name takes.
+                full_name: protocol::FullName::new(
+                    "\u{10FFFF}".repeat(protocol::FullName::MAX_CHARS),
+                )
+                .unwrap(),
+                password: long_password(),
+            },
+        ),
+        (
+            Request::Login {
+                username: user("a"),
+                password: password("p"),
+            },
+            Request::Login {
+                username: long_user.clone(),
+                password: long_password(),
+            },
+        ),
+        (
+            Request::OperatorLogin {
+                username: user("a"),
+                password: password("p"),
+            },
+            Request::OperatorLogin {
+                username: long_user.clone(),
+                password: long_password(),
+            },
+        ),
+        (
+            Request::CardLogin {
+                username: user("a"),
+                card: card(1),
+            },
+            Request::CardLogin {
+                username: long_user.clone(),
+                card: card(2),
+            },
+        ),
+        (
+            Request::OpenCardAccount {
+                username: user("a"),
+                initial_cents: Cents(1_000),
+                txid: TxId::from_bytes([1; 16]),
+                card: card(1),
+            },
+            Request::OpenCardAccount {
+                username: long_user,
+                initial_cents: Cents(u64::MAX),
+                txid: TxId::from_bytes([2; 16]),
+                card: card(2),
+            },
+        ),
+        (
+            Request::ChangePassword {
+                old: password("p"),
+                new: password("q"),
+            },
+            Request::ChangePassword {
+                old: long_password(),
+                new: long_password(),
+            },
+        ),
+        (
+            Request::ReissueCard {
+                old: card(1),
+                new: card(2),
+            },
+            Request::ReissueCard {
+                old: card(3),
+                new: card(4),
+            },
+        ),
+    ]
+}
+
+#[test]
+fn logins_with_passwords_of_1_and_1000_bytes_are_records_of_one_length() {
+    let (mut atm, mut bank) = pair(40);
+    let mut wires = Vec::new();
+    for length in [1, 1_000] {
+        let login = Request::Login {
+            username: user("alice"),
+            password: password(&"x".repeat(length)),
+        };
+        let wire = atm.seal(&login, &mut rng(41), NOW).unwrap();
+        assert_eq!(bank.open(wire.as_bytes(), NOW).unwrap(), login);
+        wires.push(wire);
+    }
+    assert_eq!(wires[0].len(), wires[1].len());
+    assert_eq!(
+        ciphertext_len(&wires[0]),
+        sealed_len(protocol::CREDENTIAL_REQUEST_LEN)
+    );
+}
+
+#[test]
+fn every_credential_request_up_to_its_field_limits_is_one_length() {
+    // The size is computed from the field limits with the longest `ts` (20 digits).
+    let mut longest = 0;
+    for (short, long) in credential_requests() {
+        assert!(short.carries_credential() && long.carries_credential());
+        let json = serde_json::json!({ "ts": u64::MAX, "request": &long }).to_string();
+        longest = longest.max(json.len());
+        let (mut atm, mut bank) = pair(42);
+        for (request, now) in [(&short, NOW), (&long, u64::MAX)] {
+            let wire = atm.seal(request, &mut rng(43), now).unwrap();
+            assert_eq!(
+                ciphertext_len(&wire),
+                sealed_len(protocol::CREDENTIAL_REQUEST_LEN),
+                "{}",
+                request.kind()
+            );
+            if now == NOW {
+                assert_eq!(bank.open(wire.as_bytes(), NOW).unwrap(), *request);
+            }
+        }
+    }
+    // The longest: a change_password with two passwords of Password::MAX_LEN bytes (the
+    // number lib.rs and PROTOCOL.md §8.6 give).
+    assert_eq!(longest, 2_130);
+    assert!(longest <= protocol::CREDENTIAL_REQUEST_LEN);
+}
+
+#[test]
+fn escaped_passwords_past_the_size_take_its_next_multiple_up_to_the_plaintext_limit() {
+    let (mut atm, _) = pair(44);
+    let sealed = |atm: &mut ClientSession, request: &Request| {
+        atm.seal(request, &mut rng(45), u64::MAX)
+            .map(|w| ciphertext_len(&w))
+    };
+    let unit = protocol::CREDENTIAL_REQUEST_LEN;
+    // Any password of up to 176 bytes fits the size, whatever its characters: two of them
+    // written as \u0001 each (6 bytes a byte) in a change_password, with a 20-digit ts.
+    let change = |text: &str| Request::ChangePassword {
+        old: password(text),
+        new: password(text),
+    };
+    assert_eq!(
+        sealed(&mut atm, &change(&"\u{1}".repeat(176))),
+        Ok(sealed_len(unit))
+    );
+    assert_eq!(
+        sealed(&mut atm, &change(&"\u{1}".repeat(177))),
+        Ok(sealed_len(2 * unit))
+    );
+    // Two passwords of 1024 quotes (2 bytes each in JSON): 4178 bytes, so twice the size.
+    assert_eq!(
+        sealed(&mut atm, &change(&"\"".repeat(1_024))),
+        Ok(sealed_len(2 * unit))
+    );
+    // A login whose password is 1024 control characters: 6476 bytes, three times the size.
+    let login = Request::Login {
+        username: user(&"z".repeat(protocol::Username::MAX_LEN)),
+        password: password(&"\u{1}".repeat(1_024)),
+    };
+    assert_eq!(sealed(&mut atm, &login), Ok(sealed_len(3 * unit)));
+    // A register as long as it gets (6894 bytes): four times would pass the plaintext limit,
+    // so it is padded to the limit.
+    let register = Request::Register {
+        username: user(&"z".repeat(protocol::Username::MAX_LEN)),
+        full_name: protocol::FullName::new("\u{10FFFF}".repeat(100)).unwrap(),
+        password: password(&"\u{1}".repeat(1_024)),
+    };
+    assert_eq!(
+        sealed(&mut atm, &register),
+        Ok(sealed_len(MAX_PLAINTEXT_LEN))
+    );
+    // Two such passwords cannot be sent at all (12370 bytes), padded or not; nothing is sent
+    // and the session goes on.
+    assert_eq!(
+        sealed(&mut atm, &change(&"\u{1}".repeat(1_024))),
+        Err(Error::TooLarge)
+    );
+    let wire = atm.seal(&deposit(1), &mut rng(46), NOW).unwrap();
+    let seq = serde_json::from_str::<serde_json::Value>(&wire).unwrap()["seq"].clone();
+    assert_eq!(seq, 5, "the refused request took no sequence number");
+}
+
+#[test]
+fn requests_without_a_credential_are_not_padded() {
+    let (mut atm, mut bank) = pair(47);
+    for request in [
+        deposit(1),
+        Request::Balance {},
+        Request::Logout {},
+        Request::Enroll {},
+    ] {
+        assert!(!request.carries_credential());
+        let plaintext = serde_json::json!({ "ts": NOW, "request": &request }).to_string();
+        let wire = atm.seal(&request, &mut rng(48), NOW).unwrap();
+        assert_eq!(ciphertext_len(&wire), sealed_len(plaintext.len()));
+        assert_eq!(bank.open(wire.as_bytes(), NOW).unwrap(), request);
+    }
+}
+
+#[test]
+fn a_right_and_a_wrong_logins_answers_are_one_length() {
+    let login = Request::Login {
+        username: user("alice"),
+        password: password("correct horse"),
+    };
+    let welcome = Response::Welcome {
+        username: user("alice"),
+        full_name: protocol::FullName::new("Alice").unwrap(),
+        account: protocol::AccountNumber::new("1000000001").unwrap(),
+        balance_cents: Cents(12_345),
+    };
+    let refused = Response::Error {
+        code: protocol::ErrorCode::AuthFailed,
+    };
+    let mut answers = Vec::new();
+    for (seed, answer) in [(50, &welcome), (52, &refused)] {
+        let (mut atm, mut bank) = pair(seed);
+        let wire = atm.seal(&login, &mut rng(seed + 1), NOW).unwrap();
+        bank.open(wire.as_bytes(), NOW).unwrap();
+        let wire = bank.seal(answer, &mut rng(seed + 1), NOW).unwrap();
+        assert_eq!(atm.open(wire.as_bytes(), NOW).unwrap(), *answer);
+        answers.push(wire);
+    }
+    assert_eq!(answers[0].len(), answers[1].len());
+    assert_eq!(
+        ciphertext_len(&answers[0]),
+        sealed_len(protocol::CREDENTIAL_REPLY_LEN)
+    );
+}
+
+#[test]
+fn the_bank_pads_the_answer_to_the_credential_request_it_opened_last() {
+    let (mut atm, mut bank) = pair(54);
+    let reply = sealed_len(protocol::CREDENTIAL_REPLY_LEN);
+    let mut exchange = |request: Request, answer: Response| {
+        let wire = atm.seal(&request, &mut rng(55), NOW).unwrap();
+        bank.open(wire.as_bytes(), NOW).unwrap();
+        let wire = bank.seal(&answer, &mut rng(56), NOW).unwrap();
+        assert_eq!(atm.open(wire.as_bytes(), NOW).unwrap(), answer);
+        ciphertext_len(&wire)
+    };
+    let balance = Response::Balance {
+        balance_cents: Cents(7),
+    };
+    // Before any request, and after one without a credential: not padded.
+    assert!(exchange(Request::Balance {}, balance.clone()) < reply);
+    // Every answer a credential request may get, at its longest, fits the one size.
+    let longest_welcome = Response::Welcome {
+        username: user(&"z".repeat(protocol::Username::MAX_LEN)),
+        full_name: protocol::FullName::new("\u{10FFFF}".repeat(protocol::FullName::MAX_CHARS))
+            .unwrap(),
+        account: protocol::AccountNumber::new("9".repeat(protocol::AccountNumber::MAX_LEN))
+            .unwrap(),
+        balance_cents: Cents(u64::MAX),
+    };
+    let json = serde_json::json!({ "ts": u64::MAX, "response": &longest_welcome }).to_string();
+    assert_eq!(
+        json.len(),
+        818,
+        "the number lib.rs and PROTOCOL.md §8.6 give"
+    );
+    assert!(json.len() <= protocol::CREDENTIAL_REPLY_LEN);
+    let (short, long) = credential_requests().swap_remove(1);
+    for answer in [
+        longest_welcome,
+        Response::AccountOpened {
+            account: protocol::AccountNumber::new("1").unwrap(),
+            balance_cents: Cents(1_000),
+        },
+        Response::OperatorWelcome {
+            username: user("ops"),
+        },
+        Response::PasswordChanged {},
+        Response::CardReissued {},
+        Response::Error {
+            code: protocol::ErrorCode::AlreadyLoggedIn,
+        },
+    ] {
+        assert_eq!(exchange(short.clone(), answer.clone()), reply);
+        assert_eq!(exchange(long.clone(), answer), reply);
+        // The next answer follows its own request.
+        assert!(exchange(Request::Balance {}, balance.clone()) < reply);
+    }
+}

@@ -288,6 +288,16 @@ fn conversation() -> Vec<(Request, Response)> {
                 code: ErrorCode::InsufficientFunds,
             },
         ),
+        // A credential request refused: the error is padded like the welcome (§8.6).
+        (
+            Request::ChangePassword {
+                old: Password::new("not the password").unwrap(),
+                new: Password::new("tr0ub4dor&3").unwrap(),
+            },
+            Response::Error {
+                code: ErrorCode::AuthFailed,
+            },
+        ),
         (Request::Logout {}, Response::LoggedOut {}),
     ]
 }
@@ -336,6 +346,39 @@ fn run_implementation(inp: &Inputs) -> (String, String, String, Vec<(String, Str
         records.push((up, down));
     }
     (ch, sh, cf, records)
+}
+
+/// §8.6: the requests that carry a credential.
+const CREDENTIAL_REQUESTS: [&str; 7] = [
+    "register",
+    "login",
+    "card_login",
+    "operator_login",
+    "open_card_account",
+    "change_password",
+    "reissue_card",
+];
+
+/// §8.6: spaces after the JSON up to `unit` bytes, or the next multiple of it, at most 8000.
+fn spec_pad(plaintext: &mut String, unit: usize) {
+    let target = plaintext.len().div_ceil(unit) * unit;
+    let target = target.min(8_000);
+    while plaintext.len() < target {
+        plaintext.push(' ');
+    }
+}
+
+#[test]
+fn the_spec_padding_is_the_implementations() {
+    assert_eq!(protocol::CREDENTIAL_REQUEST_LEN, 2_200);
+    assert_eq!(protocol::CREDENTIAL_REPLY_LEN, 1_024);
+    assert_eq!(protocol::MAX_PLAINTEXT_LEN, 8_000);
+    for (req, _) in conversation() {
+        assert_eq!(
+            CREDENTIAL_REQUESTS.contains(&req.kind()),
+            req.carries_credential()
+        );
+    }
 }
 
 /// Rebuilds every value from the primitives, following docs/PROTOCOL.md, without the
@@ -441,15 +484,21 @@ fn derive_from_spec(inp: &Inputs) -> Value {
     for (seq, (req, resp)) in conversation().into_iter().enumerate() {
         let seq = seq as u64;
         let t = inp.client_time + 1000 * (seq + 1);
-        let up = format!(
+        let mut up = format!(
             r#"{{"ts":{t},"request":{}}}"#,
             serde_json::to_string(&req).unwrap()
         );
-        let down = format!(
+        let mut down = format!(
             r#"{{"ts":{},"response":{}}}"#,
             t + 5,
             serde_json::to_string(&resp).unwrap()
         );
+        // §8.6: a request that carries a credential, and its answer, end in spaces to 2200
+        // and 1024 bytes (or the next multiple, at most 8000).
+        if CREDENTIAL_REQUESTS.contains(&req.kind()) {
+            spec_pad(&mut up, 2_200);
+            spec_pad(&mut down, 1_024);
+        }
         for (direction, name, plaintext, enc, mac_key) in [
             (
                 1u8,
