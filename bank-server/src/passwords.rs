@@ -36,7 +36,8 @@ impl Argon2Params {
     };
 
     /// For operators, whose password opens the console: RFC 9106's second recommended option,
-    /// m = 64 MiB, t = 3, p = 1 (about 5 times OWASP's cost per guess).
+    /// m = 64 MiB, t = 3, p = 1: 5 times OWASP's memory × passes; measured, one verify took
+    /// 174 ms against OWASP's 15.6 ms in the same criterion run (11 times the cost per guess).
     pub const OPERATOR: Self = Self {
         m_kib: 65_536,
         t: 3,
