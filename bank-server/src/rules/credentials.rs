@@ -69,22 +69,45 @@ pub(super) async fn change_user_password(
         Ok(hash) => hash,
         Err(e) => return hash_refusal(e),
     };
-    let (name, event) = (user.username.clone(), ctx.event("password_changed"));
+    let hash = NewCredential::PasswordHash(hash);
+    if let Err(reply) = commit(
+        shared,
+        ctx,
+        ticket,
+        &user.username,
+        hash,
+        "password_changed",
+    )
+    .await
+    {
+        return reply;
+    }
+    tracing::info!(user = %user.username, "password changed");
+    Response::PasswordChanged {}
+}
+
+/// Stores `user`'s new credential (audited as `action`) as the settled success of `ticket`,
+/// makes it durable, and keeps this session logged in under it.
+async fn commit(
+    shared: &Arc<Shared>,
+    ctx: &mut SessionCtx,
+    ticket: crate::attempts::Ticket,
+    user: &protocol::Username,
+    credential: NewCredential,
+    action: &str,
+) -> Result<(), Response> {
+    let (name, event) = (user.clone(), ctx.event(action));
     let changed = login_succeeded(shared, ticket, move |l| {
-        l.replace_credential(&name, NewCredential::PasswordHash(hash), &event)?;
+        l.replace_credential(&name, credential, &event)?;
         l.user(&name)
     })
     .await;
     match changed {
         Ok(Some(record)) => ctx.fingerprint = Some(Fingerprint::of_user(&record)),
-        Ok(None) => return refusal(&crate::ledger::LedgerError::NotFound),
-        Err(e) => return refusal(&e),
+        Ok(None) => return Err(refusal(&crate::ledger::LedgerError::NotFound)),
+        Err(e) => return Err(refusal(&e)),
     }
-    if let Err(reply) = durable(shared).await {
-        return reply;
-    }
-    tracing::info!(user = %user.username, "password changed");
-    Response::PasswordChanged {}
+    durable(shared).await
 }
 
 /// The public key to check a signed card's signature against, and whether it is `user`'s
@@ -199,18 +222,7 @@ async fn replace_card(
         tracing::info!(user = %user.username, "card reissue with a wrong card");
         return login_failed(shared, ctx, ticket, ctx.event("card_reissue_failed")).await;
     }
-    let (name, event) = (user.username.clone(), ctx.event(action));
-    let changed = login_succeeded(shared, ticket, move |l| {
-        l.replace_credential(&name, new, &event)?;
-        l.user(&name)
-    })
-    .await;
-    match changed {
-        Ok(Some(record)) => ctx.fingerprint = Some(Fingerprint::of_user(&record)),
-        Ok(None) => return refusal(&crate::ledger::LedgerError::NotFound),
-        Err(e) => return refusal(&e),
-    }
-    if let Err(reply) = durable(shared).await {
+    if let Err(reply) = commit(shared, ctx, ticket, &user.username, new, action).await {
         return reply;
     }
     tracing::info!(user = %user.username, action, "card replaced");
