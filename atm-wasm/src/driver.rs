@@ -1,11 +1,16 @@
 //! The session driver: one bank connection's protocol state (handshake, sealed requests, replies
 //! in order), plus re-login and retry after a reconnect. No IO and no clock: the caller moves
 //! the frames, passes the time and the RNG, and gets back frames to send and events to show.
+//!
+//! The follow-up rule lives here too: a welcome (login or registration) fetches the mini
+//! statement at once; a deposit or withdrawal costs one round trip, its answer becoming the
+//! statement's newest row ([`Event::Row`]) with no second request.
 
 use std::collections::VecDeque;
 
 use protocol::{
-    BankPin, Cents, Config, FullName, Password, Psk, Request, Response, TerminalId, TxId, Username,
+    BankPin, Cents, Config, FullName, HistoryEntry, Password, Psk, Request, Response, TerminalId,
+    TxId, TxKind, Username,
 };
 
 pub use crate::connection::Broken;
@@ -139,6 +144,9 @@ pub enum Event {
     Lost(OpKind),
     /// After a reconnect the bank refused the saved login; the person must log in again.
     SessionEnded,
+    /// A deposit or withdrawal's statement row, built from its answer (which carries the new
+    /// balance) at the time it arrived: the mini statement stays fresh without asking again.
+    Row(HistoryEntry),
 }
 
 /// Frames to send (in order) and events to show, from one step of the driver.
@@ -245,12 +253,18 @@ impl Driver {
             }
             Received::Reply(response) => {
                 let sent = self.sent.pop_front().ok_or(Broken::Unexpected)?;
-                Ok(self.answered(sent, response))
+                self.answered(sent, response, rng, now_ms)
             }
         }
     }
 
-    fn answered(&mut self, sent: Sent, response: Response) -> Output {
+    fn answered(
+        &mut self,
+        sent: Sent,
+        response: Response,
+        rng: &mut impl protocol::Rng,
+        now_ms: u64,
+    ) -> Result<Output, Broken> {
         let mut out = Output::default();
         match sent {
             Sent::Relogin => {
@@ -268,14 +282,23 @@ impl Driver {
                             username, password, ..
                         },
                         Response::Welcome { .. },
-                    ) => self.login = Some((username.clone(), password.clone())),
+                    ) => {
+                        self.login = Some((username.clone(), password.clone()));
+                        // Fetch the mini statement right behind the welcome.
+                        if !self.busy(OpKind::History) {
+                            self.waiting.push_back(Op::History);
+                        }
+                    }
                     (Op::Logout, _) => self.end_session(),
                     _ => {}
                 }
+                let row = statement_row(&response, now_ms);
                 out.events.push(Event::Reply(op.kind(), response));
+                out.events.extend(row.map(Event::Row));
+                out.send = self.flush(rng, now_ms)?.send;
             }
         }
-        out
+        Ok(out)
     }
 
     /// The socket closed (or the caller closed it after a [`Broken`]). Operations that may be
@@ -322,4 +345,29 @@ impl Driver {
         }
         Ok(out)
     }
+}
+
+/// The statement row a deposit or withdrawal answer stands for, stamped with the time it
+/// arrived (the answer carries no time; the bank's own row is within a round trip of it).
+fn statement_row(response: &Response, now_ms: u64) -> Option<HistoryEntry> {
+    let (kind, txid, amount_cents, balance_cents) = match *response {
+        Response::Deposited {
+            txid,
+            amount_cents,
+            balance_cents,
+        } => (TxKind::Deposit, txid, amount_cents, balance_cents),
+        Response::Withdrawn {
+            txid,
+            amount_cents,
+            balance_cents,
+        } => (TxKind::Withdraw, txid, amount_cents, balance_cents),
+        _ => return None,
+    };
+    Some(HistoryEntry {
+        txid,
+        kind,
+        amount_cents,
+        balance_cents,
+        time_ms: now_ms,
+    })
 }

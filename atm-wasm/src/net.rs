@@ -118,25 +118,14 @@ impl Controller {
     fn deliver(self: &Rc<Self>, out: Output) {
         self.inner.borrow().socket.send(out.send);
         for event in out.events {
-            let follow_up = match &event {
-                Event::Connected => {
-                    self.inner.borrow_mut().failures = 0;
-                    None
-                }
+            match &event {
+                Event::Connected => self.inner.borrow_mut().failures = 0,
                 Event::Reply(OpKind::Login | OpKind::Register, Response::Welcome { .. }) => {
                     self.touch();
-                    Some(Op::History)
                 }
-                Event::Reply(
-                    OpKind::Deposit | OpKind::Withdraw,
-                    Response::Deposited { .. } | Response::Withdrawn { .. },
-                ) => Some(Op::History),
-                _ => None,
-            };
-            self.dispatch.emit(Action::Bank(event));
-            if let Some(op) = follow_up {
-                self.submit(op);
+                _ => {}
             }
+            self.dispatch.emit(Action::Bank(event));
         }
     }
 

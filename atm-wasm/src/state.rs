@@ -5,7 +5,7 @@ use std::rc::Rc;
 
 use protocol::{AccountNumber, Cents, ErrorCode, FullName, HistoryEntry, Response, Username};
 
-use crate::driver::{Event, OpKind};
+use crate::driver::{Event, OpKind, HISTORY_LIMIT};
 use crate::enroll::EnrollError;
 use crate::enroll_code::CodeFailure;
 
@@ -221,7 +221,10 @@ impl State {
                     Form::EnrollCode => !ENROLL_FORMS.contains(f),
                     other => *f != other,
                 });
-                self.notice = None;
+                // The statement's refresh is no reason to hide a confirmation.
+                if form != Form::Statement {
+                    self.notice = None;
+                }
             }
             Action::Invalid(form, message) => {
                 if ENROLL_FORMS.contains(&form) {
@@ -261,6 +264,13 @@ impl State {
                 }
             }
             Event::Reply(kind, response) => self.reply(kind, response),
+            Event::Row(row) => {
+                // A retried transaction id answers with its first result: one row for it.
+                if self.account.is_some() && !self.history.iter().any(|e| e.txid == row.txid) {
+                    self.history.insert(0, row);
+                    self.history.truncate(HISTORY_LIMIT as usize);
+                }
+            }
         }
     }
 
@@ -282,6 +292,10 @@ impl State {
                 });
                 self.errors.clear();
                 self.notice = None;
+                // The driver fetches the mini statement right behind a welcome.
+                if !self.pending.contains(&Form::Statement) {
+                    self.pending.push(Form::Statement);
+                }
             }
             Response::Deposited {
                 amount_cents,

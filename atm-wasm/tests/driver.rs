@@ -3,8 +3,8 @@
 
 use atm_wasm::driver::{Broken, Driver, Event, Op, OpKind, Output};
 use protocol::{
-    server, AccountNumber, BankId, BankKey, BankSession, Cents, Config, FullName, Password, Psk,
-    Request, Response, TerminalId, TxId, Username,
+    server, AccountNumber, BankId, BankKey, BankSession, Cents, Config, FullName, HistoryEntry,
+    Password, Psk, Request, Response, TerminalId, TxId, TxKind, Username,
 };
 use rand_core::OsRng;
 
@@ -82,6 +82,15 @@ fn submit(d: &mut Driver, op: Op) -> Output {
     d.submit(op, &mut OsRng, NOW).expect("not busy").unwrap()
 }
 
+/// Logs in and answers the mini statement fetched behind the welcome.
+fn log_in(d: &mut Driver, bank: &mut BankSession) {
+    let out = submit(d, login_op());
+    let _ = open(bank, &out.send[0]);
+    let out = reply(d, bank, &welcome());
+    assert!(matches!(open(bank, &out.send[0]), Request::History { .. }));
+    let _ = reply(d, bank, &Response::History { entries: vec![] });
+}
+
 #[test]
 fn handshake_login_and_a_deposit() {
     let mut d = driver();
@@ -98,6 +107,16 @@ fn handshake_login_and_a_deposit() {
     let out = reply(&mut d, &mut bank, &welcome());
     assert_eq!(out.events, vec![Event::Reply(OpKind::Login, welcome())]);
     assert!(d.logged_in());
+    // The follow-up rule: the mini statement is fetched right behind the welcome.
+    assert_eq!(out.send.len(), 1);
+    assert!(matches!(
+        open(&mut bank, &out.send[0]),
+        Request::History { limit: 10 }
+    ));
+    let history = Response::History { entries: vec![] };
+    let out = reply(&mut d, &mut bank, &history);
+    assert_eq!(out.events, vec![Event::Reply(OpKind::History, history)]);
+    assert!(out.send.is_empty());
 
     let txid = TxId::from_bytes([7; 16]);
     let out = submit(
@@ -120,9 +139,58 @@ fn handshake_login_and_a_deposit() {
         amount_cents,
         balance_cents: Cents(10_000),
     };
+    // One round trip: the answer becomes the statement's newest row, and nothing more is sent.
+    let out = reply(&mut d, &mut bank, &done);
     assert_eq!(
-        reply(&mut d, &mut bank, &done).events,
-        vec![Event::Reply(OpKind::Deposit, done)]
+        out.events,
+        vec![
+            Event::Reply(OpKind::Deposit, done),
+            Event::Row(HistoryEntry {
+                txid,
+                kind: TxKind::Deposit,
+                amount_cents: Cents(10_000),
+                balance_cents: Cents(10_000),
+                time_ms: NOW,
+            }),
+        ]
+    );
+    assert!(out.send.is_empty(), "no history request follows a deposit");
+    assert!(!d.busy(OpKind::History));
+}
+
+#[test]
+fn a_withdrawal_costs_one_round_trip_too() {
+    let mut d = driver();
+    let (mut bank, _) = handshake(&mut d, &psk()).unwrap();
+    log_in(&mut d, &mut bank);
+    let txid = TxId::from_bytes([5; 16]);
+    let out = submit(
+        &mut d,
+        Op::Withdraw {
+            txid,
+            amount: Cents(250),
+        },
+    );
+    let _ = open(&mut bank, &out.send[0]);
+    let done = Response::Withdrawn {
+        txid,
+        amount_cents: Cents(250),
+        balance_cents: Cents(750),
+    };
+    let out = reply(&mut d, &mut bank, &done);
+    assert!(
+        out.send.is_empty(),
+        "no history request follows a withdrawal"
+    );
+    assert_eq!(
+        out.events.last(),
+        Some(&Event::Row(HistoryEntry {
+            txid,
+            kind: TxKind::Withdraw,
+            amount_cents: Cents(250),
+            balance_cents: Cents(750),
+            time_ms: NOW,
+        }))
     );
 }
 
@@ -172,9 +240,7 @@ fn requests_made_before_the_handshake_go_right_after_it() {
 fn a_dropped_deposit_is_retried_once_with_the_same_txid_after_a_fresh_login() {
     let mut d = driver();
     let (mut bank, _) = handshake(&mut d, &psk()).unwrap();
-    let out = submit(&mut d, login_op());
-    let _ = open(&mut bank, &out.send[0]);
-    let _ = reply(&mut d, &mut bank, &welcome());
+    log_in(&mut d, &mut bank);
     let txid = TxId::from_bytes([3; 16]);
     let out = submit(
         &mut d,
@@ -214,9 +280,10 @@ fn a_dropped_deposit_is_retried_once_with_the_same_txid_after_a_fresh_login() {
         amount_cents,
         balance_cents: Cents(6_950),
     };
-    assert_eq!(
-        reply(&mut d, &mut bank2, &done).events,
-        vec![Event::Reply(OpKind::Withdraw, done)]
+    let events = reply(&mut d, &mut bank2, &done).events;
+    assert_eq!(events[0], Event::Reply(OpKind::Withdraw, done));
+    assert!(
+        matches!(&events[1..], [Event::Row(row)] if row.txid == txid && row.balance_cents == Cents(6_950))
     );
     assert!(!d.busy(OpKind::Withdraw));
     // The old connection's keys are gone: its records no longer open here.
@@ -250,9 +317,7 @@ fn a_dropped_login_is_reported_not_replayed() {
 fn a_refused_relogin_ends_the_session() {
     let mut d = driver();
     let (mut bank, _) = handshake(&mut d, &psk()).unwrap();
-    let out = submit(&mut d, login_op());
-    let _ = open(&mut bank, &out.send[0]);
-    let _ = reply(&mut d, &mut bank, &welcome());
+    log_in(&mut d, &mut bank);
     let _ = submit(&mut d, Op::History);
     assert!(d.disconnected().is_empty());
     let (mut bank2, out) = handshake(&mut d, &psk()).unwrap();
@@ -284,9 +349,7 @@ fn a_refused_relogin_ends_the_session() {
 fn logout_forgets_the_login() {
     let mut d = driver();
     let (mut bank, _) = handshake(&mut d, &psk()).unwrap();
-    let out = submit(&mut d, login_op());
-    let _ = open(&mut bank, &out.send[0]);
-    let _ = reply(&mut d, &mut bank, &welcome());
+    log_in(&mut d, &mut bank);
     let out = submit(&mut d, Op::Logout);
     assert!(matches!(open(&mut bank, &out.send[0]), Request::Logout {}));
     let out = reply(&mut d, &mut bank, &Response::LoggedOut {});

@@ -407,3 +407,63 @@ fn lost_connections_and_idle_logout_are_said_in_words() {
     s.apply(Action::Forgotten);
     assert_eq!(s, State::default());
 }
+
+#[test]
+fn a_confirmation_stays_and_the_answer_becomes_the_statement_row() {
+    let mut s = State::default();
+    s.apply(Action::Enrolled("t-1".into()));
+    s.apply(Action::Bank(Event::Reply(OpKind::Login, welcome(0))));
+    assert!(
+        s.is_pending(Form::Statement),
+        "the driver fetches the statement behind a welcome"
+    );
+    s.apply(Action::Bank(Event::Reply(
+        OpKind::History,
+        Response::History {
+            entries: vec![entry(TxKind::Open, 0, 0)],
+        },
+    )));
+    assert!(!s.is_pending(Form::Statement));
+
+    s.apply(Action::Pending(Form::Deposit));
+    let txid = TxId::from_bytes([4; 16]);
+    let row = HistoryEntry {
+        txid,
+        kind: TxKind::Deposit,
+        amount_cents: Cents(2_500),
+        balance_cents: Cents(2_500),
+        time_ms: 9,
+    };
+    s.apply(Action::Bank(Event::Reply(
+        OpKind::Deposit,
+        Response::Deposited {
+            txid,
+            amount_cents: Cents(2_500),
+            balance_cents: Cents(2_500),
+        },
+    )));
+    s.apply(Action::Bank(Event::Row(row.clone())));
+    assert_eq!(
+        s.notice.as_deref(),
+        Some("Deposited 25.00. Your balance is now 25.00.")
+    );
+    assert_eq!(s.history.first(), Some(&row));
+    assert_eq!(s.history.len(), 2);
+    // A statement refresh does not hide the confirmation.
+    s.apply(Action::Pending(Form::Statement));
+    assert!(s.notice.is_some());
+    // A retried transaction id is one row.
+    s.apply(Action::Bank(Event::Row(row)));
+    assert_eq!(s.history.len(), 2);
+    // The statement keeps the driver's limit.
+    for i in 0..20u8 {
+        s.apply(Action::Bank(Event::Row(HistoryEntry {
+            txid: TxId::from_bytes([i + 10; 16]),
+            ..entry(TxKind::Withdraw, 1, 1)
+        })));
+    }
+    assert_eq!(s.history.len(), atm_wasm::driver::HISTORY_LIMIT as usize);
+    // The next form sent hides it.
+    s.apply(Action::Pending(Form::Withdraw));
+    assert!(s.notice.is_none());
+}

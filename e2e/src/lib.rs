@@ -229,3 +229,48 @@ pub async fn click(c: &Client, id: &str) -> Res {
     c.find(Locator::Id(id)).await?.click().await?;
     Ok(())
 }
+
+/// Asserts the page does not scroll sideways and the element with this id lies inside the
+/// viewport's width.
+pub async fn fits(c: &Client, id: &str) -> Res {
+    let fit = c
+        .execute(
+            "const el = document.getElementById(arguments[0]);\
+             const r = el.getBoundingClientRect();\
+             return [document.documentElement.scrollWidth <= window.innerWidth,\
+                     r.left >= 0 && r.right <= window.innerWidth, window.innerWidth,\
+                     document.documentElement.scrollWidth, r.left, r.right];",
+            vec![id.into()],
+        )
+        .await?;
+    if fit[0] != true {
+        return Err(format!("the page scrolls sideways: {fit}").into());
+    }
+    if fit[1] != true {
+        return Err(format!("#{id} does not fit: {fit}").into());
+    }
+    Ok(())
+}
+
+/// Starts counting the WebSocket frames the page sends from now on (see [`frames_sent`]).
+pub async fn count_frames(c: &Client) -> Res {
+    c.execute(
+        "if (!window.__e2eSend) {\
+           window.__e2eSend = WebSocket.prototype.send;\
+           WebSocket.prototype.send = function (data) {\
+             window.__e2eFrames = (window.__e2eFrames || 0) + 1;\
+             return window.__e2eSend.call(this, data);\
+           };\
+         }\
+         window.__e2eFrames = 0;",
+        vec![],
+    )
+    .await?;
+    Ok(())
+}
+
+/// How many frames the page sent since [`count_frames`].
+pub async fn frames_sent(c: &Client) -> Res<u64> {
+    let n = c.execute("return window.__e2eFrames || 0;", vec![]).await?;
+    n.as_u64().ok_or_else(|| format!("not a count: {n}").into())
+}

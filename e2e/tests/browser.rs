@@ -8,8 +8,8 @@
 use std::time::Duration;
 
 use e2e::{
-    browser, click, enroll_by_link, open_bank, serve, shot, start_chromedriver, type_into,
-    wait_contains, wait_css, wait_text, Res,
+    browser, click, count_frames, enroll_by_link, fits, frames_sent, open_bank, serve, shot,
+    start_chromedriver, type_into, wait_contains, wait_css, wait_text, Res,
 };
 use fantoccini::{Client, Locator};
 
@@ -110,10 +110,30 @@ async fn scenario(a: &Client, b: &Client, base: &str, link_one: &str, link_two: 
     let account_a = a.find(Locator::Id("account-number")).await?.text().await?;
     assert!(!account_a.trim().is_empty());
     wait_text(a, "#balance", "$0.00").await?;
+    // Each transaction is one round trip (its answer carries the new balance and becomes the
+    // statement's row), and its confirmation shows, in the polite live region.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    count_frames(a).await?;
     money(a, "deposit", "100.00").await?;
     wait_text(a, "#balance", "$100.00").await?;
+    wait_text(
+        a,
+        "#notice p",
+        "Deposited 100.00. Your balance is now 100.00.",
+    )
+    .await?;
+    wait_css(a, ".notices[aria-live='polite'] #notice").await?;
+    shot(a, "03a-deposit-confirmed").await?;
     money(a, "withdraw", "30.50").await?;
     wait_text(a, "#balance", "$69.50").await?;
+    wait_text(a, "#notice p", "Withdrew 30.50. Your balance is now 69.50.").await?;
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    assert_eq!(
+        frames_sent(a).await?,
+        2,
+        "a deposit and a withdrawal sent more than one frame each (a history request followed?)"
+    );
+    wait_contains(a, "#notice", "Withdrew 30.50").await?;
     let rows = wait_rows(a, 2).await?;
     assert!(
         rows[0].contains("Withdrawal") && rows[0].contains("30.50") && rows[0].contains("69.50"),
@@ -324,22 +344,6 @@ async fn console_text(c: &Client) -> Res<String> {
         .execute("return (window.__logged || []).join('\\n');", vec![])
         .await?;
     Ok(logged.as_str().unwrap_or_default().to_owned())
-}
-
-/// The page fits its width (no sideways scrolling), and so does the element with this id.
-async fn fits(c: &Client, id: &str) -> Res {
-    let fit = c
-        .execute(
-            "const el = document.getElementById(arguments[0]);\
-             const r = el.getBoundingClientRect();\
-             return [document.documentElement.scrollWidth <= window.innerWidth,\
-                     r.left >= 0 && r.right <= window.innerWidth, window.innerWidth];",
-            vec![id.into()],
-        )
-        .await?;
-    assert_eq!(fit[0], true, "the page scrolls sideways: {fit}");
-    assert_eq!(fit[1], true, "#{id} does not fit: {fit}");
-    Ok(())
 }
 
 /// Types a code and submits it.
