@@ -51,8 +51,10 @@ pub enum Form {
     EnrollKey,
     /// The enrollment form's bank key field.
     EnrollBank,
-    /// The login form.
+    /// The login form: the bank's refusals and a missing password, under the password field.
     Login,
+    /// The login form's username field.
+    LoginUsername,
     /// The registration form (general errors).
     Register,
     /// The registration form's user name field.
@@ -219,6 +221,7 @@ impl State {
                             | Form::RegisterConfirm
                     ),
                     Form::EnrollCode => !ENROLL_FORMS.contains(f),
+                    Form::Login => !matches!(f, Form::Login | Form::LoginUsername),
                     other => *f != other,
                 });
                 // The statement's refresh is no reason to hide a confirmation.

@@ -467,3 +467,28 @@ fn a_confirmation_stays_and_the_answer_becomes_the_statement_row() {
     s.apply(Action::Pending(Form::Withdraw));
     assert!(s.notice.is_none());
 }
+
+#[test]
+fn login_errors_show_under_their_own_field_and_go_when_it_changes() {
+    let mut s = State::default();
+    s.apply(Action::Enrolled("t-1".into()));
+    s.apply(Action::Invalid(
+        Form::LoginUsername,
+        "Please enter your username.".into(),
+    ));
+    assert_eq!(s.error(Form::Login), None, "not under the password");
+    assert!(s.error(Form::LoginUsername).is_some());
+    // The field changed: its error goes, the others stay.
+    s.apply(Action::Invalid(Form::RegisterPassword, "short".into()));
+    s.apply(Action::ClearErrors(vec![Form::LoginUsername]));
+    assert_eq!(s.error(Form::LoginUsername), None);
+    assert_eq!(s.error(Form::RegisterPassword), Some("short"));
+    // Sending the login clears both of its fields' errors.
+    s.apply(Action::Invalid(Form::LoginUsername, "x".into()));
+    s.apply(Action::Invalid(Form::Login, "y".into()));
+    s.apply(Action::Pending(Form::Login));
+    assert_eq!(
+        (s.error(Form::LoginUsername), s.error(Form::Login)),
+        (None, None)
+    );
+}

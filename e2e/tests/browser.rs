@@ -37,6 +37,17 @@ async fn wait_rows(c: &Client, n: usize) -> Res<Vec<String>> {
     .into())
 }
 
+/// Waits (up to 10 s) until no element has this id.
+async fn gone(c: &Client, id: &str) -> Res {
+    for _ in 0..100 {
+        if c.find(Locator::Id(id)).await.is_err() {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Err(format!("#{id} is still there").into())
+}
+
 async fn enroll_and_wait(c: &Client, link: &str) -> Res {
     enroll_by_link(c, link, "#link-state[data-state='Up']").await?;
     Ok(())
@@ -194,6 +205,16 @@ async fn scenario(a: &Client, b: &Client, base: &str, link_one: &str, link_two: 
     click(a, "logout").await?;
     wait_css(a, "#login-form").await?;
     wait_contains(a, "#notice", "logged out").await?;
+    // A missing username is said under the username field, and goes once it is typed.
+    login(a, "", "something").await?;
+    wait_contains(a, "#login-username-error", "Please enter your username").await?;
+    assert!(
+        a.find(Locator::Id("login-password-error")).await.is_err(),
+        "the username's error shows under the password"
+    );
+    shot(a, "07a-login-username-missing").await?;
+    type_into(a, "login-username", "a").await?;
+    gone(a, "login-username-error").await?;
     login(a, "alice", "wrong password here").await?;
     wait_contains(
         a,
@@ -216,6 +237,10 @@ async fn scenario(a: &Client, b: &Client, base: &str, link_one: &str, link_two: 
     wait_contains(b, "#register-username-error", "lowercase letters").await?;
     wait_contains(b, "#register-password-error", "at least 8 characters").await?;
     shot(b, "08-register-errors-phone").await?;
+    // Changing a field clears its own error only.
+    type_into(b, "register-username", "good.name").await?;
+    gone(b, "register-username-error").await?;
+    wait_css(b, "#register-password-error").await?;
 
     // The enrollment stays in the browser across a reload; no fragment is needed again.
     a.goto(base).await?;

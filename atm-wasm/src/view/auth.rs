@@ -5,7 +5,7 @@ use std::rc::Rc;
 use protocol::{FullName, Password, Username, MIN_PASSWORD_CHARS};
 use yew::prelude::*;
 
-use super::widgets::{clear, login_fields, value, Field, Submit};
+use super::widgets::{clear, clears, login_fields, value, Field, Missing, Submit};
 use super::Cmd;
 use crate::driver::Op;
 use crate::state::{Form, State};
@@ -43,23 +43,32 @@ fn login_form(props: &Props) -> Html {
             (username.clone(), password.clone(), props.on_cmd.clone());
         Callback::from(move |e: SubmitEvent| {
             e.prevent_default();
+            on_cmd.emit(Cmd::Clear(vec![Form::Login, Form::LoginUsername]));
             match login_fields(&username, &password, "Please enter your username.") {
                 Ok((username, password)) => {
                     on_cmd.emit(Cmd::Send(Op::Login { username, password }))
                 }
-                Err(text) => on_cmd.emit(Cmd::Invalid(Form::Login, text.into())),
+                Err(missing @ Missing::Username(_)) => {
+                    on_cmd.emit(Cmd::Invalid(Form::LoginUsername, missing.message().into()))
+                }
+                Err(missing @ Missing::Password(_)) => {
+                    on_cmd.emit(Cmd::Invalid(Form::Login, missing.message().into()));
+                }
             }
         })
     };
     let busy = props.state.is_pending(Form::Login);
+    let (s, c) = (&props.state, &props.on_cmd);
     html! {
         <section class="card" aria-labelledby="login-title">
             <h2 id="login-title">{ "Log in" }</h2>
             <p class="muted">{ "Welcome back. Log in to see your account." }</p>
             <form id="login-form" onsubmit={onsubmit} novalidate=true aria-busy={busy.then_some("true")}>
-                <Field id="login-username" label="Username" node={username} autocomplete="username" />
+                <Field id="login-username" label="Username" node={username} autocomplete="username"
+                    error={err(s, Form::LoginUsername)} oninput={clears(c, s, &[Form::LoginUsername])} />
                 <Field id="login-password" label="Password" kind="password" node={password}
-                    autocomplete="current-password" error={err(&props.state, Form::Login)} />
+                    autocomplete="current-password" error={err(s, Form::Login)}
+                    oninput={clears(c, s, &[Form::Login])} />
                 <Submit id="login-submit" label="Log in" busy_label="Logging in…" busy={busy} />
             </form>
         </section>
@@ -133,7 +142,7 @@ fn register_form(props: &Props) -> Html {
         })
     };
     let busy = props.state.is_pending(Form::Register);
-    let s = &props.state;
+    let (s, c) = (&props.state, &props.on_cmd);
     html! {
         <section class="card" aria-labelledby="register-title">
             <h2 id="register-title">{ "Open an account" }</h2>
@@ -141,14 +150,18 @@ fn register_form(props: &Props) -> Html {
             <form id="register-form" onsubmit={onsubmit} novalidate=true aria-busy={busy.then_some("true")}>
                 <Field id="register-username" label="Username" node={username}
                     autocomplete="username" hint="Lowercase letters, digits, dots, dashes, underscores."
-                    error={err(s, Form::RegisterUsername)} />
+                    error={err(s, Form::RegisterUsername)}
+                    oninput={clears(c, s, &[Form::RegisterUsername, Form::Register])} />
                 <Field id="register-fullname" label="Full name" node={full_name}
-                    autocomplete="name" error={err(s, Form::RegisterFullName)} />
+                    autocomplete="name" error={err(s, Form::RegisterFullName)}
+                    oninput={clears(c, s, &[Form::RegisterFullName, Form::Register])} />
                 <Field id="register-password" label="Password" kind="password" node={password}
                     autocomplete="new-password" hint="At least 8 characters."
-                    error={err(s, Form::RegisterPassword)} />
+                    error={err(s, Form::RegisterPassword)}
+                    oninput={clears(c, s, &[Form::RegisterPassword, Form::Register])} />
                 <Field id="register-confirm" label="Confirm password" kind="password" node={confirm}
-                    autocomplete="new-password" error={err(s, Form::RegisterConfirm)} />
+                    autocomplete="new-password" error={err(s, Form::RegisterConfirm)}
+                    oninput={clears(c, s, &[Form::RegisterConfirm, Form::Register])} />
                 if let Some(e) = s.error(Form::Register) {
                     <p class="error" role="alert" id="register-error">{ e }</p>
                 }

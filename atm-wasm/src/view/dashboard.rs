@@ -7,7 +7,7 @@ use protocol::{Cents, HistoryEntry, TxId, TxKind};
 use rand_core::OsRng;
 use yew::prelude::*;
 
-use super::widgets::{clear, focus, value, Field, Submit};
+use super::widgets::{clear, clears, focus, value, Field, Submit};
 use super::Cmd;
 use crate::amount::parse_amount;
 use crate::driver::Op;
@@ -141,7 +141,8 @@ fn money_form(props: &MoneyProps) -> Html {
             <form id={format!("{id}-form")} onsubmit={onsubmit} novalidate=true aria-busy={busy.then_some("true")}>
                 <Field id={AttrValue::from(field_id)} label="Amount in dollars" node={amount}
                     inputmode="decimal" autocomplete="off" placeholder="0.00"
-                    hint="Up to two digits after the point, like 19.99." error={error} />
+                    hint="Up to two digits after the point, like 19.99." error={error}
+                    oninput={clears(&props.on_cmd, &props.state, &[form])} />
                 <Submit id={AttrValue::from(format!("{id}-submit"))} label={verb} busy_label={busy_label} busy={busy} />
             </form>
         </section>

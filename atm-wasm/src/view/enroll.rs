@@ -7,7 +7,7 @@ use std::rc::Rc;
 use yew::prelude::*;
 use zeroize::Zeroizing;
 
-use super::widgets::{clear, value, Field, Submit};
+use super::widgets::{clear, clears, value, Field, Submit};
 use super::Cmd;
 use crate::enroll::{EnrollError, Enrollment};
 use crate::enroll_code::parse_code;
@@ -71,7 +71,8 @@ fn code_form(props: &Props) -> Html {
                 <Field id="enroll-code" label="Enrollment code" node={code} named={false}
                     placeholder="e-0123456789-…" autocomplete="off"
                     hint="Ask the bank for one. It works once, within 10 minutes."
-                    error={error(&props.state, Form::EnrollCode)} />
+                    error={error(&props.state, Form::EnrollCode)}
+                    oninput={clears(&props.on_cmd, &props.state, &[Form::EnrollCode])} />
                 <Submit id="enroll-code-submit" label="Enroll with this code"
                     busy_label="Enrolling…" busy={busy} />
             </form>
@@ -130,14 +131,17 @@ fn link_form(props: &Props) -> Html {
                 <Field id="enroll-terminal" label="Terminal id" node={terminal} named={false}
                     placeholder="t-0123456789ab" autocomplete="off"
                     hint="Or paste the whole enrollment link here."
-                    error={error(&props.state, Form::Enroll)} />
+                    error={error(&props.state, Form::Enroll)}
+                    oninput={clears(&props.on_cmd, &props.state, &[Form::Enroll])} />
                 <Field id="enroll-key" label="Terminal key" kind="password" node={key} named={false}
                     autocomplete="off" hint="64 characters, digits and the letters a to f."
-                    error={error(&props.state, Form::EnrollKey)} />
+                    error={error(&props.state, Form::EnrollKey)}
+                    oninput={clears(&props.on_cmd, &props.state, &[Form::EnrollKey])} />
                 <Field id="enroll-bank" label="Bank key" node={bank}
                     placeholder="0123…:abcd…" autocomplete="off"
                     hint="The bank id, a colon, then 64 characters, digits and a to f."
-                    error={error(&props.state, Form::EnrollBank)} />
+                    error={error(&props.state, Form::EnrollBank)}
+                    oninput={clears(&props.on_cmd, &props.state, &[Form::EnrollBank])} />
                 <button type="submit" class="button ghost" id="enroll-submit">{ "Enroll this ATM" }</button>
             </form>
         </div>

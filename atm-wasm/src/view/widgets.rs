@@ -9,7 +9,7 @@ use yew::prelude::*;
 
 use super::Cmd;
 use crate::enroll::{self as enrollment, EnrollError, Enrollment};
-use crate::state::Link;
+use crate::state::{Form, Link, State};
 
 #[derive(Properties, PartialEq)]
 pub(crate) struct BrandProps {
@@ -244,17 +244,52 @@ pub(crate) fn focus(node: &NodeRef) {
     }
 }
 
+/// Which login field is missing, with the message shown under it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Missing {
+    /// The username is missing or not valid.
+    Username(&'static str),
+    /// The password is empty.
+    Password(&'static str),
+}
+
+impl Missing {
+    /// What to show.
+    pub(crate) fn message(self) -> &'static str {
+        match self {
+            Self::Username(text) | Self::Password(text) => text,
+        }
+    }
+}
+
 /// The username and password typed into a login form, emptying the password field; or the
-/// message to show (`no_username` when the username is missing or not valid).
+/// field at fault (`no_username` when the username is missing or not valid).
 pub(crate) fn login_fields(
     username: &NodeRef,
     password: &NodeRef,
     no_username: &'static str,
-) -> Result<(Username, Password), &'static str> {
-    let name = Username::new(value(username).trim()).ok_or(no_username)?;
-    let pass = Password::new(value(password)).ok_or("Please enter your password.")?;
+) -> Result<(Username, Password), Missing> {
+    let name = Username::new(value(username).trim()).ok_or(Missing::Username(no_username))?;
+    let pass =
+        Password::new(value(password)).ok_or(Missing::Password("Please enter your password."))?;
     clear(password);
     Ok((name, pass))
+}
+
+/// An `oninput` that clears these forms' errors once the person changes the field, or `None`
+/// while none of them shows one (so typing does not re-render the page on every key).
+pub(crate) fn clears(
+    on_cmd: &Callback<Cmd>,
+    state: &State,
+    forms: &[Form],
+) -> Option<Callback<InputEvent>> {
+    if !forms.iter().any(|f| state.error(*f).is_some()) {
+        return None;
+    }
+    let (on_cmd, forms) = (on_cmd.clone(), forms.to_vec());
+    Some(Callback::from(move |_: InputEvent| {
+        on_cmd.emit(Cmd::Clear(forms.clone()));
+    }))
 }
 
 /// Reads an enrollment link from the address bar (removing it) now, and again whenever one is

@@ -268,9 +268,9 @@ fn login_screen(props: &Props) -> Html {
                 Ok((username, password)) => {
                     on_cmd.emit(Cmd::Send(ConsoleOp::Login { username, password }));
                 }
-                Err(text) => on_cmd.emit(Cmd::Do(ConsoleAction::Invalid(
+                Err(missing) => on_cmd.emit(Cmd::Do(ConsoleAction::Invalid(
                     ConsoleForm::Login,
-                    text.to_owned(),
+                    missing.message().to_owned(),
                 ))),
             }
         })
