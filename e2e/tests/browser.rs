@@ -281,6 +281,15 @@ async fn web_atm_refuses_a_bank_without_the_pinned_key() -> Res {
         };
         let fake_serving = serve(tokio::net::TcpListener::bind(addr).await?, fake.clone());
         wait_css(&c, "#link-state[data-state='Refused']").await?;
+        // Only what works is offered: forgetting the terminal to enroll again, no forms.
+        wait_css(&c, "#refused-panel #refused-forget").await?;
+        for form in ["login-form", "register-form", "enroll-form"] {
+            assert!(
+                c.find(Locator::Id(form)).await.is_err(),
+                "#{form} shows on the refused screen"
+            );
+        }
+        fits(&c, "refused-forget").await?;
         shot(&c, "pinned-01-impostor-refused").await?;
         // Still refused after further attempts; nothing but failed handshakes reached it.
         tokio::time::sleep(Duration::from_secs(3)).await;
@@ -317,6 +326,7 @@ async fn web_atm_refuses_a_bank_without_the_pinned_key() -> Res {
         let (real, real_listener) = reopen(&tmp.path().join("real"), addr).await?;
         let real_serving = serve(real_listener, real);
         wait_css(&c, "#link-state[data-state='Up']").await?;
+        wait_css(&c, "#login-form").await?;
         real_serving.stop().await
     }
     .await;

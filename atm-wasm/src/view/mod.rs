@@ -18,7 +18,7 @@ use crate::code_net::CodeEnrollment;
 use crate::driver::Op;
 use crate::enroll::{self as enrollment, Enrollment};
 use crate::net::Controller;
-use crate::state::{Action, Form, State};
+use crate::state::{Action, Form, Link, State};
 
 /// What a screen asks the app to do.
 pub(crate) enum Cmd {
@@ -135,17 +135,6 @@ pub(crate) fn app() -> Html {
     }
 
     let state: Rc<State> = Rc::new((*state).clone());
-    let main = match (&state.terminal, &state.account) {
-        (None, _) => {
-            html! { <enroll::EnrollScreen state={Rc::clone(&state)} on_cmd={on_cmd.clone()} /> }
-        }
-        (Some(_), None) => {
-            html! { <auth::AuthScreen state={Rc::clone(&state)} on_cmd={on_cmd.clone()} /> }
-        }
-        (Some(_), Some(_)) => {
-            html! { <dashboard::Dashboard state={Rc::clone(&state)} on_cmd={on_cmd.clone()} /> }
-        }
-    };
     let on_forget = {
         let on_cmd = on_cmd.clone();
         Callback::from(move |_: MouseEvent| {
@@ -161,6 +150,20 @@ pub(crate) fn app() -> Html {
                 on_cmd.emit(Cmd::Forget);
             }
         })
+    };
+    let refused = state.terminal.is_some() && state.link == Link::Refused;
+    let main = match (&state.terminal, &state.account) {
+        // Nothing but forgetting works while the bank refuses this terminal: no forms.
+        _ if refused => html! { <Refused on_forget={on_forget.clone()} /> },
+        (None, _) => {
+            html! { <enroll::EnrollScreen state={Rc::clone(&state)} on_cmd={on_cmd.clone()} /> }
+        }
+        (Some(_), None) => {
+            html! { <auth::AuthScreen state={Rc::clone(&state)} on_cmd={on_cmd.clone()} /> }
+        }
+        (Some(_), Some(_)) => {
+            html! { <dashboard::Dashboard state={Rc::clone(&state)} on_cmd={on_cmd.clone()} /> }
+        }
     };
     html! {
         <>
@@ -178,13 +181,38 @@ pub(crate) fn app() -> Html {
             <footer class="foot">
                 if let Some(terminal) = &state.terminal {
                     <span>{ "Terminal " }<code>{ terminal }</code></span>
-                    if state.account.is_none() {
+                    if state.account.is_none() && !refused {
                         <button type="button" class="link-button" onclick={on_forget}>{ "Forget this terminal" }</button>
                     }
                 }
                 <span class="muted">{ "All encryption happens in this page. Keys never leave it." }</span>
             </footer>
         </>
+    }
+}
+
+#[derive(Properties, PartialEq)]
+struct RefusedProps {
+    on_forget: Callback<MouseEvent>,
+}
+
+/// What a refused terminal offers: only what works, forgetting it to enroll again.
+#[function_component(Refused)]
+fn refused(props: &RefusedProps) -> Html {
+    let heading = use_node_ref();
+    {
+        let heading = heading.clone();
+        use_effect_with((), move |()| widgets::focus(&heading));
+    }
+    html! {
+        <section class="card narrow" id="refused-panel" aria-labelledby="refused-title">
+            <h1 id="refused-title" tabindex="-1" ref={heading}>{ "This terminal cannot be used" }</h1>
+            <p>{ "The bank refuses this terminal, or could not prove it is the bank it was enrolled with. Logging in and transactions cannot work until the terminal is enrolled again." }</p>
+            <p class="muted">{ "Forgetting removes this terminal's key from this browser. Then enroll with a new code or link from the bank." }</p>
+            <button type="button" class="button" id="refused-forget" onclick={props.on_forget.clone()}>
+                { "Forget this terminal and enroll again" }
+            </button>
+        </section>
     }
 }
 
