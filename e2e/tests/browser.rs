@@ -545,3 +545,57 @@ async fn code_scenario(
     wait_css(a, "#link-state[data-state='Up']").await?;
     Ok(())
 }
+
+/// A name at the allowed maximum (a 250-character username, a 100-character full name) on a
+/// 390 x 844 phone: nothing scrolls sideways and every button stays on screen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the release web bundle and chromedriver; run by `cargo xtask test`"]
+async fn web_atm_fits_a_phone_at_maximum_lengths() -> Res {
+    let tmp = tempfile::tempdir()?;
+    let (bank, listener) = open_bank(tmp.path()).await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let terminal = bank_server::admin::add_terminal(bank.ledger(), "e2e long names")?;
+    let link = bank_server::terminals::enrollment_link(&base, &terminal, &bank.pin()).to_string();
+    let serving = serve(listener, bank);
+
+    let driver = start_chromedriver().await?;
+    let c = browser(&driver, &tmp.path().join("chrome"), 390, 844).await?;
+    let result = async {
+        enroll_and_wait(&c, &link).await?;
+        wait_css(&c, "#register-form").await?;
+        let username = "u".repeat(240) + "_long.name";
+        assert_eq!(username.len(), 250);
+        let full_name = "Maximiliana".repeat(9) + "X";
+        assert_eq!(full_name.chars().count(), 100);
+        register(&c, &username, &full_name, "a long enough password").await?;
+        wait_text(&c, "#account-username", &username).await?;
+        for id in [
+            "greeting",
+            "account-username",
+            "logout",
+            "deposit-submit",
+            "withdraw-submit",
+        ] {
+            fits(&c, id).await?;
+        }
+        shot(&c, "phone-01-long-names").await?;
+        money(&c, "deposit", "1999.99").await?;
+        wait_contains(&c, "#notice", "Deposited 1999.99").await?;
+        for id in ["notice", "balance", "statement", "deposit-submit"] {
+            fits(&c, id).await?;
+        }
+        shot(&c, "phone-02-long-names-deposit").await?;
+        click(&c, "logout").await?;
+        wait_css(&c, "#login-form").await?;
+        fits(&c, "login-submit").await?;
+        Ok(())
+    }
+    .await;
+    if result.is_err() {
+        let _ = shot(&c, "failure-long-names").await;
+    }
+    let _ = c.close().await;
+    drop(driver);
+    serving.stop().await?;
+    result
+}

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use atm_client::{load_auth_file, AuthFile, Client as AtmClient};
 use e2e::{
-    browser, click, enroll_by_link, open_bank, serve, shot, start_chromedriver, type_into,
+    browser, click, enroll_by_link, fits, open_bank, serve, shot, start_chromedriver, type_into,
     wait_contains, wait_css, wait_text, Res,
 };
 use fantoccini::{Client, Locator};
@@ -210,6 +210,18 @@ async fn scenario(
         .execute("document.getElementById('audit').scrollIntoView();", vec![])
         .await?;
     shot(phone, "console-05b-audit-phone").await?;
+    // On a phone the tables stack: no sideways scrolling, in the page or in a table.
+    for id in ["audit", "sessions", "terminals"] {
+        fits(phone, id).await?;
+        let table_fits = phone
+            .execute(
+                "const el = document.getElementById(arguments[0]);\
+                 return el.scrollWidth <= el.parentElement.clientWidth;",
+                vec![id.into()],
+            )
+            .await?;
+        assert_eq!(table_fits, true, "#{id} scrolls sideways on a phone");
+    }
 
     // e) Enroll a terminal named "lobby"; its key shows once.
     type_into(c, "enroll-name", "lobby").await?;
@@ -260,6 +272,37 @@ async fn scenario(
             .contains(key_hex.as_str()),
         "the new terminal's key is in localStorage"
     );
+
+    // On a phone, the terminal ids do not wrap a few characters per line and the inline
+    // Confirm and Cancel buttons are whole on screen.
+    // (the phone's dashboard refreshes by itself)
+    wait_row(phone, "#terminals tbody tr", &[&lobby_id, "lobby"]).await?;
+    click(phone, &format!("revoke-{lobby_id}")).await?;
+    wait_css(phone, &format!("#confirm-revoke-{lobby_id}")).await?;
+    fits(phone, &format!("confirm-revoke-{lobby_id}")).await?;
+    fits(phone, &format!("cancel-revoke-{lobby_id}")).await?;
+    let id_lines = phone
+        .execute(
+            "const code = document.querySelector(\
+               `#terminals tr[data-terminal='${arguments[0]}'] td code`);\
+             const lh = parseFloat(getComputedStyle(code).lineHeight) || 20;\
+             return Math.round(code.getBoundingClientRect().height / lh);",
+            vec![lobby_id.clone().into()],
+        )
+        .await?;
+    assert!(
+        id_lines.as_u64().is_some_and(|n| n <= 2),
+        "a terminal id wraps over {id_lines} lines on a phone"
+    );
+    phone
+        .execute(
+            "document.getElementById(arguments[0]).scrollIntoView({block: 'center'});",
+            vec![format!("confirm-revoke-{lobby_id}").into()],
+        )
+        .await?;
+    shot(phone, "console-06b-confirm-revoke-phone").await?;
+    click(phone, &format!("cancel-revoke-{lobby_id}")).await?;
+    wait_css(phone, &format!("#revoke-{lobby_id}")).await?;
 
     // Revoke it, confirmed inline.
     click(c, &format!("revoke-{lobby_id}")).await?;

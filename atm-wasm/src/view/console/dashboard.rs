@@ -84,7 +84,7 @@ pub(crate) fn dashboard(props: &Props) -> Html {
                         }
                     </p>
                     <div class="scroll">
-                        <table id="sessions">
+                        <table id="sessions" class="stack">
                             <caption class="visually-hidden">{ "Open sessions, newest first" }</caption>
                             <thead><tr>
                                 <th scope="col">{ "Terminal" }</th>
@@ -95,10 +95,10 @@ pub(crate) fn dashboard(props: &Props) -> Html {
                             <tbody>
                                 { for o.sessions.iter().map(|session| html! {
                                     <tr>
-                                        <td><code>{ session.terminal.as_str() }</code></td>
-                                        <td>{ role_text(session.role) }</td>
-                                        <td>{ dash(session.user.as_deref()) }</td>
-                                        <td>{ clock(session.since_ms, offset) }</td>
+                                        <td data-label="Terminal"><code>{ session.terminal.as_str() }</code></td>
+                                        <td data-label="Role">{ role_text(session.role) }</td>
+                                        <td data-label="User">{ dash(session.user.as_deref()) }</td>
+                                        <td data-label="Since">{ clock(session.since_ms, offset) }</td>
                                     </tr>
                                 }) }
                             </tbody>
@@ -196,7 +196,7 @@ fn audit(props: &Props) -> Html {
             if let Some((total, entries)) = &props.state.audit {
                 <p class="muted"><span id="audit-total">{ total }</span>{ if *total == 1 { " entry in the log." } else { " entries in the log; the newest first." } }</p>
                 <div class="scroll">
-                    <table id="audit">
+                    <table id="audit" class="stack">
                         <caption class="visually-hidden">{ "The newest audit entries" }</caption>
                         <thead><tr>
                             <th scope="col" class="num">{ "#" }</th>
@@ -211,14 +211,14 @@ fn audit(props: &Props) -> Html {
                         <tbody>
                             { for entries.iter().map(|line| html! {
                                 <tr>
-                                    <td class="num">{ line.seq }</td>
-                                    <td>{ clock(line.time_ms, offset) }</td>
-                                    <td><code>{ line.action.clone() }</code></td>
-                                    <td>{ dash(line.user.as_deref()) }</td>
-                                    <td>{ dash(line.account.as_deref()) }</td>
-                                    <td class="num">{ line.amount_cents.map_or_else(|| "—".to_owned(), |c| money(u128::from(c.0))) }</td>
-                                    <td>{ dash(line.terminal.as_deref()) }</td>
-                                    <td>{ dash(line.detail.as_deref()) }</td>
+                                    <td class="num" data-label="#">{ line.seq }</td>
+                                    <td data-label="Time">{ clock(line.time_ms, offset) }</td>
+                                    <td data-label="Action"><code>{ line.action.clone() }</code></td>
+                                    <td data-label="User">{ dash(line.user.as_deref()) }</td>
+                                    <td data-label="Account">{ dash(line.account.as_deref()) }</td>
+                                    <td class="num" data-label="Amount">{ line.amount_cents.map_or_else(|| "—".to_owned(), |c| money(u128::from(c.0))) }</td>
+                                    <td data-label="Terminal">{ dash(line.terminal.as_deref()) }</td>
+                                    <td data-label="Detail">{ dash(line.detail.as_deref()) }</td>
                                 </tr>
                             }) }
                         </tbody>
@@ -289,10 +289,10 @@ fn terminal_row(props: &RowProps) -> Html {
     };
     html! {
         <tr data-terminal={id.clone()} class={classes!(t.revoked.then_some("revoked"))}>
-            <td><code>{ id.clone() }</code></td>
-            <td>{ t.name.clone() }</td>
-            <td>{ role_text(t.role) }</td>
-            <td class="state">{ if t.revoked { "Revoked" } else { "Active" } }</td>
+            <td data-label="Id"><code>{ id.clone() }</code></td>
+            <td data-label="Name">{ t.name.clone() }</td>
+            <td data-label="Role">{ role_text(t.role) }</td>
+            <td class="state" data-label="State">{ if t.revoked { "Revoked" } else { "Active" } }</td>
             <td class="actions">{ action }</td>
         </tr>
     }
@@ -335,7 +335,7 @@ fn terminals(props: &Props) -> Html {
             if let Some((total, list)) = &s.terminals {
                 <p class="muted"><span id="terminals-total">{ total }</span>{ " terminals; the newest first." }</p>
                 <div class="scroll">
-                    <table id="terminals">
+                    <table id="terminals" class="stack">
                         <caption class="visually-hidden">{ "Terminals, newest first" }</caption>
                         <thead><tr>
                             <th scope="col">{ "Id" }</th>
