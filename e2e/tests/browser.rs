@@ -169,6 +169,31 @@ async fn scenario(a: &Client, b: &Client, base: &str, link_one: &str, link_two: 
     enroll_and_wait(b, link_two).await?;
     wait_css(b, "#register-form").await?;
     shot(b, "05-login-register-phone").await?;
+    // Tap targets of at least 44 px, and input borders at 3:1 or more against white.
+    let small = b
+        .execute(
+            "return [...document.querySelectorAll('button, input')]\
+               .filter(el => el.offsetParent !== null)\
+               .map(el => [el.id || el.textContent.trim(), el.getBoundingClientRect().height])\
+               .filter(([, h]) => h < 44);",
+            vec![],
+        )
+        .await?;
+    assert_eq!(small, serde_json::json!([]), "tap targets under 44 px");
+    let contrast = b
+        .execute(
+            "const lum = c => { const v = c.match(/\\d+(\\.\\d+)?/g).slice(0, 3).map(x => {\
+               const s = x / 255; return s <= 0.03928 ? s / 12.92 : ((s + 0.055) / 1.055) ** 2.4; });\
+               return 0.2126 * v[0] + 0.7152 * v[1] + 0.0722 * v[2]; };\
+             const border = getComputedStyle(document.getElementById('login-username')).borderTopColor;\
+             return 1.05 / (lum(border) + 0.05);",
+            vec![],
+        )
+        .await?;
+    assert!(
+        contrast.as_f64().is_some_and(|c| c >= 3.0),
+        "input border contrast {contrast} < 3:1"
+    );
     register(b, "bob", "Bob Example", "another good password").await?;
     money(b, "deposit", "5").await?;
     wait_text(b, "#balance", "$5.00").await?;

@@ -227,6 +227,30 @@ async fn scenario(
     type_into(c, "enroll-name", "lobby").await?;
     click(c, "enroll-submit").await?;
     wait_css(c, "#new-terminal").await?;
+    // Focus moves to the new terminal's panel, which offers to copy the link.
+    let mut focused = serde_json::Value::Null;
+    for _ in 0..50 {
+        focused = c
+            .execute(
+                "return document.activeElement && document.activeElement.id;",
+                vec![],
+            )
+            .await?;
+        if focused == "new-terminal-title" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        focused, "new-terminal-title",
+        "focus did not move to the new terminal"
+    );
+    click(c, "new-terminal-copy").await?;
+    let copied = wait_contains(c, "#new-terminal-copied", "").await?;
+    assert!(
+        copied.contains("copied") || copied.contains("copy it by hand"),
+        "{copied:?}"
+    );
     let lobby_id = text_of(c, "#new-terminal-id").await?;
     let auth_text = text_of(c, "#new-terminal-auth").await?;
     let lobby = AuthFile::parse(&auth_text)?;

@@ -112,7 +112,9 @@ pub(crate) fn notice(props: &NoticeProps) -> Html {
         <div class="notices" role="status" aria-live="polite">
             if let Some(secs) = props.idle {
                 <div class="notice warn" id="idle-warning">
-                    <p>{ format!("For your safety you will be logged out in {secs} seconds. Press any key or tap to stay.") }</p>
+                    // The countdown changes every second: shown, but said once (below).
+                    <p aria-hidden="true">{ format!("For your safety you will be logged out in {secs} seconds. Press any key or tap to stay.") }</p>
+                    <p class="visually-hidden">{ "For your safety you will soon be logged out for inactivity. Press any key or tap to stay." }</p>
                 </div>
             }
             if let Some(text) = &props.notice {

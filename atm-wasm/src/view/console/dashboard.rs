@@ -372,6 +372,23 @@ fn terminals(props: &Props) -> Html {
 /// The one-time panel with a new terminal's key, until "Done, hide the key".
 #[function_component(NewTerminalPanel)]
 fn new_terminal_panel(props: &Props) -> Html {
+    let heading = use_node_ref();
+    let copied = use_state(|| None::<bool>);
+    // Focus moves to the new terminal's panel as soon as it shows.
+    {
+        let (heading, copied) = (heading.clone(), copied.clone());
+        let shown = props
+            .state
+            .new_terminal
+            .as_ref()
+            .map(|n| n.terminal.clone());
+        use_effect_with(shown, move |shown| {
+            copied.set(None);
+            if shown.is_some() {
+                focus(&heading);
+            }
+        });
+    }
     let Some(new) = &props.state.new_terminal else {
         return html! {};
     };
@@ -390,18 +407,71 @@ fn new_terminal_panel(props: &Props) -> Html {
         let on_cmd = props.on_cmd.clone();
         Callback::from(move |_: MouseEvent| on_cmd.emit(Cmd::Do(ConsoleAction::HideNewTerminal)))
     };
+    let on_copy = texts.as_ref().map(|(link, _)| {
+        let (link, copied) = (link.clone(), copied.clone());
+        Callback::from(move |_: MouseEvent| {
+            let copied = copied.clone();
+            copy_text(&link, move |ok| copied.set(Some(ok)));
+        })
+    });
     html! {
         <section class="card wide new-terminal" id="new-terminal" aria-labelledby="new-terminal-title">
-            <h2 id="new-terminal-title">{ format!("New terminal “{}”", new.name) }</h2>
+            <h2 id="new-terminal-title" tabindex="-1" ref={heading}>{ format!("New terminal “{}”", new.name) }</h2>
             <p>{ "Its key is shown this once and is not kept anywhere in this page after you hide it. Give it to the terminal now." }</p>
             <dl class="secret">
                 <div><dt>{ "Terminal id" }</dt><dd><code id="new-terminal-id">{ id.as_str() }</code></dd></div>
                 if let Some((link, auth)) = &texts {
-                    <div><dt>{ "Web ATM enrollment link (open it on the ATM)" }</dt><dd><code id="new-terminal-link">{ link.as_str() }</code></dd></div>
+                    <div><dt>{ "Web ATM enrollment link (open it on the ATM)" }</dt><dd>
+                        <code id="new-terminal-link">{ link.as_str() }</code>
+                        if let Some(on_copy) = on_copy {
+                            <button type="button" class="button small ghost copy" id="new-terminal-copy" onclick={on_copy}>{ "Copy link" }</button>
+                        }
+                        <span class="muted small" id="new-terminal-copied" aria-live="polite">
+                            { match *copied {
+                                Some(true) => "Link copied.",
+                                Some(false) => "This browser would not copy it: select the link and copy it by hand.",
+                                None => "",
+                            } }
+                        </span>
+                    </dd></div>
                     <div><dt>{ "Native ATM auth file line" }</dt><dd><code id="new-terminal-auth">{ auth.as_str() }</code></dd></div>
                 }
             </dl>
             <button type="button" class="button" id="new-terminal-done" onclick={done}>{ "Done, hide the key" }</button>
         </section>
     }
+}
+
+/// Copies `text` to the clipboard through `navigator.clipboard.writeText` (read by name, so no
+/// extra web-sys features), then tells `done` whether it worked.
+fn copy_text(text: &str, done: impl Fn(bool) + 'static) {
+    use wasm_bindgen::JsCast as _;
+    let get = |target: &wasm_bindgen::JsValue, name: &str| {
+        js_sys::Reflect::get(target, &wasm_bindgen::JsValue::from_str(name)).ok()
+    };
+    let promise = web_sys::window()
+        .and_then(|w| get(&w.into(), "navigator"))
+        .and_then(|n| get(&n, "clipboard"))
+        .filter(|c| !c.is_undefined())
+        .and_then(|clipboard| {
+            let write = get(&clipboard, "writeText")?
+                .dyn_into::<js_sys::Function>()
+                .ok()?;
+            write
+                .call1(&clipboard, &wasm_bindgen::JsValue::from_str(text))
+                .ok()?
+                .dyn_into::<js_sys::Promise>()
+                .ok()
+        });
+    let Some(promise) = promise else {
+        done(false);
+        return;
+    };
+    let done = std::rc::Rc::new(done);
+    let (ok, fail) = (std::rc::Rc::clone(&done), done);
+    let on_ok = wasm_bindgen::closure::Closure::once(move |_: wasm_bindgen::JsValue| ok(true));
+    let on_fail = wasm_bindgen::closure::Closure::once(move |_: wasm_bindgen::JsValue| fail(false));
+    let _ = promise.then2(&on_ok, &on_fail);
+    on_ok.forget();
+    on_fail.forget();
 }
