@@ -63,7 +63,7 @@ pub use openings::OpeningRate;
 pub use output::Output;
 pub use passwords::Argon2Params;
 pub use throttle::Backoff;
-pub use web::{app, READ_BUFFER_SIZE};
+pub use web::{app, PublicUrl, PublicUrlError, READ_BUFFER_SIZE};
 
 use crate::passwords::PasswordPool;
 
@@ -129,7 +129,12 @@ pub struct Config {
     /// a health check to see it.
     pub storage_fault_grace: Duration,
     /// Browser origins allowed to open a WebSocket besides the bank's own (`*` allows any).
+    /// Their hosts are also accepted as `Host`.
     pub allowed_origins: Vec<String>,
+    /// The bank's URL as browsers reach it (behind a reverse proxy, say). Requests are
+    /// answered only for this host, the listening address and `localhost` (else 421), and
+    /// browsers may open WebSockets only from these origins and [`Self::allowed_origins`].
+    pub public_url: Option<PublicUrl>,
     /// Largest deposit or withdrawal.
     pub max_amount: Cents,
     /// The deposit ceilings of the first terminal, set when the bank is created (the one in
@@ -182,6 +187,7 @@ impl Config {
             shutdown_grace: Duration::from_secs(10),
             storage_fault_grace: Duration::from_secs(3),
             allowed_origins: Vec::new(),
+            public_url: None,
             max_amount: protocol::money::BIBIFI_MAX,
             first_terminal: ledger::DepositCeilings::DEFAULT,
             argon2: Argon2Params::OWASP,
@@ -482,6 +488,7 @@ pub async fn serve(
     bank: Bank,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let local = listener.local_addr()?;
     let shared = bank.shared.clone();
     let token = shared.shutdown.clone();
     let (faulted, fault_grace) = (shared.clone(), shared.config.storage_fault_grace);
@@ -512,7 +519,7 @@ pub async fn serve(
                 .then(|| config.output.clone()),
         },
     );
-    let service = app(bank).into_make_service_with_connect_info::<listener::Peer>();
+    let service = app(bank, local).into_make_service_with_connect_info::<listener::Peer>();
     let server = std::future::IntoFuture::into_future(
         axum::serve(listener, service).with_graceful_shutdown(signal),
     );

@@ -45,6 +45,7 @@ fn config(opts: &Opts) -> Config {
     config.request_head_timeout = Duration::from_secs(opts.request_head_timeout_secs);
     config.idle_timeout = Duration::from_secs(opts.idle_timeout_secs.max(1));
     config.allowed_origins = opts.allow_origin.clone();
+    config.public_url = opts.public_url.clone();
     config.max_amount = opts.max_amount;
     config.first_terminal = ceilings(opts);
     config.openings = openings(opts);
