@@ -184,6 +184,13 @@ pub(crate) struct Opts {
     /// http://BIND:PORT).
     #[arg(long, global = true, env = "BANK_PUBLIC_URL", value_parser = parse_public_url)]
     pub(crate) public_url: Option<bank_server::PublicUrl>,
+    /// Serve HTTPS and WSS with this certificate chain (PEM, the bank's certificate first)
+    /// instead of plain HTTP; needs --tls-key. Responses then carry HSTS.
+    #[arg(long, global = true, env = "BANK_TLS_CERT", requires = "tls_key")]
+    pub(crate) tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM: PKCS#8, PKCS#1 or SEC1); needs --tls-cert.
+    #[arg(long, global = true, env = "BANK_TLS_KEY", requires = "tls_cert")]
+    pub(crate) tls_key: Option<PathBuf>,
 }
 
 fn parse_public_url(text: &str) -> Result<bank_server::PublicUrl, bank_server::PublicUrlError> {

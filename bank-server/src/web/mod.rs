@@ -34,7 +34,7 @@ pub fn app(bank: Bank, local: SocketAddr) -> Router {
     let config = &bank.shared.config;
     let hosts = AllowedHosts::new(
         local,
-        false,
+        config.tls.is_some(),
         config.public_url.clone(),
         config.allowed_origins.clone(),
     );

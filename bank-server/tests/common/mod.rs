@@ -244,8 +244,16 @@ impl HttpReply {
 /// Sends `GET path` with `Host: host` and the extra header lines, and reads the answer until
 /// the bank closes (a 101 answer: until its head ends).
 pub async fn http_request(addr: &str, host: &str, path: &str, extra: &[&str]) -> HttpReply {
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    http_exchange(stream, host, path, extra).await
+}
+
+/// [`http_request`] on an open connection (a TLS one, say).
+pub async fn http_exchange<S>(mut stream: S, host: &str, path: &str, extra: &[&str]) -> HttpReply
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     let mut head = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
     if extra
         .iter()
