@@ -219,13 +219,31 @@ impl AllowedHosts {
             None => headers.get(header::HOST)?.to_str().ok()?,
         };
         let authority = Authority::parse(text)?;
-        self.allows(&authority, default_port(self.tls))
-            .then_some(text)
+        (authority.port != Port::Invalid && self.name_allowed(&authority.host)).then_some(text)
+    }
+
+    /// Whether the bank answers to the host name `host` at any port: its bind address (any IP
+    /// address when bound to all), `localhost`, the public URL's and the allow-listed origins'
+    /// hosts. The port is not checked: DNS rebinding needs a name the attacker's DNS answers
+    /// for, whatever the port, while a port mapping or TCP relay in front of the bank changes
+    /// the port browsers and ATMs see.
+    fn name_allowed(&self, host: &str) -> bool {
+        host == "localhost"
+            || host
+                .parse::<IpAddr>()
+                .is_ok_and(|ip| self.local.ip().is_unspecified() || ip == self.local.ip())
+            || self.public.as_ref().is_some_and(|p| p.host == host)
+            || self
+                .origins
+                .iter()
+                .filter_map(|o| PublicUrl::parse(o).ok())
+                .any(|o| o.host == host)
     }
 
     /// Browsers always send `Origin`; native clients do not. Allowed: no `Origin`, one on
-    /// the allow-list (`*` allows any), or one whose host the bank answers to, never merely
-    /// the request's own `Host`.
+    /// the allow-list (`*` allows any), or the bank's own: its bind address (any IP address
+    /// when bound to all) or `localhost` at its port, or the public URL's host and port; never
+    /// merely the request's own `Host`.
     pub(crate) fn origin_allowed(&self, headers: &HeaderMap) -> bool {
         let Some(origin) = headers.get(header::ORIGIN) else {
             return true;
@@ -311,10 +329,12 @@ mod tests {
         assert!(host(&h, "LOCALHOST:8765"));
         assert!(host(&h, "bank.example"));
         assert!(host(&h, "bank.example:443"));
-        assert!(!host(&h, "bank.example:8765"));
         assert!(!host(&h, "evil.example:8765"));
-        assert!(!host(&h, "127.0.0.1:8766"));
+        assert!(!host(&h, "evil.example"));
         assert!(!host(&h, "10.0.0.1:8765"));
+        // Any port (a port mapping or relay in front of the bank changes it).
+        assert!(host(&h, "127.0.0.1:8080"));
+        assert!(host(&h, "bank.example:8443"));
         assert!(!host(&h, "127.0.0.1:x"));
         assert!(!host(&h, ""));
         // Bound to every address: any IP literal at the port (no name can be rebound).
@@ -333,6 +353,9 @@ mod tests {
         assert!(origin(&h, Some("http://localhost:8080")));
         assert!(!origin(&h, Some("http://evil.example:8765")));
         assert!(!origin(&h, Some("http://evil.example")));
+        // An origin is the bank's only at the bank's port: not another local server's page.
+        assert!(!origin(&h, Some("http://localhost:3000")));
+        assert!(!origin(&h, Some("http://127.0.0.1:8766")));
         assert!(!origin(&h, Some("null")));
         assert!(!origin(&h, Some("http://127.0.0.1:8765/x")));
         let public = hosts("127.0.0.1:8765", Some("https://bank.example"), &[]);
