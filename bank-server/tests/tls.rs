@@ -161,3 +161,19 @@ fn unusable_certificate_files_are_typed_errors() {
         "{mismatch:?}"
     );
 }
+
+#[test]
+fn the_binary_refuses_unusable_tls_flags_before_creating_anything() {
+    let dir = temp();
+    let paths = common::process::Paths::new(dir.path());
+    let alone = paths.command(&["--port", "0", "--tls-cert", "cert.pem"]);
+    assert_eq!(alone.status.code(), Some(2), "{alone:?}");
+    let cert = dir.path().join("cert.pem");
+    std::fs::write(&cert, "not a certificate\n").unwrap();
+    let cert = cert.display().to_string();
+    let bad = paths.command(&["--port", "0", "--tls-cert", &cert, "--tls-key", &cert]);
+    assert_eq!(bad.status.code(), Some(1), "{bad:?}");
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(stderr.contains("no PEM certificate"), "{stderr}");
+    assert!(!paths.data.exists(), "a data directory was created");
+}
