@@ -42,6 +42,7 @@ pub mod store;
 mod tally;
 pub mod terminals;
 pub mod throttle;
+pub mod tls;
 mod web;
 
 use core::fmt;
@@ -63,7 +64,8 @@ pub use openings::OpeningRate;
 pub use output::Output;
 pub use passwords::Argon2Params;
 pub use throttle::Backoff;
-pub use web::{app, READ_BUFFER_SIZE};
+pub use tls::{Tls, TlsError};
+pub use web::{app, PublicUrl, PublicUrlError, READ_BUFFER_SIZE};
 
 use crate::passwords::PasswordPool;
 
@@ -129,7 +131,15 @@ pub struct Config {
     /// a health check to see it.
     pub storage_fault_grace: Duration,
     /// Browser origins allowed to open a WebSocket besides the bank's own (`*` allows any).
+    /// Their hosts are also accepted as `Host`.
     pub allowed_origins: Vec<String>,
+    /// The bank's URL as browsers reach it (behind a reverse proxy, say). Requests are
+    /// answered only for this host, the listening address and `localhost` (else 421), and
+    /// browsers may open WebSockets only from these origins and [`Self::allowed_origins`].
+    pub public_url: Option<PublicUrl>,
+    /// Serve HTTPS (and WSS) with this certificate instead of plain HTTP; responses then
+    /// carry `Strict-Transport-Security`.
+    pub tls: Option<Tls>,
     /// Largest deposit or withdrawal.
     pub max_amount: Cents,
     /// The deposit ceilings of the first terminal, set when the bank is created (the one in
@@ -182,6 +192,8 @@ impl Config {
             shutdown_grace: Duration::from_secs(10),
             storage_fault_grace: Duration::from_secs(3),
             allowed_origins: Vec::new(),
+            public_url: None,
+            tls: None,
             max_amount: protocol::money::BIBIFI_MAX,
             first_terminal: ledger::DepositCeilings::DEFAULT,
             argon2: Argon2Params::OWASP,
@@ -265,6 +277,8 @@ pub enum StartError {
     Failing(ledger::IoFailure),
     /// The bank stopped serving because its storage failed.
     Stopped(StorageFailed),
+    /// The TLS certificate or key could not be used.
+    Tls(TlsError),
 }
 
 impl StartError {
@@ -307,6 +321,7 @@ impl fmt::Display for StartError {
                 "storage failing: {e}; fix the fault (free disk space there) and start again"
             ),
             Self::Stopped(e) => write!(f, "{e}"),
+            Self::Tls(e) => write!(f, "{e}"),
         }
     }
 }
@@ -321,6 +336,7 @@ impl std::error::Error for StartError {
             Self::Store(e) => Some(e),
             Self::Failing(e) => Some(e),
             Self::Stopped(e) => Some(e),
+            Self::Tls(e) => Some(e),
             Self::FileLimit { .. } | Self::Storage(_) | Self::InUse(_) | Self::Hash => None,
         }
     }
@@ -482,6 +498,7 @@ pub async fn serve(
     bank: Bank,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let local = listener.local_addr()?;
     let shared = bank.shared.clone();
     let token = shared.shutdown.clone();
     let (faulted, fault_grace) = (shared.clone(), shared.config.storage_fault_grace);
@@ -511,8 +528,9 @@ pub async fn serve(
                 .stalled_connection_is_protocol_error
                 .then(|| config.output.clone()),
         },
+        config.tls.as_ref().map(Tls::acceptor),
     );
-    let service = app(bank).into_make_service_with_connect_info::<listener::Peer>();
+    let service = app(bank, local).into_make_service_with_connect_info::<listener::Peer>();
     let server = std::future::IntoFuture::into_future(
         axum::serve(listener, service).with_graceful_shutdown(signal),
     );

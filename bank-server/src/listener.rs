@@ -1,7 +1,8 @@
 //! The bank's TCP listener: a cap on open connections (more wait in the kernel's backlog) and
 //! on connections per peer address (more are closed at once), a deadline for each HTTP request
 //! head, and a read deadline once a connection is a WebSocket, so slow or silent peers cannot
-//! hold the bank's connections or file descriptors.
+//! hold the bank's connections or file descriptors. Under TLS, each connection does its
+//! handshake on first use, inside those deadlines (never in the accept loop).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -19,6 +20,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::{Instant, Sleep};
+use tokio_rustls::TlsAcceptor;
 
 use crate::Output;
 
@@ -50,21 +52,23 @@ pub(crate) struct LimitedListener {
     permits: Arc<Semaphore>,
     per_address: PerAddress,
     limits: Limits,
+    tls: Option<TlsAcceptor>,
 }
 
 impl LimitedListener {
-    pub(crate) fn new(inner: TcpListener, limits: Limits) -> Self {
+    pub(crate) fn new(inner: TcpListener, limits: Limits, tls: Option<TlsAcceptor>) -> Self {
         Self {
             inner,
             permits: Arc::new(Semaphore::new(limits.max_connections.max(1))),
             per_address: PerAddress::default(),
             limits,
+            tls,
         }
     }
 }
 
 impl axum::serve::Listener for LimitedListener {
-    type Io = LimitedStream;
+    type Io = Conn;
     type Addr = SocketAddr;
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
@@ -97,7 +101,12 @@ impl axum::serve::Listener for LimitedListener {
                 report_stalls: self.limits.report_stalls.clone(),
                 deadline: Box::pin(tokio::time::sleep(self.limits.head_timeout)),
             };
-            return (stream, addr);
+            let state = stream.state.clone();
+            let inner = match &self.tls {
+                Some(tls) => Inner::Handshaking(Box::new(tls.accept(stream))),
+                None => Inner::Plain(stream),
+            };
+            return (Conn { state, inner }, addr);
         }
     }
 
@@ -276,5 +285,108 @@ impl AsyncWrite for LimitedStream {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
+/// An accepted connection as the HTTP server sees it: plain, or TLS once its handshake (done
+/// on first use, under the head deadline) is through.
+pub(crate) struct Conn {
+    state: Arc<ConnState>,
+    inner: Inner,
+}
+
+enum Inner {
+    Plain(LimitedStream),
+    Handshaking(Box<tokio_rustls::Accept<LimitedStream>>),
+    Tls(Box<tokio_rustls::server::TlsStream<LimitedStream>>),
+    Failed,
+}
+
+impl Conn {
+    /// Drives the TLS handshake; ready once the connection can carry HTTP.
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if let Inner::Handshaking(accept) = &mut self.inner {
+            match Pin::new(&mut **accept).poll(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Ok(tls)) => self.inner = Inner::Tls(Box::new(tls)),
+                Poll::Ready(Err(e)) => {
+                    tracing::debug!(error = %e, "TLS handshake failed");
+                    self.inner = Inner::Failed;
+                    return Poll::Ready(Err(e));
+                }
+            }
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+fn failed() -> io::Error {
+    io::Error::new(io::ErrorKind::NotConnected, "the TLS handshake failed")
+}
+
+impl AsyncRead for Conn {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        std::task::ready!(self.poll_ready(cx))?;
+        match &mut self.inner {
+            Inner::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Inner::Tls(s) => Pin::new(&mut **s).poll_read(cx, buf),
+            Inner::Handshaking(_) | Inner::Failed => Poll::Ready(Err(failed())),
+        }
+    }
+}
+
+impl AsyncWrite for Conn {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        std::task::ready!(self.poll_ready(cx))?;
+        match &mut self.inner {
+            Inner::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Inner::Tls(s) => Pin::new(&mut **s).poll_write(cx, buf),
+            Inner::Handshaking(_) | Inner::Failed => Poll::Ready(Err(failed())),
+        }
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        std::task::ready!(self.poll_ready(cx))?;
+        match &mut self.inner {
+            Inner::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Inner::Tls(s) => Pin::new(&mut **s).poll_write_vectored(cx, bufs),
+            Inner::Handshaking(_) | Inner::Failed => Poll::Ready(Err(failed())),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match &self.inner {
+            Inner::Plain(s) => s.is_write_vectored(),
+            Inner::Tls(s) => s.is_write_vectored(),
+            Inner::Handshaking(_) | Inner::Failed => false,
+        }
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match &mut self.inner {
+            Inner::Plain(s) => Pin::new(s).poll_flush(cx),
+            Inner::Tls(s) => Pin::new(&mut **s).poll_flush(cx),
+            Inner::Handshaking(_) | Inner::Failed => Poll::Ready(Ok(())),
+        }
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match &mut self.inner {
+            Inner::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Inner::Tls(s) => Pin::new(&mut **s).poll_shutdown(cx),
+            Inner::Handshaking(_) | Inner::Failed => Poll::Ready(Ok(())),
+        }
     }
 }

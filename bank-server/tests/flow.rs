@@ -239,9 +239,12 @@ async fn whole_flow_survives_a_restart() {
     let (status, body) = http_get(&bank.addr, "/healthz").await;
     assert!(status.contains("200"), "{status}");
     assert_eq!(body.trim(), "ok");
-    let (status, body) = http_get(&bank.addr, "/some/page").await;
-    assert!(status.contains("200"), "{status}");
-    assert!(body.contains("not built"), "{body}");
+    let page = http_request(&bank.addr, &bank.addr, "/some/page", &["Accept: text/html"]).await;
+    assert_eq!(page.status, 200, "{page:?}");
+    assert!(
+        String::from_utf8_lossy(&page.body).contains("not built"),
+        "{page:?}"
+    );
 
     // Restart on the same directory: everything is still there, nothing is recreated.
     bank.stop().await;
@@ -329,11 +332,12 @@ async fn serves_the_web_atm_with_an_index_fallback() {
         status.contains("200") && body.contains("console.log"),
         "{status} {body}"
     );
-    // Client-side routes fall back to index.html.
-    let (status, body) = http_get(&bank.addr, "/deposit").await;
+    // Client-side routes fall back to index.html when a browser loads them as a page.
+    let page = http_request(&bank.addr, &bank.addr, "/deposit", &["Accept: text/html"]).await;
+    let body = String::from_utf8_lossy(&page.body);
     assert!(
-        status.contains("200") && body.contains("web atm index"),
-        "{status} {body}"
+        page.status == 200 && body.contains("web atm index"),
+        "{page:?}"
     );
     // Nothing outside the web root.
     let (_, body) = http_get(&bank.addr, "/../bank.auth").await;

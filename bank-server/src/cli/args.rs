@@ -177,6 +177,32 @@ pub(crate) struct Opts {
     /// bank's own; repeat it or separate with commas; `*` allows any.
     #[arg(long, global = true, env = "BANK_ALLOW_ORIGIN", value_delimiter = ',')]
     pub(crate) allow_origin: Vec<String>,
+    /// The bank's URL as browsers reach it (like https://bank.example behind a reverse
+    /// proxy): the bank answers only requests for this host, the bind address and localhost
+    /// (others get 421, against DNS rebinding), and browsers may open WebSockets from it; also
+    /// the base of the links `terminal add --web` and `operator add` print (default
+    /// http://BIND:PORT).
+    #[arg(long, global = true, env = "BANK_PUBLIC_URL", value_parser = parse_public_url)]
+    pub(crate) public_url: Option<bank_server::PublicUrl>,
+    /// Serve HTTPS and WSS with this certificate chain (PEM, the bank's certificate first)
+    /// instead of plain HTTP; needs --tls-key. Responses then carry HSTS.
+    #[arg(long, global = true, env = "BANK_TLS_CERT", requires = "tls_key")]
+    pub(crate) tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM: PKCS#8, PKCS#1 or SEC1); needs --tls-cert.
+    #[arg(long, global = true, env = "BANK_TLS_KEY", requires = "tls_cert")]
+    pub(crate) tls_key: Option<PathBuf>,
+}
+
+fn parse_public_url(text: &str) -> Result<bank_server::PublicUrl, bank_server::PublicUrlError> {
+    bank_server::PublicUrl::parse(text)
+}
+
+/// The base of enrollment and console links: `--public-url`, or http://BIND:PORT.
+pub(crate) fn link_base(opts: &Opts) -> String {
+    opts.public_url.as_ref().map_or_else(
+        || format!("http://{}", std::net::SocketAddr::new(opts.bind, opts.port)),
+        |url| url.as_str().to_owned(),
+    )
 }
 
 #[derive(Subcommand, Debug)]
@@ -207,9 +233,6 @@ pub(crate) enum OperatorCommand {
     Add {
         /// The operator's login name (lowercase letters, digits, _ - .).
         name: String,
-        /// The bank's URL as browsers reach it, for the link (default http://BIND:PORT).
-        #[arg(long)]
-        public_url: Option<String>,
     },
 }
 
@@ -234,9 +257,6 @@ pub(crate) enum TerminalCommand {
         /// Write the auth file here (must not exist) instead of printing it.
         #[arg(long, conflicts_with = "web")]
         out: Option<PathBuf>,
-        /// The bank's URL as browsers reach it, for the link (default http://BIND:PORT).
-        #[arg(long)]
-        public_url: Option<String>,
     },
     /// List terminals: id, state, role, max deposit, max per day, deposited today (UTC), name;
     /// never keys.

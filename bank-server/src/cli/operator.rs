@@ -1,15 +1,13 @@
 //! `bank-server operator add`: read the new operator's password, hash it here, add the
 //! operator and their console terminal, and print the console's enrollment link.
 
-use std::net::SocketAddr;
-
 use bank_server::admin::{self, AdminError, TerminalOp, TerminalReply};
 use bank_server::ledger::{DepositCeilings, TerminalRecord};
 use bank_server::terminals::console_link;
 use bank_server::StartError;
 use protocol::{Psk, TerminalId, TerminalRole};
 
-use super::args::{checkpoint_file, storage, OperatorCommand, Opts};
+use super::args::{checkpoint_file, link_base, storage, OperatorCommand, Opts};
 
 /// The new operator's password: typed twice without echo on a terminal, else one line of
 /// standard input (for scripts: `printf '%s\n' "$PASSWORD" | bank-server operator add ops`).
@@ -42,7 +40,7 @@ fn pepper(opts: &Opts) -> Result<bank_server::passwords::Pepper, StartError> {
 }
 
 pub(crate) fn operator(opts: &Opts, cmd: OperatorCommand) -> Result<(), StartError> {
-    let OperatorCommand::Add { name, public_url } = cmd;
+    let OperatorCommand::Add { name } = cmd;
     let password = read_operator_password(&name)?;
     // Hashed here: the password itself never reaches the running bank.
     let (username, password_hash) = admin::operator_credentials(
@@ -80,8 +78,7 @@ pub(crate) fn operator(opts: &Opts, cmd: OperatorCommand) -> Result<(), StartErr
                 role: TerminalRole::Console,
                 ceilings: DepositCeilings::NONE,
             };
-            let base = public_url
-                .unwrap_or_else(|| format!("http://{}", SocketAddr::new(opts.bind, opts.port)));
+            let base = link_base(opts);
             println!("{}", console_link(&base, &terminal, &bank).as_str());
             eprintln!(
                 "Operator {username} added. Open this link once in the operator's browser (it keeps the console's key), then log in as {username}."

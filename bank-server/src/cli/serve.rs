@@ -26,7 +26,7 @@ fn check_file_limit(max_connections: u32) -> Result<(), StartError> {
     Ok(())
 }
 
-fn config(opts: &Opts) -> Config {
+fn config(opts: &Opts) -> Result<Config, StartError> {
     let mut config = Config::new(
         opts.data_dir.clone(),
         opts.auth_file.clone(),
@@ -45,10 +45,14 @@ fn config(opts: &Opts) -> Config {
     config.request_head_timeout = Duration::from_secs(opts.request_head_timeout_secs);
     config.idle_timeout = Duration::from_secs(opts.idle_timeout_secs.max(1));
     config.allowed_origins = opts.allow_origin.clone();
+    config.public_url = opts.public_url.clone();
+    if let (Some(cert), Some(key)) = (&opts.tls_cert, &opts.tls_key) {
+        config.tls = Some(bank_server::Tls::from_pem_files(cert, key).map_err(StartError::Tls)?);
+    }
     config.max_amount = opts.max_amount;
     config.first_terminal = ceilings(opts);
     config.openings = openings(opts);
-    config
+    Ok(config)
 }
 
 pub(crate) fn serve(opts: &Opts) -> Result<(), StartError> {
@@ -57,7 +61,12 @@ pub(crate) fn serve(opts: &Opts) -> Result<(), StartError> {
         // Register the handlers before anything else so an early signal is not lost.
         let shutdown = bank_server::process::shutdown_signals().map_err(StartError::Runtime)?;
         check_file_limit(opts.max_connections)?;
-        let config = config(opts);
+        let config = config(opts)?;
+        let (http, ws) = if config.tls.is_some() {
+            ("https", "wss")
+        } else {
+            ("http", "ws")
+        };
         let bank = tokio::task::spawn_blocking(move || bank_server::open(config))
             .await
             .map_err(StartError::Task)??;
@@ -65,7 +74,7 @@ pub(crate) fn serve(opts: &Opts) -> Result<(), StartError> {
         let listen = |source| StartError::Listen { addr, source };
         let listener = tokio::net::TcpListener::bind(addr).await.map_err(listen)?;
         let addr = listener.local_addr().map_err(listen)?;
-        eprintln!("bank-server: serving on http://{addr}/ (web ATM); native ATMs connect to ws://{addr}/ws");
+        eprintln!("bank-server: serving on {http}://{addr}/ (web ATM); native ATMs connect to {ws}://{addr}/ws");
         bank_server::serve(listener, bank, shutdown)
             .await
             .map_err(StartError::from)

@@ -1,15 +1,13 @@
 //! `bank-server terminal`: add (an auth file or an enrollment link), list and revoke
 //! terminals, on the stopped bank's database or through the running bank's admin socket.
 
-use std::net::SocketAddr;
-
 use bank_server::admin::{self, AdminError, TerminalOp, TerminalReply};
 use bank_server::ledger::TerminalRecord;
 use bank_server::terminals::{auth_file_text, enrollment_link, write_new_secret_file};
 use bank_server::StartError;
 use protocol::{BankPin, Psk, TerminalId, TerminalRole};
 
-use super::args::{ceilings, checkpoint_file, storage, Opts, TerminalCommand};
+use super::args::{ceilings, checkpoint_file, link_base, storage, Opts, TerminalCommand};
 
 pub(crate) fn terminal(opts: &Opts, cmd: TerminalCommand) -> Result<(), StartError> {
     let op = match &cmd {
@@ -37,13 +35,7 @@ pub(crate) fn terminal(opts: &Opts, cmd: TerminalCommand) -> Result<(), StartErr
     match (cmd, reply) {
         (_, TerminalReply::Failed { error }) => return Err(AdminError::Refused(error).into()),
         (
-            TerminalCommand::Add {
-                name,
-                web,
-                out,
-                public_url,
-                ..
-            },
+            TerminalCommand::Add { name, web, out, .. },
             TerminalReply::Added {
                 terminal_id,
                 psk,
@@ -62,8 +54,7 @@ pub(crate) fn terminal(opts: &Opts, cmd: TerminalCommand) -> Result<(), StartErr
                 ceilings: ceilings(opts),
             };
             if web {
-                let base = public_url
-                    .unwrap_or_else(|| format!("http://{}", SocketAddr::new(opts.bind, opts.port)));
+                let base = link_base(opts);
                 println!("{}", enrollment_link(&base, &terminal, &bank).as_str());
                 eprintln!(
                     "Open this link once in the browser that will be the ATM; it keeps the key."

@@ -222,6 +222,121 @@ pub async fn http_get(addr: &str, path: &str) -> (String, String) {
     (status, body)
 }
 
+/// An HTTP answer read to the end: its status code, headers (names lowercased) and body (the
+/// chunked transfer coding removed).
+#[derive(Debug)]
+pub struct HttpReply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl HttpReply {
+    /// The first value of `name` (lowercase).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Sends `GET path` with `Host: host` and the extra header lines, and reads the answer until
+/// the bank closes (a 101 answer: until its head ends).
+pub async fn http_request(addr: &str, host: &str, path: &str, extra: &[&str]) -> HttpReply {
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    http_exchange(stream, host, path, extra).await
+}
+
+/// [`http_request`] on an open connection (a TLS one, say).
+pub async fn http_exchange<S>(mut stream: S, host: &str, path: &str, extra: &[&str]) -> HttpReply
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut head = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
+    if extra
+        .iter()
+        .any(|h| h.to_ascii_lowercase().starts_with("upgrade:"))
+    {
+        head = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n");
+    }
+    for line in extra {
+        head.push_str(line);
+        head.push_str("\r\n");
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 8192];
+    loop {
+        let n = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buf))
+            .await
+            .expect("the bank answers in time")
+            .unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        raw.extend_from_slice(&buf[..n]);
+        if let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+            // A 101, or an answer of known length on a kept-alive connection, is complete.
+            let head = String::from_utf8_lossy(&raw[..end]).to_ascii_lowercase();
+            let length = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse::<usize>().ok());
+            if head.starts_with("http/1.1 101") || length.is_some_and(|n| raw.len() >= end + 4 + n)
+            {
+                break;
+            }
+        }
+    }
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a complete head");
+    let head = String::from_utf8(raw[..split].to_vec()).unwrap();
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    let mut body = raw[split + 4..].to_vec();
+    let chunked = headers
+        .iter()
+        .any(|(n, v)| n == "transfer-encoding" && v.contains("chunked"));
+    if chunked {
+        let mut plain = Vec::new();
+        let mut rest = &body[..];
+        loop {
+            let line_end = rest.windows(2).position(|w| w == b"\r\n").unwrap();
+            let size_text = std::str::from_utf8(&rest[..line_end]).unwrap();
+            let size =
+                usize::from_str_radix(size_text.split(';').next().unwrap().trim(), 16).unwrap();
+            rest = &rest[line_end + 2..];
+            if size == 0 {
+                break;
+            }
+            plain.extend_from_slice(&rest[..size]);
+            rest = &rest[size + 2..];
+        }
+        body = plain;
+    }
+    HttpReply {
+        status,
+        headers,
+        body,
+    }
+}
+
 pub fn temp() -> tempfile::TempDir {
     tempfile::tempdir().unwrap()
 }
