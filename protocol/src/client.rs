@@ -23,9 +23,13 @@ pub fn start(
     rng: &mut impl Rng,
     now_ms: u64,
 ) -> Result<(AwaitServerHello, String), Error> {
-    let (client_nonce, secret, client_share, sealed) =
-        exchange::client_hello_start(rng, &terminal, bank)
-            .ok_or(Error::HandshakeFailed(HandshakeFault::WeakShare))?;
+    let exchange::ClientStart {
+        client_nonce,
+        secret,
+        client_share,
+        sealed,
+    } = exchange::client_hello_start(rng, &terminal, bank)
+        .ok_or(Error::HandshakeFailed(HandshakeFault::WeakShare))?;
     let hello = Handshake::ClientHello {
         version: PROTOCOL_VERSION,
         sealed_terminal_id: hexfmt::encode(&sealed),

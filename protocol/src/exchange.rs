@@ -192,7 +192,7 @@ pub(crate) fn client_hello_start(
     rng: &mut impl Rng,
     terminal: &TerminalId,
     bank: &BankPin,
-) -> Option<([u8; 32], StaticSecret, [u8; 32], [u8; SEALED_ID_LEN])> {
+) -> Option<ClientStart> {
     let (client_nonce, secret, client_share) = client_exchange_start(rng);
     let es = secret.diffie_hellman(&PublicKey::from(bank.public));
     if !es.was_contributory() {
@@ -201,7 +201,20 @@ pub(crate) fn client_hello_start(
     let es = Zeroizing::new(es.to_bytes());
     let keys = IdKeys::derive(&es, &client_share, bank);
     let sealed = seal_terminal_id(&keys, terminal);
-    Some((client_nonce, secret, client_share, sealed))
+    Some(ClientStart {
+        client_nonce,
+        secret,
+        client_share,
+        sealed,
+    })
+}
+
+/// A terminal's first flight, before it is written out.
+pub(crate) struct ClientStart {
+    pub(crate) client_nonce: [u8; 32],
+    pub(crate) secret: StaticSecret,
+    pub(crate) client_share: [u8; 32],
+    pub(crate) sealed: [u8; SEALED_ID_LEN],
 }
 
 /// Draws the client nonce (32 bytes) then the X25519 secret (32 bytes) from `rng`.
