@@ -281,3 +281,70 @@ pub(crate) fn open_terminal_id(
         .and_then(TerminalId::new)
         .ok_or(HandshakeFault::Malformed)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schedule::Key;
+
+    fn keys() -> IdKeys {
+        IdKeys {
+            enc: Key::from_bytes([0x11; 32]),
+            mac: Key::from_bytes([0x22; 32]),
+        }
+    }
+
+    /// A sealed id over any 64-byte plaintext, with a valid MAC: what only the holder of the
+    /// ephemeral secret can make.
+    fn seal_raw(plain: &[u8; SEALED_ID_PLAIN]) -> [u8; SEALED_ID_LEN] {
+        let k = keys();
+        let ciphertext = aes256_cbc_encrypt(k.enc.bytes(), &SEALED_ID_IV, plain);
+        let mac = hmac_sha256(k.mac.bytes(), &[label::SEALED_ID, &ciphertext]);
+        let mut sealed = [0u8; SEALED_ID_LEN];
+        sealed[..SEALED_ID_CIPHER].copy_from_slice(&ciphertext);
+        sealed[SEALED_ID_CIPHER..].copy_from_slice(&mac);
+        sealed
+    }
+
+    #[test]
+    fn ids_of_every_length_seal_to_112_bytes_and_open_to_themselves() {
+        for id in ["a", "atm-0001", &"Z_9-".repeat(16)] {
+            let id = TerminalId::new(id).unwrap();
+            let sealed = seal_terminal_id(&keys(), &id);
+            assert_eq!(
+                sealed,
+                seal_raw(&{
+                    let mut p = [0u8; SEALED_ID_PLAIN];
+                    p[..id.as_str().len()].copy_from_slice(id.as_str().as_bytes());
+                    p
+                })
+            );
+            assert_eq!(open_terminal_id(&keys(), &sealed).unwrap(), id);
+        }
+    }
+
+    #[test]
+    fn a_plaintext_that_is_not_an_id_then_zeros_is_refused_after_the_mac() {
+        let mut nul_inside = [0u8; SEALED_ID_PLAIN];
+        nul_inside[..3].copy_from_slice(b"atm");
+        nul_inside[4] = b'1';
+        let mut byte_after = [0u8; SEALED_ID_PLAIN];
+        byte_after[..8].copy_from_slice(b"atm-0001");
+        byte_after[63] = b'x';
+        let mut bad_char = [0u8; SEALED_ID_PLAIN];
+        bad_char[..7].copy_from_slice(b"atm 001");
+        for plain in [[0u8; SEALED_ID_PLAIN], nul_inside, byte_after, bad_char] {
+            assert_eq!(
+                open_terminal_id(&keys(), &seal_raw(&plain)).err(),
+                Some(HandshakeFault::Malformed)
+            );
+        }
+        // With a MAC that does not verify, nothing is decrypted at all.
+        let mut sealed = seal_raw(&byte_after);
+        sealed[SEALED_ID_LEN - 1] ^= 1;
+        assert_eq!(
+            open_terminal_id(&keys(), &sealed).err(),
+            Some(HandshakeFault::SealedId)
+        );
+    }
+}
