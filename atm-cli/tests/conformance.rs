@@ -560,8 +560,9 @@ async fn a_fake_bank_holding_the_terminal_key_but_not_the_bank_key_is_63() {
                 let Some(Ok(hello)) = ws.next().await else {
                     return;
                 };
-                let hello = protocol::server::read_client_hello(&config, &hello.into_data(), now())
-                    .unwrap();
+                let hello =
+                    protocol::server::read_client_hello(&config, &key, &hello.into_data(), now())
+                        .unwrap();
                 assert_eq!(hello.terminal_id(), &id);
                 let (state, reply) = hello.respond(Some(&psk), &key, &mut OsRng, now()).unwrap();
                 let _ = ws.send(reply.into()).await;

@@ -65,7 +65,8 @@ fn handshake_as(
     bank: &BankKey,
 ) -> Result<(BankSession, ConsoleOutput), ConsoleBroken> {
     let hello = d.connect(&mut OsRng, NOW)?;
-    let read = server::read_client_hello(&Config::default(), hello.as_bytes(), NOW).unwrap();
+    let read =
+        server::read_client_hello(&Config::default(), &bank_key(), hello.as_bytes(), NOW).unwrap();
     assert_eq!(read.terminal_id().as_str(), "t-console");
     let (state, server_hello) = read.respond(Some(bank_psk), bank, &mut OsRng, NOW).unwrap();
     let out = d.receive(server_hello.as_bytes(), &mut OsRng, NOW)?;

@@ -40,7 +40,9 @@ fn hello(
 ) -> (Enroller, AwaitEnrollFinished, String) {
     let config = Config::default();
     let (enroller, hello) = Enroller::start(&config, code, &mut OsRng, NOW);
-    let Ok(Hello::Enrollment(received)) = server::read_hello(&config, hello.as_bytes(), NOW) else {
+    let Ok(Hello::Enrollment(received)) =
+        server::read_hello(&config, &bank_key(), hello.as_bytes(), NOW)
+    else {
         panic!("the hello is not an enrollment hello");
     };
     assert_eq!(received.code_id(), code.id());
@@ -156,7 +158,8 @@ fn the_credentials_open_a_session_with_the_bank() {
     let config = Config::default();
     let (state, client_hello) =
         protocol::client::start(&config, e.terminal, &e.psk, &e.bank, &mut OsRng, NOW).unwrap();
-    let Ok(Hello::Terminal(received)) = server::read_hello(&config, client_hello.as_bytes(), NOW)
+    let Ok(Hello::Terminal(received)) =
+        server::read_hello(&config, &bank_key(), client_hello.as_bytes(), NOW)
     else {
         panic!("not a terminal hello");
     };

@@ -173,7 +173,7 @@ pub fn record_len() -> usize {
     let key = floor_key();
     let (atm, hello) =
         client::start(&config, id, &psk, &key.pin(), &mut OsRng, now).expect("hello");
-    let (bank, reply) = server::read_client_hello(&config, hello.as_bytes(), now)
+    let (bank, reply) = server::read_client_hello(&config, &key, hello.as_bytes(), now)
         .and_then(|h| h.respond(Some(&psk), &key, &mut OsRng, now))
         .expect("server hello");
     let (mut atm, finished) = atm

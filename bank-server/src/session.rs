@@ -88,8 +88,13 @@ async fn handshake(
     let hello = next_text(socket).await?;
     // Read before the terminal is looked up: a revocation after this point changes it.
     let revocations = shared.ledger.revocations();
-    let hello = match server::read_hello(&shared.config.protocol, hello.as_bytes(), now_ms())
-        .map_err(protocol_fault)?
+    let hello = match server::read_hello(
+        &shared.config.protocol,
+        &shared.bank_key,
+        hello.as_bytes(),
+        now_ms(),
+    )
+    .map_err(protocol_fault)?
     {
         Hello::Terminal(hello) => hello,
         Hello::Enrollment(hello) => {

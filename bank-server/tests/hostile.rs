@@ -115,6 +115,12 @@ async fn malformed_frames_close_only_their_own_connection() {
         c.send_text(short).await.unwrap()
     })
     .await;
+    // A sealed id that does not verify (altered on the way) is refused before any answer.
+    let bad_seal = tamper(&hello(now_ms()), "sealed_terminal_id", |s| flip_hex(s, 0));
+    expect_refused_before_handshake(&bank, async |c: &mut Connection| {
+        c.send_text(bad_seal).await.unwrap()
+    })
+    .await;
     let stale = hello(now_ms() - 10 * 60_000);
     expect_refused_before_handshake(&bank, async |c: &mut Connection| {
         c.send_text(stale).await.unwrap()

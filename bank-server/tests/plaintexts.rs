@@ -6,7 +6,9 @@ mod common;
 
 use atm_client::{now_ms, Connection};
 use common::*;
-use protocol::primitives::{aes256_cbc_decrypt, aes256_cbc_encrypt, hmac_sha256, sha256, Prk};
+use protocol::primitives::{
+    aes256_cbc_decrypt, aes256_cbc_encrypt, hkdf_sha256, hmac_sha256, sha256, Prk,
+};
 use protocol::{BankPin, Psk, Response, TerminalId};
 use rand_core::{OsRng, RngCore};
 use serde_json::{json, Value};
@@ -47,8 +49,24 @@ impl RawSession {
         let secret = StaticSecret::from(random32());
         let client_share = PublicKey::from(&secret).to_bytes();
         let client_time = now_ms();
+        // §6.7: the id sealed for the pinned key, under keys from dh_es.
+        let dh_es = secret
+            .diffie_hellman(&PublicKey::from(pin.public))
+            .to_bytes();
+        let id_okm = hkdf_sha256(
+            &label("terminal id"),
+            &dh_es,
+            &[&client_share[..], &pin.public[..]].concat(),
+            64,
+        )
+        .unwrap();
+        let mut id_plain = id.as_str().as_bytes().to_vec();
+        id_plain.resize(64, 0);
+        let id_ct = aes256_cbc_encrypt(id_okm[..32].try_into().unwrap(), &[0; 16], &id_plain);
+        let id_mac = hmac_sha256(&id_okm[32..], &[&label("sealed terminal id"), &id_ct]);
         let hello = json!({
-            "type": "client_hello", "version": 2, "terminal_id": id.as_str(),
+            "type": "client_hello", "version": 2,
+            "sealed_terminal_id": hex::encode([&id_ct[..], &id_mac[..]].concat()),
             "client_nonce": hex::encode(client_nonce), "client_share": hex::encode(client_share),
             "timestamp": client_time,
         });
@@ -61,11 +79,8 @@ impl RawSession {
         let dh = secret
             .diffie_hellman(&PublicKey::from(bank_share))
             .to_bytes();
-        // Version 2: X25519 with the bank's pinned static key too, and its identity in the
-        // transcript.
-        let dh_es = secret
-            .diffie_hellman(&PublicKey::from(pin.public))
-            .to_bytes();
+        // Version 2: X25519 with the bank's pinned static key too (above), and its identity in
+        // the transcript.
         let bank_id = pin.bank_id.as_str().as_bytes();
         let id_bytes = id.as_str().as_bytes();
         let transcript = sha256(&[

@@ -81,6 +81,9 @@ PREFIX = b"atm-psk-v2 "
 LABEL_TRANSCRIPT = PREFIX + b"transcript"
 LABEL_MASTER_SECRET = PREFIX + b"master secret"
 LABEL_RECORD = PREFIX + b"record"
+LABEL_TERMINAL_ID = PREFIX + b"terminal id"  # §6.7: HKDF salt of the sealed id's keys
+LABEL_SEALED_ID = PREFIX + b"sealed terminal id"  # §6.7: first bytes of its MAC input
+SEALED_ID_LEN = 112  # §4, §6.7: 80 bytes of ciphertext, then a 32-byte MAC
 # §6.4: the HKDF `info` of each of the six session keys, named as in the vectors file (§13.2).
 KEY_LABELS = {
     "c2s_enc": PREFIX + b"c2s enc",
@@ -662,6 +665,55 @@ def schedule(
     }
 
 
+def terminal_id_keys(dh_es: bytes, client_share: bytes, bank_static_public: bytes) -> dict:
+    """§6.7: 64 bytes of HKDF-SHA256(salt = label, IKM = dh_es,
+    info = client_share || bank_static_public); K_id_enc the first 32, K_id_mac the last 32."""
+    okm = HKDF(
+        algorithm=hashes.SHA256(),
+        length=64,
+        salt=LABEL_TERMINAL_ID,
+        info=client_share + bank_static_public,
+    ).derive(dh_es)
+    return {"enc": okm[:32], "mac": okm[32:]}
+
+
+def _cbc(key: bytes, data: bytes, encrypt: bool) -> bytes:
+    """AES-256-CBC with the all-zero IV of §6.7, no padding here (the caller pads)."""
+    cipher = Cipher(algorithms.AES(key), modes.CBC(bytes(16)))
+    op = cipher.encryptor() if encrypt else cipher.decryptor()
+    return op.update(data) + op.finalize()
+
+
+def seal_terminal_id(keys: dict, terminal_id: str) -> dict[str, bytes]:
+    """§6.7: the id, zero bytes to 64, PKCS#7 (a full block of 0x10), AES-256-CBC under
+    K_id_enc with a zero IV (80 bytes); then HMAC(K_id_mac, label || ciphertext)."""
+    plaintext = terminal_id.encode("ascii").ljust(64, b"\0")
+    ciphertext = _cbc(keys["enc"], plaintext + bytes([16]) * 16, True)
+    mac = hmac_sha256(keys["mac"], LABEL_SEALED_ID + ciphertext)
+    return {
+        "terminal_id_plaintext": plaintext,
+        "terminal_id_ciphertext": ciphertext,
+        "terminal_id_mac": mac,
+        "sealed_terminal_id": ciphertext + mac,
+    }
+
+
+def open_terminal_id(keys: dict, sealed: bytes) -> str:
+    """§7.5 checks 1.7-1.8: the MAC (constant time) before anything is decrypted, then the
+    padding, then the plaintext: an id of §4 followed by zero bytes only."""
+    ciphertext, mac = sealed[:80], sealed[80:]
+    if not hmac.compare_digest(mac, hmac_sha256(keys["mac"], LABEL_SEALED_ID + ciphertext)):
+        raise Refused("sealed_id", "MAC")
+    padded = _cbc(keys["enc"], ciphertext, False)
+    if padded[64:] != bytes([16]) * 16:
+        raise Refused("sealed_id", "padding")
+    plaintext = padded[:64]
+    tid = plaintext.rstrip(b"\0")
+    if b"\0" in tid or not _TERMINAL_ID.fullmatch(tid.decode("latin-1")):
+        raise Refused("sealed_id", "plaintext")
+    return tid.decode("ascii")
+
+
 # ---------------------------------------------------------------------------------------------
 # §15.1 The bank pin: "<bank id>:<64 lowercase hex>", never a low-order point.
 # ---------------------------------------------------------------------------------------------
@@ -696,13 +748,13 @@ def pin_text(bank_id: str, bank_static_public: bytes) -> str:
 # ---------------------------------------------------------------------------------------------
 
 
-def client_hello_text(terminal_id: str, client_nonce: bytes, client_share: bytes, ts: int) -> str:
-    """§5.1, fields in the listed order, compact JSON."""
+def client_hello_text(sealed_id: bytes, client_nonce: bytes, client_share: bytes, ts: int) -> str:
+    """§5.1, fields in the listed order, compact JSON; the id sealed as §6.7 says."""
     return compact_json(
         {
             "type": "client_hello",
             "version": PROTOCOL_VERSION,
-            "terminal_id": terminal_id,
+            "sealed_terminal_id": sealed_id.hex(),
             "client_nonce": client_nonce.hex(),
             "client_share": client_share.hex(),
             "timestamp": ts,
@@ -800,6 +852,8 @@ def derive_handshake(
         bank_ts,
     )
     out = schedule(psk, transcript, client_nonce, bank_nonce, dh_ee, dh_es)
+    id_keys = terminal_id_keys(dh_es, client_share, bank_static_public)  # §6.7
+    sealed = seal_terminal_id(id_keys, terminal_id)
     return {
         "bank_static_public": bank_static_public,
         "bank_pin": pin_text(bank_id, bank_static_public),
@@ -807,10 +861,12 @@ def derive_handshake(
         "bank_share": bank_share,
         "dh_ee": dh_ee,
         "dh_es": dh_es,
+        "terminal_id_keys": id_keys,
+        **sealed,
         "transcript": transcript,
         **out,
         "client_hello_message": client_hello_text(
-            terminal_id, client_nonce, client_share, client_ts
+            sealed["sealed_terminal_id"], client_nonce, client_share, client_ts
         ),
         "server_hello_message": server_hello_text(
             bank_nonce, bank_share, bank_ts, out["server_finished"]
@@ -840,28 +896,28 @@ def parse_handshake(text: bytes, expected_type: str, fields: list[str]) -> dict[
     return msg
 
 
-def bank_receive_client_hello(text: bytes, now: int, max_skew_ms: int) -> dict[str, Any]:
-    """§7.5 step 1, in the listed order."""
+def bank_receive_client_hello(
+    text: bytes, now: int, max_skew_ms: int, bank_static_secret: bytes
+) -> dict[str, Any]:
+    """§7.5 step 1, in the listed order, by the bank holding `bank_static_secret`. Returns the
+    message with the opened id added as `terminal_id`."""
     msg = parse_handshake(
         text,
         "client_hello",
-        ["version", "terminal_id", "client_nonce", "client_share", "timestamp"],
+        ["version", "sealed_terminal_id", "client_nonce", "client_share", "timestamp"],
     )
-    if (
-        not is_uint(msg["version"], U8_MAX)
-        or type(msg["terminal_id"]) is not str
-        or not is_uint(msg["timestamp"], U64_MAX)
-    ):
+    if not is_uint(msg["version"], U8_MAX) or not is_uint(msg["timestamp"], U64_MAX):
         raise Refused("json", "field type")
     if msg["version"] != PROTOCOL_VERSION:  # 1 included: no fallback (§12.1)
         raise Refused("version")
-    if not _TERMINAL_ID.fullmatch(msg["terminal_id"]):
-        raise Refused("terminal_id")
+    sealed = decode_hex(msg["sealed_terminal_id"], SEALED_ID_LEN)  # check 4
     decode_hex(msg["client_nonce"], 32)
-    decode_hex(msg["client_share"], 32)
-    if not is_fresh(msg["timestamp"], now, max_skew_ms):
+    client_share = decode_hex(msg["client_share"], 32)
+    if not is_fresh(msg["timestamp"], now, max_skew_ms):  # check 5
         raise Refused("timestamp")
-    return msg
+    dh_es = x25519_dh(bank_static_secret, client_share)  # check 6: not all zero
+    keys = terminal_id_keys(dh_es, client_share, x25519_share(bank_static_secret))
+    return {**msg, "terminal_id": open_terminal_id(keys, sealed)}  # checks 7 and 8
 
 
 def atm_receive_server_hello(
@@ -1192,6 +1248,11 @@ HANDSHAKE_FIELDS = {
     "bank_share",
     "dh_ee",
     "dh_es",
+    "terminal_id_keys",
+    "terminal_id_plaintext",
+    "terminal_id_ciphertext",
+    "terminal_id_mac",
+    "sealed_terminal_id",
     "transcript",
     "transcript_hash",
     "master_secret",
@@ -1231,8 +1292,16 @@ def check_handshake(
     rep.check("bank_id is a valid bank id (§4)", bool(_BANK_ID.fullmatch(inputs["bank_id"])))
     derived = derive_from_inputs(inputs)
     got = hexes(derived)
-    for name in sorted(HANDSHAKE_FIELDS - {"keys"}):
+    for name in sorted(HANDSHAKE_FIELDS - {"keys", "terminal_id_keys"}):
         rep.equal(name, got[name], expected[name])
+    rep.equal("terminal_id_keys fields (§13.2)", sorted(expected["terminal_id_keys"]),
+              ["enc", "mac"])
+    for name in ("enc", "mac"):
+        rep.equal(f"terminal_id_keys.{name}", got["terminal_id_keys"][name],
+                  expected["terminal_id_keys"][name])
+    # §6.7: the plaintext is the id then zeros, 64 bytes; the ciphertext 80; the MAC 32.
+    rep.equal("sealed id lengths", [len(derived[k]) for k in (
+        "terminal_id_plaintext", "terminal_id_ciphertext", "terminal_id_mac")], [64, 80, 32])
     for name in KEY_LABELS:
         rep.equal(f"keys.{name}", got["keys"][name], expected["keys"][name])
     # §15.1: the pin in the file parses, and names the bank of the inputs.
@@ -1311,14 +1380,18 @@ def check_handshake_receivers(
     # GUESS: the file does not record the receivers' clocks; the bank's clock on receiving
     # client_hello is taken as its own server_hello timestamp, the ATM's clock on receiving
     # server_hello as that same timestamp (no latency).
-    ok("bank accepts client_hello", lambda: bank_receive_client_hello(ch, bt, skew))
+    def bank_reads(text: bytes, now: int = bt, static: bytes = bank_static):
+        return lambda: bank_receive_client_hello(text, now, skew, static)
+
+    ok("bank accepts client_hello", bank_reads(ch))
     ok("ATM accepts server_hello (bank Finished verified)", atm_reads(sh))
     ok(
         "bank accepts client_finished (ATM Finished verified)",
         lambda: bank_receive_client_finished(cf, keys["client_finished"], th, True),
     )
     # §7.5 step 3: the bank's own answer, from the received ClientHello and its static key.
-    hello = bank_receive_client_hello(ch, bt, skew)
+    hello = bank_reads(ch)()
+    rep.equal("bank opens the sealed id to the terminal's (§6.7)", hello["terminal_id"], tid)
     answer = bank_answer(hello, psk, bank_id, bank_static, bn, bs, bt)
     rep.equal(
         "bank's answer to client_hello is the file's server_hello",
@@ -1361,7 +1434,7 @@ def check_handshake_receivers(
         ch_v = compact_json({**json.loads(ch), "version": version}).encode()
         rep.refused(
             f"client_hello with version {version} refused",
-            lambda ch_v=ch_v: bank_receive_client_hello(ch_v, bt, skew),
+            bank_reads(ch_v),
             "version",
         )
         sh_v = compact_json({**json.loads(sh), "version": version}).encode()
@@ -1429,34 +1502,77 @@ def check_handshake_receivers(
     )
     rep.refused(
         "client_hello with uppercase hex nonce refused",
-        lambda: bank_receive_client_hello(
-            ch.replace(inputs["client_nonce"].encode(), inputs["client_nonce"].upper().encode()),
-            bt,
-            skew,
+        bank_reads(
+            ch.replace(inputs["client_nonce"].encode(), inputs["client_nonce"].upper().encode())
         ),
         "hex",
     )
     rep.refused(
         "client_hello 30001 ms stale refused",
-        lambda: bank_receive_client_hello(ch, ct + skew + 1, skew),
+        bank_reads(ch, ct + skew + 1),
         "timestamp",
     )
     ok(
         "client_hello exactly 30000 ms old accepted (inclusive)",
-        lambda: bank_receive_client_hello(ch, ct + skew, skew),
+        bank_reads(ch, ct + skew),
     )
     rep.refused(
         "client_hello with an unknown field refused",
-        lambda: bank_receive_client_hello(ch[:-1] + b',"x":1}', bt, skew),
+        bank_reads(ch[:-1] + b',"x":1}'),
         "json",
     )
     rep.refused(
         "client_hello carrying a bank pin field refused (the pin is never sent, §5)",
-        lambda: bank_receive_client_hello(
-            ch[:-1] + b',"bank":"' + hs["bank_pin"].encode() + b'"}', bt, skew
-        ),
+        bank_reads(ch[:-1] + b',"bank":"' + hs["bank_pin"].encode() + b'"}'),
         "json",
     )
+    # --- §6.7 the sealed terminal id ------------------------------------------------------
+    rep.check("the terminal id does not appear in the client_hello", tid.encode() not in ch)
+    rep.check("... nor its hex", tid.encode().hex().encode() not in ch)
+    sealed_hex = json.loads(ch)["sealed_terminal_id"]
+    for at, what in [(0, "first ciphertext"), (79, "last ciphertext"), (80, "first MAC"),
+                     (111, "last MAC")]:
+        bad = bytearray.fromhex(sealed_hex)
+        bad[at] ^= 1
+        bad_ch = compact_json({**json.loads(ch), "sealed_terminal_id": bad.hex()}).encode()
+        rep.refused(f"client_hello with a {what} byte of the sealed id flipped refused",
+                    bank_reads(bad_ch), "sealed_id")
+    rep.refused(
+        "client_hello opened by a bank with another static key refused (sealed for the pin)",
+        bank_reads(ch, static=bytes([0x25]) * 32),
+        "sealed_id",
+    )
+    clear = json.loads(ch)
+    del clear["sealed_terminal_id"]
+    clear_ch = compact_json({"type": "client_hello", "version": 2, "terminal_id": tid,
+                             **{k: v for k, v in clear.items() if k not in ("type", "version")}})
+    rep.refused("client_hello with the id in clear (`terminal_id`) refused",
+                bank_reads(clear_ch.encode()), "json")
+    rep.refused(
+        "client_hello with a sealed id one byte short refused",
+        bank_reads(compact_json({**json.loads(ch), "sealed_terminal_id": sealed_hex[2:]})
+                   .encode()),
+        "hex",
+    )
+    rep.refused(
+        "client_hello with a low-order client_share refused at the bank (dh_es all zero)",
+        bank_reads(compact_json({**json.loads(ch), "client_share": "00" * 32}).encode()),
+        "dh",
+    )
+    # The sealed id of any id is 112 bytes: ids of 1 and 64 characters seal alike, and open.
+    id_keys = derived["terminal_id_keys"]
+    for other in ("a", "A-_9" * 16):
+        s = seal_terminal_id(id_keys, other)["sealed_terminal_id"]
+        rep.equal(f"an id of {len(other)} characters seals to 112 bytes", len(s), SEALED_ID_LEN)
+        rep.equal(f"... and opens to itself", open_terminal_id(id_keys, s), other)
+    # A MAC over a plaintext that is not an id then zeros is refused after the MAC.
+    for what, plain in [("a NUL inside the id", b"atm\0" + b"1" + bytes(59)),
+                        ("a byte after the zeros", b"atm-0001" + bytes(55) + b"x"),
+                        ("no id", bytes(64))]:
+        ct = _cbc(id_keys["enc"], plain + bytes([16]) * 16, True)
+        forged = ct + hmac_sha256(id_keys["mac"], LABEL_SEALED_ID + ct)
+        rep.refused(f"sealed plaintext with {what} refused",
+                    lambda f=forged: open_terminal_id(id_keys, f), "sealed_id")
     rep.refused(
         "record in place of client_finished refused",
         lambda: bank_receive_client_finished(
@@ -2073,6 +2189,10 @@ def check_worked_example(rep: Report, spec_path: Path, records: list[dict[str, A
         "bank share": got["bank_share"],
         "dh_ee": got["dh_ee"],
         "dh_es": got["dh_es"],
+        "K_id_enc": got["terminal_id_keys"]["enc"],
+        "K_id_mac": got["terminal_id_keys"]["mac"],
+        "sealed id ciphertext": got["terminal_id_ciphertext"],
+        "sealed id MAC": got["terminal_id_mac"],
         "th": got["transcript_hash"],
         "MS": got["master_secret"],
         "PRK": got["prk"],
@@ -2810,7 +2930,9 @@ def check_enrollment(rep: Report, inputs: dict[str, Any], hs: dict[str, Any], e:
     )
     rep.refused(
         "an enroll_hello is not a client_hello",
-        lambda: bank_receive_client_hello(eh, bt, skew),
+        lambda: bank_receive_client_hello(
+            eh, bt, skew, bytes.fromhex(inputs["bank_static_secret"])
+        ),
         "json",
     )
     rep.refused(

@@ -88,7 +88,7 @@ pub fn pair(f: &Fixture) -> (ClientSession, BankSession) {
     let mut r = script(&[h(&i["client_nonce"]), h(&i["client_x25519_secret"])]);
     let (atm, ch) =
         client::start(&f.config, f.id.clone(), &f.psk, &f.pin, &mut r, f.client_time).unwrap();
-    let hello = server::read_client_hello(&f.config, ch.as_bytes(), f.bank_time).unwrap();
+    let hello = server::read_client_hello(&f.config, &f.bank_key, ch.as_bytes(), f.bank_time).unwrap();
     let mut r = script(&[h(&i["bank_nonce"]), h(&i["bank_x25519_secret"])]);
     let (bank, sh) = hello.respond(Some(&f.psk), &f.bank_key, &mut r, f.bank_time).unwrap();
     let (atm, cf) = atm.read_server_hello(sh.as_bytes(), f.client_time).unwrap();
@@ -134,7 +134,7 @@ pub fn enrollment_pair(
     let mut r = script(&[h(&i["client_nonce"]), h(&i["client_x25519_secret"])]);
     let (state, hello) = enroll_client::start(&f.config, &code, &mut r, ct);
     let Ok(server::Hello::Enrollment(received)) =
-        server::read_hello(&f.config, hello.as_bytes(), bt)
+        server::read_hello(&f.config, &f.bank_key, hello.as_bytes(), bt)
     else {
         panic!("the vectors' enroll_hello is refused");
     };

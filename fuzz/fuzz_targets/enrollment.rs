@@ -43,7 +43,7 @@ fuzz_target!(|data: &[u8]| {
         let mut r = common::script(&[vec![4; 64]]);
         let (_, hello) = enroll_client::start(&f.config, &code, &mut r, bank_time);
         let Ok(Hello::Enrollment(received)) =
-            server::read_hello(&f.config, hello.as_bytes(), bank_time)
+            server::read_hello(&f.config, &f.bank_key, hello.as_bytes(), bank_time)
         else {
             panic!("an enrollment hello is refused");
         };
@@ -73,8 +73,8 @@ fuzz_target!(|data: &[u8]| {
     }
 
     // As a first flight at the bank: the two kinds never stand for each other.
-    let as_terminal = server::read_client_hello(&f.config, data, bank_time).is_ok();
-    match server::read_hello(&f.config, data, bank_time) {
+    let as_terminal = server::read_client_hello(&f.config, &f.bank_key, data, bank_time).is_ok();
+    match server::read_hello(&f.config, &f.bank_key, data, bank_time) {
         Ok(Hello::Enrollment(hello)) => {
             assert!(!as_terminal, "an enrollment hello read as a terminal's");
             assert!(is_code_id(hello.code_id()));
@@ -87,7 +87,7 @@ fuzz_target!(|data: &[u8]| {
         }
         Err(_) => assert!(!as_terminal),
     }
-    if let Ok(Hello::Enrollment(hello)) = server::read_hello(&f.config, data, bank_time) {
+    if let Ok(Hello::Enrollment(hello)) = server::read_hello(&f.config, &f.bank_key, data, bank_time) {
         let mut r = common::script(&[]);
         let _ = hello.respond(None, &f.bank_key, &mut r, bank_time);
     }

@@ -27,13 +27,13 @@ fuzz_target!(|data: &[u8]| {
             client::start(&f.config, f.id.clone(), &f.psk, &f.pin, &mut r, f.client_time).unwrap();
         let (_, ch) =
             client::start(&f.config, f.id.clone(), &f.psk, &f.pin, &mut r, f.client_time).unwrap();
-        let hello = server::read_client_hello(&f.config, ch.as_bytes(), f.bank_time).unwrap();
+        let hello = server::read_client_hello(&f.config, &f.bank_key, ch.as_bytes(), f.bank_time).unwrap();
         let (bank, _) = hello.respond(Some(&f.psk), &f.bank_key, &mut r, f.bank_time).unwrap();
         States { f, atm, bank }
     });
     let f = &s.f;
     // As a ClientHello.
-    if let Ok(hello) = server::read_client_hello(&f.config, data, f.bank_time) {
+    if let Ok(hello) = server::read_client_hello(&f.config, &f.bank_key, data, f.bank_time) {
         let _ = hello.terminal_id();
         let mut r = common::script(&[]);
         let _ = hello.respond(Some(&f.psk), &f.bank_key, &mut r, f.bank_time);

@@ -17,7 +17,7 @@ fn handshake(
 ) -> (protocol::ClientSession, protocol::BankSession) {
     let bank_key = BankKey::from_secret(BankId::new("bank-0001").unwrap(), [0x24; 32]);
     let (atm, hello) = client::start(config, id.clone(), psk, &bank_key.pin(), rng, NOW).unwrap();
-    let received = server::read_client_hello(config, hello.as_bytes(), NOW).unwrap();
+    let received = server::read_client_hello(config, &bank_key, hello.as_bytes(), NOW).unwrap();
     let (bank, sh) = received.respond(Some(psk), &bank_key, rng, NOW).unwrap();
     let (atm, cf) = atm.read_server_hello(sh.as_bytes(), NOW).unwrap();
     (atm, bank.read_client_finished(cf.as_bytes()).unwrap())

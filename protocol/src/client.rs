@@ -13,7 +13,8 @@ use crate::{
 
 /// Begins a handshake: draws the client nonce (32 bytes) then the X25519 secret (32 bytes) from
 /// `rng`, and returns the state awaiting the bank's answer plus the ClientHello to send. `bank`
-/// is the bank's identity as pinned at enrollment.
+/// is the bank's identity as pinned at enrollment; the terminal id travels sealed for its key
+/// (PROTOCOL.md §6.7), so a passive observer does not learn it.
 pub fn start(
     config: &Config,
     terminal: TerminalId,
@@ -22,10 +23,16 @@ pub fn start(
     rng: &mut impl Rng,
     now_ms: u64,
 ) -> Result<(AwaitServerHello, String), Error> {
-    let (client_nonce, secret, client_share) = exchange::client_exchange_start(rng);
+    let exchange::ClientStart {
+        client_nonce,
+        secret,
+        client_share,
+        sealed,
+    } = exchange::client_hello_start(rng, &terminal, bank)
+        .ok_or(Error::HandshakeFailed(HandshakeFault::WeakShare))?;
     let hello = Handshake::ClientHello {
         version: PROTOCOL_VERSION,
-        terminal_id: terminal.as_str().to_owned(),
+        sealed_terminal_id: hexfmt::encode(&sealed),
         client_nonce: hexfmt::encode(&client_nonce),
         client_share: hexfmt::encode(&client_share),
         timestamp: now_ms,

@@ -32,6 +32,9 @@ pub enum HandshakeFault {
     Stale,
     /// The peer's X25519 share gives an all-zero (non-contributory) secret.
     WeakShare,
+    /// The ClientHello's sealed terminal id does not verify: sealed for another bank's key,
+    /// or altered on the way.
+    SealedId,
     /// The peer's Finished MAC is wrong: wrong PSK, unknown terminal or altered handshake.
     BadFinished,
 }

@@ -5,7 +5,10 @@ use x25519_dalek::{PublicKey, StaticSecret};
 use zeroize::Zeroizing;
 
 use crate::error::HandshakeFault;
-use crate::schedule::{ClientHelloFields, Keys, ServerHelloFields, Shared};
+use crate::primitives::{
+    aes256_cbc_decrypt, aes256_cbc_encrypt, hmac_sha256, hmac_sha256_verify, IV_LEN, TAG_LEN,
+};
+use crate::schedule::{label, ClientHelloFields, IdKeys, Keys, ServerHelloFields, Shared};
 use crate::wire::Handshake;
 use crate::{fresh, hexfmt, BankKey, BankPin, Config, Error, Rng, TerminalId, PROTOCOL_VERSION};
 
@@ -32,13 +35,21 @@ impl Agreed {
     }
 }
 
+/// How a first flight names its sender: an enrollment's code id in clear, or a terminal's id
+/// sealed for the bank's static key (§6.7).
+pub(crate) enum IdField<'a> {
+    Clear(&'a str),
+    Sealed(&'a str, &'a BankKey),
+}
+
 /// The checks both first flights share: the version, the id, the nonce and share (hex), the
-/// timestamp's freshness.
+/// timestamp's freshness; then, for a sealed id, `dh_es` (not all zero) and the sealed id's
+/// MAC, and its plaintext.
 pub(crate) fn client_fields(
     config: &Config,
     now_ms: u64,
     version: u8,
-    id: &str,
+    id: IdField<'_>,
     client_nonce: &str,
     client_share: &str,
     timestamp: u64,
@@ -47,8 +58,18 @@ pub(crate) fn client_fields(
     if version != PROTOCOL_VERSION {
         return Err(fail(HandshakeFault::Version));
     }
-    let (Some(terminal), Some(client_nonce), Some(client_share)) = (
-        TerminalId::new(id),
+    enum Decoded<'a> {
+        Clear(TerminalId),
+        Sealed([u8; SEALED_ID_LEN], &'a BankKey),
+    }
+    let id = match id {
+        IdField::Clear(id) => TerminalId::new(id).map(Decoded::Clear),
+        IdField::Sealed(sealed, bank) => {
+            hexfmt::decode_array::<SEALED_ID_LEN>(sealed).map(|s| Decoded::Sealed(s, bank))
+        }
+    };
+    let (Some(id), Some(client_nonce), Some(client_share)) = (
+        id,
         hexfmt::decode_array::<32>(client_nonce),
         hexfmt::decode_array::<32>(client_share),
     ) else {
@@ -57,6 +78,18 @@ pub(crate) fn client_fields(
     if !fresh(timestamp, now_ms, config.max_skew_ms) {
         return Err(fail(HandshakeFault::Stale));
     }
+    let terminal = match id {
+        Decoded::Clear(id) => id,
+        Decoded::Sealed(sealed, bank) => {
+            let es = bank.agree(&client_share);
+            if !es.was_contributory() {
+                return Err(fail(HandshakeFault::WeakShare));
+            }
+            let es = Zeroizing::new(es.to_bytes());
+            let keys = IdKeys::derive(&es, &client_share, &bank.pin());
+            open_terminal_id(&keys, &sealed).map_err(fail)?
+        }
+    };
     Ok(ClientHelloFields {
         terminal,
         client_nonce,
@@ -152,6 +185,38 @@ pub(crate) fn finish(keys: &Keys, finished: &[u8; 32]) -> Result<String, Error> 
     Ok(reply.to_text())
 }
 
+/// A terminal's first flight: draws the client nonce (32 bytes) then the X25519 secret
+/// (32 bytes) from `rng` (nothing more), and seals `terminal` for `bank` (§6.7). `None` when
+/// `dh_es` is all zero (never, with a pin checked as §15.1 requires).
+pub(crate) fn client_hello_start(
+    rng: &mut impl Rng,
+    terminal: &TerminalId,
+    bank: &BankPin,
+) -> Option<ClientStart> {
+    let (client_nonce, secret, client_share) = client_exchange_start(rng);
+    let es = secret.diffie_hellman(&PublicKey::from(bank.public));
+    if !es.was_contributory() {
+        return None;
+    }
+    let es = Zeroizing::new(es.to_bytes());
+    let keys = IdKeys::derive(&es, &client_share, bank);
+    let sealed = seal_terminal_id(&keys, terminal);
+    Some(ClientStart {
+        client_nonce,
+        secret,
+        client_share,
+        sealed,
+    })
+}
+
+/// A terminal's first flight, before it is written out.
+pub(crate) struct ClientStart {
+    pub(crate) client_nonce: [u8; 32],
+    pub(crate) secret: StaticSecret,
+    pub(crate) client_share: [u8; 32],
+    pub(crate) sealed: [u8; SEALED_ID_LEN],
+}
+
 /// Draws the client nonce (32 bytes) then the X25519 secret (32 bytes) from `rng`.
 pub(crate) fn client_exchange_start(rng: &mut impl Rng) -> ([u8; 32], StaticSecret, [u8; 32]) {
     let mut client_nonce = [0u8; 32];
@@ -161,4 +226,125 @@ pub(crate) fn client_exchange_start(rng: &mut impl Rng) -> ([u8; 32], StaticSecr
     let secret = StaticSecret::from(*secret_bytes);
     let client_share = PublicKey::from(&secret).to_bytes();
     (client_nonce, secret, client_share)
+}
+
+/// The sealed terminal id's plaintext length: the id, then zero bytes up to 64 (so every id
+/// seals to the same length).
+const SEALED_ID_PLAIN: usize = TerminalId::MAX_LEN;
+/// Its AES-256-CBC ciphertext: 64 bytes plus a full block of PKCS#7 padding.
+const SEALED_ID_CIPHER: usize = SEALED_ID_PLAIN + IV_LEN;
+/// `sealed_terminal_id` on the wire: ciphertext || MAC, 112 bytes.
+pub(crate) const SEALED_ID_LEN: usize = SEALED_ID_CIPHER + TAG_LEN;
+
+/// The IV of the sealed id: all zero. Each [`IdKeys`] encrypts exactly one message (the keys
+/// come from a fresh ephemeral share), so a fixed IV loses nothing and draws nothing.
+const SEALED_ID_IV: [u8; IV_LEN] = [0; IV_LEN];
+
+/// Seals a terminal id for the bank whose static key is pinned (PROTOCOL.md §6.7):
+/// `ciphertext = AES-256-CBC(K_id_enc, 0^16, id || 0^(64 − len(id)))` (PKCS#7, 80 bytes), then
+/// `ciphertext || HMAC(K_id_mac, label || ciphertext)`.
+pub(crate) fn seal_terminal_id(keys: &IdKeys, terminal: &TerminalId) -> [u8; SEALED_ID_LEN] {
+    let mut plain = Zeroizing::new([0u8; SEALED_ID_PLAIN]);
+    let id = terminal.as_str().as_bytes();
+    plain[..id.len()].copy_from_slice(id);
+    let ciphertext = aes256_cbc_encrypt(keys.enc.bytes(), &SEALED_ID_IV, plain.as_ref());
+    let mac = hmac_sha256(keys.mac.bytes(), &[label::SEALED_ID, &ciphertext]);
+    let mut sealed = [0u8; SEALED_ID_LEN];
+    sealed[..SEALED_ID_CIPHER].copy_from_slice(&ciphertext);
+    sealed[SEALED_ID_CIPHER..].copy_from_slice(&mac);
+    sealed
+}
+
+/// Opens a sealed terminal id: the MAC first (constant time), then decryption, then the
+/// plaintext's shape (an id, then only zero bytes).
+pub(crate) fn open_terminal_id(
+    keys: &IdKeys,
+    sealed: &[u8; SEALED_ID_LEN],
+) -> Result<TerminalId, HandshakeFault> {
+    let (ciphertext, mac) = sealed.split_at(SEALED_ID_CIPHER);
+    if !hmac_sha256_verify(keys.mac.bytes(), &[label::SEALED_ID, ciphertext], mac) {
+        return Err(HandshakeFault::SealedId);
+    }
+    // Only reachable with a valid MAC, i.e. from the holder of the ephemeral secret.
+    let plain = aes256_cbc_decrypt(keys.enc.bytes(), &SEALED_ID_IV, ciphertext)
+        .filter(|p| p.len() == SEALED_ID_PLAIN)
+        .ok_or(HandshakeFault::Malformed)?;
+    let len = plain
+        .iter()
+        .position(|&b| b == 0)
+        .unwrap_or(SEALED_ID_PLAIN);
+    if plain[len..].iter().any(|&b| b != 0) {
+        return Err(HandshakeFault::Malformed);
+    }
+    std::str::from_utf8(&plain[..len])
+        .ok()
+        .and_then(TerminalId::new)
+        .ok_or(HandshakeFault::Malformed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schedule::Key;
+
+    fn keys() -> IdKeys {
+        IdKeys {
+            enc: Key::from_bytes([0x11; 32]),
+            mac: Key::from_bytes([0x22; 32]),
+        }
+    }
+
+    /// A sealed id over any 64-byte plaintext, with a valid MAC: what only the holder of the
+    /// ephemeral secret can make.
+    fn seal_raw(plain: &[u8; SEALED_ID_PLAIN]) -> [u8; SEALED_ID_LEN] {
+        let k = keys();
+        let ciphertext = aes256_cbc_encrypt(k.enc.bytes(), &SEALED_ID_IV, plain);
+        let mac = hmac_sha256(k.mac.bytes(), &[label::SEALED_ID, &ciphertext]);
+        let mut sealed = [0u8; SEALED_ID_LEN];
+        sealed[..SEALED_ID_CIPHER].copy_from_slice(&ciphertext);
+        sealed[SEALED_ID_CIPHER..].copy_from_slice(&mac);
+        sealed
+    }
+
+    #[test]
+    fn ids_of_every_length_seal_to_112_bytes_and_open_to_themselves() {
+        for id in ["a", "atm-0001", &"Z_9-".repeat(16)] {
+            let id = TerminalId::new(id).unwrap();
+            let sealed = seal_terminal_id(&keys(), &id);
+            assert_eq!(
+                sealed,
+                seal_raw(&{
+                    let mut p = [0u8; SEALED_ID_PLAIN];
+                    p[..id.as_str().len()].copy_from_slice(id.as_str().as_bytes());
+                    p
+                })
+            );
+            assert_eq!(open_terminal_id(&keys(), &sealed).unwrap(), id);
+        }
+    }
+
+    #[test]
+    fn a_plaintext_that_is_not_an_id_then_zeros_is_refused_after_the_mac() {
+        let mut nul_inside = [0u8; SEALED_ID_PLAIN];
+        nul_inside[..3].copy_from_slice(b"atm");
+        nul_inside[4] = b'1';
+        let mut byte_after = [0u8; SEALED_ID_PLAIN];
+        byte_after[..8].copy_from_slice(b"atm-0001");
+        byte_after[63] = b'x';
+        let mut bad_char = [0u8; SEALED_ID_PLAIN];
+        bad_char[..7].copy_from_slice(b"atm 001");
+        for plain in [[0u8; SEALED_ID_PLAIN], nul_inside, byte_after, bad_char] {
+            assert_eq!(
+                open_terminal_id(&keys(), &seal_raw(&plain)).err(),
+                Some(HandshakeFault::Malformed)
+            );
+        }
+        // With a MAC that does not verify, nothing is decrypted at all.
+        let mut sealed = seal_raw(&byte_after);
+        sealed[SEALED_ID_LEN - 1] ^= 1;
+        assert_eq!(
+            open_terminal_id(&keys(), &sealed).err(),
+            Some(HandshakeFault::SealedId)
+        );
+    }
 }

@@ -22,7 +22,7 @@
 //! // ATM: first flight.
 //! let (atm, client_hello) = client::start(&config, terminal, &psk, &pin, &mut OsRng, now).unwrap();
 //! // Bank: look the terminal up, answer.
-//! let hello = server::read_client_hello(&config, client_hello.as_bytes(), now).unwrap();
+//! let hello = server::read_client_hello(&config, &bank_key, client_hello.as_bytes(), now).unwrap();
 //! assert_eq!(hello.terminal_id().as_str(), "atm-1");
 //! let (bank, server_hello) = hello.respond(Some(&psk), &bank_key, &mut OsRng, now).unwrap();
 //! // ATM: check the bank's Finished, send its own.

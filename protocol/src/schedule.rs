@@ -2,7 +2,7 @@
 
 use zeroize::Zeroizing;
 
-use crate::primitives::{hmac_sha256, hmac_sha256_verify, sha256, Prk};
+use crate::primitives::{hkdf_sha256, hmac_sha256, hmac_sha256_verify, sha256, Prk};
 use crate::{BankPin, Psk, TerminalId, PROTOCOL_VERSION};
 
 /// Domain-separation labels (ASCII, no terminator). See docs/PROTOCOL.md, "Key schedule".
@@ -26,6 +26,11 @@ pub(crate) mod label {
     pub(crate) const CODE_PSK: &[u8] = b"atm-psk-v2 enrollment code";
     /// A session's channel binding: HKDF-Expand(PRK, this, 32); what a signed card signs.
     pub(crate) const CHANNEL_BINDING: &[u8] = b"atm-psk-v2 channel binding";
+    /// The sealed terminal id's keys: HKDF(salt = this, IKM = dh_es,
+    /// info = client_share || bank_static_public), 64 bytes.
+    pub(crate) const TERMINAL_ID: &[u8] = b"atm-psk-v2 terminal id";
+    /// The sealed terminal id's MAC input: this || ciphertext.
+    pub(crate) const SEALED_ID: &[u8] = b"atm-psk-v2 sealed terminal id";
 }
 
 /// Which handshake a transcript belongs to: a terminal's, or an enrollment with a code.
@@ -78,6 +83,34 @@ pub(crate) fn enrolled_terminal_key(exporter: &Key, terminal: &TerminalId) -> Ps
         exporter.bytes(),
         &[label::TERMINAL_KEY, &id_len, id],
     ))
+}
+
+/// The two keys that seal a ClientHello's terminal id (PROTOCOL.md §6.7): the first and last
+/// 32 bytes of HKDF(salt = label, IKM = dh_es, info = client_share || bank_static_public, 64).
+/// Single-use: a fresh ephemeral share makes fresh keys.
+pub(crate) struct IdKeys {
+    pub(crate) enc: Key,
+    pub(crate) mac: Key,
+}
+
+impl IdKeys {
+    pub(crate) fn derive(dh_es: &[u8; 32], client_share: &[u8; 32], bank: &BankPin) -> Self {
+        let okm = hkdf_sha256(
+            label::TERMINAL_ID,
+            dh_es,
+            &[&client_share[..], &bank.public[..]].concat(),
+            64,
+        )
+        .expect("64 bytes is a valid HKDF-SHA256 output length");
+        let mut enc = Zeroizing::new([0u8; 32]);
+        let mut mac = Zeroizing::new([0u8; 32]);
+        enc.copy_from_slice(&okm[..32]);
+        mac.copy_from_slice(&okm[32..]);
+        Self {
+            enc: Key(enc),
+            mac: Key(mac),
+        }
+    }
 }
 
 /// The ClientHello's fields that enter the transcript.

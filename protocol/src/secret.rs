@@ -55,8 +55,8 @@ pub(crate) fn is_name(text: &str, max: usize) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
-/// A terminal's public name: 1 to 64 characters of `[A-Za-z0-9_-]`, sent in clear in the
-/// ClientHello so the bank can find the terminal's PSK.
+/// A terminal's name: 1 to 64 characters of `[A-Za-z0-9_-]`, sent in the ClientHello, sealed
+/// for the bank's static key (PROTOCOL.md §6.7), so the bank can find the terminal's PSK.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TerminalId(String);
 

@@ -16,21 +16,27 @@ pub enum Hello {
     Enrollment(crate::enrollment::server::EnrollHelloReceived),
 }
 
-/// Parses and checks a first flight of either kind.
-pub fn read_hello(config: &Config, wire: &[u8], now_ms: u64) -> Result<Hello, Error> {
+/// Parses and checks a first flight of either kind. `bank` is the bank's static key: a
+/// terminal's id travels sealed for it (PROTOCOL.md §6.7), and is opened here.
+pub fn read_hello(
+    config: &Config,
+    bank: &BankKey,
+    wire: &[u8],
+    now_ms: u64,
+) -> Result<Hello, Error> {
     let fail = Error::HandshakeFailed;
     let (enrolling, version, id, client_nonce, client_share, timestamp) =
         match Handshake::parse(wire).map_err(fail)? {
             Handshake::ClientHello {
                 version,
-                terminal_id,
+                sealed_terminal_id,
                 client_nonce,
                 client_share,
                 timestamp,
             } => (
                 false,
                 version,
-                terminal_id,
+                sealed_terminal_id,
                 client_nonce,
                 client_share,
                 timestamp,
@@ -51,11 +57,16 @@ pub fn read_hello(config: &Config, wire: &[u8], now_ms: u64) -> Result<Hello, Er
             ),
             _ => return Err(fail(HandshakeFault::Malformed)),
         };
+    let id = if enrolling {
+        exchange::IdField::Clear(&id)
+    } else {
+        exchange::IdField::Sealed(&id, bank)
+    };
     let fields = exchange::client_fields(
         config,
         now_ms,
         version,
-        &id,
+        id,
         &client_nonce,
         &client_share,
         timestamp,
@@ -75,15 +86,17 @@ pub fn read_hello(config: &Config, wire: &[u8], now_ms: u64) -> Result<Hello, Er
     ))
 }
 
-/// Parses and checks a ClientHello. The caller then looks up [`ClientHelloReceived::terminal_id`]
-/// and calls [`ClientHelloReceived::respond`]. An enrollment's hello is refused here (see
-/// [`read_hello`]).
+/// Parses and checks a ClientHello, opening its sealed terminal id with `bank`'s static key.
+/// The caller then looks up [`ClientHelloReceived::terminal_id`] and calls
+/// [`ClientHelloReceived::respond`] (with the same key). An enrollment's hello is refused here
+/// (see [`read_hello`]).
 pub fn read_client_hello(
     config: &Config,
+    bank: &BankKey,
     wire: &[u8],
     now_ms: u64,
 ) -> Result<ClientHelloReceived, Error> {
-    match read_hello(config, wire, now_ms)? {
+    match read_hello(config, bank, wire, now_ms)? {
         Hello::Terminal(hello) => Ok(hello),
         Hello::Enrollment(_) => Err(Error::HandshakeFailed(HandshakeFault::Malformed)),
     }
@@ -96,7 +109,8 @@ pub struct ClientHelloReceived {
 }
 
 impl ClientHelloReceived {
-    /// The terminal the ATM claims to be (not yet authenticated).
+    /// The terminal the ATM claims to be (not yet authenticated: the sealed id's MAC shows only
+    /// that the sender chose it for this bank's key).
     pub fn terminal_id(&self) -> &TerminalId {
         &self.fields.terminal
     }

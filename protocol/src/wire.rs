@@ -41,9 +41,10 @@ pub(crate) fn parse_strict<T: DeserializeOwned>(text: &[u8]) -> Option<T> {
 #[derive(Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub(crate) enum Handshake {
+    /// A terminal's first flight: its id sealed for the bank's static key (PROTOCOL.md §6.7).
     ClientHello {
         version: u8,
-        terminal_id: String,
+        sealed_terminal_id: String,
         client_nonce: String,
         client_share: String,
         timestamp: u64,

@@ -35,7 +35,8 @@ fn enroll(
     let config = Config::default();
     let mut r = rng(40);
     let (state, hello) = enroll_client::start(&config, code, &mut r, NOW);
-    let Hello::Enrollment(received) = server::read_hello(&config, hello.as_bytes(), NOW)? else {
+    let Hello::Enrollment(received) = server::read_hello(&config, bank, hello.as_bytes(), NOW)?
+    else {
         panic!("an enrollment hello read as a terminal's");
     };
     assert_eq!(received.code_id(), code.id());
@@ -90,7 +91,8 @@ fn a_code_enrolls_a_terminal_whose_derived_key_then_opens_sessions() {
     let config = Config::default();
     let mut r = rng(99);
     let (state, hello) = enroll_client::start(&config, &code, &mut r, NOW);
-    let Ok(Hello::Enrollment(received)) = server::read_hello(&config, hello.as_bytes(), NOW) else {
+    let Ok(Hello::Enrollment(received)) = server::read_hello(&config, &bank, hello.as_bytes(), NOW)
+    else {
         panic!("not an enrollment hello");
     };
     let (bank_state, sh) = received
@@ -153,7 +155,7 @@ fn hellos_of_the_wrong_kind_are_refused() {
     let code = code(4);
     let (_, enroll_hello) = enroll_client::start(&config, &code, &mut rng(5), NOW);
     assert_eq!(
-        server::read_client_hello(&config, enroll_hello.as_bytes(), NOW).err(),
+        server::read_client_hello(&config, &bank_key(), enroll_hello.as_bytes(), NOW).err(),
         Some(Error::HandshakeFailed(HandshakeFault::Malformed))
     );
     let atm = terminal();
@@ -167,23 +169,23 @@ fn hellos_of_the_wrong_kind_are_refused() {
     )
     .unwrap();
     assert!(matches!(
-        server::read_hello(&config, hello.as_bytes(), NOW),
+        server::read_hello(&config, &bank_key(), hello.as_bytes(), NOW),
         Ok(Hello::Terminal(_))
     ));
     // An enrollment hello must name a code, not a terminal.
     let mut v: serde_json::Value = serde_json::from_str(&enroll_hello).unwrap();
     v["code_id"] = "t-0123456789ab".into();
-    assert!(server::read_hello(&config, v.to_string().as_bytes(), NOW).is_err());
+    assert!(server::read_hello(&config, &bank_key(), v.to_string().as_bytes(), NOW).is_err());
     v["code_id"] = code.id().as_str().into();
     v["version"] = 1.into();
     assert_eq!(
-        server::read_hello(&config, v.to_string().as_bytes(), NOW).err(),
+        server::read_hello(&config, &bank_key(), v.to_string().as_bytes(), NOW).err(),
         Some(Error::HandshakeFailed(HandshakeFault::Version))
     );
     assert!(is_code_id(code.id()));
     // A terminal's ServerHello is not an enrollment answer, and the reverse.
     let (state, _) = enroll_client::start(&config, &code, &mut rng(7), NOW);
-    let received = server::read_client_hello(&config, hello.as_bytes(), NOW).unwrap();
+    let received = server::read_client_hello(&config, &bank_key(), hello.as_bytes(), NOW).unwrap();
     let (_, terminal_sh) = received
         .respond(Some(&atm.psk), &bank_key(), &mut rng(8), NOW)
         .unwrap();
@@ -199,7 +201,9 @@ fn a_refusal_by_the_bank_gives_no_credentials() {
     let code = code(9);
     let mut r = rng(10);
     let (state, hello) = enroll_client::start(&config, &code, &mut r, NOW);
-    let Ok(Hello::Enrollment(received)) = server::read_hello(&config, hello.as_bytes(), NOW) else {
+    let Ok(Hello::Enrollment(received)) =
+        server::read_hello(&config, &bank_key(), hello.as_bytes(), NOW)
+    else {
         panic!("not an enrollment hello");
     };
     let (bank_state, sh) = received

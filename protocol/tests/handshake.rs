@@ -64,11 +64,11 @@ fn clean_handshake_then_records_flow_both_ways() {
 fn a_bank_with_the_terminals_psk_but_not_the_pinned_static_key_is_refused() {
     // An impostor that stole the terminal's PSK (from the terminal, a shared auth file or the
     // bank's data) but not the bank's private key: same id, or a key of its own.
+    // It cannot open the sealed id (the hello was sealed for the pinned key), but it knows
+    // whose PSK it stole: it seals that id again for its own key and answers.
     let atm = terminal();
-    for fake in [
-        BankKey::from_secret(BankId::new("bank-0001").unwrap(), [0x25; 32]),
-        BankKey::from_secret(BankId::new("bank-0002").unwrap(), [0x24; 32]),
-    ] {
+    for (secret, id) in [([0x25; 32], "bank-0001"), ([0x24; 32], "bank-0002")] {
+        let fake = BankKey::from_secret(BankId::new(id).unwrap(), secret);
         let res = handshake_as(
             &Config::default(),
             &atm,
@@ -76,7 +76,11 @@ fn a_bank_with_the_terminals_psk_but_not_the_pinned_static_key_is_refused() {
             known(&atm),
             &mut rng(11),
             (NOW, NOW),
-            |_, _| {},
+            |f, m| {
+                if f == Flight::ClientHello {
+                    reseal(m, secret, atm.id.as_str());
+                }
+            },
         );
         assert_eq!(res.err(), Some(BAD_FINISHED_AT_CLIENT));
     }
@@ -141,7 +145,8 @@ fn bank_refuses_client_finished_from_an_atm_with_the_wrong_key() {
     for bank_psk in [Some(Psk::from_bytes([9; 32])), None] {
         let (state, hello) =
             client::start(&config, atm.id.clone(), &atm.psk, &atm.pin, &mut r, NOW).unwrap();
-        let received = server::read_client_hello(&config, hello.as_bytes(), NOW).unwrap();
+        let received =
+            server::read_client_hello(&config, &bank_key(), hello.as_bytes(), NOW).unwrap();
         let (bank, server_hello) = received
             .respond(bank_psk.as_ref(), &bank_key(), &mut r, NOW)
             .unwrap();
@@ -162,14 +167,137 @@ fn bank_refuses_client_finished_from_an_atm_with_the_wrong_key() {
 
 #[test]
 fn altered_client_nonce_or_share_or_terminal_breaks_the_transcript() {
-    for field in ["client_nonce", "client_share"] {
+    let res = run(known_default, |f, m| {
+        if f == Flight::ClientHello {
+            flip_hex_field(m, "client_nonce");
+        }
+    });
+    assert_eq!(res, Err(BAD_FINISHED_AT_CLIENT));
+    // The share keys the sealed id, so an altered share fails at the bank, before it answers.
+    for field in ["client_share", "sealed_terminal_id"] {
         let res = run(known_default, |f, m| {
             if f == Flight::ClientHello {
                 flip_hex_field(m, field);
             }
         });
-        assert_eq!(res, Err(BAD_FINISHED_AT_CLIENT), "{field}");
+        assert_eq!(res, Err(Failed::BankHello(SEALED_ID)), "{field}");
     }
+}
+
+const SEALED_ID: Error = Error::HandshakeFailed(HandshakeFault::SealedId);
+
+#[test]
+fn the_terminal_id_never_appears_in_the_client_hello() {
+    let config = Config::default();
+    let mut lengths = std::collections::BTreeSet::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for (i, id) in ["a", "atm-0001", "ATM_0001", &"x".repeat(64)]
+        .into_iter()
+        .enumerate()
+    {
+        for seed in 0..3 {
+            let atm = Terminal {
+                id: TerminalId::new(id).unwrap(),
+                ..terminal()
+            };
+            let (_, hello) = client::start(
+                &config,
+                atm.id.clone(),
+                &atm.psk,
+                &atm.pin,
+                &mut rng(100 + 10 * i as u64 + seed),
+                NOW,
+            )
+            .unwrap();
+            // Neither the id (as a JSON string, or anywhere for ids too long to occur in hex by
+            // chance), nor its hex, nor a `terminal_id` field.
+            assert!(!hello.contains(&format!("\"{id}\"")), "{hello}");
+            if id.len() >= 8 {
+                assert!(!hello.contains(id), "{hello}");
+                assert!(!hello.contains(&hex::encode(id)), "{hello}");
+            }
+            assert!(!hello.contains("\"terminal_id\""), "{hello}");
+            let v: serde_json::Value = serde_json::from_str(&hello).unwrap();
+            let sealed = v["sealed_terminal_id"].as_str().unwrap().to_owned();
+            assert_eq!(sealed.len(), 224);
+            // Every id seals to the same length, and never twice to the same bytes.
+            lengths.insert(hello.len());
+            assert!(seen.insert(sealed));
+            // The bank opens it.
+            let received =
+                server::read_client_hello(&config, &bank_key(), hello.as_bytes(), NOW).unwrap();
+            assert_eq!(received.terminal_id(), &atm.id);
+        }
+    }
+    assert_eq!(lengths.len(), 1, "{lengths:?}");
+}
+
+#[test]
+fn a_tampered_sealed_id_fails_at_the_bank() {
+    let config = Config::default();
+    let atm = terminal();
+    let (_, hello) = client::start(
+        &config,
+        atm.id.clone(),
+        &atm.psk,
+        &atm.pin,
+        &mut rng(20),
+        NOW,
+    )
+    .unwrap();
+    let v: serde_json::Value = serde_json::from_str(&hello).unwrap();
+    let sealed = hex::decode(v["sealed_terminal_id"].as_str().unwrap()).unwrap();
+    // Every byte of the ciphertext (the first block flips the id's start, CBC-style) and of
+    // the MAC.
+    for at in 0..sealed.len() {
+        let mut bad = sealed.clone();
+        bad[at] ^= 0x01;
+        let mut v = v.clone();
+        v["sealed_terminal_id"] = hex::encode(&bad).into();
+        let err =
+            server::read_client_hello(&config, &bank_key(), v.to_string().as_bytes(), NOW).err();
+        assert_eq!(err, Some(SEALED_ID), "byte {at}");
+    }
+    // Another id sealed under another share (a splice from another hello) fails too.
+    let (_, other) = client::start(
+        &config,
+        atm.id.clone(),
+        &atm.psk,
+        &atm.pin,
+        &mut rng(21),
+        NOW,
+    )
+    .unwrap();
+    let other: serde_json::Value = serde_json::from_str(&other).unwrap();
+    let mut spliced = v.clone();
+    spliced["sealed_terminal_id"] = other["sealed_terminal_id"].clone();
+    assert_eq!(
+        server::read_client_hello(&config, &bank_key(), spliced.to_string().as_bytes(), NOW).err(),
+        Some(SEALED_ID)
+    );
+}
+
+#[test]
+fn a_hello_sealed_for_another_banks_key_fails_at_that_bank() {
+    let config = Config::default();
+    let atm = terminal();
+    let other = BankKey::from_secret(BankId::new("bank-0001").unwrap(), [0x25; 32]);
+    let (_, hello) = client::start(
+        &config,
+        atm.id.clone(),
+        &atm.psk,
+        &other.pin(),
+        &mut rng(22),
+        NOW,
+    )
+    .unwrap();
+    assert_eq!(
+        server::read_client_hello(&config, &bank_key(), hello.as_bytes(), NOW).err(),
+        Some(SEALED_ID)
+    );
+    // The bank it was sealed for opens it.
+    let received = server::read_client_hello(&config, &other, hello.as_bytes(), NOW).unwrap();
+    assert_eq!(received.terminal_id(), &atm.id);
 }
 
 fn known_default(id: &TerminalId) -> Option<Psk> {
@@ -284,7 +412,7 @@ fn stale_hellos_are_refused_either_way() {
         NOW,
     )
     .unwrap();
-    let received = server::read_client_hello(&config2, hello.as_bytes(), NOW).unwrap();
+    let received = server::read_client_hello(&config2, &bank_key(), hello.as_bytes(), NOW).unwrap();
     let (_, sh) = received
         .respond(Some(&atm.psk), &bank_key(), &mut rng(7), NOW)
         .unwrap();
@@ -301,13 +429,13 @@ fn replayed_client_hello_gets_fresh_keys_and_the_old_finished_fails() {
     let mut r = rng(8);
     let (state, hello) =
         client::start(&config, atm.id.clone(), &atm.psk, &atm.pin, &mut r, NOW).unwrap();
-    let first = server::read_client_hello(&config, hello.as_bytes(), NOW).unwrap();
+    let first = server::read_client_hello(&config, &bank_key(), hello.as_bytes(), NOW).unwrap();
     let (_, sh) = first
         .respond(Some(&atm.psk), &bank_key(), &mut r, NOW)
         .unwrap();
     let (_, finished) = state.read_server_hello(sh.as_bytes(), NOW).unwrap();
     // An attacker replays the same ClientHello and the recorded ClientFinished.
-    let again = server::read_client_hello(&config, hello.as_bytes(), NOW + 1).unwrap();
+    let again = server::read_client_hello(&config, &bank_key(), hello.as_bytes(), NOW + 1).unwrap();
     let (bank, _) = again
         .respond(Some(&atm.psk), &bank_key(), &mut r, NOW + 1)
         .unwrap();
@@ -378,9 +506,28 @@ fn malformed_hellos_are_one_generic_error() {
     variant(&|v| v["version"] = 256.into());
     variant(&|v| v["timestamp"] = (-1).into());
     variant(&|v| v["timestamp"] = "1700000000000".into());
-    variant(&|v| v["terminal_id"] = "".into());
-    variant(&|v| v["terminal_id"] = "bad id".into());
-    variant(&|v| v["terminal_id"] = "x".repeat(65).into());
+    variant(&|v| v["terminal_id"] = "atm-0001".into());
+    variant(&|v| {
+        let sealed = v
+            .as_object_mut()
+            .unwrap()
+            .remove("sealed_terminal_id")
+            .unwrap();
+        v["terminal_id"] = sealed;
+    });
+    variant(&|v| v["sealed_terminal_id"] = "".into());
+    variant(&|v| v["sealed_terminal_id"] = "atm-0001".into());
+    variant(&|v| {
+        v["sealed_terminal_id"] = v["sealed_terminal_id"]
+            .as_str()
+            .unwrap()
+            .to_uppercase()
+            .into()
+    });
+    variant(&|v| v["sealed_terminal_id"] = v["sealed_terminal_id"].as_str().unwrap()[2..].into());
+    variant(&|v| {
+        v["sealed_terminal_id"] = format!("{}00", v["sealed_terminal_id"].as_str().unwrap()).into()
+    });
     variant(&|v| v["client_nonce"] = v["client_nonce"].as_str().unwrap().to_uppercase().into());
     variant(&|v| v["client_nonce"] = v["client_nonce"].as_str().unwrap()[2..].into());
     variant(&|v| v["client_share"] = format!("{}00", v["client_share"].as_str().unwrap()).into());
@@ -388,7 +535,7 @@ fn malformed_hellos_are_one_generic_error() {
         v.as_object_mut().unwrap().remove("client_share");
     });
     for case in cases {
-        let err = server::read_client_hello(&config, &case, NOW)
+        let err = server::read_client_hello(&config, &bank_key(), &case, NOW)
             .err()
             .expect("must fail");
         assert!(matches!(err, Error::HandshakeFailed(_)), "{err:?}");
@@ -403,11 +550,11 @@ fn a_server_hello_reflected_to_the_bank_or_a_client_hello_to_the_atm_fails() {
     let mut r = rng(10);
     let (state, hello) =
         client::start(&config, atm.id.clone(), &atm.psk, &atm.pin, &mut r, NOW).unwrap();
-    let received = server::read_client_hello(&config, hello.as_bytes(), NOW).unwrap();
+    let received = server::read_client_hello(&config, &bank_key(), hello.as_bytes(), NOW).unwrap();
     let (bank, sh) = received
         .respond(Some(&atm.psk), &bank_key(), &mut r, NOW)
         .unwrap();
-    assert!(server::read_client_hello(&config, sh.as_bytes(), NOW).is_err());
+    assert!(server::read_client_hello(&config, &bank_key(), sh.as_bytes(), NOW).is_err());
     assert!(bank.read_client_finished(sh.as_bytes()).is_err());
     assert!(state.read_server_hello(hello.as_bytes(), NOW).is_err());
 }

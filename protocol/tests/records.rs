@@ -376,7 +376,8 @@ fn records_and_hellos_written_as_arrays_are_refused() {
         NOW,
     )
     .unwrap();
-    let received = protocol::server::read_client_hello(&cfg, ch.as_bytes(), NOW).unwrap();
+    let received =
+        protocol::server::read_client_hello(&cfg, &bank_key(), ch.as_bytes(), NOW).unwrap();
     let (state, _) = received
         .respond(Some(&atm_t.psk), &bank_key(), &mut rng(24), NOW)
         .unwrap();

@@ -323,7 +323,8 @@ fn run_implementation(inp: &Inputs) -> (String, String, String, Vec<(String, Str
     )
     .unwrap();
     assert!(rng.is_empty(), "the client draws exactly nonce then secret");
-    let received = server::read_client_hello(&config, ch.as_bytes(), inp.bank_time).unwrap();
+    let received =
+        server::read_client_hello(&config, &bank_key, ch.as_bytes(), inp.bank_time).unwrap();
     let mut rng = ScriptedRng::new(&[&inp.bank_nonce, &inp.bank_secret]);
     let (bank, sh) = received
         .respond(Some(&psk), &bank_key, &mut rng, inp.bank_time)
@@ -461,9 +462,22 @@ fn derive_from_spec(inp: &Inputs) -> Value {
     let server_finished = hmac_sha256(&key("atm-psk-v2 server finished"), &[&th]);
     let client_finished = hmac_sha256(&key("atm-psk-v2 client finished"), &[&th]);
 
+    // §6.7: the terminal id, sealed for the bank's static key.
+    let id_info = [&client_share[..], &bank_static_public[..]].concat();
+    let id_okm = hkdf_sha256(b"atm-psk-v2 terminal id", &dh_es, &id_info, 64).unwrap();
+    let (id_enc, id_mac_key): ([u8; 32], [u8; 32]) = (
+        id_okm[..32].try_into().unwrap(),
+        id_okm[32..].try_into().unwrap(),
+    );
+    let mut id_plain = inp.terminal_id.as_bytes().to_vec();
+    id_plain.resize(64, 0);
+    let id_ct = aes256_cbc_encrypt(&id_enc, &[0u8; 16], &id_plain);
+    assert_eq!(id_ct.len(), 80);
+    let id_mac = hmac_sha256(&id_mac_key, &[b"atm-psk-v2 sealed terminal id", &id_ct]);
+    let sealed_id = [&id_ct[..], &id_mac[..]].concat();
     let client_hello = format!(
-        r#"{{"type":"client_hello","version":2,"terminal_id":"{}","client_nonce":"{}","client_share":"{}","timestamp":{}}}"#,
-        inp.terminal_id,
+        r#"{{"type":"client_hello","version":2,"sealed_terminal_id":"{}","client_nonce":"{}","client_share":"{}","timestamp":{}}}"#,
+        hex::encode(&sealed_id),
         hex::encode(inp.client_nonce),
         hex::encode(client_share),
         inp.client_time
@@ -562,6 +576,14 @@ fn derive_from_spec(inp: &Inputs) -> Value {
             "bank_share": hex::encode(bank_share),
             "dh_ee": hex::encode(dh),
             "dh_es": hex::encode(dh_es),
+            "terminal_id_keys": {
+                "enc": hex::encode(id_enc),
+                "mac": hex::encode(id_mac_key),
+            },
+            "terminal_id_plaintext": hex::encode(&id_plain),
+            "terminal_id_ciphertext": hex::encode(&id_ct),
+            "terminal_id_mac": hex::encode(id_mac),
+            "sealed_terminal_id": hex::encode(&sealed_id),
             "transcript": hex::encode(&transcript),
             "transcript_hash": hex::encode(th),
             "master_secret": hex::encode(ms),
@@ -662,7 +684,8 @@ fn session_keys_depend_on_the_ephemeral_exchange() {
         other.client_time,
     )
     .unwrap();
-    let received = server::read_client_hello(&config, ch.as_bytes(), other.bank_time).unwrap();
+    let received =
+        server::read_client_hello(&config, &bank_key, ch.as_bytes(), other.bank_time).unwrap();
     let mut rng = ScriptedRng::new(&[&other.bank_nonce, &other.bank_secret]);
     let (_, sh2) = received
         .respond(Some(&psk), &bank_key, &mut rng, other.bank_time)
@@ -742,7 +765,7 @@ fn run_enrollment(inp: &Inputs, e: &EnrollInputs) -> EnrollRun {
         "the terminal draws exactly nonce then secret"
     );
     let Hello::Enrollment(received) =
-        server::read_hello(&config, hello.as_bytes(), e.bank_time).unwrap()
+        server::read_hello(&config, &bank_key, hello.as_bytes(), e.bank_time).unwrap()
     else {
         panic!("an enrollment hello read as a terminal's");
     };
@@ -786,7 +809,7 @@ fn run_enrollment(inp: &Inputs, e: &EnrollInputs) -> EnrollRun {
         e.client_time,
     );
     let Ok(Hello::Enrollment(received)) =
-        server::read_hello(&config, hello.as_bytes(), e.bank_time)
+        server::read_hello(&config, &bank_key, hello.as_bytes(), e.bank_time)
     else {
         panic!("not an enrollment hello");
     };

@@ -29,7 +29,7 @@ fn handshake(
     let bank_key = BankKey::from_secret(BankId::new("bank-0001").unwrap(), [0x24; 32]);
     let (atm, hello) =
         client::start(config, id.clone(), psk, &bank_key.pin(), &mut OsRng, now).unwrap();
-    let (bank, reply) = server::read_client_hello(config, hello.as_bytes(), now)
+    let (bank, reply) = server::read_client_hello(config, &bank_key, hello.as_bytes(), now)
         .unwrap()
         .respond(Some(psk), &bank_key, &mut OsRng, now)
         .unwrap();

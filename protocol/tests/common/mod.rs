@@ -56,6 +56,37 @@ impl RngCore for ScriptedRng {
 // Test-only: the script is chosen by the test, which is the point.
 impl CryptoRng for ScriptedRng {}
 
+/// §6.7 from the primitives: `terminal` sealed for the bank whose static secret is
+/// `bank_secret`, over `client_share`, as 224 lowercase hex digits (ciphertext || MAC).
+/// What an impostor holding its own static key can make for a hello it did not send.
+pub fn seal_id_for(bank_secret: [u8; 32], client_share: [u8; 32], terminal: &str) -> String {
+    use protocol::primitives::{aes256_cbc_encrypt, hkdf_sha256, hmac_sha256};
+    use x25519_dalek::{PublicKey, StaticSecret};
+    let secret = StaticSecret::from(bank_secret);
+    let public = PublicKey::from(&secret).to_bytes();
+    let dh_es = secret
+        .diffie_hellman(&PublicKey::from(client_share))
+        .to_bytes();
+    let info = [&client_share[..], &public[..]].concat();
+    let okm = hkdf_sha256(b"atm-psk-v2 terminal id", &dh_es, &info, 64).unwrap();
+    let mut plain = terminal.as_bytes().to_vec();
+    plain.resize(64, 0);
+    let ct = aes256_cbc_encrypt(okm[..32].try_into().unwrap(), &[0; 16], &plain);
+    let mac = hmac_sha256(&okm[32..], &[b"atm-psk-v2 sealed terminal id", &ct]);
+    hex::encode([&ct[..], &mac[..]].concat())
+}
+
+/// Rewrites a client_hello's sealed id as [`seal_id_for`] makes it.
+pub fn reseal(hello: &mut Vec<u8>, bank_secret: [u8; 32], terminal: &str) {
+    let mut v: serde_json::Value = serde_json::from_slice(hello).unwrap();
+    let share: [u8; 32] = hex::decode(v["client_share"].as_str().unwrap())
+        .unwrap()
+        .try_into()
+        .unwrap();
+    v["sealed_terminal_id"] = seal_id_for(bank_secret, share, terminal).into();
+    *hello = serde_json::to_vec(&v).unwrap();
+}
+
 /// Which handshake message a tamper hook is looking at.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Flight {
@@ -134,7 +165,7 @@ pub fn handshake_as(
     tamper(Flight::ClientHello, &mut hello);
 
     let received =
-        server::read_client_hello(config, &hello, now_bank).map_err(Failed::BankHello)?;
+        server::read_client_hello(config, bank, &hello, now_bank).map_err(Failed::BankHello)?;
     let psk = bank_keys(received.terminal_id());
     let (bank_state, server_hello) = received
         .respond(psk.as_ref(), bank, rng, now_bank)
@@ -200,7 +231,7 @@ pub fn vector_pair() -> (ClientSession, BankSession) {
     );
     let mut r = ScriptedRng::new(&[&vhex(&i["client_nonce"]), &vhex(&i["client_x25519_secret"])]);
     let (atm, ch) = client::start(&config, id, &psk, &bank_key.pin(), &mut r, ct).unwrap();
-    let hello = server::read_client_hello(&config, ch.as_bytes(), bt).unwrap();
+    let hello = server::read_client_hello(&config, &bank_key, ch.as_bytes(), bt).unwrap();
     let mut r = ScriptedRng::new(&[&vhex(&i["bank_nonce"]), &vhex(&i["bank_x25519_secret"])]);
     let (bank, sh) = hello.respond(Some(&psk), &bank_key, &mut r, bt).unwrap();
     let (atm, cf) = atm.read_server_hello(sh.as_bytes(), ct).unwrap();
