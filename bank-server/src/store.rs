@@ -291,6 +291,7 @@ pub fn open_or_create(config: &Config) -> Result<OpenedBank, StoreError> {
     match place(&config.data_dir)? {
         Place::Absent | Place::Empty => create(config),
         Place::Occupied => {
+            owner_only(&config.data_dir)?;
             let store = open_checked(
                 &config.data_dir,
                 &config.checkpoint_file,
@@ -303,6 +304,23 @@ pub fn open_or_create(config: &Config) -> Result<OpenedBank, StoreError> {
             Ok(OpenedBank { store, bank_key })
         }
     }
+}
+
+/// Makes the data directory owner-only (0700), as it must be: the store inside holds every
+/// account (its sealed keys and peppered hashes included). A looser directory is tightened, and
+/// said so.
+fn owner_only(dir: &Path) -> Result<(), StoreError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let io = |e| StoreError::Io(dir.to_owned(), e);
+        let mode = std::fs::metadata(dir).map_err(io)?.permissions().mode() & 0o777;
+        if mode != 0o700 {
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(io)?;
+            tracing::info!(dir = %dir.display(), was = format!("{mode:o}"), "made the data directory owner-only (0700)");
+        }
+    }
+    Ok(())
 }
 
 /// Opens an existing bank for the offline admin commands: checked as a start is, its static
@@ -394,6 +412,7 @@ fn create(config: &Config) -> Result<OpenedBank, StoreError> {
     }
     let dir = &config.data_dir;
     std::fs::create_dir_all(dir).map_err(|e| StoreError::Io(dir.clone(), e))?;
+    owner_only(dir)?;
     let ledger = open_ledger(&config.storage, dir)?;
     let id = random_id();
     let bank_key = bank_key::create(&config.bank_key_file, &id).map_err(StoreError::BankKey)?;

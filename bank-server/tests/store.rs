@@ -364,6 +364,13 @@ async fn the_bank_key_file_is_required_and_must_be_this_banks() {
         use std::os::unix::fs::PermissionsExt as _;
         let mode = std::fs::metadata(&key_file).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
+        // The data directory is owner-only, and a loosened one is tightened at the next start.
+        let dir_mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(dir_mode(&paths.data), 0o700);
+        std::fs::set_permissions(&paths.data, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let (bank, _) = serving(try_start(&paths, &[]));
+        stop(bank);
+        assert_eq!(dir_mode(&paths.data), 0o700);
     }
     let auth = load_auth_file(&paths.auth).unwrap();
     let key_text = std::fs::read_to_string(&key_file).unwrap();

@@ -1,10 +1,8 @@
-//! `cargo xtask run`: builds the web ATM, builds the bank server, makes sure a browser terminal
-//! exists and prints its enrollment link, then runs the bank in the foreground.
+//! `cargo xtask run`: builds the web ATM, builds the bank server, issues a one-time enrollment
+//! code for a browser and prints it with the URL to open, then runs the bank in the foreground.
 
-use protocol::link::{self, Enrollment, LinkPage};
 use std::collections::BTreeMap;
 use std::env;
-use std::fs;
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -12,10 +10,7 @@ use std::process::{Command, Stdio};
 use crate::cmd::Cmd;
 use crate::setup::{self, Purpose};
 
-/// Where the browser terminal made by `cargo xtask run` is remembered (owner-only, gitignored),
-/// so each run prints the same link instead of adding a terminal.
-const SAVED: &str = ".tools/web-terminal";
-/// The name that terminal gets in `bank-server terminal list`.
+/// The name a browser enrolled with the printed code gets in `bank-server terminal list`.
 const TERMINAL_NAME: &str = "web ATM (cargo xtask run)";
 
 pub(crate) fn run(root: &Path, server_args: &[String]) -> Result<(), String> {
@@ -25,21 +20,28 @@ pub(crate) fn run(root: &Path, server_args: &[String]) -> Result<(), String> {
         .run()?;
     let server = target_dir(root).join("release").join("bank-server");
     let opts = ServeOpts::from_args(server_args);
-    match enrollment_link(root, &server, server_args, &opts) {
-        Ok(link) => {
+    match enrollment_code(&server, server_args, &opts) {
+        Ok(code) => {
+            let base = format!("http://{}:{}/", url_host(&opts.bind), opts.port);
             println!("\n================================================================");
+            println!("Open {base} in the browser that will be the ATM and, unless it is");
             println!(
-                "Open this link in the browser that will be the ATM (once; it keeps the key):\n"
+                "enrolled already, enroll it with this one-time code (10 minutes, one try):\n"
             );
-            println!("  {link}\n");
-            println!("Native ATMs use the auth file of the bank's first terminal.");
+            println!("  {code}\n");
+            println!(
+                "No key is printed: the browser and the bank derive the terminal's key together.\n\
+                 Native ATMs: `target/release/bank-server terminal add --code` (same --data-dir),\n\
+                 then `atm-enroll -p {} -s atm.auth` with the code on standard input.",
+                opts.port
+            );
             println!(
                 "Bank console: `target/release/bank-server operator add NAME` (same --data-dir)\n\
                  prints the console's link; open it and log in as NAME."
             );
             println!("================================================================\n");
         }
-        Err(why) => println!("run: no enrollment link printed ({why})"),
+        Err(why) => println!("run: no enrollment code printed ({why})"),
     }
     // exec, so Ctrl-C and the exit code are the server's.
     Err(Cmd::new(&server).arg("serve").args(server_args).exec())
@@ -101,73 +103,31 @@ impl ServeOpts {
     }
 }
 
-/// The link for this bank's browser terminal: the saved one if that terminal is still active
-/// in this data directory, else a new terminal (`bank-server terminal add --web`).
-fn enrollment_link(
-    root: &Path,
-    server: &Path,
-    args: &[String],
-    opts: &ServeOpts,
-) -> Result<String, String> {
+/// A one-time enrollment code for a browser terminal of the bank in `opts.data_dir` (created
+/// first when absent), from `bank-server terminal add --code`.
+fn enrollment_code(server: &Path, args: &[String], opts: &ServeOpts) -> Result<String, String> {
     if opts.port == "0" {
         return Err("--port 0: the port is only known once the bank runs".into());
     }
     if !opts.data_dir.exists() {
         first_start(server, args)?;
     }
-    let data_dir = fs::canonicalize(&opts.data_dir)
-        .map_err(|e| format!("{}: {e}", opts.data_dir.display()))?;
-    let base = format!("http://{}:{}", url_host(&opts.bind), opts.port);
-    let saved_path = root.join(SAVED);
-    if let Some(saved) = read_saved(&saved_path, &data_dir)
-        .and_then(|fragment| Enrollment::from_fragment(&fragment).ok())
-    {
-        let id = saved.terminal.as_str();
-        let list = Command::new(server)
-            .args(["terminal", "list"])
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|e| format!("bank-server terminal list: {e}"))?;
-        let listed = String::from_utf8_lossy(&list.stdout).into_owned();
-        if listed
-            .lines()
-            .any(|l| l.starts_with(&format!("{id}\tactive")))
-        {
-            let link = link::format(
-                &base,
-                LinkPage::Atm,
-                &saved.terminal,
-                &saved.psk,
-                &saved.bank,
-            );
-            return Ok(link.to_string());
-        }
-    }
     let out = Command::new(server)
-        .args(["terminal", "add", "--web", "--name", TERMINAL_NAME])
-        .args(["--public-url", &base])
+        .args(["terminal", "add", "--code", "--name", TERMINAL_NAME])
         .args(args)
         .stdin(Stdio::null())
-        .stderr(Stdio::inherit())
+        .stderr(Stdio::null())
         .output()
-        .map_err(|e| format!("bank-server terminal add: {e}"))?;
+        .map_err(|e| format!("bank-server terminal add --code: {e}"))?;
     if !out.status.success() {
-        return Err("bank-server terminal add --web failed".into());
+        return Err("bank-server terminal add --code failed".into());
     }
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let link = stdout
+    String::from_utf8_lossy(&out.stdout)
         .lines()
-        .find(|l| l.starts_with("http"))
-        .ok_or("bank-server terminal add --web printed no link")?
-        .trim()
-        .to_owned();
-    let (_, fragment) = link
-        .split_once('#')
-        .filter(|(_, fragment)| Enrollment::from_fragment(fragment).is_ok())
-        .ok_or("the printed link is not an enrollment link")?;
-    save(&saved_path, &data_dir, fragment)?;
-    Ok(link)
+        .map(str::trim)
+        .find(|l| l.starts_with("e-"))
+        .map(str::to_owned)
+        .ok_or_else(|| "bank-server terminal add --code printed no code".into())
 }
 
 /// Creates a new bank by starting it once on a free port until it says `created`.
@@ -222,29 +182,6 @@ fn url_host(bind: &str) -> String {
     }
 }
 
-/// The saved file: `<data dir>\t<the link's fragment>` ([`protocol::link`]'s format).
-fn read_saved(path: &Path, data_dir: &Path) -> Option<String> {
-    let text = fs::read_to_string(path).ok()?;
-    let (dir, fragment) = text.trim_end().split_once('\t')?;
-    (Path::new(dir) == data_dir).then(|| fragment.to_owned())
-}
-
-fn save(path: &Path, data_dir: &Path, fragment: &str) -> Result<(), String> {
-    use std::io::Write as _;
-    if let Some(dir) = path.parent() {
-        fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    }
-    let mut options = fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options
-        .open(path)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    writeln!(file, "{}\t{fragment}", data_dir.display())
-        .map_err(|e| format!("{}: {e}", path.display()))
-}
-
 /// Cargo's target dir: `$CARGO_TARGET_DIR` (relative to the repo root) or `target/`.
 fn target_dir(root: &Path) -> PathBuf {
     match env::var_os("CARGO_TARGET_DIR") {
@@ -293,18 +230,5 @@ mod tests {
     fn ipv6_hosts_are_bracketed() {
         assert_eq!(url_host("::1"), "[::1]");
         assert_eq!(url_host("127.0.0.1"), "127.0.0.1");
-    }
-
-    #[test]
-    fn a_saved_terminal_belongs_to_one_data_dir() {
-        let dir = std::env::temp_dir().join(format!("xtask-run-test-{}", std::process::id()));
-        let path = dir.join("saved");
-        save(&path, Path::new("/data/a"), "terminal=t-1&key=k&bank=b").unwrap();
-        assert_eq!(
-            read_saved(&path, Path::new("/data/a")).as_deref(),
-            Some("terminal=t-1&key=k&bank=b")
-        );
-        assert_eq!(read_saved(&path, Path::new("/data/b")), None);
-        let _ = fs::remove_dir_all(dir);
     }
 }
