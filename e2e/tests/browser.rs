@@ -275,8 +275,10 @@ async fn scenario(a: &Client, b: &Client, base: &str, link_one: &str, link_two: 
 }
 
 /// An impostor on the bank's address that holds the browser terminal's key (copied from the
-/// bank's data, say) but not the bank's static key: the web ATM refuses it at the handshake,
-/// before sending anything, and comes back to the real bank once it is there again.
+/// bank's data, say) but not the bank's static key: it cannot even read which terminal is
+/// calling (the id is sealed for the pinned key), the web ATM never comes up with it and sends
+/// it nothing but hellos, and comes back to the real bank by itself once it is there again. A
+/// terminal the real bank then revokes is refused, and the page offers only what works.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs the release web bundle and chromedriver; run by `cargo xtask test`"]
 async fn web_atm_refuses_a_bank_without_the_pinned_key() -> Res {
@@ -305,18 +307,20 @@ async fn web_atm_refuses_a_bank_without_the_pinned_key() -> Res {
             unreachable!("open_bank keeps the output in memory");
         };
         let fake_serving = serve(tokio::net::TcpListener::bind(addr).await?, fake.clone());
-        wait_css(&c, "#link-state[data-state='Refused']").await?;
-        // Only what works is offered: forgetting the terminal to enroll again, no forms.
-        wait_css(&c, "#refused-panel #refused-forget").await?;
-        for form in ["login-form", "register-form", "enroll-form"] {
-            assert!(
-                c.find(Locator::Id(form)).await.is_err(),
-                "#{form} shows on the refused screen"
-            );
+        // The impostor cannot open the sealed terminal id: it closes at the first flight, so
+        // the page keeps trying (the link down), and never comes up.
+        for _ in 0..100 {
+            if fake_output
+                .lock()
+                .map_err(|_| "poisoned")?
+                .iter()
+                .any(|l| l == "protocol_error")
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        fits(&c, "refused-forget").await?;
-        shot(&c, "pinned-01-impostor-refused").await?;
-        // Still refused after further attempts; nothing but failed handshakes reached it.
+        wait_css(&c, "#link-state[data-state^='Down']").await?;
         tokio::time::sleep(Duration::from_secs(3)).await;
         assert!(
             c.find(Locator::Css("#link-state[data-state='Up']"))
@@ -324,9 +328,12 @@ async fn web_atm_refuses_a_bank_without_the_pinned_key() -> Res {
                 .is_err(),
             "the web ATM came up with a bank that does not hold the pinned key"
         );
-        // `Refused` means the browser got the impostor's answer and found its Finished wrong;
-        // it then closes without a Finished of its own, so the impostor never has a session.
+        shot(&c, "pinned-01-impostor-down").await?;
         let lines = fake_output.lock().map_err(|_| "poisoned")?.clone();
+        assert!(
+            lines.iter().any(|l| l == "protocol_error"),
+            "the impostor saw no hello: {lines:?}"
+        );
         assert!(
             lines
                 .iter()
@@ -349,9 +356,27 @@ async fn web_atm_refuses_a_bank_without_the_pinned_key() -> Res {
 
         // The real bank again, on the same address: the same browser comes up by itself.
         let (real, real_listener) = reopen(&tmp.path().join("real"), addr).await?;
-        let real_serving = serve(real_listener, real);
+        let real_serving = serve(real_listener, real.clone());
         wait_css(&c, "#link-state[data-state='Up']").await?;
         wait_css(&c, "#login-form").await?;
+        real_serving.stop().await?;
+
+        // Revoked by the real bank: refused, and only what works is offered (forgetting the
+        // terminal to enroll again), no forms.
+        bank_server::admin::revoke_terminal(real.ledger(), &terminal.id)?;
+        drop(real);
+        let (real, real_listener) = reopen(&tmp.path().join("real"), addr).await?;
+        let real_serving = serve(real_listener, real);
+        wait_css(&c, "#link-state[data-state='Refused']").await?;
+        wait_css(&c, "#refused-panel #refused-forget").await?;
+        for form in ["login-form", "register-form", "enroll-form"] {
+            assert!(
+                c.find(Locator::Id(form)).await.is_err(),
+                "#{form} shows on the refused screen"
+            );
+        }
+        fits(&c, "refused-forget").await?;
+        shot(&c, "pinned-02-revoked-refused").await?;
         real_serving.stop().await
     }
     .await;
