@@ -10,7 +10,9 @@ use crate::primitives::{
 };
 use crate::schedule::{label, ClientHelloFields, IdKeys, Keys, ServerHelloFields, Shared};
 use crate::wire::Handshake;
-use crate::{fresh, hexfmt, BankKey, BankPin, Config, Error, Rng, TerminalId, PROTOCOL_VERSION};
+use crate::{
+    fresh, hexfmt, BankKey, BankPin, Config, Error, Psk, Rng, TerminalId, PROTOCOL_VERSION,
+};
 
 /// The two X25519 results of one handshake, zeroized on drop.
 pub(crate) struct Agreed {
@@ -280,6 +282,34 @@ pub(crate) fn open_terminal_id(
         .ok()
         .and_then(TerminalId::new)
         .ok_or(HandshakeFault::Malformed)
+}
+
+/// The key the bank answers with: the one it found (`known`), or a throw-away one drawn from
+/// `rng` (32 bytes) for an unknown, revoked, used or expired one, so that the peer fails at the
+/// same step either way.
+pub(crate) fn psk_or_throwaway(psk: Option<&Psk>, rng: &mut impl Rng) -> (Psk, bool) {
+    match psk {
+        Some(psk) => (psk.clone(), true),
+        None => (Psk::random(rng), false),
+    }
+}
+
+/// The bank's check of a ClientFinished (constant time): the MAC and whether the key was
+/// known always both run, so timing does not tell an unknown name from a wrong key.
+pub(crate) fn check_client_finished(keys: &Keys, known: bool, wire: &[u8]) -> Result<(), Error> {
+    let fail = Error::HandshakeFailed;
+    let Handshake::ClientFinished { finished } = Handshake::parse(wire).map_err(fail)? else {
+        return Err(fail(HandshakeFault::Malformed));
+    };
+    let Some(finished) = hexfmt::decode_array::<32>(&finished) else {
+        return Err(fail(HandshakeFault::Malformed));
+    };
+    let mac_ok = keys.verify_client_finished(&finished);
+    if mac_ok & known {
+        Ok(())
+    } else {
+        Err(fail(HandshakeFault::BadFinished))
+    }
 }
 
 #[cfg(test)]

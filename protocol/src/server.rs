@@ -132,10 +132,7 @@ impl ClientHelloReceived {
         else {
             return Err(Error::HandshakeFailed(HandshakeFault::WeakShare));
         };
-        let (psk, known) = match psk {
-            Some(psk) => (psk.clone(), true),
-            None => (Psk::random(rng), false),
-        };
+        let (psk, known) = exchange::psk_or_throwaway(psk, rng);
         let dh = agreed.shared();
         let keys = Keys::derive(&psk, &bank.pin(), &self.fields, &server, &dh);
         let hello = Handshake::ServerHello {
@@ -168,18 +165,7 @@ impl AwaitClientFinished {
     /// Checks the ATM's Finished MAC (constant time). Wrong key, unknown terminal and altered
     /// handshake all fail here the same way.
     pub fn read_client_finished(self, wire: &[u8]) -> Result<BankSession, Error> {
-        let fail = Error::HandshakeFailed;
-        let Handshake::ClientFinished { finished } = Handshake::parse(wire).map_err(fail)? else {
-            return Err(fail(HandshakeFault::Malformed));
-        };
-        let Some(finished) = hexfmt::decode_array::<32>(&finished) else {
-            return Err(fail(HandshakeFault::Malformed));
-        };
-        // Both checks always run, so timing does not tell unknown terminals from wrong keys.
-        let mac_ok = self.keys.verify_client_finished(&finished);
-        if !(mac_ok & self.known) {
-            return Err(fail(HandshakeFault::BadFinished));
-        }
+        exchange::check_client_finished(&self.keys, self.known, wire)?;
         Ok(BankSession::new(self.keys, &self.config, self.terminal))
     }
 

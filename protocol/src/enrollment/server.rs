@@ -43,10 +43,7 @@ impl EnrollHelloReceived {
         else {
             return Err(Error::HandshakeFailed(HandshakeFault::WeakShare));
         };
-        let (psk, known) = match code_psk {
-            Some(psk) => (psk.clone(), true),
-            None => (Psk::random(rng), false),
-        };
+        let (psk, known) = exchange::psk_or_throwaway(code_psk, rng);
         let pin = bank.pin();
         let dh = agreed.shared();
         let (keys, exporter) = Keys::derive_enrollment(&psk, &pin, &self.fields, &server, &dh);
@@ -84,17 +81,7 @@ impl AwaitEnrollFinished {
     /// Checks the terminal's Finished (constant time); a wrong code, an unknown one and an
     /// altered handshake all fail here alike.
     pub fn read_client_finished(self, wire: &[u8]) -> Result<EnrollingBank, Error> {
-        let fail = Error::HandshakeFailed;
-        let Handshake::ClientFinished { finished } = Handshake::parse(wire).map_err(fail)? else {
-            return Err(fail(HandshakeFault::Malformed));
-        };
-        let Some(finished) = hexfmt::decode_array::<32>(&finished) else {
-            return Err(fail(HandshakeFault::Malformed));
-        };
-        let mac_ok = self.keys.verify_client_finished(&finished);
-        if !(mac_ok & self.known) {
-            return Err(fail(HandshakeFault::BadFinished));
-        }
+        exchange::check_client_finished(&self.keys, self.known, wire)?;
         Ok(EnrollingBank {
             session: BankSession::new(self.keys, &self.config, self.code),
             exporter: self.exporter,
