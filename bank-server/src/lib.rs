@@ -148,6 +148,9 @@ pub struct Config {
     pub first_terminal: ledger::DepositCeilings,
     /// Argon2id cost (OWASP by default; tests may lower it).
     pub argon2: Argon2Params,
+    /// Argon2id cost of an operator's password when the bank hashes one (a console's
+    /// `change_password`); `operator add` uses the same, [`Argon2Params::OPERATOR`].
+    pub operator_argon2: Argon2Params,
     /// Concurrent Argon2 runs.
     pub hash_workers: usize,
     /// How long a login waits for an Argon2 worker before the bank answers `Busy`.
@@ -197,6 +200,7 @@ impl Config {
             max_amount: protocol::money::BIBIFI_MAX,
             first_terminal: ledger::DepositCeilings::DEFAULT,
             argon2: Argon2Params::OWASP,
+            operator_argon2: Argon2Params::OPERATOR,
             hash_workers: std::thread::available_parallelism().map_or(2, usize::from),
             hash_wait: Duration::from_secs(5),
             openings: Some(OpeningRate::DEFAULT),

@@ -145,10 +145,18 @@ impl PasswordPool {
 
     /// Hashes a new password (PHC string), keyed with the pool's pepper.
     pub async fn hash(&self, password: Password) -> Result<String, HashError> {
-        self.run(move |params, pepper| {
-            hash_password_keyed(params, password.expose(), pepper.as_ref())
-        })
-        .await?
+        self.hash_with(self.params, password).await
+    }
+
+    /// Hashes a new password with `params` instead of the pool's (an operator's:
+    /// [`Argon2Params::OPERATOR`]), keyed with the pool's pepper.
+    pub async fn hash_with(
+        &self,
+        params: Argon2Params,
+        password: Password,
+    ) -> Result<String, HashError> {
+        self.run(move |_, pepper| hash_password_keyed(params, password.expose(), pepper.as_ref()))
+            .await?
     }
 
     /// Checks `password` against `stored` (a PHC string), or against the dummy hash when there

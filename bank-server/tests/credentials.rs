@@ -207,6 +207,18 @@ async fn an_operator_changes_their_password_and_only_on_a_console() {
         again.call(&login("operator password 2")).await.unwrap(),
         Response::OperatorWelcome { .. }
     ));
+    // The new hash keeps the operators' cost (and the pepper), as `operator add` makes it.
+    let hash = bank
+        .bank
+        .ledger()
+        .operator(&username("ops"))
+        .unwrap()
+        .unwrap()
+        .password_hash;
+    assert!(
+        hash.contains("m=65536,t=3,p=1") && hash.contains("keyid="),
+        "{hash}"
+    );
     // A card reissue is an ATM's request.
     let card = CardSecret::random(&mut OsRng);
     assert_eq!(

@@ -260,7 +260,11 @@ pub(super) async fn change_operator_password(
         tracing::info!(operator = %operator, "operator password change with a wrong password");
         return login_failed(shared, ctx, ticket, ctx.event("password_change_failed")).await;
     }
-    let hash = match shared.passwords.hash(new).await {
+    let hash = match shared
+        .passwords
+        .hash_with(shared.config.operator_argon2, new)
+        .await
+    {
         Ok(hash) => hash,
         Err(e) => return hash_refusal(e),
     };
