@@ -25,15 +25,13 @@ pub(crate) async fn take_code(
     event.terminal = Some(code.to_string());
     event.conn = Some(conn);
     let id = code.clone();
-    let taken = rules::ledger(shared, move |l| {
-        let taken = l.take_enrollment(&id, &event)?;
-        // One guess per code: the code is gone on disk before the bank answers.
-        if taken.is_some() {
-            l.sync()?;
-        }
-        Ok(taken)
-    })
-    .await;
+    let taken = rules::ledger(shared, move |l| l.take_enrollment(&id, &event)).await;
+    // One guess per code: the code is gone on disk (the group flush every write waits for)
+    // before the bank answers.
+    let taken = match taken {
+        Ok(Some(pending)) => rules::flushed(shared).await.map(|()| Some(pending)),
+        other => other,
+    };
     let pending = match taken {
         Ok(Some(pending)) => pending,
         Ok(None) => {
@@ -77,10 +75,7 @@ pub(crate) async fn enroll(
     let mut event = AuditEvent::new("terminal_enrolled", now_ms());
     event.terminal = Some(id.to_string());
     event.detail = Some(format!("with code {}", pending.code));
-    rules::ledger(shared, move |l| {
-        l.add_terminal(&terminal, &event)?;
-        l.sync()
-    })
-    .await?;
+    rules::ledger(shared, move |l| l.add_terminal(&terminal, &event)).await?;
+    rules::flushed(shared).await?;
     Ok(id)
 }

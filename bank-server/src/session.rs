@@ -22,6 +22,8 @@ enum Fault {
     Protocol(String),
     /// The peer went away or the transport failed: nothing to report.
     Gone,
+    /// The storage failed (reported as a storage fault, not as the peer's error).
+    Storage,
 }
 
 /// Reads the next text frame; binary frames break the protocol.
@@ -117,11 +119,12 @@ async fn handshake(
         }
     };
     let id = hello.terminal_id().clone();
-    let ledger = shared.ledger.clone();
-    let terminal = tokio::task::spawn_blocking(move || ledger.terminal(&id))
+    let terminal = rules::ledger(shared, move |l| l.terminal(&id))
         .await
-        .map_err(|e| Fault::Protocol(format!("terminal lookup failed: {e}")))?
-        .map_err(|e| Fault::Protocol(format!("terminal lookup failed: {e}")))?;
+        .map_err(|e| {
+            tracing::error!(error = %e, "terminal lookup failed");
+            Fault::Storage
+        })?;
     // Unknown and revoked terminals go through the same steps as a wrong key.
     let terminal = terminal.filter(|t| !t.revoked);
     let role = terminal.as_ref().map(|t| t.role).unwrap_or_default();
@@ -185,10 +188,10 @@ async fn protocol_error(shared: &Arc<Shared>, ctx: Option<&SessionCtx>, conn: u6
 /// `true` while the session's terminal is known and not revoked (checked before each request,
 /// so revoking a terminal also ends its open sessions at their next request).
 async fn terminal_active(shared: &Arc<Shared>, ctx: &SessionCtx) -> bool {
-    let (ledger, id) = (shared.ledger.clone(), ctx.terminal.clone());
+    let id = ctx.terminal.clone();
     matches!(
-        tokio::task::spawn_blocking(move || ledger.terminal(&id)).await,
-        Ok(Ok(Some(terminal))) if !terminal.revoked
+        rules::ledger(shared, move |l| l.terminal(&id)).await,
+        Ok(Some(terminal)) if !terminal.revoked
     )
 }
 
@@ -223,6 +226,10 @@ pub(crate) async fn run(
             }
             Some(Ok(Err(Fault::Gone))) => {
                 tracing::debug!("left during the handshake");
+                return;
+            }
+            Some(Ok(Err(Fault::Storage))) => {
+                close(&shared, &mut socket, protocol::close::FAILURE).await;
                 return;
             }
             Some(Ok(Err(Fault::Protocol(detail)))) => {
@@ -269,6 +276,7 @@ pub(crate) async fn run(
                     protocol_error(&shared, Some(&ctx), conn, detail).await;
                     break protocol::close::FAILURE;
                 }
+                Ok(Err(Fault::Storage)) => break protocol::close::FAILURE,
                 Ok(Ok(record)) => record,
             };
             let request = match session.open(record.as_bytes(), now_ms()) {
@@ -340,6 +348,7 @@ async fn enrollment(
                 protocol_error(shared, None, conn, detail).await;
                 return protocol::close::FAILURE;
             }
+            Ok(Err(Fault::Storage)) => return protocol::close::FAILURE,
             Err(_) => {
                 protocol_error(shared, None, conn, "enrollment timeout".into()).await;
                 return protocol::close::FAILURE;

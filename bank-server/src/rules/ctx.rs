@@ -169,10 +169,17 @@ pub(super) fn hash_refusal(e: HashError) -> Response {
     }
 }
 
-/// Waits until everything committed is durable; `Err` carries the reply to send instead.
+/// Waits until everything committed is durable (the group flush), a failure reported as a
+/// storage fault.
+pub(crate) async fn flushed(shared: &Arc<Shared>) -> Result<(), LedgerError> {
+    shared
+        .ledger
+        .durable()
+        .await
+        .inspect_err(|e| shared.faults.report(e))
+}
+
+/// [`flushed`]; `Err` carries the reply to send instead.
 pub(super) async fn durable(shared: &Arc<Shared>) -> Result<(), Response> {
-    shared.ledger.durable().await.map_err(|e| {
-        shared.faults.report(&e);
-        refusal(&e)
-    })
+    flushed(shared).await.map_err(|e| refusal(&e))
 }

@@ -18,7 +18,7 @@ use protocol::{ErrorCode, Request, Response, TerminalRole};
 use crate::Shared;
 
 pub(crate) use credentials::login_stands;
-pub(crate) use ctx::{ledger, After, SessionCtx};
+pub(crate) use ctx::{flushed, ledger, After, SessionCtx};
 
 /// Answers one request.
 pub(crate) async fn handle(
