@@ -332,14 +332,27 @@ async fn no_secret_reaches_the_logs_even_at_trace_level() {
         psk: protocol::Psk::random(&mut OsRng),
         ..auth.clone()
     };
-    assert!(Client::connect(&bank.addr, &wrong).await.is_err());
+    assert!(matches!(
+        Client::connect(&bank.addr, &wrong).await,
+        Err(ClientError::Protocol(protocol::Error::HandshakeFailed(
+            protocol::HandshakeFault::BadFinished
+        )))
+    ));
     // An enrollment code, issued through the admin socket, used once, then tried again.
     let issued = paths.command(&["terminal", "add", "--code", "--name", "host"]);
     assert!(issued.status.success(), "{issued:?}");
     let code_text = String::from_utf8(issued.stdout).unwrap();
     let code = protocol::enrollment::EnrollmentCode::parse(&code_text).unwrap();
     let enrolled = atm_client::enroll(&bank.addr, &code).await.unwrap();
-    assert!(atm_client::enroll(&bank.addr, &code).await.is_err());
+    assert!(
+        matches!(
+            atm_client::enroll(&bank.addr, &code).await,
+            Err(ClientError::Protocol(protocol::Error::HandshakeFailed(
+                protocol::HandshakeFault::BadFinished
+            )))
+        ),
+        "a used code fails the handshake like a wrong one"
+    );
     let enrolled_psk = enrolled.psk.to_hex();
     bank.signal("TERM");
     let (stdout, stderr) = (bank.stdout.clone(), bank.stderr.clone());

@@ -41,7 +41,10 @@ async fn a_code_enrolls_one_terminal_once() {
         bank_server::ledger::DepositCeilings::DEFAULT,
     )
     .unwrap();
-    assert!(expires > atm_client::now_ms());
+    // Valid for 10 minutes from its issue (the README's figure).
+    assert_eq!(bank_server::admin::ENROLLMENT_CODE_LIFETIME_MS, 600_000);
+    let left = expires.saturating_sub(atm_client::now_ms());
+    assert!((595_000..=600_000).contains(&left), "{left} ms left");
     let creds = enroll(&bank.addr, &code).await.unwrap();
     assert!(
         creds.bank == bank.auth.bank,

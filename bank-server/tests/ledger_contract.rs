@@ -514,7 +514,10 @@ fn deposit_ceilings(open: Open) {
 
     // 00:00 UTC the next day: room again.
     let midnight = NOW - NOW % DAY_MS + DAY_MS;
-    assert!(deposit_by(ledger, &account, &atm, txid(), 1, midnight - 1).is_err());
+    assert!(matches!(
+        deposit_by(ledger, &account, &atm, txid(), 1, midnight - 1),
+        Err(LedgerError::OverCeiling(Ceiling::PerDay { .. }))
+    ));
     assert_eq!(ledger.deposited_today(&atm, midnight).unwrap(), Cents::ZERO);
     deposit_by(ledger, &account, &atm, txid(), 1_000, midnight).unwrap();
     assert_eq!(

@@ -398,6 +398,8 @@ mod tests {
 
     #[test]
     fn a_direction_carries_at_most_its_cap_of_records() {
+        // The spec's figure: sequence numbers 0 to 2^32 - 1.
+        assert_eq!(MAX_RECORDS_PER_DIRECTION, 4_294_967_296);
         let last = MAX_RECORDS_PER_DIRECTION - 1;
         // The last allowed record goes out and is read; the next is never sealed.
         let mut sender = layer(last, 0);
