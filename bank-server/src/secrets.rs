@@ -8,9 +8,7 @@
 //! iv || ciphertext) (32)`: encrypt-then-MAC, bound to the record it belongs to, so a sealed
 //! key moved to another terminal does not open.
 
-use protocol::primitives::{
-    aes256_cbc_decrypt, aes256_cbc_encrypt, hkdf_sha256, hmac_sha256, hmac_sha256_verify,
-};
+use protocol::primitives::{aes256_cbc_decrypt, aes256_cbc_encrypt, hkdf_sha256, hmac_sha256};
 use protocol::{BankKey, Psk};
 use zeroize::Zeroizing;
 
@@ -83,17 +81,11 @@ impl StorageKeys {
         }
         let (iv, rest) = bytes.split_at(16);
         let (ciphertext, mac) = rest.split_at(48);
-        if !hmac_sha256_verify(
-            self.mac.as_ref(),
-            &[
-                MAC_LABEL,
-                &u8::try_from(id.len()).unwrap_or(u8::MAX).to_be_bytes(),
-                id.as_bytes(),
-                iv,
-                ciphertext,
-            ],
+        // Compared in constant time.
+        if !bool::from(subtle::ConstantTimeEq::ct_eq(
+            &self.mac_of(id, iv, ciphertext)[..],
             mac,
-        ) {
+        )) {
             return None;
         }
         let iv: [u8; 16] = iv.try_into().ok()?;

@@ -94,9 +94,9 @@ impl EnrollmentCode {
 
 /// Whether `id` names an enrollment code rather than a terminal.
 pub fn is_code_id(id: &TerminalId) -> bool {
-    id.as_str().strip_prefix(ID_PREFIX).is_some_and(|hex| {
-        hex.len() == 2 * ID_BYTES && hexfmt::decode_array::<ID_BYTES>(hex).is_some()
-    })
+    id.as_str()
+        .strip_prefix(ID_PREFIX)
+        .is_some_and(|hex| hexfmt::decode_array::<ID_BYTES>(hex).is_some())
 }
 
 #[cfg(test)]
