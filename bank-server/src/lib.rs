@@ -460,8 +460,9 @@ pub fn open(config: Config) -> Result<Bank, StartError> {
             checkpoints,
         },
         bank_key,
+        storage_keys,
     } = store::open_or_create(&config)?;
-    let pepper = secrets::StorageKeys::of(&bank_key).pepper();
+    let pepper = storage_keys.pepper();
     let passwords = PasswordPool::new(
         config.argon2,
         config.hash_workers,

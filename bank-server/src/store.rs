@@ -247,6 +247,8 @@ pub struct OpenedBank {
     pub store: Opened,
     /// The bank's static key (the handshake proves it to terminals).
     pub bank_key: BankKey,
+    /// The keys derived from it that protect secrets at rest (sealing, the password pepper).
+    pub storage_keys: Arc<crate::secrets::StorageKeys>,
 }
 
 /// What is at the data directory's path.
@@ -300,8 +302,12 @@ pub fn open_or_create(config: &Config) -> Result<OpenedBank, StoreError> {
                 &Custody::of(config),
             )?;
             let bank_key = bank_key_of(&*store.ledger, &config.data_dir, &config.bank_key_file)?;
-            seal_stored_keys(&*store.ledger, &config.data_dir, &bank_key)?;
-            Ok(OpenedBank { store, bank_key })
+            let storage_keys = seal_stored_keys(&*store.ledger, &config.data_dir, &bank_key)?;
+            Ok(OpenedBank {
+                store,
+                bank_key,
+                storage_keys,
+            })
         }
     }
 }
@@ -341,11 +347,15 @@ pub fn open_for_admin(
 
 /// Gives the ledger the storage keys of `bank_key` (see [`crate::secrets`]); a store from
 /// before keys were sealed has its plain ones sealed now, audited (`stored_keys_sealed`).
-fn seal_stored_keys(ledger: &dyn Ledger, dir: &Path, bank_key: &BankKey) -> Result<(), StoreError> {
+fn seal_stored_keys(
+    ledger: &dyn Ledger,
+    dir: &Path,
+    bank_key: &BankKey,
+) -> Result<Arc<crate::secrets::StorageKeys>, StoreError> {
     let fail = |e| StoreError::ledger(dir, e);
     let keys = Arc::new(crate::secrets::StorageKeys::of(bank_key));
     let event = AuditEvent::new("stored_keys_sealed", now_ms());
-    let sealed = ledger.seal_secrets(keys, &event).map_err(fail)?;
+    let sealed = ledger.seal_secrets(keys.clone(), &event).map_err(fail)?;
     if sealed > 0 {
         ledger.sync().map_err(fail)?;
         tracing::warn!(
@@ -354,7 +364,7 @@ fn seal_stored_keys(ledger: &dyn Ledger, dir: &Path, bank_key: &BankKey) -> Resu
              database's log until it reuses that space)"
         );
     }
-    Ok(())
+    Ok(keys)
 }
 
 /// The static key of the bank in `ledger`: the one its identity records, read from `path`. A
@@ -416,7 +426,7 @@ fn create(config: &Config) -> Result<OpenedBank, StoreError> {
     let ledger = open_ledger(&config.storage, dir)?;
     let id = random_id();
     let bank_key = bank_key::create(&config.bank_key_file, &id).map_err(StoreError::BankKey)?;
-    seal_stored_keys(&*ledger, dir, &bank_key)?;
+    let storage_keys = seal_stored_keys(&*ledger, dir, &bank_key)?;
     let pin = bank_key.pin();
     let auditor = match custody.auditor {
         Some(auditor) => auditor,
@@ -466,6 +476,7 @@ fn create(config: &Config) -> Result<OpenedBank, StoreError> {
             checkpoints,
         },
         bank_key,
+        storage_keys,
     })
 }
 
