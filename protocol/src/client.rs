@@ -28,6 +28,7 @@ pub fn start(
         secret,
         client_share,
         sealed,
+        es,
     } = exchange::client_hello_start(rng, &terminal, bank)
         .ok_or(Error::HandshakeFailed(HandshakeFault::WeakShare))?;
     let hello = Handshake::ClientHello {
@@ -42,6 +43,7 @@ pub fn start(
         psk: psk.clone(),
         bank: bank.clone(),
         secret,
+        es,
         fields: ClientHelloFields {
             terminal,
             client_nonce,
@@ -59,6 +61,8 @@ pub struct AwaitServerHello {
     psk: Psk,
     bank: BankPin,
     secret: StaticSecret,
+    /// `dh_es`, from sealing the id.
+    es: zeroize::Zeroizing<[u8; 32]>,
     fields: ClientHelloFields,
 }
 
@@ -91,7 +95,7 @@ impl AwaitServerHello {
             timestamp,
             &finished,
         )?;
-        let agreed = exchange::client_exchange(&self.secret, &server, &self.bank)?;
+        let agreed = exchange::client_exchange(&self.secret, &server, &self.bank, Some(&self.es))?;
         let dh = agreed.shared();
         let keys = Keys::derive(&self.psk, &self.bank, &self.fields, &server, &dh);
         let reply = exchange::finish(&keys, &finished)?;

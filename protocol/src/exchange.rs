@@ -21,11 +21,8 @@ pub(crate) struct Agreed {
 }
 
 impl Agreed {
-    fn new(ee: &x25519_dalek::SharedSecret, es: &x25519_dalek::SharedSecret) -> Self {
-        Self {
-            ee: Zeroizing::new(ee.to_bytes()),
-            es: Zeroizing::new(es.to_bytes()),
-        }
+    fn new(ee: Zeroizing<[u8; 32]>, es: Zeroizing<[u8; 32]>) -> Self {
+        Self { ee, es }
     }
 
     /// As the key schedule takes them.
@@ -36,6 +33,9 @@ impl Agreed {
         }
     }
 }
+
+/// `dh_es` as bytes: X25519 of the client's ephemeral with the bank's static key.
+pub(crate) type DhEs = Zeroizing<[u8; 32]>;
 
 /// How a first flight names its sender: an enrollment's code id in clear, or a terminal's id
 /// sealed for the bank's static key (§6.7).
@@ -55,7 +55,7 @@ pub(crate) fn client_fields(
     client_nonce: &str,
     client_share: &str,
     timestamp: u64,
-) -> Result<ClientHelloFields, Error> {
+) -> Result<(ClientHelloFields, Option<DhEs>), Error> {
     let fail = Error::HandshakeFailed;
     if version != PROTOCOL_VERSION {
         return Err(fail(HandshakeFault::Version));
@@ -80,8 +80,8 @@ pub(crate) fn client_fields(
     if !fresh(timestamp, now_ms, config.max_skew_ms) {
         return Err(fail(HandshakeFault::Stale));
     }
-    let terminal = match id {
-        Decoded::Clear(id) => id,
+    let (terminal, es) = match id {
+        Decoded::Clear(id) => (id, None),
         Decoded::Sealed(sealed, bank) => {
             let es = bank.agree(&client_share);
             if !es.was_contributory() {
@@ -89,23 +89,27 @@ pub(crate) fn client_fields(
             }
             let es = Zeroizing::new(es.to_bytes());
             let keys = IdKeys::derive(&es, &client_share, &bank.pin());
-            open_terminal_id(&keys, &sealed).map_err(fail)?
+            (open_terminal_id(&keys, &sealed).map_err(fail)?, Some(es))
         }
     };
-    Ok(ClientHelloFields {
+    let fields = ClientHelloFields {
         terminal,
         client_nonce,
         client_share,
         client_time: timestamp,
-    })
+    };
+    // `dh_es`, when opening the id computed it: the answer reuses it.
+    Ok((fields, es))
 }
 
 /// The bank's half of a handshake's key exchange: draws the bank nonce (32 bytes) and the
 /// X25519 secret (32 bytes) from `rng`, computes both X25519 results, and returns the
-/// ServerHello's fields with them. `None` when the client's share is of low order.
+/// ServerHello's fields with them (`dh_es` taken from `es` when the first flight's check
+/// computed it already). `None` when the client's share is of low order.
 pub(crate) fn bank_exchange(
     bank: &BankKey,
     client_share: &[u8; 32],
+    es: Option<&DhEs>,
     rng: &mut impl Rng,
     now_ms: u64,
 ) -> Option<(ServerHelloFields, Agreed)> {
@@ -116,16 +120,16 @@ pub(crate) fn bank_exchange(
     let secret = StaticSecret::from(*secret_bytes);
     let bank_share = PublicKey::from(&secret).to_bytes();
     let ee = secret.diffie_hellman(&PublicKey::from(*client_share));
-    let es = bank.agree(client_share);
-    if !(ee.was_contributory() && es.was_contributory()) {
-        return None;
-    }
+    let es = match es {
+        Some(es) => es.clone(),
+        None => contributory(&bank.agree(client_share))?,
+    };
     let fields = ServerHelloFields {
         bank_nonce,
         bank_share,
         bank_time: now_ms,
     };
-    Some((fields, Agreed::new(&ee, &es)))
+    Some((fields, Agreed::new(contributory(&ee)?, es)))
 }
 
 /// The checks every ServerHello shares: the version, the nonce, share and Finished (hex), the
@@ -162,18 +166,29 @@ pub(crate) fn server_fields(
 }
 
 /// The ATM's half of the key exchange: X25519 of its ephemeral secret with the bank's
-/// ephemeral share and with the bank's static key; both must be contributory.
+/// ephemeral share and with the bank's static key (`es` when sealing its id computed it
+/// already); both must be contributory.
 pub(crate) fn client_exchange(
     secret: &StaticSecret,
     server: &ServerHelloFields,
     bank: &BankPin,
+    es: Option<&DhEs>,
 ) -> Result<Agreed, Error> {
-    let ee = secret.diffie_hellman(&PublicKey::from(server.bank_share));
-    let es = secret.diffie_hellman(&PublicKey::from(bank.public));
-    if !(ee.was_contributory() && es.was_contributory()) {
-        return Err(Error::HandshakeFailed(HandshakeFault::WeakShare));
-    }
-    Ok(Agreed::new(&ee, &es))
+    let weak = Error::HandshakeFailed(HandshakeFault::WeakShare);
+    let ee =
+        contributory(&secret.diffie_hellman(&PublicKey::from(server.bank_share))).ok_or(weak)?;
+    let es = match es {
+        Some(es) => es.clone(),
+        None => contributory(&secret.diffie_hellman(&PublicKey::from(bank.public))).ok_or(weak)?,
+    };
+    Ok(Agreed::new(ee, es))
+}
+
+/// An X25519 result as bytes, `None` when it is all zero (a low-order share).
+fn contributory(shared: &x25519_dalek::SharedSecret) -> Option<Zeroizing<[u8; 32]>> {
+    shared
+        .was_contributory()
+        .then(|| Zeroizing::new(shared.to_bytes()))
 }
 
 /// Checks the bank's Finished against `keys` and returns the ClientFinished to send.
@@ -208,6 +223,7 @@ pub(crate) fn client_hello_start(
         secret,
         client_share,
         sealed,
+        es,
     })
 }
 
@@ -217,6 +233,8 @@ pub(crate) struct ClientStart {
     pub(crate) secret: StaticSecret,
     pub(crate) client_share: [u8; 32],
     pub(crate) sealed: [u8; SEALED_ID_LEN],
+    /// `dh_es`, kept for the key schedule once the bank answers.
+    pub(crate) es: Zeroizing<[u8; 32]>,
 }
 
 /// Draws the client nonce (32 bytes) then the X25519 secret (32 bytes) from `rng`.

@@ -62,7 +62,7 @@ pub fn read_hello(
     } else {
         exchange::IdField::Sealed(&id, bank)
     };
-    let fields = exchange::client_fields(
+    let (fields, es) = exchange::client_fields(
         config,
         now_ms,
         version,
@@ -75,6 +75,7 @@ pub fn read_hello(
         return Ok(Hello::Terminal(ClientHelloReceived {
             config: config.clone(),
             fields,
+            es,
         }));
     }
     // An enrollment's hello must name a code, never a terminal.
@@ -106,6 +107,8 @@ pub fn read_client_hello(
 pub struct ClientHelloReceived {
     config: Config,
     fields: ClientHelloFields,
+    /// `dh_es`, from opening the sealed id.
+    es: Option<zeroize::Zeroizing<[u8; 32]>>,
 }
 
 impl ClientHelloReceived {
@@ -127,9 +130,13 @@ impl ClientHelloReceived {
         rng: &mut impl Rng,
         now_ms: u64,
     ) -> Result<(AwaitClientFinished, String), Error> {
-        let Some((server, agreed)) =
-            exchange::bank_exchange(bank, &self.fields.client_share, rng, now_ms)
-        else {
+        let Some((server, agreed)) = exchange::bank_exchange(
+            bank,
+            &self.fields.client_share,
+            self.es.as_ref(),
+            rng,
+            now_ms,
+        ) else {
             return Err(Error::HandshakeFailed(HandshakeFault::WeakShare));
         };
         let (psk, known) = exchange::psk_or_throwaway(psk, rng);

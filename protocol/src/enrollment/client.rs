@@ -82,7 +82,7 @@ impl AwaitEnrollHello {
         let bank = BankId::new(bank_id)
             .and_then(|id| BankPin::from_parts(id.as_str(), &bank_key))
             .ok_or(fail(HandshakeFault::Malformed))?;
-        let agreed = exchange::client_exchange(&self.secret, &server, &bank)?;
+        let agreed = exchange::client_exchange(&self.secret, &server, &bank, None)?;
         let dh = agreed.shared();
         let (keys, exporter) =
             Keys::derive_enrollment(&self.psk, &bank, &self.fields, &server, &dh);

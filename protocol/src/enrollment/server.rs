@@ -39,7 +39,7 @@ impl EnrollHelloReceived {
         now_ms: u64,
     ) -> Result<(AwaitEnrollFinished, String), Error> {
         let Some((server, agreed)) =
-            exchange::bank_exchange(bank, &self.fields.client_share, rng, now_ms)
+            exchange::bank_exchange(bank, &self.fields.client_share, None, rng, now_ms)
         else {
             return Err(Error::HandshakeFailed(HandshakeFault::WeakShare));
         };
