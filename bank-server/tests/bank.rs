@@ -244,6 +244,16 @@ fn a_kept_data_dir_holds_the_database_the_audit_key_the_bank_key_and_the_checkpo
         listing(&dir),
         ["audit.key", "data", "data.bank-key", "data.checkpoint"]
     );
+    // Owner-only: the kept directory and the data directory, and the key files in it.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(mode(&dir.join("data")), 0o700);
+        assert_eq!(mode(&dir.join("audit.key")), 0o600);
+        assert_eq!(mode(&dir.join("data.bank-key")), 0o600);
+    }
     // The auditor's private key of the lab pair the bank made (it keeps only the public key).
     let key = std::fs::read_to_string(dir.join("audit.key")).unwrap();
     assert!(key.starts_with("auditor-x25519 "), "{key}");

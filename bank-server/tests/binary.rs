@@ -552,6 +552,23 @@ fn help_documents_every_flag() {
         text.contains("75 (EX_TEMPFAIL) when the storage fails"),
         "--help does not document the storage-fault exit status:\n{text}"
     );
+    // The command line's own defaults are the documented ones (clap states them apart from
+    // the library's Config).
+    for (flag, default) in [
+        ("--openings-per-minute", "[default: 10]"),
+        ("--openings-burst", "[default: 20]"),
+        ("--max-deposit-per-day", "[default: 10000.00]"),
+    ] {
+        let from = text.find(&format!("{flag} <")).unwrap();
+        let next = text[from + 2..]
+            .find("\n      --")
+            .map_or(text.len(), |n| from + 2 + n);
+        assert!(
+            text[from..next].contains(default),
+            "{flag} should say {default}:\n{}",
+            &text[from..next]
+        );
+    }
     let audit = Command::new(BIN)
         .args(["audit", "--help"])
         .output()
