@@ -67,7 +67,7 @@ pub use message::{
 };
 pub use money::Cents;
 pub use record::{BankSession, ClientSession};
-pub use secret::{Psk, TerminalId};
+pub use secret::{MasterInput, MasterSecret, Psk, TerminalId, MASTER_INPUT_LEN};
 
 /// The protocol version carried in both hellos. A peer speaking another version is refused:
 /// there is no fallback (version 1, without the bank's static key, is refused like any other).

@@ -3,6 +3,7 @@
 use zeroize::Zeroizing;
 
 use crate::primitives::{hkdf_sha256, hmac_sha256, hmac_sha256_verify, sha256, Prk};
+use crate::secret::{MasterInput, MasterSecret, MASTER_INPUT_LEN};
 use crate::{BankPin, Psk, TerminalId, PROTOCOL_VERSION};
 
 /// Domain-separation labels (ASCII, no terminator). See docs/PROTOCOL.md, "Key schedule".
@@ -123,6 +124,7 @@ pub(crate) struct ClientHelloFields {
 }
 
 /// The ServerHello's fields that enter the transcript (everything but `finished`).
+#[cfg_attr(fuzzing, derive(Clone))]
 pub(crate) struct ServerHelloFields {
     pub(crate) bank_nonce: [u8; 32],
     pub(crate) bank_share: [u8; 32],
@@ -164,6 +166,31 @@ pub(crate) struct Shared<'a> {
     pub(crate) ee: &'a [u8; 32],
     /// Client ephemeral with bank static: only the holder of the bank's private key has it.
     pub(crate) es: &'a [u8; 32],
+}
+
+/// The message the terminal key MACs into the master secret (§6.3):
+/// label || client_nonce || bank_nonce || dh_ee || dh_es.
+pub(crate) fn master_input(
+    ch: &ClientHelloFields,
+    sh: &ServerHelloFields,
+    dh: &Shared<'_>,
+) -> MasterInput {
+    let mut input = MasterInput::zeroed();
+    let bytes = input.bytes_mut();
+    let parts: [&[u8]; 5] = [
+        label::MASTER,
+        &ch.client_nonce,
+        &sh.bank_nonce,
+        dh.ee,
+        dh.es,
+    ];
+    let mut at = 0;
+    for part in parts {
+        bytes[at..at + part.len()].copy_from_slice(part);
+        at += part.len();
+    }
+    debug_assert_eq!(at, MASTER_INPUT_LEN);
+    input
 }
 
 /// Every key of one session, each from its own HKDF label.
@@ -213,18 +240,20 @@ impl Keys {
         sh: &ServerHelloFields,
         dh: &Shared<'_>,
     ) -> (Self, Prk) {
+        let master = psk.master_secret(&master_input(ch, sh, dh));
+        Self::from_master(kind, bank, ch, sh, &master)
+    }
+
+    /// The keys from a master secret computed by whoever holds the terminal key (§6.8).
+    pub(crate) fn from_master(
+        kind: Kind,
+        bank: &BankPin,
+        ch: &ClientHelloFields,
+        sh: &ServerHelloFields,
+        master: &MasterSecret,
+    ) -> (Self, Prk) {
         let transcript = transcript_hash(kind, bank, ch, sh);
-        let master = Zeroizing::new(hmac_sha256(
-            psk.expose(),
-            &[
-                label::MASTER,
-                &ch.client_nonce,
-                &sh.bank_nonce,
-                dh.ee,
-                dh.es,
-            ],
-        ));
-        let prk = Prk::extract(&transcript, master.as_ref());
+        let prk = Prk::extract(&transcript, master.bytes());
         let expand = |info: &[u8]| expand_key(&prk, info);
         let keys = Self {
             c2s_enc: expand(label::C2S_ENC),

@@ -1,9 +1,11 @@
-//! Secret and identity newtypes: the PSK (no Debug, zeroized on drop) and the terminal id.
+//! Secret and identity newtypes: the PSK and the master secret it makes (no Debug, zeroized on
+//! drop), and the terminal id.
 
 use core::fmt;
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
+use crate::primitives::hmac_sha256;
 use crate::{hexfmt, Rng};
 
 /// A terminal's 32-byte pre-shared key. No `Debug`, no `Display`; zeroized on drop.
@@ -35,6 +37,57 @@ impl Psk {
 
     /// The raw key bytes, for storing. Handle with care.
     pub fn expose(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// The handshake's master secret: HMAC-SHA256(this key, `input`). This is the only use a
+    /// handshake makes of a terminal key (PROTOCOL.md §6.8), so a key kept outside this crate
+    /// (a non-extractable WebCrypto key) computes the same value with its own HMAC.
+    pub fn master_secret(&self, input: &MasterInput) -> MasterSecret {
+        MasterSecret::from_bytes(hmac_sha256(self.expose(), &[input.bytes()]))
+    }
+}
+
+/// Length of a [`MasterInput`]: the label (24 bytes), both nonces and both X25519 results.
+pub const MASTER_INPUT_LEN: usize = 24 + 4 * 32;
+
+/// What a terminal key MACs into a handshake's master secret (PROTOCOL.md §6.8):
+/// `"atm-psk-v2 master secret" || client_nonce || bank_nonce || dh_ee || dh_es`.
+/// It holds both X25519 results, so it is secret too: no `Debug`; zeroized on drop.
+#[cfg_attr(fuzzing, derive(Clone))]
+pub struct MasterInput(Zeroizing<[u8; MASTER_INPUT_LEN]>);
+
+impl MasterInput {
+    /// All zero, to be filled in place (no unzeroized copy is left behind).
+    pub(crate) fn zeroed() -> Self {
+        Self(Zeroizing::new([0u8; MASTER_INPUT_LEN]))
+    }
+
+    pub(crate) fn bytes_mut(&mut self) -> &mut [u8; MASTER_INPUT_LEN] {
+        &mut self.0
+    }
+
+    /// The bytes to MAC with the terminal key (HMAC-SHA256).
+    pub fn bytes(&self) -> &[u8; MASTER_INPUT_LEN] {
+        &self.0
+    }
+}
+
+/// A handshake's master secret, HMAC-SHA256(PSK, [`MasterInput`]). No `Debug`; zeroized on drop.
+pub struct MasterSecret(Zeroizing<[u8; 32]>);
+
+impl MasterSecret {
+    /// Wraps the 32-byte HMAC a key holder computed.
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(Zeroizing::new(bytes))
+    }
+
+    /// Wraps the HMAC a key holder computed; `None` unless it is exactly 32 bytes.
+    pub fn from_slice(bytes: &[u8]) -> Option<Self> {
+        <[u8; 32]>::try_from(bytes).ok().map(Self::from_bytes)
+    }
+
+    pub(crate) fn bytes(&self) -> &[u8; 32] {
         &self.0
     }
 }

@@ -14,7 +14,8 @@ use protocol::primitives::{
 };
 use protocol::{
     client, server, AccountNumber, BankId, BankKey, BankSession, Cents, ClientSession, Config,
-    ErrorCode, FullName, Password, Psk, Request, Response, TerminalId, TxId, Username,
+    ErrorCode, Error, FullName, HandshakeFault, MasterSecret, Password, Psk, Request, Response,
+    TerminalId, TxId, Username,
 };
 use serde_json::{json, Value};
 #[cfg(target_arch = "wasm32")]
@@ -347,6 +348,75 @@ fn run_implementation(inp: &Inputs) -> (String, String, String, Vec<(String, Str
         records.push((up, down));
     }
     (ch, sh, cf, records)
+}
+
+/// §6.8: a terminal key held outside the crate (one HMAC asked of its holder) makes the
+/// vectors' handshake byte for byte, and the input it is asked to MAC is §6.3's message.
+#[test]
+fn an_external_key_holder_makes_the_vector_handshake() {
+    let inp = inputs();
+    let spec = derive_from_spec(&inp);
+    let (ch, sh, cf, _) = run_implementation(&inp);
+    let id = TerminalId::new(inp.terminal_id).unwrap();
+    let bank_key = BankKey::from_secret(BankId::new(inp.bank_id).unwrap(), inp.bank_static);
+    let mut rng = ScriptedRng::new(&[&inp.client_nonce, &inp.client_secret]);
+    let (atm, hello) = client::start_external_key(
+        &Config::default(),
+        id,
+        &bank_key.pin(),
+        &mut rng,
+        inp.client_time,
+    )
+    .unwrap();
+    assert!(rng.is_empty());
+    assert_eq!(hello, ch);
+    let pending = atm.read_server_hello(sh.as_bytes(), inp.client_time).unwrap();
+    let input = pending.master_input().bytes();
+    let handshake = &spec["handshake"];
+    let expected: Vec<u8> = [
+        b"atm-psk-v2 master secret".to_vec(),
+        inp.client_nonce.to_vec(),
+        inp.bank_nonce.to_vec(),
+        hex::decode(handshake["dh_ee"].as_str().unwrap()).unwrap(),
+        hex::decode(handshake["dh_es"].as_str().unwrap()).unwrap(),
+    ]
+    .concat();
+    assert_eq!(&input[..], &expected[..]);
+    let master = hmac_sha256(&inp.psk, &[input]);
+    assert_eq!(
+        hex::encode(master),
+        handshake["master_secret"].as_str().unwrap()
+    );
+    let (_, finished) = pending.finish(MasterSecret::from_bytes(master)).unwrap();
+    assert_eq!(finished, cf);
+}
+
+/// §6.8: a holder that MACs with another key (or answers anything else) fails at the bank's
+/// Finished, exactly as a wrong PSK does.
+#[test]
+fn a_wrong_master_secret_fails_at_the_banks_finished() {
+    let inp = inputs();
+    let (_, sh, _, _) = run_implementation(&inp);
+    let id = TerminalId::new(inp.terminal_id).unwrap();
+    let bank_key = BankKey::from_secret(BankId::new(inp.bank_id).unwrap(), inp.bank_static);
+    let mut rng = ScriptedRng::new(&[&inp.client_nonce, &inp.client_secret]);
+    let (atm, _) = client::start_external_key(
+        &Config::default(),
+        id,
+        &bank_key.pin(),
+        &mut rng,
+        inp.client_time,
+    )
+    .unwrap();
+    let pending = atm.read_server_hello(sh.as_bytes(), inp.client_time).unwrap();
+    let mut other = inp.psk;
+    other[0] ^= 1;
+    let master = hmac_sha256(&other, &[pending.master_input().bytes()]);
+    assert!(matches!(
+        pending.finish(MasterSecret::from_bytes(master)),
+        Err(Error::HandshakeFailed(HandshakeFault::BadFinished))
+    ));
+    assert!(MasterSecret::from_slice(&[0; 31]).is_none());
 }
 
 /// §8.6: the requests that carry a credential.
