@@ -24,6 +24,8 @@ pub mod state;
 #[cfg(target_arch = "wasm32")]
 mod code_net;
 #[cfg(target_arch = "wasm32")]
+pub mod keystore;
+#[cfg(target_arch = "wasm32")]
 mod net;
 #[cfg(target_arch = "wasm32")]
 mod socket;
