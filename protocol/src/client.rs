@@ -9,8 +9,8 @@ use crate::exchange;
 use crate::schedule::{master_input, ClientHelloFields, Keys, Kind, ServerHelloFields};
 use crate::wire::Handshake;
 use crate::{
-    hexfmt, BankPin, ClientSession, Config, Error, MasterInput, MasterSecret, Psk, Rng,
-    TerminalId, PROTOCOL_VERSION,
+    hexfmt, BankPin, ClientSession, Config, Error, MasterInput, MasterSecret, Psk, Rng, TerminalId,
+    PROTOCOL_VERSION,
 };
 
 /// Begins a handshake: draws the client nonce (32 bytes) then the X25519 secret (32 bytes) from

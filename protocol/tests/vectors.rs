@@ -14,7 +14,7 @@ use protocol::primitives::{
 };
 use protocol::{
     client, server, AccountNumber, BankId, BankKey, BankSession, Cents, ClientSession, Config,
-    ErrorCode, Error, FullName, HandshakeFault, MasterSecret, Password, Psk, Request, Response,
+    Error, ErrorCode, FullName, HandshakeFault, MasterSecret, Password, Psk, Request, Response,
     TerminalId, TxId, Username,
 };
 use serde_json::{json, Value};
@@ -370,7 +370,9 @@ fn an_external_key_holder_makes_the_vector_handshake() {
     .unwrap();
     assert!(rng.is_empty());
     assert_eq!(hello, ch);
-    let pending = atm.read_server_hello(sh.as_bytes(), inp.client_time).unwrap();
+    let pending = atm
+        .read_server_hello(sh.as_bytes(), inp.client_time)
+        .unwrap();
     let input = pending.master_input().bytes();
     let handshake = &spec["handshake"];
     let expected: Vec<u8> = [
@@ -408,7 +410,9 @@ fn a_wrong_master_secret_fails_at_the_banks_finished() {
         inp.client_time,
     )
     .unwrap();
-    let pending = atm.read_server_hello(sh.as_bytes(), inp.client_time).unwrap();
+    let pending = atm
+        .read_server_hello(sh.as_bytes(), inp.client_time)
+        .unwrap();
     let mut other = inp.psk;
     other[0] ^= 1;
     let master = hmac_sha256(&other, &[pending.master_input().bytes()]);

@@ -3,6 +3,7 @@
 
 mod bench;
 mod cmd;
+mod devflow;
 mod run;
 mod setup;
 mod test;

@@ -19,8 +19,10 @@ pub(crate) enum Purpose {
 const TEST: &[Purpose] = &[Purpose::Test];
 const BENCH: &[Purpose] = &[Purpose::Bench];
 
-/// The trunk the project pins (0.22 needs a newer rustc; see shared/TOOLCHAIN.md).
+/// The trunk the project pins (0.22 needs a newer rustc; README, "Toolchain notes").
 pub(crate) const TRUNK_VERSION: &str = "0.21.14";
+/// The wasm-pack of the README's `wasm-pack test` (run with `--mode no-install`).
+pub(crate) const WASM_PACK_VERSION: &str = "0.15.1";
 /// The npm binaryen whose `wasm-opt` trunk runs (`wasm_opt` in Trunk.toml).
 const BINARYEN_VERSION: &str = "132";
 /// Where npm installs it, relative to the repo root (gitignored).
@@ -118,7 +120,7 @@ fn tools(root: &Path) -> Result<Vec<Tool>, String> {
         },
         Tool {
             // Must equal the wasm-bindgen crate in Cargo.lock. Not `--locked`: that fails on
-            // this registry mirror (see shared/TOOLCHAIN.md).
+            // a registry mirror that lags crates.io (README, "Toolchain notes").
             name: format!("wasm-bindgen-cli {wasm_bindgen}"),
             purposes: TEST_AND_WEB,
             probe: Probe::All(vec![
@@ -130,6 +132,20 @@ fn tools(root: &Path) -> Result<Vec<Tool>, String> {
                 "wasm-bindgen-cli",
                 "--version",
                 &wasm_bindgen,
+            ])],
+            needs_root: false,
+        },
+        Tool {
+            // Not `--locked`, like wasm-bindgen-cli. It never downloads here: the test runs
+            // it with `--mode no-install` and Debian's chromedriver.
+            name: format!("wasm-pack {WASM_PACK_VERSION}"),
+            purposes: TEST,
+            probe: version("wasm-pack", WASM_PACK_VERSION),
+            install: vec![Cmd::cargo().args([
+                "install",
+                "wasm-pack",
+                "--version",
+                WASM_PACK_VERSION,
             ])],
             needs_root: false,
         },
@@ -162,7 +178,7 @@ fn tools(root: &Path) -> Result<Vec<Tool>, String> {
             needs_root: true,
         },
         Tool {
-            // MUST be `--locked` (see shared/TOOLCHAIN.md); 0.22 needs a newer rustc.
+            // MUST be `--locked` (README, "Toolchain notes"); 0.22 needs a newer rustc.
             name: format!("trunk {TRUNK_VERSION}"),
             purposes: TEST_AND_WEB,
             probe: version("trunk", TRUNK_VERSION),

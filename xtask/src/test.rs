@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::cmd::Cmd;
-use crate::{run, setup};
+use crate::{devflow, run, setup};
 
 /// Chromium as root needs `--no-sandbox`; the rest keep it off the (closed) network.
 pub(crate) const WEBDRIVER_JSON: &str = r#"{"goog:chromeOptions": {"binary": "/usr/bin/chromium", "args": ["--headless=new","--no-sandbox","--disable-gpu","--disable-dev-shm-usage","--disable-background-networking","--disable-component-update","--disable-sync","--disable-quic","--no-first-run"]}}
@@ -72,7 +72,6 @@ pub(crate) fn test(root: &Path) -> Result<(), String> {
 }
 
 fn steps(root: &Path) -> Vec<Step> {
-    let webdriver_json = target_dir(root).join("xtask").join("webdriver.json");
     let setup_root = root.to_owned();
     let mut steps = vec![
         Step::new("cargo xtask setup", move || setup::setup(&setup_root)),
@@ -87,23 +86,11 @@ fn steps(root: &Path) -> Vec<Step> {
         ])),
         Step::cmd(Cmd::cargo().args(["test", "--workspace"])),
     ];
-    let wasm = Cmd::cargo()
-        .env("CHROMEDRIVER", "/usr/bin/chromedriver")
-        .env("WASM_BINDGEN_TEST_WEBDRIVER_JSON", &webdriver_json)
-        .args([
-            "test",
-            "--target",
-            "wasm32-unknown-unknown",
-            "-p",
-            "protocol",
-            "--tests",
-        ]);
+    // The protocol's tests in headless Chromium, as the README's developer workflow runs them.
+    let pack_root = root.to_owned();
     steps.push(Step::new(
-        "cargo test --target wasm32-unknown-unknown -p protocol --tests (Chromium)",
-        move || {
-            write_file(&webdriver_json, WEBDRIVER_JSON)?;
-            wasm.run()
-        },
+        "wasm-pack test --headless --chrome protocol",
+        move || devflow::wasm_pack_test(&pack_root),
     ));
     // The web ATM: lint it as wasm, run its logic in Chromium, build the release bundle and
     // drive it end to end in headless Chromium against a real bank.
@@ -144,6 +131,11 @@ fn steps(root: &Path) -> Vec<Step> {
             run::build_web_atm(&web_root)?;
             report_bundle_size(&web_root.join("dist"))
         },
+    ));
+    let serve_root = root.to_owned();
+    steps.push(Step::new(
+        "trunk serve, proxying /ws to a running bank",
+        move || devflow::trunk_serve(&serve_root),
     ));
     steps.push(Step::cmd(
         Cmd::cargo().env("ATM_E2E_DIST", root.join("dist")).args([
@@ -287,7 +279,7 @@ mod tests {
                 "cargo fmt --all -- --check",
                 "cargo clippy --workspace --all-targets -- -D warnings",
                 "cargo test --workspace",
-                "cargo test --target wasm32-unknown-unknown -p protocol --tests (Chromium)",
+                "wasm-pack test --headless --chrome protocol",
             ]
         );
         let e2e = format!(
@@ -295,15 +287,16 @@ mod tests {
             root.join("dist").display()
         );
         assert_eq!(
-            names[5..9],
+            names[5..10],
             [
                 "cargo clippy --target wasm32-unknown-unknown -p atm-wasm --all-targets -- -D warnings",
                 "cargo test --target wasm32-unknown-unknown -p atm-wasm --tests (Chromium)",
                 "trunk build --release (web ATM bundle)",
+                "trunk serve, proxying /ws to a running bank",
                 e2e.as_str(),
             ]
         );
         let interop = root.join("docs/interop/check_vectors.py").is_file();
-        assert_eq!(names.len(), if interop { 10 } else { 9 });
+        assert_eq!(names.len(), if interop { 11 } else { 10 });
     }
 }
