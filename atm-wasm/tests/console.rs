@@ -647,7 +647,9 @@ fn clock_chart_chain_and_one_time_texts() {
     assert!(file.terminal_id == id && file.psk == key && file.bank == bank);
     // The link parses back as the ATM would read it.
     let link = enrollment_link("http://h:1/", &id, &key, &bank);
-    let e = atm_wasm::enroll::Enrollment::from_link(&link).ok().unwrap();
+    let e = atm_wasm::link::enroll::Enrollment::from_link(&link)
+        .ok()
+        .unwrap();
     assert!(e.terminal == id && e.psk == key && e.bank == bank);
 }
 

@@ -1,7 +1,7 @@
 //! The session driver over the real protocol crate, natively and in headless Chromium: the
 //! bank's side here is `protocol::server` with real keys, so every frame is really sealed.
 
-use atm_wasm::driver::{Broken, Driver, Event, Op, OpKind, Output};
+use atm_wasm::atm::driver::{Broken, Driver, Event, Op, OpKind, Output};
 use protocol::{
     server, AccountNumber, BankId, BankKey, BankSession, Cents, Config, FullName, HistoryEntry,
     Password, Psk, Request, Response, TerminalId, TxId, TxKind, Username,

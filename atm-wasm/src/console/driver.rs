@@ -11,7 +11,7 @@ use protocol::{
     BankPin, Config, Password, Psk, Request, Response, TerminalId, TerminalName, Username,
 };
 
-use crate::connection::{Broken, Connection, Received};
+use crate::link::connection::{Broken, Connection, Received};
 
 /// Something the operator (or the refresh timer) asks the bank. No `Debug`: it may hold a
 /// password.
@@ -118,7 +118,7 @@ pub enum ConsoleEvent {
 pub type ConsoleBroken = Broken;
 
 /// Frames to send (in order) and events to show, from one step of the driver.
-pub type ConsoleOutput = crate::connection::Output<ConsoleEvent>;
+pub type ConsoleOutput = crate::link::connection::Output<ConsoleEvent>;
 
 /// One console's protocol state across connections. Keys live only here, in memory; a
 /// password lives here only while its login is waiting or unanswered.

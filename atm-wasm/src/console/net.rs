@@ -12,9 +12,9 @@ use yew::Callback;
 use super::driver::ConsoleOutput;
 use super::driver::{ConsoleBroken, ConsoleDriver, ConsoleEvent, ConsoleKind, ConsoleOp};
 use super::state::{form_of, ConsoleAction, ConsoleForm, Link};
-use crate::enroll::Enrollment;
-use crate::net::now_ms;
-use crate::socket::{self, Socket};
+use crate::atm::net::now_ms;
+use crate::link::enroll::Enrollment;
+use crate::link::socket::{self, Socket};
 
 /// How often the dashboard asks for fresh numbers.
 pub(crate) const REFRESH_MS: u32 = 3_000;

@@ -8,7 +8,7 @@ use protocol::console::{AuditLine, Overview, TerminalInfo};
 use protocol::{BankPin, ErrorCode, Psk, Response, TerminalId};
 
 use super::driver::{ConsoleEvent, ConsoleKind};
-pub use crate::state::Link;
+pub use crate::link::Link;
 
 /// Which form an error or pending mark belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -2,10 +2,8 @@
 //! screen: enrollment, login and registration, or the dashboard.
 
 mod auth;
-pub(crate) mod console;
 mod dashboard;
 mod enroll;
-mod widgets;
 
 use std::rc::Rc;
 
@@ -14,11 +12,12 @@ use wasm_bindgen::closure::Closure;
 use wasm_bindgen::JsCast as _;
 use yew::prelude::*;
 
-use crate::code_net::CodeEnrollment;
-use crate::driver::Op;
-use crate::enroll::{self as enrollment, Enrollment};
-use crate::net::Controller;
-use crate::state::{Action, Form, Link, State};
+use crate::atm::driver::Op;
+use crate::atm::net::Controller;
+use crate::atm::state::{Action, Form, Link, State};
+use crate::link::code_net::CodeEnrollment;
+use crate::link::enroll::{self as enrollment, Enrollment};
+use crate::widgets;
 
 /// What a screen asks the app to do.
 pub(crate) enum Cmd {

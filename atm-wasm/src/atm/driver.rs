@@ -13,8 +13,8 @@ use protocol::{
     TxId, TxKind, Username,
 };
 
-pub use crate::connection::Broken;
-use crate::connection::{Connection, Received};
+pub use crate::link::connection::Broken;
+use crate::link::connection::{Connection, Received};
 
 /// How many history entries the dashboard asks for.
 pub const HISTORY_LIMIT: u32 = 10;
@@ -150,7 +150,7 @@ pub enum Event {
 }
 
 /// Frames to send (in order) and events to show, from one step of the driver.
-pub type Output = crate::connection::Output<Event>;
+pub type Output = crate::link::connection::Output<Event>;
 
 enum Sent {
     Op(Op),

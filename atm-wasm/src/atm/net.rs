@@ -8,11 +8,11 @@ use protocol::{Config, Response};
 use rand_core::OsRng;
 use yew::Callback;
 
-use crate::driver::{Broken, Driver, Event, Op, OpKind, Output};
-use crate::enroll::Enrollment;
-use crate::idle::{self, Idle};
-use crate::socket::{self, Socket};
-use crate::state::{form_of, Action, Link};
+use crate::atm::driver::{Broken, Driver, Event, Op, OpKind, Output};
+use crate::atm::idle::{self, Idle};
+use crate::atm::state::{form_of, Action, Link};
+use crate::link::enroll::Enrollment;
+use crate::link::socket::{self, Socket};
 
 /// The current time in Unix milliseconds.
 pub(crate) fn now_ms() -> u64 {

@@ -7,9 +7,9 @@ use wasm_bindgen::closure::Closure;
 use wasm_bindgen::JsCast as _;
 use yew::prelude::*;
 
-use super::Cmd;
-use crate::enroll::{self as enrollment, EnrollError, Enrollment};
-use crate::state::{Form, Link, State};
+use crate::atm::state::{Form, Link, State};
+use crate::atm::view::Cmd;
+use crate::link::enroll::{self as enrollment, EnrollError, Enrollment};
 
 #[derive(Properties, PartialEq)]
 pub(crate) struct BrandProps {

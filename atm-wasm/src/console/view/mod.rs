@@ -8,14 +8,14 @@ use std::rc::Rc;
 
 use yew::prelude::*;
 
-use super::widgets::{
-    clear, focus, follow_enrollment_links, login_fields, value, Banner, Brand, Field, LinkBadge,
-    Submit,
-};
 use crate::console::driver::ConsoleOp;
 use crate::console::net::{ConsoleController, REFRESH_MS};
 use crate::console::state::{ConsoleAction, ConsoleForm, ConsoleState};
-use crate::enroll::{self as enrollment, Enrollment};
+use crate::link::enroll::{self as enrollment, Enrollment};
+use crate::widgets::{
+    clear, focus, follow_enrollment_links, login_fields, value, Banner, Brand, Field, LinkBadge,
+    Submit,
+};
 
 /// What a console screen asks the root to do.
 pub(crate) enum Cmd {

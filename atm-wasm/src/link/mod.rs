@@ -1,0 +1,16 @@
+//! The link layer both pages share: one bank connection's protocol state ([`connection`]),
+//! enrollment by link or fields ([`enroll`]) and by a one-time code ([`enroll_code`]), and the
+//! link's status ([`status`]). The browser glue (the socket, the code exchange and the
+//! controller) exists only on wasm32.
+
+pub mod connection;
+pub mod enroll;
+pub mod enroll_code;
+pub mod status;
+
+#[cfg(target_arch = "wasm32")]
+pub(crate) mod code_net;
+#[cfg(target_arch = "wasm32")]
+pub(crate) mod socket;
+
+pub use status::Link;
