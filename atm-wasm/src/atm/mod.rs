@@ -8,6 +8,6 @@ pub mod idle;
 pub mod state;
 
 #[cfg(target_arch = "wasm32")]
-pub(crate) mod net;
+pub(crate) mod clock;
 #[cfg(target_arch = "wasm32")]
 pub(crate) mod view;

@@ -5,7 +5,8 @@ use std::rc::Rc;
 
 use protocol::{AccountNumber, Cents, ErrorCode, FullName, HistoryEntry, Response, Username};
 
-use crate::atm::driver::{Event, OpKind, HISTORY_LIMIT};
+use crate::atm::driver::{Driver, Event, Op, OpKind, HISTORY_LIMIT};
+use crate::link;
 use crate::link::enroll::EnrollError;
 use crate::link::enroll_code::CodeFailure;
 pub use crate::link::Link;
@@ -375,5 +376,22 @@ impl yew::Reducible for State {
         let mut next = (*self).clone();
         next.apply(action);
         Rc::new(next)
+    }
+}
+
+impl link::Page for State {
+    type Driver = Driver;
+    type Action = Action;
+
+    fn link(link: Link) -> Action {
+        Action::Link(link)
+    }
+
+    fn bank(event: Event) -> Action {
+        Action::Bank(event)
+    }
+
+    fn pending(op: &Op) -> Option<Action> {
+        Some(Action::Pending(form_of(op.kind())))
     }
 }

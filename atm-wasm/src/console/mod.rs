@@ -7,6 +7,4 @@ pub mod format;
 pub mod state;
 
 #[cfg(target_arch = "wasm32")]
-pub(crate) mod net;
-#[cfg(target_arch = "wasm32")]
 pub(crate) mod view;

@@ -10,8 +10,8 @@ use protocol::Config;
 use rand_core::OsRng;
 use wasm_bindgen_futures::spawn_local;
 
-use crate::atm::net::now_ms;
 use crate::link::connection::Broken;
+use crate::link::controller::now_ms;
 use crate::link::enroll::Enrollment;
 use crate::link::enroll_code::{CodeFailure, Enroller, Progress};
 use crate::link::socket::Socket;
