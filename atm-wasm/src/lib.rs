@@ -1,36 +1,20 @@
 //! The browser ATM: a Yew app that runs the whole protocol (handshake, sealed records) in wasm,
 //! from the same `protocol` crate as the bank, over a WebSocket to the bank.
 //!
-//! The logic the page depends on is plain Rust, testable natively and in a browser:
-//! [`amount`] (typed amounts to cents), [`enroll`] (terminal id, key and bank pin),
-//! [`enroll_code`] (enrollment by a one-time code, as an exchange fed frames), [`driver`]
-//! (the session over the protocol crate), [`idle`] (idle logout) and [`state`] (the page's
-//! reducer).
-//! Both drivers speak over one [`connection`] (handshake and records). The bank console at
-//! `/console` has its own driver and reducer in [`console`].
-//! The browser glue (`socket`, `net`, `code_net`) and the components (`view`) exist only on
-//! wasm32.
+//! By feature: [`link`] is what both pages share (the protocol [`link::connection`], the
+//! enrollment, the link status and, on wasm32, the socket and the one controller generic over
+//! a [`link::Driver`]); [`atm`] is the ATM page and [`console`] the bank console at
+//! `/console`, each with its sans-IO driver and its reducer, testable natively and in a
+//! browser. The feature folders use `link` and `widgets`, never each other.
+//! The browser glue and the components exist only on wasm32.
 #![forbid(unsafe_code)]
 
-pub mod amount;
-pub mod connection;
+pub mod atm;
 pub mod console;
-pub mod driver;
-pub mod enroll;
-pub mod enroll_code;
-pub mod idle;
-pub mod state;
+pub mod link;
 
 #[cfg(target_arch = "wasm32")]
-mod code_net;
-#[cfg(target_arch = "wasm32")]
-pub mod keystore;
-#[cfg(target_arch = "wasm32")]
-mod net;
-#[cfg(target_arch = "wasm32")]
-mod socket;
-#[cfg(target_arch = "wasm32")]
-mod view;
+mod widgets;
 
 /// Renders the app into the page's body: the bank console under `/console`, else the ATM.
 #[cfg(target_arch = "wasm32")]
@@ -39,8 +23,8 @@ pub fn start() {
         .and_then(|w| w.location().pathname().ok())
         .is_some_and(|path| path.starts_with("/console"));
     if console {
-        yew::Renderer::<view::console::Console>::new().render();
+        yew::Renderer::<console::view::Console>::new().render();
     } else {
-        yew::Renderer::<view::App>::new().render();
+        yew::Renderer::<atm::view::App>::new().render();
     }
 }

@@ -11,6 +11,7 @@ use atm_wasm::console::format::{
 use atm_wasm::console::state::{
     ConsoleAction, ConsoleForm, ConsoleState, Link, LOGGED_OUT, LOST, SESSION_ENDED,
 };
+use atm_wasm::link::Driver as _;
 use protocol::console::{
     AuditLine, ChainStatus, LiveSession, NewTerminalKey, Overview, TerminalInfo, TerminalRole,
     TotalCents, CHART_MINUTES,
@@ -155,59 +156,24 @@ fn handshake_login_and_console_requests_go_one_at_a_time_paired_in_order() {
         (username.as_str(), password.expose()),
         ("ops", "operator password 1")
     );
-    let out = reply(&mut d, &mut bank, &welcome());
+    let first = reply(&mut d, &mut bank, &welcome());
     assert_eq!(
-        out.events,
+        first.events,
         vec![ConsoleEvent::Reply(ConsoleKind::Login, welcome())]
     );
     assert!(d.logged_in());
 
-    // Three at once: only the first is sent; each answer releases the next.
-    let first = submit(&mut d, ConsoleOp::Overview);
+    // The welcome fetches fresh numbers at once, three requests: only the first is sent; each
+    // answer releases the next.
     assert_eq!(first.send.len(), 1);
-    assert!(submit(&mut d, ConsoleOp::Audit).send.is_empty());
-    assert!(submit(&mut d, ConsoleOp::Terminals).send.is_empty());
     assert_eq!(d.pending(), 3);
     assert!(
         d.submit(ConsoleOp::Audit, &mut OsRng, NOW).is_none(),
         "twin refused"
     );
-    assert!(matches!(
-        open(&mut bank, &first.send[0]),
-        Request::ConsoleOverview {}
-    ));
-    let out = reply(&mut d, &mut bank, &overview());
-    assert_eq!(
-        out.events,
-        vec![ConsoleEvent::Reply(ConsoleKind::Overview, overview())]
-    );
-    assert_eq!(out.send.len(), 1);
-    assert!(matches!(
-        open(&mut bank, &out.send[0]),
-        Request::ConsoleAudit {}
-    ));
-    let audit = Response::AuditEntries {
-        total: 0,
-        entries: vec![],
-    };
-    let out = reply(&mut d, &mut bank, &audit);
-    assert_eq!(
-        out.events,
-        vec![ConsoleEvent::Reply(ConsoleKind::Audit, audit)]
-    );
-    assert!(matches!(
-        open(&mut bank, &out.send[0]),
-        Request::ConsoleTerminals {}
-    ));
-    let out = reply(&mut d, &mut bank, &terminals());
-    assert_eq!(
-        out.events,
-        vec![ConsoleEvent::Reply(ConsoleKind::Terminals, terminals())]
-    );
-    assert!(out.send.is_empty());
-    assert_eq!(d.pending(), 0);
+    answer_refresh(&mut d, &mut bank, &first.send[0]);
 
-    // Enroll and revoke carry their fields.
+    // Enroll and revoke carry their fields; a terminal added refreshes the numbers at once.
     let out = submit(
         &mut d,
         ConsoleOp::AddTerminal {
@@ -223,10 +189,12 @@ fn handshake_login_and_console_requests_go_one_at_a_time_paired_in_order() {
         name,
         key: NewTerminalKey(Psk::from_bytes([7; 32])),
     };
+    let out = reply(&mut d, &mut bank, &added);
     assert_eq!(
-        reply(&mut d, &mut bank, &added).events,
+        out.events,
         vec![ConsoleEvent::Reply(ConsoleKind::AddTerminal, added)]
     );
+    answer_refresh(&mut d, &mut bank, &out.send[0]);
     let out = submit(
         &mut d,
         ConsoleOp::Revoke {
@@ -237,6 +205,39 @@ fn handshake_login_and_console_requests_go_one_at_a_time_paired_in_order() {
         panic!("not revoke_terminal");
     };
     assert_eq!(terminal.as_str(), "t-lobby");
+}
+
+/// Answers a refresh whose overview request is `first`: the audit and the terminals follow,
+/// one at a time, and nothing after them.
+fn answer_refresh(d: &mut ConsoleDriver, bank: &mut BankSession, first: &str) {
+    assert!(matches!(open(bank, first), Request::ConsoleOverview {}));
+    let out = reply(d, bank, &overview());
+    assert_eq!(
+        out.events,
+        vec![ConsoleEvent::Reply(ConsoleKind::Overview, overview())]
+    );
+    assert_eq!(out.send.len(), 1);
+    assert!(matches!(open(bank, &out.send[0]), Request::ConsoleAudit {}));
+    let audit = Response::AuditEntries {
+        total: 0,
+        entries: vec![],
+    };
+    let out = reply(d, bank, &audit);
+    assert_eq!(
+        out.events,
+        vec![ConsoleEvent::Reply(ConsoleKind::Audit, audit)]
+    );
+    assert!(matches!(
+        open(bank, &out.send[0]),
+        Request::ConsoleTerminals {}
+    ));
+    let out = reply(d, bank, &terminals());
+    assert_eq!(
+        out.events,
+        vec![ConsoleEvent::Reply(ConsoleKind::Terminals, terminals())]
+    );
+    assert!(out.send.is_empty());
+    assert_eq!(d.pending(), 0);
 }
 
 #[test]
@@ -267,8 +268,8 @@ fn a_disconnect_reports_everything_pending_lost_and_ends_the_login_without_repla
     let (mut bank, _) = handshake(&mut d, &psk()).unwrap();
     let out = submit(&mut d, login_op());
     let _ = open(&mut bank, &out.send[0]);
+    // The welcome's refresh: the overview in flight, the audit and the terminals waiting.
     let _ = reply(&mut d, &mut bank, &welcome());
-    let _ = submit(&mut d, ConsoleOp::Overview);
     let _ = submit(
         &mut d,
         ConsoleOp::AddTerminal {
@@ -279,6 +280,8 @@ fn a_disconnect_reports_everything_pending_lost_and_ends_the_login_without_repla
         d.disconnected(),
         vec![
             ConsoleEvent::Lost(ConsoleKind::Overview),
+            ConsoleEvent::Lost(ConsoleKind::Audit),
+            ConsoleEvent::Lost(ConsoleKind::Terminals),
             ConsoleEvent::Lost(ConsoleKind::AddTerminal),
             ConsoleEvent::SessionEnded,
         ]
@@ -313,8 +316,8 @@ fn a_refused_login_and_a_logout_leave_no_login() {
     let _ = open(&mut bank, &out.send[0]);
     let _ = reply(&mut d, &mut bank, &welcome());
     assert!(d.logged_in());
-    let _ = submit(&mut d, ConsoleOp::Overview);
-    let _ = submit(&mut d, ConsoleOp::Audit);
+    // The welcome's refresh: the overview in flight, the audit and the terminals waiting.
+    assert_eq!(d.pending(), 3);
     // Logout drops what was still waiting and ends the login at once.
     let _ = submit(&mut d, ConsoleOp::Logout);
     assert!(!d.logged_in());
@@ -647,7 +650,9 @@ fn clock_chart_chain_and_one_time_texts() {
     assert!(file.terminal_id == id && file.psk == key && file.bank == bank);
     // The link parses back as the ATM would read it.
     let link = enrollment_link("http://h:1/", &id, &key, &bank);
-    let e = atm_wasm::enroll::Enrollment::from_link(&link).ok().unwrap();
+    let e = atm_wasm::link::enroll::Enrollment::from_link(&link)
+        .ok()
+        .unwrap();
     assert!(e.terminal == id && e.psk == key && e.bank == bank);
 }
 
@@ -664,4 +669,35 @@ fn an_audit_line_with_money_formats_exactly() {
         detail: None,
     };
     assert_eq!(money(u128::from(line.amount_cents.unwrap().0)), "$123.45");
+}
+
+#[test]
+fn the_refresh_asks_only_for_a_logged_in_operator_and_not_twice() {
+    let mut d = driver();
+    assert!(d.refresh().is_empty(), "not connected");
+    let (mut bank, _) = handshake(&mut d, &psk()).unwrap();
+    assert!(d.refresh().is_empty(), "no operator");
+    let out = submit(&mut d, login_op());
+    let _ = open(&mut bank, &out.send[0]);
+    let _ = reply(&mut d, &mut bank, &welcome());
+    assert!(d.refresh().is_empty(), "the welcome's refresh is under way");
+}
+
+#[test]
+fn the_answer_to_a_logout_ends_the_connection_and_a_logout_offline_answers_itself() {
+    let logout = |response| ConsoleEvent::Reply(ConsoleKind::Logout, response);
+    assert!(ConsoleDriver::ends_connection(&logout(
+        Response::LoggedOut {}
+    )));
+    assert!(ConsoleDriver::ends_connection(&logout(Response::Error {
+        code: ErrorCode::NotLoggedIn
+    })));
+    assert!(!ConsoleDriver::ends_connection(&ConsoleEvent::Reply(
+        ConsoleKind::Login,
+        welcome()
+    )));
+    let mut d = driver();
+    assert_eq!(d.logged_out(true), None, "the bank was asked");
+    assert_eq!(d.logged_out(false), Some(logout(Response::LoggedOut {})));
+    assert!(!d.logged_in() && d.pending() == 0);
 }

@@ -1,7 +1,8 @@
 //! The session driver over the real protocol crate, natively and in headless Chromium: the
 //! bank's side here is `protocol::server` with real keys, so every frame is really sealed.
 
-use atm_wasm::driver::{Broken, Driver, Event, Op, OpKind, Output};
+use atm_wasm::atm::driver::{Broken, Driver, Event, Op, OpKind, Output};
+use atm_wasm::link::Driver as _;
 use protocol::{
     server, AccountNumber, BankId, BankKey, BankSession, Cents, Config, FullName, HistoryEntry,
     Password, Psk, Request, Response, TerminalId, TxId, TxKind, Username,
@@ -425,4 +426,22 @@ fn a_bank_with_the_right_terminal_key_but_not_the_pinned_bank_key_is_refused() {
             Request::Login { .. }
         ));
     }
+}
+
+#[test]
+fn a_logout_ends_the_login_here_and_answers_itself_when_the_bank_was_not_asked() {
+    let mut d = driver();
+    let (mut bank, _) = handshake(&mut d, &psk()).unwrap();
+    log_in(&mut d, &mut bank);
+    let _ = submit(&mut d, Op::Logout);
+    assert_eq!(d.logged_out(true), None, "the bank answers");
+    assert!(!d.logged_in());
+    let mut d = driver();
+    let (mut bank, _) = handshake(&mut d, &psk()).unwrap();
+    log_in(&mut d, &mut bank);
+    assert_eq!(
+        d.logged_out(false),
+        Some(Event::Reply(OpKind::Logout, Response::LoggedOut {}))
+    );
+    assert!(!d.logged_in());
 }

@@ -2,8 +2,10 @@
 //! the [`Enroller`] against the real bank side of the exchange (`protocol::enrollment::server`
 //! with real keys), every way it ends, and what the page's reducer shows for each.
 
-use atm_wasm::enroll_code::{parse_code, CodeError, CodeFailure, Enroller, Progress, NOT_ACCEPTED};
-use atm_wasm::state::{Action, Form, State};
+use atm_wasm::atm::state::{Action, Form, State};
+use atm_wasm::link::enroll_code::{
+    parse_code, CodeError, CodeFailure, Enroller, Progress, NOT_ACCEPTED,
+};
 use protocol::enrollment::server::{AwaitEnrollFinished, EnrollingBank};
 use protocol::enrollment::EnrollmentCode;
 use protocol::server::{self, Hello};

@@ -3,7 +3,7 @@
 //! handshake with the bank side of the protocol through its one HMAC.
 #![cfg(target_arch = "wasm32")]
 
-use atm_wasm::keystore::{self, Slot};
+use atm_wasm::link::keystore::{self, Slot};
 use idb::{DatabaseEvent, Factory, TransactionMode};
 use js_sys::Reflect;
 use protocol::server::{self, Hello};

@@ -1,11 +1,11 @@
 //! Client-side logic of the web ATM, natively and in headless Chromium: amount parsing,
 //! enrollment parsing (bank key included), the page reducer's state transitions and idle logout.
 
-use atm_wasm::amount::{parse_amount, AmountError};
-use atm_wasm::driver::{Event, OpKind};
-use atm_wasm::enroll::{is_enrollment_fragment, EnrollError, Enrollment, ENROLL_AGAIN};
-use atm_wasm::idle::{self, Idle};
-use atm_wasm::state::{enroll_form_of, Action, Form, Link, State, LOST};
+use atm_wasm::atm::amount::{parse_amount, AmountError};
+use atm_wasm::atm::driver::{Event, OpKind};
+use atm_wasm::atm::idle::{self, Idle};
+use atm_wasm::atm::state::{enroll_form_of, Action, Form, Link, State, LOST};
+use atm_wasm::link::enroll::{is_enrollment_fragment, EnrollError, Enrollment, ENROLL_AGAIN};
 use protocol::{
     AccountNumber, BankId, BankKey, BankPin, Cents, ErrorCode, FullName, HistoryEntry, Response,
     TxId, TxKind, Username,
@@ -462,7 +462,10 @@ fn a_confirmation_stays_and_the_answer_becomes_the_statement_row() {
             ..entry(TxKind::Withdraw, 1, 1)
         })));
     }
-    assert_eq!(s.history.len(), atm_wasm::driver::HISTORY_LIMIT as usize);
+    assert_eq!(
+        s.history.len(),
+        atm_wasm::atm::driver::HISTORY_LIMIT as usize
+    );
     // The next form sent hides it.
     s.apply(Action::Pending(Form::Withdraw));
     assert!(s.notice.is_none());

@@ -2,6 +2,10 @@
 //! requests sent one at a time, replies paired in order). No IO and no clock: the caller moves
 //! the frames, passes the time and the RNG, and gets back frames to send and events to show.
 //!
+//! The follow-up rules live here too: an operator's welcome, and a terminal added or revoked,
+//! fetch fresh numbers at once ([`ConsoleDriver::refresh`]); the answer to a logout ends the
+//! connection ([`link::Driver::ends_connection`]).
+//!
 //! Nothing is replayed after a reconnect: a dropped connection reports every pending request
 //! lost and ends the operator's login (the password is never kept to log in again).
 
@@ -11,7 +15,8 @@ use protocol::{
     BankPin, Config, Password, Psk, Request, Response, TerminalId, TerminalName, Username,
 };
 
-use crate::connection::{Broken, Connection, Received};
+use crate::link::connection::{Broken, Connection, Received};
+use crate::link::{self, Accepted, Driver as _, News};
 
 /// Something the operator (or the refresh timer) asks the bank. No `Debug`: it may hold a
 /// password.
@@ -118,7 +123,10 @@ pub enum ConsoleEvent {
 pub type ConsoleBroken = Broken;
 
 /// Frames to send (in order) and events to show, from one step of the driver.
-pub type ConsoleOutput = crate::connection::Output<ConsoleEvent>;
+pub type ConsoleOutput = crate::link::connection::Output<ConsoleEvent>;
+
+/// How often the dashboard asks for fresh numbers ([`ConsoleDriver::refresh`]).
+pub const REFRESH_MS: u32 = 3_000;
 
 /// One console's protocol state across connections. Keys live only here, in memory; a
 /// password lives here only while its login is waiting or unanswered.
@@ -132,10 +140,45 @@ pub struct ConsoleDriver {
     waiting: VecDeque<ConsoleOp>,
 }
 
-impl ConsoleDriver {
+impl link::Driver for ConsoleDriver {
+    type Op = ConsoleOp;
+    type Kind = ConsoleKind;
+    type Event = ConsoleEvent;
+    const ACCEPTED: Accepted = Accepted::AtFirstAnswer;
+
+    fn news(event: &ConsoleEvent) -> News {
+        match event {
+            ConsoleEvent::Connected => News::Up,
+            ConsoleEvent::Reply(..) => News::Answer,
+            _ => News::Other,
+        }
+    }
+
+    /// After a logout the connection is not reused, whatever the bank answered.
+    fn ends_connection(event: &ConsoleEvent) -> bool {
+        matches!(event, ConsoleEvent::Reply(ConsoleKind::Logout, _))
+    }
+
+    fn logout() -> ConsoleOp {
+        ConsoleOp::Logout
+    }
+
+    /// A logout sent to the bank already ended the login ([`link::Driver::submit`]); one that
+    /// could not be sent ends it here.
+    fn logged_out(&mut self, asked: bool) -> Option<ConsoleEvent> {
+        if asked {
+            return None;
+        }
+        self.end_session();
+        Some(ConsoleEvent::Reply(
+            ConsoleKind::Logout,
+            Response::LoggedOut {},
+        ))
+    }
+
     /// A driver for this console terminal, not connected. `bank` is the bank's pin from the
     /// enrollment: a handshake with anyone not holding its private key fails.
-    pub fn new(terminal: TerminalId, psk: Psk, bank: BankPin, config: Config) -> Self {
+    fn new(terminal: TerminalId, psk: Psk, bank: BankPin, config: Config) -> Self {
         Self {
             link: Connection::new(terminal, psk, bank, config),
             logged_in: false,
@@ -144,34 +187,24 @@ impl ConsoleDriver {
         }
     }
 
-    /// The terminal this driver speaks for.
-    pub fn terminal(&self) -> &TerminalId {
-        self.link.terminal()
-    }
-
     /// `true` once the handshake has finished on the current connection.
-    pub fn is_up(&self) -> bool {
+    fn is_up(&self) -> bool {
         self.link.is_up()
     }
 
     /// `true` between an operator welcome and a logout or disconnect.
-    pub fn logged_in(&self) -> bool {
+    fn logged_in(&self) -> bool {
         self.logged_in
     }
 
     /// `true` while an operation of this kind is sent or waiting: a second one is refused.
-    pub fn busy(&self, kind: ConsoleKind) -> bool {
+    fn busy(&self, kind: ConsoleKind) -> bool {
         self.sent.as_ref().is_some_and(|op| op.kind() == kind)
             || self.waiting.iter().any(|op| op.kind() == kind)
     }
 
-    /// How many operations are sent or waiting.
-    pub fn pending(&self) -> usize {
-        self.waiting.len() + usize::from(self.sent.is_some())
-    }
-
     /// Begins a handshake on a freshly opened socket: returns the ClientHello to send first.
-    pub fn connect(
+    fn connect(
         &mut self,
         rng: &mut impl protocol::Rng,
         now_ms: u64,
@@ -181,7 +214,7 @@ impl ConsoleDriver {
 
     /// Queues an operation, sealing it at once when the link is up and nothing is outstanding.
     /// Returns `None` (and changes nothing) when one of the same kind is already under way.
-    pub fn submit(
+    fn submit(
         &mut self,
         op: ConsoleOp,
         rng: &mut impl protocol::Rng,
@@ -200,7 +233,7 @@ impl ConsoleDriver {
     }
 
     /// Handles one frame from the bank.
-    pub fn receive(
+    fn receive(
         &mut self,
         frame: &[u8],
         rng: &mut impl protocol::Rng,
@@ -226,6 +259,11 @@ impl ConsoleDriver {
                     _ => {}
                 }
                 let kind = op.kind();
+                // The follow-up rule: what the operator just did shows in fresh numbers at once.
+                if refreshes(kind, &response) {
+                    let fresh = self.refresh();
+                    self.waiting.extend(fresh);
+                }
                 // The password (if it was a login) goes with the op, here.
                 drop(op);
                 let mut out = self.flush(rng, now_ms)?;
@@ -237,7 +275,7 @@ impl ConsoleDriver {
 
     /// The socket closed (or the caller closed it after a [`ConsoleBroken`]). Everything sent
     /// or waiting is reported lost, in order, and a logged-in operator is logged out.
-    pub fn disconnected(&mut self) -> Vec<ConsoleEvent> {
+    fn disconnected(&mut self) -> Vec<ConsoleEvent> {
         self.link.disconnected();
         let mut events: Vec<ConsoleEvent> = self
             .sent
@@ -250,6 +288,30 @@ impl ConsoleDriver {
             events.push(ConsoleEvent::SessionEnded);
         }
         events
+    }
+}
+
+impl ConsoleDriver {
+    /// The terminal this driver speaks for.
+    pub fn terminal(&self) -> &TerminalId {
+        self.link.terminal()
+    }
+
+    /// How many operations are sent or waiting.
+    pub fn pending(&self) -> usize {
+        self.waiting.len() + usize::from(self.sent.is_some())
+    }
+
+    /// The requests that refresh the dashboard (overview, audit, terminals) when an operator
+    /// is logged in on an up link, but for those still under way from the last refresh.
+    pub fn refresh(&self) -> Vec<ConsoleOp> {
+        if !(self.is_up() && self.logged_in()) {
+            return Vec::new();
+        }
+        [ConsoleOp::Overview, ConsoleOp::Audit, ConsoleOp::Terminals]
+            .into_iter()
+            .filter(|op| !self.busy(op.kind()))
+            .collect()
     }
 
     /// Forgets the login and everything queued (nothing of the session is kept).
@@ -277,4 +339,17 @@ impl ConsoleDriver {
         }
         Ok(out)
     }
+}
+
+/// Whether this answer is followed by a refresh: an operator's welcome, and a terminal added
+/// or revoked.
+fn refreshes(kind: ConsoleKind, response: &Response) -> bool {
+    matches!(
+        (kind, response),
+        (ConsoleKind::Login, Response::OperatorWelcome { .. })
+            | (
+                ConsoleKind::AddTerminal | ConsoleKind::Revoke,
+                Response::TerminalAdded { .. } | Response::TerminalRevoked { .. }
+            )
+    )
 }

@@ -7,8 +7,9 @@ use std::rc::Rc;
 use protocol::console::{AuditLine, Overview, TerminalInfo};
 use protocol::{BankPin, ErrorCode, Psk, Response, TerminalId};
 
-use super::driver::{ConsoleEvent, ConsoleKind};
-pub use crate::state::Link;
+use super::driver::{ConsoleDriver, ConsoleEvent, ConsoleKind, ConsoleOp};
+use crate::link;
+pub use crate::link::Link;
 
 /// Which form an error or pending mark belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -305,5 +306,28 @@ impl yew::Reducible for ConsoleState {
         let mut next = (*self).clone();
         next.apply(action);
         Rc::new(next)
+    }
+}
+
+impl link::Page for ConsoleState {
+    type Driver = ConsoleDriver;
+    type Action = ConsoleAction;
+
+    fn link(link: Link) -> ConsoleAction {
+        ConsoleAction::Link(link)
+    }
+
+    fn bank(event: ConsoleEvent) -> ConsoleAction {
+        ConsoleAction::Bank(event)
+    }
+
+    /// The refresh shows nothing under way; a revoke says which terminal.
+    fn pending(op: &ConsoleOp) -> Option<ConsoleAction> {
+        let form = form_of(op.kind());
+        let terminal = match op {
+            ConsoleOp::Revoke { terminal } => Some(terminal.as_str().to_owned()),
+            _ => None,
+        };
+        (form != ConsoleForm::Refresh).then_some(ConsoleAction::Pending(form, terminal))
     }
 }

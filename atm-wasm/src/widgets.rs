@@ -7,9 +7,8 @@ use wasm_bindgen::closure::Closure;
 use wasm_bindgen::JsCast as _;
 use yew::prelude::*;
 
-use super::Cmd;
-use crate::enroll::{self as enrollment, EnrollError, Enrollment};
-use crate::state::{Form, Link, State};
+use crate::link::enroll::{self as enrollment, EnrollError, Enrollment};
+use crate::link::Link;
 
 #[derive(Properties, PartialEq)]
 pub(crate) struct BrandProps {
@@ -98,16 +97,13 @@ pub(crate) fn banner(props: &BannerProps) -> Html {
 pub(crate) struct NoticeProps {
     pub(crate) notice: Option<String>,
     pub(crate) idle: Option<u64>,
-    pub(crate) on_cmd: Callback<Cmd>,
+    /// Hides the notice.
+    pub(crate) on_dismiss: Callback<MouseEvent>,
 }
 
 /// Confirmations and the idle warning, announced politely to screen readers.
 #[function_component(Notice)]
 pub(crate) fn notice(props: &NoticeProps) -> Html {
-    let dismiss = {
-        let on_cmd = props.on_cmd.clone();
-        Callback::from(move |_: MouseEvent| on_cmd.emit(Cmd::Dismiss))
-    };
     html! {
         <div class="notices" role="status" aria-live="polite">
             if let Some(secs) = props.idle {
@@ -120,7 +116,7 @@ pub(crate) fn notice(props: &NoticeProps) -> Html {
             if let Some(text) = &props.notice {
                 <div class="notice" id="notice">
                     <p>{ text }</p>
-                    <button type="button" class="icon-button" aria-label="Dismiss message" onclick={dismiss}>{ "×" }</button>
+                    <button type="button" class="icon-button" aria-label="Dismiss message" onclick={props.on_dismiss.clone()}>{ "×" }</button>
                 </div>
             }
         </div>
@@ -276,22 +272,6 @@ pub(crate) fn login_fields(
         Password::new(value(password)).ok_or(Missing::Password("Please enter your password."))?;
     clear(password);
     Ok((name, pass))
-}
-
-/// An `oninput` that clears these forms' errors once the person changes the field, or `None`
-/// while none of them shows one (so typing does not re-render the page on every key).
-pub(crate) fn clears(
-    on_cmd: &Callback<Cmd>,
-    state: &State,
-    forms: &[Form],
-) -> Option<Callback<InputEvent>> {
-    if !forms.iter().any(|f| state.error(*f).is_some()) {
-        return None;
-    }
-    let (on_cmd, forms) = (on_cmd.clone(), forms.to_vec());
-    Some(Callback::from(move |_: InputEvent| {
-        on_cmd.emit(Cmd::Clear(forms.clone()));
-    }))
 }
 
 /// Reads an enrollment link from the address bar (removing it) now, and again whenever one is

@@ -1,31 +1,36 @@
-//! The console's link to the bank in the browser: the console driver's frames over a
-//! [`Socket`], a fresh handshake on every (re)connect with backoff, and the 3-second
-//! refresh of the dashboard while an operator is logged in.
+//! A page's link to the bank in the browser, one controller for both pages: the driver's
+//! frames over a [`Socket`], a fresh handshake on every (re)connect with backoff, and what the
+//! page's reducer hears (through [`Page`]).
 
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use protocol::{Config, Response};
+use protocol::Config;
 use rand_core::OsRng;
 use yew::Callback;
 
-use super::driver::ConsoleOutput;
-use super::driver::{ConsoleBroken, ConsoleDriver, ConsoleEvent, ConsoleKind, ConsoleOp};
-use super::state::{form_of, ConsoleAction, ConsoleForm, Link};
-use crate::enroll::Enrollment;
-use crate::net::now_ms;
-use crate::socket::{self, Socket};
+use super::connection::{Broken, Output};
+use super::driver::{Accepted, Driver, News, Page};
+use super::enroll::Enrollment;
+use super::socket::{self, Socket};
+use super::Link;
 
-/// How often the dashboard asks for fresh numbers.
-pub(crate) const REFRESH_MS: u32 = 3_000;
+/// The current time in Unix milliseconds.
+pub(crate) fn now_ms() -> u64 {
+    // Date.now() is a whole number of milliseconds well inside u64.
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let ms = js_sys::Date::now() as u64;
+    ms
+}
 
-/// A connection closed this soon after its handshake, with nothing answered, counts as refused.
+/// A connection closed this soon after its handshake, with nothing answered, counts as refused
+/// (for a driver whose connections are accepted at their first answer).
 const QUICK_DROP_MS: u64 = 5_000;
 
-struct Inner {
-    driver: Option<ConsoleDriver>,
+struct Inner<D> {
+    driver: Option<D>,
     socket: Socket,
-    /// Failed connections in a row: no handshake, or closed before the bank answered anything.
+    /// Failed connections in a row (see [`Accepted`]).
     failures: u32,
     /// Whether the bank answered a request on the current connection.
     answered: bool,
@@ -33,14 +38,14 @@ struct Inner {
     up_since: Option<u64>,
 }
 
-/// The console's connection to the bank. Clone the `Rc` to share it with callbacks.
-pub(crate) struct ConsoleController {
-    inner: RefCell<Inner>,
-    dispatch: Callback<ConsoleAction>,
+/// A page's connection to the bank. Clone the `Rc` to share it with callbacks.
+pub(crate) struct Controller<P: Page> {
+    inner: RefCell<Inner<P::Driver>>,
+    dispatch: Callback<P::Action>,
 }
 
-impl ConsoleController {
-    pub(crate) fn new(dispatch: Callback<ConsoleAction>) -> Rc<Self> {
+impl<P: Page + 'static> Controller<P> {
+    pub(crate) fn new(dispatch: Callback<P::Action>) -> Rc<Self> {
         Rc::new(Self {
             inner: RefCell::new(Inner {
                 driver: None,
@@ -53,11 +58,11 @@ impl ConsoleController {
         })
     }
 
-    /// Starts speaking for this console terminal: drops any previous session and connects.
+    /// Starts speaking for this terminal: drops any previous session and connects.
     pub(crate) fn enroll(self: &Rc<Self>, enrollment: &Enrollment) {
         {
             let mut inner = self.inner.borrow_mut();
-            inner.driver = Some(ConsoleDriver::new(
+            inner.driver = Some(P::Driver::new(
                 enrollment.terminal.clone(),
                 enrollment.psk.clone(),
                 enrollment.bank.clone(),
@@ -68,16 +73,21 @@ impl ConsoleController {
         self.connect();
     }
 
-    /// Forgets the console terminal: closes the connection and drops every key.
+    /// Forgets the terminal: closes the connection and drops every key.
     pub(crate) fn forget(&self) {
         let mut inner = self.inner.borrow_mut();
         inner.socket.next();
         inner.driver = None;
     }
 
-    /// Whether a console terminal is set up.
+    /// Whether a terminal is set up.
     pub(crate) fn has_driver(&self) -> bool {
         self.inner.borrow().driver.is_some()
+    }
+
+    /// What `look` reads from the driver, when a terminal is set up.
+    pub(crate) fn read<R>(&self, look: impl FnOnce(&P::Driver) -> R) -> Option<R> {
+        self.inner.borrow().driver.as_ref().map(look)
     }
 
     fn connect(self: &Rc<Self>) {
@@ -92,10 +102,10 @@ impl ConsoleController {
             (generation, driver.connect(&mut OsRng, now_ms()))
         };
         if self.inner.borrow().failures == 0 {
-            self.dispatch.emit(ConsoleAction::Link(Link::Connecting));
+            self.dispatch.emit(P::link(Link::Connecting));
         }
         let Ok(hello) = hello else {
-            self.closed(generation, Some(ConsoleBroken::Handshake));
+            self.closed(generation, Some(Broken::Handshake));
             return;
         };
         let (this, that) = (Rc::clone(self), Rc::clone(self));
@@ -110,26 +120,32 @@ impl ConsoleController {
     }
 
     /// One frame from the bank: hand it to the driver, send what it says, show what happened.
-    fn frame(self: &Rc<Self>, generation: u64, frame: &[u8]) -> Result<(), ConsoleBroken> {
+    fn frame(self: &Rc<Self>, generation: u64, frame: &[u8]) -> Result<(), Broken> {
         let out = {
             let mut inner = self.inner.borrow_mut();
             if !inner.socket.is_current(generation) {
-                return Err(ConsoleBroken::Unexpected);
+                return Err(Broken::Unexpected);
             }
             let Some(driver) = inner.driver.as_mut() else {
-                return Err(ConsoleBroken::Unexpected);
+                return Err(Broken::Unexpected);
             };
             let out = driver.receive(frame, &mut OsRng, now_ms())?;
-            if out.events.contains(&ConsoleEvent::Connected) {
-                inner.up_since = Some(now_ms());
-            }
-            if out
-                .events
-                .iter()
-                .any(|e| matches!(e, ConsoleEvent::Reply(..)))
-            {
-                inner.answered = true;
-                inner.failures = 0;
+            for event in &out.events {
+                match P::Driver::news(event) {
+                    News::Up => {
+                        inner.up_since = Some(now_ms());
+                        if P::Driver::ACCEPTED == Accepted::AtHandshake {
+                            inner.failures = 0;
+                        }
+                    }
+                    News::Answer => {
+                        inner.answered = true;
+                        if P::Driver::ACCEPTED == Accepted::AtFirstAnswer {
+                            inner.failures = 0;
+                        }
+                    }
+                    News::Other => {}
+                }
             }
             out
         };
@@ -137,24 +153,11 @@ impl ConsoleController {
         Ok(())
     }
 
-    fn deliver(self: &Rc<Self>, out: ConsoleOutput) {
+    fn deliver(self: &Rc<Self>, out: Output<<P::Driver as Driver>::Event>) {
         self.inner.borrow().socket.send(out.send);
         for event in out.events {
-            let (refresh, restart) = match &event {
-                ConsoleEvent::Connected => (false, false),
-                ConsoleEvent::Reply(ConsoleKind::Login, Response::OperatorWelcome { .. })
-                | ConsoleEvent::Reply(
-                    ConsoleKind::AddTerminal | ConsoleKind::Revoke,
-                    Response::TerminalAdded { .. } | Response::TerminalRevoked { .. },
-                ) => (true, false),
-                // After a logout the connection is not reused, whatever the bank answered.
-                ConsoleEvent::Reply(ConsoleKind::Logout, _) => (false, true),
-                _ => (false, false),
-            };
-            self.dispatch.emit(ConsoleAction::Bank(event));
-            if refresh {
-                self.refresh();
-            }
+            let restart = P::Driver::ends_connection(&event);
+            self.dispatch.emit(P::bank(event));
             if restart {
                 self.restart();
             }
@@ -170,17 +173,17 @@ impl ConsoleController {
             inner
                 .driver
                 .as_mut()
-                .map(ConsoleDriver::disconnected)
+                .map(Driver::disconnected)
                 .unwrap_or_default()
         };
         for event in events {
-            self.dispatch.emit(ConsoleAction::Bank(event));
+            self.dispatch.emit(P::bank(event));
         }
         self.connect();
     }
 
     /// The socket closed (or must be closed): tell the driver, show it, reconnect later.
-    fn closed(self: &Rc<Self>, generation: u64, broken: Option<ConsoleBroken>) {
+    fn closed(self: &Rc<Self>, generation: u64, broken: Option<Broken>) {
         let (events, failures, dropped_after_handshake) = {
             let mut inner = self.inner.borrow_mut();
             if !inner.socket.is_current(generation) {
@@ -192,9 +195,10 @@ impl ConsoleController {
             };
             let was_up = driver.is_up();
             let events = driver.disconnected();
-            // A bank that drops the console right after the handshake, before answering
+            // A bank that drops the terminal right after the handshake, before answering
             // anything, most likely refuses its key (revoked terminal, reset bank).
-            let dropped = was_up
+            let dropped = P::Driver::ACCEPTED == Accepted::AtFirstAnswer
+                && was_up
                 && !inner.answered
                 && inner
                     .up_since
@@ -205,15 +209,15 @@ impl ConsoleController {
             (events, inner.failures, dropped)
         };
         for event in events {
-            self.dispatch.emit(ConsoleAction::Bank(event));
+            self.dispatch.emit(P::bank(event));
         }
         let link = match broken {
-            Some(ConsoleBroken::Handshake) => Link::Refused,
+            Some(Broken::Handshake) => Link::Refused,
             _ if dropped_after_handshake && failures >= 3 => Link::Refused,
             _ if failures == 0 => Link::Connecting,
             _ => Link::Down(failures),
         };
-        self.dispatch.emit(ConsoleAction::Link(link));
+        self.dispatch.emit(P::link(link));
         let this = Rc::clone(self);
         socket::after_backoff(failures, move || {
             if this.inner.borrow().socket.is_current(generation) {
@@ -224,12 +228,8 @@ impl ConsoleController {
 
     /// Sends an operation (or queues it until the link is up). A second operation of a kind
     /// already under way is ignored, so a double click sends once.
-    pub(crate) fn submit(self: &Rc<Self>, op: ConsoleOp) {
-        let kind = op.kind();
-        let terminal = match &op {
-            ConsoleOp::Revoke { terminal } => Some(terminal.as_str().to_owned()),
-            _ => None,
-        };
+    pub(crate) fn submit(self: &Rc<Self>, op: <P::Driver as Driver>::Op) {
+        let pending = P::pending(&op);
         let result = {
             let mut inner = self.inner.borrow_mut();
             let Some(driver) = inner.driver.as_mut() else {
@@ -240,54 +240,31 @@ impl ConsoleController {
         let Some(result) = result else {
             return;
         };
-        let form = form_of(kind);
-        if form != ConsoleForm::Refresh {
-            self.dispatch.emit(ConsoleAction::Pending(form, terminal));
+        if let Some(pending) = pending {
+            self.dispatch.emit(pending);
         }
         match result {
             Ok(out) => self.deliver(out),
             Err(_) => {
                 let generation = self.inner.borrow().socket.generation();
-                self.closed(generation, Some(ConsoleBroken::Record));
+                self.closed(generation, Some(Broken::Record));
             }
         }
     }
 
-    /// Asks for fresh numbers (overview, audit, terminals) when an operator is logged in; a
-    /// part still under way from the last refresh is not asked twice.
-    pub(crate) fn refresh(self: &Rc<Self>) {
-        let logged_in = {
-            let inner = self.inner.borrow();
-            inner
-                .driver
-                .as_ref()
-                .is_some_and(|d| d.is_up() && d.logged_in())
-        };
-        if !logged_in {
-            return;
-        }
-        for op in [ConsoleOp::Overview, ConsoleOp::Audit, ConsoleOp::Terminals] {
-            self.submit(op);
-        }
-    }
-
-    /// Logs out: asks the bank when connected, then drops the connection; in any case
-    /// forgets the login here.
+    /// Logs out: asks the bank when connected; the driver ends the session here as its page's
+    /// rule says, and answers at once when the bank could not be asked.
     pub(crate) fn logout(self: &Rc<Self>) {
-        let up = {
-            let inner = self.inner.borrow();
-            inner.driver.as_ref().is_some_and(ConsoleDriver::is_up)
-        };
+        let up = self.read(Driver::is_up).unwrap_or(false);
         if up {
-            self.submit(ConsoleOp::Logout);
-        } else {
-            if let Some(driver) = self.inner.borrow_mut().driver.as_mut() {
-                driver.end_session();
-            }
-            self.dispatch.emit(ConsoleAction::Bank(ConsoleEvent::Reply(
-                ConsoleKind::Logout,
-                Response::LoggedOut {},
-            )));
+            self.submit(P::Driver::logout());
+        }
+        let answer = {
+            let mut inner = self.inner.borrow_mut();
+            inner.driver.as_mut().and_then(|d| d.logged_out(up))
+        };
+        if let Some(answer) = answer {
+            self.dispatch.emit(P::bank(answer));
         }
     }
 }

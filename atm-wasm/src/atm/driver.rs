@@ -13,8 +13,9 @@ use protocol::{
     TxId, TxKind, Username,
 };
 
-pub use crate::connection::Broken;
-use crate::connection::{Connection, Received};
+pub use crate::link::connection::Broken;
+use crate::link::connection::{Connection, Received};
+use crate::link::{self, Accepted, Driver as _, News};
 
 /// How many history entries the dashboard asks for.
 pub const HISTORY_LIMIT: u32 = 10;
@@ -150,7 +151,7 @@ pub enum Event {
 }
 
 /// Frames to send (in order) and events to show, from one step of the driver.
-pub type Output = crate::connection::Output<Event>;
+pub type Output = crate::link::connection::Output<Event>;
 
 enum Sent {
     Op(Op),
@@ -170,10 +171,37 @@ pub struct Driver {
     waiting: VecDeque<Op>,
 }
 
-impl Driver {
+impl link::Driver for Driver {
+    type Op = Op;
+    type Kind = OpKind;
+    type Event = Event;
+    const ACCEPTED: Accepted = Accepted::AtHandshake;
+
+    fn news(event: &Event) -> News {
+        match event {
+            Event::Connected => News::Up,
+            Event::Reply(..) => News::Answer,
+            _ => News::Other,
+        }
+    }
+
+    fn ends_connection(_: &Event) -> bool {
+        false
+    }
+
+    fn logout() -> Op {
+        Op::Logout
+    }
+
+    /// The login ends here at once, whether the bank was asked or not.
+    fn logged_out(&mut self, asked: bool) -> Option<Event> {
+        self.end_session();
+        (!asked).then_some(Event::Reply(OpKind::Logout, Response::LoggedOut {}))
+    }
+
     /// A driver for this terminal, not connected. `bank` is the bank's pin from the
     /// enrollment: a handshake with anyone not holding its private key fails.
-    pub fn new(terminal: TerminalId, psk: Psk, bank: BankPin, config: Config) -> Self {
+    fn new(terminal: TerminalId, psk: Psk, bank: BankPin, config: Config) -> Self {
         Self {
             link: Connection::new(terminal, psk, bank, config),
             login: None,
@@ -182,23 +210,18 @@ impl Driver {
         }
     }
 
-    /// The terminal this driver speaks for.
-    pub fn terminal(&self) -> &TerminalId {
-        self.link.terminal()
-    }
-
     /// `true` once the handshake has finished on the current connection.
-    pub fn is_up(&self) -> bool {
+    fn is_up(&self) -> bool {
         self.link.is_up()
     }
 
     /// `true` while a login is remembered (between a welcome and a logout).
-    pub fn logged_in(&self) -> bool {
+    fn logged_in(&self) -> bool {
         self.login.is_some()
     }
 
     /// `true` while an operation of this kind is sent or waiting: a second one is refused.
-    pub fn busy(&self, kind: OpKind) -> bool {
+    fn busy(&self, kind: OpKind) -> bool {
         self.sent
             .iter()
             .any(|s| matches!(s, Sent::Op(op) if op.kind() == kind))
@@ -206,13 +229,13 @@ impl Driver {
     }
 
     /// Begins a handshake on a freshly opened socket: returns the ClientHello to send first.
-    pub fn connect(&mut self, rng: &mut impl protocol::Rng, now_ms: u64) -> Result<String, Broken> {
+    fn connect(&mut self, rng: &mut impl protocol::Rng, now_ms: u64) -> Result<String, Broken> {
         self.link.connect(rng, now_ms)
     }
 
     /// Queues an operation, sealing it at once when the link is up. Returns `None` (and
     /// changes nothing) when one of the same kind is already under way.
-    pub fn submit(
+    fn submit(
         &mut self,
         op: Op,
         rng: &mut impl protocol::Rng,
@@ -226,7 +249,7 @@ impl Driver {
     }
 
     /// Handles one frame from the bank.
-    pub fn receive(
+    fn receive(
         &mut self,
         frame: &[u8],
         rng: &mut impl protocol::Rng,
@@ -256,6 +279,37 @@ impl Driver {
                 self.answered(sent, response, rng, now_ms)
             }
         }
+    }
+
+    /// The socket closed (or the caller closed it after a [`Broken`]). Operations that may be
+    /// retried wait for the next connection, in their order; the others are reported lost.
+    fn disconnected(&mut self) -> Vec<Event> {
+        self.link.disconnected();
+        let mut events = Vec::new();
+        let mut retry = VecDeque::new();
+        for sent in self.sent.drain(..) {
+            match sent {
+                Sent::Op(op) if op.retried() => retry.push_back(op),
+                Sent::Op(op) => {
+                    if op.kind() == OpKind::Logout {
+                        // A lost logout still ends the session here; the bank ends it on close.
+                        self.login = None;
+                    }
+                    events.push(Event::Lost(op.kind()));
+                }
+                Sent::Relogin => {}
+            }
+        }
+        retry.extend(self.waiting.drain(..));
+        self.waiting = retry;
+        events
+    }
+}
+
+impl Driver {
+    /// The terminal this driver speaks for.
+    pub fn terminal(&self) -> &TerminalId {
+        self.link.terminal()
     }
 
     fn answered(
@@ -299,30 +353,6 @@ impl Driver {
             }
         }
         Ok(out)
-    }
-
-    /// The socket closed (or the caller closed it after a [`Broken`]). Operations that may be
-    /// retried wait for the next connection, in their order; the others are reported lost.
-    pub fn disconnected(&mut self) -> Vec<Event> {
-        self.link.disconnected();
-        let mut events = Vec::new();
-        let mut retry = VecDeque::new();
-        for sent in self.sent.drain(..) {
-            match sent {
-                Sent::Op(op) if op.retried() => retry.push_back(op),
-                Sent::Op(op) => {
-                    if op.kind() == OpKind::Logout {
-                        // A lost logout still ends the session here; the bank ends it on close.
-                        self.login = None;
-                    }
-                    events.push(Event::Lost(op.kind()));
-                }
-                Sent::Relogin => {}
-            }
-        }
-        retry.extend(self.waiting.drain(..));
-        self.waiting = retry;
-        events
     }
 
     /// Forgets the login and everything queued (logout, idle logout): nothing of the

@@ -9,7 +9,7 @@ use protocol::enrollment::EnrollmentCode;
 use protocol::{Config, Error, ErrorCode, HandshakeFault};
 use zeroize::Zeroizing;
 
-use crate::enroll::Enrollment;
+use crate::link::enroll::Enrollment;
 
 /// Why the typed text is not a code (found before any connection).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

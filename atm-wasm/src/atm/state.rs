@@ -5,26 +5,11 @@ use std::rc::Rc;
 
 use protocol::{AccountNumber, Cents, ErrorCode, FullName, HistoryEntry, Response, Username};
 
-use crate::driver::{Event, OpKind, HISTORY_LIMIT};
-use crate::enroll::EnrollError;
-use crate::enroll_code::CodeFailure;
-
-/// How the link to the bank is doing.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub enum Link {
-    /// Not connected and not trying (not enrolled).
-    #[default]
-    Idle,
-    /// Opening the socket or in the handshake.
-    Connecting,
-    /// Handshake done.
-    Up,
-    /// The last attempt failed; retrying. The count is of failures in a row.
-    Down(u32),
-    /// The bank closed the connection during the handshake several times in a row: most
-    /// likely it does not accept this terminal (revoked, or the data was reset).
-    Refused,
-}
+use crate::atm::driver::{Driver, Event, Op, OpKind, HISTORY_LIMIT};
+use crate::link;
+use crate::link::enroll::EnrollError;
+use crate::link::enroll_code::CodeFailure;
+pub use crate::link::Link;
 
 /// The logged-in account, as the bank last told it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -391,5 +376,22 @@ impl yew::Reducible for State {
         let mut next = (*self).clone();
         next.apply(action);
         Rc::new(next)
+    }
+}
+
+impl link::Page for State {
+    type Driver = Driver;
+    type Action = Action;
+
+    fn link(link: Link) -> Action {
+        Action::Link(link)
+    }
+
+    fn bank(event: Event) -> Action {
+        Action::Bank(event)
+    }
+
+    fn pending(op: &Op) -> Option<Action> {
+        Some(Action::Pending(form_of(op.kind())))
     }
 }

@@ -7,11 +7,11 @@ use protocol::{Cents, HistoryEntry, TxId, TxKind};
 use rand_core::OsRng;
 use yew::prelude::*;
 
-use super::widgets::{clear, clears, focus, value, Field, Submit};
-use super::Cmd;
-use crate::amount::parse_amount;
-use crate::driver::Op;
-use crate::state::{Form, State};
+use super::{clears, Cmd};
+use crate::atm::amount::parse_amount;
+use crate::atm::driver::Op;
+use crate::atm::state::{Form, State};
+use crate::widgets::{clear, focus, value, Field, Submit};
 
 #[derive(Properties, PartialEq)]
 pub(crate) struct Props {

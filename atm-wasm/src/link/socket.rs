@@ -7,7 +7,7 @@ use futures_util::{SinkExt as _, StreamExt as _};
 use gloo_net::websocket::{futures::WebSocket, Message};
 use wasm_bindgen_futures::spawn_local;
 
-use crate::connection::Broken;
+use crate::link::connection::Broken;
 
 /// The bank's WebSocket address: `ATM_BANK_URL` at build time, or else `/ws` on the host
 /// that served this page (`wss:` when the page came over https).

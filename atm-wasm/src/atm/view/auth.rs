@@ -5,10 +5,10 @@ use std::rc::Rc;
 use protocol::{FullName, Password, Username, MIN_PASSWORD_CHARS};
 use yew::prelude::*;
 
-use super::widgets::{clear, clears, login_fields, value, Field, Missing, Submit};
-use super::Cmd;
-use crate::driver::Op;
-use crate::state::{Form, State};
+use super::{clears, Cmd};
+use crate::atm::driver::Op;
+use crate::atm::state::{Form, State};
+use crate::widgets::{clear, login_fields, value, Field, Missing, Submit};
 
 const USERNAME_RULE: &str =
     "Use 1 to 250 characters: lowercase letters, digits, dots, dashes or underscores.";

@@ -8,14 +8,14 @@ use std::rc::Rc;
 
 use yew::prelude::*;
 
-use super::widgets::{
+use crate::console::driver::{ConsoleDriver, ConsoleOp, REFRESH_MS};
+use crate::console::state::{ConsoleAction, ConsoleForm, ConsoleState};
+use crate::link::controller::Controller;
+use crate::link::enroll::{self as enrollment, Enrollment};
+use crate::widgets::{
     clear, focus, follow_enrollment_links, login_fields, value, Banner, Brand, Field, LinkBadge,
     Submit,
 };
-use crate::console::driver::ConsoleOp;
-use crate::console::net::{ConsoleController, REFRESH_MS};
-use crate::console::state::{ConsoleAction, ConsoleForm, ConsoleState};
-use crate::enroll::{self as enrollment, Enrollment};
 
 /// What a console screen asks the root to do.
 pub(crate) enum Cmd {
@@ -54,7 +54,7 @@ pub(crate) fn console() -> Html {
     let controller = {
         let dispatcher = state.dispatcher();
         use_memo((), move |()| {
-            ConsoleController::new(Callback::from(move |a: ConsoleAction| {
+            Controller::<ConsoleState>::new(Callback::from(move |a: ConsoleAction| {
                 dispatcher.dispatch(a);
             }))
         })
@@ -116,7 +116,9 @@ pub(crate) fn console() -> Html {
             }
             let ticker = Rc::clone(&controller);
             let interval = gloo_timers::callback::Interval::new(REFRESH_MS, move || {
-                ticker.refresh();
+                for op in ticker.read(ConsoleDriver::refresh).unwrap_or_default() {
+                    ticker.submit(op);
+                }
             });
             move || {
                 drop(interval);

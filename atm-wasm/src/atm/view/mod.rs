@@ -2,10 +2,8 @@
 //! screen: enrollment, login and registration, or the dashboard.
 
 mod auth;
-pub(crate) mod console;
 mod dashboard;
 mod enroll;
-mod widgets;
 
 use std::rc::Rc;
 
@@ -14,11 +12,14 @@ use wasm_bindgen::closure::Closure;
 use wasm_bindgen::JsCast as _;
 use yew::prelude::*;
 
-use crate::code_net::CodeEnrollment;
-use crate::driver::Op;
-use crate::enroll::{self as enrollment, Enrollment};
-use crate::net::Controller;
-use crate::state::{Action, Form, Link, State};
+use crate::atm::clock::IdleClock;
+use crate::atm::driver::Op;
+use crate::atm::state::{Action, Form, Link, State};
+use crate::link::code_net::CodeEnrollment;
+use crate::link::controller::Controller;
+use crate::link::enroll::{self as enrollment, Enrollment};
+use crate::link::Driver as _;
+use crate::widgets;
 
 /// What a screen asks the app to do.
 pub(crate) enum Cmd {
@@ -44,10 +45,20 @@ pub(crate) enum Cmd {
 #[function_component(App)]
 pub(crate) fn app() -> Html {
     let state = use_reducer(State::default);
-    let controller = {
+    let clock = {
         let dispatcher = state.dispatcher();
         use_memo((), move |()| {
-            Controller::new(Callback::from(move |a: Action| dispatcher.dispatch(a)))
+            IdleClock::new(Callback::from(move |a: Action| dispatcher.dispatch(a)))
+        })
+    };
+    let controller = {
+        let dispatcher = state.dispatcher();
+        let clock = Rc::clone(&clock);
+        use_memo((), move |()| {
+            Controller::<State>::new(Callback::from(move |a: Action| {
+                clock.heard(&a);
+                dispatcher.dispatch(a);
+            }))
         })
     };
     let codes = use_memo((), |()| CodeEnrollment::default());
@@ -56,6 +67,7 @@ pub(crate) fn app() -> Html {
         let controller = Rc::clone(&controller);
         let dispatcher = state.dispatcher();
         let codes = Rc::clone(&codes);
+        let clock = Rc::clone(&clock);
         Callback::from(move |cmd: Cmd| match cmd {
             Cmd::Enroll(e) => adopt(&controller, &dispatcher, &e),
             Cmd::EnrollCode(code) => {
@@ -75,8 +87,9 @@ pub(crate) fn app() -> Html {
                 dispatcher.dispatch(Action::Forgotten);
             }
             Cmd::Send(op) => {
-                if !controller.busy(op.kind()) {
-                    controller.touch();
+                let kind = op.kind();
+                if !controller.read(|d| d.busy(kind)).unwrap_or(false) {
+                    clock.touch();
                     controller.submit(op);
                 }
             }
@@ -91,6 +104,7 @@ pub(crate) fn app() -> Html {
     // start the idle clock and the activity listeners.
     {
         let controller = Rc::clone(&controller);
+        let clock = Rc::clone(&clock);
         let dispatcher = state.dispatcher();
         let on_cmd = on_cmd.clone();
         use_effect_with((), move |()| {
@@ -107,10 +121,10 @@ pub(crate) fn app() -> Html {
                     dispatcher.dispatch(Action::Notice(enrollment::ENROLL_AGAIN.into()));
                 }
             }
-            let ticker = Rc::clone(&controller);
-            let interval = gloo_timers::callback::Interval::new(1_000, move || ticker.tick());
-            let toucher = Rc::clone(&controller);
-            let on_activity = Closure::<dyn Fn()>::new(move || toucher.touch());
+            let ticker = Rc::clone(&clock);
+            let interval =
+                gloo_timers::callback::Interval::new(1_000, move || ticker.tick(&controller));
+            let on_activity = Closure::<dyn Fn()>::new(move || clock.touch());
             if let Some(doc) = web_sys::window().and_then(|w| w.document()) {
                 for kind in ["keydown", "pointerdown", "input"] {
                     let _ = doc.add_event_listener_with_callback(
@@ -151,6 +165,10 @@ pub(crate) fn app() -> Html {
             }
         })
     };
+    let on_dismiss = {
+        let on_cmd = on_cmd.clone();
+        Callback::from(move |_: MouseEvent| on_cmd.emit(Cmd::Dismiss))
+    };
     let refused = state.terminal.is_some() && state.link == Link::Refused;
     let main = match (&state.terminal, &state.account) {
         // Nothing but forgetting works while the bank refuses this terminal: no forms.
@@ -175,7 +193,7 @@ pub(crate) fn app() -> Html {
             </header>
             <widgets::Banner link={state.link} id="bank-banner" down={BANK_DOWN} refused={REFUSED} />
             <main id="main" tabindex="-1">
-                <widgets::Notice notice={state.notice.clone()} idle={state.idle_warning} on_cmd={on_cmd.clone()} />
+                <widgets::Notice notice={state.notice.clone()} idle={state.idle_warning} on_dismiss={on_dismiss} />
                 { main }
             </main>
             <footer class="foot">
@@ -218,7 +236,11 @@ fn refused(props: &RefusedProps) -> Html {
 
 /// Makes `e` this browser's terminal: stores it (as every enrollment is stored), shows it, and
 /// connects with it.
-fn adopt(controller: &Rc<Controller>, dispatcher: &UseReducerDispatcher<State>, e: &Enrollment) {
+fn adopt(
+    controller: &Rc<Controller<State>>,
+    dispatcher: &UseReducerDispatcher<State>,
+    e: &Enrollment,
+) {
     let stored = enrollment::save(e);
     dispatcher.dispatch(Action::Enrolled(e.terminal.to_string()));
     if !stored {
@@ -236,3 +258,15 @@ const BANK_DOWN: &str = "The bank cannot be reached right now. The ATM keeps try
 const REFUSED: &str = "The bank did not accept this terminal, or could not prove it is the bank \
                        this terminal was enrolled with. Its key may have been revoked or the bank \
                        reset. Forget this terminal and enroll it again with a new code or link.";
+
+/// An `oninput` that clears these forms' errors once the person changes the field, or `None`
+/// while none of them shows one (so typing does not re-render the page on every key).
+fn clears(on_cmd: &Callback<Cmd>, state: &State, forms: &[Form]) -> Option<Callback<InputEvent>> {
+    if !forms.iter().any(|f| state.error(*f).is_some()) {
+        return None;
+    }
+    let (on_cmd, forms) = (on_cmd.clone(), forms.to_vec());
+    Some(Callback::from(move |_: InputEvent| {
+        on_cmd.emit(Cmd::Clear(forms.clone()));
+    }))
+}

@@ -10,11 +10,11 @@ use protocol::Config;
 use rand_core::OsRng;
 use wasm_bindgen_futures::spawn_local;
 
-use crate::connection::Broken;
-use crate::enroll::Enrollment;
-use crate::enroll_code::{CodeFailure, Enroller, Progress};
-use crate::net::now_ms;
-use crate::socket::Socket;
+use crate::link::connection::Broken;
+use crate::link::controller::now_ms;
+use crate::link::enroll::Enrollment;
+use crate::link::enroll_code::{CodeFailure, Enroller, Progress};
+use crate::link::socket::Socket;
 
 /// How long an attempt may take, in milliseconds: the bank gives each of its two steps 10 s.
 const DEADLINE_MS: u32 = 30_000;

@@ -7,11 +7,11 @@ use std::rc::Rc;
 use yew::prelude::*;
 use zeroize::Zeroizing;
 
-use super::widgets::{clear, clears, value, Field, Submit};
-use super::Cmd;
-use crate::enroll::{EnrollError, Enrollment};
-use crate::enroll_code::parse_code;
-use crate::state::{enroll_form_of, Form, State};
+use super::{clears, Cmd};
+use crate::atm::state::{enroll_form_of, Form, State};
+use crate::link::enroll::{EnrollError, Enrollment};
+use crate::link::enroll_code::parse_code;
+use crate::widgets::{clear, value, Field, Submit};
 
 #[derive(Properties, PartialEq)]
 pub(crate) struct Props {

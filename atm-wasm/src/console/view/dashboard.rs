@@ -5,13 +5,13 @@ use protocol::console::{TerminalInfo, TerminalRole};
 use protocol::{TerminalId, TerminalName};
 use yew::prelude::*;
 
-use super::super::widgets::{clear, focus, value, Field, Submit};
 use super::{Cmd, Props};
 use crate::console::driver::ConsoleOp;
 use crate::console::format::{
     auth_line, chain_line, chart_bars, chart_total, clock, enrollment_link, money, CHART_H, CHART_W,
 };
 use crate::console::state::{ConsoleAction, ConsoleForm, ConsoleState};
+use crate::widgets::{clear, focus, value, Field, Submit};
 
 /// Minutes east of UTC in this browser, now.
 fn local_offset_minutes() -> i64 {

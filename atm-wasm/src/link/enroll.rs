@@ -1,6 +1,6 @@
 //! Terminal enrollment: reading the id, key and bank key from an enrollment link or typed
 //! fields (the link format is [`protocol::link`]'s), taking them from an enrollment by code
-//! ([`crate::enroll_code`]), and keeping them in localStorage.
+//! ([`crate::link::enroll_code`]), and keeping them in localStorage.
 
 use protocol::auth_file::AuthFile;
 use protocol::link::{self, LinkError};
