@@ -46,7 +46,6 @@ fn pin() -> BankPin {
 fn driver() -> ConsoleDriver {
     ConsoleDriver::new(
         TerminalId::new("t-console").unwrap(),
-        psk(),
         pin(),
         Config::default(),
     )
@@ -70,7 +69,14 @@ fn handshake_as(
         server::read_client_hello(&Config::default(), &bank_key(), hello.as_bytes(), NOW).unwrap();
     assert_eq!(read.terminal_id().as_str(), "t-console");
     let (state, server_hello) = read.respond(Some(bank_psk), bank, &mut OsRng, NOW).unwrap();
-    let out = d.receive(server_hello.as_bytes(), &mut OsRng, NOW)?;
+    // Nothing goes out, and nothing is shown, until the key holder has made the master secret.
+    let waiting = d.receive(server_hello.as_bytes(), &mut OsRng, NOW)?;
+    assert!(waiting.send.is_empty() && waiting.events.is_empty());
+    assert!(!d.is_up());
+    // The terminal's key holder (WebCrypto in the page) MACs what the driver asks it to.
+    let master = psk().master_secret(d.master_input().expect("the handshake waits for the key"));
+    let out = d.keyed(master, &mut OsRng, NOW)?;
+    assert!(d.master_input().is_none());
     let bank = state.read_client_finished(out.send[0].as_bytes()).unwrap();
     Ok((bank, out))
 }

@@ -28,7 +28,6 @@ fn bank_key() -> BankKey {
 fn driver() -> Driver {
     Driver::new(
         TerminalId::new("t-web").unwrap(),
-        psk(),
         bank_key().pin(),
         Config::default(),
     )
@@ -50,7 +49,14 @@ fn handshake_as(
         server::read_client_hello(&Config::default(), &bank_key(), hello.as_bytes(), NOW).unwrap();
     assert_eq!(read.terminal_id().as_str(), "t-web");
     let (state, server_hello) = read.respond(Some(bank_psk), bank, &mut OsRng, NOW).unwrap();
-    let out = d.receive(server_hello.as_bytes(), &mut OsRng, NOW)?;
+    // Nothing goes out, and nothing is shown, until the key holder has made the master secret.
+    let waiting = d.receive(server_hello.as_bytes(), &mut OsRng, NOW)?;
+    assert!(waiting.send.is_empty() && waiting.events.is_empty());
+    assert!(!d.is_up());
+    // The terminal's key holder (WebCrypto in the page) MACs what the driver asks it to.
+    let master = psk().master_secret(d.master_input().expect("the handshake waits for the key"));
+    let out = d.keyed(master, &mut OsRng, NOW)?;
+    assert!(d.master_input().is_none());
     let bank = state.read_client_finished(out.send[0].as_bytes()).unwrap();
     Ok((bank, out))
 }

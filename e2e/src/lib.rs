@@ -274,3 +274,52 @@ pub async fn frames_sent(c: &Client) -> Res<u64> {
     let n = c.execute("return window.__e2eFrames || 0;", vec![]).await?;
     n.as_u64().ok_or_else(|| format!("not a count: {n}").into())
 }
+
+/// What `localStorage` holds under `key` (`None` when nothing).
+pub async fn stored(c: &Client, key: &str) -> Res<Option<String>> {
+    let value = c
+        .execute(
+            "return localStorage.getItem(arguments[0]);",
+            vec![key.into()],
+        )
+        .await?;
+    Ok(value.as_str().map(str::to_owned))
+}
+
+/// What any script on the page finds in IndexedDB for `slot` (`null` when nothing): the stored
+/// terminal id and bank pin, whether the `CryptoKey` is extractable, what `exportKey` does with
+/// it (`"exported"` or the error's name), and the page's own HMAC of `message` with it.
+pub async fn stored_key(c: &Client, slot: &str, message: &str) -> Res<serde_json::Value> {
+    let found = c
+        .execute_async(
+            "const [slot, message, done] = arguments;\
+             const open = indexedDB.open('secure-atm', 1);\
+             open.onerror = () => done({error: 'open'});\
+             open.onsuccess = () => {\
+               const db = open.result;\
+               let req;\
+               try { req = db.transaction('terminals').objectStore('terminals').get(slot); }\
+               catch (e) { db.close(); return done(null); }\
+               req.onerror = () => { db.close(); done({error: 'get'}); };\
+               req.onsuccess = async () => {\
+                 db.close();\
+                 const r = req.result;\
+                 if (!r) return done(null);\
+                 const out = {terminal: r.terminal, bank: r.bank,\
+                   extractable: r.key.extractable, usages: r.key.usages,\
+                   algorithm: r.key.algorithm.name + '/' + r.key.algorithm.hash.name};\
+                 for (const format of ['raw', 'jwk']) {\
+                   try { await crypto.subtle.exportKey(format, r.key); out[format] = 'exported'; }\
+                   catch (e) { out[format] = e.name; }\
+                 }\
+                 const mac = new Uint8Array(await crypto.subtle.sign('HMAC', r.key,\
+                   new TextEncoder().encode(message)));\
+                 out.mac = Array.from(mac, b => b.toString(16).padStart(2, '0')).join('');\
+                 done(out);\
+               };\
+             };",
+            vec![slot.into(), message.into()],
+        )
+        .await?;
+    Ok(found)
+}

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use e2e::{
     browser, click, count_frames, enroll_by_link, fits, frames_sent, open_bank, serve, shot,
-    start_chromedriver, type_into, wait_contains, wait_css, wait_text, Res,
+    start_chromedriver, stored, stored_key, type_into, wait_contains, wait_css, wait_text, Res,
 };
 use fantoccini::{Client, Locator};
 
@@ -398,17 +398,6 @@ async fn reopen(
     Ok((bank, tokio::net::TcpListener::bind(addr).await?))
 }
 
-/// What `localStorage` holds under `key` (`None` when nothing).
-async fn stored(c: &Client, key: &str) -> Res<Option<String>> {
-    let value = c
-        .execute(
-            "return localStorage.getItem(arguments[0]);",
-            vec![key.into()],
-        )
-        .await?;
-    Ok(value.as_str().map(str::to_owned))
-}
-
 /// Records everything the page writes to the console from now on (into `window.__logged`).
 async fn record_console(c: &Client) -> Res {
     c.execute(
@@ -531,16 +520,47 @@ async fn code_scenario(
         .iter()
         .find(|t| t.name == "e2e code")
         .ok_or("the bank created no terminal for the code")?;
+    // The key is a non-extractable WebCrypto key in IndexedDB: a script on the page can use it
+    // (its HMAC is the one the bank's copy of the key makes) but cannot read it out; nothing
+    // of the enrollment is left in localStorage.
+    let message = "any script on the page";
+    let found = stored_key(a, "atm", message).await?;
+    assert_eq!(found["terminal"], enrolled.id.as_str(), "{found}");
+    assert_eq!(found["bank"], bank.pin().to_text(), "{found}");
+    assert_eq!(found["extractable"], false, "{found}");
+    assert_eq!(found["usages"], serde_json::json!(["sign"]), "{found}");
+    assert_eq!(found["algorithm"], "HMAC/SHA-256", "{found}");
     assert_eq!(
-        stored(a, "atm.terminal_id").await?.as_deref(),
-        Some(enrolled.id.as_str())
+        found["raw"], "InvalidAccessError",
+        "the key was exported: {found}"
     );
     assert_eq!(
-        stored(a, "atm.terminal_key").await?.as_deref(),
-        Some(enrolled.psk.to_hex().as_str()),
+        found["jwk"], "InvalidAccessError",
+        "the key was exported: {found}"
+    );
+    let expected = protocol::primitives::hmac_sha256(enrolled.psk.expose(), &[message.as_bytes()]);
+    assert_eq!(
+        found["mac"],
+        hex::encode(expected),
         "the two ends derived other keys"
     );
-    assert_eq!(stored(a, "atm.bank").await?, Some(bank.pin().to_text()));
+    for key in ["atm.terminal_id", "atm.terminal_key", "atm.bank"] {
+        assert_eq!(stored(a, key).await?, None, "{key} is in localStorage");
+    }
+    let page_text = a
+        .execute(
+            "return JSON.stringify(Object.assign({}, localStorage)) + \
+             JSON.stringify(Object.assign({}, sessionStorage)) + document.documentElement.outerHTML;",
+            vec![],
+        )
+        .await?;
+    assert!(
+        !page_text
+            .as_str()
+            .unwrap_or_default()
+            .contains(enrolled.psk.to_hex().as_str()),
+        "the key is readable in the page's storage or markup"
+    );
     let logged = console_text(a).await?;
     assert!(
         !logged.contains(secret) && !logged.contains(enrolled.psk.to_hex().as_str()),
@@ -577,6 +597,11 @@ async fn code_scenario(
     for key in ["atm.terminal_id", "atm.terminal_key", "atm.bank"] {
         assert_eq!(stored(b, key).await?, None, "{key} stored after a failure");
     }
+    assert_eq!(
+        stored_key(b, "atm", "x").await?,
+        serde_json::Value::Null,
+        "a key stored after a failure"
+    );
     assert!(
         b.find(Locator::Id("link-state")).await.is_err(),
         "a terminal state shows after a failed enrollment"

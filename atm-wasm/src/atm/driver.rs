@@ -9,8 +9,8 @@
 use std::collections::VecDeque;
 
 use protocol::{
-    BankPin, Cents, Config, FullName, HistoryEntry, Password, Psk, Request, Response, TerminalId,
-    TxId, TxKind, Username,
+    BankPin, Cents, Config, FullName, HistoryEntry, MasterInput, MasterSecret, Password, Request,
+    Response, TerminalId, TxId, TxKind, Username,
 };
 
 pub use crate::link::connection::Broken;
@@ -201,9 +201,9 @@ impl link::Driver for Driver {
 
     /// A driver for this terminal, not connected. `bank` is the bank's pin from the
     /// enrollment: a handshake with anyone not holding its private key fails.
-    fn new(terminal: TerminalId, psk: Psk, bank: BankPin, config: Config) -> Self {
+    fn new(terminal: TerminalId, bank: BankPin, config: Config) -> Self {
         Self {
-            link: Connection::new(terminal, psk, bank, config),
+            link: Connection::new(terminal, bank, config),
             login: None,
             sent: VecDeque::new(),
             waiting: VecDeque::new(),
@@ -256,29 +256,42 @@ impl link::Driver for Driver {
         now_ms: u64,
     ) -> Result<Output, Broken> {
         match self.link.receive(frame, now_ms)? {
-            Received::Up(finished) => {
-                let mut out = Output {
-                    send: vec![finished],
-                    events: vec![Event::Connected],
-                };
-                // Log in again first, so the session continues where it was.
-                if let Some((username, password)) = &self.login {
-                    let relogin = Request::Login {
-                        username: username.clone(),
-                        password: password.clone(),
-                    };
-                    out.send.push(self.link.seal(&relogin, rng, now_ms)?);
-                    self.sent.push_back(Sent::Relogin);
-                }
-                let more = self.flush(rng, now_ms)?;
-                out.send.extend(more.send);
-                Ok(out)
-            }
+            Received::NeedsKey => Ok(Output::default()),
             Received::Reply(response) => {
                 let sent = self.sent.pop_front().ok_or(Broken::Unexpected)?;
                 self.answered(sent, response, rng, now_ms)
             }
         }
+    }
+
+    fn master_input(&self) -> Option<&MasterInput> {
+        self.link.master_input()
+    }
+
+    /// The link is up: the Finished first, then a re-login (so the session continues where it
+    /// was), then what waited.
+    fn keyed(
+        &mut self,
+        master: MasterSecret,
+        rng: &mut impl protocol::Rng,
+        now_ms: u64,
+    ) -> Result<Output, Broken> {
+        let finished = self.link.keyed(master)?;
+        let mut out = Output {
+            send: vec![finished],
+            events: vec![Event::Connected],
+        };
+        if let Some((username, password)) = &self.login {
+            let relogin = Request::Login {
+                username: username.clone(),
+                password: password.clone(),
+            };
+            out.send.push(self.link.seal(&relogin, rng, now_ms)?);
+            self.sent.push_back(Sent::Relogin);
+        }
+        let more = self.flush(rng, now_ms)?;
+        out.send.extend(more.send);
+        Ok(out)
     }
 
     /// The socket closed (or the caller closed it after a [`Broken`]). Operations that may be

@@ -12,7 +12,8 @@
 use std::collections::VecDeque;
 
 use protocol::{
-    BankPin, Config, Password, Psk, Request, Response, TerminalId, TerminalName, Username,
+    BankPin, Config, MasterInput, MasterSecret, Password, Request, Response, TerminalId,
+    TerminalName, Username,
 };
 
 use crate::link::connection::{Broken, Connection, Received};
@@ -178,9 +179,9 @@ impl link::Driver for ConsoleDriver {
 
     /// A driver for this console terminal, not connected. `bank` is the bank's pin from the
     /// enrollment: a handshake with anyone not holding its private key fails.
-    fn new(terminal: TerminalId, psk: Psk, bank: BankPin, config: Config) -> Self {
+    fn new(terminal: TerminalId, bank: BankPin, config: Config) -> Self {
         Self {
-            link: Connection::new(terminal, psk, bank, config),
+            link: Connection::new(terminal, bank, config),
             logged_in: false,
             sent: None,
             waiting: VecDeque::new(),
@@ -240,15 +241,7 @@ impl link::Driver for ConsoleDriver {
         now_ms: u64,
     ) -> Result<ConsoleOutput, ConsoleBroken> {
         match self.link.receive(frame, now_ms)? {
-            Received::Up(finished) => {
-                let more = self.flush(rng, now_ms)?;
-                let mut send = vec![finished];
-                send.extend(more.send);
-                Ok(ConsoleOutput {
-                    send,
-                    events: vec![ConsoleEvent::Connected],
-                })
-            }
+            Received::NeedsKey => Ok(ConsoleOutput::default()),
             Received::Reply(response) => {
                 let op = self.sent.take().ok_or(ConsoleBroken::Unexpected)?;
                 match (&op, &response) {
@@ -271,6 +264,27 @@ impl link::Driver for ConsoleDriver {
                 Ok(out)
             }
         }
+    }
+
+    fn master_input(&self) -> Option<&MasterInput> {
+        self.link.master_input()
+    }
+
+    /// The link is up: the Finished first, then what waited.
+    fn keyed(
+        &mut self,
+        master: MasterSecret,
+        rng: &mut impl protocol::Rng,
+        now_ms: u64,
+    ) -> Result<ConsoleOutput, ConsoleBroken> {
+        let finished = self.link.keyed(master)?;
+        let more = self.flush(rng, now_ms)?;
+        let mut send = vec![finished];
+        send.extend(more.send);
+        Ok(ConsoleOutput {
+            send,
+            events: vec![ConsoleEvent::Connected],
+        })
     }
 
     /// The socket closed (or the caller closed it after a [`ConsoleBroken`]). Everything sent

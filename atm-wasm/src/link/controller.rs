@@ -11,7 +11,7 @@ use yew::Callback;
 
 use super::connection::{Broken, Output};
 use super::driver::{Accepted, Driver, News, Page};
-use super::enroll::Enrollment;
+use super::keystore::StoredTerminal;
 use super::socket::{self, Socket};
 use super::Link;
 
@@ -29,6 +29,8 @@ const QUICK_DROP_MS: u64 = 5_000;
 
 struct Inner<D> {
     driver: Option<D>,
+    /// The terminal key, usable (never readable) through WebCrypto.
+    key: Option<StoredTerminal>,
     socket: Socket,
     /// Failed connections in a row (see [`Accepted`]).
     failures: u32,
@@ -49,6 +51,7 @@ impl<P: Page + 'static> Controller<P> {
         Rc::new(Self {
             inner: RefCell::new(Inner {
                 driver: None,
+                key: None,
                 socket: Socket::default(),
                 failures: 0,
                 answered: false,
@@ -59,15 +62,15 @@ impl<P: Page + 'static> Controller<P> {
     }
 
     /// Starts speaking for this terminal: drops any previous session and connects.
-    pub(crate) fn enroll(self: &Rc<Self>, enrollment: &Enrollment) {
+    pub(crate) fn enroll(self: &Rc<Self>, stored: StoredTerminal) {
         {
             let mut inner = self.inner.borrow_mut();
             inner.driver = Some(P::Driver::new(
-                enrollment.terminal.clone(),
-                enrollment.psk.clone(),
-                enrollment.bank.clone(),
+                stored.terminal.clone(),
+                stored.bank.clone(),
                 Config::default(),
             ));
+            inner.key = Some(stored);
             inner.failures = 0;
         }
         self.connect();
@@ -78,6 +81,7 @@ impl<P: Page + 'static> Controller<P> {
         let mut inner = self.inner.borrow_mut();
         inner.socket.next();
         inner.driver = None;
+        inner.key = None;
     }
 
     /// Whether a terminal is set up.
@@ -120,37 +124,86 @@ impl<P: Page + 'static> Controller<P> {
     }
 
     /// One frame from the bank: hand it to the driver, send what it says, show what happened.
+    /// When the handshake asks for the master secret, WebCrypto computes it with the stored
+    /// key and [`Self::keyed`] goes on.
     fn frame(self: &Rc<Self>, generation: u64, frame: &[u8]) -> Result<(), Broken> {
-        let out = {
+        let (out, signing) = {
             let mut inner = self.inner.borrow_mut();
             if !inner.socket.is_current(generation) {
                 return Err(Broken::Unexpected);
             }
-            let Some(driver) = inner.driver.as_mut() else {
+            let Inner { driver, key, .. } = &mut *inner;
+            let Some(driver) = driver.as_mut() else {
                 return Err(Broken::Unexpected);
             };
             let out = driver.receive(frame, &mut OsRng, now_ms())?;
-            for event in &out.events {
-                match P::Driver::news(event) {
-                    News::Up => {
-                        inner.up_since = Some(now_ms());
-                        if P::Driver::ACCEPTED == Accepted::AtHandshake {
-                            inner.failures = 0;
-                        }
-                    }
-                    News::Answer => {
-                        inner.answered = true;
-                        if P::Driver::ACCEPTED == Accepted::AtFirstAnswer {
-                            inner.failures = 0;
-                        }
-                    }
-                    News::Other => {}
-                }
-            }
-            out
+            let signing = match (driver.master_input(), key.as_ref()) {
+                (Some(input), Some(key)) => Some(key.master_secret(input)),
+                (Some(_), None) => return Err(Broken::Handshake),
+                (None, _) => None,
+            };
+            Self::note(&mut inner, &out);
+            (out, signing)
         };
         self.deliver(out);
+        if let Some(signing) = signing {
+            let this = Rc::clone(self);
+            wasm_bindgen_futures::spawn_local(async move {
+                match signing.await {
+                    Ok(master) => this.keyed(generation, master),
+                    Err(err) => {
+                        web_sys::console::error_1(&format!("terminal key: {err}").into());
+                        this.closed(generation, Some(Broken::Handshake));
+                    }
+                }
+            });
+        }
         Ok(())
+    }
+
+    /// The master secret from the key holder: the driver finishes the handshake.
+    fn keyed(self: &Rc<Self>, generation: u64, master: protocol::MasterSecret) {
+        let out = {
+            let mut inner = self.inner.borrow_mut();
+            if !inner.socket.is_current(generation) {
+                return;
+            }
+            let Some(driver) = inner.driver.as_mut() else {
+                return;
+            };
+            match driver.keyed(master, &mut OsRng, now_ms()) {
+                Ok(out) => {
+                    Self::note(&mut inner, &out);
+                    Ok(out)
+                }
+                Err(broken) => Err(broken),
+            }
+        };
+        match out {
+            Ok(out) => self.deliver(out),
+            Err(broken) => self.closed(generation, Some(broken)),
+        }
+    }
+
+    /// What the driver's events say about the connection: up, answered.
+    fn note(inner: &mut Inner<P::Driver>, out: &Output<<P::Driver as Driver>::Event>) {
+        for event in &out.events {
+            match P::Driver::news(event) {
+                News::Up => {
+                    inner.up_since = Some(now_ms());
+                    if P::Driver::ACCEPTED == Accepted::AtHandshake {
+                        inner.failures = 0;
+                    }
+                }
+                News::Answer => {
+                    inner.answered = true;
+                    if P::Driver::ACCEPTED == Accepted::AtFirstAnswer {
+                        inner.failures = 0;
+                    }
+                }
+                News::Other => {}
+            }
+        }
     }
 
     fn deliver(self: &Rc<Self>, out: Output<<P::Driver as Driver>::Event>) {

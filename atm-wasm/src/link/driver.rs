@@ -3,7 +3,7 @@
 //! the few rules where the two pages differ), and the [`Page`] trait by which a page's
 //! reducer hears what the controller saw.
 
-use protocol::{BankPin, Config, Psk, TerminalId};
+use protocol::{BankPin, Config, MasterInput, MasterSecret, TerminalId};
 
 use super::connection::{Broken, Output};
 use super::Link;
@@ -42,8 +42,9 @@ pub trait Driver: Sized {
     /// When a connection counts as accepted.
     const ACCEPTED: Accepted;
 
-    /// A driver for this terminal, not connected.
-    fn new(terminal: TerminalId, psk: Psk, bank: BankPin, config: Config) -> Self;
+    /// A driver for this terminal, not connected. It never holds the terminal key: the
+    /// handshake asks for the master secret instead ([`Driver::master_input`]).
+    fn new(terminal: TerminalId, bank: BankPin, config: Config) -> Self;
     /// `true` once the handshake has finished on the current connection.
     fn is_up(&self) -> bool;
     /// `true` while someone is logged in.
@@ -63,6 +64,17 @@ pub trait Driver: Sized {
     fn receive(
         &mut self,
         frame: &[u8],
+        rng: &mut impl protocol::Rng,
+        now_ms: u64,
+    ) -> Result<Output<Self::Event>, Broken>;
+    /// While the handshake waits for the key holder: what to MAC with the terminal key
+    /// (HMAC-SHA256, PROTOCOL.md §6.8). `None` at any other time.
+    fn master_input(&self) -> Option<&MasterInput>;
+    /// The key holder's master secret: the handshake finishes (or fails, for a wrong key or
+    /// an impostor bank) and what waited is sent.
+    fn keyed(
+        &mut self,
+        master: MasterSecret,
         rng: &mut impl protocol::Rng,
         now_ms: u64,
     ) -> Result<Output<Self::Event>, Broken>;

@@ -1,6 +1,7 @@
 //! Terminal enrollment: reading the id, key and bank key from an enrollment link or typed
 //! fields (the link format is [`protocol::link`]'s), taking them from an enrollment by code
-//! ([`crate::link::enroll_code`]), and keeping them in localStorage.
+//! ([`crate::link::enroll_code`]), and keeping them: the key as a non-extractable WebCrypto
+//! key (`keystore`), moved there from the localStorage of older versions.
 
 use protocol::auth_file::AuthFile;
 use protocol::link::{self, LinkError};
@@ -114,35 +115,51 @@ pub const ENROLL_AGAIN: &str = "This browser was enrolled before the bank began 
 
 #[cfg(target_arch = "wasm32")]
 mod store {
-    //! localStorage keys.
+    //! Where this browser keeps its enrollments: the key store (IndexedDB, the key
+    //! non-extractable), and, read once to move it there, the localStorage where older
+    //! versions of this page kept the key in hex.
     use super::Enrollment;
+    use crate::link::keystore::{self, KeyStoreError, Slot, StoredTerminal};
     use zeroize::Zeroizing;
 
-    /// Where one enrollment is kept: its terminal id, key and bank key (the pin).
-    struct Keys {
+    /// What this browser holds for a page.
+    pub enum Stored {
+        /// An enrolled terminal, its key usable through WebCrypto.
+        Terminal(StoredTerminal),
+        /// An enrollment from protocol v1 (no bank key): it must be enrolled again.
+        FromV1,
+        /// Nothing.
+        Nothing,
+    }
+
+    /// Where an older version of this page kept one enrollment in localStorage.
+    struct Legacy {
         terminal: &'static str,
         key: &'static str,
         bank: &'static str,
     }
 
-    const ATM: Keys = Keys {
-        terminal: "atm.terminal_id",
-        key: "atm.terminal_key",
-        bank: "atm.bank",
-    };
-    /// The bank console's own keys, so one browser can be an ATM and a console.
-    const CONSOLE: Keys = Keys {
-        terminal: "secure-atm.console-terminal",
-        key: "secure-atm.console-key",
-        bank: "secure-atm.console-bank",
-    };
+    fn legacy(slot: Slot) -> Legacy {
+        match slot {
+            Slot::Atm => Legacy {
+                terminal: "atm.terminal_id",
+                key: "atm.terminal_key",
+                bank: "atm.bank",
+            },
+            Slot::Console => Legacy {
+                terminal: "secure-atm.console-terminal",
+                key: "secure-atm.console-key",
+                bank: "secure-atm.console-bank",
+            },
+        }
+    }
 
     fn storage() -> Option<web_sys::Storage> {
         web_sys::window()?.local_storage().ok()?
     }
 
-    /// All three parts, or `None`: an enrollment from protocol v1 (no bank key) is not one.
-    fn load_from(keys: &Keys) -> Option<Enrollment> {
+    fn legacy_enrollment(slot: Slot) -> Option<Enrollment> {
+        let keys = legacy(slot);
         let s = storage()?;
         let terminal = s.get_item(keys.terminal).ok()??;
         let key = Zeroizing::new(s.get_item(keys.key).ok()??);
@@ -150,8 +167,8 @@ mod store {
         Enrollment::from_fields(&terminal, &key, &bank).ok()
     }
 
-    /// A terminal id and key are stored but no bank key: enrolled under protocol v1.
-    fn from_v1(keys: &Keys) -> bool {
+    fn legacy_from_v1(slot: Slot) -> bool {
+        let keys = legacy(slot);
         storage().is_some_and(|s| {
             matches!(s.get_item(keys.terminal), Ok(Some(_)))
                 && matches!(s.get_item(keys.key), Ok(Some(_)))
@@ -159,14 +176,8 @@ mod store {
         })
     }
 
-    fn save_to(keys: &Keys, e: &Enrollment) -> bool {
-        let Some(s) = storage() else { return false };
-        s.set_item(keys.terminal, e.terminal.as_str()).is_ok()
-            && s.set_item(keys.key, e.psk.to_hex().as_str()).is_ok()
-            && s.set_item(keys.bank, &e.bank.to_text()).is_ok()
-    }
-
-    fn forget_at(keys: &Keys) {
+    fn clear_legacy(slot: Slot) {
+        let keys = legacy(slot);
         if let Some(s) = storage() {
             let _ = s.remove_item(keys.terminal);
             let _ = s.remove_item(keys.key);
@@ -174,45 +185,54 @@ mod store {
         }
     }
 
-    /// The stored enrollment, if any (and if it still parses: one without a bank key, from
-    /// protocol v1, is `None`).
-    pub fn load() -> Option<Enrollment> {
-        load_from(&ATM)
+    fn log(what: &str, err: &KeyStoreError) {
+        web_sys::console::error_1(&format!("{what}: {err}").into());
     }
 
-    /// Whether the stored enrollment is from protocol v1 (no bank key): enroll again.
-    pub fn stored_from_v1() -> bool {
-        from_v1(&ATM)
+    /// The enrollment this browser holds for `slot`. One that an older version of this page
+    /// kept in localStorage is moved into the key store first (and its hex key removed).
+    pub async fn load(slot: Slot) -> Stored {
+        match keystore::load(slot).await {
+            Ok(Some(stored)) => return Stored::Terminal(stored),
+            Ok(None) => {}
+            Err(err) => log("reading the terminal key", &err),
+        }
+        if let Some(old) = legacy_enrollment(slot) {
+            match save(slot, old).await {
+                Ok((stored, _)) => return Stored::Terminal(stored),
+                Err(err) => log("moving the terminal key", &err),
+            }
+        }
+        if legacy_from_v1(slot) {
+            return Stored::FromV1;
+        }
+        Stored::Nothing
     }
 
-    /// Stores an enrollment; `false` when the browser refuses (private mode, quota).
-    pub fn save(e: &Enrollment) -> bool {
-        save_to(&ATM, e)
+    /// Makes `e` usable as a non-extractable key and keeps it, dropping (zeroizing) its bytes.
+    /// `Ok((terminal, false))` when the browser would not keep it (private mode, quota): it
+    /// works until the page closes. `Err` when WebCrypto could not import it at all.
+    pub async fn save(slot: Slot, e: Enrollment) -> Result<(StoredTerminal, bool), KeyStoreError> {
+        let stored = keystore::import(&e.terminal, &e.psk, &e.bank).await;
+        drop(e);
+        let stored = stored?;
+        let kept = match keystore::store(slot, &stored).await {
+            Ok(()) => true,
+            Err(err) => {
+                log("keeping the terminal key", &err);
+                false
+            }
+        };
+        clear_legacy(slot);
+        Ok((stored, kept))
     }
 
-    /// Removes the stored enrollment, bank key included.
-    pub fn forget() {
-        forget_at(&ATM);
-    }
-
-    /// The stored console enrollment, if any (and if it still parses; `None` from v1).
-    pub fn load_console() -> Option<Enrollment> {
-        load_from(&CONSOLE)
-    }
-
-    /// Whether the stored console enrollment is from protocol v1 (no bank key).
-    pub fn console_stored_from_v1() -> bool {
-        from_v1(&CONSOLE)
-    }
-
-    /// Stores the console enrollment; `false` when the browser refuses.
-    pub fn save_console(e: &Enrollment) -> bool {
-        save_to(&CONSOLE, e)
-    }
-
-    /// Removes the stored console enrollment, bank key included.
-    pub fn forget_console() {
-        forget_at(&CONSOLE);
+    /// Removes what this browser holds for `slot`: the key, its id and bank key.
+    pub async fn forget(slot: Slot) {
+        if let Err(err) = keystore::forget(slot).await {
+            log("forgetting the terminal key", &err);
+        }
+        clear_legacy(slot);
     }
 
     /// Reads an enrollment link from the address bar's fragment, removing the fragment from the
@@ -238,7 +258,4 @@ mod store {
 }
 
 #[cfg(target_arch = "wasm32")]
-pub use store::{
-    console_stored_from_v1, forget, forget_console, load, load_console, save, save_console,
-    stored_from_v1, take_from_location,
-};
+pub use store::{forget, load, save, take_from_location, Stored};

@@ -4,7 +4,8 @@
 //! One record per slot (the ATM's, the console's) in the database `secure-atm`, object store
 //! `terminals`: `{terminal, bank, key}`, where `key` is the `CryptoKey` itself (IndexedDB keeps
 //! it by structured clone, still non-extractable). The key's bytes exist in this page once,
-//! when an enrollment derives them; [`save`] imports them and the caller drops (zeroizes) them.
+//! when an enrollment derives them; [`import`] turns them into the key and the caller drops
+//! (zeroizes) them.
 
 use idb::{Database, DatabaseEvent, Factory, ObjectStoreParams, TransactionMode};
 use js_sys::{Array, Object, Reflect, Uint8Array};
@@ -87,22 +88,30 @@ pub struct StoredTerminal {
 
 impl StoredTerminal {
     /// HMAC-SHA256(terminal key, `input`), computed by WebCrypto: the handshake's master secret.
-    pub async fn master_secret(&self, input: &MasterInput) -> Result<MasterSecret, KeyStoreError> {
-        // WebCrypto copies `data` when called (the view into wasm memory is not kept).
-        let promise = subtle()?
-            .sign_with_str_and_u8_array("HMAC", &self.key, input.bytes())
-            .map_err(KeyStoreError::Crypto)?;
-        let buffer = JsFuture::from(promise)
-            .await
-            .map_err(KeyStoreError::Crypto)?;
-        let view = Uint8Array::new(&buffer);
-        let mut bytes = zeroize::Zeroizing::new([0u8; 32]);
-        if view.length() != 32 {
-            return Err(KeyStoreError::Malformed);
+    /// WebCrypto copies `input` when this is called (the view into wasm memory is not kept),
+    /// so the future borrows nothing.
+    pub fn master_secret(
+        &self,
+        input: &MasterInput,
+    ) -> impl std::future::Future<Output = Result<MasterSecret, KeyStoreError>> + 'static {
+        let signing = subtle().and_then(|subtle| {
+            subtle
+                .sign_with_str_and_u8_array("HMAC", &self.key, input.bytes())
+                .map_err(KeyStoreError::Crypto)
+        });
+        async move {
+            let buffer = JsFuture::from(signing?)
+                .await
+                .map_err(KeyStoreError::Crypto)?;
+            let view = Uint8Array::new(&buffer);
+            if view.length() != 32 {
+                return Err(KeyStoreError::Malformed);
+            }
+            let mut bytes = zeroize::Zeroizing::new([0u8; 32]);
+            view.copy_to(bytes.as_mut());
+            view.fill(0, 0, 32);
+            Ok(MasterSecret::from_bytes(*bytes))
         }
-        view.copy_to(bytes.as_mut());
-        view.fill(0, 0, 32);
-        Ok(MasterSecret::from_bytes(*bytes))
     }
 
     /// Whether the key can be read back (it never can; for tests and the page's self-check).
@@ -132,11 +141,10 @@ async fn open() -> Result<Database, KeyStoreError> {
     Ok(request.await?)
 }
 
-/// Imports `psk` as a non-extractable HMAC-SHA256 key (usage `sign` only) and stores it with
-/// the terminal's id and bank pin under `slot`, replacing what was there. The JS copy of the
-/// key bytes is overwritten once imported; the caller drops `psk` (zeroized).
-pub async fn save(
-    slot: Slot,
+/// Imports `psk` as a non-extractable HMAC-SHA256 key (usage `sign` only), for this terminal
+/// and bank. The JS copy of the key bytes is overwritten once imported; the caller drops `psk`
+/// (zeroized). Usable at once; [`store`] keeps it across reloads.
+pub async fn import(
     terminal: &TerminalId,
     psk: &Psk,
     bank: &BankPin,
@@ -155,15 +163,20 @@ pub async fn save(
         .map_err(KeyStoreError::Crypto)?
         .dyn_into::<CryptoKey>()
         .map_err(|_| KeyStoreError::Malformed)?;
-    let stored = StoredTerminal {
+    Ok(StoredTerminal {
         terminal: terminal.clone(),
         bank: bank.clone(),
         key,
-    };
+    })
+}
+
+/// Keeps `stored` under `slot` (IndexedDB keeps the `CryptoKey` itself, non-extractable),
+/// replacing what was there.
+pub async fn store(slot: Slot, stored: &StoredTerminal) -> Result<(), KeyStoreError> {
     let record = Object::new();
     let put = |k: &str, v: &JsValue| Reflect::set(&record, &k.into(), v);
-    put("terminal", &terminal.as_str().into()).map_err(KeyStoreError::Crypto)?;
-    put("bank", &bank.to_text().into()).map_err(KeyStoreError::Crypto)?;
+    put("terminal", &stored.terminal.as_str().into()).map_err(KeyStoreError::Crypto)?;
+    put("bank", &stored.bank.to_text().into()).map_err(KeyStoreError::Crypto)?;
     put("key", &stored.key).map_err(KeyStoreError::Crypto)?;
     let database = open().await?;
     let transaction = database.transaction(&[STORE], TransactionMode::ReadWrite)?;
@@ -173,6 +186,18 @@ pub async fn save(
         .await?;
     transaction.commit()?.await?;
     database.close();
+    Ok(())
+}
+
+/// [`import`], then [`store`].
+pub async fn save(
+    slot: Slot,
+    terminal: &TerminalId,
+    psk: &Psk,
+    bank: &BankPin,
+) -> Result<StoredTerminal, KeyStoreError> {
+    let stored = import(terminal, psk, bank).await?;
+    store(slot, &stored).await?;
     Ok(stored)
 }
 

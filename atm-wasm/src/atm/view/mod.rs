@@ -17,7 +17,8 @@ use crate::atm::driver::Op;
 use crate::atm::state::{Action, Form, Link, State};
 use crate::link::code_net::CodeEnrollment;
 use crate::link::controller::Controller;
-use crate::link::enroll::{self as enrollment, Enrollment};
+use crate::link::enroll::{self as enrollment, Enrollment, Stored};
+use crate::link::keystore::Slot;
 use crate::link::Driver as _;
 use crate::widgets;
 
@@ -69,7 +70,7 @@ pub(crate) fn app() -> Html {
         let codes = Rc::clone(&codes);
         let clock = Rc::clone(&clock);
         Callback::from(move |cmd: Cmd| match cmd {
-            Cmd::Enroll(e) => adopt(&controller, &dispatcher, &e),
+            Cmd::Enroll(e) => adopt(&controller, &dispatcher, e),
             Cmd::EnrollCode(code) => {
                 if codes.busy() {
                     return;
@@ -77,13 +78,13 @@ pub(crate) fn app() -> Html {
                 dispatcher.dispatch(Action::Pending(Form::EnrollCode));
                 let (controller, dispatcher) = (Rc::clone(&controller), dispatcher.clone());
                 codes.start(&code, move |outcome| match outcome {
-                    Ok(e) => adopt(&controller, &dispatcher, &e),
+                    Ok(e) => adopt(&controller, &dispatcher, e),
                     Err(failure) => dispatcher.dispatch(Action::EnrollFailed(failure)),
                 });
             }
             Cmd::Forget => {
                 controller.forget();
-                enrollment::forget();
+                wasm_bindgen_futures::spawn_local(enrollment::forget(Slot::Atm));
                 dispatcher.dispatch(Action::Forgotten);
             }
             Cmd::Send(op) => {
@@ -114,12 +115,20 @@ pub(crate) fn app() -> Html {
                 Err(err) => on_cmd.emit(Cmd::Invalid(Form::Enroll, err.message().into())),
             });
             if !controller.has_driver() {
-                if let Some(e) = enrollment::load() {
-                    dispatcher.dispatch(Action::Enrolled(e.terminal.to_string()));
-                    controller.enroll(&e);
-                } else if enrollment::stored_from_v1() {
-                    dispatcher.dispatch(Action::Notice(enrollment::ENROLL_AGAIN.into()));
-                }
+                let controller = Rc::clone(&controller);
+                wasm_bindgen_futures::spawn_local(async move {
+                    match enrollment::load(Slot::Atm).await {
+                        // Unless a link opened meanwhile enrolled this page anew.
+                        Stored::Terminal(stored) if !controller.has_driver() => {
+                            dispatcher.dispatch(Action::Enrolled(stored.terminal.to_string()));
+                            controller.enroll(stored);
+                        }
+                        Stored::FromV1 => {
+                            dispatcher.dispatch(Action::Notice(enrollment::ENROLL_AGAIN.into()));
+                        }
+                        Stored::Terminal(_) | Stored::Nothing => {}
+                    }
+                });
             }
             let ticker = Rc::clone(&clock);
             let interval =
@@ -234,23 +243,37 @@ fn refused(props: &RefusedProps) -> Html {
     }
 }
 
-/// Makes `e` this browser's terminal: stores it (as every enrollment is stored), shows it, and
-/// connects with it.
+/// Makes `e` this browser's terminal: shows it, turns its key into a non-extractable WebCrypto
+/// key and keeps it (as every enrollment is kept), and connects with it.
 fn adopt(
     controller: &Rc<Controller<State>>,
     dispatcher: &UseReducerDispatcher<State>,
-    e: &Enrollment,
+    e: Enrollment,
 ) {
-    let stored = enrollment::save(e);
     dispatcher.dispatch(Action::Enrolled(e.terminal.to_string()));
-    if !stored {
-        dispatcher.dispatch(Action::Notice(NOT_STORED.into()));
-    }
-    controller.enroll(e);
+    let (controller, dispatcher) = (Rc::clone(controller), dispatcher.clone());
+    wasm_bindgen_futures::spawn_local(async move {
+        match enrollment::save(Slot::Atm, e).await {
+            Ok((stored, kept)) => {
+                if !kept {
+                    dispatcher.dispatch(Action::Notice(NOT_STORED.into()));
+                }
+                controller.enroll(stored);
+            }
+            Err(_) => {
+                dispatcher.dispatch(Action::Forgotten);
+                dispatcher.dispatch(Action::Notice(NO_WEBCRYPTO.into()));
+            }
+        }
+    });
 }
 
 const NOT_STORED: &str = "This browser would not store the terminal key (private mode?). \
                           The ATM works until the page is closed.";
+
+const NO_WEBCRYPTO: &str = "This browser cannot hold the terminal key safely (WebCrypto is \
+                            missing: open the ATM over https, or on this computer). Nothing \
+                            was kept.";
 
 const BANK_DOWN: &str = "The bank cannot be reached right now. The ATM keeps trying; anything \
                          you started is sent once the connection is back.";
