@@ -60,6 +60,41 @@ fn upgrade_with(origin: &str) -> Vec<String> {
     lines
 }
 
+/// Checks the headers every answer carries whatever the listener (the CSP's fixed directives,
+/// nosniff, no referrer, no framing, same-origin opener, the Permissions-Policy); returns
+/// the CSP.
+fn assert_security_headers<'a>(reply: &'a HttpReply, path: &str) -> &'a str {
+    let csp = reply.header("content-security-policy").unwrap_or_default();
+    for directive in [
+        "default-src 'none'",
+        "style-src 'self'",
+        "img-src 'self' data:",
+        "base-uri 'none'",
+        "form-action 'none'",
+        "frame-ancestors 'none'",
+    ] {
+        assert!(
+            csp.contains(directive),
+            "{path}: {directive} missing in {csp}"
+        );
+    }
+    for (name, value) in [
+        ("x-content-type-options", "nosniff"),
+        ("referrer-policy", "no-referrer"),
+        ("x-frame-options", "DENY"),
+        ("cross-origin-opener-policy", "same-origin"),
+    ] {
+        assert_eq!(reply.header(name), Some(value), "{path}: {name}");
+    }
+    assert!(
+        reply
+            .header("permissions-policy")
+            .is_some_and(|p| p.contains("camera=()")),
+        "{path}"
+    );
+    csp
+}
+
 async fn get(bank: &TestBank, path: &str, extra: &[&str]) -> HttpReply {
     http_request(&bank.addr, &bank.addr, path, extra).await
 }
@@ -87,20 +122,7 @@ async fn every_response_carries_the_security_headers() {
     for (path, extra, status, cache) in cases {
         let reply = get(&bank, path, &extra).await;
         assert_eq!(reply.status, status, "{path}: {reply:?}");
-        let csp = reply.header("content-security-policy").unwrap_or_default();
-        for directive in [
-            "default-src 'none'",
-            "style-src 'self'",
-            "img-src 'self' data:",
-            "base-uri 'none'",
-            "form-action 'none'",
-            "frame-ancestors 'none'",
-        ] {
-            assert!(
-                csp.contains(directive),
-                "{path}: {directive} missing in {csp}"
-            );
-        }
+        let csp = assert_security_headers(&reply, path);
         assert!(
             csp.contains(&format!("script-src 'self' 'wasm-unsafe-eval' {hash}")),
             "{path}: {csp}"
@@ -108,27 +130,6 @@ async fn every_response_carries_the_security_headers() {
         assert!(
             csp.contains(&format!("connect-src 'self' ws://{}", bank.addr)),
             "{path}: {csp}"
-        );
-        assert_eq!(
-            reply.header("x-content-type-options"),
-            Some("nosniff"),
-            "{path}"
-        );
-        assert_eq!(
-            reply.header("referrer-policy"),
-            Some("no-referrer"),
-            "{path}"
-        );
-        assert_eq!(
-            reply.header("cross-origin-opener-policy"),
-            Some("same-origin"),
-            "{path}"
-        );
-        assert!(
-            reply
-                .header("permissions-policy")
-                .is_some_and(|p| p.contains("camera=()")),
-            "{path}"
         );
         assert_eq!(reply.header("cache-control"), Some(cache), "{path}");
         // Plain HTTP: no HSTS (it would be ignored, and it belongs to the TLS origin).
@@ -324,28 +325,10 @@ async fn the_console_on_its_own_listener_is_not_on_the_customers() {
     // socket's origin.
     for path in ["/console", "/", JS, "/healthz", "/nonexistent.wasm"] {
         let reply = at(path, &[HTML]).await;
-        let csp = reply.header("content-security-policy").unwrap_or_default();
+        let csp = assert_security_headers(&reply, path);
         assert!(
             csp.contains(&format!("connect-src 'self' ws://{console};")),
             "{path}: {csp}"
-        );
-        assert!(csp.contains("default-src 'none'"), "{path}: {csp}");
-        assert!(csp.contains("frame-ancestors 'none'"), "{path}: {csp}");
-        assert_eq!(reply.header("x-frame-options"), Some("DENY"), "{path}");
-        assert_eq!(
-            reply.header("x-content-type-options"),
-            Some("nosniff"),
-            "{path}"
-        );
-        assert_eq!(
-            reply.header("referrer-policy"),
-            Some("no-referrer"),
-            "{path}"
-        );
-        assert_eq!(
-            reply.header("cross-origin-opener-policy"),
-            Some("same-origin"),
-            "{path}"
         );
     }
 
