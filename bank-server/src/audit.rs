@@ -573,7 +573,8 @@ pub struct AuditEvent {
     /// `deposit_declined`, `withdraw_declined`, the reason code in `detail`), `balance`,
     /// `history`, `logout`, `protocol_error`, `terminal_added` (its ceilings in `detail`),
     /// `terminal_revoked`, `openings_throttled` (a terminal opening accounts faster than its
-    /// bucket allows, once per run of refusals), and the operators' events.
+    /// bucket allows, once per run of refusals), `wrong_listener` (a terminal's session on the
+    /// listener of the other kind, closed after its handshake), and the operators' events.
     pub action: String,
     /// The user (username) concerned, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -65,7 +65,7 @@ pub use output::Output;
 pub use passwords::Argon2Params;
 pub use throttle::Backoff;
 pub use tls::{Tls, TlsError};
-pub use web::{app, PublicUrl, PublicUrlError, READ_BUFFER_SIZE};
+pub use web::{app, app_for, PublicUrl, PublicUrlError, Site, READ_BUFFER_SIZE};
 
 use crate::passwords::PasswordPool;
 
@@ -137,6 +137,11 @@ pub struct Config {
     /// answered only for this host, the listening address and `localhost` (else 421), and
     /// browsers may open WebSockets only from these origins and [`Self::allowed_origins`].
     pub public_url: Option<PublicUrl>,
+    /// The bank console's URL as browsers reach it, when it is served on a listener of its
+    /// own ([`serve_with_console`]): that listener answers only for this host, its own
+    /// address and `localhost`, and its WebSocket only to these origins (never
+    /// [`Self::allowed_origins`]).
+    pub console_public_url: Option<PublicUrl>,
     /// Serve HTTPS (and WSS) with this certificate instead of plain HTTP; responses then
     /// carry `Strict-Transport-Security`.
     pub tls: Option<Tls>,
@@ -196,6 +201,7 @@ impl Config {
             storage_fault_grace: Duration::from_secs(3),
             allowed_origins: Vec::new(),
             public_url: None,
+            console_public_url: None,
             tls: None,
             max_amount: protocol::money::BIBIFI_MAX,
             first_terminal: ledger::DepositCeilings::DEFAULT,
@@ -492,7 +498,8 @@ pub fn open(config: Config) -> Result<Bank, StartError> {
 
 /// Serves `bank` on `listener` until `shutdown` resolves; then stops accepting, ends every
 /// session cleanly (a request in progress is finished and answered), flushes the storage and
-/// returns.
+/// returns. The web ATM and the bank console share the listener's origin ([`Site::Shared`]);
+/// [`serve_with_console`] gives the console its own.
 ///
 /// When a write to the storage fails (a full disk, an I/O error), the bank answers `/healthz`
 /// with 503 at once and stops the same way `storage_fault_grace` later, returning an error
@@ -503,7 +510,33 @@ pub async fn serve(
     bank: Bank,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let local = listener.local_addr()?;
+    serve_sites(vec![(listener, Site::Shared)], bank, shutdown).await
+}
+
+/// [`serve`] with the bank console on a listener of its own, `console` ([`Site::Console`]),
+/// and the web ATM alone on `listener` ([`Site::Customer`]): no script of a customer page
+/// shares an origin with the console's key. Both listeners share the connection caps, the
+/// deadlines, TLS and the shutdown.
+pub async fn serve_with_console(
+    listener: tokio::net::TcpListener,
+    console: tokio::net::TcpListener,
+    bank: Bank,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let sites = vec![(listener, Site::Customer), (console, Site::Console)];
+    serve_sites(sites, bank, shutdown).await
+}
+
+async fn serve_sites(
+    listeners: Vec<(tokio::net::TcpListener, Site)>,
+    bank: Bank,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let mut sites = Vec::with_capacity(listeners.len());
+    for (listener, site) in listeners {
+        let local = listener.local_addr()?;
+        sites.push((listener, local, site));
+    }
     let shared = bank.shared.clone();
     let token = shared.shutdown.clone();
     let (faulted, fault_grace) = (shared.clone(), shared.config.storage_fault_grace);
@@ -522,23 +555,37 @@ pub async fn serve(
     shared.tracker.spawn(summaries(shared.clone()));
     let grace = shared.config.shutdown_grace;
     let config = &shared.config;
-    let listener = listener::LimitedListener::new(
-        listener,
-        listener::Limits {
-            max_connections: config.max_connections,
-            max_per_address: config.max_connections_per_address,
-            head_timeout: config.request_head_timeout,
-            idle: config.idle_timeout + config.handshake_timeout,
-            report_stalls: config
-                .stalled_connection_is_protocol_error
-                .then(|| config.output.clone()),
-        },
-        config.tls.as_ref().map(Tls::acceptor),
-    );
-    let service = app(bank, local).into_make_service_with_connect_info::<listener::Peer>();
-    let server = std::future::IntoFuture::into_future(
-        axum::serve(listener, service).with_graceful_shutdown(signal),
-    );
+    let gate = listener::Gate::new(listener::Limits {
+        max_connections: config.max_connections,
+        max_per_address: config.max_connections_per_address,
+        head_timeout: config.request_head_timeout,
+        idle: config.idle_timeout + config.handshake_timeout,
+        report_stalls: config
+            .stalled_connection_is_protocol_error
+            .then(|| config.output.clone()),
+    });
+    let servers = sites.into_iter().map(|(listener, local, site)| {
+        let listener = listener::LimitedListener::new(
+            listener,
+            gate.clone(),
+            config.tls.as_ref().map(Tls::acceptor),
+        );
+        let service = app_for(bank.clone(), local, site)
+            .into_make_service_with_connect_info::<listener::Peer>();
+        std::future::IntoFuture::into_future(
+            axum::serve(listener, service)
+                .with_graceful_shutdown(shared.shutdown.clone().cancelled_owned()),
+        )
+    });
+    let servers = futures_util::future::try_join_all(servers);
+    let server = async move {
+        tokio::pin!(servers);
+        tokio::select! {
+            result = &mut servers => return result.map(drop),
+            () = signal => {}
+        }
+        servers.await.map(drop)
+    };
     // A peer holding an HTTP connection open (say, half a request) must not block shutdown.
     let cancelled = shared.shutdown.clone();
     tokio::select! {

@@ -2,7 +2,8 @@
 //! on connections per peer address (more are closed at once), a deadline for each HTTP request
 //! head, and a read deadline once a connection is a WebSocket, so slow or silent peers cannot
 //! hold the bank's connections or file descriptors. Under TLS, each connection does its
-//! handshake on first use, inside those deadlines (never in the accept loop).
+//! handshake on first use, inside those deadlines (never in the accept loop). The customer's
+//! and the console's listeners share one [`Gate`]: the caps count their connections together.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -46,6 +47,25 @@ pub(crate) struct Limits {
 /// Open connections per peer address.
 type PerAddress = Arc<Mutex<HashMap<IpAddr, usize>>>;
 
+/// The connection caps and deadlines, shared by every listener of one bank (cloning shares
+/// the counts).
+#[derive(Clone)]
+pub(crate) struct Gate {
+    permits: Arc<Semaphore>,
+    per_address: PerAddress,
+    limits: Limits,
+}
+
+impl Gate {
+    pub(crate) fn new(limits: Limits) -> Self {
+        Self {
+            permits: Arc::new(Semaphore::new(limits.max_connections.max(1))),
+            per_address: PerAddress::default(),
+            limits,
+        }
+    }
+}
+
 /// A `TcpListener` with connection caps and deadlines (see the module docs).
 pub(crate) struct LimitedListener {
     inner: TcpListener,
@@ -56,11 +76,16 @@ pub(crate) struct LimitedListener {
 }
 
 impl LimitedListener {
-    pub(crate) fn new(inner: TcpListener, limits: Limits, tls: Option<TlsAcceptor>) -> Self {
+    pub(crate) fn new(inner: TcpListener, gate: Gate, tls: Option<TlsAcceptor>) -> Self {
+        let Gate {
+            permits,
+            per_address,
+            limits,
+        } = gate;
         Self {
             inner,
-            permits: Arc::new(Semaphore::new(limits.max_connections.max(1))),
-            per_address: PerAddress::default(),
+            permits,
+            per_address,
             limits,
             tls,
         }

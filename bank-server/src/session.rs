@@ -1,5 +1,6 @@
 //! One WebSocket session: the handshake under a deadline, then records in and out until logout,
-//! idle timeout, shutdown or the first protocol failure (which closes the connection).
+//! idle timeout, shutdown or the first protocol failure (which closes the connection). A
+//! terminal of a kind its listener does not serve is closed right after the handshake.
 
 use std::sync::Arc;
 
@@ -14,6 +15,7 @@ use tracing::Instrument as _;
 use crate::enroll;
 use crate::ledger::PendingEnrollment;
 use crate::rules::{self, After, SessionCtx};
+use crate::web::Site;
 use crate::{now_ms, Shared};
 
 /// How a session's reading ended, when it did not end normally.
@@ -195,12 +197,43 @@ async fn terminal_active(shared: &Arc<Shared>, ctx: &SessionCtx) -> bool {
     )
 }
 
-/// Runs one session to its end. Holds `permit` (the session limit) until then.
+/// Whether a terminal of `role` may hold a session on `site`'s listener. The bank knows a
+/// terminal's kind once the handshake has looked it up (the role is never sent): a console
+/// terminal on the customer's listener, or an ATM on the console's, gets the generic
+/// failure close, the detail going to the log and the audit (`wrong_listener`).
+async fn admitted(
+    shared: &Arc<Shared>,
+    site: Site,
+    role: TerminalRole,
+    terminal: &str,
+    conn: u64,
+) -> bool {
+    if site.admits(role) {
+        return true;
+    }
+    let detail = format!("a {role:?} terminal on the {site:?} listener");
+    tracing::warn!(terminal, %detail, "terminal of the other kind; closing");
+    let mut event = crate::audit::AuditEvent::new("wrong_listener", now_ms());
+    event.terminal = Some(terminal.to_owned());
+    event.conn = Some(conn);
+    event.detail = Some(detail);
+    if rules::ledger(shared, move |l| l.audit(&event))
+        .await
+        .is_err()
+    {
+        tracing::error!("could not audit a terminal on the wrong listener");
+    }
+    false
+}
+
+/// Runs one session to its end on `site`'s listener. Holds `permit` (the session limit)
+/// until then.
 pub(crate) async fn run(
     shared: Arc<Shared>,
     mut socket: WebSocket,
     conn: u64,
     permit: OwnedSemaphorePermit,
+    site: Site,
 ) {
     let span = tracing::info_span!("session", conn);
     async move {
@@ -220,7 +253,11 @@ pub(crate) async fn run(
                 (session, role, revocations)
             }
             Some(Ok(Ok(Opened::Enrollment(session, pending)))) => {
-                let code = enrollment(&shared, &mut socket, conn, session, &pending).await;
+                let code = if admitted(&shared, site, pending.role, pending.code.as_str(), conn).await {
+                    enrollment(&shared, &mut socket, conn, session, &pending).await
+                } else {
+                    protocol::close::FAILURE
+                };
                 close(&shared, &mut socket, code).await;
                 return;
             }
@@ -243,6 +280,10 @@ pub(crate) async fn run(
                 return;
             }
         };
+        if !admitted(&shared, site, role, session.terminal_id().as_str(), conn).await {
+            close(&shared, &mut socket, protocol::close::FAILURE).await;
+            return;
+        }
         let mut credential_changes = shared.ledger.credential_changes();
         let mut ctx = SessionCtx::new(
             conn,

@@ -1,6 +1,7 @@
 //! The `bank-server` binary as a child process: SIGKILL under load loses no acknowledged
 //! transaction and leaves nothing half-applied; SIGTERM and SIGINT shut down cleanly (exit 0);
-//! `audit verify`/`show` read the log; `terminal` subcommands; `--help` documents every flag.
+//! `audit verify`/`show` read the log; `terminal` subcommands; the console on its own listener
+//! (`--console-listen`); `--help` documents every flag.
 
 mod common;
 
@@ -397,9 +398,21 @@ async fn no_secret_reaches_the_logs_even_at_trace_level() {
 impl Paths {
     /// `operator add NAME` with the password on standard input; returns (success, link, stderr).
     fn add_operator(&self, name: &str, password: &str, log: &str) -> (bool, String, String) {
+        self.add_operator_with(name, password, log, &[])
+    }
+
+    /// [`Self::add_operator`] with more flags.
+    fn add_operator_with(
+        &self,
+        name: &str,
+        password: &str,
+        log: &str,
+        extra: &[&str],
+    ) -> (bool, String, String) {
         use std::io::Write as _;
         let mut child = Command::new(BIN)
             .args(["operator", "add", name])
+            .args(extra)
             .args(self.args())
             .env("RUST_LOG", log)
             .stdin(Stdio::piped())
@@ -502,6 +515,51 @@ async fn operator_add_works_on_a_stopped_and_a_running_bank() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_listen_gives_the_console_its_own_listener() {
+    let dir = temp();
+    let paths = Paths::new(dir.path());
+    let bank = BankProcess::start_with(&paths, &["--console-listen", "127.0.0.1:0"], "warn");
+    let mut console = None;
+    for _ in 0..500 {
+        console = bank.stderr.lock().unwrap().iter().find_map(|line| {
+            let rest = line.split("the bank console on http://").nth(1)?;
+            Some(rest.trim_end_matches("/console").to_owned())
+        });
+        if console.is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let console = console.expect("the bank prints the console's address");
+    assert_ne!(console, bank.addr);
+    assert!(http_get(&bank.addr, "/console").await.0.contains(" 404 "));
+    assert!(http_get(&console, "/").await.0.contains(" 303 "));
+    // `operator add` with the same flag links to the console's listener, where the console
+    // terminal works; the customer's closes its session.
+    let flag = ["--console-listen", console.as_str()];
+    let (ok, link, stderr) =
+        paths.add_operator_with("ops", "Operator-Passw0rd-QUUX", "warn", &flag);
+    assert!(ok, "{stderr}");
+    assert!(
+        link.starts_with(&format!("http://{console}/console#")),
+        "{link}"
+    );
+    let creds = console_credentials(&link);
+    let mut desk = Client::connect(&console, &creds).await.unwrap();
+    assert_eq!(
+        desk.call(&Request::ConsoleOverview {}).await.unwrap(),
+        error(protocol::ErrorCode::NotAllowed)
+    );
+    let mut crossed = Client::connect(&bank.addr, &creds).await.unwrap();
+    assert_close_code(crossed.conn(), protocol::close::FAILURE).await;
+    // Native ATMs keep the customer's listener.
+    let auth = load_auth_file(&paths.auth).unwrap();
+    assert!(Client::connect(&bank.addr, &auth).await.is_ok());
+    bank.signal("TERM");
+    assert!(bank.wait());
+}
+
 #[test]
 fn help_documents_every_flag() {
     let help = Command::new(BIN).arg("--help").output().unwrap();
@@ -535,6 +593,9 @@ fn help_documents_every_flag() {
         "--allow-origin",
         "--public-url",
         "BANK_PUBLIC_URL",
+        "--console-listen",
+        "BANK_CONSOLE_LISTEN",
+        "--console-public-url",
         "--tls-cert",
         "--tls-key",
         "BANK_PORT",

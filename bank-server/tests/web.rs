@@ -60,6 +60,41 @@ fn upgrade_with(origin: &str) -> Vec<String> {
     lines
 }
 
+/// Checks the headers every answer carries whatever the listener (the CSP's fixed directives,
+/// nosniff, no referrer, no framing, same-origin opener, the Permissions-Policy); returns
+/// the CSP.
+fn assert_security_headers<'a>(reply: &'a HttpReply, path: &str) -> &'a str {
+    let csp = reply.header("content-security-policy").unwrap_or_default();
+    for directive in [
+        "default-src 'none'",
+        "style-src 'self'",
+        "img-src 'self' data:",
+        "base-uri 'none'",
+        "form-action 'none'",
+        "frame-ancestors 'none'",
+    ] {
+        assert!(
+            csp.contains(directive),
+            "{path}: {directive} missing in {csp}"
+        );
+    }
+    for (name, value) in [
+        ("x-content-type-options", "nosniff"),
+        ("referrer-policy", "no-referrer"),
+        ("x-frame-options", "DENY"),
+        ("cross-origin-opener-policy", "same-origin"),
+    ] {
+        assert_eq!(reply.header(name), Some(value), "{path}: {name}");
+    }
+    assert!(
+        reply
+            .header("permissions-policy")
+            .is_some_and(|p| p.contains("camera=()")),
+        "{path}"
+    );
+    csp
+}
+
 async fn get(bank: &TestBank, path: &str, extra: &[&str]) -> HttpReply {
     http_request(&bank.addr, &bank.addr, path, extra).await
 }
@@ -87,20 +122,7 @@ async fn every_response_carries_the_security_headers() {
     for (path, extra, status, cache) in cases {
         let reply = get(&bank, path, &extra).await;
         assert_eq!(reply.status, status, "{path}: {reply:?}");
-        let csp = reply.header("content-security-policy").unwrap_or_default();
-        for directive in [
-            "default-src 'none'",
-            "style-src 'self'",
-            "img-src 'self' data:",
-            "base-uri 'none'",
-            "form-action 'none'",
-            "frame-ancestors 'none'",
-        ] {
-            assert!(
-                csp.contains(directive),
-                "{path}: {directive} missing in {csp}"
-            );
-        }
+        let csp = assert_security_headers(&reply, path);
         assert!(
             csp.contains(&format!("script-src 'self' 'wasm-unsafe-eval' {hash}")),
             "{path}: {csp}"
@@ -108,27 +130,6 @@ async fn every_response_carries_the_security_headers() {
         assert!(
             csp.contains(&format!("connect-src 'self' ws://{}", bank.addr)),
             "{path}: {csp}"
-        );
-        assert_eq!(
-            reply.header("x-content-type-options"),
-            Some("nosniff"),
-            "{path}"
-        );
-        assert_eq!(
-            reply.header("referrer-policy"),
-            Some("no-referrer"),
-            "{path}"
-        );
-        assert_eq!(
-            reply.header("cross-origin-opener-policy"),
-            Some("same-origin"),
-            "{path}"
-        );
-        assert!(
-            reply
-                .header("permissions-policy")
-                .is_some_and(|p| p.contains("camera=()")),
-            "{path}"
         );
         assert_eq!(reply.header("cache-control"), Some(cache), "{path}");
         // Plain HTTP: no HSTS (it would be ignored, and it belongs to the TLS origin).
@@ -260,5 +261,191 @@ async fn a_rebound_host_and_its_origin_are_refused() {
     let mut client = bank.client().await;
     let reply = client.call(&protocol::Request::Balance {}).await.unwrap();
     assert_eq!(reply, error(protocol::ErrorCode::NotLoggedIn));
+    bank.stop().await;
+}
+
+/// A bank with the console on a listener of its own; the customer's and the console's public
+/// URLs and an allow-listed origin for the customer pages.
+async fn bank_with_console(dir: &Path) -> (TestBank, String) {
+    let mut config = config(dir);
+    config.web_root = web_root(dir);
+    config.public_url = Some(bank_server::PublicUrl::parse("https://bank.example").unwrap());
+    config.console_public_url =
+        Some(bank_server::PublicUrl::parse("https://console.bank.example").unwrap());
+    config.allowed_origins = vec!["http://localhost:8080".to_owned()];
+    let bank = TestBank::start_with_console(config).await;
+    let console = bank.console.clone().expect("a console listener");
+    (bank, console)
+}
+
+/// The status of a WebSocket upgrade at `addr` for `Host: host` from `origin`.
+async fn upgrade_status(addr: &str, host: &str, origin: &str) -> u16 {
+    let lines = upgrade_with(origin);
+    let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
+    http_request(addr, host, "/ws", &lines).await.status
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_on_its_own_listener_is_not_on_the_customers() {
+    let dir = temp();
+    let (bank, console) = bank_with_console(dir.path()).await;
+    // The customer's listener has no console page, at any path the app would render it for.
+    for path in ["/console", "/console/", "/console/terminals", "/consoles"] {
+        let reply = get(&bank, path, &[HTML]).await;
+        assert_eq!(reply.status, 404, "{path}: {reply:?}");
+        assert_eq!(reply.header("cache-control"), Some("no-store"), "{path}");
+        assert!(!String::from_utf8_lossy(&reply.body).contains("web atm index"));
+    }
+    assert_eq!(get(&bank, "/", &[HTML]).await.status, 200);
+    assert_eq!(get(&bank, "/deposit", &[HTML]).await.status, 200);
+
+    // The console's listener: its page and the bundle's files; every other page leads there.
+    let at = |path: &'static str, extra: &'static [&'static str]| {
+        let console = console.clone();
+        async move { http_request(&console, &console, path, extra).await }
+    };
+    let page = at("/console", &[HTML]).await;
+    assert_eq!(page.status, 200, "{page:?}");
+    assert!(String::from_utf8_lossy(&page.body).contains("web atm index"));
+    assert_eq!(page.header("cache-control"), Some("no-cache"));
+    for path in ["/", "/index.html", "/deposit"] {
+        let reply = at(path, &[HTML]).await;
+        assert_eq!(reply.status, 303, "{path}: {reply:?}");
+        assert_eq!(reply.header("location"), Some("/console"), "{path}");
+    }
+    let js = at(JS, &[]).await;
+    assert_eq!(js.status, 200);
+    assert_eq!(
+        js.header("cache-control"),
+        Some("public, max-age=31536000, immutable")
+    );
+    assert_eq!(at("/healthz", &[]).await.status, 200);
+    assert_eq!(at("/nonexistent.wasm", &[]).await.status, 404);
+    // Every answer of the console's listener carries the headers, `connect-src` its own
+    // socket's origin.
+    for path in ["/console", "/", JS, "/healthz", "/nonexistent.wasm"] {
+        let reply = at(path, &[HTML]).await;
+        let csp = assert_security_headers(&reply, path);
+        assert!(
+            csp.contains(&format!("connect-src 'self' ws://{console};")),
+            "{path}: {csp}"
+        );
+    }
+
+    // Each socket opens only for its own origin: the console's for its address and public
+    // URL (never the customer's origins, the allow-listed one included), and the reverse.
+    let customer = format!("http://{}", bank.addr);
+    let own = format!("http://{console}");
+    assert_eq!(upgrade_status(&console, &console, &own).await, 101);
+    assert_eq!(
+        upgrade_status(
+            &console,
+            "console.bank.example",
+            "https://console.bank.example"
+        )
+        .await,
+        101
+    );
+    for origin in [
+        customer.as_str(),
+        "https://bank.example",
+        "http://localhost:8080",
+    ] {
+        assert_eq!(
+            upgrade_status(&console, &console, origin).await,
+            403,
+            "{origin}"
+        );
+    }
+    assert_eq!(upgrade_status(&bank.addr, &bank.addr, &customer).await, 101);
+    assert_eq!(
+        upgrade_status(&bank.addr, &bank.addr, "http://localhost:8080").await,
+        101
+    );
+    for origin in [own.as_str(), "https://console.bank.example"] {
+        assert_eq!(
+            upgrade_status(&bank.addr, &bank.addr, origin).await,
+            403,
+            "{origin}"
+        );
+    }
+    // Each listener answers for its own public host only.
+    assert_eq!(
+        http_request(&console, "bank.example", "/healthz", &[])
+            .await
+            .status,
+        421
+    );
+    assert_eq!(
+        http_request(&bank.addr, "console.bank.example", "/healthz", &[])
+            .await
+            .status,
+        421
+    );
+    bank.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_listener_closes_the_other_kinds_terminals_after_the_handshake() {
+    use protocol::{ErrorCode, Request, TerminalRole};
+    let dir = temp();
+    let (bank, console) = bank_with_console(dir.path()).await;
+    let ops = bank_server::admin::add_operator(
+        bank.bank.ledger(),
+        &TEST_ARGON2,
+        "ops",
+        "operator password 1",
+    )
+    .unwrap();
+    let ops = bank.creds(&ops.id, &ops.psk);
+    // Each kind has its sessions on its own listener.
+    let mut atm = bank.client().await;
+    assert_eq!(
+        atm.call(&Request::Balance {}).await.unwrap(),
+        error(ErrorCode::NotLoggedIn)
+    );
+    let mut desk = atm_client::Client::connect(&console, &ops).await.unwrap();
+    assert_eq!(
+        desk.call(&Request::ConsoleOverview {}).await.unwrap(),
+        error(ErrorCode::NotAllowed)
+    );
+    // On the other's: the handshake completes (only then does the bank know the kind), then
+    // the generic failure close.
+    for (addr, creds) in [(&console, &bank.auth), (&bank.addr, &ops)] {
+        let mut crossed = atm_client::Client::connect(addr, creds)
+            .await
+            .expect("a real handshake");
+        assert_close_code(crossed.conn(), protocol::close::FAILURE).await;
+    }
+    // An enrollment code for an ATM on the console's listener: closed, and the code is spent
+    // (one try), with nothing enrolled.
+    let (code, _) = bank_server::admin::issue_enrollment_code(
+        bank.bank.ledger(),
+        "lobby",
+        TerminalRole::Atm,
+        bank_server::ledger::DepositCeilings::DEFAULT,
+    )
+    .unwrap();
+    assert!(atm_client::enroll(&console, &code).await.is_err());
+    assert!(atm_client::enroll(&bank.addr, &code).await.is_err());
+    assert_eq!(bank.bank.ledger().terminals().unwrap().len(), 2);
+    let audit = bank.bank.ledger().recent_audit(100).unwrap();
+    let refused: Vec<_> = audit
+        .entries
+        .iter()
+        .filter(|(_, e)| e.action == "wrong_listener")
+        .map(|(_, e)| e.detail.clone().unwrap_or_default())
+        .collect();
+    assert_eq!(refused.len(), 3, "{refused:?}");
+    assert!(
+        refused
+            .iter()
+            .any(|d| d.contains("Console terminal on the Customer")),
+        "{refused:?}"
+    );
+    // Nothing for stdout's protocol_error: no one broke the protocol.
+    assert!(!bank.lines().iter().any(|l| l == "protocol_error"));
+    drop(atm);
+    drop(desk);
     bank.stop().await;
 }

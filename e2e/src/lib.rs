@@ -1,6 +1,6 @@
 //! The harness the end-to-end tests in `tests/` share: a real bank serving the release bundle,
 //! chromedriver, headless Chromium, screenshots, and waiting for, typing into and clicking
-//! the page's elements.
+//! the page's elements; a test certificate Chromium trusts by its key alone, for HTTPS.
 #![forbid(unsafe_code)]
 
 use std::net::TcpListener as StdListener;
@@ -37,6 +37,14 @@ fn artifacts_dir() -> PathBuf {
 /// A fresh bank (data directory under `tmp`) that serves the release bundle, and the listener
 /// it will serve on (127.0.0.1, a free port); not serving yet, so a test can set it up first.
 pub async fn open_bank(tmp: &Path) -> Res<(bank_server::Bank, tokio::net::TcpListener)> {
+    open_bank_with(tmp, |_| {}).await
+}
+
+/// [`open_bank`] with `set` changing the bank's configuration first (TLS, say).
+pub async fn open_bank_with(
+    tmp: &Path,
+    set: impl FnOnce(&mut bank_server::Config),
+) -> Res<(bank_server::Bank, tokio::net::TcpListener)> {
     let dist = dist_dir();
     assert!(
         dist.join("index.html").is_file(),
@@ -50,6 +58,7 @@ pub async fn open_bank(tmp: &Path) -> Res<(bank_server::Bank, tokio::net::TcpLis
     );
     config.web_root = dist;
     config.output = bank_server::Output::Memory(std::sync::Arc::default());
+    set(&mut config);
     let bank = tokio::task::spawn_blocking(move || bank_server::open(config)).await??;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     Ok((bank, listener))
@@ -68,6 +77,42 @@ pub fn serve(listener: tokio::net::TcpListener, bank: bank_server::Bank) -> Serv
         let _ = stopped.await;
     }));
     Serving { stop, server }
+}
+
+/// Starts serving `bank`, the web ATM on `listener` and the bank console on `console`.
+pub fn serve_with_console(
+    listener: tokio::net::TcpListener,
+    console: tokio::net::TcpListener,
+    bank: bank_server::Bank,
+) -> Serving {
+    let (stop, stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(bank_server::serve_with_console(
+        listener,
+        console,
+        bank,
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    Serving { stop, server }
+}
+
+/// A self-signed certificate for `127.0.0.1` and `localhost`, made for one test: the bank's
+/// TLS settings (its PEM files written under `dir`) and the Chromium argument that trusts
+/// this certificate's key, and no other (the SHA-256 of its SubjectPublicKeyInfo; Chromium
+/// honours it with a profile of its own, which [`browser`] always gives).
+pub fn test_certificate(dir: &Path) -> Res<(bank_server::Tls, String)> {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    let names = vec!["127.0.0.1".to_owned(), "localhost".to_owned()];
+    let rcgen::CertifiedKey { cert, key_pair } = rcgen::generate_simple_self_signed(names)?;
+    let (cert_file, key_file) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert_file, cert.pem())?;
+    std::fs::write(&key_file, key_pair.serialize_pem())?;
+    let tls = bank_server::Tls::from_pem_files(&cert_file, &key_file)?;
+    let spki = sha2::Sha256::digest(key_pair.public_key_der());
+    let pin = base64::engine::general_purpose::STANDARD.encode(spki);
+    Ok((tls, format!("--ignore-certificate-errors-spki-list={pin}")))
 }
 
 impl Serving {
@@ -120,6 +165,17 @@ pub async fn start_chromedriver() -> Res<Driver> {
 
 /// A fresh headless Chromium (its own profile, so its own localStorage).
 pub async fn browser(driver: &Driver, profile: &Path, width: u32, height: u32) -> Res<Client> {
+    browser_with(driver, profile, width, height, &[]).await
+}
+
+/// [`browser`] with more Chromium arguments (like [`test_certificate`]'s).
+pub async fn browser_with(
+    driver: &Driver,
+    profile: &Path,
+    width: u32,
+    height: u32,
+    extra: &[String],
+) -> Res<Client> {
     // A phone is emulated: Chromium will not open a window narrower than 500 pixels.
     let mobile = (width < 500).then(|| {
         json!({"deviceMetrics": {"width": width, "height": height, "pixelRatio": 1.0, "mobile": true, "touch": true}})
@@ -136,6 +192,9 @@ pub async fn browser(driver: &Driver, profile: &Path, width: u32, height: u32) -
             ]
         }
     });
+    if let Some(args) = caps["goog:chromeOptions"]["args"].as_array_mut() {
+        args.extend(extra.iter().map(|a| json!(a)));
+    }
     if let Some(mobile) = mobile {
         caps["goog:chromeOptions"]["mobileEmulation"] = mobile;
     }
@@ -252,13 +311,16 @@ pub async fn fits(c: &Client, id: &str) -> Res {
     Ok(())
 }
 
-/// Starts counting the WebSocket frames the page sends from now on (see [`frames_sent`]).
+/// Starts counting the WebSocket frames the page sends from now on (see [`frames_sent`]), and
+/// noting the sockets' URLs (see [`socket_urls`]).
 pub async fn count_frames(c: &Client) -> Res {
     c.execute(
         "if (!window.__e2eSend) {\
            window.__e2eSend = WebSocket.prototype.send;\
+           window.__e2eUrls = [];\
            WebSocket.prototype.send = function (data) {\
              window.__e2eFrames = (window.__e2eFrames || 0) + 1;\
+             if (!window.__e2eUrls.includes(this.url)) { window.__e2eUrls.push(this.url); }\
              return window.__e2eSend.call(this, data);\
            };\
          }\
@@ -322,4 +384,10 @@ pub async fn stored_key(c: &Client, slot: &str, message: &str) -> Res<serde_json
         )
         .await?;
     Ok(found)
+}
+
+/// The URLs of the WebSockets the page sent frames on since [`count_frames`].
+pub async fn socket_urls(c: &Client) -> Res<Vec<String>> {
+    let urls = c.execute("return window.__e2eUrls || [];", vec![]).await?;
+    Ok(serde_json::from_value(urls)?)
 }

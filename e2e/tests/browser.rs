@@ -1,5 +1,6 @@
 //! The web ATM end to end: the release bundle in real headless Chromium (two browsers at once)
-//! against a real bank started here on 127.0.0.1:0 with a fresh data directory.
+//! against a real bank started here on 127.0.0.1:0 with a fresh data directory, and once over
+//! HTTPS with a certificate made by the test.
 //!
 //! Needs `trunk build --release` first (the bundle in `dist/`, or `ATM_E2E_DIST`) and
 //! `/usr/bin/chromedriver` + `/usr/bin/chromium`; `cargo xtask test` does both, so the test is
@@ -8,8 +9,9 @@
 use std::time::Duration;
 
 use e2e::{
-    browser, click, count_frames, enroll_by_link, fits, frames_sent, open_bank, serve, shot,
-    start_chromedriver, stored, stored_key, type_into, wait_contains, wait_css, wait_text, Res,
+    browser, browser_with, click, count_frames, enroll_by_link, fits, frames_sent, open_bank,
+    open_bank_with, serve, shot, socket_urls, start_chromedriver, stored, stored_key,
+    test_certificate, type_into, wait_contains, wait_css, wait_text, Res,
 };
 use fantoccini::{Client, Locator};
 
@@ -673,4 +675,90 @@ async fn web_atm_fits_a_phone_at_maximum_lengths() -> Res {
     drop(driver);
     serving.stop().await?;
     result
+}
+
+/// The web ATM over HTTPS (`--tls-cert`): a certificate made here for 127.0.0.1, which this
+/// Chromium trusts by its key alone (never every certificate). The browser enrolls with a
+/// one-time code, logs in, deposits and sees the confirmation; its socket is `wss:` and the
+/// page carries HSTS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the release web bundle and chromedriver; run by `cargo xtask test`"]
+async fn web_atm_over_https() -> Res {
+    let tmp = tempfile::tempdir()?;
+    let (tls, trust) = test_certificate(tmp.path())?;
+    let (bank, listener) = open_bank_with(tmp.path(), move |c| c.tls = Some(tls)).await?;
+    let host = listener.local_addr()?.to_string();
+    let (code, _expires) = bank_server::admin::issue_enrollment_code(
+        bank.ledger(),
+        "e2e https",
+        protocol::TerminalRole::Atm,
+        bank_server::ledger::DepositCeilings::DEFAULT,
+    )?;
+    let code = code.to_text();
+    let serving = serve(listener, bank);
+
+    let driver = start_chromedriver().await?;
+    let c = browser_with(
+        &driver,
+        &tmp.path().join("chrome-https"),
+        1280,
+        900,
+        &[trust],
+    )
+    .await?;
+    let result = https_scenario(&c, &host, &code).await;
+    if result.is_err() {
+        let _ = shot(&c, "failure-https").await;
+    }
+    let _ = c.close().await;
+    // Certificate checks stay on: a browser without the key's pin does not get the page.
+    let plain = browser(&driver, &tmp.path().join("chrome-untrusting"), 1280, 900).await?;
+    // (Chromium shows its interstitial, titled "Privacy error", in place of the page.)
+    let untrusted = match plain.goto(&format!("https://{host}/")).await {
+        Err(_) => true,
+        Ok(()) => plain.title().await? == "Privacy error",
+    };
+    let _ = plain.close().await;
+    drop(driver);
+    serving.stop().await?;
+    result?;
+    assert!(untrusted, "a browser without the pin loaded the page");
+    Ok(())
+}
+
+async fn https_scenario(c: &Client, host: &str, code: &str) -> Res {
+    c.goto(&format!("https://{host}/")).await?;
+    assert_eq!(c.current_url().await?.scheme(), "https");
+    wait_css(c, "#enroll-code").await?;
+    enter_code(c, code).await?;
+    wait_css(c, "#link-state[data-state='Up']").await?;
+    wait_css(c, "#register-form").await?;
+    register(c, "dana", "Dana Example", "a good long password").await?;
+    click(c, "logout").await?;
+    wait_css(c, "#login-form").await?;
+    login(c, "dana", "a good long password").await?;
+    wait_text(c, "#account-username", "dana").await?;
+    wait_text(c, "#balance", "$0.00").await?;
+    count_frames(c).await?;
+    money(c, "deposit", "25.00").await?;
+    wait_text(c, "#balance", "$25.00").await?;
+    wait_text(
+        c,
+        "#notice p",
+        "Deposited 25.00. Your balance is now 25.00.",
+    )
+    .await?;
+    shot(c, "https-01-deposited").await?;
+    assert_eq!(socket_urls(c).await?, [format!("wss://{host}/ws")]);
+    let hsts = c
+        .execute_async(
+            "const done = arguments[arguments.length - 1];\
+             fetch('/', {cache: 'no-store'}).then(\
+               (r) => done(r.headers.get('strict-transport-security')),\
+               (e) => done('fetch failed: ' + e));",
+            vec![],
+        )
+        .await?;
+    assert_eq!(hsts, "max-age=31536000");
+    Ok(())
 }

@@ -1,5 +1,7 @@
 //! `cargo xtask run`: builds the web ATM, builds the bank server, issues a one-time enrollment
-//! code for a browser and prints it with the URL to open, then runs the bank in the foreground.
+//! code for a browser and prints it with the URL to open, then runs the bank in the foreground
+//! with the bank console on a listener of its own (`--console-listen`, 127.0.0.1:8766 unless
+//! given).
 
 use std::collections::BTreeMap;
 use std::env;
@@ -13,6 +15,9 @@ use crate::setup::{self, Purpose};
 /// The name a browser enrolled with the printed code gets in `bank-server terminal list`.
 const TERMINAL_NAME: &str = "web ATM (cargo xtask run)";
 
+/// Where the bank console listens unless `--console-listen` or `BANK_CONSOLE_LISTEN` says.
+const CONSOLE_LISTEN: &str = "127.0.0.1:8766";
+
 pub(crate) fn run(root: &Path, server_args: &[String]) -> Result<(), String> {
     build_web_atm(root)?;
     Cmd::cargo()
@@ -20,6 +25,11 @@ pub(crate) fn run(root: &Path, server_args: &[String]) -> Result<(), String> {
         .run()?;
     let server = target_dir(root).join("release").join("bank-server");
     let opts = ServeOpts::from_args(server_args);
+    let mut server_args = server_args.to_vec();
+    if !opts.console_given {
+        server_args.extend(["--console-listen".to_owned(), opts.console.clone()]);
+    }
+    let server_args = &server_args[..];
     match enrollment_code(&server, server_args, &opts) {
         Ok(code) => {
             let base = format!("http://{}:{}/", url_host(&opts.bind), opts.port);
@@ -36,8 +46,10 @@ pub(crate) fn run(root: &Path, server_args: &[String]) -> Result<(), String> {
                 opts.port
             );
             println!(
-                "Bank console: `target/release/bank-server operator add NAME` (same --data-dir)\n\
-                 prints the console's link; open it and log in as NAME."
+                "Bank console, on its own origin: http://{}/console\n\
+                 `target/release/bank-server operator add NAME --console-listen {}` (same\n\
+                 --data-dir) prints the console's link; open it and log in as NAME.",
+                opts.console, opts.console
             );
             println!("================================================================\n");
         }
@@ -71,6 +83,10 @@ struct ServeOpts {
     port: String,
     bind: String,
     data_dir: PathBuf,
+    /// The console's listening address.
+    console: String,
+    /// Whether the arguments or the environment gave it (else `run` adds the flag).
+    console_given: bool,
 }
 
 impl ServeOpts {
@@ -78,7 +94,7 @@ impl ServeOpts {
         let mut flags = BTreeMap::new();
         let mut it = args.iter();
         while let Some(arg) = it.next() {
-            for name in ["--port", "--bind", "--data-dir"] {
+            for name in ["--port", "--bind", "--data-dir", "--console-listen"] {
                 if arg == name {
                     if let Some(value) = it.clone().next() {
                         flags.insert(name, value.clone());
@@ -99,6 +115,9 @@ impl ServeOpts {
             port: pick("--port", "BANK_PORT", "8765"),
             bind: pick("--bind", "BANK_BIND", "127.0.0.1"),
             data_dir: PathBuf::from(pick("--data-dir", "BANK_DATA_DIR", "./bank-data")),
+            console: pick("--console-listen", "BANK_CONSOLE_LISTEN", CONSOLE_LISTEN),
+            console_given: flags.contains_key("--console-listen")
+                || env::var_os("BANK_CONSOLE_LISTEN").is_some(),
         }
     }
 }
@@ -135,7 +154,7 @@ fn first_start(server: &Path, args: &[String]) -> Result<(), String> {
     println!("run: first start; creating the bank");
     let mut child = Command::new(server)
         .arg("serve")
-        .args(without_port(args))
+        .args(without(&without(args, "--port"), "--console-listen"))
         .args(["--port", "0"])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -160,14 +179,16 @@ fn first_start(server: &Path, args: &[String]) -> Result<(), String> {
     }
 }
 
-/// The arguments minus any `--port` (clap refuses a flag given twice).
-fn without_port(args: &[String]) -> Vec<String> {
+/// The arguments minus any `flag` and its value (the first start picks a free port and needs
+/// no console; clap refuses a flag given twice).
+fn without(args: &[String], flag: &str) -> Vec<String> {
     let mut kept = Vec::new();
     let mut it = args.iter();
+    let joined = format!("{flag}=");
     while let Some(arg) = it.next() {
-        if arg == "--port" {
+        if arg == flag {
             it.next();
-        } else if !arg.starts_with("--port=") {
+        } else if !arg.starts_with(&joined) {
             kept.push(arg.clone());
         }
     }
@@ -209,19 +230,32 @@ mod tests {
         assert_eq!(o.port, "9000");
         assert_eq!(o.bind, "0.0.0.0");
         assert_eq!(o.data_dir, PathBuf::from("/tmp/d"));
+        let console = ServeOpts::from_args(&args(&["--console-listen=127.0.0.1:9001"]));
+        assert_eq!(console.console, "127.0.0.1:9001");
+        assert!(console.console_given);
     }
 
     #[test]
-    fn the_first_start_drops_the_port() {
+    fn the_first_start_drops_the_port_and_the_console() {
         assert_eq!(
-            without_port(&args(&[
-                "--port",
-                "9000",
-                "--data-dir",
-                "d",
-                "--port=1",
-                "--bind=::1"
-            ])),
+            without(
+                &args(&["--console-listen", "127.0.0.1:1", "--console-listen=x"]),
+                "--console-listen"
+            ),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            without(
+                &args(&[
+                    "--port",
+                    "9000",
+                    "--data-dir",
+                    "d",
+                    "--port=1",
+                    "--bind=::1"
+                ]),
+                "--port"
+            ),
             args(&["--data-dir", "d", "--bind=::1"])
         );
     }

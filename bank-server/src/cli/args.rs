@@ -184,6 +184,21 @@ pub(crate) struct Opts {
     /// http://BIND:PORT).
     #[arg(long, global = true, env = "BANK_PUBLIC_URL", value_parser = parse_public_url)]
     pub(crate) public_url: Option<bank_server::PublicUrl>,
+    /// Serve the bank console on a listener of its own at this address (like
+    /// 127.0.0.1:8766), with its own /ws: the customer's listener then answers 404 for
+    /// /console and closes console terminals' sessions, and this one closes ATM terminals'
+    /// sessions, so no script of the customer pages shares an origin with an operator's key.
+    /// Without it the console is at /console on the customer's origin. Also the base of the
+    /// link `operator add` prints.
+    #[arg(long, global = true, env = "BANK_CONSOLE_LISTEN")]
+    pub(crate) console_listen: Option<std::net::SocketAddr>,
+    /// The console's URL as browsers reach it (like https://console.bank.example behind a
+    /// reverse proxy), the counterpart of --public-url for --console-listen: its listener
+    /// answers only for this host, its own address and localhost, and its WebSocket only to
+    /// its own origin and this one (never --allow-origin's); the base of the link
+    /// `operator add` prints.
+    #[arg(long, global = true, env = "BANK_CONSOLE_PUBLIC_URL", value_parser = parse_public_url, requires = "console_listen")]
+    pub(crate) console_public_url: Option<bank_server::PublicUrl>,
     /// Serve HTTPS and WSS with this certificate chain (PEM, the bank's certificate first)
     /// instead of plain HTTP; needs --tls-key. Responses then carry HSTS.
     #[arg(long, global = true, env = "BANK_TLS_CERT", requires = "tls_key")]
@@ -205,6 +220,16 @@ pub(crate) fn link_base(opts: &Opts) -> String {
     )
 }
 
+/// The base of console links: `--console-public-url`, else http://CONSOLE-LISTEN with
+/// `--console-listen`, else [`link_base`] (the console shares the customer's origin).
+pub(crate) fn console_link_base(opts: &Opts) -> String {
+    match (&opts.console_public_url, opts.console_listen) {
+        (Some(url), _) => url.as_str().to_owned(),
+        (None, Some(addr)) => format!("http://{addr}"),
+        (None, None) => link_base(opts),
+    }
+}
+
 #[derive(Subcommand, Debug)]
 pub(crate) enum Command {
     /// Serve the bank (the default).
@@ -213,7 +238,8 @@ pub(crate) enum Command {
     /// admin socket in the data directory).
     #[command(subcommand)]
     Terminal(TerminalCommand),
-    /// Manage bank operators, who use the bank console at /console (on the stopped bank's
+    /// Manage bank operators, who use the bank console (at /console, on --console-listen's
+    /// origin when it is given; on the stopped bank's
     /// database, or through the running bank's admin socket).
     #[command(subcommand)]
     Operator(OperatorCommand),

@@ -7,7 +7,7 @@ use bank_server::terminals::console_link;
 use bank_server::StartError;
 use protocol::{Psk, TerminalId, TerminalRole};
 
-use super::args::{checkpoint_file, link_base, storage, OperatorCommand, Opts};
+use super::args::{checkpoint_file, console_link_base, storage, OperatorCommand, Opts};
 
 /// The new operator's password: typed twice without echo on a terminal, else one line of
 /// standard input (for scripts: `printf '%s\n' "$PASSWORD" | bank-server operator add ops`).
@@ -78,7 +78,7 @@ pub(crate) fn operator(opts: &Opts, cmd: OperatorCommand) -> Result<(), StartErr
                 role: TerminalRole::Console,
                 ceilings: DepositCeilings::NONE,
             };
-            let base = link_base(opts);
+            let base = console_link_base(opts);
             println!("{}", console_link(&base, &terminal, &bank).as_str());
             eprintln!(
                 "Operator {username} added. Open this link once in the operator's browser (it keeps the console's key), then log in as {username}."

@@ -46,6 +46,7 @@ fn config(opts: &Opts) -> Result<Config, StartError> {
     config.idle_timeout = Duration::from_secs(opts.idle_timeout_secs.max(1));
     config.allowed_origins = opts.allow_origin.clone();
     config.public_url = opts.public_url.clone();
+    config.console_public_url = opts.console_public_url.clone();
     if let (Some(cert), Some(key)) = (&opts.tls_cert, &opts.tls_key) {
         config.tls = Some(bank_server::Tls::from_pem_files(cert, key).map_err(StartError::Tls)?);
     }
@@ -75,7 +76,19 @@ pub(crate) fn serve(opts: &Opts) -> Result<(), StartError> {
         let listener = tokio::net::TcpListener::bind(addr).await.map_err(listen)?;
         let addr = listener.local_addr().map_err(listen)?;
         eprintln!("bank-server: serving on {http}://{addr}/ (web ATM); native ATMs connect to {ws}://{addr}/ws");
-        bank_server::serve(listener, bank, shutdown)
+        let Some(console) = opts.console_listen else {
+            return bank_server::serve(listener, bank, shutdown)
+                .await
+                .map_err(StartError::from);
+        };
+        let listen = |source| StartError::Listen {
+            addr: console,
+            source,
+        };
+        let console = tokio::net::TcpListener::bind(console).await.map_err(listen)?;
+        let at = console.local_addr().map_err(listen)?;
+        eprintln!("bank-server: the bank console on {http}://{at}/console");
+        bank_server::serve_with_console(listener, console, bank, shutdown)
             .await
             .map_err(StartError::from)
     })

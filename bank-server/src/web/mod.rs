@@ -1,6 +1,7 @@
 //! HTTP routes: the WebSocket upgrade at `/ws` (host and origin checks, session limit, size
 //! limits), `/healthz` (503 once the storage fails), and the web ATM's static files, behind
-//! the host check and the security headers of every response.
+//! the host check and the security headers of every response; per [`Site`], the customer
+//! pages, the bank console, or both on one origin.
 
 mod assets;
 mod headers;
@@ -14,7 +15,7 @@ use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::{Extension, Router};
 use tower_http::compression::{CompressionLayer, CompressionLevel};
@@ -24,20 +25,71 @@ pub use hosts::{PublicUrl, PublicUrlError};
 use crate::listener::Peer;
 use crate::{session, Bank};
 use hosts::AllowedHosts;
+use protocol::TerminalRole;
+
+/// What one listener serves. The console's page keeps its terminal key in the browser's
+/// storage for its origin, so any script of a page on that origin could use the key:
+/// [`Site::Console`] on a listener of its own keeps the customer pages off that origin.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Site {
+    /// The web ATM and, at `/console`, the console, on one origin; sessions of every
+    /// terminal (a bank without a console listener).
+    Shared,
+    /// The web ATM only: `/console` is 404, and console terminals' sessions are closed.
+    Customer,
+    /// The console only: `/` and other pages lead to `/console`, and ATM terminals' sessions
+    /// (enrollments with a code included) are closed.
+    Console,
+}
+
+impl Site {
+    /// Whether a session of a terminal of `role` may go on here.
+    pub(crate) fn admits(self, role: TerminalRole) -> bool {
+        match self {
+            Self::Shared => true,
+            Self::Customer => role == TerminalRole::Atm,
+            Self::Console => role == TerminalRole::Console,
+        }
+    }
+}
+
+/// The console's page.
+const CONSOLE: &str = "/console";
+
+/// Whether `path` shows the console: the web app renders it for every path that starts with
+/// `/console`.
+fn is_console(path: &str) -> bool {
+    path.starts_with(CONSOLE)
+}
 
 /// Brotli's default quality (11) takes seconds for the wasm; 5 is close in size and fast.
 const COMPRESSION_QUALITY: i32 = 5;
 
 /// The bank's router for a bank listening on `local` (the host check allows its address):
-/// `/ws`, `/healthz`, and static files from the configured web root.
+/// `/ws`, `/healthz`, and static files from the configured web root, the console's page
+/// among them ([`Site::Shared`]).
 pub fn app(bank: Bank, local: SocketAddr) -> Router {
+    app_for(bank, local, Site::Shared)
+}
+
+/// The router of one listener on `local` serving `site`. The console's listener answers to
+/// its own address and [`crate::Config::console_public_url`] only (no `--allow-origin`).
+pub fn app_for(bank: Bank, local: SocketAddr, site: Site) -> Router {
     let config = &bank.shared.config;
-    let hosts = AllowedHosts::new(
-        local,
-        config.tls.is_some(),
-        config.public_url.clone(),
-        config.allowed_origins.clone(),
-    );
+    let hosts = match site {
+        Site::Console => AllowedHosts::new(
+            local,
+            config.tls.is_some(),
+            config.console_public_url.clone(),
+            Vec::new(),
+        ),
+        Site::Shared | Site::Customer => AllowedHosts::new(
+            local,
+            config.tls.is_some(),
+            config.public_url.clone(),
+            config.allowed_origins.clone(),
+        ),
+    };
     let files = Arc::new(assets::Assets::new(config.web_root.clone()));
     let policy = Arc::new(headers::Policy::new(
         hosts.clone(),
@@ -46,15 +98,33 @@ pub fn app(bank: Bank, local: SocketAddr) -> Router {
     let static_files = Router::new()
         .fallback(assets::serve)
         .layer(CompressionLayer::new().quality(CompressionLevel::Precise(COMPRESSION_QUALITY)))
-        .with_state(files);
+        .with_state(files)
+        .layer(middleware::from_fn_with_state(site, pages));
     let hosts = Arc::new(hosts);
     Router::new()
-        .route("/ws", get(upgrade).layer(Extension(hosts.clone())))
+        .route("/ws", get(upgrade).layer(Extension((hosts.clone(), site))))
         .route("/healthz", get(health))
         .with_state(bank)
         .fallback_service(static_files)
         .layer(middleware::from_fn_with_state(hosts, check_host))
         .layer(middleware::from_fn_with_state(policy, headers::secure))
+}
+
+/// Which pages a site has: the customer's listener has no console (404), the console's
+/// leads every page that is not the console's (`/`, `/index.html`, the ATM's routes) to it.
+async fn pages(State(site): State<Site>, req: Request, next: Next) -> Response {
+    let path = req.uri().path();
+    match site {
+        Site::Customer if is_console(path) => StatusCode::NOT_FOUND.into_response(),
+        Site::Console
+            if !is_console(path)
+                && (path == "/index.html"
+                    || !path.rsplit('/').next().unwrap_or_default().contains('.')) =>
+        {
+            Redirect::to(CONSOLE).into_response()
+        }
+        _ => next.run(req).await,
+    }
 }
 
 /// DNS rebinding: a request for a host the bank does not answer to gets 421.
@@ -82,7 +152,7 @@ pub const READ_BUFFER_SIZE: usize = 4096;
 
 async fn upgrade(
     State(bank): State<Bank>,
-    Extension(hosts): Extension<Arc<AllowedHosts>>,
+    Extension((hosts, site)): Extension<(Arc<AllowedHosts>, Site)>,
     peer: Option<Extension<ConnectInfo<Peer>>>,
     headers: HeaderMap,
     ws: WebSocketUpgrade,
@@ -113,5 +183,30 @@ async fn upgrade(
     ws.max_message_size(protocol::MAX_RECORD_LEN)
         .max_frame_size(protocol::MAX_RECORD_LEN)
         .read_buffer_size(READ_BUFFER_SIZE)
-        .on_upgrade(move |socket| tracker.track_future(session::run(shared, socket, conn, permit)))
+        .on_upgrade(move |socket| {
+            tracker.track_future(session::run(shared, socket, conn, permit, site))
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_console_is_every_path_the_app_renders_it_for() {
+        assert!(is_console("/console"));
+        assert!(is_console("/console/"));
+        assert!(is_console("/console/x"));
+        assert!(is_console("/consoles"));
+        assert!(!is_console("/"));
+        assert!(!is_console("/x/console"));
+    }
+
+    #[test]
+    fn each_site_admits_its_kind_of_terminal() {
+        use TerminalRole::{Atm, Console};
+        assert!(Site::Shared.admits(Atm) && Site::Shared.admits(Console));
+        assert!(Site::Customer.admits(Atm) && !Site::Customer.admits(Console));
+        assert!(Site::Console.admits(Console) && !Site::Console.admits(Atm));
+    }
 }

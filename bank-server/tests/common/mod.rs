@@ -40,6 +40,8 @@ pub fn config(dir: &Path) -> Config {
 /// A running bank.
 pub struct TestBank {
     pub addr: String,
+    /// The console's own listener, when the bank was started with one.
+    pub console: Option<String>,
     pub auth: AuthFile,
     pub lines: Arc<Mutex<Vec<String>>>,
     pub config: Config,
@@ -59,7 +61,16 @@ impl TestBank {
     }
 
     /// Starts a bank with `config` (its output redirected to memory).
-    pub async fn start(mut config: Config) -> Self {
+    pub async fn start(config: Config) -> Self {
+        Self::start_sites(config, false).await
+    }
+
+    /// Starts a bank with `config` and the console on a listener of its own.
+    pub async fn start_with_console(config: Config) -> Self {
+        Self::start_sites(config, true).await
+    }
+
+    async fn start_sites(mut config: Config, own_console: bool) -> Self {
         let (output, lines) = Output::memory();
         config.output = output;
         let opened = config.clone();
@@ -70,12 +81,22 @@ impl TestBank {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap().to_string();
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(bank_server::serve(listener, bank.clone(), async move {
+        let stopped = async move {
             let _ = stopped.await;
-        }));
+        };
+        let (task, console) = if own_console {
+            let console = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let at = console.local_addr().unwrap().to_string();
+            let serving = bank_server::serve_with_console(listener, console, bank.clone(), stopped);
+            (tokio::spawn(serving), Some(at))
+        } else {
+            let serving = bank_server::serve(listener, bank.clone(), stopped);
+            (tokio::spawn(serving), None)
+        };
         let auth = load_auth_file(&config.auth_file).expect("auth file");
         Self {
             addr,
+            console,
             auth,
             lines,
             config,
