@@ -65,7 +65,7 @@ pub use output::Output;
 pub use passwords::Argon2Params;
 pub use throttle::Backoff;
 pub use tls::{Tls, TlsError};
-pub use web::{app, app_for, PublicUrl, PublicUrlError, Site, READ_BUFFER_SIZE};
+pub use web::{app, app_for, console_app, PublicUrl, PublicUrlError, Site, READ_BUFFER_SIZE};
 
 use crate::passwords::PasswordPool;
 
@@ -564,14 +564,21 @@ async fn serve_sites(
             .stalled_connection_is_protocol_error
             .then(|| config.output.clone()),
     });
+    let atm = sites
+        .iter()
+        .find(|(_, _, site)| *site == Site::Customer)
+        .map(|(_, local, _)| *local);
     let servers = sites.into_iter().map(|(listener, local, site)| {
         let listener = listener::LimitedListener::new(
             listener,
             gate.clone(),
             config.tls.as_ref().map(Tls::acceptor),
         );
-        let service = app_for(bank.clone(), local, site)
-            .into_make_service_with_connect_info::<listener::Peer>();
+        let router = match (site, atm) {
+            (Site::Console, Some(atm)) => web::console_app(bank.clone(), local, atm),
+            _ => app_for(bank.clone(), local, site),
+        };
+        let service = router.into_make_service_with_connect_info::<listener::Peer>();
         std::future::IntoFuture::into_future(
             axum::serve(listener, service)
                 .with_graceful_shutdown(shared.shutdown.clone().cancelled_owned()),

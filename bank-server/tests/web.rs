@@ -285,6 +285,45 @@ async fn upgrade_status(addr: &str, host: &str, origin: &str) -> u16 {
     http_request(addr, host, "/ws", &lines).await.status
 }
 
+/// The console on its own origin asks where the web ATM is, for the enrollment links it
+/// shows: the customer's public URL, else the host it was reached at with the ATM's port.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_learns_where_the_web_atm_is() {
+    let path = protocol::link::ATM_URL_PATH;
+    let dir = temp();
+    let (bank, console) = bank_with_console(dir.path()).await;
+    let reply = http_request(&console, &console, path, &[]).await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert_eq!(String::from_utf8_lossy(&reply.body), "https://bank.example");
+    assert_eq!(reply.header("cache-control"), Some("no-store"));
+    assert_security_headers(&reply, path);
+    // Not a page of the customer's listener.
+    assert_eq!(get(&bank, path, &[]).await.status, 404);
+
+    // Without a public URL: the host the console was reached at, the web ATM's port.
+    let dir = temp();
+    let mut config = config(dir.path());
+    config.web_root = web_root(dir.path());
+    let bank = TestBank::start_with_console(config).await;
+    let console = bank.console.clone().expect("a console listener");
+    let atm_port = bank.addr.rsplit(':').next().unwrap();
+    let console_port = console.rsplit(':').next().unwrap();
+    for (host, expected) in [
+        (console.clone(), format!("http://127.0.0.1:{atm_port}")),
+        (
+            format!("localhost:{console_port}"),
+            format!("http://localhost:{atm_port}"),
+        ),
+    ] {
+        let reply = http_request(&console, &host, path, &[]).await;
+        assert_eq!(reply.status, 200, "{host}: {reply:?}");
+        assert_eq!(String::from_utf8_lossy(&reply.body), expected, "{host}");
+    }
+    // A host the bank does not answer to learns nothing.
+    let reply = http_request(&console, "evil.example", path, &[]).await;
+    assert_eq!(reply.status, 421);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_console_on_its_own_listener_is_not_on_the_customers() {
     let dir = temp();

@@ -269,17 +269,17 @@ async fn scenario(
     let lobby = AuthFile::parse(&auth_text)?;
     assert_eq!(lobby.terminal_id.as_str(), lobby_id);
     let link = text_of(c, "#new-terminal-link").await?;
-    // The page builds the link on its own origin, the console's, where `/` leads to the
-    // console: its key and pin are right, its base is not the customer's URL, which the page
-    // does not know (left to the web app; see the README's console section).
+    // The link opens the web ATM: the console, on an origin of its own, asked the bank where
+    // the web ATM is (the customer's listener), not this page's origin.
     assert_eq!(
         link,
         format!(
-            "{base}/#terminal={lobby_id}&key={}&bank={}",
+            "http://{addr}/#terminal={lobby_id}&key={}&bank={}",
             lobby.psk.to_hex().as_str(),
             lobby.bank.to_text()
         )
     );
+    assert!(!link.starts_with(base), "{link}");
     wait_row(c, "#terminals tbody tr", &[&lobby_id, "lobby", "Active"]).await?;
     shot(c, "console-06-new-terminal").await?;
     // The new key works for a native ATM.

@@ -9,6 +9,11 @@ use zeroize::Zeroizing;
 
 use crate::{BankPin, Psk, TerminalId};
 
+/// Where a bank console served on its own listener (its own origin) asks, with a plain GET on
+/// that origin, for the web ATM's URL: the base of the enrollment links it shows. The answer
+/// is the URL as text (no trailing `/`); 404 where the console shares the web ATM's origin.
+pub const ATM_URL_PATH: &str = "/console/atm-url";
+
 /// Which page a link opens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LinkPage {

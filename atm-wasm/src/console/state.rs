@@ -69,6 +69,9 @@ pub struct ConsoleState {
     pub terminals: Option<(u64, Vec<TerminalInfo>)>,
     /// A terminal just enrolled, shown once with its key.
     pub new_terminal: Option<NewTerminal>,
+    /// The web ATM's URL, when the bank serves this console on an origin of its own (the
+    /// base of the enrollment links it shows); `None`: the web ATM shares this origin.
+    pub atm_url: Option<String>,
     /// The terminal whose revoke button asks for confirmation.
     pub confirm_revoke: Option<String>,
     /// The terminal being revoked.
@@ -111,6 +114,8 @@ pub enum ConsoleAction {
     Notice(String),
     /// Hide the notice.
     DismissNotice,
+    /// The bank said where its web ATM is (this console has an origin of its own).
+    AtmUrl(String),
 }
 
 /// Plain words for a dropped connection.
@@ -203,6 +208,7 @@ impl ConsoleState {
             ConsoleAction::HideNewTerminal => self.new_terminal = None,
             ConsoleAction::Notice(text) => self.notice = Some(text),
             ConsoleAction::DismissNotice => self.notice = None,
+            ConsoleAction::AtmUrl(url) => self.atm_url = Some(url),
         }
     }
 

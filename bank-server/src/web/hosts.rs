@@ -222,6 +222,20 @@ impl AllowedHosts {
         (authority.port != Port::Invalid && self.name_allowed(&authority.host)).then_some(text)
     }
 
+    /// The origin (`scheme://host:port`) of the host this request came for, at `port`: how a
+    /// page on one listener names the bank's other listener. `None` for a host this bank does
+    /// not answer to.
+    pub(crate) fn origin_at(&self, uri: &Uri, headers: &HeaderMap, port: u16) -> Option<String> {
+        let authority = Authority::parse(self.host(uri, headers)?)?;
+        let scheme = if self.tls { "https" } else { "http" };
+        let host = if authority.host.contains(':') {
+            format!("[{}]", authority.host)
+        } else {
+            authority.host
+        };
+        Some(format!("{scheme}://{host}:{port}"))
+    }
+
     /// Whether the bank answers to the host name `host` at any port: its bind address (any IP
     /// address when bound to all), `localhost`, the public URL's and the allow-listed origins'
     /// hosts. The port is not checked: DNS rebinding needs a name the attacker's DNS answers

@@ -75,6 +75,17 @@ pub fn app(bank: Bank, local: SocketAddr) -> Router {
 /// The router of one listener on `local` serving `site`. The console's listener answers to
 /// its own address and [`crate::Config::console_public_url`] only (no `--allow-origin`).
 pub fn app_for(bank: Bank, local: SocketAddr, site: Site) -> Router {
+    router(bank, local, site, None)
+}
+
+/// The console's listener on `local`, for a bank whose web ATM listens on `atm`: the console
+/// page learns the web ATM's URL (for the enrollment links it shows) at
+/// [`protocol::link::ATM_URL_PATH`].
+pub fn console_app(bank: Bank, local: SocketAddr, atm: SocketAddr) -> Router {
+    router(bank, local, Site::Console, Some(atm))
+}
+
+fn router(bank: Bank, local: SocketAddr, site: Site, atm: Option<SocketAddr>) -> Router {
     let config = &bank.shared.config;
     let hosts = match site {
         Site::Console => AllowedHosts::new(
@@ -101,9 +112,24 @@ pub fn app_for(bank: Bank, local: SocketAddr, site: Site) -> Router {
         .with_state(files)
         .layer(middleware::from_fn_with_state(site, pages));
     let hosts = Arc::new(hosts);
-    Router::new()
+    let atm_url = AtmUrl {
+        public: config
+            .public_url
+            .as_ref()
+            .map(|url| url.as_str().to_owned()),
+        port: atm.map(|addr| addr.port()),
+        hosts: hosts.clone(),
+    };
+    let mut routes = Router::new()
         .route("/ws", get(upgrade).layer(Extension((hosts.clone(), site))))
-        .route("/healthz", get(health))
+        .route("/healthz", get(health));
+    if site == Site::Console {
+        routes = routes.route(
+            protocol::link::ATM_URL_PATH,
+            get(atm_url_text).layer(Extension(Arc::new(atm_url))),
+        );
+    }
+    routes
         .with_state(bank)
         .fallback_service(static_files)
         .layer(middleware::from_fn_with_state(hosts, check_host))
@@ -124,6 +150,35 @@ async fn pages(State(site): State<Site>, req: Request, next: Next) -> Response {
             Redirect::to(CONSOLE).into_response()
         }
         _ => next.run(req).await,
+    }
+}
+
+/// Where the web ATM is, as the console's page asks it: the customer's `--public-url`, else
+/// the host the console was reached at with the web ATM's port.
+struct AtmUrl {
+    public: Option<String>,
+    port: Option<u16>,
+    hosts: Arc<AllowedHosts>,
+}
+
+/// The web ATM's URL (no trailing `/`), as text: the base of the enrollment links the console
+/// shows. 404 when this bank has no web ATM listener of its own to name.
+async fn atm_url_text(Extension(atm): Extension<Arc<AtmUrl>>, req: Request) -> Response {
+    let url = match (&atm.public, atm.port) {
+        (Some(public), _) => Some(public.clone()),
+        (None, Some(port)) => atm.hosts.origin_at(req.uri(), req.headers(), port),
+        (None, None) => None,
+    };
+    match url {
+        Some(url) => (
+            [
+                (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+                (header::CACHE_CONTROL, "no-store"),
+            ],
+            url,
+        )
+            .into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
     }
 }
 

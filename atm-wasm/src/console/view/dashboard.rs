@@ -392,9 +392,12 @@ fn new_terminal_panel(props: &Props) -> Html {
     let Some(new) = &props.state.new_terminal else {
         return html! {};
     };
-    let origin = web_sys::window()
-        .and_then(|w| w.location().origin().ok())
-        .unwrap_or_default();
+    // The web ATM's own origin when the console has another one, else this page's.
+    let origin = props.state.atm_url.clone().unwrap_or_else(|| {
+        web_sys::window()
+            .and_then(|w| w.location().origin().ok())
+            .unwrap_or_default()
+    });
     let id: &TerminalId = &new.terminal;
     // The terminal pins the bank this console was enrolled with: the same bank.
     let texts = props.state.bank.as_ref().map(|bank| {

@@ -38,6 +38,32 @@ pub(crate) struct Props {
     pub(crate) on_cmd: Callback<Cmd>,
 }
 
+/// Asks the bank where its web ATM is ([`protocol::link::ATM_URL_PATH`], on this origin); a
+/// console that shares the web ATM's origin gets 404 and keeps using its own origin.
+async fn ask_atm_url(dispatcher: UseReducerDispatcher<ConsoleState>) {
+    use wasm_bindgen::JsCast as _;
+    use wasm_bindgen_futures::JsFuture;
+    let Some(window) = web_sys::window() else {
+        return;
+    };
+    let Ok(answer) = JsFuture::from(window.fetch_with_str(protocol::link::ATM_URL_PATH)).await
+    else {
+        return;
+    };
+    let Ok(response) = answer.dyn_into::<web_sys::Response>() else {
+        return;
+    };
+    if !response.ok() {
+        return;
+    }
+    let Ok(text) = response.text() else { return };
+    if let Ok(url) = JsFuture::from(text).await {
+        if let Some(url) = url.as_string().filter(|u| u.starts_with("http")) {
+            dispatcher.dispatch(ConsoleAction::AtmUrl(url));
+        }
+    }
+}
+
 const NOT_STORED: &str = "This browser would not store the console key (private mode?). \
                           The console works until the page is closed.";
 
@@ -118,6 +144,7 @@ pub(crate) fn console() -> Html {
                     err.message().into(),
                 ))),
             });
+            wasm_bindgen_futures::spawn_local(ask_atm_url(dispatcher.clone()));
             if !controller.has_driver() {
                 let controller = Rc::clone(&controller);
                 wasm_bindgen_futures::spawn_local(async move {
