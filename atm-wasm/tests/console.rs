@@ -2,6 +2,10 @@
 //! protocol crate (the bank's side is `protocol::server` with real keys), its reducer, and its
 //! exact display helpers.
 
+mod common;
+
+use common::{bank_key, NOW};
+
 use atm_wasm::console::driver::{
     ConsoleBroken, ConsoleDriver, ConsoleEvent, ConsoleKind, ConsoleOp, ConsoleOutput,
 };
@@ -18,8 +22,8 @@ use protocol::console::{
 };
 use protocol::link::LinkPage;
 use protocol::{
-    auth_file::AuthFile, server, BankId, BankKey, BankPin, BankSession, Cents, Config, ErrorCode,
-    Password, Psk, Request, Response, TerminalId, TerminalName, Username,
+    auth_file::AuthFile, BankId, BankKey, BankPin, BankSession, Cents, Config, ErrorCode, Password,
+    Psk, Request, Response, TerminalId, TerminalName, Username,
 };
 use rand_core::OsRng;
 
@@ -28,15 +32,8 @@ use wasm_bindgen_test::wasm_bindgen_test as test;
 #[cfg(target_arch = "wasm32")]
 wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
 
-const NOW: u64 = 1_700_000_000_000;
-
 fn psk() -> Psk {
     Psk::from_bytes([5; 32])
-}
-
-/// The bank's static key: the console pins its public half.
-fn bank_key() -> BankKey {
-    BankKey::from_secret(BankId::new("bank-1").unwrap(), [0x24; 32])
 }
 
 fn pin() -> BankPin {
@@ -64,21 +61,7 @@ fn handshake_as(
     bank_psk: &Psk,
     bank: &BankKey,
 ) -> Result<(BankSession, ConsoleOutput), ConsoleBroken> {
-    let hello = d.connect(&mut OsRng, NOW)?;
-    let read =
-        server::read_client_hello(&Config::default(), &bank_key(), hello.as_bytes(), NOW).unwrap();
-    assert_eq!(read.terminal_id().as_str(), "t-console");
-    let (state, server_hello) = read.respond(Some(bank_psk), bank, &mut OsRng, NOW).unwrap();
-    // Nothing goes out, and nothing is shown, until the key holder has made the master secret.
-    let waiting = d.receive(server_hello.as_bytes(), &mut OsRng, NOW)?;
-    assert!(waiting.send.is_empty() && waiting.events.is_empty());
-    assert!(!d.is_up());
-    // The terminal's key holder (WebCrypto in the page) MACs what the driver asks it to.
-    let master = psk().master_secret(d.master_input().expect("the handshake waits for the key"));
-    let out = d.keyed(master, &mut OsRng, NOW)?;
-    assert!(d.master_input().is_none());
-    let bank = state.read_client_finished(out.send[0].as_bytes()).unwrap();
-    Ok((bank, out))
+    common::handshake_as(d, "t-console", &psk(), bank_psk, bank)
 }
 
 fn login_op() -> ConsoleOp {

@@ -1,11 +1,15 @@
 //! The session driver over the real protocol crate, natively and in headless Chromium: the
 //! bank's side here is `protocol::server` with real keys, so every frame is really sealed.
 
+mod common;
+
+use common::{bank_key, NOW};
+
 use atm_wasm::atm::driver::{Broken, Driver, Event, Op, OpKind, Output};
 use atm_wasm::link::Driver as _;
 use protocol::{
-    server, AccountNumber, BankId, BankKey, BankSession, Cents, Config, FullName, HistoryEntry,
-    Password, Psk, Request, Response, TerminalId, TxId, TxKind, Username,
+    AccountNumber, BankId, BankKey, BankSession, Cents, Config, FullName, HistoryEntry, Password,
+    Psk, Request, Response, TerminalId, TxId, TxKind, Username,
 };
 use rand_core::OsRng;
 
@@ -14,15 +18,8 @@ use wasm_bindgen_test::wasm_bindgen_test as test;
 #[cfg(target_arch = "wasm32")]
 wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
 
-const NOW: u64 = 1_700_000_000_000;
-
 fn psk() -> Psk {
     Psk::from_bytes([9; 32])
-}
-
-/// The bank's static key: the driver pins its public half.
-fn bank_key() -> BankKey {
-    BankKey::from_secret(BankId::new("bank-1").unwrap(), [0x24; 32])
 }
 
 fn driver() -> Driver {
@@ -38,27 +35,13 @@ fn handshake(d: &mut Driver, bank_psk: &Psk) -> Result<(BankSession, Output), Br
     handshake_as(d, bank_psk, &bank_key())
 }
 
-/// Runs a handshake with a bank answering with `bank_psk` and the static key `bank`.
+/// A handshake with a bank answering with `bank_psk` and the static key `bank`.
 fn handshake_as(
     d: &mut Driver,
     bank_psk: &Psk,
     bank: &BankKey,
 ) -> Result<(BankSession, Output), Broken> {
-    let hello = d.connect(&mut OsRng, NOW)?;
-    let read =
-        server::read_client_hello(&Config::default(), &bank_key(), hello.as_bytes(), NOW).unwrap();
-    assert_eq!(read.terminal_id().as_str(), "t-web");
-    let (state, server_hello) = read.respond(Some(bank_psk), bank, &mut OsRng, NOW).unwrap();
-    // Nothing goes out, and nothing is shown, until the key holder has made the master secret.
-    let waiting = d.receive(server_hello.as_bytes(), &mut OsRng, NOW)?;
-    assert!(waiting.send.is_empty() && waiting.events.is_empty());
-    assert!(!d.is_up());
-    // The terminal's key holder (WebCrypto in the page) MACs what the driver asks it to.
-    let master = psk().master_secret(d.master_input().expect("the handshake waits for the key"));
-    let out = d.keyed(master, &mut OsRng, NOW)?;
-    assert!(d.master_input().is_none());
-    let bank = state.read_client_finished(out.send[0].as_bytes()).unwrap();
-    Ok((bank, out))
+    common::handshake_as(d, "t-web", &psk(), bank_psk, bank)
 }
 
 fn login_op() -> Op {

@@ -350,17 +350,13 @@ fn run_implementation(inp: &Inputs) -> (String, String, String, Vec<(String, Str
     (ch, sh, cf, records)
 }
 
-/// §6.8: a terminal key held outside the crate (one HMAC asked of its holder) makes the
-/// vectors' handshake byte for byte, and the input it is asked to MAC is §6.3's message.
-#[test]
-fn an_external_key_holder_makes_the_vector_handshake() {
-    let inp = inputs();
-    let spec = derive_from_spec(&inp);
-    let (ch, sh, cf, _) = run_implementation(&inp);
+/// The vectors' ClientHello from a terminal whose key is held outside the crate (§6.8), with
+/// the vectors' randomness (all of it drawn).
+fn start_external(inp: &Inputs) -> (client::AwaitServerHelloExternal, String) {
     let id = TerminalId::new(inp.terminal_id).unwrap();
     let bank_key = BankKey::from_secret(BankId::new(inp.bank_id).unwrap(), inp.bank_static);
     let mut rng = ScriptedRng::new(&[&inp.client_nonce, &inp.client_secret]);
-    let (atm, hello) = client::start_external_key(
+    let started = client::start_external_key(
         &Config::default(),
         id,
         &bank_key.pin(),
@@ -368,7 +364,18 @@ fn an_external_key_holder_makes_the_vector_handshake() {
         inp.client_time,
     )
     .unwrap();
-    assert!(rng.is_empty());
+    assert!(rng.is_empty(), "the client draws exactly nonce then secret");
+    started
+}
+
+/// §6.8: a terminal key held outside the crate (one HMAC asked of its holder) makes the
+/// vectors' handshake byte for byte, and the input it is asked to MAC is §6.3's message.
+#[test]
+fn an_external_key_holder_makes_the_vector_handshake() {
+    let inp = inputs();
+    let spec = derive_from_spec(&inp);
+    let (ch, sh, cf, _) = run_implementation(&inp);
+    let (atm, hello) = start_external(&inp);
     assert_eq!(hello, ch);
     let pending = atm
         .read_server_hello(sh.as_bytes(), inp.client_time)
@@ -399,17 +406,7 @@ fn an_external_key_holder_makes_the_vector_handshake() {
 fn a_wrong_master_secret_fails_at_the_banks_finished() {
     let inp = inputs();
     let (_, sh, _, _) = run_implementation(&inp);
-    let id = TerminalId::new(inp.terminal_id).unwrap();
-    let bank_key = BankKey::from_secret(BankId::new(inp.bank_id).unwrap(), inp.bank_static);
-    let mut rng = ScriptedRng::new(&[&inp.client_nonce, &inp.client_secret]);
-    let (atm, _) = client::start_external_key(
-        &Config::default(),
-        id,
-        &bank_key.pin(),
-        &mut rng,
-        inp.client_time,
-    )
-    .unwrap();
+    let (atm, _) = start_external(&inp);
     let pending = atm
         .read_server_hello(sh.as_bytes(), inp.client_time)
         .unwrap();

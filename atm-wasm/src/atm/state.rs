@@ -3,11 +3,14 @@
 
 use std::rc::Rc;
 
-use protocol::{AccountNumber, Cents, ErrorCode, FullName, HistoryEntry, Response, Username};
+use protocol::{
+    AccountNumber, BankPin, Cents, ErrorCode, FullName, HistoryEntry, Response, TerminalId,
+    Username,
+};
 
 use crate::atm::driver::{Driver, Event, Op, OpKind, HISTORY_LIMIT};
 use crate::link;
-use crate::link::enroll::EnrollError;
+use crate::link::enroll::{EnrollError, Slot};
 use crate::link::enroll_code::CodeFailure;
 pub use crate::link::Link;
 
@@ -382,6 +385,24 @@ impl yew::Reducible for State {
 impl link::Page for State {
     type Driver = Driver;
     type Action = Action;
+    const SLOT: Slot = Slot::Atm;
+    const NOT_STORED: &'static str = "This browser would not store the terminal key (private \
+                                      mode?). The ATM works until the page is closed.";
+    const NO_WEBCRYPTO: &'static str = "This browser cannot hold the terminal key safely \
+                                        (WebCrypto is missing: open the ATM over https, or on \
+                                        this computer). Nothing was kept.";
+
+    fn enrolled(terminal: &TerminalId, _: &BankPin) -> Action {
+        Action::Enrolled(terminal.to_string())
+    }
+
+    fn forgotten() -> Action {
+        Action::Forgotten
+    }
+
+    fn notice(text: String) -> Action {
+        Action::Notice(text)
+    }
 
     fn link(link: Link) -> Action {
         Action::Link(link)

@@ -9,6 +9,7 @@ use protocol::{BankPin, ErrorCode, Psk, Response, TerminalId};
 
 use super::driver::{ConsoleDriver, ConsoleEvent, ConsoleKind, ConsoleOp};
 use crate::link;
+use crate::link::enroll::Slot;
 pub use crate::link::Link;
 
 /// Which form an error or pending mark belongs to.
@@ -318,6 +319,24 @@ impl yew::Reducible for ConsoleState {
 impl link::Page for ConsoleState {
     type Driver = ConsoleDriver;
     type Action = ConsoleAction;
+    const SLOT: Slot = Slot::Console;
+    const NOT_STORED: &'static str = "This browser would not store the console key (private \
+                                      mode?). The console works until the page is closed.";
+    const NO_WEBCRYPTO: &'static str = "This browser cannot hold the console key safely \
+                                        (WebCrypto is missing: open the console over https, or \
+                                        on this computer). Nothing was kept.";
+
+    fn enrolled(terminal: &TerminalId, bank: &BankPin) -> ConsoleAction {
+        ConsoleAction::Enrolled(terminal.to_string(), bank.clone())
+    }
+
+    fn forgotten() -> ConsoleAction {
+        ConsoleAction::Forgotten
+    }
+
+    fn notice(text: String) -> ConsoleAction {
+        ConsoleAction::Notice(text)
+    }
 
     fn link(link: Link) -> ConsoleAction {
         ConsoleAction::Link(link)

@@ -11,6 +11,7 @@ use yew::Callback;
 
 use super::connection::{Broken, Output};
 use super::driver::{Accepted, Driver, News, Page};
+use super::enroll::{self, Enrollment, Stored, ENROLL_AGAIN};
 use super::keystore::StoredTerminal;
 use super::socket::{self, Socket};
 use super::Link;
@@ -61,8 +62,49 @@ impl<P: Page + 'static> Controller<P> {
         })
     }
 
+    /// Makes `e` this page's terminal: shows it, turns its key into a non-extractable
+    /// WebCrypto key and keeps it (as every enrollment is kept), then connects with it.
+    pub(crate) fn adopt(self: &Rc<Self>, e: Enrollment) {
+        self.dispatch.emit(P::enrolled(&e.terminal, &e.bank));
+        let this = Rc::clone(self);
+        wasm_bindgen_futures::spawn_local(async move {
+            match enroll::save(P::SLOT, e).await {
+                Ok((stored, kept)) => {
+                    if !kept {
+                        this.dispatch.emit(P::notice(P::NOT_STORED.into()));
+                    }
+                    this.enroll(stored);
+                }
+                Err(_) => {
+                    this.dispatch.emit(P::forgotten());
+                    this.dispatch.emit(P::notice(P::NO_WEBCRYPTO.into()));
+                }
+            }
+        });
+    }
+
+    /// At start: speaks for the terminal this browser keeps for the page, if any (unless a
+    /// link opened meanwhile made another one this page's terminal).
+    pub(crate) fn restore(self: &Rc<Self>) {
+        if self.has_driver() {
+            return;
+        }
+        let this = Rc::clone(self);
+        wasm_bindgen_futures::spawn_local(async move {
+            match enroll::load(P::SLOT).await {
+                Stored::Terminal(stored) if !this.has_driver() => {
+                    this.dispatch
+                        .emit(P::enrolled(&stored.terminal, &stored.bank));
+                    this.enroll(stored);
+                }
+                Stored::FromV1 => this.dispatch.emit(P::notice(ENROLL_AGAIN.into())),
+                Stored::Terminal(_) | Stored::Nothing => {}
+            }
+        });
+    }
+
     /// Starts speaking for this terminal: drops any previous session and connects.
-    pub(crate) fn enroll(self: &Rc<Self>, stored: StoredTerminal) {
+    fn enroll(self: &Rc<Self>, stored: StoredTerminal) {
         {
             let mut inner = self.inner.borrow_mut();
             inner.driver = Some(P::Driver::new(
@@ -76,12 +118,17 @@ impl<P: Page + 'static> Controller<P> {
         self.connect();
     }
 
-    /// Forgets the terminal: closes the connection and drops every key.
+    /// Forgets the terminal: closes the connection, drops every key, and removes what the
+    /// browser keeps for the page.
     pub(crate) fn forget(&self) {
-        let mut inner = self.inner.borrow_mut();
-        inner.socket.next();
-        inner.driver = None;
-        inner.key = None;
+        {
+            let mut inner = self.inner.borrow_mut();
+            inner.socket.next();
+            inner.driver = None;
+            inner.key = None;
+        }
+        wasm_bindgen_futures::spawn_local(enroll::forget(P::SLOT));
+        self.dispatch.emit(P::forgotten());
     }
 
     /// Whether a terminal is set up.

@@ -6,6 +6,7 @@
 use protocol::{BankPin, Config, MasterInput, MasterSecret, TerminalId};
 
 use super::connection::{Broken, Output};
+use super::enroll::Slot;
 use super::Link;
 
 /// When a connection counts as accepted by the bank, for the failures in a row behind
@@ -98,6 +99,18 @@ pub trait Page {
     type Driver: Driver;
     /// What the page's reducer takes.
     type Action;
+    /// Which enrollment the page keeps in the browser.
+    const SLOT: Slot;
+    /// Plain words when the browser would not keep the key (it works until the page closes).
+    const NOT_STORED: &'static str;
+    /// Plain words when the browser cannot hold the key as a WebCrypto key (nothing is kept).
+    const NO_WEBCRYPTO: &'static str;
+    /// This browser is now enrolled as `terminal` of the bank pinned by `bank`.
+    fn enrolled(terminal: &TerminalId, bank: &BankPin) -> Self::Action;
+    /// The enrollment is gone (forgotten, or it could not be kept).
+    fn forgotten() -> Self::Action;
+    /// A message the bank's answers do not bring (enroll again, the key is not kept).
+    fn notice(text: String) -> Self::Action;
     /// The link changed.
     fn link(link: Link) -> Self::Action;
     /// Something from the bank, through the driver.

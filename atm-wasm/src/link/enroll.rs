@@ -19,6 +19,25 @@ pub struct Enrollment {
     pub bank: BankPin,
 }
 
+/// Which enrollment a browser keeps: one browser can be an ATM and a console.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Slot {
+    /// The web ATM's terminal.
+    Atm,
+    /// The bank console's terminal.
+    Console,
+}
+
+impl Slot {
+    /// Its name in the browser's key store.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Atm => "atm",
+            Self::Console => "console",
+        }
+    }
+}
+
 /// Why enrollment text was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EnrollError {
@@ -119,7 +138,8 @@ mod store {
     //! non-extractable), and, read once to move it there, the localStorage where older
     //! versions of this page kept the key in hex.
     use super::Enrollment;
-    use crate::link::keystore::{self, KeyStoreError, Slot, StoredTerminal};
+    use super::Slot;
+    use crate::link::keystore::{self, KeyStoreError, StoredTerminal};
     use zeroize::Zeroizing;
 
     /// What this browser holds for a page.

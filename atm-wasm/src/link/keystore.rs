@@ -10,6 +10,8 @@
 use idb::{Database, DatabaseEvent, Factory, ObjectStoreParams, TransactionMode};
 use js_sys::{Array, Object, Reflect, Uint8Array};
 use protocol::{BankPin, MasterInput, MasterSecret, Psk, TerminalId};
+
+pub use super::enroll::Slot;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{CryptoKey, SubtleCrypto};
@@ -17,24 +19,6 @@ use web_sys::{CryptoKey, SubtleCrypto};
 const DATABASE: &str = "secure-atm";
 const VERSION: u32 = 1;
 const STORE: &str = "terminals";
-
-/// Which enrollment a record holds: one browser can be an ATM and a console.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Slot {
-    /// The web ATM's terminal.
-    Atm,
-    /// The bank console's terminal.
-    Console,
-}
-
-impl Slot {
-    fn name(self) -> &'static str {
-        match self {
-            Self::Atm => "atm",
-            Self::Console => "console",
-        }
-    }
-}
 
 /// Why the key store failed; the page shows a generic message and logs this.
 #[derive(Debug)]

@@ -17,8 +17,7 @@ use crate::atm::driver::Op;
 use crate::atm::state::{Action, Form, Link, State};
 use crate::link::code_net::CodeEnrollment;
 use crate::link::controller::Controller;
-use crate::link::enroll::{self as enrollment, Enrollment, Stored};
-use crate::link::keystore::Slot;
+use crate::link::enroll::Enrollment;
 use crate::link::Driver as _;
 use crate::widgets;
 
@@ -70,7 +69,7 @@ pub(crate) fn app() -> Html {
         let codes = Rc::clone(&codes);
         let clock = Rc::clone(&clock);
         Callback::from(move |cmd: Cmd| match cmd {
-            Cmd::Enroll(e) => adopt(&controller, &dispatcher, e),
+            Cmd::Enroll(e) => controller.adopt(e),
             Cmd::EnrollCode(code) => {
                 if codes.busy() {
                     return;
@@ -78,15 +77,11 @@ pub(crate) fn app() -> Html {
                 dispatcher.dispatch(Action::Pending(Form::EnrollCode));
                 let (controller, dispatcher) = (Rc::clone(&controller), dispatcher.clone());
                 codes.start(&code, move |outcome| match outcome {
-                    Ok(e) => adopt(&controller, &dispatcher, e),
+                    Ok(e) => controller.adopt(e),
                     Err(failure) => dispatcher.dispatch(Action::EnrollFailed(failure)),
                 });
             }
-            Cmd::Forget => {
-                controller.forget();
-                wasm_bindgen_futures::spawn_local(enrollment::forget(Slot::Atm));
-                dispatcher.dispatch(Action::Forgotten);
-            }
+            Cmd::Forget => controller.forget(),
             Cmd::Send(op) => {
                 let kind = op.kind();
                 if !controller.read(|d| d.busy(kind)).unwrap_or(false) {
@@ -106,7 +101,6 @@ pub(crate) fn app() -> Html {
     {
         let controller = Rc::clone(&controller);
         let clock = Rc::clone(&clock);
-        let dispatcher = state.dispatcher();
         let on_cmd = on_cmd.clone();
         use_effect_with((), move |()| {
             // A link opened in a tab that already shows the ATM only changes the fragment.
@@ -114,22 +108,7 @@ pub(crate) fn app() -> Html {
                 Ok(e) => on_cmd.emit(Cmd::Enroll(e)),
                 Err(err) => on_cmd.emit(Cmd::Invalid(Form::Enroll, err.message().into())),
             });
-            if !controller.has_driver() {
-                let controller = Rc::clone(&controller);
-                wasm_bindgen_futures::spawn_local(async move {
-                    match enrollment::load(Slot::Atm).await {
-                        // Unless a link opened meanwhile enrolled this page anew.
-                        Stored::Terminal(stored) if !controller.has_driver() => {
-                            dispatcher.dispatch(Action::Enrolled(stored.terminal.to_string()));
-                            controller.enroll(stored);
-                        }
-                        Stored::FromV1 => {
-                            dispatcher.dispatch(Action::Notice(enrollment::ENROLL_AGAIN.into()));
-                        }
-                        Stored::Terminal(_) | Stored::Nothing => {}
-                    }
-                });
-            }
+            controller.restore();
             let ticker = Rc::clone(&clock);
             let interval =
                 gloo_timers::callback::Interval::new(1_000, move || ticker.tick(&controller));
@@ -242,38 +221,6 @@ fn refused(props: &RefusedProps) -> Html {
         </section>
     }
 }
-
-/// Makes `e` this browser's terminal: shows it, turns its key into a non-extractable WebCrypto
-/// key and keeps it (as every enrollment is kept), and connects with it.
-fn adopt(
-    controller: &Rc<Controller<State>>,
-    dispatcher: &UseReducerDispatcher<State>,
-    e: Enrollment,
-) {
-    dispatcher.dispatch(Action::Enrolled(e.terminal.to_string()));
-    let (controller, dispatcher) = (Rc::clone(controller), dispatcher.clone());
-    wasm_bindgen_futures::spawn_local(async move {
-        match enrollment::save(Slot::Atm, e).await {
-            Ok((stored, kept)) => {
-                if !kept {
-                    dispatcher.dispatch(Action::Notice(NOT_STORED.into()));
-                }
-                controller.enroll(stored);
-            }
-            Err(_) => {
-                dispatcher.dispatch(Action::Forgotten);
-                dispatcher.dispatch(Action::Notice(NO_WEBCRYPTO.into()));
-            }
-        }
-    });
-}
-
-const NOT_STORED: &str = "This browser would not store the terminal key (private mode?). \
-                          The ATM works until the page is closed.";
-
-const NO_WEBCRYPTO: &str = "This browser cannot hold the terminal key safely (WebCrypto is \
-                            missing: open the ATM over https, or on this computer). Nothing \
-                            was kept.";
 
 const BANK_DOWN: &str = "The bank cannot be reached right now. The ATM keeps trying; anything \
                          you started is sent once the connection is back.";

@@ -11,8 +11,7 @@ use yew::prelude::*;
 use crate::console::driver::{ConsoleDriver, ConsoleOp, REFRESH_MS};
 use crate::console::state::{ConsoleAction, ConsoleForm, ConsoleState};
 use crate::link::controller::Controller;
-use crate::link::enroll::{self as enrollment, Enrollment, Stored};
-use crate::link::keystore::Slot;
+use crate::link::enroll::Enrollment;
 use crate::widgets::{
     clear, focus, follow_enrollment_links, login_fields, value, Banner, Brand, Field, LinkBadge,
     Submit,
@@ -64,13 +63,6 @@ async fn ask_atm_url(dispatcher: UseReducerDispatcher<ConsoleState>) {
     }
 }
 
-const NOT_STORED: &str = "This browser would not store the console key (private mode?). \
-                          The console works until the page is closed.";
-
-const NO_WEBCRYPTO: &str = "This browser cannot hold the console key safely (WebCrypto is \
-                            missing: open the console over https, or on this computer). \
-                            Nothing was kept.";
-
 const BANK_DOWN: &str = "Bank unreachable. The console keeps trying to connect; you will need to \
                          log in again once it is back.";
 
@@ -95,32 +87,8 @@ pub(crate) fn console() -> Html {
         let controller = Rc::clone(&controller);
         let dispatcher = state.dispatcher();
         Callback::from(move |cmd: Cmd| match cmd {
-            Cmd::Enroll(e) => {
-                dispatcher.dispatch(ConsoleAction::Enrolled(
-                    e.terminal.to_string(),
-                    e.bank.clone(),
-                ));
-                let (controller, dispatcher) = (Rc::clone(&controller), dispatcher.clone());
-                wasm_bindgen_futures::spawn_local(async move {
-                    match enrollment::save(Slot::Console, e).await {
-                        Ok((stored, kept)) => {
-                            if !kept {
-                                dispatcher.dispatch(ConsoleAction::Notice(NOT_STORED.into()));
-                            }
-                            controller.enroll(stored);
-                        }
-                        Err(_) => {
-                            dispatcher.dispatch(ConsoleAction::Forgotten);
-                            dispatcher.dispatch(ConsoleAction::Notice(NO_WEBCRYPTO.into()));
-                        }
-                    }
-                });
-            }
-            Cmd::Forget => {
-                controller.forget();
-                wasm_bindgen_futures::spawn_local(enrollment::forget(Slot::Console));
-                dispatcher.dispatch(ConsoleAction::Forgotten);
-            }
+            Cmd::Enroll(e) => controller.adopt(e),
+            Cmd::Forget => controller.forget(),
             Cmd::Send(op) => controller.submit(op),
             Cmd::Logout => controller.logout(),
             Cmd::Do(action) => dispatcher.dispatch(action),
@@ -145,24 +113,7 @@ pub(crate) fn console() -> Html {
                 ))),
             });
             wasm_bindgen_futures::spawn_local(ask_atm_url(dispatcher.clone()));
-            if !controller.has_driver() {
-                let controller = Rc::clone(&controller);
-                wasm_bindgen_futures::spawn_local(async move {
-                    match enrollment::load(Slot::Console).await {
-                        // Unless a link opened meanwhile enrolled this page anew.
-                        Stored::Terminal(stored) if !controller.has_driver() => {
-                            dispatcher.dispatch(ConsoleAction::Enrolled(
-                                stored.terminal.to_string(),
-                                stored.bank.clone(),
-                            ));
-                            controller.enroll(stored);
-                        }
-                        Stored::FromV1 => dispatcher
-                            .dispatch(ConsoleAction::Notice(enrollment::ENROLL_AGAIN.into())),
-                        Stored::Terminal(_) | Stored::Nothing => {}
-                    }
-                });
-            }
+            controller.restore();
             let ticker = Rc::clone(&controller);
             let interval = gloo_timers::callback::Interval::new(REFRESH_MS, move || {
                 for op in ticker.read(ConsoleDriver::refresh).unwrap_or_default() {
