@@ -292,22 +292,21 @@ impl State {
                 amount_cents,
                 balance_cents,
                 ..
-            } => {
-                self.set_balance(balance_cents);
-                self.completed = self.completed.wrapping_add(1);
-                self.notice = Some(format!(
-                    "Deposited {amount_cents}. Your balance is now {balance_cents}."
-                ));
             }
-            Response::Withdrawn {
+            | Response::Withdrawn {
                 amount_cents,
                 balance_cents,
                 ..
             } => {
                 self.set_balance(balance_cents);
                 self.completed = self.completed.wrapping_add(1);
+                let done = if kind == OpKind::Deposit {
+                    "Deposited"
+                } else {
+                    "Withdrew"
+                };
                 self.notice = Some(format!(
-                    "Withdrew {amount_cents}. Your balance is now {balance_cents}."
+                    "{done} {amount_cents}. Your balance is now {balance_cents}."
                 ));
             }
             Response::Balance { balance_cents } => self.set_balance(balance_cents),
