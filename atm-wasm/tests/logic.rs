@@ -455,6 +455,20 @@ fn a_confirmation_stays_and_the_answer_becomes_the_statement_row() {
     // A retried transaction id is one row.
     s.apply(Action::Bank(Event::Row(row)));
     assert_eq!(s.history.len(), 2);
+    // A withdrawal says so.
+    s.apply(Action::Pending(Form::Withdraw));
+    s.apply(Action::Bank(Event::Reply(
+        OpKind::Withdraw,
+        Response::Withdrawn {
+            txid: TxId::from_bytes([5; 16]),
+            amount_cents: Cents(1_000),
+            balance_cents: Cents(1_500),
+        },
+    )));
+    assert_eq!(
+        s.notice.as_deref(),
+        Some("Withdrew 10.00. Your balance is now 15.00.")
+    );
     // The statement keeps the driver's limit.
     for i in 0..20u8 {
         s.apply(Action::Bank(Event::Row(HistoryEntry {
