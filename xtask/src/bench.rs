@@ -6,9 +6,9 @@
 use std::path::Path;
 
 use crate::cmd::Cmd;
+use crate::files::{self, target_dir, write_file};
 use crate::run;
 use crate::setup::{self, Purpose};
-use crate::test::{target_dir, write_file, WEBDRIVER_JSON};
 
 /// Runs everything; `matrix_args` go to `bank-load matrix` (e.g. `--duration 3`).
 pub(crate) fn bench(root: &Path, matrix_args: &[String]) -> Result<(), String> {
@@ -33,8 +33,8 @@ pub(crate) fn bench(root: &Path, matrix_args: &[String]) -> Result<(), String> {
         .args(quick)
         .run()?;
     // In the browser: the protocol built for wasm32 in release mode, in headless Chromium.
-    let webdriver_json = target.join("xtask").join("webdriver.json");
-    write_file(&webdriver_json, WEBDRIVER_JSON)?;
+    let webdriver_json = files::webdriver_json_path(root);
+    files::write_webdriver_json(&webdriver_json)?;
     let wasm = Cmd::cargo()
         .env("CHROMEDRIVER", "/usr/bin/chromedriver")
         .env("WASM_BINDGEN_TEST_WEBDRIVER_JSON", &webdriver_json)

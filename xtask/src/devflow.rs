@@ -11,8 +11,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::cmd::Cmd;
+use crate::files::{self, target_dir, write_file};
 use crate::setup;
-use crate::test::{target_dir, write_file, WEBDRIVER_JSON};
 
 /// How long trunk may take to build the debug bundle before it serves the page.
 const TRUNK_BUILD_LIMIT: Duration = Duration::from_secs(600);
@@ -22,8 +22,8 @@ const CLOSE_FAILURE: u16 = 1008;
 /// `wasm-pack test --headless --chrome protocol`, as the README shows it, with Debian's
 /// chromedriver and no downloads (`--mode no-install`: wasm-bindgen-cli comes from `setup`).
 pub(crate) fn wasm_pack_test(root: &Path) -> Result<(), String> {
-    let webdriver_json = target_dir(root).join("xtask").join("webdriver.json");
-    write_file(&webdriver_json, WEBDRIVER_JSON)?;
+    let webdriver_json = files::webdriver_json_path(root);
+    files::write_webdriver_json(&webdriver_json)?;
     Cmd::new("wasm-pack")
         // Chromium as root needs --no-sandbox: the runner reads its options from this file.
         .env("WASM_BINDGEN_TEST_WEBDRIVER_JSON", &webdriver_json)

@@ -4,6 +4,7 @@
 mod bench;
 mod cmd;
 mod devflow;
+mod files;
 mod run;
 mod setup;
 mod test;

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use crate::cmd::Cmd;
+use crate::files::target_dir;
 use crate::setup::{self, Purpose};
 
 /// The name a browser enrolled with the printed code gets in `bank-server terminal list`.
@@ -200,14 +201,6 @@ fn url_host(bind: &str) -> String {
         format!("[{bind}]")
     } else {
         bind.to_owned()
-    }
-}
-
-/// Cargo's target dir: `$CARGO_TARGET_DIR` (relative to the repo root) or `target/`.
-fn target_dir(root: &Path) -> PathBuf {
-    match env::var_os("CARGO_TARGET_DIR") {
-        Some(dir) => root.join(dir),
-        None => root.join("target"),
     }
 }
 

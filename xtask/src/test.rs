@@ -1,16 +1,12 @@
 //! `cargo xtask test`: every check and test in order, stopping at the first failure, then a timed summary.
 
-use std::env;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::cmd::Cmd;
-use crate::{devflow, run, setup};
-
-/// Chromium as root needs `--no-sandbox`; the rest keep it off the (closed) network.
-pub(crate) const WEBDRIVER_JSON: &str = r#"{"goog:chromeOptions": {"binary": "/usr/bin/chromium", "args": ["--headless=new","--no-sandbox","--disable-gpu","--disable-dev-shm-usage","--disable-background-networking","--disable-component-update","--disable-sync","--disable-quic","--no-first-run"]}}
-"#;
+use crate::files::target_dir;
+use crate::{devflow, files, run, setup};
 
 type Action = Box<dyn FnOnce() -> Result<(), String>>;
 
@@ -105,7 +101,7 @@ fn steps(root: &Path) -> Vec<Step> {
         "-D",
         "warnings",
     ])));
-    let wasm_json = target_dir(root).join("xtask").join("webdriver.json");
+    let wasm_json = files::webdriver_json_path(root);
     let atm_wasm = Cmd::cargo()
         .env("CHROMEDRIVER", "/usr/bin/chromedriver")
         .env("WASM_BINDGEN_TEST_WEBDRIVER_JSON", &wasm_json)
@@ -120,7 +116,7 @@ fn steps(root: &Path) -> Vec<Step> {
     steps.push(Step::new(
         "cargo test --target wasm32-unknown-unknown -p atm-wasm --tests (Chromium)",
         move || {
-            write_file(&wasm_json, WEBDRIVER_JSON)?;
+            files::write_webdriver_json(&wasm_json)?;
             atm_wasm.run()
         },
     ));
@@ -229,44 +225,9 @@ fn print_summary(outcomes: &[(String, Outcome)]) {
 }
 
 /// Cargo's target dir: `$CARGO_TARGET_DIR` (relative to the repo root) or `target/`.
-pub(crate) fn target_dir(root: &Path) -> PathBuf {
-    match env::var_os("CARGO_TARGET_DIR") {
-        Some(dir) => root.join(dir),
-        None => root.join("target"),
-    }
-}
-
-pub(crate) fn write_file(path: &Path, text: &str) -> Result<(), String> {
-    if let Some(dir) = path.parent() {
-        fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    }
-    fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn webdriver_json_names_debian_chromium_and_the_offline_flags() {
-        let args = [
-            "--headless=new",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-dev-shm-usage",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--disable-quic",
-            "--no-first-run",
-        ];
-        let quoted: Vec<String> = args.iter().map(|a| format!("\"{a}\"")).collect();
-        let expected = format!(
-            "{{\"goog:chromeOptions\": {{\"binary\": \"/usr/bin/chromium\", \"args\": [{}]}}}}\n",
-            quoted.join(",")
-        );
-        assert_eq!(WEBDRIVER_JSON, expected);
-    }
 
     #[test]
     fn steps_run_in_the_documented_order() {
