@@ -37,6 +37,7 @@ pub mod process;
 mod rules;
 pub mod secrets;
 mod session;
+mod site;
 pub mod sled_ledger;
 pub mod store;
 mod tally;

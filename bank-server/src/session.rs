@@ -15,7 +15,7 @@ use tracing::Instrument as _;
 use crate::enroll;
 use crate::ledger::PendingEnrollment;
 use crate::rules::{self, After, SessionCtx};
-use crate::web::Site;
+use crate::site::Site;
 use crate::{now_ms, Shared};
 
 /// How a session's reading ended, when it did not end normally.
