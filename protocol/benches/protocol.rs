@@ -2,6 +2,9 @@
 //! password hashing). Numbers go in docs/PERFORMANCE.md and the issue notes.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use protocol::primitives::{
+    aes256_cbc_decrypt, aes256_cbc_encrypt, hmac_sha256, hmac_sha256_verify,
+};
 use protocol::{client, server, BankId, BankKey, Cents, Config, Psk, Request, TerminalId, TxId};
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha20Rng;
@@ -47,6 +50,25 @@ fn benches(c: &mut Criterion) {
         b.iter(|| {
             let wire = atm.seal(black_box(&deposit), &mut rng, NOW).unwrap();
             black_box(bank.open(wire.as_bytes(), NOW).unwrap())
+        })
+    });
+    // The floor: the same primitives on the same number of bytes, with no JSON, hex or
+    // allocation of the record's own (issue 16: seal+open within 2 times this).
+    let plaintext = serde_json::to_vec(&serde_json::json!({
+        "request": deposit, "timestamp": NOW
+    }))
+    .unwrap();
+    let (enc, mac_key, iv) = ([0x11u8; 32], [0x22u8; 32], [0x33u8; 16]);
+    group.bench_function("raw aes-256-cbc + hmac-sha256, both ways", |b| {
+        b.iter(|| {
+            let ct = aes256_cbc_encrypt(&enc, &iv, black_box(&plaintext));
+            let tag = hmac_sha256(&mac_key, &[b"atm-psk-v2 record", &[1], &[0; 8], &iv, &ct]);
+            let ok = hmac_sha256_verify(
+                &mac_key,
+                &[b"atm-psk-v2 record", &[1], &[0; 8], &iv, &ct],
+                &tag,
+            );
+            black_box((ok, aes256_cbc_decrypt(&enc, &iv, &ct)))
         })
     });
     group.finish();

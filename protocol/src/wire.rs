@@ -30,6 +30,15 @@ pub(crate) fn parse_strict<T: DeserializeOwned>(text: &[u8]) -> Option<T> {
             _ => true,
         }
     }
+    // A JSON array needs a `[` outside strings: a text with no `[` byte at all has none, and
+    // its first token decides whether it is an object. Only a text with a `[` somewhere (a
+    // list, or a bracket inside a string) pays for the shape check.
+    let first = text.iter().find(|b| !b.is_ascii_whitespace());
+    if !text.contains(&b'[') {
+        return (first == Some(&b'{'))
+            .then(|| serde_json::from_slice(text).ok())
+            .flatten();
+    }
     let shape: Value = serde_json::from_slice(text).ok()?;
     if !(shape.is_object() && objects_only(&shape)) {
         return None;
@@ -161,5 +170,20 @@ mod tests {
                 "{tail:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_struct_as_an_array_is_refused_on_either_path() {
+        // No `[` anywhere: the fast path; a `[` inside a string alone: the shape check.
+        let plain = |text: &str| parse_strict::<ClientPlainIn>(text.as_bytes()).is_some();
+        assert!(plain(r#"{"ts":5,"request":{"type":"balance"}}"#));
+        assert!(!plain(r#"[5,{"type":"balance"}]"#));
+        assert!(!plain(r#"{"ts":5,"request":["balance"]}"#));
+        assert!(!plain(r#" "ts" "#));
+        assert!(!plain("5"));
+        assert!(plain(
+            r#"{"ts":5,"request":{"type":"login","username":"alice","password":"pa[ss"}}"#
+        ));
+        assert!(!plain(r#"{"ts":5,"request":["login","alice","pa[ss"]}"#));
     }
 }
