@@ -356,7 +356,43 @@ pub enum LedgerError {
     /// The storage could not read or write its files (a full disk, a failing device). With
     /// sled 0.34 every later write fails too, until the database is reopened.
     Io(IoFailure),
+    /// A database server failed the request (unreachable, restarting, out of retries): the
+    /// change did not happen, or its outcome is unknown; the client retries its txid.
+    Database(DatabaseFailure),
 }
+
+/// A database server's failure: what was being done, its SQLSTATE when it sent one, and the
+/// driver's error.
+#[derive(Clone, Debug)]
+pub struct DatabaseFailure {
+    /// What failed, e.g. `commit` or `connecting`.
+    pub during: &'static str,
+    /// The SQLSTATE the server sent, if it sent one (`40001`: a serialization failure).
+    pub code: Option<String>,
+    /// The driver's error.
+    pub source: Arc<dyn std::error::Error + Send + Sync>,
+}
+
+impl fmt::Display for DatabaseFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.during, self.source)
+    }
+}
+
+impl std::error::Error for DatabaseFailure {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&*self.source)
+    }
+}
+
+/// Equal when the same step failed with the same SQLSTATE.
+impl PartialEq for DatabaseFailure {
+    fn eq(&self, other: &Self) -> bool {
+        self.during == other.during && self.code == other.code
+    }
+}
+
+impl Eq for DatabaseFailure {}
 
 /// An I/O failure underneath the ledger: what was being done, and the operating system's error.
 #[derive(Clone, Debug)]
@@ -419,6 +455,7 @@ impl fmt::Display for LedgerError {
         match self {
             Self::Storage(detail) => write!(f, "storage error: {detail}"),
             Self::Io(failure) => write!(f, "storage I/O error: {failure}"),
+            Self::Database(failure) => write!(f, "database error: {failure}"),
             Self::InUse(detail) => f.write_str(detail),
             Self::OverCeiling(ceiling) => write!(f, "{ceiling}"),
             other => write!(f, "{other:?}"),
@@ -430,6 +467,7 @@ impl std::error::Error for LedgerError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Self::Io(failure) => Some(failure),
+            Self::Database(failure) => Some(failure),
             _ => None,
         }
     }

@@ -12,8 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use futures_util::future::BoxFuture;
-use protocol::{AccountNumber, Cents, HistoryEntry, Psk, TerminalId, TerminalRole, TxId, Username};
-use rand_core::{OsRng, RngCore};
+use protocol::{AccountNumber, Cents, HistoryEntry, TerminalId, TxId, Username};
 use serde::{Deserialize, Serialize};
 use sled::transaction::{
     ConflictableTransactionError, TransactionError, TransactionalTree, UnabortableTransactionError,
@@ -21,6 +20,7 @@ use sled::transaction::{
 use sled::{Db, Tree};
 
 use crate::audit::{AuditEvent, AuditorPublicKey, ChainHead, ChainTip, Epoch};
+use crate::chain_store::{self, ChainRows, Moved};
 use crate::group_sync::GroupSync;
 use crate::ledger::{
     Applied, AuditLog, BankIdentity, ChainPosition, DepositCeilings, FlushHook, IoFailure, Ledger,
@@ -28,6 +28,10 @@ use crate::ledger::{
     RecentAudit, TerminalDay, TerminalRecord, ThrottleState, Totals, UserRecord,
 };
 use crate::posting::{self, AccountRecord, Book, PostingError};
+use crate::records::{
+    decode, encode, key_to_store, storage, stored_key, terminal_from, to_stored, StoredCeilings,
+    StoredEnrollment, StoredTerminal,
+};
 use crate::secrets::StorageKeys;
 use crate::tally::{Delta, Stored, Tally};
 
@@ -37,9 +41,6 @@ use crate::tally::{Delta, Stored, Tally};
 const HEAD_KEY: &[u8] = b"audit_head";
 /// The audit epochs in `meta`: `audit_epoch/` || start (u64 BE) -> [`Epoch::to_bytes`].
 const EPOCH_PREFIX: &[u8] = b"audit_epoch/";
-/// Why a store from before auditor keys cannot be appended to yet.
-const NO_AUDITOR_KEY: &str = "the audit log is from before auditor keys and cannot be appended \
-to until one is recorded: start the bank once (bank-server serve, with --auditor-public-key)";
 const IDENTITY_KEY: &[u8] = b"identity";
 /// The console's totals (accounts, money held) in `meta`, rewritten by every batch that moves
 /// them; their per-minute transaction counts are the keys of [`MINUTES_TREE`].
@@ -51,65 +52,6 @@ const MINUTES_TREE: &str = "tally_minutes";
 const TERMINAL_DAYS_TREE: &str = "terminal_days";
 /// How many appended audit events the ledger remembers in memory for the console.
 const RECENT_AUDIT: usize = 256;
-
-/// A terminal as stored (the PSK as hex).
-#[derive(Serialize, Deserialize)]
-struct StoredTerminal {
-    name: String,
-    psk: String,
-    revoked: bool,
-    created_ms: u64,
-    /// Absent in data written before consoles existed: those are ATMs.
-    #[serde(default)]
-    role: TerminalRole,
-    /// Its largest deposit in cents; absent (in data written before ceilings existed too):
-    /// none.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    max_deposit: Option<Cents>,
-    /// The most it may deposit per UTC day in cents; absent: none.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    max_deposit_per_day: Option<Cents>,
-}
-
-impl StoredTerminal {
-    fn ceilings(&self) -> DepositCeilings {
-        StoredCeilings {
-            max_deposit: self.max_deposit,
-            max_deposit_per_day: self.max_deposit_per_day,
-        }
-        .into()
-    }
-}
-
-/// Only the ceilings of a [`StoredTerminal`], read on every deposit: its key is skipped by the
-/// parser, never copied into memory.
-#[derive(Deserialize)]
-struct StoredCeilings {
-    #[serde(default)]
-    max_deposit: Option<Cents>,
-    #[serde(default)]
-    max_deposit_per_day: Option<Cents>,
-}
-
-impl From<StoredCeilings> for DepositCeilings {
-    fn from(stored: StoredCeilings) -> Self {
-        Self {
-            per_deposit: stored.max_deposit,
-            per_day: stored.max_deposit_per_day,
-        }
-    }
-}
-
-/// A pending enrollment as stored (the code's handshake key in hex, never the code).
-#[derive(Serialize, Deserialize)]
-struct StoredEnrollment {
-    name: String,
-    key: String,
-    role: TerminalRole,
-    ceilings: DepositCeilings,
-    created_ms: u64,
-    expires_ms: u64,
-}
 
 /// The totals as stored under [`TOTALS_KEY`] (the money held as a decimal string: it may
 /// exceed `u64`).
@@ -183,10 +125,6 @@ fn abort<T>(e: LedgerError) -> TxResult<T> {
     Err(ConflictableTransactionError::Abort(e))
 }
 
-fn storage(e: impl core::fmt::Display) -> LedgerError {
-    LedgerError::Storage(e.to_string())
-}
-
 /// A sled failure while doing `during`: an I/O error stays one (typed, so the bank can tell a
 /// failing disk from a refusal).
 fn sled_failure(during: &str, e: sled::Error) -> LedgerError {
@@ -194,14 +132,6 @@ fn sled_failure(during: &str, e: sled::Error) -> LedgerError {
         sled::Error::Io(io) => LedgerError::Io(IoFailure::new(during, io)),
         other => storage(other),
     }
-}
-
-fn encode<T: Serialize>(value: &T) -> Vec<u8> {
-    serde_json::to_vec(value).expect("stored records serialize")
-}
-
-fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, LedgerError> {
-    serde_json::from_slice(bytes).map_err(|e| LedgerError::Storage(format!("corrupt record: {e}")))
 }
 
 fn history_prefix(account: &AccountNumber) -> Vec<u8> {
@@ -227,57 +157,48 @@ fn epoch_key(start: u64) -> Vec<u8> {
     [EPOCH_PREFIX, &start.to_be_bytes()].concat()
 }
 
-/// Begins an audit epoch at `head` for the auditor the identity names ([`ChainTip::begin`]):
-/// the epoch record is written here, in the commit of the epoch's first entry.
-fn begin_epoch(view: &View<'_>, head: ChainHead) -> TxResult<ChainTip> {
-    let Some(bytes) = view.meta.get(IDENTITY_KEY)? else {
-        return abort(LedgerError::Storage("the store has no identity".into()));
-    };
-    let identity: BankIdentity = decode(&bytes).or_else(abort)?;
-    let Some(auditor) = identity.auditor_key.as_deref() else {
-        return abort(LedgerError::Storage(NO_AUDITOR_KEY.into()));
-    };
-    let Some(auditor) = AuditorPublicKey::from_hex(auditor) else {
-        return abort(LedgerError::Storage(
-            "the stored auditor key is corrupt".into(),
-        ));
-    };
-    let (epoch, tip) = ChainTip::begin(&identity.id, head, &auditor);
-    view.meta.insert(epoch_key(epoch.start), epoch.to_bytes())?;
-    Ok(tip)
+/// The audit chain's rows in the batch's sled transaction.
+impl ChainRows for View<'_> {
+    type Error = ConflictableTransactionError<LedgerError>;
+
+    fn fail(&self, e: LedgerError) -> Self::Error {
+        ConflictableTransactionError::Abort(e)
+    }
+
+    fn head_bytes(&self) -> TxResult<Option<Vec<u8>>> {
+        Ok(self.meta.get(HEAD_KEY)?.map(|v| v.to_vec()))
+    }
+
+    fn identity_bytes(&self) -> TxResult<Option<Vec<u8>>> {
+        Ok(self.meta.get(IDENTITY_KEY)?.map(|v| v.to_vec()))
+    }
+
+    fn put_entry(&self, seq: u64, entry: Vec<u8>) -> TxResult<()> {
+        self.audit.insert(seq.to_be_bytes().to_vec(), entry)?;
+        Ok(())
+    }
+
+    fn put_head(&self, head: &ChainHead) -> TxResult<()> {
+        self.meta.insert(HEAD_KEY, &head.to_bytes()[..])?;
+        Ok(())
+    }
+
+    fn put_epoch(&self, epoch: &Epoch) -> TxResult<()> {
+        self.meta.insert(epoch_key(epoch.start), epoch.to_bytes())?;
+        Ok(())
+    }
 }
 
 /// Appends an audit entry inside the transaction; the first this ledger appends begins an
 /// epoch. The key stays in memory (`Pending::tip`, then `SledLedger::tip` once committed).
 fn append_audit(view: &View<'_>, event: &AuditEvent) -> TxResult<()> {
-    let Some(bytes) = view.meta.get(HEAD_KEY)? else {
-        return abort(LedgerError::Storage("audit log not initialised".into()));
-    };
-    if ChainHead::is_legacy_encoding(&bytes) {
-        return abort(LedgerError::Storage(NO_AUDITOR_KEY.into()));
-    }
-    let Some(head) = ChainHead::from_bytes(&bytes) else {
-        return abort(LedgerError::Storage("audit head corrupt".into()));
-    };
     let held = view.pending.borrow_mut().tip.take();
-    let tip = match held {
-        Some(tip) if *tip.head() == head => tip,
-        Some(_) => {
-            return abort(LedgerError::Storage(
-                "the audit log moved under its writer".into(),
-            ))
-        }
-        None => begin_epoch(view, head)?,
-    };
-    let mut iv = [0u8; 16];
-    OsRng.fill_bytes(&mut iv);
-    let (entry, next) = tip.append(event, iv);
-    view.audit
-        .insert(head.next_seq.to_be_bytes().to_vec(), entry)?;
-    view.meta.insert(HEAD_KEY, &next.head().to_bytes()[..])?;
+    let next = chain_store::append(view, held, Moved::Refuse, event)?;
     let mut pending = view.pending.borrow_mut();
+    pending
+        .audit
+        .push((next.head().next_seq - 1, event.clone()));
     pending.tip = Some(next);
-    pending.audit.push((head.next_seq, event.clone()));
     Ok(())
 }
 
@@ -717,63 +638,6 @@ impl SledLedger {
             None => Ok(None),
         }
     }
-}
-
-/// A stored key: sealed under the storage keys, or (in stores from before keys were sealed)
-/// plain hex.
-fn stored_key(id: &str, stored: String, keys: Option<&StorageKeys>) -> Result<Psk, LedgerError> {
-    let stored = zeroize::Zeroizing::new(stored);
-    if crate::secrets::is_sealed(&stored) {
-        let keys = keys.ok_or_else(|| {
-            LedgerError::Storage("the keys are sealed: the bank's key file is needed".into())
-        })?;
-        return keys.open(id, &stored).ok_or_else(|| {
-            LedgerError::Storage(format!(
-                "the sealed key of {id} does not open (altered, or another bank's key file)"
-            ))
-        });
-    }
-    Psk::from_hex(&stored).ok_or_else(|| LedgerError::Storage("corrupt stored key".into()))
-}
-
-/// A key as stored: sealed when the storage keys are known.
-fn key_to_store(id: &str, key: &Psk, keys: Option<&StorageKeys>) -> String {
-    match keys {
-        Some(keys) => keys.seal(id, key),
-        None => key.to_hex().to_string(),
-    }
-}
-
-fn terminal_from(
-    id: TerminalId,
-    stored: StoredTerminal,
-    keys: Option<&StorageKeys>,
-) -> Result<TerminalRecord, LedgerError> {
-    Ok(TerminalRecord {
-        ceilings: stored.ceilings(),
-        psk: stored_key(id.as_str(), stored.psk, keys)?,
-        id,
-        name: stored.name,
-        revoked: stored.revoked,
-        created_ms: stored.created_ms,
-        role: stored.role,
-    })
-}
-
-fn to_stored(t: &TerminalRecord, keys: Option<&StorageKeys>) -> zeroize::Zeroizing<Vec<u8>> {
-    let stored = StoredTerminal {
-        name: t.name.clone(),
-        psk: key_to_store(t.id.as_str(), &t.psk, keys),
-        revoked: t.revoked,
-        created_ms: t.created_ms,
-        role: t.role,
-        max_deposit: t.ceilings.per_deposit,
-        max_deposit_per_day: t.ceilings.per_day,
-    };
-    let bytes = zeroize::Zeroizing::new(encode(&stored));
-    let mut psk = stored.psk;
-    zeroize::Zeroize::zeroize(&mut psk);
-    bytes
 }
 
 impl Ledger for SledLedger {
@@ -1393,6 +1257,8 @@ impl Ledger for SledLedger {
 
 #[cfg(test)]
 mod tests {
+    use protocol::TerminalRole;
+
     use super::*;
 
     /// A terminal as stored before ceilings existed (and before consoles).
