@@ -518,6 +518,22 @@ fn tell(hook: Option<&FlushHook>, tip: &Mutex<Option<ChainTip>>) -> Result<(), L
     }
 }
 
+/// A connection's `Drop` blocks on the driver's own runtime, which panics on a thread that
+/// drives tokio tasks (the bank drops its ledger in one): the pool is dropped on a thread of
+/// its own.
+impl Drop for PgLedger {
+    fn drop(&mut self) {
+        let clients =
+            std::mem::take(&mut self.pool.state.lock().unwrap_or_else(|p| p.into_inner()).0);
+        if let Ok(closing) = std::thread::Builder::new()
+            .name("pg-close".into())
+            .spawn(move || drop(clients))
+        {
+            let _ = closing.join();
+        }
+    }
+}
+
 impl PgLedger {
     /// Connects to the database at `url` and brings its schema to this binary's version
     /// (creating it in an empty database).

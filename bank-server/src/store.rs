@@ -676,6 +676,9 @@ pub fn open_checked(
             found: identity.format,
         });
     }
+    if matches!(storage, Storage::Postgres { .. }) && absent(checkpoint_file) {
+        return join(ledger, dir, &identity, checkpoint_file, custody);
+    }
     let checked = CheckpointFile::open(checkpoint_file)
         .map_err(StoreError::Checkpoint)
         .and_then(|(file, latest)| {
@@ -714,6 +717,39 @@ pub fn open_checked(
         }
         Err(e) => Err(e),
     }
+}
+
+fn absent(path: &Path) -> bool {
+    matches!(std::fs::symlink_metadata(path), Err(e) if e.kind() == std::io::ErrorKind::NotFound)
+}
+
+/// A node's first start on a shared database (PostgreSQL, no checkpoint file of its own yet):
+/// its checkpoints begin where the chain stands now, the start audited (`node_joined`). The
+/// rollback check thus covers a node from its first start on; a checkpoint file removed is
+/// taken for a new node, and says so in the audit log.
+fn join(
+    ledger: Box<dyn Ledger>,
+    dir: &Path,
+    identity: &BankIdentity,
+    checkpoint_file: &Path,
+    custody: &Custody,
+) -> Result<Opened, StoreError> {
+    let fail = |e| StoreError::ledger(dir, e);
+    ensure_auditor_key(&*ledger, dir, identity, custody)?;
+    let mut event = AuditEvent::new("node_joined", now_ms());
+    event.detail = Some(format!("checkpoint file {}", checkpoint_file.display()));
+    ledger.audit(&event).map_err(fail)?;
+    ledger.sync().map_err(fail)?;
+    tracing::warn!(
+        bank = %identity.id,
+        checkpoint_file = %checkpoint_file.display(),
+        "no checkpoint file: this node joins the bank's database and starts its checkpoints now"
+    );
+    let checkpoints = start_checkpoints(&*ledger, dir, identity, checkpoint_file)?;
+    Ok(Opened {
+        ledger,
+        checkpoints,
+    })
 }
 
 /// The store's chain must hold the checkpoint's entries, the last one hashing alike.

@@ -172,7 +172,7 @@ impl Cluster {
             name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'),
             "a plain database name"
         );
-        self.psql("postgres", &format!("CREATE DATABASE {name}"))
+        self.psql("postgres", &format!("CREATE DATABASE \"{name}\""))
     }
 
     /// Runs `sql` in `database` with `psql` (stops at the first error).
