@@ -236,6 +236,24 @@ pub enum NewCredential {
     CardPublic(String),
 }
 
+impl NewCredential {
+    /// Puts this credential into `user` (a card replaces the card, whichever kind each is:
+    /// one card per user).
+    pub fn apply_to(&self, user: &mut UserRecord) {
+        match self {
+            Self::PasswordHash(hash) => user.password_hash = Some(hash.clone()),
+            Self::CardSha256(card) => {
+                user.card_sha256 = Some(card.clone());
+                user.card_public = None;
+            }
+            Self::CardPublic(public) => {
+                user.card_sha256 = None;
+                user.card_public = Some(public.clone());
+            }
+        }
+    }
+}
+
 /// A bank operator (console user). No `Debug` (holds the password hash).
 #[derive(Clone, Serialize, Deserialize)]
 pub struct OperatorRecord {

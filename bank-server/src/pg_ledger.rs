@@ -22,7 +22,7 @@ use postgres::types::ToSql;
 use postgres::{Client, IsolationLevel, NoTls, Row, Transaction};
 use protocol::{AccountNumber, Cents, HistoryEntry, TerminalId, TxId, Username};
 
-use crate::audit::{AuditEvent, AuditorPublicKey, ChainHead, ChainTip, Epoch};
+use crate::audit::{AuditEvent, ChainHead, ChainTip, Epoch};
 use crate::chain_store::{self, ChainRows, Moved};
 use crate::group_sync::GroupSync;
 use crate::ledger::{
@@ -32,8 +32,9 @@ use crate::ledger::{
 };
 use crate::posting::{self, AccountRecord, Book, PostingError};
 use crate::records::{
-    decode, encode, key_to_store, stored_key, terminal_from, to_stored, StoredCeilings,
-    StoredEnrollment, StoredTerminal,
+    decode, encode, key_to_store, require_auditor_key, stored_key, takes_auditor_key,
+    terminal_from, to_stored, with_bank_key, Recent, StoredCeilings, StoredEnrollment,
+    StoredTerminal,
 };
 use crate::secrets::StorageKeys;
 use crate::tally::Delta;
@@ -76,8 +77,6 @@ const MIGRATION_LOCK: i64 = 0x6261_6e6b_0001;
 const HEAD_KEY: &str = "audit_head";
 /// The bank's identity in `bank_meta` (JSON).
 const IDENTITY_KEY: &str = "identity";
-/// How many appended audit events the ledger remembers in memory for the console.
-const RECENT_AUDIT: usize = 256;
 /// Connections one process keeps to the database at most.
 const POOL_SIZE: usize = 16;
 /// Attempts of one transaction before a serialization failure is given up as an error.
@@ -494,7 +493,7 @@ pub struct PgLedger {
     /// head, so they would only abort each other; across nodes SERIALIZABLE orders them.
     writer: Mutex<()>,
     /// The newest audit events this process appended, newest last.
-    recent: Mutex<VecDeque<(u64, AuditEvent)>>,
+    recent: Recent,
     /// Committed revocations through this process since opening.
     revocations: AtomicU64,
     /// Committed credential replacements through this process since opening.
@@ -556,7 +555,7 @@ impl PgLedger {
                 returned: Condvar::new(),
             },
             writer: Mutex::new(()),
-            recent: Mutex::new(VecDeque::with_capacity(RECENT_AUDIT)),
+            recent: Recent::default(),
             revocations: AtomicU64::new(0),
             credential_changes: AtomicU64::new(0),
             sealing: OnceLock::new(),
@@ -632,13 +631,7 @@ impl PgLedger {
         if pending.tip.is_some() {
             *self.tip.lock().unwrap_or_else(|p| p.into_inner()) = pending.tip;
         }
-        let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
-        for item in pending.audit {
-            if recent.len() == RECENT_AUDIT {
-                recent.pop_front();
-            }
-            recent.push_back(item);
-        }
+        self.recent.extend(pending.audit);
     }
 
     /// A read outside any writing transaction (each statement sees committed data).
@@ -1114,18 +1107,7 @@ impl Ledger for PgLedger {
             else {
                 return Err(LedgerError::NotFound.into());
             };
-            // A card replaces the card, whichever kind each is: one card per user.
-            match &credential {
-                NewCredential::PasswordHash(hash) => user.password_hash = Some(hash.clone()),
-                NewCredential::CardSha256(card) => {
-                    user.card_sha256 = Some(card.clone());
-                    user.card_public = None;
-                }
-                NewCredential::CardPublic(public) => {
-                    user.card_sha256 = None;
-                    user.card_public = Some(public.clone());
-                }
-            }
+            credential.apply_to(&mut user);
             tx.run(
                 "UPDATE users SET record = $2 WHERE username = $1",
                 &[&username.as_str(), &json(&user)],
@@ -1292,11 +1274,7 @@ impl Ledger for PgLedger {
 
     fn recent_audit(&self, limit: usize) -> Result<RecentAudit, LedgerError> {
         let total = self.head()?.map_or(0, |head| head.next_seq);
-        let recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
-        Ok(RecentAudit {
-            total,
-            entries: recent.iter().rev().take(limit).cloned().collect(),
-        })
+        Ok(self.recent.newest(total, limit))
     }
 
     fn audit(&self, event: &AuditEvent) -> Result<(), LedgerError> {
@@ -1304,16 +1282,7 @@ impl Ledger for PgLedger {
     }
 
     fn create_bank(&self, identity: &BankIdentity) -> Result<bool, LedgerError> {
-        if identity
-            .auditor_key
-            .as_deref()
-            .and_then(AuditorPublicKey::from_hex)
-            .is_none()
-        {
-            return Err(LedgerError::Storage(
-                "a bank needs the auditor's public key".into(),
-            ));
-        }
+        require_auditor_key(identity, "a bank needs the auditor's public key")?;
         let identity = encode(identity);
         self.write("creating the bank", |tx| {
             if tx.meta(HEAD_KEY)?.is_some() || tx.meta(IDENTITY_KEY)?.is_some() {
@@ -1353,11 +1322,9 @@ impl Ledger for PgLedger {
             let Some(bytes) = tx.meta(IDENTITY_KEY)? else {
                 return Ok(false);
             };
-            let mut identity: BankIdentity = decode(&bytes)?;
-            if identity.bank_key.is_some() {
+            let Some(identity) = with_bank_key(&bytes, public_hex)? else {
                 return Ok(false);
-            }
-            identity.bank_key = Some(public_hex.to_owned());
+            };
             tx.put_meta(IDENTITY_KEY, &encode(&identity))?;
             tx.audit(audit)?;
             Ok(true)
@@ -1369,27 +1336,14 @@ impl Ledger for PgLedger {
         identity: &BankIdentity,
         audit: &AuditEvent,
     ) -> Result<bool, LedgerError> {
-        if identity
-            .auditor_key
-            .as_deref()
-            .and_then(AuditorPublicKey::from_hex)
-            .is_none()
-        {
-            return Err(LedgerError::Storage(
-                "no usable auditor key to record".into(),
-            ));
-        }
+        require_auditor_key(identity, "no usable auditor key to record")?;
         let recorded = encode(identity);
         self.write("recording the auditor key", |tx| {
             let Some(bytes) = tx.meta(IDENTITY_KEY)? else {
                 return Ok(false);
             };
-            let current: BankIdentity = decode(&bytes)?;
-            if current.auditor_key.is_some() {
+            if !takes_auditor_key(&bytes, identity)? {
                 return Ok(false);
-            }
-            if current.id != identity.id {
-                return Err(LedgerError::Storage("another bank's identity".into()).into());
             }
             let Some(bytes) = tx.meta(HEAD_KEY)? else {
                 return Err(LedgerError::Storage("audit log not initialised".into()).into());

@@ -1,10 +1,15 @@
 //! The stored forms of records every engine keeps alike (JSON): terminals, pending
-//! enrollments, and their keys, sealed under the storage keys once the bank gives them.
+//! enrollments, and their keys, sealed under the storage keys once the bank gives them; and
+//! what both engines decide alike about the identity and keep of the recent audit entries.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
 
 use protocol::{Cents, Psk, TerminalId, TerminalRole};
 use serde::{Deserialize, Serialize};
 
-use crate::ledger::{DepositCeilings, LedgerError, TerminalRecord};
+use crate::audit::{AuditEvent, AuditorPublicKey};
+use crate::ledger::{BankIdentity, DepositCeilings, LedgerError, RecentAudit, TerminalRecord};
 use crate::secrets::StorageKeys;
 
 /// A terminal as stored (the PSK as hex).
@@ -140,4 +145,75 @@ pub(crate) fn to_stored(
     let mut psk = stored.psk;
     zeroize::Zeroize::zeroize(&mut psk);
     bytes
+}
+
+/// `Err(Storage(why))` unless `identity` names a usable auditor public key.
+pub(crate) fn require_auditor_key(identity: &BankIdentity, why: &str) -> Result<(), LedgerError> {
+    match identity
+        .auditor_key
+        .as_deref()
+        .and_then(AuditorPublicKey::from_hex)
+    {
+        Some(_) => Ok(()),
+        None => Err(LedgerError::Storage(why.into())),
+    }
+}
+
+/// The stored identity (`bytes`) with the bank key `public_hex` recorded; `None` when it has
+/// one already.
+pub(crate) fn with_bank_key(
+    bytes: &[u8],
+    public_hex: &str,
+) -> Result<Option<BankIdentity>, LedgerError> {
+    let mut identity: BankIdentity = decode(bytes)?;
+    if identity.bank_key.is_some() {
+        return Ok(None);
+    }
+    identity.bank_key = Some(public_hex.to_owned());
+    Ok(Some(identity))
+}
+
+/// Whether the stored identity (`bytes`) is to get the auditor key of `upgraded` (it has none
+/// yet); refused when it is another bank's.
+pub(crate) fn takes_auditor_key(
+    bytes: &[u8],
+    upgraded: &BankIdentity,
+) -> Result<bool, LedgerError> {
+    let current: BankIdentity = decode(bytes)?;
+    if current.auditor_key.is_some() {
+        return Ok(false);
+    }
+    if current.id != upgraded.id {
+        return Err(LedgerError::Storage("another bank's identity".into()));
+    }
+    Ok(true)
+}
+
+/// How many appended audit events a ledger remembers in memory for the console.
+const RECENT_AUDIT: usize = 256;
+
+/// The newest audit events this process appended (memory only), for the console.
+#[derive(Default)]
+pub(crate) struct Recent(Mutex<VecDeque<(u64, AuditEvent)>>);
+
+impl Recent {
+    /// Remembers committed entries, forgetting the oldest beyond [`RECENT_AUDIT`].
+    pub(crate) fn extend(&self, entries: Vec<(u64, AuditEvent)>) {
+        let mut recent = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        for item in entries {
+            if recent.len() == RECENT_AUDIT {
+                recent.pop_front();
+            }
+            recent.push_back(item);
+        }
+    }
+
+    /// The newest `limit`, newest first, with the log's length `total`.
+    pub(crate) fn newest(&self, total: u64, limit: usize) -> RecentAudit {
+        let recent = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        RecentAudit {
+            total,
+            entries: recent.iter().rev().take(limit).cloned().collect(),
+        }
+    }
 }

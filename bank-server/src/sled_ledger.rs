@@ -6,7 +6,6 @@
 //! opening begins an epoch, its record written to `meta` in the same commit.
 
 use std::cell::RefCell;
-use std::collections::VecDeque;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -19,7 +18,7 @@ use sled::transaction::{
 };
 use sled::{Db, Tree};
 
-use crate::audit::{AuditEvent, AuditorPublicKey, ChainHead, ChainTip, Epoch};
+use crate::audit::{AuditEvent, ChainHead, ChainTip, Epoch};
 use crate::chain_store::{self, ChainRows, Moved};
 use crate::group_sync::GroupSync;
 use crate::ledger::{
@@ -29,8 +28,9 @@ use crate::ledger::{
 };
 use crate::posting::{self, AccountRecord, Book, PostingError};
 use crate::records::{
-    decode, encode, key_to_store, storage, stored_key, terminal_from, to_stored, StoredCeilings,
-    StoredEnrollment, StoredTerminal,
+    decode, encode, key_to_store, require_auditor_key, storage, stored_key, takes_auditor_key,
+    terminal_from, to_stored, with_bank_key, Recent, StoredCeilings, StoredEnrollment,
+    StoredTerminal,
 };
 use crate::secrets::StorageKeys;
 use crate::tally::{Delta, Stored, Tally};
@@ -50,8 +50,6 @@ const MINUTES_TREE: &str = "tally_minutes";
 /// What each terminal under a per-day ceiling deposited on its latest day:
 /// `terminal id -> TerminalDay (JSON)`, moved in the deposit's own transaction.
 const TERMINAL_DAYS_TREE: &str = "terminal_days";
-/// How many appended audit events the ledger remembers in memory for the console.
-const RECENT_AUDIT: usize = 256;
 
 /// The totals as stored under [`TOTALS_KEY`] (the money held as a decimal string: it may
 /// exceed `u64`).
@@ -304,7 +302,7 @@ pub struct SledLedger {
     /// Running totals for the console (counted at open, then moved by each commit).
     tally: Mutex<Tally>,
     /// The newest audit events appended since opening, newest last.
-    recent: Mutex<VecDeque<(u64, AuditEvent)>>,
+    recent: Recent,
     /// Committed revocations since opening (see [`Ledger::revocations`]).
     revocations: AtomicU64,
     /// Committed credential replacements since opening (see [`Ledger::credential_changes`]).
@@ -411,7 +409,7 @@ impl SledLedger {
             enrollments: tree("enrollments")?,
             minutes: tree(MINUTES_TREE)?,
             terminal_days: tree(TERMINAL_DAYS_TREE)?,
-            recent: Mutex::new(VecDeque::with_capacity(RECENT_AUDIT)),
+            recent: Recent::default(),
             tally: Mutex::new(Tally::default()),
             group: {
                 // Weak: the flusher thread may outlive its last waiter by a moment, and must
@@ -608,13 +606,7 @@ impl SledLedger {
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .apply(&pending.tally);
-                let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
-                for item in pending.audit {
-                    if recent.len() == RECENT_AUDIT {
-                        recent.pop_front();
-                    }
-                    recent.push_back(item);
-                }
+                self.recent.extend(pending.audit);
             }
             // Nothing of the batch committed: every change in it fails alike.
             Err(e) => {
@@ -915,24 +907,12 @@ impl Ledger for SledLedger {
         audit: &AuditEvent,
     ) -> Result<(), LedgerError> {
         let (name, audit) = (username.clone(), audit.clone());
-        // A card replaces the card, whichever kind each is: one card per user.
-        let (hash, card) = match credential {
-            NewCredential::PasswordHash(hash) => (Some(hash), None),
-            NewCredential::CardSha256(card) => (None, Some((Some(card), None))),
-            NewCredential::CardPublic(public) => (None, Some((None, Some(public)))),
-        };
         self.tx(move |view| {
             let Some(bytes) = view.users.get(name.as_str())? else {
                 return abort(LedgerError::NotFound);
             };
             let mut user: UserRecord = decode(&bytes).or_else(abort)?;
-            if let Some(hash) = &hash {
-                user.password_hash = Some(hash.clone());
-            }
-            if let Some((sha256, public)) = &card {
-                user.card_sha256.clone_from(sha256);
-                user.card_public.clone_from(public);
-            }
+            credential.apply_to(&mut user);
             view.users.insert(name.as_str(), encode(&user))?;
             append_audit(view, &audit)
         })?;
@@ -1048,11 +1028,7 @@ impl Ledger for SledLedger {
 
     fn recent_audit(&self, limit: usize) -> Result<RecentAudit, LedgerError> {
         let total = self.head()?.map_or(0, |head| head.next_seq);
-        let recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
-        Ok(RecentAudit {
-            total,
-            entries: recent.iter().rev().take(limit).cloned().collect(),
-        })
+        Ok(self.recent.newest(total, limit))
     }
 
     fn audit(&self, event: &AuditEvent) -> Result<(), LedgerError> {
@@ -1061,16 +1037,7 @@ impl Ledger for SledLedger {
     }
 
     fn create_bank(&self, identity: &BankIdentity) -> Result<bool, LedgerError> {
-        if identity
-            .auditor_key
-            .as_deref()
-            .and_then(AuditorPublicKey::from_hex)
-            .is_none()
-        {
-            return Err(LedgerError::Storage(
-                "a bank needs the auditor's public key".into(),
-            ));
-        }
+        require_auditor_key(identity, "a bank needs the auditor's public key")?;
         let head = ChainHead::EMPTY.to_bytes();
         let identity = encode(identity);
         self.tx(move |view| {
@@ -1107,11 +1074,9 @@ impl Ledger for SledLedger {
             let Some(bytes) = view.meta.get(IDENTITY_KEY)? else {
                 return Ok(false);
             };
-            let mut identity: BankIdentity = decode(&bytes).or_else(abort)?;
-            if identity.bank_key.is_some() {
+            let Some(identity) = with_bank_key(&bytes, &public_hex).or_else(abort)? else {
                 return Ok(false);
-            }
-            identity.bank_key = Some(public_hex.clone());
+            };
             view.meta.insert(IDENTITY_KEY, encode(&identity))?;
             append_audit(view, &audit)?;
             Ok(true)
@@ -1123,27 +1088,14 @@ impl Ledger for SledLedger {
         identity: &BankIdentity,
         audit: &AuditEvent,
     ) -> Result<bool, LedgerError> {
-        if identity
-            .auditor_key
-            .as_deref()
-            .and_then(AuditorPublicKey::from_hex)
-            .is_none()
-        {
-            return Err(LedgerError::Storage(
-                "no usable auditor key to record".into(),
-            ));
-        }
-        let (id, recorded, audit) = (identity.id.clone(), encode(identity), audit.clone());
+        require_auditor_key(identity, "no usable auditor key to record")?;
+        let (upgraded, recorded, audit) = (identity.clone(), encode(identity), audit.clone());
         self.tx(move |view| {
             let Some(bytes) = view.meta.get(IDENTITY_KEY)? else {
                 return Ok(false);
             };
-            let current: BankIdentity = decode(&bytes).or_else(abort)?;
-            if current.auditor_key.is_some() {
+            if !takes_auditor_key(&bytes, &upgraded).or_else(abort)? {
                 return Ok(false);
-            }
-            if current.id != id {
-                return abort(LedgerError::Storage("another bank's identity".into()));
             }
             let Some(bytes) = view.meta.get(HEAD_KEY)? else {
                 return abort(LedgerError::Storage("audit log not initialised".into()));
