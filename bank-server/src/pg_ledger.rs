@@ -42,7 +42,8 @@ use crate::tally::Delta;
 /// The schema, one migration per version (version `i + 1` is `MIGRATIONS[i]`); a binary
 /// refuses a database whose version is higher than it knows. Money is `NUMERIC(20,0)`: the
 /// contract's cents are `u64`, which `BIGINT` (signed) cannot hold whole.
-const MIGRATIONS: &[&str] = &[r"
+const MIGRATIONS: &[&str] = &[
+    r"
 CREATE TABLE bank_meta (key TEXT PRIMARY KEY, value BYTEA NOT NULL);
 CREATE TABLE users (username TEXT PRIMARY KEY, record TEXT NOT NULL);
 CREATE TABLE accounts (
@@ -69,7 +70,12 @@ CREATE TABLE enrollments (code TEXT PRIMARY KEY, record TEXT NOT NULL);
 CREATE TABLE throttles (key TEXT PRIMARY KEY, record TEXT NOT NULL);
 CREATE TABLE audit_entries (seq BIGINT PRIMARY KEY CHECK (seq >= 0), entry BYTEA NOT NULL);
 CREATE TABLE audit_epochs (start BIGINT PRIMARY KEY CHECK (start >= 0), record BYTEA NOT NULL);
-"];
+",
+    r"
+CREATE TABLE bank_counters (name TEXT PRIMARY KEY, value BIGINT NOT NULL CHECK (value >= 0));
+INSERT INTO bank_counters (name, value) VALUES ('revocations', 0), ('credential_changes', 0);
+",
+];
 
 /// The advisory lock migrations hold (any constant; PostgreSQL-only, see the module doc).
 const MIGRATION_LOCK: i64 = 0x6261_6e6b_0001;
@@ -82,6 +88,53 @@ const POOL_SIZE: usize = 16;
 /// Attempts of one transaction before a serialization failure is given up as an error.
 const ATTEMPTS: u32 = 30;
 const MINUTE_MS: u64 = 60_000;
+/// How often a node reads the shared counters (another node's revocation reaches its
+/// sessions' next request within this).
+const COUNTERS_EVERY: Duration = Duration::from_millis(250);
+
+/// Revocations and credential replacements committed by every node, as this node last saw
+/// them ([`Ledger::revocations`], [`Ledger::credential_changes`]): moved by its own commits
+/// and by a thread reading `bank_counters`.
+#[derive(Default)]
+struct Counters {
+    revocations: AtomicU64,
+    credential_changes: AtomicU64,
+}
+
+impl Counters {
+    fn read(&self, client: &mut Client) -> Result<(), postgres::Error> {
+        for row in client.query("SELECT name, value FROM bank_counters", &[])? {
+            let value = u64::try_from(row.get::<_, i64>(1)).unwrap_or(0);
+            match row.get::<_, &str>(0) {
+                "revocations" => self.revocations.fetch_max(value, Ordering::SeqCst),
+                "credential_changes" => self.credential_changes.fetch_max(value, Ordering::SeqCst),
+                _ => 0,
+            };
+        }
+        Ok(())
+    }
+}
+
+/// Reads the shared counters every [`COUNTERS_EVERY`] until the ledger is dropped,
+/// connecting again after a failure.
+fn watch_counters(config: postgres::Config, counters: std::sync::Weak<Counters>) {
+    let mut client = None;
+    loop {
+        std::thread::sleep(COUNTERS_EVERY);
+        let Some(counters) = counters.upgrade() else {
+            return;
+        };
+        if client.is_none() {
+            client = connect(&config).ok();
+        }
+        if let Some(connected) = client.as_mut() {
+            if let Err(e) = counters.read(connected) {
+                tracing::warn!(error = %e, "reading the shared counters");
+                client = None;
+            }
+        }
+    }
+}
 
 /// The schema version this binary writes and reads.
 pub fn schema_version() -> i32 {
@@ -102,6 +155,8 @@ pub enum OpenError {
     },
     /// Applying a migration failed.
     Migrate(DatabaseFailure),
+    /// The thread that reads the shared counters could not be started.
+    Thread(Arc<std::io::Error>),
 }
 
 impl core::fmt::Display for OpenError {
@@ -119,6 +174,7 @@ impl core::fmt::Display for OpenError {
                 schema_version()
             ),
             Self::Migrate(e) => write!(f, "migrating the schema: {e}"),
+            Self::Thread(e) => write!(f, "starting a thread: {e}"),
         }
     }
 }
@@ -127,6 +183,7 @@ impl std::error::Error for OpenError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Self::Connect(e) | Self::Migrate(e) => Some(e),
+            Self::Thread(e) => Some(&**e),
             Self::Foreign | Self::TooNew { .. } => None,
         }
     }
@@ -313,6 +370,18 @@ impl Tx<'_> {
         Ok(())
     }
 
+    /// Moves a shared counter on by one; returns its value after.
+    fn bump(&self, name: &str) -> TxResult<u64> {
+        let Some(row) = self.one(
+            "UPDATE bank_counters SET value = value + 1 WHERE name = $1 RETURNING value",
+            &[&name],
+        )?
+        else {
+            return Err(LedgerError::Storage(format!("no counter {name}")).into());
+        };
+        Ok(to_u64(row.get(0))?)
+    }
+
     fn audit(&self, event: &AuditEvent) -> TxResult<()> {
         let held = self.pending.borrow_mut().tip.take();
         let next = chain_store::append(self, held, Moved::NewEpoch, event)?;
@@ -494,10 +563,8 @@ pub struct PgLedger {
     writer: Mutex<()>,
     /// The newest audit events this process appended, newest last.
     recent: Recent,
-    /// Committed revocations through this process since opening.
-    revocations: AtomicU64,
-    /// Committed credential replacements through this process since opening.
-    credential_changes: AtomicU64,
+    /// Revocations and credential replacements of every node, as last seen.
+    counters: Arc<Counters>,
     /// The keys that seal stored terminal and enrollment keys, once the bank gave them.
     sealing: OnceLock<Arc<StorageKeys>>,
     /// Durability waiters: a commit is durable when it returns, so this only tells the hook.
@@ -542,6 +609,15 @@ impl PgLedger {
             .map_err(|e| OpenError::Connect(failure("parsing the database URL", e)))?;
         let mut client = connect(&config).map_err(OpenError::Connect)?;
         migrate(&mut client)?;
+        let counters = Arc::new(Counters::default());
+        counters
+            .read(&mut client)
+            .map_err(|e| OpenError::Connect(failure("reading the shared counters", e)))?;
+        let watched = (config.clone(), Arc::downgrade(&counters));
+        std::thread::Builder::new()
+            .name("pg-counters".into())
+            .spawn(move || watch_counters(watched.0, watched.1))
+            .map_err(|e| OpenError::Thread(Arc::new(e)))?;
         let hook = Arc::new(OnceLock::<FlushHook>::new());
         let tip = Arc::new(Mutex::new(None));
         let group = {
@@ -556,8 +632,7 @@ impl PgLedger {
             },
             writer: Mutex::new(()),
             recent: Recent::default(),
-            revocations: AtomicU64::new(0),
-            credential_changes: AtomicU64::new(0),
+            counters,
             sealing: OnceLock::new(),
             group,
             hook,
@@ -1044,14 +1119,16 @@ impl Ledger for PgLedger {
                     &std::str::from_utf8(&stored).expect("JSON is UTF-8"),
                 ],
             )?;
-            tx.audit(audit)
-        })?;
-        self.revocations.fetch_add(1, Ordering::SeqCst);
-        Ok(())
+            tx.audit(audit)?;
+            tx.bump("revocations")
+        })
+        .map(|seen| {
+            self.counters.revocations.fetch_max(seen, Ordering::SeqCst);
+        })
     }
 
     fn revocations(&self) -> u64 {
-        self.revocations.load(Ordering::SeqCst)
+        self.counters.revocations.load(Ordering::SeqCst)
     }
 
     fn add_operator(
@@ -1112,10 +1189,14 @@ impl Ledger for PgLedger {
                 "UPDATE users SET record = $2 WHERE username = $1",
                 &[&username.as_str(), &json(&user)],
             )?;
-            tx.audit(audit)
-        })?;
-        self.credential_changes.fetch_add(1, Ordering::SeqCst);
-        Ok(())
+            tx.audit(audit)?;
+            tx.bump("credential_changes")
+        })
+        .map(|seen| {
+            self.counters
+                .credential_changes
+                .fetch_max(seen, Ordering::SeqCst);
+        })
     }
 
     fn replace_operator_password(
@@ -1137,14 +1218,18 @@ impl Ledger for PgLedger {
                 "UPDATE operators SET record = $2 WHERE username = $1",
                 &[&username.as_str(), &json(&operator)],
             )?;
-            tx.audit(audit)
-        })?;
-        self.credential_changes.fetch_add(1, Ordering::SeqCst);
-        Ok(())
+            tx.audit(audit)?;
+            tx.bump("credential_changes")
+        })
+        .map(|seen| {
+            self.counters
+                .credential_changes
+                .fetch_max(seen, Ordering::SeqCst);
+        })
     }
 
     fn credential_changes(&self) -> u64 {
-        self.credential_changes.load(Ordering::SeqCst)
+        self.counters.credential_changes.load(Ordering::SeqCst)
     }
 
     fn seal_secrets(

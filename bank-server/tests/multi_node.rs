@@ -1,5 +1,6 @@
 //! Several `bank-server` processes on one PostgreSQL database (a real server the test starts):
-//! withdrawals racing through every node are exact, and the audit log verifies.
+//! withdrawals racing through every node are exact, a terminal revoked through one node is
+//! refused by the others, and the audit log verifies.
 
 mod common;
 
@@ -26,7 +27,7 @@ fn node(dir: &std::path::Path, name: &str, url: &str) -> (Paths, BankProcess) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fifty_withdrawals_of_60_against_100_over_three_nodes_give_one() {
+async fn three_nodes_on_one_database_are_one_bank() {
     let started = Instant::now();
     let cluster = pg_harness::Cluster::start().unwrap();
     eprintln!("PostgreSQL up in {:?}", started.elapsed());
@@ -103,6 +104,40 @@ async fn fifty_withdrawals_of_60_against_100_over_three_nodes_give_one() {
         };
         assert_eq!(balance_cents, Cents(4_000), "every node sees 40.00");
     }
+    // A terminal revoked through one node is refused by the others within a second: a
+    // session open on the third ends at its next request, a new handshake on the first fails.
+    let mut on_third = Client::connect(&nodes[2].1.addr, &auth).await.unwrap();
+    let login = Request::CardLogin {
+        username: username("ada"),
+        card: card.clone(),
+    };
+    assert!(matches!(
+        on_third.call(&login).await.unwrap(),
+        Response::Welcome { .. }
+    ));
+    let key_file = dir.path().join("bank.key");
+    let revoked = std::process::Command::new(BIN)
+        .args(["--database-url", &url, "--data-dir"])
+        .arg(&nodes[1].0.data)
+        .arg("--bank-key-file")
+        .arg(&key_file)
+        .args(["terminal", "revoke", auth.terminal_id.as_str()])
+        .output()
+        .unwrap();
+    assert!(
+        revoked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&revoked.stderr)
+    );
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    assert!(
+        on_third.call(&Request::Balance {}).await.is_err(),
+        "a session of the revoked terminal on another node goes on"
+    );
+    assert!(
+        Client::connect(&nodes[0].1.addr, &auth).await.is_err(),
+        "the revoked terminal's handshake passes on another node"
+    );
     // Stopped, the audit log (one chain, an epoch per node's turn) verifies with the
     // auditor's key, and reaches each node's checkpoint.
     let key = dir.path().join("n1").join("audit.key");
