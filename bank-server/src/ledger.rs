@@ -3,19 +3,20 @@
 //!
 //! The bank decides (the rules in `posting` and `rules/`); an engine stores a decided change
 //! atomically and makes it durable. What several bank nodes on one database must share, and
-//! where the contract carries it today:
+//! where the contract carries it:
 //!
-//! | State | In the contract | Shared by a shared engine? |
+//! | State | In the contract | On PostgreSQL (`pg_ledger`), several nodes |
 //! |---|---|---|
-//! | balances, history, txids, users, terminals, operators, audit chain, identity | the data methods | yes, it is the data |
-//! | revocations | [`Ledger::revocations`] (a counter a session compares) | a shared engine must bump it for every node's revocation |
-//! | failed-login throttles | [`Ledger::throttle`], [`Ledger::update_throttle`] | yes; the attempts *in flight* (`attempts.rs`) stay per node |
-//! | the openings bucket (`register`, `open_card_account` per terminal) | not in the contract: per node (`openings.rs`), forgotten at restart | a later change moves it into the engine |
-//! | deposit ceilings per terminal | [`TerminalRecord::ceilings`]; the day's deposits per terminal are checked and moved in the deposit's own commit ([`Ledger::apply`], [`Ledger::open_account`]), read by [`Ledger::deposited_today`] | yes |
-//! | console totals | [`Ledger::totals`] (kept in the store with each change) | yes |
-//! | checkpoints | [`Ledger::on_durable`] (told the chain's tip after each flush) | one checkpoint writer per database |
-//! | the audit chain's evolving key | not stored: [`Ledger::chain_tip`], in the writing process's memory | each writer begins its own epoch |
-//! | live sessions, the chain-status cache | not in the contract: per node (`live.rs`, `Shared`) | each node lists its own |
+//! | balances, history, txids, users, terminals, operators, identity | the data methods | shared: it is the data |
+//! | the audit chain | the data methods | one shared chain; a node whose turn follows another's begins a new epoch (one chain per node: not yet) |
+//! | revocations, credential replacements | [`Ledger::revocations`], [`Ledger::credential_changes`] (counters a session compares) | shared counters in the database, read by each node every 250 ms |
+//! | failed-login throttles | [`Ledger::throttle`], [`Ledger::update_throttle`] | shared; the attempts *in flight* (`attempts.rs`) stay per node |
+//! | the openings bucket (`register`, `open_card_account` per terminal) | not in the contract: per node (`openings.rs`), forgotten at restart | per node still |
+//! | deposit ceilings per terminal | [`TerminalRecord::ceilings`]; the day's deposits per terminal are checked and moved in the deposit's own commit ([`Ledger::apply`], [`Ledger::open_account`]), read by [`Ledger::deposited_today`] | shared |
+//! | console totals | [`Ledger::totals`] | counted from the tables when asked: the whole bank |
+//! | checkpoints | [`Ledger::on_durable`] (told the chain's tip after each flush) | one checkpoint file per node |
+//! | the audit chain's evolving key | not stored: [`Ledger::chain_tip`], in the writing process's memory | each node its own epochs |
+//! | live sessions, the chain-status cache | not in the contract: per node (`live.rs`, `Shared`) | each node lists its own (not yet the whole bank's) |
 
 use core::fmt;
 use std::sync::Arc;
@@ -582,9 +583,10 @@ pub trait Ledger: Send + Sync + 'static {
     fn deposited_today(&self, terminal: &TerminalId, now_ms: u64) -> Result<Cents, LedgerError>;
     /// Revokes a terminal; `NotFound` if there is none.
     fn revoke_terminal(&self, id: &TerminalId, audit: &AuditEvent) -> Result<(), LedgerError>;
-    /// A counter that grows after every committed revocation (from 0 when opened): a session
-    /// that saw the same value before its terminal was looked up knows it is not revoked
-    /// without reading storage.
+    /// A counter that grows after every committed revocation (sled: this process's, from 0
+    /// when opened; PostgreSQL: every node's, as this node last read it): a session that saw
+    /// the same value before its terminal was looked up knows it is not revoked without
+    /// reading storage.
     fn revocations(&self) -> u64;
     /// Adds an operator and their console terminal together; `NameTaken` if the operator
     /// exists.
@@ -612,10 +614,9 @@ pub trait Ledger: Send + Sync + 'static {
         password_hash: String,
         audit: &AuditEvent,
     ) -> Result<(), LedgerError>;
-    /// A counter that grows after every committed credential replacement (from 0 when
-    /// opened): a session that saw the same value knows its login's credential still stands
-    /// without reading storage. (Like [`Ledger::revocations`], state a second node would need
-    /// shared.)
+    /// A counter that grows after every committed credential replacement (counted as
+    /// [`Ledger::revocations`] is): a session that saw the same value knows its login's
+    /// credential still stands without reading storage.
     fn credential_changes(&self) -> u64;
     /// From now on stores terminal and enrollment keys sealed under `keys` (and opens sealed
     /// ones with them), and seals those still stored plain, with `audit`, in one commit;
