@@ -5,10 +5,11 @@
 //! schema is versioned and migrated at opening.
 //!
 //! What would not port to a distributed engine speaking PostgreSQL's protocol (CockroachDB,
-//! YugabyteDB), each named where it is used: `pg_advisory_xact_lock` (migrations),
-//! `to_regclass` (is there a schema), a `DEFERRABLE` foreign key (a transaction's entry is
-//! written before its account row), `NUMERIC(20,0)` read and written as text, `ON CONFLICT`
-//! upserts (those two engines take it; others would not).
+//! YugabyteDB), each named where it is used: advisory locks (migrations, and the queue of
+//! writers on the one audit chain), `to_regclass` (is there a schema), a `DEFERRABLE` foreign
+//! key (a transaction's entry is written before its account row), `NUMERIC(20,0)` read and
+//! written as text, `ON CONFLICT` upserts (those two engines take it; others would not), and
+//! the session settings `lock_timeout` and `idle_in_transaction_session_timeout`.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -79,6 +80,8 @@ INSERT INTO bank_counters (name, value) VALUES ('revocations', 0), ('credential_
 
 /// The advisory lock migrations hold (any constant; PostgreSQL-only, see the module doc).
 const MIGRATION_LOCK: i64 = 0x6261_6e6b_0001;
+/// The advisory lock chain writers queue on (see `PgLedger::write`).
+const CHAIN_LOCK: i64 = 0x6261_6e6b_0002;
 /// The audit chain's head in `bank_meta` ([`ChainHead::to_bytes`]).
 const HEAD_KEY: &str = "audit_head";
 /// The bank's identity in `bank_meta` (JSON).
@@ -264,6 +267,13 @@ impl std::ops::DerefMut for Pooled<'_> {
     }
 }
 
+impl Pooled<'_> {
+    /// Closes the connection instead of returning it.
+    fn discard(mut self) {
+        drop(self.client.take());
+    }
+}
+
 impl Drop for Pooled<'_> {
     fn drop(&mut self) {
         let mut state = self.pool.state.lock().unwrap_or_else(|p| p.into_inner());
@@ -307,13 +317,18 @@ impl Pool {
 }
 
 /// A connection whose commits are durable before they return (`synchronous_commit = on`,
-/// whatever the server's default).
+/// whatever the server's default), that waits for no lock longer than 10 s, and whose
+/// session the server ends if it sits 10 s inside a transaction (a node stuck mid-commit
+/// releases its locks).
 fn connect(config: &postgres::Config) -> Result<Client, DatabaseFailure> {
     let mut client = config
         .connect(NoTls)
         .map_err(|e| failure("connecting", e))?;
     client
-        .batch_execute("SET synchronous_commit = on")
+        .batch_execute(
+            "SET synchronous_commit = on; SET lock_timeout = '10s'; \
+             SET idle_in_transaction_session_timeout = '10s'",
+        )
         .map_err(|e| failure("connecting", e))?;
     Ok(client)
 }
@@ -681,23 +696,33 @@ impl PgLedger {
     ) -> Result<T, LedgerError> {
         let _writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         let mut client = self.client()?;
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let held = self.tip.lock().unwrap_or_else(|p| p.into_inner()).clone();
-            match attempt_once(&mut client, held, &f) {
-                Ok((value, pending)) => {
-                    self.committed(pending);
-                    return Ok(value);
-                }
-                Err(Fail::Ledger(e)) => return Err(e),
-                Err(Fail::Db(e)) if retryable(&e) && attempt < ATTEMPTS => {
-                    // Back off a little, more each time, so the winners finish.
-                    let jitter = u64::from(rand_core::RngCore::next_u32(&mut rand_core::OsRng) % 4);
-                    std::thread::sleep(Duration::from_millis((1u64 << attempt.min(5)) + jitter));
-                }
-                Err(Fail::Db(e)) => return Err(LedgerError::Database(failure(during, e))),
+        // Every writer of every node moves the one audit chain's head, so they take turns
+        // here, first come first served: without a queue, a node that lost a serialization
+        // race could keep losing it to another's steady stream (seen under load: 30 aborts in
+        // a row). An advisory lock is PostgreSQL's own (see the module doc); one chain per
+        // node would remove the need.
+        client
+            .execute("SELECT pg_advisory_lock($1)", &[&CHAIN_LOCK])
+            .map_err(|e| LedgerError::Database(failure(during, e)))?;
+        let result = retrying(
+            &mut client,
+            || self.tip.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+            &f,
+        );
+        if client
+            .execute("SELECT pg_advisory_unlock($1)", &[&CHAIN_LOCK])
+            .is_err()
+        {
+            // Closing the connection is what releases the lock then.
+            client.discard();
+        }
+        match result {
+            Ok((value, pending)) => {
+                self.committed(pending);
+                Ok(value)
             }
+            Err(Fail::Ledger(e)) => Err(e),
+            Err(Fail::Db(e)) => Err(LedgerError::Database(failure(during, e))),
         }
     }
 
@@ -769,6 +794,27 @@ impl PgLedger {
             }
             Ok(ids)
         })
+    }
+}
+
+/// Runs `f` in SERIALIZABLE transactions on `client` (each beginning with the writer's tip
+/// `held()`) until one commits, fails in a way not worth retrying, or [`ATTEMPTS`] did.
+fn retrying<T>(
+    client: &mut Client,
+    held: impl Fn() -> Option<ChainTip>,
+    f: &impl Fn(&Tx<'_>) -> TxResult<T>,
+) -> TxResult<(T, Pending)> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match attempt_once(client, held(), f) {
+            Err(Fail::Db(e)) if retryable(&e) && attempt < ATTEMPTS => {
+                // Back off a little, more each time, so the winner finishes.
+                let jitter = u64::from(rand_core::RngCore::next_u32(&mut rand_core::OsRng) % 4);
+                std::thread::sleep(Duration::from_millis((1u64 << attempt.min(5)) + jitter));
+            }
+            other => return other,
+        }
     }
 }
 
@@ -945,38 +991,31 @@ impl Ledger for PgLedger {
         // updates (on every node) from losing one another.
         let update = RefCell::new(update);
         let mut client = self.client()?;
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let result = attempt_once(&mut client, None, &|tx| {
-                let before: ThrottleState = tx
-                    .record("SELECT record FROM throttles WHERE key = $1", &[&key])?
-                    .unwrap_or_default();
-                let after = {
-                    let mut update = update.borrow_mut();
-                    (*update)(before)
-                };
-                if after == before {
-                    // Nothing to change, nothing written (the usual login).
-                } else if after == ThrottleState::default() {
-                    tx.run("DELETE FROM throttles WHERE key = $1", &[&key])?;
-                } else {
-                    tx.run(
-                        "INSERT INTO throttles (key, record) VALUES ($1, $2) \
+        let result = retrying(&mut client, || None, &|tx: &Tx<'_>| {
+            let before: ThrottleState = tx
+                .record("SELECT record FROM throttles WHERE key = $1", &[&key])?
+                .unwrap_or_default();
+            let after = {
+                let mut update = update.borrow_mut();
+                (*update)(before)
+            };
+            if after == before {
+                // Nothing to change, nothing written (the usual login).
+            } else if after == ThrottleState::default() {
+                tx.run("DELETE FROM throttles WHERE key = $1", &[&key])?;
+            } else {
+                tx.run(
+                    "INSERT INTO throttles (key, record) VALUES ($1, $2) \
                          ON CONFLICT (key) DO UPDATE SET record = EXCLUDED.record",
-                        &[&key, &json(&after)],
-                    )?;
-                }
-                Ok(before)
-            });
-            match result {
-                Ok((before, _)) => return Ok(before),
-                Err(Fail::Ledger(e)) => return Err(e),
-                Err(Fail::Db(e)) if retryable(&e) && attempt < ATTEMPTS => {}
-                Err(Fail::Db(e)) => {
-                    return Err(LedgerError::Database(failure("updating a throttle", e)))
-                }
+                    &[&key, &json(&after)],
+                )?;
             }
+            Ok(before)
+        });
+        match result {
+            Ok((before, _)) => Ok(before),
+            Err(Fail::Ledger(e)) => Err(e),
+            Err(Fail::Db(e)) => Err(LedgerError::Database(failure("updating a throttle", e))),
         }
     }
 

@@ -2,6 +2,7 @@
 //! talk to it with the native client.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod load;
 pub mod process;
 
 use std::path::{Path, PathBuf};
