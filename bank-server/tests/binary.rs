@@ -33,16 +33,7 @@ async fn sigkill_under_load_loses_nothing_acknowledged() {
         let card = CardSecret::random(&mut OsRng);
         cards.push(card.clone());
         let mut client = Client::connect(&bank.addr, &auth).await.unwrap();
-        let open = Request::OpenCardAccount {
-            username: username(&format!("card{a}")),
-            initial_cents: Cents(100_000),
-            txid: txid(),
-            card,
-        };
-        assert!(matches!(
-            client.call(&open).await.unwrap(),
-            Response::AccountOpened { .. }
-        ));
+        open_card_account(&mut client, &format!("card{a}"), 100_000, card).await;
         let (counter, stop) = (acked_total.clone(), Arc::new(AtomicBool::new(false)));
         tasks.push(tokio::spawn(load::run(client, 100_000, counter, stop)));
     }

@@ -30,6 +30,21 @@ fn node(dir: &std::path::Path, name: &str, url: &str) -> (Paths, BankProcess) {
     (paths, bank)
 }
 
+/// `audit verify` from a node's data directory passes, with the auditor's key file `key`.
+fn audit_verify(url: &str, node: &Paths, key: &std::path::Path) {
+    let verify = std::process::Command::new(BIN)
+        .args(["--database-url", url, "--data-dir"])
+        .arg(&node.data)
+        .arg("--audit-key-file")
+        .arg(key)
+        .args(["audit", "verify"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&verify.stderr);
+    assert!(verify.status.success(), "{stderr}");
+    assert!(stderr.contains("audit log OK"), "{stderr}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_nodes_on_one_database_are_one_bank() {
     let started = Instant::now();
@@ -53,16 +68,7 @@ async fn three_nodes_on_one_database_are_one_bank() {
     let auth = load_auth_file(&nodes[0].0.auth).unwrap();
     let card = CardSecret::random(&mut OsRng);
     let mut opener = Client::connect(&nodes[1].1.addr, &auth).await.unwrap();
-    let open = Request::OpenCardAccount {
-        username: username("ada"),
-        initial_cents: Cents(10_000),
-        txid: txid(),
-        card: card.clone(),
-    };
-    assert!(matches!(
-        opener.call(&open).await.unwrap(),
-        Response::AccountOpened { .. }
-    ));
+    open_card_account(&mut opener, "ada", 10_000, card.clone()).await;
     // Fifty sessions, spread over the three nodes, logged in one by one ...
     let mut sessions = Vec::new();
     for i in 0..50 {
@@ -149,17 +155,7 @@ async fn three_nodes_on_one_database_are_one_bank() {
         bank.signal("TERM");
         let said = bank.stderr.clone();
         assert!(bank.wait(), "SIGTERM exits 0: {:?}", said.lock().unwrap());
-        let verify = std::process::Command::new(BIN)
-            .args(["--database-url", &url, "--data-dir"])
-            .arg(&paths.data)
-            .arg("--audit-key-file")
-            .arg(&key)
-            .args(["audit", "verify"])
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&verify.stderr);
-        assert!(verify.status.success(), "{stderr}");
-        assert!(stderr.contains("audit log OK"), "{stderr}");
+        audit_verify(&url, &paths, &key);
     }
 }
 
@@ -185,16 +181,7 @@ async fn a_node_killed_under_load_loses_nothing_acknowledged_and_the_others_serv
         let card = CardSecret::random(&mut OsRng);
         cards.push(card.clone());
         let mut client = Client::connect(&nodes[a % 3].1.addr, &auth).await.unwrap();
-        let open = Request::OpenCardAccount {
-            username: username(&format!("card{a}")),
-            initial_cents: Cents(100_000),
-            txid: txid(),
-            card,
-        };
-        assert!(matches!(
-            client.call(&open).await.unwrap(),
-            Response::AccountOpened { .. }
-        ));
+        open_card_account(&mut client, &format!("card{a}"), 100_000, card).await;
         let (counter, stop) = (acked_total.clone(), stop.clone());
         tasks.push(tokio::spawn(load::run(client, 100_000, counter, stop)));
     }
@@ -267,14 +254,5 @@ async fn a_node_killed_under_load_loses_nothing_acknowledged_and_the_others_serv
     let (paths, bank) = nodes.remove(0);
     bank.signal("TERM");
     assert!(bank.wait(), "SIGTERM exits 0");
-    let verify = std::process::Command::new(BIN)
-        .args(["--database-url", &url, "--data-dir"])
-        .arg(&paths.data)
-        .arg("--audit-key-file")
-        .arg(&key)
-        .args(["audit", "verify"])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&verify.stderr);
-    assert!(verify.status.success(), "{stderr}");
+    audit_verify(&url, &paths, &key);
 }
