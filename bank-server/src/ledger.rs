@@ -3,19 +3,20 @@
 //!
 //! The bank decides (the rules in `posting` and `rules/`); an engine stores a decided change
 //! atomically and makes it durable. What several bank nodes on one database must share, and
-//! where the contract carries it today:
+//! where the contract carries it:
 //!
-//! | State | In the contract | Shared by a shared engine? |
+//! | State | In the contract | On PostgreSQL (`pg_ledger`), several nodes |
 //! |---|---|---|
-//! | balances, history, txids, users, terminals, operators, audit chain, identity | the data methods | yes, it is the data |
-//! | revocations | [`Ledger::revocations`] (a counter a session compares) | a shared engine must bump it for every node's revocation |
-//! | failed-login throttles | [`Ledger::throttle`], [`Ledger::update_throttle`] | yes; the attempts *in flight* (`attempts.rs`) stay per node |
-//! | the openings bucket (`register`, `open_card_account` per terminal) | not in the contract: per node (`openings.rs`), forgotten at restart | a later change moves it into the engine |
-//! | deposit ceilings per terminal | [`TerminalRecord::ceilings`]; the day's deposits per terminal are checked and moved in the deposit's own commit ([`Ledger::apply`], [`Ledger::open_account`]), read by [`Ledger::deposited_today`] | yes |
-//! | console totals | [`Ledger::totals`] (kept in the store with each change) | yes |
-//! | checkpoints | [`Ledger::on_durable`] (told the chain's tip after each flush) | one checkpoint writer per database |
-//! | the audit chain's evolving key | not stored: [`Ledger::chain_tip`], in the writing process's memory | each writer begins its own epoch |
-//! | live sessions, the chain-status cache | not in the contract: per node (`live.rs`, `Shared`) | each node lists its own |
+//! | balances, history, txids, users, terminals, operators, identity | the data methods | shared: it is the data |
+//! | the audit chain | the data methods | one shared chain; a node whose turn follows another's begins a new epoch (one chain per node: not yet) |
+//! | revocations, credential replacements | [`Ledger::revocations`], [`Ledger::credential_changes`] (counters a session compares) | shared counters in the database, read by each node every 250 ms |
+//! | failed-login throttles | [`Ledger::throttle`], [`Ledger::update_throttle`] | shared; the attempts *in flight* (`attempts.rs`) stay per node |
+//! | the openings bucket (`register`, `open_card_account` per terminal) | not in the contract: per node (`openings.rs`), forgotten at restart | per node still |
+//! | deposit ceilings per terminal | [`TerminalRecord::ceilings`]; the day's deposits per terminal are checked and moved in the deposit's own commit ([`Ledger::apply`], [`Ledger::open_account`]), read by [`Ledger::deposited_today`] | shared |
+//! | console totals | [`Ledger::totals`] | counted from the tables when asked: the whole bank |
+//! | checkpoints | [`Ledger::on_durable`] (told the chain's tip after each flush) | one checkpoint file per node |
+//! | the audit chain's evolving key | not stored: [`Ledger::chain_tip`], in the writing process's memory | each node its own epochs |
+//! | live sessions, the chain-status cache | not in the contract: per node (`live.rs`, `Shared`) | each node lists its own (not yet the whole bank's) |
 
 use core::fmt;
 use std::sync::Arc;
@@ -236,6 +237,24 @@ pub enum NewCredential {
     CardPublic(String),
 }
 
+impl NewCredential {
+    /// Puts this credential into `user` (a card replaces the card, whichever kind each is:
+    /// one card per user).
+    pub fn apply_to(&self, user: &mut UserRecord) {
+        match self {
+            Self::PasswordHash(hash) => user.password_hash = Some(hash.clone()),
+            Self::CardSha256(card) => {
+                user.card_sha256 = Some(card.clone());
+                user.card_public = None;
+            }
+            Self::CardPublic(public) => {
+                user.card_sha256 = None;
+                user.card_public = Some(public.clone());
+            }
+        }
+    }
+}
+
 /// A bank operator (console user). No `Debug` (holds the password hash).
 #[derive(Clone, Serialize, Deserialize)]
 pub struct OperatorRecord {
@@ -356,7 +375,43 @@ pub enum LedgerError {
     /// The storage could not read or write its files (a full disk, a failing device). With
     /// sled 0.34 every later write fails too, until the database is reopened.
     Io(IoFailure),
+    /// A database server failed the request (unreachable, restarting, out of retries): the
+    /// change did not happen, or its outcome is unknown; the client retries its txid.
+    Database(DatabaseFailure),
 }
+
+/// A database server's failure: what was being done, its SQLSTATE when it sent one, and the
+/// driver's error.
+#[derive(Clone, Debug)]
+pub struct DatabaseFailure {
+    /// What failed, e.g. `commit` or `connecting`.
+    pub during: &'static str,
+    /// The SQLSTATE the server sent, if it sent one (`40001`: a serialization failure).
+    pub code: Option<String>,
+    /// The driver's error.
+    pub source: Arc<dyn std::error::Error + Send + Sync>,
+}
+
+impl fmt::Display for DatabaseFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.during, self.source)
+    }
+}
+
+impl std::error::Error for DatabaseFailure {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&*self.source)
+    }
+}
+
+/// Equal when the same step failed with the same SQLSTATE.
+impl PartialEq for DatabaseFailure {
+    fn eq(&self, other: &Self) -> bool {
+        self.during == other.during && self.code == other.code
+    }
+}
+
+impl Eq for DatabaseFailure {}
 
 /// An I/O failure underneath the ledger: what was being done, and the operating system's error.
 #[derive(Clone, Debug)]
@@ -419,6 +474,7 @@ impl fmt::Display for LedgerError {
         match self {
             Self::Storage(detail) => write!(f, "storage error: {detail}"),
             Self::Io(failure) => write!(f, "storage I/O error: {failure}"),
+            Self::Database(failure) => write!(f, "database error: {failure}"),
             Self::InUse(detail) => f.write_str(detail),
             Self::OverCeiling(ceiling) => write!(f, "{ceiling}"),
             other => write!(f, "{other:?}"),
@@ -430,6 +486,7 @@ impl std::error::Error for LedgerError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Self::Io(failure) => Some(failure),
+            Self::Database(failure) => Some(failure),
             _ => None,
         }
     }
@@ -526,9 +583,10 @@ pub trait Ledger: Send + Sync + 'static {
     fn deposited_today(&self, terminal: &TerminalId, now_ms: u64) -> Result<Cents, LedgerError>;
     /// Revokes a terminal; `NotFound` if there is none.
     fn revoke_terminal(&self, id: &TerminalId, audit: &AuditEvent) -> Result<(), LedgerError>;
-    /// A counter that grows after every committed revocation (from 0 when opened): a session
-    /// that saw the same value before its terminal was looked up knows it is not revoked
-    /// without reading storage.
+    /// A counter that grows after every committed revocation (sled: this process's, from 0
+    /// when opened; PostgreSQL: every node's, as this node last read it): a session that saw
+    /// the same value before its terminal was looked up knows it is not revoked without
+    /// reading storage.
     fn revocations(&self) -> u64;
     /// Adds an operator and their console terminal together; `NameTaken` if the operator
     /// exists.
@@ -556,10 +614,9 @@ pub trait Ledger: Send + Sync + 'static {
         password_hash: String,
         audit: &AuditEvent,
     ) -> Result<(), LedgerError>;
-    /// A counter that grows after every committed credential replacement (from 0 when
-    /// opened): a session that saw the same value knows its login's credential still stands
-    /// without reading storage. (Like [`Ledger::revocations`], state a second node would need
-    /// shared.)
+    /// A counter that grows after every committed credential replacement (counted as
+    /// [`Ledger::revocations`] is): a session that saw the same value knows its login's
+    /// credential still stands without reading storage.
     fn credential_changes(&self) -> u64;
     /// From now on stores terminal and enrollment keys sealed under `keys` (and opens sealed
     /// ones with them), and seals those still stored plain, with `audit`, in one commit;

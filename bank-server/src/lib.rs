@@ -21,6 +21,7 @@ mod attempts;
 pub mod audit;
 pub mod bank_key;
 pub mod bibifi;
+mod chain_store;
 pub mod checkpoint;
 pub mod clock;
 mod enroll;
@@ -32,8 +33,10 @@ mod live;
 mod openings;
 pub mod output;
 pub mod passwords;
+pub mod pg_ledger;
 mod posting;
 pub mod process;
+mod records;
 mod rules;
 pub mod secrets;
 mod session;
@@ -644,7 +647,12 @@ async fn summaries(shared: Arc<Shared>) {
         }
         let (sessions, _) = shared.live.snapshot(0);
         let now = now_ms();
-        match shared.ledger.totals(now, now - now % 86_400_000, 2) {
+        // Blocking: an engine may ask a database server.
+        let ledger = shared.ledger.clone();
+        let totals =
+            tokio::task::spawn_blocking(move || ledger.totals(now, now - now % 86_400_000, 2))
+                .await;
+        match totals.unwrap_or_else(|e| Err(ledger::LedgerError::Storage(e.to_string()))) {
             Ok(totals) => tracing::info!(
                 sessions,
                 accounts = totals.accounts,

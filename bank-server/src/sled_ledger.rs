@@ -6,21 +6,20 @@
 //! opening begins an epoch, its record written to `meta` in the same commit.
 
 use std::cell::RefCell;
-use std::collections::VecDeque;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use futures_util::future::BoxFuture;
-use protocol::{AccountNumber, Cents, HistoryEntry, Psk, TerminalId, TerminalRole, TxId, Username};
-use rand_core::{OsRng, RngCore};
+use protocol::{AccountNumber, Cents, HistoryEntry, TerminalId, TxId, Username};
 use serde::{Deserialize, Serialize};
 use sled::transaction::{
     ConflictableTransactionError, TransactionError, TransactionalTree, UnabortableTransactionError,
 };
 use sled::{Db, Tree};
 
-use crate::audit::{AuditEvent, AuditorPublicKey, ChainHead, ChainTip, Epoch};
+use crate::audit::{AuditEvent, ChainHead, ChainTip, Epoch};
+use crate::chain_store::{self, ChainRows, Moved};
 use crate::group_sync::GroupSync;
 use crate::ledger::{
     Applied, AuditLog, BankIdentity, ChainPosition, DepositCeilings, FlushHook, IoFailure, Ledger,
@@ -28,6 +27,11 @@ use crate::ledger::{
     RecentAudit, TerminalDay, TerminalRecord, ThrottleState, Totals, UserRecord,
 };
 use crate::posting::{self, AccountRecord, Book, PostingError};
+use crate::records::{
+    decode, encode, key_to_store, require_auditor_key, storage, stored_key, takes_auditor_key,
+    terminal_from, to_stored, with_bank_key, Recent, StoredCeilings, StoredEnrollment,
+    StoredTerminal,
+};
 use crate::secrets::StorageKeys;
 use crate::tally::{Delta, Stored, Tally};
 
@@ -37,9 +41,6 @@ use crate::tally::{Delta, Stored, Tally};
 const HEAD_KEY: &[u8] = b"audit_head";
 /// The audit epochs in `meta`: `audit_epoch/` || start (u64 BE) -> [`Epoch::to_bytes`].
 const EPOCH_PREFIX: &[u8] = b"audit_epoch/";
-/// Why a store from before auditor keys cannot be appended to yet.
-const NO_AUDITOR_KEY: &str = "the audit log is from before auditor keys and cannot be appended \
-to until one is recorded: start the bank once (bank-server serve, with --auditor-public-key)";
 const IDENTITY_KEY: &[u8] = b"identity";
 /// The console's totals (accounts, money held) in `meta`, rewritten by every batch that moves
 /// them; their per-minute transaction counts are the keys of [`MINUTES_TREE`].
@@ -49,67 +50,6 @@ const MINUTES_TREE: &str = "tally_minutes";
 /// What each terminal under a per-day ceiling deposited on its latest day:
 /// `terminal id -> TerminalDay (JSON)`, moved in the deposit's own transaction.
 const TERMINAL_DAYS_TREE: &str = "terminal_days";
-/// How many appended audit events the ledger remembers in memory for the console.
-const RECENT_AUDIT: usize = 256;
-
-/// A terminal as stored (the PSK as hex).
-#[derive(Serialize, Deserialize)]
-struct StoredTerminal {
-    name: String,
-    psk: String,
-    revoked: bool,
-    created_ms: u64,
-    /// Absent in data written before consoles existed: those are ATMs.
-    #[serde(default)]
-    role: TerminalRole,
-    /// Its largest deposit in cents; absent (in data written before ceilings existed too):
-    /// none.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    max_deposit: Option<Cents>,
-    /// The most it may deposit per UTC day in cents; absent: none.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    max_deposit_per_day: Option<Cents>,
-}
-
-impl StoredTerminal {
-    fn ceilings(&self) -> DepositCeilings {
-        StoredCeilings {
-            max_deposit: self.max_deposit,
-            max_deposit_per_day: self.max_deposit_per_day,
-        }
-        .into()
-    }
-}
-
-/// Only the ceilings of a [`StoredTerminal`], read on every deposit: its key is skipped by the
-/// parser, never copied into memory.
-#[derive(Deserialize)]
-struct StoredCeilings {
-    #[serde(default)]
-    max_deposit: Option<Cents>,
-    #[serde(default)]
-    max_deposit_per_day: Option<Cents>,
-}
-
-impl From<StoredCeilings> for DepositCeilings {
-    fn from(stored: StoredCeilings) -> Self {
-        Self {
-            per_deposit: stored.max_deposit,
-            per_day: stored.max_deposit_per_day,
-        }
-    }
-}
-
-/// A pending enrollment as stored (the code's handshake key in hex, never the code).
-#[derive(Serialize, Deserialize)]
-struct StoredEnrollment {
-    name: String,
-    key: String,
-    role: TerminalRole,
-    ceilings: DepositCeilings,
-    created_ms: u64,
-    expires_ms: u64,
-}
 
 /// The totals as stored under [`TOTALS_KEY`] (the money held as a decimal string: it may
 /// exceed `u64`).
@@ -183,10 +123,6 @@ fn abort<T>(e: LedgerError) -> TxResult<T> {
     Err(ConflictableTransactionError::Abort(e))
 }
 
-fn storage(e: impl core::fmt::Display) -> LedgerError {
-    LedgerError::Storage(e.to_string())
-}
-
 /// A sled failure while doing `during`: an I/O error stays one (typed, so the bank can tell a
 /// failing disk from a refusal).
 fn sled_failure(during: &str, e: sled::Error) -> LedgerError {
@@ -194,14 +130,6 @@ fn sled_failure(during: &str, e: sled::Error) -> LedgerError {
         sled::Error::Io(io) => LedgerError::Io(IoFailure::new(during, io)),
         other => storage(other),
     }
-}
-
-fn encode<T: Serialize>(value: &T) -> Vec<u8> {
-    serde_json::to_vec(value).expect("stored records serialize")
-}
-
-fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, LedgerError> {
-    serde_json::from_slice(bytes).map_err(|e| LedgerError::Storage(format!("corrupt record: {e}")))
 }
 
 fn history_prefix(account: &AccountNumber) -> Vec<u8> {
@@ -227,57 +155,48 @@ fn epoch_key(start: u64) -> Vec<u8> {
     [EPOCH_PREFIX, &start.to_be_bytes()].concat()
 }
 
-/// Begins an audit epoch at `head` for the auditor the identity names ([`ChainTip::begin`]):
-/// the epoch record is written here, in the commit of the epoch's first entry.
-fn begin_epoch(view: &View<'_>, head: ChainHead) -> TxResult<ChainTip> {
-    let Some(bytes) = view.meta.get(IDENTITY_KEY)? else {
-        return abort(LedgerError::Storage("the store has no identity".into()));
-    };
-    let identity: BankIdentity = decode(&bytes).or_else(abort)?;
-    let Some(auditor) = identity.auditor_key.as_deref() else {
-        return abort(LedgerError::Storage(NO_AUDITOR_KEY.into()));
-    };
-    let Some(auditor) = AuditorPublicKey::from_hex(auditor) else {
-        return abort(LedgerError::Storage(
-            "the stored auditor key is corrupt".into(),
-        ));
-    };
-    let (epoch, tip) = ChainTip::begin(&identity.id, head, &auditor);
-    view.meta.insert(epoch_key(epoch.start), epoch.to_bytes())?;
-    Ok(tip)
+/// The audit chain's rows in the batch's sled transaction.
+impl ChainRows for View<'_> {
+    type Error = ConflictableTransactionError<LedgerError>;
+
+    fn fail(&self, e: LedgerError) -> Self::Error {
+        ConflictableTransactionError::Abort(e)
+    }
+
+    fn head_bytes(&self) -> TxResult<Option<Vec<u8>>> {
+        Ok(self.meta.get(HEAD_KEY)?.map(|v| v.to_vec()))
+    }
+
+    fn identity_bytes(&self) -> TxResult<Option<Vec<u8>>> {
+        Ok(self.meta.get(IDENTITY_KEY)?.map(|v| v.to_vec()))
+    }
+
+    fn put_entry(&self, seq: u64, entry: Vec<u8>) -> TxResult<()> {
+        self.audit.insert(seq.to_be_bytes().to_vec(), entry)?;
+        Ok(())
+    }
+
+    fn put_head(&self, head: &ChainHead) -> TxResult<()> {
+        self.meta.insert(HEAD_KEY, &head.to_bytes()[..])?;
+        Ok(())
+    }
+
+    fn put_epoch(&self, epoch: &Epoch) -> TxResult<()> {
+        self.meta.insert(epoch_key(epoch.start), epoch.to_bytes())?;
+        Ok(())
+    }
 }
 
 /// Appends an audit entry inside the transaction; the first this ledger appends begins an
 /// epoch. The key stays in memory (`Pending::tip`, then `SledLedger::tip` once committed).
 fn append_audit(view: &View<'_>, event: &AuditEvent) -> TxResult<()> {
-    let Some(bytes) = view.meta.get(HEAD_KEY)? else {
-        return abort(LedgerError::Storage("audit log not initialised".into()));
-    };
-    if ChainHead::is_legacy_encoding(&bytes) {
-        return abort(LedgerError::Storage(NO_AUDITOR_KEY.into()));
-    }
-    let Some(head) = ChainHead::from_bytes(&bytes) else {
-        return abort(LedgerError::Storage("audit head corrupt".into()));
-    };
     let held = view.pending.borrow_mut().tip.take();
-    let tip = match held {
-        Some(tip) if *tip.head() == head => tip,
-        Some(_) => {
-            return abort(LedgerError::Storage(
-                "the audit log moved under its writer".into(),
-            ))
-        }
-        None => begin_epoch(view, head)?,
-    };
-    let mut iv = [0u8; 16];
-    OsRng.fill_bytes(&mut iv);
-    let (entry, next) = tip.append(event, iv);
-    view.audit
-        .insert(head.next_seq.to_be_bytes().to_vec(), entry)?;
-    view.meta.insert(HEAD_KEY, &next.head().to_bytes()[..])?;
+    let next = chain_store::append(view, held, Moved::Refuse, event)?;
     let mut pending = view.pending.borrow_mut();
+    pending
+        .audit
+        .push((next.head().next_seq - 1, event.clone()));
     pending.tip = Some(next);
-    pending.audit.push((head.next_seq, event.clone()));
     Ok(())
 }
 
@@ -383,7 +302,7 @@ pub struct SledLedger {
     /// Running totals for the console (counted at open, then moved by each commit).
     tally: Mutex<Tally>,
     /// The newest audit events appended since opening, newest last.
-    recent: Mutex<VecDeque<(u64, AuditEvent)>>,
+    recent: Recent,
     /// Committed revocations since opening (see [`Ledger::revocations`]).
     revocations: AtomicU64,
     /// Committed credential replacements since opening (see [`Ledger::credential_changes`]).
@@ -490,7 +409,7 @@ impl SledLedger {
             enrollments: tree("enrollments")?,
             minutes: tree(MINUTES_TREE)?,
             terminal_days: tree(TERMINAL_DAYS_TREE)?,
-            recent: Mutex::new(VecDeque::with_capacity(RECENT_AUDIT)),
+            recent: Recent::default(),
             tally: Mutex::new(Tally::default()),
             group: {
                 // Weak: the flusher thread may outlive its last waiter by a moment, and must
@@ -687,13 +606,7 @@ impl SledLedger {
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .apply(&pending.tally);
-                let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
-                for item in pending.audit {
-                    if recent.len() == RECENT_AUDIT {
-                        recent.pop_front();
-                    }
-                    recent.push_back(item);
-                }
+                self.recent.extend(pending.audit);
             }
             // Nothing of the batch committed: every change in it fails alike.
             Err(e) => {
@@ -717,63 +630,6 @@ impl SledLedger {
             None => Ok(None),
         }
     }
-}
-
-/// A stored key: sealed under the storage keys, or (in stores from before keys were sealed)
-/// plain hex.
-fn stored_key(id: &str, stored: String, keys: Option<&StorageKeys>) -> Result<Psk, LedgerError> {
-    let stored = zeroize::Zeroizing::new(stored);
-    if crate::secrets::is_sealed(&stored) {
-        let keys = keys.ok_or_else(|| {
-            LedgerError::Storage("the keys are sealed: the bank's key file is needed".into())
-        })?;
-        return keys.open(id, &stored).ok_or_else(|| {
-            LedgerError::Storage(format!(
-                "the sealed key of {id} does not open (altered, or another bank's key file)"
-            ))
-        });
-    }
-    Psk::from_hex(&stored).ok_or_else(|| LedgerError::Storage("corrupt stored key".into()))
-}
-
-/// A key as stored: sealed when the storage keys are known.
-fn key_to_store(id: &str, key: &Psk, keys: Option<&StorageKeys>) -> String {
-    match keys {
-        Some(keys) => keys.seal(id, key),
-        None => key.to_hex().to_string(),
-    }
-}
-
-fn terminal_from(
-    id: TerminalId,
-    stored: StoredTerminal,
-    keys: Option<&StorageKeys>,
-) -> Result<TerminalRecord, LedgerError> {
-    Ok(TerminalRecord {
-        ceilings: stored.ceilings(),
-        psk: stored_key(id.as_str(), stored.psk, keys)?,
-        id,
-        name: stored.name,
-        revoked: stored.revoked,
-        created_ms: stored.created_ms,
-        role: stored.role,
-    })
-}
-
-fn to_stored(t: &TerminalRecord, keys: Option<&StorageKeys>) -> zeroize::Zeroizing<Vec<u8>> {
-    let stored = StoredTerminal {
-        name: t.name.clone(),
-        psk: key_to_store(t.id.as_str(), &t.psk, keys),
-        revoked: t.revoked,
-        created_ms: t.created_ms,
-        role: t.role,
-        max_deposit: t.ceilings.per_deposit,
-        max_deposit_per_day: t.ceilings.per_day,
-    };
-    let bytes = zeroize::Zeroizing::new(encode(&stored));
-    let mut psk = stored.psk;
-    zeroize::Zeroize::zeroize(&mut psk);
-    bytes
 }
 
 impl Ledger for SledLedger {
@@ -1051,24 +907,12 @@ impl Ledger for SledLedger {
         audit: &AuditEvent,
     ) -> Result<(), LedgerError> {
         let (name, audit) = (username.clone(), audit.clone());
-        // A card replaces the card, whichever kind each is: one card per user.
-        let (hash, card) = match credential {
-            NewCredential::PasswordHash(hash) => (Some(hash), None),
-            NewCredential::CardSha256(card) => (None, Some((Some(card), None))),
-            NewCredential::CardPublic(public) => (None, Some((None, Some(public)))),
-        };
         self.tx(move |view| {
             let Some(bytes) = view.users.get(name.as_str())? else {
                 return abort(LedgerError::NotFound);
             };
             let mut user: UserRecord = decode(&bytes).or_else(abort)?;
-            if let Some(hash) = &hash {
-                user.password_hash = Some(hash.clone());
-            }
-            if let Some((sha256, public)) = &card {
-                user.card_sha256.clone_from(sha256);
-                user.card_public.clone_from(public);
-            }
+            credential.apply_to(&mut user);
             view.users.insert(name.as_str(), encode(&user))?;
             append_audit(view, &audit)
         })?;
@@ -1184,11 +1028,7 @@ impl Ledger for SledLedger {
 
     fn recent_audit(&self, limit: usize) -> Result<RecentAudit, LedgerError> {
         let total = self.head()?.map_or(0, |head| head.next_seq);
-        let recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
-        Ok(RecentAudit {
-            total,
-            entries: recent.iter().rev().take(limit).cloned().collect(),
-        })
+        Ok(self.recent.newest(total, limit))
     }
 
     fn audit(&self, event: &AuditEvent) -> Result<(), LedgerError> {
@@ -1197,16 +1037,7 @@ impl Ledger for SledLedger {
     }
 
     fn create_bank(&self, identity: &BankIdentity) -> Result<bool, LedgerError> {
-        if identity
-            .auditor_key
-            .as_deref()
-            .and_then(AuditorPublicKey::from_hex)
-            .is_none()
-        {
-            return Err(LedgerError::Storage(
-                "a bank needs the auditor's public key".into(),
-            ));
-        }
+        require_auditor_key(identity, "a bank needs the auditor's public key")?;
         let head = ChainHead::EMPTY.to_bytes();
         let identity = encode(identity);
         self.tx(move |view| {
@@ -1243,11 +1074,9 @@ impl Ledger for SledLedger {
             let Some(bytes) = view.meta.get(IDENTITY_KEY)? else {
                 return Ok(false);
             };
-            let mut identity: BankIdentity = decode(&bytes).or_else(abort)?;
-            if identity.bank_key.is_some() {
+            let Some(identity) = with_bank_key(&bytes, &public_hex).or_else(abort)? else {
                 return Ok(false);
-            }
-            identity.bank_key = Some(public_hex.clone());
+            };
             view.meta.insert(IDENTITY_KEY, encode(&identity))?;
             append_audit(view, &audit)?;
             Ok(true)
@@ -1259,27 +1088,14 @@ impl Ledger for SledLedger {
         identity: &BankIdentity,
         audit: &AuditEvent,
     ) -> Result<bool, LedgerError> {
-        if identity
-            .auditor_key
-            .as_deref()
-            .and_then(AuditorPublicKey::from_hex)
-            .is_none()
-        {
-            return Err(LedgerError::Storage(
-                "no usable auditor key to record".into(),
-            ));
-        }
-        let (id, recorded, audit) = (identity.id.clone(), encode(identity), audit.clone());
+        require_auditor_key(identity, "no usable auditor key to record")?;
+        let (upgraded, recorded, audit) = (identity.clone(), encode(identity), audit.clone());
         self.tx(move |view| {
             let Some(bytes) = view.meta.get(IDENTITY_KEY)? else {
                 return Ok(false);
             };
-            let current: BankIdentity = decode(&bytes).or_else(abort)?;
-            if current.auditor_key.is_some() {
+            if !takes_auditor_key(&bytes, &upgraded).or_else(abort)? {
                 return Ok(false);
-            }
-            if current.id != id {
-                return abort(LedgerError::Storage("another bank's identity".into()));
             }
             let Some(bytes) = view.meta.get(HEAD_KEY)? else {
                 return abort(LedgerError::Storage("audit log not initialised".into()));
@@ -1393,6 +1209,8 @@ impl Ledger for SledLedger {
 
 #[cfg(test)]
 mod tests {
+    use protocol::TerminalRole;
+
     use super::*;
 
     /// A terminal as stored before ceilings existed (and before consoles).

@@ -16,6 +16,7 @@ use crate::audit::{AuditEvent, AuditorPublicKey, AuditorSecret, ChainTip};
 use crate::bank_key::{self, BankKeyError};
 use crate::checkpoint::{self, Checkpoint, CheckpointError, CheckpointFile};
 use crate::ledger::{BankIdentity, ChainPosition, IoFailure, Ledger, LedgerError};
+use crate::pg_ledger::{self, PgLedger};
 use crate::sled_ledger::SledLedger;
 use crate::terminals::{auth_file_text, new_terminal, write_new_secret_file};
 use crate::{now_ms, Config};
@@ -63,6 +64,38 @@ pub enum Storage {
         /// The page cache, in bytes.
         cache_bytes: u64,
     },
+    /// A PostgreSQL database (`--database-url`), which several bank nodes may share; the
+    /// data directory then holds nothing, its neighbours (auth, checkpoint and bank key
+    /// files) stay this node's.
+    Postgres {
+        /// Where the database is.
+        url: DatabaseUrl,
+    },
+}
+
+/// A PostgreSQL connection URL (`postgres://user:password@host:port/database`). Its
+/// `Debug` hides the password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DatabaseUrl(pub String);
+
+impl core::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        // `scheme://user:password@rest`: the password goes.
+        let url = &self.0;
+        let shown = match (url.find("://"), url.rfind('@')) {
+            (Some(scheme), Some(at)) if at > scheme => {
+                let user = &url[scheme + 3..at];
+                match user.find(':') {
+                    Some(colon) => {
+                        format!("{}{}:***{}", &url[..scheme + 3], &user[..colon], &url[at..])
+                    }
+                    None => url.clone(),
+                }
+            }
+            _ => url.clone(),
+        };
+        f.write_str(&shown)
+    }
 }
 
 impl Default for Storage {
@@ -74,10 +107,14 @@ impl Default for Storage {
 }
 
 impl Storage {
-    /// Whether `dir` holds this engine's store at all, without opening it (opening creates).
-    fn holds_store(&self, dir: &Path) -> bool {
+    /// Whether this engine's store exists at all, without opening it (opening creates): for
+    /// sled a database in `dir`, for PostgreSQL the bank's schema in the database.
+    fn holds_store(&self, dir: &Path) -> Result<bool, StoreError> {
         match self {
-            Self::Sled { .. } => SledLedger::exists_in(dir),
+            Self::Sled { .. } => {
+                Ok(matches!(place(dir)?, Place::Occupied) && SledLedger::exists_in(dir))
+            }
+            Self::Postgres { url } => PgLedger::holds_bank(&url.0).map_err(StoreError::Database),
         }
     }
 }
@@ -107,6 +144,9 @@ pub enum StoreError {
     Failing(IoFailure),
     /// The checkpoint file is missing, unreadable or of another bank.
     Checkpoint(CheckpointError),
+    /// The PostgreSQL database cannot be reached, holds something else, or has a newer
+    /// schema.
+    Database(pg_ledger::OpenError),
     /// The bank's static key file is missing, unreadable or of another bank.
     BankKey(BankKeyError),
     /// A store from before auditor keys needs one, and the file a generated one would go to
@@ -177,6 +217,7 @@ impl core::fmt::Display for StoreError {
             ),
             Self::Checkpoint(e) => write!(f, "{e}; {WAY_OUT}"),
             Self::BankKey(e) => write!(f, "{e}"),
+            Self::Database(e) => write!(f, "the database: {e}"),
             Self::AuditorKeyFileExists(path) => write!(
                 f,
                 "{}: already exists; this store's audit log is from before auditor keys and \
@@ -218,6 +259,7 @@ impl std::error::Error for StoreError {
             Self::Io(_, e) => Some(e),
             Self::Checkpoint(e) => Some(e),
             Self::BankKey(e) => Some(e),
+            Self::Database(e) => Some(e),
             _ => None,
         }
     }
@@ -275,10 +317,14 @@ fn place(dir: &Path) -> Result<Place, StoreError> {
 pub fn open_ledger(storage: &Storage, dir: &Path) -> Result<Box<dyn Ledger>, StoreError> {
     let opened = std::panic::catch_unwind(|| match storage {
         Storage::Sled { cache_bytes } => SledLedger::open_with_cache(dir, *cache_bytes)
-            .map(|ledger| Box::new(ledger) as Box<dyn Ledger>),
+            .map(|ledger| Box::new(ledger) as Box<dyn Ledger>)
+            .map_err(|e| StoreError::ledger(dir, e)),
+        Storage::Postgres { url } => PgLedger::open(&url.0)
+            .map(|ledger| Box::new(ledger) as Box<dyn Ledger>)
+            .map_err(StoreError::Database),
     });
     match opened {
-        Ok(result) => result.map_err(|e| StoreError::ledger(dir, e)),
+        Ok(result) => result,
         Err(_) => Err(StoreError::Damaged(
             dir.to_owned(),
             "the storage engine failed reading it".into(),
@@ -290,25 +336,32 @@ pub fn open_ledger(storage: &Storage, dir: &Path) -> Result<Box<dyn Ledger>, Sto
 /// (see [`crate::open`]); an existing store is checked against the checkpoint file, and its
 /// static key read from `config.bank_key_file`.
 pub fn open_or_create(config: &Config) -> Result<OpenedBank, StoreError> {
-    match place(&config.data_dir)? {
-        Place::Absent | Place::Empty => create(config),
-        Place::Occupied => {
+    let exists = match &config.storage {
+        Storage::Sled { .. } => matches!(place(&config.data_dir)?, Place::Occupied),
+        // A database with the schema but no bank in it (a first start that stopped between
+        // the two) is created over: it holds nothing.
+        postgres @ Storage::Postgres { .. } => postgres.holds_store(&config.data_dir)?,
+    };
+    if !exists {
+        create(config)
+    } else {
+        if matches!(config.storage, Storage::Sled { .. }) {
             owner_only(&config.data_dir)?;
-            let store = open_checked(
-                &config.data_dir,
-                &config.checkpoint_file,
-                &config.storage,
-                config.reset_checkpoints,
-                &Custody::of(config),
-            )?;
-            let bank_key = bank_key_of(&*store.ledger, &config.data_dir, &config.bank_key_file)?;
-            let storage_keys = seal_stored_keys(&*store.ledger, &config.data_dir, &bank_key)?;
-            Ok(OpenedBank {
-                store,
-                bank_key,
-                storage_keys,
-            })
         }
+        let store = open_checked(
+            &config.data_dir,
+            &config.checkpoint_file,
+            &config.storage,
+            config.reset_checkpoints,
+            &Custody::of(config),
+        )?;
+        let bank_key = bank_key_of(&*store.ledger, &config.data_dir, &config.bank_key_file)?;
+        let storage_keys = seal_stored_keys(&*store.ledger, &config.data_dir, &bank_key)?;
+        Ok(OpenedBank {
+            store,
+            bank_key,
+            storage_keys,
+        })
     }
 }
 
@@ -571,7 +624,7 @@ pub fn open_checked(
     custody: &Custody,
 ) -> Result<Opened, StoreError> {
     // Never create a store here: a directory without a database holds no bank.
-    if !matches!(place(dir)?, Place::Occupied) || !storage.holds_store(dir) {
+    if !storage.holds_store(dir)? {
         return Err(StoreError::NotABank(dir.to_owned()));
     }
     let ledger = open_ledger(storage, dir)?;
@@ -623,6 +676,9 @@ pub fn open_checked(
             found: identity.format,
         });
     }
+    if matches!(storage, Storage::Postgres { .. }) && absent(checkpoint_file) {
+        return join(ledger, dir, &identity, checkpoint_file, custody);
+    }
     let checked = CheckpointFile::open(checkpoint_file)
         .map_err(StoreError::Checkpoint)
         .and_then(|(file, latest)| {
@@ -661,6 +717,39 @@ pub fn open_checked(
         }
         Err(e) => Err(e),
     }
+}
+
+fn absent(path: &Path) -> bool {
+    matches!(std::fs::symlink_metadata(path), Err(e) if e.kind() == std::io::ErrorKind::NotFound)
+}
+
+/// A node's first start on a shared database (PostgreSQL, no checkpoint file of its own yet):
+/// its checkpoints begin where the chain stands now, the start audited (`node_joined`). The
+/// rollback check thus covers a node from its first start on; a checkpoint file removed is
+/// taken for a new node, and says so in the audit log.
+fn join(
+    ledger: Box<dyn Ledger>,
+    dir: &Path,
+    identity: &BankIdentity,
+    checkpoint_file: &Path,
+    custody: &Custody,
+) -> Result<Opened, StoreError> {
+    let fail = |e| StoreError::ledger(dir, e);
+    ensure_auditor_key(&*ledger, dir, identity, custody)?;
+    let mut event = AuditEvent::new("node_joined", now_ms());
+    event.detail = Some(format!("checkpoint file {}", checkpoint_file.display()));
+    ledger.audit(&event).map_err(fail)?;
+    ledger.sync().map_err(fail)?;
+    tracing::warn!(
+        bank = %identity.id,
+        checkpoint_file = %checkpoint_file.display(),
+        "no checkpoint file: this node joins the bank's database and starts its checkpoints now"
+    );
+    let checkpoints = start_checkpoints(&*ledger, dir, identity, checkpoint_file)?;
+    Ok(Opened {
+        ledger,
+        checkpoints,
+    })
 }
 
 /// The store's chain must hold the checkpoint's entries, the last one hashing alike.
@@ -751,7 +840,7 @@ fn watch(ledger: &dyn Ledger, identity: &BankIdentity, checkpoints: &Arc<Checkpo
 /// Opens an existing bank's store for reading (the auditor's commands: no checkpoint check,
 /// nothing written); a damaged store is an error, never a panic.
 pub fn open_existing(storage: &Storage, data_dir: &Path) -> Result<Box<dyn Ledger>, StoreError> {
-    if !matches!(place(data_dir)?, Place::Occupied) || !storage.holds_store(data_dir) {
+    if !storage.holds_store(data_dir)? {
         return Err(StoreError::NotABank(data_dir.to_owned()));
     }
     let ledger = open_ledger(storage, data_dir)?;

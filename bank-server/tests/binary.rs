@@ -8,32 +8,16 @@ mod common;
 use std::io::{BufRead, BufReader};
 
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use atm_client::{load_auth_file, AuthFile, Client, ClientError};
+use common::load::{self, signed};
 use common::process::*;
 use common::*;
 use protocol::{CardSecret, Cents, Request, Response};
 use rand_core::OsRng;
-
-/// What one load session saw acknowledged.
-#[derive(Default)]
-struct Acked {
-    opening: u64,
-    /// (request, the balance the bank acknowledged after it)
-    done: Vec<(Request, u64)>,
-    in_flight: Option<Request>,
-}
-
-fn signed(request: &Request) -> i128 {
-    match request {
-        Request::Deposit { amount_cents, .. } => i128::from(amount_cents.0),
-        Request::Withdraw { amount_cents, .. } => -i128::from(amount_cents.0),
-        _ => unreachable!(),
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_under_load_loses_nothing_acknowledged() {
@@ -49,43 +33,9 @@ async fn sigkill_under_load_loses_nothing_acknowledged() {
         let card = CardSecret::random(&mut OsRng);
         cards.push(card.clone());
         let mut client = Client::connect(&bank.addr, &auth).await.unwrap();
-        let open = Request::OpenCardAccount {
-            username: username(&format!("card{a}")),
-            initial_cents: Cents(100_000),
-            txid: txid(),
-            card,
-        };
-        assert!(matches!(
-            client.call(&open).await.unwrap(),
-            Response::AccountOpened { .. }
-        ));
-        let counter = acked_total.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut acked = Acked {
-                opening: 100_000,
-                ..Acked::default()
-            };
-            for op in 0u64.. {
-                let request = if op % 2 == 0 {
-                    deposit_req(500 + op % 97)
-                } else {
-                    withdraw_req(200 + op % 89)
-                };
-                acked.in_flight = Some(request.clone());
-                let balance = match client.call(&request).await {
-                    Ok(
-                        Response::Deposited { balance_cents, .. }
-                        | Response::Withdrawn { balance_cents, .. },
-                    ) => balance_cents.0,
-                    Ok(other) => panic!("unexpected reply {other:?}"),
-                    Err(_) => break, // the bank died
-                };
-                acked.in_flight = None;
-                acked.done.push((request, balance));
-                counter.fetch_add(1, Ordering::Relaxed);
-            }
-            acked
-        }));
+        open_card_account(&mut client, &format!("card{a}"), 100_000, card).await;
+        let (counter, stop) = (acked_total.clone(), Arc::new(AtomicBool::new(false)));
+        tasks.push(tokio::spawn(load::run(client, 100_000, counter, stop)));
     }
     // Let the load run, then kill the bank mid-stream.
     while acked_total.load(Ordering::Relaxed) < 200 {
@@ -113,8 +63,7 @@ async fn sigkill_under_load_loses_nothing_acknowledged() {
         let Response::Welcome { balance_cents, .. } = client.call(&login).await.unwrap() else {
             panic!("card login after restart")
         };
-        let acked_sum: i128 = result.done.iter().map(|(r, _)| signed(r)).sum();
-        let base = i128::from(result.opening) + acked_sum;
+        let base = result.expected();
         let now = i128::from(balance_cents.0);
         // Either the in-flight request never committed, or it committed in full.
         let in_flight = result.in_flight.as_ref().map_or(0, signed);

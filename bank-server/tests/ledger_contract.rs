@@ -1,5 +1,6 @@
 //! The storage contract every `Ledger` engine must keep, stated once over `&dyn Ledger` and run
-//! on each engine: a new engine adds one line, `contract!(name, its_open_fn);`.
+//! on each engine: a new engine adds one line, `contract!(name, its_open_fn);`. PostgreSQL's
+//! runs on a real server the suite starts (`pg-harness`).
 
 use std::path::Path;
 use std::sync::Mutex;
@@ -9,6 +10,7 @@ use bank_server::ledger::{
     BankIdentity, Ceiling, ChainPosition, DepositCeilings, LedgerError, Movement, NewAccount,
     NewCredential, OperatorRecord, PendingEnrollment, TerminalRecord, ThrottleState, Totals,
 };
+use bank_server::pg_ledger::PgLedger;
 use bank_server::sled_ledger::SledLedger;
 use bank_server::Ledger;
 use protocol::{
@@ -1208,3 +1210,27 @@ fn open_sled(dir: &Path) -> Box<dyn Ledger> {
 }
 
 contract!(sled, open_sled);
+
+/// The suite's PostgreSQL: one cluster for the whole run (stopped by its watchdog when the
+/// test process ends), one database per store directory.
+static CLUSTER: std::sync::OnceLock<pg_harness::Cluster> = std::sync::OnceLock::new();
+
+/// The database standing for `dir`: created the first time (when `dir` does not exist yet,
+/// which then marks it), the same one when `dir` is opened again.
+fn open_postgres(dir: &Path) -> Box<dyn Ledger> {
+    let cluster = CLUSTER.get_or_init(|| {
+        let started = std::time::Instant::now();
+        let cluster = pg_harness::Cluster::start().expect("a PostgreSQL for the tests");
+        eprintln!("PostgreSQL started in {:?}", started.elapsed());
+        cluster
+    });
+    let digest = <sha2::Sha256 as sha2::Digest>::digest(dir.as_os_str().as_encoded_bytes());
+    let name = format!("bank_{}", hex::encode(&digest[..10]));
+    if !dir.exists() {
+        std::fs::create_dir_all(dir).unwrap();
+        cluster.create_database(&name).unwrap();
+    }
+    Box::new(PgLedger::open(&cluster.url(&name)).unwrap())
+}
+
+contract!(postgres, open_postgres);

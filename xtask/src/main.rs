@@ -16,7 +16,8 @@ const USAGE: &str = "\
 usage: cargo xtask <command>
 
 commands:
-  setup          install what the tests need (wasm32 target, wasm-bindgen-cli, Chromium);
+  setup          install what the tests need (wasm32 target, wasm-bindgen-cli, Chromium,
+                 PostgreSQL);
                  skips what is already present at the right version
   test           setup, then fmt, clippy, native tests, in-browser wasm tests, interop vectors
   run [ARGS..]   build the web ATM, print a browser enrollment link, run `bank-server serve ARGS..`

@@ -163,6 +163,24 @@ fn tools(root: &Path) -> Result<Vec<Tool>, String> {
             needs_root: true,
         },
         Tool {
+            // The PostgreSQL engine's tests start their own server (pg-harness: initdb into a
+            // temporary directory, as the `postgres` user the package makes when run as root).
+            name: "postgresql (Debian)".to_owned(),
+            purposes: TEST,
+            probe: Probe::Runs(vec![Cmd::new("sh").args([
+                "-c",
+                "ls /usr/lib/postgresql/*/bin/initdb /usr/lib/postgresql/*/bin/pg_ctl \
+                 && command -v psql && id postgres",
+            ])]),
+            install: vec![
+                Cmd::new("apt-get").arg("update"),
+                Cmd::new("apt-get")
+                    .env("DEBIAN_FRONTEND", "noninteractive")
+                    .args(["install", "-y", "postgresql"]),
+            ],
+            needs_root: true,
+        },
+        Tool {
             name: "chromium and chromium-driver (Debian)".to_owned(),
             purposes: TEST,
             probe: Probe::Files(vec![

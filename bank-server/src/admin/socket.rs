@@ -26,11 +26,27 @@ pub fn terminal_op(
     custody: &store::Custody,
     op: TerminalOp,
 ) -> Result<TerminalReply, StartError> {
+    // PostgreSQL locks no node's data directory: a node that runs answers on its socket, so
+    // its checkpoint file keeps one writer.
+    if matches!(storage, store::Storage::Postgres { .. }) && listening(data_dir) {
+        return remote(data_dir, &op);
+    }
     match store::open_for_admin(data_dir, checkpoint_file, bank_key_file, storage, custody) {
         Ok(opened) => Ok(execute(&*opened.ledger, op)),
         Err(StoreError::InUse(_)) => remote(data_dir, &op),
         Err(e) => Err(e.into()),
     }
+}
+
+/// Whether a bank answers on the admin socket of `data_dir`.
+#[cfg(unix)]
+fn listening(data_dir: &Path) -> bool {
+    std::os::unix::net::UnixStream::connect(admin_socket_path(data_dir)).is_ok()
+}
+
+#[cfg(not(unix))]
+fn listening(_: &Path) -> bool {
+    false
 }
 
 #[cfg(unix)]

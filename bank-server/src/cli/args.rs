@@ -104,6 +104,12 @@ pub(crate) struct Opts {
         value_parser = clap::value_parser!(u64).range(1..=65_536)
     )]
     pub(crate) cache_mb: u64,
+    /// Keep the bank in this PostgreSQL database (`postgres://user:password@host:port/db`)
+    /// instead of sled in the data directory: several bank nodes may share it. Without it,
+    /// sled. The database must be empty at the bank's first start; the schema is migrated at
+    /// each start, and a database newer than this binary is refused.
+    #[arg(long, global = true, env = "BANK_DATABASE_URL", hide_env_values = true)]
+    pub(crate) database_url: Option<String>,
     /// Most concurrent WebSocket sessions; more are refused with 503.
     #[arg(long, global = true, env = "BANK_MAX_SESSIONS", default_value_t = 256)]
     pub(crate) max_sessions: usize,
@@ -412,7 +418,12 @@ pub(crate) fn custody(opts: &Opts) -> bank_server::store::Custody {
 
 /// The storage engine and its settings, from the options.
 pub(crate) fn storage(opts: &Opts) -> bank_server::store::Storage {
-    bank_server::store::Storage::Sled {
-        cache_bytes: opts.cache_mb * 1024 * 1024,
+    match &opts.database_url {
+        Some(url) => bank_server::store::Storage::Postgres {
+            url: bank_server::store::DatabaseUrl(url.clone()),
+        },
+        None => bank_server::store::Storage::Sled {
+            cache_bytes: opts.cache_mb * 1024 * 1024,
+        },
     }
 }

@@ -152,7 +152,8 @@ pub(super) fn refusal_code(e: &LedgerError) -> Option<ErrorCode> {
         LedgerError::NotFound
         | LedgerError::InUse(_)
         | LedgerError::Storage(_)
-        | LedgerError::Io(_) => None,
+        | LedgerError::Io(_)
+        | LedgerError::Database(_) => None,
     }
 }
 

@@ -2,6 +2,7 @@
 //! talk to it with the native client.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod load;
 pub mod process;
 
 use std::path::{Path, PathBuf};
@@ -10,7 +11,7 @@ use std::time::Duration;
 
 use atm_client::{load_auth_file, AuthFile, Client, Connection, Frame};
 use bank_server::{Argon2Params, Config, Output};
-use protocol::{Cents, FullName, Password, Request, Response, TxId, Username};
+use protocol::{CardSecret, Cents, FullName, Password, Request, Response, TxId, Username};
 use rand_core::OsRng;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -175,6 +176,21 @@ pub fn withdraw_req(cents: u64) -> Request {
         txid: txid(),
         amount_cents: Cents(cents),
     }
+}
+
+/// Opens the card account `name` holding `cents` with `card` on `client` (logged in to it
+/// after).
+pub async fn open_card_account(client: &mut Client, name: &str, cents: u64, card: CardSecret) {
+    let open = Request::OpenCardAccount {
+        username: username(name),
+        initial_cents: Cents(cents),
+        txid: txid(),
+        card,
+    };
+    assert!(matches!(
+        client.call(&open).await.unwrap(),
+        Response::AccountOpened { .. }
+    ));
 }
 
 /// Registers `name` on a fresh session and returns the logged-in client.

@@ -1,0 +1,258 @@
+//! Several `bank-server` processes on one PostgreSQL database (a real server the test starts):
+//! withdrawals racing through every node are exact, a terminal revoked through one node is
+//! refused by the others, a node killed under load loses nothing acknowledged while the others
+//! serve on, and the audit log verifies.
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use atm_client::{load_auth_file, Client};
+use common::load::{self, signed};
+use common::process::*;
+use common::*;
+use protocol::{CardSecret, Cents, ErrorCode, Request, Response};
+use rand_core::OsRng;
+
+/// A node: its own data directory, checkpoint and admin socket; the bank's key file and
+/// database shared.
+fn node(dir: &std::path::Path, name: &str, url: &str) -> (Paths, BankProcess) {
+    let paths = Paths::new(&dir.join(name));
+    std::fs::create_dir_all(dir.join(name)).unwrap();
+    let key = dir.join("bank.key").display().to_string();
+    let bank = BankProcess::start_with(
+        &paths,
+        &["--database-url", url, "--bank-key-file", &key],
+        "warn",
+    );
+    (paths, bank)
+}
+
+/// `audit verify` from a node's data directory passes, with the auditor's key file `key`.
+fn audit_verify(url: &str, node: &Paths, key: &std::path::Path) {
+    let verify = std::process::Command::new(BIN)
+        .args(["--database-url", url, "--data-dir"])
+        .arg(&node.data)
+        .arg("--audit-key-file")
+        .arg(key)
+        .args(["audit", "verify"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&verify.stderr);
+    assert!(verify.status.success(), "{stderr}");
+    assert!(stderr.contains("audit log OK"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_on_one_database_are_one_bank() {
+    let started = Instant::now();
+    let cluster = pg_harness::Cluster::start().unwrap();
+    eprintln!("PostgreSQL up in {:?}", started.elapsed());
+    cluster.create_database("bank").unwrap();
+    let url = cluster.url("bank");
+    let dir = temp();
+    let nodes: Vec<(Paths, BankProcess)> = ["n1", "n2", "n3"]
+        .iter()
+        .map(|name| node(dir.path(), name, &url))
+        .collect();
+    assert_eq!(
+        nodes[0].1.stdout().first().map(String::as_str),
+        Some("created")
+    );
+    for (_, bank) in &nodes[1..] {
+        assert!(bank.stdout().iter().all(|l| l != "created"), "one bank");
+    }
+    // The first node's terminal is the bank's: every node knows it.
+    let auth = load_auth_file(&nodes[0].0.auth).unwrap();
+    let card = CardSecret::random(&mut OsRng);
+    let mut opener = Client::connect(&nodes[1].1.addr, &auth).await.unwrap();
+    open_card_account(&mut opener, "ada", 10_000, card.clone()).await;
+    // Fifty sessions, spread over the three nodes, logged in one by one ...
+    let mut sessions = Vec::new();
+    for i in 0..50 {
+        let addr = &nodes[i % 3].1.addr;
+        let mut client = Client::connect(addr, &auth).await.unwrap();
+        let login = Request::CardLogin {
+            username: username("ada"),
+            card: card.clone(),
+        };
+        assert!(matches!(
+            client.call(&login).await.unwrap(),
+            Response::Welcome { .. }
+        ));
+        sessions.push(client);
+    }
+    // ... then each withdraws 60.00 at once.
+    let racing = Instant::now();
+    let tasks: Vec<_> = sessions
+        .into_iter()
+        .map(|mut client| tokio::spawn(async move { client.call(&withdraw_req(6_000)).await }))
+        .collect();
+    let (mut withdrawn, mut refused) = (0, 0);
+    for task in tasks {
+        match task.await.unwrap().unwrap() {
+            Response::Withdrawn { balance_cents, .. } => {
+                assert_eq!(balance_cents, Cents(4_000));
+                withdrawn += 1;
+            }
+            reply if reply == error(ErrorCode::InsufficientFunds) => refused += 1,
+            other => panic!("unexpected reply {other:?}"),
+        }
+    }
+    eprintln!("50 withdrawals over 3 nodes in {:?}", racing.elapsed());
+    assert_eq!((withdrawn, refused), (1, 49));
+    for (_, bank) in &nodes {
+        let mut client = Client::connect(&bank.addr, &auth).await.unwrap();
+        let login = Request::CardLogin {
+            username: username("ada"),
+            card: card.clone(),
+        };
+        let Response::Welcome { balance_cents, .. } = client.call(&login).await.unwrap() else {
+            panic!("card login")
+        };
+        assert_eq!(balance_cents, Cents(4_000), "every node sees 40.00");
+    }
+    // A terminal revoked through one node is refused by the others within a second: a
+    // session open on the third ends at its next request, a new handshake on the first fails.
+    let mut on_third = Client::connect(&nodes[2].1.addr, &auth).await.unwrap();
+    let login = Request::CardLogin {
+        username: username("ada"),
+        card: card.clone(),
+    };
+    assert!(matches!(
+        on_third.call(&login).await.unwrap(),
+        Response::Welcome { .. }
+    ));
+    let key_file = dir.path().join("bank.key");
+    let revoked = std::process::Command::new(BIN)
+        .args(["--database-url", &url, "--data-dir"])
+        .arg(&nodes[1].0.data)
+        .arg("--bank-key-file")
+        .arg(&key_file)
+        .args(["terminal", "revoke", auth.terminal_id.as_str()])
+        .output()
+        .unwrap();
+    assert!(
+        revoked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&revoked.stderr)
+    );
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    assert!(
+        on_third.call(&Request::Balance {}).await.is_err(),
+        "a session of the revoked terminal on another node goes on"
+    );
+    assert!(
+        Client::connect(&nodes[0].1.addr, &auth).await.is_err(),
+        "the revoked terminal's handshake passes on another node"
+    );
+    // Stopped, the audit log (one chain, an epoch per node's turn) verifies with the
+    // auditor's key, and reaches each node's checkpoint.
+    let key = dir.path().join("n1").join("audit.key");
+    for (paths, bank) in nodes {
+        bank.signal("TERM");
+        let said = bank.stderr.clone();
+        assert!(bank.wait(), "SIGTERM exits 0: {:?}", said.lock().unwrap());
+        audit_verify(&url, &paths, &key);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_killed_under_load_loses_nothing_acknowledged_and_the_others_serve_on() {
+    const ACCOUNTS: usize = 6;
+    let cluster = pg_harness::Cluster::start().unwrap();
+    cluster.create_database("bank").unwrap();
+    let url = cluster.url("bank");
+    let dir = temp();
+    let mut nodes: Vec<(Paths, BankProcess)> = ["n1", "n2", "n3"]
+        .iter()
+        .map(|name| node(dir.path(), name, &url))
+        .collect();
+    let auth = load_auth_file(&nodes[0].0.auth).unwrap();
+    let (acked_total, stop) = (
+        Arc::new(AtomicUsize::new(0)),
+        Arc::new(AtomicBool::new(false)),
+    );
+    let mut cards = Vec::new();
+    let mut tasks = Vec::new();
+    for a in 0..ACCOUNTS {
+        let card = CardSecret::random(&mut OsRng);
+        cards.push(card.clone());
+        let mut client = Client::connect(&nodes[a % 3].1.addr, &auth).await.unwrap();
+        open_card_account(&mut client, &format!("card{a}"), 100_000, card).await;
+        let (counter, stop) = (acked_total.clone(), stop.clone());
+        tasks.push(tokio::spawn(load::run(client, 100_000, counter, stop)));
+    }
+    let acked_by = |n: usize| {
+        let counter = acked_total.clone();
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while counter.load(Ordering::Relaxed) < n {
+                assert!(Instant::now() < deadline, "the load stalled");
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+    };
+    acked_by(150).await;
+    // kill -9 of the first node mid-stream; the other two keep serving their sessions.
+    drop(nodes.remove(0));
+    let at_kill = acked_total.load(Ordering::Relaxed);
+    acked_by(at_kill + 100).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut results = Vec::new();
+    for task in tasks {
+        results.push(task.await.unwrap());
+    }
+    let acked: usize = results.iter().map(|r| r.done.len()).sum();
+    eprintln!("{acked} acknowledged, {at_kill} of them before the kill");
+    for (a, result) in results.iter().enumerate() {
+        if a % 3 != 0 {
+            assert!(result.in_flight.is_none(), "card{a} was on a live node");
+        }
+        let mut client = Client::connect(&nodes[a % 2].1.addr, &auth).await.unwrap();
+        let login = Request::CardLogin {
+            username: username(&format!("card{a}")),
+            card: cards[a].clone(),
+        };
+        let Response::Welcome { balance_cents, .. } = client.call(&login).await.unwrap() else {
+            panic!("card login on a live node")
+        };
+        let (base, now) = (result.expected(), i128::from(balance_cents.0));
+        let in_flight = result.in_flight.as_ref().map_or(0, signed);
+        assert!(
+            now == base || now == base + in_flight,
+            "card{a}: balance {now}, acknowledged {base}, in flight {in_flight}"
+        );
+        // Every acknowledged transaction id, retried on another node, is answered as it was.
+        for (request, acked_balance) in &result.done {
+            let Ok(
+                Response::Deposited { balance_cents, .. }
+                | Response::Withdrawn { balance_cents, .. },
+            ) = client.call(request).await
+            else {
+                panic!("card{a}: a replay was not answered")
+            };
+            assert_eq!(balance_cents.0, *acked_balance, "card{a}: a replay differs");
+        }
+        // The one in flight at the kill, retried twice: applied once at most.
+        if let Some(request) = &result.in_flight {
+            let first = client.call(request).await.unwrap();
+            assert_eq!(client.call(request).await.unwrap(), first, "card{a}");
+            let (Response::Deposited { balance_cents, .. }
+            | Response::Withdrawn { balance_cents, .. }) = first
+            else {
+                panic!("card{a}: {first:?}")
+            };
+            assert_eq!(i128::from(balance_cents.0), base + in_flight, "card{a}");
+            assert_eq!(balance(&mut client).await, balance_cents.0, "card{a}");
+        }
+    }
+    // The audit log verifies, from a node that lived.
+    let key = dir.path().join("n1").join("audit.key");
+    let (paths, bank) = nodes.remove(0);
+    bank.signal("TERM");
+    assert!(bank.wait(), "SIGTERM exits 0");
+    audit_verify(&url, &paths, &key);
+}
