@@ -61,6 +61,9 @@ pub(crate) fn trunk_serve(root: &Path) -> Result<(), String> {
     let _ = fs::remove_dir_all(&work);
     fs::create_dir_all(&work).map_err(|e| format!("{}: {e}", work.display()))?;
 
+    // What a first start makes by default in the working directory must not appear here.
+    let litter = ["bank.auth", "bank-audit.key", "bank-data"].map(|name| root.join(name));
+    let before: Vec<bool> = litter.iter().map(|path| path.exists()).collect();
     let trunk_port = free_port()?;
     let (bank, bank_addr) = start_bank(root, &work, trunk_port)?;
     let config = work.join("Trunk.toml");
@@ -87,6 +90,11 @@ pub(crate) fn trunk_serve(root: &Path) -> Result<(), String> {
     let check = wait_for_page(page).and_then(|()| ws_reaches_bank(page));
     drop(bank);
     check.map_err(|e| format!("trunk serve: {e} (trunk's output: {})", log.display()))?;
+    for (path, existed) in litter.iter().zip(before) {
+        if !existed && path.exists() {
+            return Err(format!("the test bank left {} behind", path.display()));
+        }
+    }
     println!("trunk serve: page served on {page}; /ws reached the bank through the proxy");
     Ok(())
 }
@@ -112,10 +120,16 @@ fn path_with(dir: &Path) -> std::ffi::OsString {
 /// A fresh bank on a free port that accepts the page's origin; returns it with its address.
 fn start_bank(root: &Path, work: &Path, trunk_port: u16) -> Result<(Running, SocketAddr), String> {
     let server = target_dir(root).join("debug").join("bank-server");
+    // Every file the bank makes at its first start goes into `work`, never the repository.
     let mut child = Command::new(&server)
+        .current_dir(work)
         .arg("serve")
         .arg("--data-dir")
         .arg(work.join("bank-data"))
+        .arg("--auth-file")
+        .arg(work.join("bank.auth"))
+        .arg("--audit-key-file")
+        .arg(work.join("bank-audit.key"))
         .args(["--bind", "127.0.0.1", "--port", "0"])
         .arg("--allow-origin")
         .arg(format!("http://127.0.0.1:{trunk_port}"))
