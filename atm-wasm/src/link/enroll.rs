@@ -218,8 +218,18 @@ mod store {
             Err(err) => log("reading the terminal key", &err),
         }
         if let Some(old) = legacy_enrollment(slot) {
-            match save(slot, old).await {
-                Ok((stored, _)) => return Stored::Terminal(stored),
+            let imported = keystore::import(&old.terminal, &old.psk, &old.bank).await;
+            drop(old);
+            match imported {
+                Ok(stored) => {
+                    // The hex goes only once the key store holds the key: a browser that will
+                    // not keep it (private mode) keeps what it had.
+                    match keystore::store(slot, &stored).await {
+                        Ok(()) => clear_legacy(slot),
+                        Err(err) => log("moving the terminal key", &err),
+                    }
+                    return Stored::Terminal(stored);
+                }
                 Err(err) => log("moving the terminal key", &err),
             }
         }
@@ -229,7 +239,8 @@ mod store {
         Stored::Nothing
     }
 
-    /// Makes `e` usable as a non-extractable key and keeps it, dropping (zeroizing) its bytes.
+    /// Makes `e` usable as a non-extractable key and keeps it, dropping (zeroizing) its bytes;
+    /// an enrollment an older page kept in localStorage is superseded and wiped.
     /// `Ok((terminal, false))` when the browser would not keep it (private mode, quota): it
     /// works until the page closes. `Err` when WebCrypto could not import it at all.
     pub async fn save(slot: Slot, e: Enrollment) -> Result<(StoredTerminal, bool), KeyStoreError> {
