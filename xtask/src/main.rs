@@ -1,9 +1,10 @@
-//! Project runner: `cargo xtask setup | test | run | bench`.
+//! Project runner: `cargo xtask setup | test | run | bench | fuzz`.
 #![forbid(unsafe_code)]
 
 mod bench;
 mod cmd;
 mod devflow;
+mod fuzz;
 mod run;
 mod setup;
 mod test;
@@ -15,9 +16,12 @@ const USAGE: &str = "\
 usage: cargo xtask <command>
 
 commands:
-  setup          install what the tests need (wasm32 target, wasm-bindgen-cli, Chromium);
-                 skips what is already present at the right version
-  test           setup, then fmt, clippy, native tests, in-browser wasm tests, interop vectors
+  setup          install what the tests need (wasm32 target, wasm-bindgen-cli, Chromium,
+                 nightly and cargo-fuzz); skips what is already present at the right version
+  test           setup, then fmt, clippy, native tests, in-browser wasm tests, e2e, every fuzz
+                 target briefly, interop vectors
+  fuzz [SECONDS] build every fuzz target of fuzz/ and run each for SECONDS (default 60) over
+                 its seeds and corpus, one at a time
   run [ARGS..]   build the web ATM, print a browser enrollment link, run `bank-server serve ARGS..`
   bench [ARGS..] release build, criterion benches, in-browser timing, web bundle size, then the
                  load matrix against the bank and an echo floor, a sustained run, sync counts
@@ -48,6 +52,7 @@ fn main() -> ExitCode {
             let rest = rest.strip_prefix(&["--".to_owned()]).unwrap_or(rest);
             bench::bench(root, rest)
         }
+        Some("fuzz") => fuzz::seconds(&args[1..]).and_then(|s| fuzz::fuzz(root, s)),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;

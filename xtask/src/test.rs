@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::cmd::Cmd;
-use crate::{devflow, run, setup};
+use crate::{devflow, fuzz, run, setup};
 
 /// Chromium as root needs `--no-sandbox`; the rest keep it off the (closed) network.
 pub(crate) const WEBDRIVER_JSON: &str = r#"{"goog:chromeOptions": {"binary": "/usr/bin/chromium", "args": ["--headless=new","--no-sandbox","--disable-gpu","--disable-dev-shm-usage","--disable-background-networking","--disable-component-update","--disable-sync","--disable-quic","--no-first-run"]}}
@@ -145,6 +145,16 @@ fn steps(root: &Path) -> Vec<Step> {
             "--",
             "--include-ignored",
         ]),
+    ));
+    // Every fuzz target built and run over its seeds, then briefly (fuzz/README.md).
+    let fuzz_root = root.to_owned();
+    steps.push(Step::new(
+        format!(
+            "cargo xtask fuzz {} (every fuzz target, its seeds and {} s)",
+            fuzz::SMOKE_SECONDS,
+            fuzz::SMOKE_SECONDS
+        ),
+        move || fuzz::fuzz(&fuzz_root, fuzz::SMOKE_SECONDS),
     ));
     let script = root.join("docs/interop/check_vectors.py");
     if script.is_file() {
@@ -296,7 +306,11 @@ mod tests {
                 e2e.as_str(),
             ]
         );
+        assert_eq!(
+            names[10],
+            "cargo xtask fuzz 10 (every fuzz target, its seeds and 10 s)"
+        );
         let interop = root.join("docs/interop/check_vectors.py").is_file();
-        assert_eq!(names.len(), if interop { 11 } else { 10 });
+        assert_eq!(names.len(), if interop { 12 } else { 11 });
     }
 }
