@@ -106,10 +106,7 @@ async fn handshake(
             let (state, reply) = hello
                 .respond(psk.as_ref(), &shared.bank_key, &mut OsRng, now_ms())
                 .map_err(protocol_fault)?;
-            send(shared, socket, Message::text(reply))
-                .await
-                .map_err(|()| Fault::Gone)?;
-            let finished = next_text(socket).await?;
+            let finished = reply_and_read(shared, socket, reply).await?;
             let session = state
                 .read_client_finished(finished.as_bytes())
                 .map_err(protocol_fault)?;
@@ -119,14 +116,23 @@ async fn handshake(
         }
     };
     let (state, reply, role) = respond_terminal(shared, hello, now_ms()).await?;
-    send(shared, socket, Message::text(reply))
-        .await
-        .map_err(|()| Fault::Gone)?;
-    let finished = next_text(socket).await?;
+    let finished = reply_and_read(shared, socket, reply).await?;
     let session = state
         .read_client_finished(finished.as_bytes())
         .map_err(protocol_fault)?;
     Ok(Opened::Session(session, role, revocations))
+}
+
+/// Sends the bank's server hello and reads the terminal's `client_finished`.
+async fn reply_and_read(
+    shared: &Shared,
+    socket: &mut WebSocket,
+    reply: String,
+) -> Result<String, Fault> {
+    send(shared, socket, Message::text(reply))
+        .await
+        .map_err(|()| Fault::Gone)?;
+    next_text(socket).await
 }
 
 /// Answers a terminal's hello at `now` (Unix ms): looks its terminal up and proves the bank's
