@@ -1,7 +1,7 @@
 //! Fuzz target: a damaged store read back at start. A real bank's store (a user with a
 //! deposit, terminals, an operator, the audit log) is made once; each input decodes
-//! (`arbitrary`) into edits to its sled trees (a stored record replaced by fuzzer bytes, a key
-//! added or removed) made to a copy, which the bank then opens (`bank_server::open`: the
+//! (`arbitrary`) into edits to its sled trees (a stored record replaced by fuzzer bytes, a bit
+//! of it flipped, cut short, a key added or removed) made to a copy, which the bank then opens (`bank_server::open`: the
 //! identity, the bank key, the checkpoint and audit chain checks, the totals).
 //!
 //! Asserts: the bank refuses the store or opens it, never panics; the unedited copy opens; an
@@ -44,11 +44,24 @@ enum Key {
 }
 
 #[derive(Arbitrary, Debug)]
+enum Change {
+    /// The key's value becomes these bytes.
+    Write(Vec<u8>),
+    /// One bit of the stored value flips (a key that holds nothing is left alone).
+    Flip {
+        at: u16,
+        bit: u8,
+    },
+    /// The stored value is cut to this length.
+    Cut(u16),
+    Remove,
+}
+
+#[derive(Arbitrary, Debug)]
 struct Edit {
     tree: u8,
     key: Key,
-    /// `None`: remove the key.
-    value: Option<Vec<u8>>,
+    change: Change,
 }
 
 /// The genuine store, made once: its directory (the data directory and the files beside it).
@@ -131,8 +144,23 @@ fn edit(data: &Path, edits: &[Edit]) {
                 }
             }
         };
-        match &e.value {
-            Some(value) => tree.insert(key, value.as_slice()).map(drop),
+        let stored = tree.get(&key).expect("a read").map(|v| v.to_vec());
+        let value = match (&e.change, stored) {
+            (Change::Write(bytes), _) => Some(bytes.clone()),
+            (Change::Flip { at, bit }, Some(mut v)) if !v.is_empty() => {
+                let at = usize::from(*at) % v.len();
+                v[at] ^= 1 << (bit % 8);
+                Some(v)
+            }
+            (Change::Cut(len), Some(mut v)) => {
+                v.truncate(usize::from(*len) % (v.len() + 1));
+                Some(v)
+            }
+            (Change::Remove, _) => None,
+            (_, _) => continue,
+        };
+        match value {
+            Some(value) => tree.insert(key, value).map(drop),
             None => tree.remove(key).map(drop),
         }
         .expect("an edit");
