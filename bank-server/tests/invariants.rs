@@ -86,7 +86,9 @@ proptest! {
                 amount: Cents(op.amount),
                 terminal: None,
             };
-            let result = ledger.apply(&accounts[op.account], movement, 10 + n as u64, &AuditEvent::new("move", 2));
+            let now = 10 + n as u64;
+            let event = AuditEvent::new("move", now);
+            let result = ledger.apply(&accounts[op.account], movement, now, &event);
             let balance = balances[op.account];
             let key = (op.account, op.txid);
             match (applied.get(&key).copied(), result) {
@@ -94,17 +96,30 @@ proptest! {
                     prop_assert!(again.replay, "{op:?} applied twice");
                     prop_assert_eq!(first, (op.deposit, op.amount));
                 }
-                (Some(first), Err(LedgerError::TxIdReused)) => prop_assert_ne!(first, (op.deposit, op.amount)),
+                (Some(first), Err(LedgerError::TxIdReused)) => {
+                    prop_assert_ne!(first, (op.deposit, op.amount));
+                }
                 (None, Ok(done)) => {
                     prop_assert!(!done.replay);
-                    let after = if op.deposit { balance.checked_add(op.amount) } else { balance.checked_sub(op.amount) };
+                    let after = if op.deposit {
+                        balance.checked_add(op.amount)
+                    } else {
+                        balance.checked_sub(op.amount)
+                    };
                     prop_assert_eq!(Some(done.entry.balance_cents.0), after, "{:?}", op);
                     balances[op.account] = done.entry.balance_cents.0;
                     applied.insert(key, (op.deposit, op.amount));
                 }
-                (None, Err(LedgerError::InsufficientFunds)) => prop_assert!(!op.deposit && op.amount > balance),
-                (None, Err(LedgerError::LimitExceeded)) => prop_assert!(op.deposit && balance.checked_add(op.amount).is_none()),
-                (_, other) => prop_assert!(false, "{op:?} after {balance}: {:?}", other.map(|a| a.entry)),
+                (None, Err(LedgerError::InsufficientFunds)) => {
+                    prop_assert!(!op.deposit && op.amount > balance);
+                }
+                (None, Err(LedgerError::LimitExceeded)) => {
+                    prop_assert!(op.deposit && balance.checked_add(op.amount).is_none());
+                }
+                (_, other) => {
+                    let entry = other.map(|a| a.entry);
+                    prop_assert!(false, "{op:?} after {balance}: {entry:?}");
+                }
             }
             for (account, balance) in accounts.iter().zip(balances) {
                 prop_assert_eq!(ledger.balance(account).unwrap(), Cents(balance));

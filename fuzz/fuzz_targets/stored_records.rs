@@ -1,8 +1,9 @@
 //! Fuzz target: a damaged store read back at start. A real bank's store (a user with a
 //! deposit, terminals, an operator, the audit log) is made once; each input decodes
 //! (`arbitrary`) into edits to its sled trees (a stored record replaced by fuzzer bytes, a bit
-//! of it flipped, cut short, a key added or removed) made to a copy, which the bank then opens (`bank_server::open`: the
-//! identity, the bank key, the checkpoint and audit chain checks, the totals).
+//! of it flipped, cut short, a key added or removed) made to a copy, which the bank then opens
+//! (`bank_server::open`: the identity, the bank key, the checkpoint and audit chain checks, the
+//! totals).
 //!
 //! Asserts: the bank refuses the store or opens it, never panics; the unedited copy opens; an
 //! opened store answers every read the bank makes of it (users, balances, history, terminals,
