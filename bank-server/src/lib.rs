@@ -45,6 +45,8 @@ pub mod sled_ledger;
 pub mod store;
 mod tally;
 pub mod terminals;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod throttle;
 pub mod tls;
 mod web;

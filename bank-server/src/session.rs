@@ -19,7 +19,7 @@ use crate::site::Site;
 use crate::{now_ms, Shared};
 
 /// How a session's reading ended, when it did not end normally.
-enum Fault {
+pub(crate) enum Fault {
     /// The peer broke the protocol (detail for the log only).
     Protocol(String),
     /// The peer went away or the transport failed: nothing to report.
@@ -108,10 +108,7 @@ async fn handshake(
             let (state, reply) = hello
                 .respond(psk.as_ref(), &shared.bank_key, &mut OsRng, now_ms())
                 .map_err(protocol_fault)?;
-            send(shared, socket, Message::text(reply))
-                .await
-                .map_err(|()| Fault::Gone)?;
-            let finished = next_text(socket).await?;
+            let finished = reply_and_read(shared, socket, reply).await?;
             let session = state
                 .read_client_finished(finished.as_bytes())
                 .map_err(protocol_fault)?;
@@ -120,6 +117,34 @@ async fn handshake(
             return Ok(Opened::Enrollment(session, pending));
         }
     };
+    let (state, reply, role) = respond_terminal(shared, hello, now_ms()).await?;
+    let finished = reply_and_read(shared, socket, reply).await?;
+    let session = state
+        .read_client_finished(finished.as_bytes())
+        .map_err(protocol_fault)?;
+    Ok(Opened::Session(session, role, revocations))
+}
+
+/// Sends the bank's server hello and reads the terminal's `client_finished`.
+async fn reply_and_read(
+    shared: &Shared,
+    socket: &mut WebSocket,
+    reply: String,
+) -> Result<String, Fault> {
+    send(shared, socket, Message::text(reply))
+        .await
+        .map_err(|()| Fault::Gone)?;
+    next_text(socket).await
+}
+
+/// Answers a terminal's hello at `now` (Unix ms): looks its terminal up and proves the bank's
+/// key; unknown and revoked terminals go through the same steps as a wrong key. Returns the
+/// state awaiting the terminal's `client_finished`, the reply and the terminal's role.
+pub(crate) async fn respond_terminal(
+    shared: &Arc<Shared>,
+    hello: server::ClientHelloReceived,
+    now: u64,
+) -> Result<(server::AwaitClientFinished, String, TerminalRole), Fault> {
     let id = hello.terminal_id().clone();
     let terminal = rules::ledger(shared, move |l| l.terminal(&id))
         .await
@@ -127,21 +152,13 @@ async fn handshake(
             tracing::error!(error = %e, "terminal lookup failed");
             Fault::Storage
         })?;
-    // Unknown and revoked terminals go through the same steps as a wrong key.
     let terminal = terminal.filter(|t| !t.revoked);
     let role = terminal.as_ref().map(|t| t.role).unwrap_or_default();
     let psk = terminal.map(|t| t.psk);
     let (state, reply) = hello
-        .respond(psk.as_ref(), &shared.bank_key, &mut OsRng, now_ms())
-        .map_err(protocol_fault)?;
-    send(shared, socket, Message::text(reply))
-        .await
-        .map_err(|()| Fault::Gone)?;
-    let finished = next_text(socket).await?;
-    let session = state
-        .read_client_finished(finished.as_bytes())
-        .map_err(protocol_fault)?;
-    Ok(Opened::Session(session, role, revocations))
+        .respond(psk.as_ref(), &shared.bank_key, &mut OsRng, now)
+        .map_err(|e| Fault::Protocol(e.detail()))?;
+    Ok((state, reply, role))
 }
 
 /// Sends a frame within the configured time; `Err` when the peer is gone or not reading.
@@ -167,7 +184,12 @@ async fn close(shared: &Shared, socket: &mut WebSocket, code: u16) {
 }
 
 /// Reports a protocol failure: `protocol_error` on stdout, the detail in the log and audit.
-async fn protocol_error(shared: &Arc<Shared>, ctx: Option<&SessionCtx>, conn: u64, detail: String) {
+pub(crate) async fn protocol_error(
+    shared: &Arc<Shared>,
+    ctx: Option<&SessionCtx>,
+    conn: u64,
+    detail: String,
+) {
     tracing::warn!(%detail, "protocol error; closing");
     shared.config.output.line("protocol_error");
     let mut event = match ctx {
@@ -226,6 +248,95 @@ async fn admitted(
     false
 }
 
+/// A terminal's session past its handshake: its keys, who is logged in, and what the bank had
+/// seen of revocations and credential changes at its last request.
+pub(crate) struct Established {
+    pub(crate) session: BankSession,
+    pub(crate) ctx: SessionCtx,
+    revocations: u64,
+    credential_changes: u64,
+}
+
+impl Established {
+    /// A session of terminal role `role` whose handshake read the revocation count
+    /// `revocations` before looking its terminal up.
+    pub(crate) fn new(
+        shared: &Shared,
+        session: BankSession,
+        conn: u64,
+        role: TerminalRole,
+        revocations: u64,
+    ) -> Self {
+        let credential_changes = shared.ledger.credential_changes();
+        let ctx = SessionCtx::new(
+            conn,
+            session.terminal_id().clone(),
+            role,
+            session.channel_binding().clone(),
+        );
+        Self {
+            session,
+            ctx,
+            revocations,
+            credential_changes,
+        }
+    }
+}
+
+/// What the bank does with one record of an established session.
+pub(crate) enum Answer {
+    /// Sends this sealed response, then goes on or closes.
+    Reply(String, After),
+    /// Closes the session with this code, answering nothing.
+    Close(u16),
+}
+
+/// Opens one record at `now` (Unix ms), checks that the session's terminal and login still
+/// stand, and answers the request by the rules; a record that fails to open is a protocol
+/// error (reported and audited).
+pub(crate) async fn answer(
+    shared: &Arc<Shared>,
+    open: &mut Established,
+    record: &str,
+    now: u64,
+) -> Answer {
+    let ctx = &mut open.ctx;
+    let request = match open.session.open(record.as_bytes(), now) {
+        Ok(request) => request,
+        Err(e) => {
+            protocol_error(shared, Some(ctx), ctx.conn, e.detail()).await;
+            return Answer::Close(protocol::close::FAILURE);
+        }
+    };
+    tracing::debug!(?request, "request");
+    // Storage is read only when some terminal was revoked since the last look.
+    let now_revoked = shared.ledger.revocations();
+    if now_revoked != open.revocations && !terminal_active(shared, ctx).await {
+        tracing::info!(terminal = %ctx.terminal, "terminal revoked; closing session");
+        return Answer::Close(protocol::close::FAILURE);
+    }
+    open.revocations = now_revoked;
+    // Likewise, logins are re-checked only when some credential was replaced.
+    let now_changed = shared.ledger.credential_changes();
+    if now_changed != open.credential_changes && !rules::login_stands(shared, ctx).await {
+        tracing::info!(
+            user = ctx.username(),
+            "the credential this session logged in with was replaced; closing session"
+        );
+        return Answer::Close(protocol::close::FAILURE);
+    }
+    open.credential_changes = now_changed;
+    let (response, after) = rules::handle(shared, ctx, request).await;
+    tracing::debug!(?response, "response");
+    match open.session.seal(&response, &mut OsRng, now) {
+        Ok(sealed) => Answer::Reply(sealed, after),
+        Err(e) => {
+            tracing::error!(error = %e.detail(), "could not seal a response");
+            Answer::Close(protocol::close::FAILURE)
+        }
+    }
+}
+
 /// Runs one session to its end on `site`'s listener. Holds `permit` (the session limit)
 /// until then.
 pub(crate) async fn run(
@@ -244,7 +355,7 @@ pub(crate) async fn run(
             () = cancel.cancelled() => None,
             result = tokio::time::timeout(shared.config.handshake_timeout, handshake(&shared, &mut socket, conn)) => Some(result),
         };
-        let (mut session, role, mut revocations) = match handshake {
+        let (session, role, revocations) = match handshake {
             None => {
                 close(&shared, &mut socket, protocol::close::GOING_AWAY).await;
                 return;
@@ -284,17 +395,11 @@ pub(crate) async fn run(
             close(&shared, &mut socket, protocol::close::FAILURE).await;
             return;
         }
-        let mut credential_changes = shared.ledger.credential_changes();
-        let mut ctx = SessionCtx::new(
-            conn,
-            session.terminal_id().clone(),
-            role,
-            session.channel_binding().clone(),
-        );
+        let mut open = Established::new(&shared, session, conn, role, revocations);
         let _listed = shared
             .live
-            .open(conn, ctx.terminal.clone(), role, now_ms());
-        tracing::debug!(terminal = %ctx.terminal, ?role, "handshake complete");
+            .open(conn, open.ctx.terminal.clone(), role, now_ms());
+        tracing::debug!(terminal = %open.ctx.terminal, ?role, "handshake complete");
         // How the session ends, unless the peer left first.
         let code = loop {
             let next = tokio::select! {
@@ -310,57 +415,28 @@ pub(crate) async fn run(
                     break protocol::close::NORMAL;
                 }
                 Ok(Err(Fault::Gone)) => {
-                    tracing::debug!(user = ctx.username(), "peer left");
+                    tracing::debug!(user = open.ctx.username(), "peer left");
                     return;
                 }
                 Ok(Err(Fault::Protocol(detail))) => {
-                    protocol_error(&shared, Some(&ctx), conn, detail).await;
+                    protocol_error(&shared, Some(&open.ctx), conn, detail).await;
                     break protocol::close::FAILURE;
                 }
                 Ok(Err(Fault::Storage)) => break protocol::close::FAILURE,
                 Ok(Ok(record)) => record,
             };
-            let request = match session.open(record.as_bytes(), now_ms()) {
-                Ok(request) => request,
-                Err(e) => {
-                    protocol_error(&shared, Some(&ctx), conn, e.detail()).await;
-                    break protocol::close::FAILURE;
+            match answer(&shared, &mut open, &record, now_ms()).await {
+                Answer::Reply(sealed, after) => {
+                    if send(&shared, &mut socket, Message::text(sealed)).await.is_err() {
+                        tracing::debug!("peer left before the answer");
+                        return;
+                    }
+                    if after == After::Close {
+                        tracing::debug!("logged out");
+                        break protocol::close::NORMAL;
+                    }
                 }
-            };
-            tracing::debug!(?request, "request");
-            // Storage is read only when some terminal was revoked since the last look.
-            let now_revoked = shared.ledger.revocations();
-            if now_revoked != revocations && !terminal_active(&shared, &ctx).await {
-                tracing::info!(terminal = %ctx.terminal, "terminal revoked; closing session");
-                break protocol::close::FAILURE;
-            }
-            revocations = now_revoked;
-            // Likewise, logins are re-checked only when some credential was replaced.
-            let now_changed = shared.ledger.credential_changes();
-            if now_changed != credential_changes && !rules::login_stands(&shared, &ctx).await {
-                tracing::info!(
-                    user = ctx.username(),
-                    "the credential this session logged in with was replaced; closing session"
-                );
-                break protocol::close::FAILURE;
-            }
-            credential_changes = now_changed;
-            let (response, after) = rules::handle(&shared, &mut ctx, request).await;
-            tracing::debug!(?response, "response");
-            let sealed = match session.seal(&response, &mut OsRng, now_ms()) {
-                Ok(sealed) => sealed,
-                Err(e) => {
-                    tracing::error!(error = %e.detail(), "could not seal a response");
-                    break protocol::close::FAILURE;
-                }
-            };
-            if send(&shared, &mut socket, Message::text(sealed)).await.is_err() {
-                tracing::debug!("peer left before the answer");
-                return;
-            }
-            if after == After::Close {
-                tracing::debug!("logged out");
-                break protocol::close::NORMAL;
+                Answer::Close(code) => break code,
             }
         };
         close(&shared, &mut socket, code).await;

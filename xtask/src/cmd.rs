@@ -38,6 +38,18 @@ impl Cmd {
         cmd
     }
 
+    /// `cargo +<toolchain>` through rustup's proxy (in cargo's bin dir, else on `PATH`): the
+    /// `+toolchain` form is the proxy's, which the toolchain's own cargo in `$CARGO` lacks.
+    pub(crate) fn cargo_on(toolchain: &str) -> Self {
+        let proxy = cargo_bin_dir()
+            .map(|dir| dir.join("cargo"))
+            .filter(|path| path.is_file())
+            .map_or_else(|| OsString::from("cargo"), PathBuf::into_os_string);
+        let mut cmd = Self::new(proxy);
+        cmd.shown = "cargo".to_owned();
+        cmd.arg(format!("+{toolchain}"))
+    }
+
     pub(crate) fn arg(mut self, arg: impl Into<OsString>) -> Self {
         self.args.push(arg.into());
         self

@@ -1,10 +1,11 @@
-//! Project runner: `cargo xtask setup | test | run | bench`.
+//! Project runner: `cargo xtask setup | test | run | bench | fuzz`.
 #![forbid(unsafe_code)]
 
 mod bench;
 mod cmd;
 mod devflow;
 mod files;
+mod fuzz;
 mod run;
 mod setup;
 mod test;
@@ -17,10 +18,15 @@ usage: cargo xtask <command>
 
 commands:
   setup          install what the tests need (wasm32 target, wasm-bindgen-cli, Chromium,
-                 PostgreSQL);
-                 skips what is already present at the right version
-  test           setup, then fmt, clippy, native tests, in-browser wasm tests, interop vectors
-  run [ARGS..]   build the web ATM, print a browser enrollment link, run `bank-server serve ARGS..`
+                 PostgreSQL, nightly and cargo-fuzz); skips what is already present at the
+                 right version
+  test           setup, then fmt, clippy, native tests, in-browser wasm tests, the developer
+                 workflow (wasm-pack test, trunk serve), e2e, every fuzz target briefly,
+                 interop vectors
+  fuzz [SECONDS] build every fuzz target of fuzz/ and run each for SECONDS (default 60) over
+                 its seeds and corpus, one at a time
+  run [ARGS..]   build the web ATM, print its URL and a one-time enrollment code, run
+                 `bank-server serve ARGS..`
   bench [ARGS..] release build, criterion benches, in-browser timing, web bundle size, then the
                  load matrix against the bank and an echo floor, a sustained run, sync counts
                  under strace and a restart with 1,000,000 transactions stored; writes
@@ -50,6 +56,7 @@ fn main() -> ExitCode {
             let rest = rest.strip_prefix(&["--".to_owned()]).unwrap_or(rest);
             bench::bench(root, rest)
         }
+        Some("fuzz") => fuzz::seconds(&args[1..]).and_then(|s| fuzz::fuzz(root, s)),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;

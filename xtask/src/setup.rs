@@ -21,6 +21,8 @@ const BENCH: &[Purpose] = &[Purpose::Bench];
 
 /// The trunk the project pins (0.22 needs a newer rustc; README, "Toolchain notes").
 pub(crate) const TRUNK_VERSION: &str = "0.21.14";
+/// The cargo-fuzz that `cargo xtask fuzz` and the test's fuzz smoke step run (fuzz/README.md).
+pub(crate) const CARGO_FUZZ_VERSION: &str = "0.13.2";
 /// The wasm-pack of the README's `wasm-pack test` (run with `--mode no-install`).
 pub(crate) const WASM_PACK_VERSION: &str = "0.15.1";
 /// The npm binaryen whose `wasm-opt` trunk runs (`wasm_opt` in Trunk.toml).
@@ -132,6 +134,36 @@ fn tools(root: &Path) -> Result<Vec<Tool>, String> {
                 "wasm-bindgen-cli",
                 "--version",
                 &wasm_bindgen,
+            ])],
+            needs_root: false,
+        },
+        Tool {
+            // cargo-fuzz builds the fuzz targets with nightly's sanitizer flags.
+            name: "rust nightly (fuzz targets)".to_owned(),
+            purposes: TEST,
+            probe: Probe::Runs(vec![Cmd::cargo_on("nightly").arg("--version")]),
+            install: vec![Cmd::new("rustup").args([
+                "toolchain",
+                "install",
+                "nightly",
+                "--profile",
+                "minimal",
+            ])],
+            needs_root: false,
+        },
+        Tool {
+            // Not `--locked`, like wasm-bindgen-cli.
+            name: format!("cargo-fuzz {CARGO_FUZZ_VERSION}"),
+            purposes: TEST,
+            probe: Probe::Version {
+                cmd: Cmd::cargo().args(["fuzz", "--version"]),
+                version: CARGO_FUZZ_VERSION.to_owned(),
+            },
+            install: vec![Cmd::cargo().args([
+                "install",
+                "cargo-fuzz",
+                "--version",
+                CARGO_FUZZ_VERSION,
             ])],
             needs_root: false,
         },

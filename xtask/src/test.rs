@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use crate::cmd::Cmd;
 use crate::files::target_dir;
-use crate::{devflow, files, run, setup};
+use crate::{devflow, files, fuzz, run, setup};
 
 type Action = Box<dyn FnOnce() -> Result<(), String>>;
 
@@ -142,6 +142,16 @@ fn steps(root: &Path) -> Vec<Step> {
             "--include-ignored",
         ]),
     ));
+    // Every fuzz target built and run over its seeds, then briefly (fuzz/README.md).
+    let fuzz_root = root.to_owned();
+    steps.push(Step::new(
+        format!(
+            "cargo xtask fuzz {} (every fuzz target, its seeds and {} s)",
+            fuzz::SMOKE_SECONDS,
+            fuzz::SMOKE_SECONDS
+        ),
+        move || fuzz::fuzz(&fuzz_root, fuzz::SMOKE_SECONDS),
+    ));
     let script = root.join("docs/interop/check_vectors.py");
     if script.is_file() {
         let venv = target_dir(root).join("xtask").join("interop-venv");
@@ -257,7 +267,11 @@ mod tests {
                 e2e.as_str(),
             ]
         );
+        assert_eq!(
+            names[10],
+            "cargo xtask fuzz 10 (every fuzz target, its seeds and 10 s)"
+        );
         let interop = root.join("docs/interop/check_vectors.py").is_file();
-        assert_eq!(names.len(), if interop { 11 } else { 10 });
+        assert_eq!(names.len(), if interop { 12 } else { 11 });
     }
 }
