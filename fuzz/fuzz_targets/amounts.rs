@@ -1,6 +1,6 @@
 //! Fuzz target: the amount parsers of untrusted text: `Cents::parse_decimal` (what a person
 //! types), `Cents::parse_bibifi` (the `atm` and `bank` grammar, also through
-//! `protocol::bibifi::amount`) and the web ATM's `parse_amount` (atm-wasm/src/amount.rs, read
+//! `protocol::bibifi::amount`) and the web ATM's `parse_amount` (atm-wasm/src/atm/amount.rs, read
 //! as a module here: it is plain Rust, and the crate itself pulls in the browser).
 //!
 //! Asserts: an accepted amount prints back (two decimals, and as a JSON number) to a text that
@@ -10,7 +10,7 @@
 //! reason for a refusal is `Zero` or `TooLarge` only for a number.
 #![no_main]
 
-#[path = "../../atm-wasm/src/amount.rs"]
+#[path = "../../atm-wasm/src/atm/amount.rs"]
 #[allow(dead_code)]
 mod amount;
 
