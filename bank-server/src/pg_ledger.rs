@@ -686,6 +686,35 @@ impl PgLedger {
         self.pool.get().map_err(LedgerError::Database)
     }
 
+    /// Rewrites the stored record `username` of `table` (`users`, `operators`) with `edit`,
+    /// audits it and counts a credential change, in one transaction; every node sees the
+    /// count.
+    fn replace_login<T: serde::Serialize + for<'de> serde::Deserialize<'de>>(
+        &self,
+        what: &'static str,
+        table: &'static str,
+        username: &Username,
+        edit: impl Fn(&mut T),
+        audit: &AuditEvent,
+    ) -> Result<(), LedgerError> {
+        let select = format!("SELECT record FROM {table} WHERE username = $1");
+        let update = format!("UPDATE {table} SET record = $2 WHERE username = $1");
+        self.write(what, |tx| {
+            let Some(mut record) = tx.record::<T>(&select, &[&username.as_str()])? else {
+                return Err(LedgerError::NotFound.into());
+            };
+            edit(&mut record);
+            tx.run(&update, &[&username.as_str(), &json(&record)])?;
+            tx.audit(audit)?;
+            tx.bump("credential_changes")
+        })
+        .map(|seen| {
+            self.counters
+                .credential_changes
+                .fetch_max(seen, Ordering::SeqCst);
+        })
+    }
+
     /// Runs `f` in one SERIALIZABLE transaction, again on a serialization failure or
     /// deadlock (a bounded number of times), and returns its result once committed (and
     /// durable: `synchronous_commit = on`). A failure of `f` rolls the attempt back.
@@ -1215,27 +1244,13 @@ impl Ledger for PgLedger {
         credential: NewCredential,
         audit: &AuditEvent,
     ) -> Result<(), LedgerError> {
-        self.write("replacing a credential", |tx| {
-            let Some(mut user) = tx.record::<UserRecord>(
-                "SELECT record FROM users WHERE username = $1",
-                &[&username.as_str()],
-            )?
-            else {
-                return Err(LedgerError::NotFound.into());
-            };
-            credential.apply_to(&mut user);
-            tx.run(
-                "UPDATE users SET record = $2 WHERE username = $1",
-                &[&username.as_str(), &json(&user)],
-            )?;
-            tx.audit(audit)?;
-            tx.bump("credential_changes")
-        })
-        .map(|seen| {
-            self.counters
-                .credential_changes
-                .fetch_max(seen, Ordering::SeqCst);
-        })
+        self.replace_login(
+            "replacing a credential",
+            "users",
+            username,
+            |user: &mut UserRecord| credential.apply_to(user),
+            audit,
+        )
     }
 
     fn replace_operator_password(
@@ -1244,27 +1259,13 @@ impl Ledger for PgLedger {
         password_hash: String,
         audit: &AuditEvent,
     ) -> Result<(), LedgerError> {
-        self.write("replacing an operator's password", |tx| {
-            let Some(mut operator) = tx.record::<OperatorRecord>(
-                "SELECT record FROM operators WHERE username = $1",
-                &[&username.as_str()],
-            )?
-            else {
-                return Err(LedgerError::NotFound.into());
-            };
-            operator.password_hash.clone_from(&password_hash);
-            tx.run(
-                "UPDATE operators SET record = $2 WHERE username = $1",
-                &[&username.as_str(), &json(&operator)],
-            )?;
-            tx.audit(audit)?;
-            tx.bump("credential_changes")
-        })
-        .map(|seen| {
-            self.counters
-                .credential_changes
-                .fetch_max(seen, Ordering::SeqCst);
-        })
+        self.replace_login(
+            "replacing an operator's password",
+            "operators",
+            username,
+            |operator: &mut OperatorRecord| operator.password_hash.clone_from(&password_hash),
+            audit,
+        )
     }
 
     fn credential_changes(&self) -> u64 {
