@@ -149,6 +149,9 @@ async fn missing_assets_are_404_and_only_page_navigations_get_the_index() {
         // A fetch (not a page load) of an app route is not a navigation.
         ("/deposit", vec!["Accept: application/json"]),
         ("/deposit", vec![]),
+        // A console sharing the web ATM's origin asks where the web ATM is and must get 404
+        // (it then keeps its own origin), not the page.
+        (protocol::link::ATM_URL_PATH, vec!["Accept: */*"]),
     ] {
         let reply = get(&bank, path, &extra).await;
         assert_eq!(reply.status, 404, "{path} {extra:?}");
