@@ -30,6 +30,7 @@ mod group_sync;
 pub mod ledger;
 mod listener;
 mod live;
+pub mod node;
 mod openings;
 pub mod output;
 pub mod passwords;
@@ -108,6 +109,9 @@ pub struct Config {
     pub web_root: PathBuf,
     /// Which storage engine keeps the data, with its settings.
     pub storage: store::Storage,
+    /// This node's name (`--node-name`): on a shared database, its audit chain and its live
+    /// sessions go under it. Default: the data directory's name.
+    pub node_name: node::NodeName,
     /// Most WebSocket sessions at once; more are refused with 503.
     pub max_sessions: usize,
     /// Most open TCP connections (HTTP and WebSocket); more wait in the kernel's backlog.
@@ -189,6 +193,7 @@ impl Config {
             checkpoint_file: default_checkpoint_file(&data_dir),
             bank_key_file: default_bank_key_file(&data_dir),
             reset_checkpoints: false,
+            node_name: node::NodeName::from_data_dir(&data_dir),
             data_dir,
             auth_file,
             audit_key_file,

@@ -110,6 +110,11 @@ pub(crate) struct Opts {
     /// each start, and a database newer than this binary is refused.
     #[arg(long, global = true, env = "BANK_DATABASE_URL", hide_env_values = true)]
     pub(crate) database_url: Option<String>,
+    /// This node's name, unique among the nodes on one database: its audit chain and its live
+    /// sessions (on the console) go under it. 1 to 64 ASCII letters, digits, '.', '_', '-'.
+    /// Default: the data directory's name.
+    #[arg(long, global = true, env = "BANK_NODE_NAME")]
+    pub(crate) node_name: Option<bank_server::node::NodeName>,
     /// Most concurrent WebSocket sessions; more are refused with 503.
     #[arg(long, global = true, env = "BANK_MAX_SESSIONS", default_value_t = 256)]
     pub(crate) max_sessions: usize,

@@ -38,6 +38,9 @@ fn config(opts: &Opts) -> Result<Config, StartError> {
     config.bank_key_file = bank_key_file(opts);
     config.reset_checkpoints = opts.reset_checkpoints;
     config.storage = storage(opts);
+    if let Some(name) = &opts.node_name {
+        config.node_name = name.clone();
+    }
     config.max_sessions = opts.max_sessions.max(1);
     // As given: fewer connections than sessions simply means fewer sessions at once.
     config.max_connections = opts.max_connections as usize;
