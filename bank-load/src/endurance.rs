@@ -290,7 +290,7 @@ fn sample(pid: u32, data: &Path, began: Instant, acknowledged: &AtomicU64) -> Sa
 async fn sustained(opts: &EnduranceOptions) -> Result<Sustained, String> {
     let dir = fresh_dir(&opts.work_dir, "bank-bench-sustained-")?;
     let sessions = opts.sustained_sessions.max(1);
-    let bank = spawn_bank(&opts.bank_bin, &[], dir.path(), sessions.max(256))?;
+    let bank = spawn_bank(&opts.bank_bin, &[], dir.path(), sessions.max(256), &[])?;
     let target = target_of(&bank, dir.path())?;
     let data = dir.path().join("data");
     let acknowledged = Arc::new(AtomicU64::new(0));
@@ -342,7 +342,7 @@ async fn syncs(opts: &EnduranceOptions, sessions: usize) -> Result<Syncs, String
         "-o".into(),
         counts.display().to_string(),
     ];
-    let mut bank = spawn_bank(&opts.bank_bin, &wrapper, dir.path(), sessions.max(256))?;
+    let mut bank = spawn_bank(&opts.bank_bin, &wrapper, dir.path(), sessions.max(256), &[])?;
     let target = target_of(&bank, dir.path())?;
     let mut o = Options::new(
         Mode::Transactions,
@@ -394,7 +394,13 @@ async fn restart(
     let stop_secs = bank.stop("INT").as_secs_f64();
     drop(bank);
     let data_bytes = disk_usage(&dir.join("data")).bytes;
-    let bank = spawn_bank(&opts.bank_bin, &[], dir, opts.sustained_sessions.max(256))?;
+    let bank = spawn_bank(
+        &opts.bank_bin,
+        &[],
+        dir,
+        opts.sustained_sessions.max(256),
+        &[],
+    )?;
     let returned = Instant::now();
     let target = target_of(&bank, dir)?;
     let deadline = returned + Duration::from_secs(60);
@@ -432,7 +438,7 @@ async fn restarts(opts: &EnduranceOptions) -> Result<Restarts, String> {
     // The floor: a bank holding only the probe account.
     let empty = {
         let dir = fresh_dir(&opts.work_dir, "bank-bench-restart0-")?;
-        let bank = spawn_bank(&opts.bank_bin, &[], dir.path(), sessions.max(256))?;
+        let bank = spawn_bank(&opts.bank_bin, &[], dir.path(), sessions.max(256), &[])?;
         let card = load::open_probe(&target_of(&bank, dir.path())?, &probe_name)
             .await
             .map_err(err)?;
@@ -441,7 +447,7 @@ async fn restarts(opts: &EnduranceOptions) -> Result<Restarts, String> {
             .1
     };
     let dir = fresh_dir(&opts.work_dir, "bank-bench-restart-")?;
-    let mut bank = spawn_bank(&opts.bank_bin, &[], dir.path(), sessions.max(256))?;
+    let mut bank = spawn_bank(&opts.bank_bin, &[], dir.path(), sessions.max(256), &[])?;
     let card = load::open_probe(&target_of(&bank, dir.path())?, &probe_name)
         .await
         .map_err(err)?;

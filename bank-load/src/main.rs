@@ -1,5 +1,6 @@
 //! The `bank-load` command line: drive a bank (`run`), serve the echo floor (`echo`), run the
-//! benchmark matrix (`matrix`) and write `docs/PERFORMANCE.md` from its results (`report`).
+//! benchmark matrix (`matrix`) and write `docs/PERFORMANCE.md` from its results (`report`),
+//! and measure the bank on PostgreSQL (`postgres`).
 #![forbid(unsafe_code)]
 
 use std::net::SocketAddr;
@@ -100,6 +101,31 @@ enum Command {
         #[arg(long, default_value_t = 1_000_000)]
         restart_tx: u64,
     },
+    /// Start a PostgreSQL cluster, run the bank on it with one node and then two beside the
+    /// echo floor, and write the PostgreSQL part of docs/PERFORMANCE.md.
+    Postgres {
+        /// The release bank-server binary.
+        #[arg(long, default_value = "target/release/bank-server")]
+        bank_bin: PathBuf,
+        /// Session counts (each on one node, on two, and against the floor).
+        #[arg(long, value_delimiter = ',', default_value = "16,64")]
+        sessions: Vec<usize>,
+        /// Seconds per point.
+        #[arg(long, default_value_t = 10)]
+        duration: u64,
+        /// Where the nodes' directories go.
+        #[arg(long, default_value = "target/bench")]
+        work_dir: PathBuf,
+        /// Where the results go (JSON).
+        #[arg(long, default_value = "target/bench/postgres.json")]
+        results: PathBuf,
+        /// The main matrix's results, for the sled rows beside (skipped when missing).
+        #[arg(long, default_value = "target/bench/load.json")]
+        sled_results: PathBuf,
+        /// The report to update (text outside the PostgreSQL markers is kept).
+        #[arg(long, default_value = "docs/PERFORMANCE.md")]
+        out: PathBuf,
+    },
     /// Write the generated part of docs/PERFORMANCE.md from the matrix results, criterion's
     /// estimates, the in-browser figures and the web bundle.
     Report {
@@ -181,6 +207,25 @@ fn main() -> ExitCode {
                 syncs_sessions,
                 restart_tx,
             },
+            &out,
+        ),
+        Command::Postgres {
+            bank_bin,
+            sessions,
+            duration,
+            work_dir,
+            results,
+            sled_results,
+            out,
+        } => run_postgres(
+            &bank_load::postgres::PgOptions {
+                bank_bin,
+                sessions,
+                duration: Duration::from_secs(duration),
+                work_dir,
+            },
+            &results,
+            &sled_results,
             &out,
         ),
         Command::Report {
@@ -311,6 +356,41 @@ fn run_matrix(opts: MatrixOptions, out: &PathBuf) -> Result<(), String> {
     let bad: Vec<&bank_load::Summary> = all.iter().filter(|s| !s.clean()).collect();
     if bad.iter().any(|s| s.balance_mismatches > 0) {
         return Err("a balance did not match its acknowledged transactions".into());
+    }
+    Ok(())
+}
+
+fn run_postgres(
+    opts: &bank_load::postgres::PgOptions,
+    results: &PathBuf,
+    sled_results: &PathBuf,
+    out: &PathBuf,
+) -> Result<(), String> {
+    let measured = runtime()?.block_on(bank_load::postgres::run(opts))?;
+    if let Some(dir) = results.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+    }
+    let json = serde_json::to_string_pretty(&measured).map_err(|e| e.to_string())?;
+    std::fs::write(results, json).map_err(|e| format!("{}: {e}", results.display()))?;
+    let sled: Option<MatrixResults> = std::fs::read_to_string(sled_results)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok());
+    let generated = bank_load::pg_report::markdown(&measured, sled.as_ref());
+    print!("{generated}");
+    let existing = std::fs::read_to_string(out).unwrap_or_default();
+    let text = bank_load::pg_report::splice(&existing, &generated);
+    std::fs::write(out, text).map_err(|e| format!("{}: {e}", out.display()))?;
+    eprintln!("bench: wrote the PostgreSQL part of {}", out.display());
+    let mismatches: u64 = measured
+        .points
+        .iter()
+        .flat_map(|p| &p.per_node)
+        .map(|s| s.balance_mismatches)
+        .sum();
+    if mismatches > 0 {
+        return Err(format!(
+            "{mismatches} balances did not match their acknowledged transactions"
+        ));
     }
     Ok(())
 }

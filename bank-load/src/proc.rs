@@ -42,13 +42,47 @@ pub fn child_of(pid: u32) -> Option<u32> {
 
 /// User plus system CPU time `pid` has used so far, seconds (at Linux's 100 ticks a second).
 pub fn cpu_secs(pid: u32) -> Option<f64> {
+    ticks(pid, false).map(|t| t as f64 / 100.0)
+}
+
+/// CPU time, seconds, of `pid` and every process below it that exists or was reaped by it:
+/// its own user and system time, its reaped children's, and each live child's (all of theirs
+/// too). For a database server, whose backends are the postmaster's children.
+pub fn tree_cpu_secs(pid: u32) -> Option<f64> {
+    let own = ticks(pid, true)?;
+    let mut total = own;
+    if let Ok(entries) = std::fs::read_dir("/proc") {
+        for entry in entries.flatten() {
+            let Some(child) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            let parent = std::fs::read_to_string(format!("/proc/{child}/stat"))
+                .ok()
+                .and_then(|s| parse_ppid(&s));
+            if parent == Some(pid) {
+                total += ticks(child, true).unwrap_or(0);
+            }
+        }
+    }
+    Some(total as f64 / 100.0)
+}
+
+/// User plus system clock ticks of `pid`, with its reaped children's when `children`.
+fn ticks(pid: u32, children: bool) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the command name (which may hold spaces) start at state, field 3.
     let rest = &stat[stat.rfind(')')? + 2..];
     let fields: Vec<&str> = rest.split_whitespace().collect();
-    let utime: u64 = fields.get(11)?.parse().ok()?;
-    let stime: u64 = fields.get(12)?.parse().ok()?;
-    Some((utime + stime) as f64 / 100.0)
+    let field = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok());
+    let own = field(11)? + field(12)?;
+    Some(if children {
+        own + field(13)? + field(14)?
+    } else {
+        own
+    })
 }
 
 /// Raises this process's open-file limit to `want` (or the hard limit, if lower); returns the

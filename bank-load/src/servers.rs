@@ -102,22 +102,23 @@ pub(crate) fn start_bank(
     dir: &Path,
     max_sessions: usize,
 ) -> Result<(Server, AuthFile), String> {
-    let server = spawn_bank(bin, &[], dir, max_sessions)?;
+    let server = spawn_bank(bin, &[], dir, max_sessions, &[])?;
     let auth = load_auth_file(dir.join("bank.auth")).map_err(err)?;
     Ok((server, auth))
 }
 
 /// Starts the bank on port 0 with its files under `dir` (made on first start, reused after),
 /// optionally under `wrapper` (a program and its arguments, e.g. `strace -c ...`), and waits
-/// for its `serving on` line.
+/// for its `serving on` line; `extra` arguments go after the usual ones.
 pub(crate) fn spawn_bank(
     bin: &Path,
     wrapper: &[String],
     dir: &Path,
     max_sessions: usize,
+    extra: &[String],
 ) -> Result<Server, String> {
     let log = dir.join("bank.log");
-    let args: Vec<String> = vec![
+    let mut args: Vec<String> = vec![
         "--port".into(),
         "0".into(),
         "--data-dir".into(),
@@ -145,6 +146,7 @@ pub(crate) fn spawn_bank(
         "--openings-per-minute".into(),
         "none".into(),
     ];
+    args.extend_from_slice(extra);
     let mut command = match wrapper.split_first() {
         Some((program, rest)) => {
             let mut c = Command::new(program);

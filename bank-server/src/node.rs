@@ -96,10 +96,19 @@ mod tests {
     #[test]
     fn the_default_is_the_data_directory_s_name() {
         use std::path::Path;
-        assert_eq!(NodeName::from_data_dir(Path::new("/srv/node1")).as_str(), "node1");
-        assert_eq!(NodeName::from_data_dir(Path::new("./bank data")).as_str(), "bank_data");
+        assert_eq!(
+            NodeName::from_data_dir(Path::new("/srv/node1")).as_str(),
+            "node1"
+        );
+        assert_eq!(
+            NodeName::from_data_dir(Path::new("./bank data")).as_str(),
+            "bank_data"
+        );
         assert_eq!(NodeName::from_data_dir(Path::new("/")).as_str(), "bank");
         let long = "x".repeat(100);
-        assert_eq!(NodeName::from_data_dir(Path::new(&long)).as_str().len(), MAX_LEN);
+        assert_eq!(
+            NodeName::from_data_dir(Path::new(&long)).as_str().len(),
+            MAX_LEN
+        );
     }
 }

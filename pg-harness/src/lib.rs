@@ -190,6 +190,21 @@ impl Cluster {
             .arg(sql))
     }
 
+    /// The server's main process (the postmaster, whose children are the backends), from
+    /// its `postmaster.pid`; `None` when the server is not running.
+    pub fn postmaster_pid(&self) -> Option<u32> {
+        if self.stopped {
+            return None;
+        }
+        std::fs::read_to_string(self.data().join("postmaster.pid"))
+            .ok()?
+            .lines()
+            .next()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
     /// Stops the server now (`pg_ctl -m fast stop`).
     pub fn stop(&mut self) -> Result<(), HarnessError> {
         if self.stopped {

@@ -1,7 +1,8 @@
 //! `cargo xtask bench`: builds in release mode, runs the criterion benchmarks, times the
 //! protocol in headless Chromium, builds the web ATM for its size, runs the load matrix against
 //! the release bank and the echo floor on loopback (then the sustained, sync-counting and
-//! restart runs), and writes `docs/PERFORMANCE.md`.
+//! restart runs, then the bank on PostgreSQL with one node and two), and writes
+//! `docs/PERFORMANCE.md`. `cargo xtask bench postgres [ARGS..]` runs only the PostgreSQL part.
 
 use std::path::Path;
 
@@ -10,8 +11,16 @@ use crate::files::{self, target_dir, write_file};
 use crate::run;
 use crate::setup::{self, Purpose};
 
-/// Runs everything; `matrix_args` go to `bank-load matrix` (e.g. `--duration 3`).
+/// Runs everything; `matrix_args` go to `bank-load matrix` (e.g. `--duration 3`). With
+/// `postgres` first, only the PostgreSQL part, the rest going to `bank-load postgres`.
 pub(crate) fn bench(root: &Path, matrix_args: &[String]) -> Result<(), String> {
+    if let Some(("postgres", rest)) = matrix_args.split_first().map(|(a, r)| (a.as_str(), r)) {
+        setup::ensure(root, Some(Purpose::Bench))?;
+        Cmd::cargo()
+            .args(["build", "--release", "-p", "bank-server", "-p", "bank-load"])
+            .run()?;
+        return postgres(root, rest);
+    }
     let target = target_dir(root);
     let out = target.join("bench");
     // strace for the sync counts; the bench goes on without it (and says so in the report).
@@ -81,5 +90,26 @@ pub(crate) fn bench(root: &Path, matrix_args: &[String]) -> Result<(), String> {
         .arg("--wasm")
         .arg(out.join("wasm.txt"))
         .args(["--dist", "dist", "--out", "docs/PERFORMANCE.md"])
+        .run()?;
+    postgres(root, &[])
+}
+
+/// The bank on a PostgreSQL cluster the run starts, one node and two, beside the echo floor:
+/// the PostgreSQL part of `docs/PERFORMANCE.md`.
+fn postgres(root: &Path, args: &[String]) -> Result<(), String> {
+    let target = target_dir(root);
+    let out = target.join("bench");
+    Cmd::new(target.join("release").join("bank-load"))
+        .arg("postgres")
+        .arg("--bank-bin")
+        .arg(target.join("release").join("bank-server"))
+        .arg("--work-dir")
+        .arg(&out)
+        .arg("--results")
+        .arg(out.join("postgres.json"))
+        .arg("--sled-results")
+        .arg(out.join("load.json"))
+        .args(["--out", "docs/PERFORMANCE.md"])
+        .args(args)
         .run()
 }

@@ -31,7 +31,9 @@ commands:
                  load matrix against the bank and an echo floor, a sustained run, sync counts
                  under strace and a restart with 1,000,000 transactions stored; writes
                  docs/PERFORMANCE.md (ARGS go to `bank-load matrix`, e.g. --duration 3
-                 --sustained-secs 0 --restart-tx 0)";
+                 --sustained-secs 0 --restart-tx 0); `bench postgres [ARGS..]` runs only
+                 the bank on PostgreSQL, one node and two (ARGS go to `bank-load postgres`,
+                 e.g. --sessions 16,64 --duration 10)";
 
 fn main() -> ExitCode {
     // xtask/ lives in the repo root; everything runs from there, wherever cargo was called.

@@ -18,6 +18,7 @@ pub(crate) enum Purpose {
 
 const TEST: &[Purpose] = &[Purpose::Test];
 const BENCH: &[Purpose] = &[Purpose::Bench];
+const TEST_AND_BENCH: &[Purpose] = &[Purpose::Test, Purpose::Bench];
 
 /// The trunk the project pins (0.22 needs a newer rustc; README, "Toolchain notes").
 pub(crate) const TRUNK_VERSION: &str = "0.21.14";
@@ -198,7 +199,7 @@ fn tools(root: &Path) -> Result<Vec<Tool>, String> {
             // The PostgreSQL engine's tests start their own server (pg-harness: initdb into a
             // temporary directory, as the `postgres` user the package makes when run as root).
             name: "postgresql (Debian)".to_owned(),
-            purposes: TEST,
+            purposes: TEST_AND_BENCH,
             probe: Probe::Runs(vec![Cmd::new("sh").args([
                 "-c",
                 "ls /usr/lib/postgresql/*/bin/initdb /usr/lib/postgresql/*/bin/pg_ctl \
@@ -277,13 +278,13 @@ pub(crate) fn setup(root: &Path) -> Result<(), String> {
     ensure(root, None)
 }
 
-/// Installs the tools needed for `purpose` (when `None`, all but the bench's own), skipping
+/// Installs the tools needed for `purpose` (when `None`, all but those only the bench needs), skipping
 /// those present.
 pub(crate) fn ensure(root: &Path, purpose: Option<Purpose>) -> Result<(), String> {
     let tools = tools(root)?;
     let wanted = tools.iter().filter(|tool| match purpose {
         Some(p) => tool.purposes.contains(&p),
-        None => !tool.purposes.contains(&Purpose::Bench),
+        None => tool.purposes != BENCH,
     });
     for tool in wanted {
         let why = match tool.probe.check() {
