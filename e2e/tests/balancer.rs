@@ -110,6 +110,7 @@ async fn scenario(
     let served = node_that_printed(nodes, 1).await?;
     let gone = nodes.remove(served);
     eprintln!("the deposit was on {} ({})", gone.name, gone.addr);
+    let gone_name = gone.name.clone();
     watch_link(c).await?;
     // A deposit in flight when its node dies: the node is frozen first, so it never reads it.
     gone.signal("STOP")?;
@@ -186,6 +187,19 @@ async fn scenario(
         other => return Err(format!("the replay was answered {other:?}").into()),
     }
     assert_eq!(history(&mut atm).await?.len(), 3, "the replay was applied");
+    // The balancer's health checks took the dead node out, and only it.
+    let down = |name: &str| {
+        let line = format!("Server banks/{name} is DOWN");
+        balancer.log_lines().iter().any(|l| l.contains(&line))
+    };
+    for _ in 0..100 {
+        if down(&gone_name) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(down(&gone_name), "{gone_name} never marked down");
+    assert!(!down(&nodes[0].name), "the survivor was marked down");
     let ws: Vec<String> = balancer
         .log_lines()
         .into_iter()
