@@ -1,7 +1,10 @@
 //! The harness the end-to-end tests in `tests/` share: a real bank serving the release bundle,
 //! chromedriver, headless Chromium, screenshots, and waiting for, typing into and clicking
-//! the page's elements; a test certificate Chromium trusts by its key alone, for HTTPS.
+//! the page's elements; a test certificate Chromium trusts by its key alone, for HTTPS; and
+//! real bank and balancer processes ([`nodes`]).
 #![forbid(unsafe_code)]
+
+pub mod nodes;
 
 use std::net::TcpListener as StdListener;
 use std::path::{Path, PathBuf};
@@ -24,7 +27,7 @@ fn repo_root() -> PathBuf {
 }
 
 /// The release web bundle: `ATM_E2E_DIST`, or `dist/` in the repo.
-fn dist_dir() -> PathBuf {
+pub fn dist_dir() -> PathBuf {
     std::env::var_os("ATM_E2E_DIST").map_or_else(|| repo_root().join("dist"), PathBuf::from)
 }
 

@@ -214,6 +214,20 @@ fn tools(root: &Path) -> Result<Vec<Tool>, String> {
             needs_root: true,
         },
         Tool {
+            // The balancer end-to-end test runs HAProxy (deploy/haproxy.cfg) in the foreground
+            // in front of two bank nodes; it needs no root to run, only to install.
+            name: "haproxy (Debian)".to_owned(),
+            purposes: TEST,
+            probe: Probe::Files(vec!["/usr/sbin/haproxy".into()]),
+            install: vec![
+                Cmd::new("apt-get").arg("update"),
+                Cmd::new("apt-get")
+                    .env("DEBIAN_FRONTEND", "noninteractive")
+                    .args(["install", "-y", "haproxy"]),
+            ],
+            needs_root: true,
+        },
+        Tool {
             name: "chromium and chromium-driver (Debian)".to_owned(),
             purposes: TEST,
             probe: Probe::Files(vec![
