@@ -90,6 +90,7 @@ fn a_version_2_database_keeps_its_shared_chain_closed_and_verifiable() {
     };
     let mut db = postgres::Client::connect(&url, postgres::NoTls).unwrap();
     let mut head = ChainHead::EMPTY;
+    let mut last = None;
     for turn in [3u64, 2] {
         let (epoch, mut tip) = ChainTip::begin(BANK, head, &auditor.public());
         db.execute(
@@ -108,7 +109,9 @@ fn a_version_2_database_keeps_its_shared_chain_closed_and_verifiable() {
             tip = next;
         }
         head = *tip.head();
+        last = Some(tip);
     }
+    let last = last.unwrap();
     db.execute(
         "INSERT INTO bank_meta (key, value) VALUES ('audit_head', $1), ('identity', $2)",
         &[
@@ -119,9 +122,47 @@ fn a_version_2_database_keeps_its_shared_chain_closed_and_verifiable() {
     .unwrap();
     assert!(PgLedger::holds_bank(&url).unwrap());
 
-    // Opened by a node: migrated, the shared chain kept as "", the node's own begun apart.
+    // A node of that bank starts, its checkpoint file (format 2) vouching for the shared
+    // chain: migrated, the shared chain kept as "", held against that checkpoint; the node
+    // then joins with a chain of its own, and its checkpoint file names it.
+    use bank_server::checkpoint::{Checkpoint, CheckpointFile};
+    use bank_server::store::{self, Custody, DatabaseUrl, Storage, StoreError};
+    let dir = tempfile::tempdir().unwrap();
+    let storage = Storage::Postgres {
+        url: DatabaseUrl(url.clone()),
+    };
+    let custody = Custody {
+        auditor: Some(auditor.public()),
+        key_file: dir.path().join("auditor.key"),
+    };
     let node = bank_server::node::NodeName::new("n1").unwrap();
-    let ledger = PgLedger::open(&url, &node).unwrap();
+    let data = dir.path().join("n1");
+    let shared = Checkpoint::of(BANK, &last, 1);
+    // One vouching for more than the shared chain holds: refused, nothing written.
+    let ahead = dir.path().join("ahead.checkpoint");
+    CheckpointFile::create(
+        &ahead,
+        &Checkpoint {
+            next_seq: 6,
+            ..shared.clone()
+        },
+    )
+    .unwrap();
+    let Err(refused) = store::open_checked(&data, &ahead, &storage, false, &custody, &node) else {
+        panic!("a checkpoint beyond the shared chain was accepted")
+    };
+    assert!(
+        matches!(refused, StoreError::RolledBack { .. }),
+        "{refused}"
+    );
+    let file = dir.path().join("n1.checkpoint");
+    CheckpointFile::create(&file, &shared).unwrap();
+    let opened = store::open_checked(&data, &file, &storage, false, &custody, &node).unwrap();
+    let now = store::read_checkpoint(&file).unwrap();
+    assert_eq!((now.chain.as_str(), now.next_seq), ("n1", 1));
+    drop(opened);
+
+    // Opened again by that node: its chain goes on in a new epoch.
     let version: i32 = db
         .query_one("SELECT max(version) FROM schema_version", &[])
         .unwrap()
@@ -135,7 +176,8 @@ fn a_version_2_database_keeps_its_shared_chain_closed_and_verifiable() {
         .unwrap()
         .get(0);
     assert_eq!(left, 0, "the head moved to audit_chains");
-    assert_eq!(ledger.chain_position().unwrap().unwrap().next_seq, 0);
+    let ledger = PgLedger::open(&url, &node).unwrap();
+    assert_eq!(ledger.chain_position().unwrap().unwrap().next_seq, 1);
     ledger.audit(&AuditEvent::new("node_joined", 9)).unwrap();
     ledger.audit(&AuditEvent::new("logout", 10)).unwrap();
     let keys = AuditorKeys::new(
@@ -147,7 +189,7 @@ fn a_version_2_database_keeps_its_shared_chain_closed_and_verifiable() {
         .iter()
         .map(|c| (c.log.chain.as_str(), c.events.len(), c.log.epochs.len()))
         .collect();
-    assert_eq!(seen, [("", 5, 2), ("n1", 2, 1)]);
+    assert_eq!(seen, [("", 5, 2), ("n1", 3, 2)]);
     assert_eq!(chains[1].events[0].action, "node_joined");
     // The shared chain is closed: nothing was appended to it.
     assert_eq!(chains[0].log.head, Some(head));
