@@ -15,7 +15,8 @@
 //! on its audit chain), `to_regclass` (is there a schema), a `DEFERRABLE` foreign
 //! key (a transaction's entry is written before its account row), `NUMERIC(20,0)` read and
 //! written as text, `ON CONFLICT` upserts (those two engines take it; others would not), and
-//! the session settings `lock_timeout` and `idle_in_transaction_session_timeout`.
+//! the session settings `lock_timeout`, `idle_in_transaction_session_timeout` and
+//! `tcp_keepalives_*` (on the connection that holds a node's chain).
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -207,7 +208,8 @@ impl core::fmt::Display for OpenError {
             Self::ChainHeld { node } => write!(
                 f,
                 "a running node already holds the audit chain of node name {node:?} on this \
-                 database; each node needs its own --node-name (BANK_NODE_NAME)"
+                 database; each node needs its own --node-name (BANK_NODE_NAME) (a node whose \
+                 machine died lets go within about 30 s)"
             ),
         }
     }
@@ -694,6 +696,14 @@ fn hold_key(chain: &str) -> i64 {
 /// [`HOLD_WAIT`] for a node of that name that has just stopped to let go.
 fn hold_chain(config: &postgres::Config, node: &NodeName) -> Result<Client, OpenError> {
     let mut client = connect(config).map_err(OpenError::Connect)?;
+    // The server probes this connection when idle, so the hold of a node whose machine died
+    // without closing it ends within about 25 s, not the system's default two hours.
+    client
+        .batch_execute(
+            "SET tcp_keepalives_idle = 10; SET tcp_keepalives_interval = 5; \
+             SET tcp_keepalives_count = 3",
+        )
+        .map_err(|e| OpenError::Connect(failure("taking this node's audit chain", e)))?;
     let key = hold_key(node.as_str());
     let waited = std::time::Instant::now();
     loop {
