@@ -28,6 +28,14 @@
 //! and nothing stored reveals any key, so neither the data directory, nor a backup, nor the
 //! bank's own files let anyone recompute a key and re-seal an entry.
 //!
+//! **Chains.** A store holds one chain (sled), or one per node on a shared database
+//! (PostgreSQL): each node appends only to the chain named by its `--node-name`, its epochs
+//! derived with `bank_id || "/" || node` in place of `bank_id` above ([`chain_label`]), so the
+//! auditor's one private key derives every chain's first keys, and an epoch record moved to
+//! another chain derives a key that verifies nothing there. The chain named `""` (sled's one
+//! chain, and the chain every node of a shared database appended to before per-node chains)
+//! keeps `bank_id` alone.
+//!
 //! **What is caught.** Altering, reordering or dropping an entry inside the log fails its MAC
 //! or the hash chain. Cutting the tail is not visible in the log itself: whoever can write the
 //! store can do what the bank does after a crash (start a new epoch with `A`, which is public),
@@ -150,6 +158,17 @@ impl AuditKey {
                 ],
             ),
         }
+    }
+}
+
+/// What an audit chain's epoch keys and checkpoint MACs are bound to: the bank's id for the
+/// chain named `""` (a single node's store; PostgreSQL's shared chain from before per-node
+/// chains), else `bank_id/chain` (a node's name holds no `/`, so no two chains share one).
+pub fn chain_label<'a>(bank_id: &'a str, chain: &str) -> std::borrow::Cow<'a, str> {
+    if chain.is_empty() {
+        std::borrow::Cow::Borrowed(bank_id)
+    } else {
+        std::borrow::Cow::Owned(format!("{bank_id}/{chain}"))
     }
 }
 
@@ -1078,6 +1097,20 @@ mod tests {
             AuditorKeys::parse("hello\n").err(),
             Some(KeyFileError::Line(1))
         );
+    }
+
+    #[test]
+    fn each_chain_derives_its_own_keys_from_the_one_auditor_key() {
+        let auditor = AuditorSecret::random();
+        assert_eq!(chain_label(BANK, ""), BANK);
+        let (n1, n2) = (chain_label(BANK, "n1"), chain_label(BANK, "n2"));
+        assert_eq!(n1, format!("{BANK}/n1"));
+        let (epoch, tip) = ChainTip::begin(&n1, ChainHead::EMPTY, &auditor.public());
+        let keys = keys(auditor);
+        assert!(keys.first_key(&n1, &epoch).unwrap().ct_eq(&tip.key));
+        // The same epoch record on another chain (or the bank's own) derives another key.
+        assert!(!keys.first_key(&n2, &epoch).unwrap().ct_eq(&tip.key));
+        assert!(!keys.first_key(BANK, &epoch).unwrap().ct_eq(&tip.key));
     }
 
     #[test]

@@ -29,6 +29,11 @@ pub(crate) trait ChainRows {
     fn put_head(&self, head: &ChainHead) -> Result<(), Self::Error>;
     /// Stores an epoch record.
     fn put_epoch(&self, epoch: &Epoch) -> Result<(), Self::Error>;
+    /// The name of the chain appended to (see [`crate::audit::chain_label`]): `""`, the one
+    /// chain of a single node's store, unless the engine keeps one per node.
+    fn chain_name(&self) -> &str {
+        ""
+    }
 }
 
 /// What a writer does when the stored head is not where its tip says (another writer on the
@@ -37,7 +42,8 @@ pub(crate) trait ChainRows {
 pub(crate) enum Moved {
     /// Refuse: one writer per store (sled: the process holds the database's lock).
     Refuse,
-    /// Begin a new epoch at the stored head (several nodes on one database).
+    /// Begin a new epoch at the stored head (PostgreSQL: each node holds its own chain, so
+    /// this is a commit whose outcome the writer never learned, and is safe either way).
     NewEpoch,
 }
 
@@ -90,7 +96,8 @@ fn begin_epoch<R: ChainRows>(rows: &R, head: ChainHead) -> Result<ChainTip, R::E
             "the stored auditor key is corrupt".into(),
         )));
     };
-    let (epoch, tip) = ChainTip::begin(&identity.id, head, &auditor);
+    let label = crate::audit::chain_label(&identity.id, rows.chain_name());
+    let (epoch, tip) = ChainTip::begin(&label, head, &auditor);
     rows.put_epoch(&epoch)?;
     Ok(tip)
 }

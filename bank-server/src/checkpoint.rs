@@ -11,7 +11,9 @@
 //! A slot is format 2: `{"v":2,"bank":…,"seq":…,"epoch":…,"hash":…,"time_ms":…,"mac":…,
 //! "sum":…}`, `epoch` naming the epoch whose key MACs it. Format 1 (no `epoch`; the MAC under
 //! the legacy chain) is still read, and rewritten as it is, for a store from before auditor
-//! keys until its next checkpoint.
+//! keys until its next checkpoint. Format 3 is format 2 with `"chain":…` after `epoch`: the
+//! checkpoint of a node's own chain on a shared database (its MAC bound to the chain too, see
+//! [`crate::audit::chain_label`]); a checkpoint of the chain named `""` (sled's) stays format 2.
 
 use std::fs::File;
 use std::io::{self, Read as _};
@@ -30,12 +32,17 @@ const SLOT: usize = 512;
 const VERSION: u32 = 2;
 /// The format of a legacy log's checkpoint (no epoch), still read.
 const LEGACY_VERSION: u32 = 1;
+/// The format of a checkpoint of a node's chain (an epoch and the chain's name).
+const CHAIN_VERSION: u32 = 3;
 
 /// One checkpoint: the chain had `next_seq` entries, the last hashing to `last_hash`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Checkpoint {
     /// The bank it belongs to ([`crate::ledger::BankIdentity::id`]).
     pub bank_id: String,
+    /// The audit chain it vouches for ([`crate::ledger::AuditLog::chain`]): `""` for a single
+    /// node's store (and a shared database's chain from before per-node chains).
+    pub chain: String,
     /// How many audit entries the chain held.
     pub next_seq: u64,
     /// The start of the audit epoch whose key MACs it (the epoch being written then); `None`
@@ -50,11 +57,17 @@ pub struct Checkpoint {
 }
 
 impl Checkpoint {
-    /// The checkpoint of the chain whose writer stands at `tip`.
+    /// The checkpoint of the chain (named `""`) whose writer stands at `tip`.
     pub fn of(bank_id: &str, tip: &ChainTip, time_ms: u64) -> Self {
+        Self::of_chain(bank_id, "", tip, time_ms)
+    }
+
+    /// The checkpoint of the chain `chain` whose writer stands at `tip`.
+    pub fn of_chain(bank_id: &str, chain: &str, tip: &ChainTip, time_ms: u64) -> Self {
         let head = tip.head();
         Self {
             bank_id: bank_id.to_owned(),
+            chain: chain.to_owned(),
             next_seq: head.next_seq,
             epoch: match tip.epoch().kind {
                 EpochKind::Legacy => None,
@@ -62,20 +75,21 @@ impl Checkpoint {
             },
             last_hash: head.prev_hash,
             time_ms,
-            mac: tip.checkpoint_mac(bank_id),
+            mac: tip.checkpoint_mac(&crate::audit::chain_label(bank_id, chain)),
         }
     }
 
     fn encode(&self) -> [u8; SLOT] {
         let fields = Fields {
-            v: if self.epoch.is_some() {
-                VERSION
-            } else {
-                LEGACY_VERSION
+            v: match (self.epoch, self.chain.is_empty()) {
+                (None, _) => LEGACY_VERSION,
+                (Some(_), true) => VERSION,
+                (Some(_), false) => CHAIN_VERSION,
             },
             bank: self.bank_id.clone(),
             seq: self.next_seq,
             epoch: self.epoch,
+            chain: (!self.chain.is_empty()).then(|| self.chain.clone()),
             hash: hex::encode(self.last_hash),
             time_ms: self.time_ms,
             mac: hex::encode(self.mac),
@@ -93,15 +107,18 @@ impl Checkpoint {
         let text = std::str::from_utf8(slot).ok()?;
         let fields: Fields = serde_json::from_str(text.trim_end()).ok()?;
         let sum = hex::encode(sha256(&[fields.summed().as_bytes()]));
-        let known = match fields.epoch {
-            Some(_) => fields.v == VERSION,
-            None => fields.v == LEGACY_VERSION,
+        let known = match (fields.epoch, &fields.chain) {
+            (Some(_), None) => fields.v == VERSION,
+            (Some(_), Some(chain)) => fields.v == CHAIN_VERSION && !chain.is_empty(),
+            (None, None) => fields.v == LEGACY_VERSION,
+            (None, Some(_)) => false,
         };
         if !known || sum != fields.sum {
             return None;
         }
         Some(Self {
             bank_id: fields.bank,
+            chain: fields.chain.unwrap_or_default(),
             next_seq: fields.seq,
             epoch: fields.epoch,
             last_hash: hex::decode(&fields.hash).ok()?.try_into().ok()?,
@@ -118,9 +135,12 @@ struct Fields {
     v: u32,
     bank: String,
     seq: u64,
-    /// Format 2 only.
+    /// Formats 2 and 3.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     epoch: Option<u64>,
+    /// Format 3 only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    chain: Option<String>,
     hash: String,
     time_ms: u64,
     mac: String,
@@ -130,14 +150,18 @@ struct Fields {
 
 impl Fields {
     fn summed(&self) -> String {
-        match self.epoch {
-            None => format!(
+        match (self.epoch, &self.chain) {
+            (None, _) => format!(
                 "{}|{}|{}|{}|{}|{}",
                 self.v, self.bank, self.seq, self.hash, self.time_ms, self.mac
             ),
-            Some(epoch) => format!(
+            (Some(epoch), None) => format!(
                 "{}|{}|{}|{}|{}|{}|{}",
                 self.v, self.bank, self.seq, epoch, self.hash, self.time_ms, self.mac
+            ),
+            (Some(epoch), Some(chain)) => format!(
+                "{}|{}|{}|{}|{}|{}|{}|{}",
+                self.v, self.bank, self.seq, epoch, chain, self.hash, self.time_ms, self.mac
             ),
         }
     }
@@ -349,6 +373,36 @@ mod tests {
     }
 
     #[test]
+    fn a_node_chain_s_checkpoint_names_it_and_is_bound_to_it() {
+        let auditor = AuditorSecret::random();
+        let keys = AuditorKeys::new(
+            Some(AuditorSecret::from_hex(&hex_of(&auditor)).unwrap()),
+            None,
+        );
+        let (epoch, mut t) = ChainTip::begin("b1/n1", ChainHead::EMPTY, &auditor.public());
+        t = t.append(&AuditEvent::new("deposit", 1), [0; 16]).1;
+        let cp = Checkpoint::of_chain("b1", "n1", &t, 5);
+        let text = String::from_utf8(cp.encode().to_vec()).unwrap();
+        assert!(
+            text.starts_with("{\"v\":3,") && text.contains("\"chain\":\"n1\""),
+            "{text}"
+        );
+        assert_eq!(Checkpoint::decode(&cp.encode()), Some(cp.clone()));
+        let k1 = keys.key_at("b1/n1", &epoch, 1).unwrap();
+        assert_eq!(
+            cp.mac,
+            k1.checkpoint_mac("b1/n1", 1, Some(0), &cp.last_hash)
+        );
+        // The chain named "" keeps format 2, as sled writes it.
+        let plain = Checkpoint::of("b1", &tip(1), 5);
+        assert!(plain.chain.is_empty());
+        assert!(std::str::from_utf8(&plain.encode())
+            .unwrap()
+            .starts_with("{\"v\":2,"));
+        assert_eq!(Checkpoint::decode(&plain.encode()), Some(plain));
+    }
+
+    #[test]
     fn legacy_slots_are_read_and_kept_in_their_format() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("bank.checkpoint");
@@ -387,6 +441,7 @@ mod tests {
                 bank: "b1".into(),
                 seq: 1,
                 epoch,
+                chain: None,
                 hash: "00".repeat(32),
                 time_ms: 1,
                 mac: "00".repeat(32),

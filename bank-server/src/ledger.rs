@@ -8,7 +8,7 @@
 //! | State | In the contract | On PostgreSQL (`pg_ledger`), several nodes |
 //! |---|---|---|
 //! | balances, history, txids, users, terminals, operators, identity | the data methods | shared: it is the data |
-//! | the audit chain | the data methods | one shared chain; a node whose turn follows another's begins a new epoch (one chain per node: not yet) |
+//! | the audit chain | the data methods, on this node's chain; [`Ledger::audit_chains`] reads every chain | one chain per node (`--node-name`), held by one running node at a time; the shared chain of databases from before per-node chains is kept, closed |
 //! | revocations, credential replacements | [`Ledger::revocations`], [`Ledger::credential_changes`] (counters a session compares) | shared counters in the database, read by each node every 250 ms |
 //! | failed-login throttles | [`Ledger::throttle`], [`Ledger::update_throttle`] | shared; the attempts *in flight* (`attempts.rs`) stay per node |
 //! | the openings bucket (`register`, `open_card_account` per terminal) | not in the contract: per node (`openings.rs`), forgotten at restart | per node still |
@@ -344,6 +344,10 @@ pub struct ThrottleState {
 
 /// The audit log as stored: entries in storage order, the head and the epoch records.
 pub struct AuditLog {
+    /// The chain's name: `""` for the one chain of a single node's store (and PostgreSQL's
+    /// shared chain from before per-node chains), else the node's that appends to it. Its
+    /// epochs are bound to [`crate::audit::chain_label`] of the bank's id and it.
+    pub chain: String,
     /// `(sequence key, entry bytes)`.
     pub entries: Vec<(u64, Vec<u8>)>,
     /// The bank's head, if present.
@@ -666,8 +670,18 @@ pub trait Ledger: Send + Sync + 'static {
     fn chain_tip(&self) -> Option<ChainTip>;
     /// The stored audit entry at `seq`, if any.
     fn audit_entry(&self, seq: u64) -> Result<Option<Vec<u8>>, LedgerError>;
-    /// The stored audit log and its epochs.
+    /// The stored audit log and its epochs (this node's chain).
     fn audit_log(&self) -> Result<AuditLog, LedgerError>;
+    /// The name of the chain this ledger appends to ([`AuditLog::chain`]): `""` unless the
+    /// engine keeps one chain per node.
+    fn audit_chain_name(&self) -> String {
+        String::new()
+    }
+    /// Every audit chain the store holds, in order of their names (one engine keeping one
+    /// chain: [`Self::audit_log`]); what the auditor verifies.
+    fn audit_chains(&self) -> Result<Vec<AuditLog>, LedgerError> {
+        Ok(vec![self.audit_log()?])
+    }
     /// The audit log's epoch records in order of their start (as [`AuditLog::epochs`]).
     fn audit_epochs(&self) -> Result<Vec<Epoch>, LedgerError>;
     /// [`crate::audit::check_links`] over the stored log, streamed (never loaded whole): how

@@ -4,12 +4,19 @@
 //! posting rules are `posting`'s, run inside it over the tables (a `posting::Book`); the
 //! schema is versioned and migrated at opening.
 //!
+//! Each node appends to an audit chain of its own (its `--node-name`): nodes never wait for
+//! one another's audit entries. A running node holds its chain for its whole life (a session
+//! advisory lock on a connection of its own), so a second node started under the same name is
+//! refused before it writes anything. The chain every node shared before (schema version 2)
+//! is kept under the name `""`, closed: verified, never appended to.
+//!
 //! What would not port to a distributed engine speaking PostgreSQL's protocol (CockroachDB,
-//! YugabyteDB), each named where it is used: advisory locks (migrations, and the queue of
-//! writers on the one audit chain), `to_regclass` (is there a schema), a `DEFERRABLE` foreign
+//! YugabyteDB), each named where it is used: advisory locks (migrations, and each node's hold
+//! on its audit chain), `to_regclass` (is there a schema), a `DEFERRABLE` foreign
 //! key (a transaction's entry is written before its account row), `NUMERIC(20,0)` read and
 //! written as text, `ON CONFLICT` upserts (those two engines take it; others would not), and
-//! the session settings `lock_timeout` and `idle_in_transaction_session_timeout`.
+//! the session settings `lock_timeout`, `idle_in_transaction_session_timeout` and
+//! `tcp_keepalives_*` (on the connection that holds a node's chain).
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -31,6 +38,7 @@ use crate::ledger::{
     Ledger, LedgerError, Movement, NewAccount, NewCredential, OperatorRecord, PendingEnrollment,
     RecentAudit, TerminalDay, TerminalRecord, ThrottleState, Totals, UserRecord,
 };
+use crate::node::NodeName;
 use crate::posting::{self, AccountRecord, Book, PostingError};
 use crate::records::{
     decode, encode, key_to_store, require_auditor_key, stored_key, takes_auditor_key,
@@ -76,14 +84,28 @@ CREATE TABLE audit_epochs (start BIGINT PRIMARY KEY CHECK (start >= 0), record B
 CREATE TABLE bank_counters (name TEXT PRIMARY KEY, value BIGINT NOT NULL CHECK (value >= 0));
 INSERT INTO bank_counters (name, value) VALUES ('revocations', 0), ('credential_changes', 0);
 ",
+    // One audit chain per node, each head in its own row; the one chain of version 2 becomes
+    // the chain named '' (closed: no node has that name).
+    r"
+CREATE TABLE audit_chains (chain TEXT PRIMARY KEY, head BYTEA NOT NULL);
+INSERT INTO audit_chains (chain, head) SELECT '', value FROM bank_meta WHERE key = 'audit_head';
+DELETE FROM bank_meta WHERE key = 'audit_head';
+ALTER TABLE audit_entries ADD COLUMN chain TEXT NOT NULL DEFAULT '';
+ALTER TABLE audit_entries ALTER COLUMN chain DROP DEFAULT;
+ALTER TABLE audit_entries DROP CONSTRAINT audit_entries_pkey;
+ALTER TABLE audit_entries ADD PRIMARY KEY (chain, seq);
+ALTER TABLE audit_epochs ADD COLUMN chain TEXT NOT NULL DEFAULT '';
+ALTER TABLE audit_epochs ALTER COLUMN chain DROP DEFAULT;
+ALTER TABLE audit_epochs DROP CONSTRAINT audit_epochs_pkey;
+ALTER TABLE audit_epochs ADD PRIMARY KEY (chain, start);
+",
 ];
 
 /// The advisory lock migrations hold (any constant; PostgreSQL-only, see the module doc).
 const MIGRATION_LOCK: i64 = 0x6261_6e6b_0001;
-/// The advisory lock chain writers queue on (see `PgLedger::write`).
-const CHAIN_LOCK: i64 = 0x6261_6e6b_0002;
-/// The audit chain's head in `bank_meta` ([`ChainHead::to_bytes`]).
-const HEAD_KEY: &str = "audit_head";
+/// How long a node waits at start for its chain's lock (a node of that name that has just
+/// stopped may still hold it for a moment) before refusing.
+const HOLD_WAIT: Duration = Duration::from_secs(3);
 /// The bank's identity in `bank_meta` (JSON).
 const IDENTITY_KEY: &str = "identity";
 /// Connections one process keeps to the database at most.
@@ -160,6 +182,11 @@ pub enum OpenError {
     Migrate(DatabaseFailure),
     /// The thread that reads the shared counters could not be started.
     Thread(Arc<std::io::Error>),
+    /// A running node holds the audit chain of this node's name.
+    ChainHeld {
+        /// The node's name.
+        node: NodeName,
+    },
 }
 
 impl core::fmt::Display for OpenError {
@@ -178,6 +205,12 @@ impl core::fmt::Display for OpenError {
             ),
             Self::Migrate(e) => write!(f, "migrating the schema: {e}"),
             Self::Thread(e) => write!(f, "starting a thread: {e}"),
+            Self::ChainHeld { node } => write!(
+                f,
+                "a running node already holds the audit chain of node name {node:?} on this \
+                 database; each node needs its own --node-name (BANK_NODE_NAME) (a node whose \
+                 machine died lets go within about 30 s)"
+            ),
         }
     }
 }
@@ -187,7 +220,7 @@ impl std::error::Error for OpenError {
         match self {
             Self::Connect(e) | Self::Migrate(e) => Some(e),
             Self::Thread(e) => Some(&**e),
-            Self::Foreign | Self::TooNew { .. } => None,
+            Self::Foreign | Self::TooNew { .. } | Self::ChainHeld { .. } => None,
         }
     }
 }
@@ -267,13 +300,6 @@ impl std::ops::DerefMut for Pooled<'_> {
     }
 }
 
-impl Pooled<'_> {
-    /// Closes the connection instead of returning it.
-    fn discard(mut self) {
-        drop(self.client.take());
-    }
-}
-
 impl Drop for Pooled<'_> {
     fn drop(&mut self) {
         let mut state = self.pool.state.lock().unwrap_or_else(|p| p.into_inner());
@@ -346,6 +372,8 @@ struct Pending {
 struct Tx<'c> {
     tx: RefCell<Transaction<'c>>,
     pending: RefCell<Pending>,
+    /// The audit chain this node appends to.
+    chain: Arc<str>,
 }
 
 impl Tx<'_> {
@@ -385,6 +413,13 @@ impl Tx<'_> {
         Ok(())
     }
 
+    /// Whether any audit chain exists (the bank's log was begun).
+    fn any_chain(&self) -> TxResult<bool> {
+        Ok(self
+            .one("SELECT 1 FROM audit_chains LIMIT 1", &[])?
+            .is_some())
+    }
+
     /// Moves a shared counter on by one; returns its value after.
     fn bump(&self, name: &str) -> TxResult<u64> {
         let Some(row) = self.one(
@@ -416,8 +451,23 @@ impl ChainRows for Tx<'_> {
         Fail::Ledger(e)
     }
 
+    /// This node's chain's head; an empty one before its first entry (once the bank exists).
     fn head_bytes(&self) -> TxResult<Option<Vec<u8>>> {
-        self.meta(HEAD_KEY)
+        let head = self.one(
+            "SELECT head FROM audit_chains WHERE chain = $1",
+            &[&&*self.chain],
+        )?;
+        match head {
+            Some(row) => Ok(Some(row.get(0))),
+            None if self.meta(IDENTITY_KEY)?.is_some() => {
+                Ok(Some(ChainHead::EMPTY.to_bytes().to_vec()))
+            }
+            None => Ok(None),
+        }
+    }
+
+    fn chain_name(&self) -> &str {
+        &self.chain
     }
 
     fn identity_bytes(&self) -> TxResult<Option<Vec<u8>>> {
@@ -426,20 +476,26 @@ impl ChainRows for Tx<'_> {
 
     fn put_entry(&self, seq: u64, entry: Vec<u8>) -> TxResult<()> {
         self.run(
-            "INSERT INTO audit_entries (seq, entry) VALUES ($1, $2)",
-            &[&to_i64(seq)?, &entry],
+            "INSERT INTO audit_entries (chain, seq, entry) VALUES ($1, $2, $3)",
+            &[&&*self.chain, &to_i64(seq)?, &entry],
         )?;
         Ok(())
     }
 
+    /// Upserts this node's chain's head (`ON CONFLICT`: see the module doc).
     fn put_head(&self, head: &ChainHead) -> TxResult<()> {
-        self.put_meta(HEAD_KEY, &head.to_bytes())
+        self.run(
+            "INSERT INTO audit_chains (chain, head) VALUES ($1, $2) \
+             ON CONFLICT (chain) DO UPDATE SET head = EXCLUDED.head",
+            &[&&*self.chain, &head.to_bytes().as_slice()],
+        )?;
+        Ok(())
     }
 
     fn put_epoch(&self, epoch: &Epoch) -> TxResult<()> {
         self.run(
-            "INSERT INTO audit_epochs (start, record) VALUES ($1, $2)",
-            &[&to_i64(epoch.start)?, &epoch.to_bytes()],
+            "INSERT INTO audit_epochs (chain, start, record) VALUES ($1, $2, $3)",
+            &[&&*self.chain, &to_i64(epoch.start)?, &epoch.to_bytes()],
         )?;
         Ok(())
     }
@@ -573,8 +629,14 @@ fn json<T: serde::Serialize>(value: &T) -> String {
 /// The PostgreSQL ledger. Cheap to share behind an `Arc`.
 pub struct PgLedger {
     pool: Pool,
-    /// One writing transaction of this process at a time: they all move the audit chain's
-    /// head, so they would only abort each other; across nodes SERIALIZABLE orders them.
+    /// The audit chain this node appends to (its name); `None` when opened for reading.
+    chain: Option<Arc<str>>,
+    /// The connection whose session holds this node's chain (an advisory lock), for the
+    /// ledger's life; `None` when opened for reading.
+    hold: Mutex<Option<Client>>,
+    /// One writing transaction of this process at a time: they all move this node's audit
+    /// chain's head, so they would only abort each other. Other nodes append to chains of
+    /// their own: across nodes SERIALIZABLE orders only what truly conflicts.
     writer: Mutex<()>,
     /// The newest audit events this process appended, newest last.
     recent: Recent,
@@ -606,24 +668,80 @@ impl Drop for PgLedger {
     fn drop(&mut self) {
         let clients =
             std::mem::take(&mut self.pool.state.lock().unwrap_or_else(|p| p.into_inner()).0);
+        let hold = self.hold.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let key = self.chain.as_deref().map(hold_key);
         if let Ok(closing) = std::thread::Builder::new()
             .name("pg-close".into())
-            .spawn(move || drop(clients))
+            .spawn(move || {
+                // Let go of the chain before closing, so a restart finds it free at once.
+                if let (Some(mut hold), Some(key)) = (hold, key) {
+                    let _ = hold.execute("SELECT pg_advisory_unlock($1)", &[&key]);
+                }
+                drop(clients);
+            })
         {
             let _ = closing.join();
         }
     }
 }
 
+/// The advisory lock that holds the audit chain `chain` (PostgreSQL-only, see the module doc):
+/// the first 8 bytes of a hash of its name.
+fn hold_key(chain: &str) -> i64 {
+    let digest = protocol::primitives::sha256(&[b"bank audit chain hold\0", chain.as_bytes()]);
+    i64::from_be_bytes(digest[..8].try_into().expect("8 bytes"))
+}
+
+/// Takes the advisory lock of `node`'s chain on a connection of its own, waiting up to
+/// [`HOLD_WAIT`] for a node of that name that has just stopped to let go.
+fn hold_chain(config: &postgres::Config, node: &NodeName) -> Result<Client, OpenError> {
+    let mut client = connect(config).map_err(OpenError::Connect)?;
+    // The server probes this connection when idle, so the hold of a node whose machine died
+    // without closing it ends within about 25 s, not the system's default two hours.
+    client
+        .batch_execute(
+            "SET tcp_keepalives_idle = 10; SET tcp_keepalives_interval = 5; \
+             SET tcp_keepalives_count = 3",
+        )
+        .map_err(|e| OpenError::Connect(failure("taking this node's audit chain", e)))?;
+    let key = hold_key(node.as_str());
+    let waited = std::time::Instant::now();
+    loop {
+        let held: bool = client
+            .query_one("SELECT pg_try_advisory_lock($1)", &[&key])
+            .map_err(|e| OpenError::Connect(failure("taking this node's audit chain", e)))?
+            .get(0);
+        if held {
+            return Ok(client);
+        }
+        if waited.elapsed() >= HOLD_WAIT {
+            return Err(OpenError::ChainHeld { node: node.clone() });
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 impl PgLedger {
-    /// Connects to the database at `url` and brings its schema to this binary's version
-    /// (creating it in an empty database).
-    pub fn open(url: &str) -> Result<Self, OpenError> {
+    /// Connects to the database at `url`, brings its schema to this binary's version
+    /// (creating it in an empty database) and takes the audit chain of `node` for this
+    /// ledger's life: refused ([`OpenError::ChainHeld`]) while a running node holds it.
+    pub fn open(url: &str, node: &NodeName) -> Result<Self, OpenError> {
+        Self::open_as(url, Some(node))
+    }
+
+    /// Opens the database at `url` for reading (the auditor's commands): its schema migrated
+    /// as [`Self::open`] does, no chain taken; every change is refused.
+    pub fn open_reader(url: &str) -> Result<Self, OpenError> {
+        Self::open_as(url, None)
+    }
+
+    fn open_as(url: &str, node: Option<&NodeName>) -> Result<Self, OpenError> {
         let config: postgres::Config = url
             .parse()
             .map_err(|e| OpenError::Connect(failure("parsing the database URL", e)))?;
         let mut client = connect(&config).map_err(OpenError::Connect)?;
-        migrate(&mut client)?;
+        migrate(&mut client, schema_version())?;
+        let hold = node.map(|node| hold_chain(&config, node)).transpose()?;
         let counters = Arc::new(Counters::default());
         counters
             .read(&mut client)
@@ -645,6 +763,8 @@ impl PgLedger {
                 state: Mutex::new((vec![client], 1)),
                 returned: Condvar::new(),
             },
+            chain: node.map(|node| Arc::from(node.as_str())),
+            hold: Mutex::new(hold),
             writer: Mutex::new(()),
             recent: Recent::default(),
             counters,
@@ -723,28 +843,21 @@ impl PgLedger {
         during: &'static str,
         f: impl Fn(&Tx<'_>) -> TxResult<T>,
     ) -> Result<T, LedgerError> {
+        let Some(chain) = self.chain.clone() else {
+            return Err(LedgerError::Storage(
+                "the database was opened for reading".into(),
+            ));
+        };
         let _writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         let mut client = self.client()?;
-        // Every writer of every node moves the one audit chain's head, so they take turns
-        // here, first come first served: without a queue, a node that lost a serialization
-        // race could keep losing it to another's steady stream (seen under load: 30 aborts in
-        // a row). An advisory lock is PostgreSQL's own (see the module doc); one chain per
-        // node would remove the need.
-        client
-            .execute("SELECT pg_advisory_lock($1)", &[&CHAIN_LOCK])
-            .map_err(|e| LedgerError::Database(failure(during, e)))?;
+        // No queue across nodes: each appends to its own chain, so two nodes' transactions
+        // conflict only on the data they share (SERIALIZABLE aborts one; it is retried).
         let result = retrying(
             &mut client,
+            &chain,
             || self.tip.lock().unwrap_or_else(|p| p.into_inner()).clone(),
             &f,
         );
-        if client
-            .execute("SELECT pg_advisory_unlock($1)", &[&CHAIN_LOCK])
-            .is_err()
-        {
-            // Closing the connection is what releases the lock then.
-            client.discard();
-        }
         match result {
             Ok((value, pending)) => {
                 self.committed(pending);
@@ -791,18 +904,71 @@ impl PgLedger {
         })
     }
 
+    /// This node's chain's head: an empty one before its first entry once the bank exists;
+    /// `None` before the bank exists, or opened for reading.
     fn head(&self) -> Result<Option<ChainHead>, LedgerError> {
-        let bytes: Option<Vec<u8>> = self.read("reading the audit head", |client| {
-            Ok(client
-                .query_opt("SELECT value FROM bank_meta WHERE key = $1", &[&HEAD_KEY])?
-                .map(|row| row.get(0)))
-        })?;
+        let Some(chain) = self.chain.as_deref() else {
+            return Ok(None);
+        };
+        let bytes = self.chain_head(chain)?;
+        if bytes.is_none() && self.identity()?.is_some() {
+            return Ok(Some(ChainHead::EMPTY));
+        }
         bytes
             .map(|bytes| {
                 ChainHead::from_bytes(&bytes)
                     .ok_or_else(|| LedgerError::Storage("audit head corrupt".into()))
             })
             .transpose()
+    }
+
+    /// The stored head of the chain `chain`, if it has one.
+    fn chain_head(&self, chain: &str) -> Result<Option<Vec<u8>>, LedgerError> {
+        self.read("reading the audit head", |client| {
+            Ok(client
+                .query_opt("SELECT head FROM audit_chains WHERE chain = $1", &[&chain])?
+                .map(|row| row.get(0)))
+        })
+    }
+
+    /// The chain `chain`'s log as stored.
+    fn chain_log(&self, chain: &str) -> Result<AuditLog, LedgerError> {
+        let (entries, epochs) = self.read("reading the audit log", |client| {
+            let entries = client
+                .query(
+                    "SELECT seq, entry FROM audit_entries WHERE chain = $1 ORDER BY seq",
+                    &[&chain],
+                )?
+                .iter()
+                .map(|row| Ok((to_u64(row.get(0))?, row.get(1))))
+                .collect::<Result<Vec<_>, Fail>>()?;
+            let epochs = client
+                .query(
+                    "SELECT start, record FROM audit_epochs WHERE chain = $1 ORDER BY start",
+                    &[&chain],
+                )?
+                .iter()
+                .map(|row| {
+                    Epoch::from_bytes(to_u64(row.get(0))?, row.get(1)).ok_or_else(|| {
+                        Fail::Ledger(LedgerError::Storage("corrupt audit epoch".into()))
+                    })
+                })
+                .collect::<Result<Vec<_>, Fail>>()?;
+            Ok((entries, epochs))
+        })?;
+        let head = self
+            .chain_head(chain)?
+            .map(|bytes| {
+                ChainHead::from_bytes(&bytes)
+                    .ok_or_else(|| LedgerError::Storage("audit head corrupt".into()))
+            })
+            .transpose()?;
+        Ok(AuditLog {
+            chain: chain.to_owned(),
+            entries,
+            head,
+            epochs,
+        })
     }
 
     /// Ids of the rows of `table` whose stored key (`psk` or `key`) is still plain.
@@ -830,13 +996,14 @@ impl PgLedger {
 /// `held()`) until one commits, fails in a way not worth retrying, or [`ATTEMPTS`] did.
 fn retrying<T>(
     client: &mut Client,
+    chain: &Arc<str>,
     held: impl Fn() -> Option<ChainTip>,
     f: &impl Fn(&Tx<'_>) -> TxResult<T>,
 ) -> TxResult<(T, Pending)> {
     let mut attempt = 0;
     loop {
         attempt += 1;
-        match attempt_once(client, held(), f) {
+        match attempt_once(client, chain.clone(), held(), f) {
             Err(Fail::Db(e)) if retryable(&e) && attempt < ATTEMPTS => {
                 // Back off a little, more each time, so the winner finishes.
                 let jitter = u64::from(rand_core::RngCore::next_u32(&mut rand_core::OsRng) % 4);
@@ -849,6 +1016,7 @@ fn retrying<T>(
 
 fn attempt_once<T>(
     client: &mut Client,
+    chain: Arc<str>,
     held: Option<ChainTip>,
     f: &impl Fn(&Tx<'_>) -> TxResult<T>,
 ) -> TxResult<(T, Pending)> {
@@ -862,17 +1030,30 @@ fn attempt_once<T>(
             audit: Vec::new(),
             tip: held,
         }),
+        chain,
     };
     // On failure `view` drops here, and with it the transaction: rolled back.
     let value = f(&view)?;
-    let Tx { tx, pending } = view;
+    let Tx { tx, pending, .. } = view;
     tx.into_inner().commit()?;
     Ok((value, pending.into_inner()))
 }
 
-/// Brings the schema to [`schema_version`] under an advisory lock (nodes starting together
-/// migrate once); refuses a newer schema, and a database holding other tables.
-fn migrate(client: &mut Client) -> Result<(), OpenError> {
+/// Brings the schema of the database at `url` to `version` (at most [`schema_version`]) and
+/// no further, creating nothing else: for tests of the migrations, which need a database as an
+/// older bank-server left it.
+pub fn migrate_to(url: &str, version: i32) -> Result<(), OpenError> {
+    let config: postgres::Config = url
+        .parse()
+        .map_err(|e| OpenError::Connect(failure("parsing the database URL", e)))?;
+    let mut client = connect(&config).map_err(OpenError::Connect)?;
+    migrate(&mut client, version.min(schema_version()))
+}
+
+/// Brings the schema to `target` (the binary's [`schema_version`], but for tests) under an
+/// advisory lock (nodes starting together migrate once); refuses a newer schema, and a
+/// database holding other tables.
+fn migrate(client: &mut Client, target: i32) -> Result<(), OpenError> {
     let db = |e| OpenError::Migrate(failure("migrating", e));
     let mut tx = client.transaction().map_err(db)?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
@@ -906,7 +1087,7 @@ fn migrate(client: &mut Client) -> Result<(), OpenError> {
         return Err(OpenError::TooNew { found });
     }
     for (version, sql) in (1..).zip(MIGRATIONS) {
-        if version <= found {
+        if version <= found || version > target {
             continue;
         }
         tx.batch_execute(sql).map_err(db)?;
@@ -1020,7 +1201,8 @@ impl Ledger for PgLedger {
         // updates (on every node) from losing one another.
         let update = RefCell::new(update);
         let mut client = self.client()?;
-        let result = retrying(&mut client, || None, &|tx: &Tx<'_>| {
+        let no_chain = Arc::from("");
+        let result = retrying(&mut client, &no_chain, || None, &|tx: &Tx<'_>| {
             let before: ThrottleState = tx
                 .record("SELECT record FROM throttles WHERE key = $1", &[&key])?
                 .unwrap_or_default();
@@ -1410,10 +1592,10 @@ impl Ledger for PgLedger {
         require_auditor_key(identity, "a bank needs the auditor's public key")?;
         let identity = encode(identity);
         self.write("creating the bank", |tx| {
-            if tx.meta(HEAD_KEY)?.is_some() || tx.meta(IDENTITY_KEY)?.is_some() {
+            if tx.any_chain()? || tx.meta(IDENTITY_KEY)?.is_some() {
                 return Ok(false);
             }
-            tx.put_meta(HEAD_KEY, &ChainHead::EMPTY.to_bytes())?;
+            tx.put_head(&ChainHead::EMPTY)?;
             tx.put_meta(IDENTITY_KEY, &identity)?;
             Ok(true)
         })
@@ -1434,7 +1616,7 @@ impl Ledger for PgLedger {
     fn adopt_identity(&self, identity: &BankIdentity) -> Result<bool, LedgerError> {
         let identity = encode(identity);
         self.write("recording the identity", |tx| {
-            if tx.meta(IDENTITY_KEY)?.is_some() || tx.meta(HEAD_KEY)?.is_none() {
+            if tx.meta(IDENTITY_KEY)?.is_some() || !tx.any_chain()? {
                 return Ok(false);
             }
             tx.put_meta(IDENTITY_KEY, &identity)?;
@@ -1470,7 +1652,7 @@ impl Ledger for PgLedger {
             if !takes_auditor_key(&bytes, identity)? {
                 return Ok(false);
             }
-            let Some(bytes) = tx.meta(HEAD_KEY)? else {
+            let Some(bytes) = tx.head_bytes()? else {
                 return Err(LedgerError::Storage("audit log not initialised".into()).into());
             };
             let Some(head) = ChainHead::from_bytes(&bytes) else {
@@ -1501,46 +1683,58 @@ impl Ledger for PgLedger {
 
     fn audit_entry(&self, seq: u64) -> Result<Option<Vec<u8>>, LedgerError> {
         let seq = to_i64(seq)?;
+        let Some(chain) = self.chain.as_deref() else {
+            return Ok(None);
+        };
         self.read("reading an audit entry", |client| {
             Ok(client
-                .query_opt("SELECT entry FROM audit_entries WHERE seq = $1", &[&seq])?
+                .query_opt(
+                    "SELECT entry FROM audit_entries WHERE chain = $1 AND seq = $2",
+                    &[&chain, &seq],
+                )?
                 .map(|row| row.get(0)))
         })
     }
 
     fn audit_log(&self) -> Result<AuditLog, LedgerError> {
-        let entries = self.read("reading the audit log", |client| {
-            client
-                .query("SELECT seq, entry FROM audit_entries ORDER BY seq", &[])?
-                .iter()
-                .map(|row| Ok((to_u64(row.get(0))?, row.get(1))))
-                .collect::<Result<Vec<_>, Fail>>()
-        })?;
-        Ok(AuditLog {
-            entries,
-            head: self.head()?,
-            epochs: self.audit_epochs()?,
-        })
+        let Some(chain) = self.chain.as_deref() else {
+            return self.chain_log("");
+        };
+        let mut log = self.chain_log(chain)?;
+        log.head = self.head()?;
+        Ok(log)
     }
 
     fn audit_epochs(&self) -> Result<Vec<Epoch>, LedgerError> {
-        self.read("reading the audit epochs", |client| {
-            client
-                .query("SELECT start, record FROM audit_epochs ORDER BY start", &[])?
+        Ok(self.audit_log()?.epochs)
+    }
+
+    fn audit_chain_name(&self) -> String {
+        self.chain.as_deref().unwrap_or("").to_owned()
+    }
+
+    /// Every chain with a head, an entry or an epoch record (a chain whose head row was
+    /// deleted is still verified, and found headless).
+    fn audit_chains(&self) -> Result<Vec<AuditLog>, LedgerError> {
+        let names: Vec<String> = self.read("reading the audit chains", |client| {
+            Ok(client
+                .query(
+                    "SELECT chain FROM audit_chains UNION SELECT chain FROM audit_entries \
+                     UNION SELECT chain FROM audit_epochs ORDER BY 1",
+                    &[],
+                )?
                 .iter()
-                .map(|row| {
-                    Epoch::from_bytes(to_u64(row.get(0))?, row.get(1)).ok_or_else(|| {
-                        Fail::Ledger(LedgerError::Storage("corrupt audit epoch".into()))
-                    })
-                })
-                .collect()
-        })
+                .map(|row| row.get(0))
+                .collect())
+        })?;
+        names.iter().map(|name| self.chain_log(name)).collect()
     }
 
     fn check_audit_links(&self) -> Result<Result<u64, crate::audit::VerifyError>, LedgerError> {
         /// Entries read per query: the log is streamed, never loaded whole.
         const PAGE: i64 = 1_000;
         let head = self.head()?;
+        let chain = self.chain.as_deref().unwrap_or("").to_owned();
         let mut client = self.client()?;
         let mut failure_seen = None;
         let mut next = 0i64;
@@ -1549,8 +1743,9 @@ impl Ledger for PgLedger {
         let entries = std::iter::from_fn(|| {
             if page.is_empty() && !done {
                 let rows = client.query(
-                    "SELECT seq, entry FROM audit_entries WHERE seq >= $1 ORDER BY seq LIMIT $2",
-                    &[&next, &PAGE],
+                    "SELECT seq, entry FROM audit_entries WHERE chain = $1 AND seq >= $2 \
+                     ORDER BY seq LIMIT $3",
+                    &[&chain, &next, &PAGE],
                 );
                 match rows {
                     Ok(rows) => {

@@ -1148,6 +1148,7 @@ impl Ledger for SledLedger {
             })
             .collect::<Result<Vec<_>, LedgerError>>()?;
         Ok(AuditLog {
+            chain: String::new(),
             entries,
             head: self.head()?,
             epochs: self.audit_epochs()?,

@@ -16,6 +16,7 @@ use crate::audit::{AuditEvent, AuditorPublicKey, AuditorSecret, ChainTip};
 use crate::bank_key::{self, BankKeyError};
 use crate::checkpoint::{self, Checkpoint, CheckpointError, CheckpointFile};
 use crate::ledger::{BankIdentity, ChainPosition, IoFailure, Ledger, LedgerError};
+use crate::node::NodeName;
 use crate::pg_ledger::{self, PgLedger};
 use crate::sled_ledger::SledLedger;
 use crate::terminals::{auth_file_text, new_terminal, write_new_secret_file};
@@ -162,11 +163,22 @@ pub enum StoreError {
         /// The checkpoint file.
         path: PathBuf,
     },
+    /// The checkpoint vouches for another node's audit chain (a shared database).
+    OtherChain {
+        /// The checkpoint file.
+        path: PathBuf,
+        /// The chain it vouches for.
+        chain: String,
+        /// This node's chain (its name).
+        node: String,
+    },
     /// The store's audit chain is shorter than, or differs from, the checkpoint: it was
     /// damaged or rolled back.
     RolledBack {
         /// The data directory.
         path: PathBuf,
+        /// The chain checked (`""`: the store's one chain).
+        chain: String,
         /// Entries in the store's chain.
         store: u64,
         /// Entries the checkpoint vouches for.
@@ -236,19 +248,34 @@ impl core::fmt::Display for StoreError {
                  bank's, or {WAY_OUT}",
                 path.display()
             ),
+            Self::OtherChain { path, chain, node } => write!(
+                f,
+                "{}: the checkpoint vouches for the audit chain of node {chain:?}, but this node \
+                 is {node:?}: point --checkpoint-file at this node's checkpoint file, or give \
+                 the --node-name it belongs to",
+                path.display()
+            ),
             Self::RolledBack {
                 path,
+                chain,
                 store,
                 checkpoint,
                 file,
-            } => write!(
-                f,
-                "{}: the store's audit log holds {store} entries but {} vouches for {checkpoint} \
-                 (or a different history): the store was damaged or rolled back and would serve \
-                 old balances; {WAY_OUT}",
-                path.display(),
-                file.display()
-            ),
+            } => {
+                let log = if chain.is_empty() {
+                    "the store's audit log".to_owned()
+                } else {
+                    format!("the audit chain of node {chain:?}")
+                };
+                write!(
+                    f,
+                    "{}: {log} holds {store} entries but {} vouches for {checkpoint} (or a \
+                     different history): the store was damaged or rolled back and would serve \
+                     old balances; {WAY_OUT}",
+                    path.display(),
+                    file.display()
+                )
+            }
         }
     }
 }
@@ -314,14 +341,21 @@ fn place(dir: &Path) -> Result<Place, StoreError> {
 
 /// Opens the ledger `storage` names in `dir`, turning a panic inside the engine (a damaged
 /// store) into an error.
-pub fn open_ledger(storage: &Storage, dir: &Path) -> Result<Box<dyn Ledger>, StoreError> {
+pub fn open_ledger(
+    storage: &Storage,
+    dir: &Path,
+    node: Option<&NodeName>,
+) -> Result<Box<dyn Ledger>, StoreError> {
     let opened = std::panic::catch_unwind(|| match storage {
         Storage::Sled { cache_bytes } => SledLedger::open_with_cache(dir, *cache_bytes)
             .map(|ledger| Box::new(ledger) as Box<dyn Ledger>)
             .map_err(|e| StoreError::ledger(dir, e)),
-        Storage::Postgres { url } => PgLedger::open(&url.0)
-            .map(|ledger| Box::new(ledger) as Box<dyn Ledger>)
-            .map_err(StoreError::Database),
+        Storage::Postgres { url } => match node {
+            Some(node) => PgLedger::open(&url.0, node),
+            None => PgLedger::open_reader(&url.0),
+        }
+        .map(|ledger| Box::new(ledger) as Box<dyn Ledger>)
+        .map_err(StoreError::Database),
     });
     match opened {
         Ok(result) => result,
@@ -354,6 +388,7 @@ pub fn open_or_create(config: &Config) -> Result<OpenedBank, StoreError> {
             &config.storage,
             config.reset_checkpoints,
             &Custody::of(config),
+            &config.node_name,
         )?;
         let bank_key = bank_key_of(&*store.ledger, &config.data_dir, &config.bank_key_file)?;
         let storage_keys = seal_stored_keys(&*store.ledger, &config.data_dir, &bank_key)?;
@@ -391,8 +426,9 @@ pub fn open_for_admin(
     bank_key_file: &Path,
     storage: &Storage,
     custody: &Custody,
+    node: &NodeName,
 ) -> Result<Opened, StoreError> {
-    let store = open_checked(dir, checkpoint_file, storage, false, custody)?;
+    let store = open_checked(dir, checkpoint_file, storage, false, custody, node)?;
     let bank_key = bank_key_of(&*store.ledger, dir, bank_key_file)?;
     seal_stored_keys(&*store.ledger, dir, &bank_key)?;
     Ok(store)
@@ -476,7 +512,7 @@ fn create(config: &Config) -> Result<OpenedBank, StoreError> {
     let dir = &config.data_dir;
     std::fs::create_dir_all(dir).map_err(|e| StoreError::Io(dir.clone(), e))?;
     owner_only(dir)?;
-    let ledger = open_ledger(&config.storage, dir)?;
+    let ledger = open_ledger(&config.storage, dir, Some(&config.node_name))?;
     let id = random_id();
     let bank_key = bank_key::create(&config.bank_key_file, &id).map_err(StoreError::BankKey)?;
     let storage_keys = seal_stored_keys(&*ledger, dir, &bank_key)?;
@@ -622,12 +658,13 @@ pub fn open_checked(
     storage: &Storage,
     reset: bool,
     custody: &Custody,
+    node: &NodeName,
 ) -> Result<Opened, StoreError> {
     // Never create a store here: a directory without a database holds no bank.
     if !storage.holds_store(dir)? {
         return Err(StoreError::NotABank(dir.to_owned()));
     }
-    let ledger = open_ledger(storage, dir)?;
+    let ledger = open_ledger(storage, dir, Some(node))?;
     let fail = |e| StoreError::ledger(dir, e);
     let position = ledger.chain_position().map_err(fail)?;
     let (identity, position) = match (ledger.identity().map_err(fail)?, position) {
@@ -679,14 +716,29 @@ pub fn open_checked(
     if matches!(storage, Storage::Postgres { .. }) && absent(checkpoint_file) {
         return join(ledger, dir, &identity, checkpoint_file, custody);
     }
+    let chain = ledger.audit_chain_name();
     let checked = CheckpointFile::open(checkpoint_file)
         .map_err(StoreError::Checkpoint)
         .and_then(|(file, latest)| {
-            check(&*ledger, dir, &identity, position, checkpoint_file, &latest)?;
-            Ok(file)
+            if latest.chain == chain {
+                check(&*ledger, dir, &identity, position, checkpoint_file, &latest)?;
+                Ok(Some(file))
+            } else if latest.chain.is_empty() {
+                // A node's checkpoint from before per-node chains vouches for the shared
+                // chain, now closed: held against it, then this node's own chain begins.
+                check_shared(&*ledger, dir, &identity, checkpoint_file, &latest)?;
+                Ok(None)
+            } else {
+                Err(StoreError::OtherChain {
+                    path: checkpoint_file.to_owned(),
+                    chain: latest.chain,
+                    node: chain.clone(),
+                })
+            }
         });
     match checked {
-        Ok(file) => {
+        Ok(None) => join(ledger, dir, &identity, checkpoint_file, custody),
+        Ok(Some(file)) => {
             let checkpoints = Arc::new(file);
             watch(&*ledger, &identity, &checkpoints);
             ensure_auditor_key(&*ledger, dir, &identity, custody)?;
@@ -699,7 +751,10 @@ pub fn open_checked(
             if reset
                 && !matches!(
                     e,
-                    StoreError::Io(..) | StoreError::InUse(_) | StoreError::Failing(_)
+                    StoreError::Io(..)
+                        | StoreError::InUse(_)
+                        | StoreError::Failing(_)
+                        | StoreError::OtherChain { .. }
                 ) =>
         {
             tracing::warn!(error = %e, "--reset-checkpoints: accepting the store as it is");
@@ -723,10 +778,11 @@ fn absent(path: &Path) -> bool {
     matches!(std::fs::symlink_metadata(path), Err(e) if e.kind() == std::io::ErrorKind::NotFound)
 }
 
-/// A node's first start on a shared database (PostgreSQL, no checkpoint file of its own yet):
-/// its checkpoints begin where the chain stands now, the start audited (`node_joined`). The
-/// rollback check thus covers a node from its first start on; a checkpoint file removed is
-/// taken for a new node, and says so in the audit log.
+/// A node's first start on a shared database (PostgreSQL, no checkpoint file of its own yet,
+/// or one from before per-node chains): its chain begins, or goes on, at a new epoch, the start
+/// audited (`node_joined`) as its first entry there, and its checkpoints begin where its chain
+/// stands now. The rollback check thus covers a node's chain from its first start on; a
+/// checkpoint file removed is taken for a new node, and says so in its chain.
 fn join(
     ledger: Box<dyn Ledger>,
     dir: &Path,
@@ -737,7 +793,11 @@ fn join(
     let fail = |e| StoreError::ledger(dir, e);
     ensure_auditor_key(&*ledger, dir, identity, custody)?;
     let mut event = AuditEvent::new("node_joined", now_ms());
-    event.detail = Some(format!("checkpoint file {}", checkpoint_file.display()));
+    event.detail = Some(format!(
+        "node {:?}, checkpoint file {}",
+        ledger.audit_chain_name(),
+        checkpoint_file.display()
+    ));
     ledger.audit(&event).map_err(fail)?;
     ledger.sync().map_err(fail)?;
     tracing::warn!(
@@ -768,6 +828,7 @@ fn check(
     }
     let rolled_back = || StoreError::RolledBack {
         path: dir.to_owned(),
+        chain: latest.chain.clone(),
         store: position.next_seq,
         checkpoint: latest.next_seq,
         file: file.to_owned(),
@@ -789,6 +850,46 @@ fn check(
     }
 }
 
+/// A checkpoint of the chain every node shared before per-node chains (named `""`, closed
+/// since): that chain must hold its entries, the last one hashing alike.
+fn check_shared(
+    ledger: &dyn Ledger,
+    dir: &Path,
+    identity: &BankIdentity,
+    file: &Path,
+    latest: &Checkpoint,
+) -> Result<(), StoreError> {
+    if latest.bank_id != identity.id {
+        return Err(StoreError::OtherBank {
+            path: file.to_owned(),
+        });
+    }
+    let chains = ledger
+        .audit_chains()
+        .map_err(|e| StoreError::ledger(dir, e))?;
+    let shared = chains.iter().find(|log| log.chain.is_empty());
+    let store = shared
+        .and_then(|log| log.head)
+        .map_or(0, |head| head.next_seq);
+    let same = match latest.next_seq.checked_sub(1) {
+        None => true,
+        Some(last) => shared
+            .and_then(|log| log.entries.iter().find(|(seq, _)| *seq == last))
+            .is_some_and(|(_, entry)| protocol::primitives::sha256(&[entry]) == latest.last_hash),
+    };
+    if store >= latest.next_seq && same {
+        Ok(())
+    } else {
+        Err(StoreError::RolledBack {
+            path: dir.to_owned(),
+            chain: String::new(),
+            store,
+            checkpoint: latest.next_seq,
+            file: file.to_owned(),
+        })
+    }
+}
+
 /// Writes a fresh checkpoint file at the chain's tip (the ledger has appended, and synced, an
 /// entry of its own epoch: its key MACs the checkpoint) and watches the ledger.
 fn start_checkpoints(
@@ -800,9 +901,13 @@ fn start_checkpoints(
     let tip = ledger.chain_tip().ok_or_else(|| {
         StoreError::Damaged(dir.to_owned(), "no audit entry to checkpoint".into())
     })?;
+    let chain = ledger.audit_chain_name();
     let checkpoints = Arc::new(
-        CheckpointFile::create(file, &Checkpoint::of(&identity.id, &tip, now_ms()))
-            .map_err(StoreError::Checkpoint)?,
+        CheckpointFile::create(
+            file,
+            &Checkpoint::of_chain(&identity.id, &chain, &tip, now_ms()),
+        )
+        .map_err(StoreError::Checkpoint)?,
     );
     watch(ledger, identity, &checkpoints);
     Ok(checkpoints)
@@ -812,11 +917,12 @@ fn start_checkpoints(
 /// has appended: the checkpoint is MACed with its epoch's key).
 fn watch(ledger: &dyn Ledger, identity: &BankIdentity, checkpoints: &Arc<CheckpointFile>) {
     let (bank_id, file) = (identity.id.clone(), checkpoints.clone());
+    let chain = ledger.audit_chain_name();
     ledger.on_durable(Arc::new(move |tip: &ChainTip| {
         if tip.head().next_seq <= file.latest().next_seq {
             return Ok(());
         }
-        let checkpoint = Checkpoint::of(&bank_id, tip, now_ms());
+        let checkpoint = Checkpoint::of_chain(&bank_id, &chain, tip, now_ms());
         file.record(&checkpoint).map_err(|e| match e {
             CheckpointError::Io(path, e) => LedgerError::Io(IoFailure::new(
                 format!("writing the checkpoint file {}", path.display()),
@@ -827,6 +933,7 @@ fn watch(ledger: &dyn Ledger, identity: &BankIdentity, checkpoints: &Arc<Checkpo
         // For a log shipper: an off-machine record of how far the chain reached.
         tracing::debug!(
             bank = %checkpoint.bank_id,
+            chain = %checkpoint.chain,
             entries = checkpoint.next_seq,
             epoch = %checkpoint.epoch.map_or_else(|| "legacy".to_owned(), |e| e.to_string()),
             last_hash = %hex::encode(checkpoint.last_hash),
@@ -843,10 +950,15 @@ pub fn open_existing(storage: &Storage, data_dir: &Path) -> Result<Box<dyn Ledge
     if !storage.holds_store(data_dir)? {
         return Err(StoreError::NotABank(data_dir.to_owned()));
     }
-    let ledger = open_ledger(storage, data_dir)?;
-    match ledger.chain_position() {
-        Ok(Some(_)) => Ok(ledger),
-        Ok(None) => Err(StoreError::NotABank(data_dir.to_owned())),
+    let ledger = open_ledger(storage, data_dir, None)?;
+    // Read from no node's chain (PostgreSQL, opened for reading): the bank is its identity.
+    let exists = match storage {
+        Storage::Sled { .. } => ledger.chain_position().map(|p| p.is_some()),
+        Storage::Postgres { .. } => ledger.identity().map(|i| i.is_some()),
+    };
+    match exists {
+        Ok(true) => Ok(ledger),
+        Ok(false) => Err(StoreError::NotABank(data_dir.to_owned())),
         Err(e) => Err(StoreError::ledger(data_dir, e)),
     }
 }

@@ -64,7 +64,9 @@ fn verified(
 ) -> Result<Vec<AuditEvent>, bank_server::audit::VerifyError> {
     let log = ledger.audit_log().unwrap();
     assert_eq!(ledger.audit_epochs().unwrap(), log.epochs);
-    bank_server::audit::verify(keys, BANK_ID, &log.epochs, &log.entries, log.head.as_ref())
+    // Each engine's chain is bound to its name (PostgreSQL: the node's), sled's to the bank.
+    let label = bank_server::audit::chain_label(BANK_ID, &log.chain);
+    bank_server::audit::verify(keys, &label, &log.epochs, &log.entries, log.head.as_ref())
 }
 
 fn name(text: &str) -> Username {
@@ -1230,7 +1232,8 @@ fn open_postgres(dir: &Path) -> Box<dyn Ledger> {
         std::fs::create_dir_all(dir).unwrap();
         cluster.create_database(&name).unwrap();
     }
-    Box::new(PgLedger::open(&cluster.url(&name)).unwrap())
+    let node = bank_server::node::NodeName::new("n1").unwrap();
+    Box::new(PgLedger::open(&cluster.url(&name), &node).unwrap())
 }
 
 contract!(postgres, open_postgres);

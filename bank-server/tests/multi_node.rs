@@ -1,7 +1,7 @@
 //! Several `bank-server` processes on one PostgreSQL database (a real server the test starts):
 //! withdrawals racing through every node are exact, a terminal revoked through one node is
 //! refused by the others, a node killed under load loses nothing acknowledged while the others
-//! serve on, and the audit log verifies.
+//! serve on, and the audit log verifies: every node's own chain.
 
 mod common;
 
@@ -16,22 +16,30 @@ use common::*;
 use protocol::{CardSecret, Cents, ErrorCode, Request, Response};
 use rand_core::OsRng;
 
-/// A node: its own data directory, checkpoint and admin socket; the bank's key file and
-/// database shared.
+/// A node named `name`: its own data directory, checkpoint, admin socket and audit chain; the
+/// bank's key file and database shared.
 fn node(dir: &std::path::Path, name: &str, url: &str) -> (Paths, BankProcess) {
     let paths = Paths::new(&dir.join(name));
     std::fs::create_dir_all(dir.join(name)).unwrap();
     let key = dir.join("bank.key").display().to_string();
     let bank = BankProcess::start_with(
         &paths,
-        &["--database-url", url, "--bank-key-file", &key],
+        &[
+            "--database-url",
+            url,
+            "--bank-key-file",
+            &key,
+            "--node-name",
+            name,
+        ],
         "warn",
     );
     (paths, bank)
 }
 
-/// `audit verify` from a node's data directory passes, with the auditor's key file `key`.
-fn audit_verify(url: &str, node: &Paths, key: &std::path::Path) {
+/// `audit verify` from a node's data directory passes, with the auditor's key file `key`, over
+/// every node's chain (and no other); returns what it said.
+fn audit_verify(url: &str, node: &Paths, key: &std::path::Path) -> String {
     let verify = std::process::Command::new(BIN)
         .args(["--database-url", url, "--data-dir"])
         .arg(&node.data)
@@ -40,9 +48,16 @@ fn audit_verify(url: &str, node: &Paths, key: &std::path::Path) {
         .args(["audit", "verify"])
         .output()
         .unwrap();
-    let stderr = String::from_utf8_lossy(&verify.stderr);
+    let stderr = String::from_utf8_lossy(&verify.stderr).into_owned();
     assert!(verify.status.success(), "{stderr}");
-    assert!(stderr.contains("audit log OK"), "{stderr}");
+    assert!(stderr.contains("audit log OK: 3 chains"), "{stderr}");
+    for name in ["n1", "n2", "n3"] {
+        assert!(
+            stderr.contains(&format!("the chain of node \"{name}\": OK")),
+            "{stderr}"
+        );
+    }
+    stderr
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -148,8 +163,8 @@ async fn three_nodes_on_one_database_are_one_bank() {
         Client::connect(&nodes[0].1.addr, &auth).await.is_err(),
         "the revoked terminal's handshake passes on another node"
     );
-    // Stopped, the audit log (one chain, an epoch per node's turn) verifies with the
-    // auditor's key, and reaches each node's checkpoint.
+    // Stopped, the audit log (a chain per node) verifies with the auditor's key, and reaches
+    // each node's checkpoint.
     let key = dir.path().join("n1").join("audit.key");
     for (paths, bank) in nodes {
         bank.signal("TERM");

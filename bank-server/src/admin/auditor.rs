@@ -6,7 +6,7 @@ use std::path::Path;
 
 use crate::audit::{self, AuditEvent, AuditorKeys, Epoch, EpochKind, VerifyError};
 use crate::checkpoint::{Checkpoint, CheckpointError};
-use crate::ledger::{Ledger, LedgerError};
+use crate::ledger::{AuditLog, Ledger, LedgerError};
 use crate::store::StoreError;
 
 /// Why an audit check failed.
@@ -39,6 +39,31 @@ pub enum AuditCheckError {
         /// What does not match.
         problem: &'static str,
     },
+    /// One of a store's several audit chains failed its check.
+    InChain {
+        /// The chain's name ([`AuditLog::chain`]).
+        chain: String,
+        /// What failed.
+        error: Box<AuditCheckError>,
+    },
+}
+
+/// How the auditor's tools name a chain: `node "n1"`, or for the chain named `""` on a
+/// store with per-node chains, the one they all shared before.
+pub fn chain_title(chain: &str) -> String {
+    if chain.is_empty() {
+        "the shared chain (before per-node chains)".to_owned()
+    } else {
+        format!("the chain of node {chain:?}")
+    }
+}
+
+/// One audit chain, verified: as stored, and its events in order.
+pub struct VerifiedChain {
+    /// The chain as stored.
+    pub log: AuditLog,
+    /// Its events, in order.
+    pub events: Vec<AuditEvent>,
 }
 
 impl AuditCheckError {
@@ -53,6 +78,7 @@ impl AuditCheckError {
             Self::Checkpoint(e) => matches!(e, CheckpointError::Unreadable(_)),
             Self::Store(e) => matches!(e, StoreError::Damaged(..) | StoreError::TooNew { .. }),
             Self::Setup(_) | Self::MissingKey(_) => false,
+            Self::InChain { error, .. } => error.is_broken(),
         }
     }
 }
@@ -83,6 +109,7 @@ impl core::fmt::Display for AuditCheckError {
                 f,
                 "the log holds {log} entries, the checkpoint vouches for {checkpoint}: {problem}"
             ),
+            Self::InChain { chain, error } => write!(f, "{}: {error}", chain_title(chain)),
         }
     }
 }
@@ -93,6 +120,7 @@ impl std::error::Error for AuditCheckError {
             Self::Broken(e) | Self::OtherAuditor { error: e, .. } => Some(e),
             Self::Store(e) => Some(e),
             Self::Checkpoint(e) => Some(e),
+            Self::InChain { error, .. } => Some(&**error),
             _ => None,
         }
     }
@@ -127,7 +155,8 @@ fn recorded(ledger: &dyn Ledger) -> Result<(String, Option<String>), AuditCheckE
         .map_or((String::new(), None), |i| (i.id, i.auditor_key)))
 }
 
-/// Verifies the whole audit log with the auditor's keys, deriving each epoch's first key;
+/// Verifies this store's audit log (a store with one chain; on a shared database, the chain
+/// of the node it was opened as) with the auditor's keys, deriving each epoch's first key;
 /// returns every event.
 pub fn verify_audit(
     ledger: &dyn Ledger,
@@ -135,15 +164,48 @@ pub fn verify_audit(
 ) -> Result<Vec<AuditEvent>, AuditCheckError> {
     let log = ledger.audit_log().map_err(unreadable)?;
     let (bank_id, recorded) = recorded(ledger)?;
+    verify_log(&log, keys, &bank_id, recorded.as_ref())
+}
+
+/// Verifies every audit chain of the store ([`Ledger::audit_chains`]: one, or one per node on
+/// a shared database) with the auditor's one key file; returns each chain with its events, or
+/// the first failure, naming its chain when the store keeps chains by name.
+pub fn verify_chains(
+    ledger: &dyn Ledger,
+    keys: &AuditorKeys,
+) -> Result<Vec<VerifiedChain>, AuditCheckError> {
+    let chains = ledger.audit_chains().map_err(unreadable)?;
+    let (bank_id, recorded) = recorded(ledger)?;
+    let named = chains.len() > 1 || chains.iter().any(|log| !log.chain.is_empty());
+    chains
+        .into_iter()
+        .map(
+            |log| match verify_log(&log, keys, &bank_id, recorded.as_ref()) {
+                Ok(events) => Ok(VerifiedChain { log, events }),
+                Err(error) if named => Err(AuditCheckError::InChain {
+                    chain: log.chain,
+                    error: Box::new(error),
+                }),
+                Err(error) => Err(error),
+            },
+        )
+        .collect()
+}
+
+fn verify_log(
+    log: &AuditLog,
+    keys: &AuditorKeys,
+    bank_id: &str,
+    recorded: Option<&String>,
+) -> Result<Vec<AuditEvent>, AuditCheckError> {
     if let Some(key) = keys.missing_for(&log.epochs) {
         return Err(AuditCheckError::MissingKey(key));
     }
     let held = keys.secret().map(|secret| secret.public().to_hex());
-    let other = recorded
-        .as_ref()
-        .filter(|r| held.is_some() && held.as_ref() != Some(*r));
+    let other = recorded.filter(|r| held.is_some() && held.as_ref() != Some(*r));
+    let label = audit::chain_label(bank_id, &log.chain);
     match (
-        audit::verify(keys, &bank_id, &log.epochs, &log.entries, log.head.as_ref()),
+        audit::verify(keys, &label, &log.epochs, &log.entries, log.head.as_ref()),
         other,
     ) {
         (Ok(events), None) => Ok(events),
@@ -161,16 +223,46 @@ pub fn verify_audit(
     }
 }
 
-/// Checks a verified log of `entries` entries against a checkpoint: the log reaches it, its
-/// entry there hashes as the checkpoint says, the bank is the same, the epoch it names is one
-/// of the log's and was being written at its position, and the MAC verifies under that
-/// epoch's key there (`K_seq`), derived with the auditor's keys.
-pub fn verify_checkpoint(
+/// Checks the verified `chains` against a checkpoint of the one it names: that chain reaches
+/// it, its entry there hashes as the checkpoint says, the bank is the same, the epoch it names
+/// is one of the chain's and was being written at its position, and the MAC verifies under
+/// that epoch's key there (`K_seq`), derived with the auditor's keys. Returns the chain
+/// checked.
+pub fn verify_checkpoint<'a>(
     ledger: &dyn Ledger,
     keys: &AuditorKeys,
-    entries: u64,
+    chains: &'a [VerifiedChain],
+    checkpoint: &Checkpoint,
+) -> Result<&'a VerifiedChain, AuditCheckError> {
+    let named = chains.len() > 1 || chains.iter().any(|c| !c.log.chain.is_empty());
+    let in_chain = |error| {
+        if named {
+            AuditCheckError::InChain {
+                chain: checkpoint.chain.clone(),
+                error: Box::new(error),
+            }
+        } else {
+            error
+        }
+    };
+    let Some(chain) = chains.iter().find(|c| c.log.chain == checkpoint.chain) else {
+        return Err(in_chain(AuditCheckError::BehindCheckpoint {
+            log: 0,
+            checkpoint: checkpoint.next_seq,
+            problem: "the store holds no chain of the name the checkpoint gives",
+        }));
+    };
+    check_checkpoint(ledger, keys, chain, checkpoint).map_err(in_chain)?;
+    Ok(chain)
+}
+
+fn check_checkpoint(
+    ledger: &dyn Ledger,
+    keys: &AuditorKeys,
+    chain: &VerifiedChain,
     checkpoint: &Checkpoint,
 ) -> Result<(), AuditCheckError> {
+    let entries = chain.events.len() as u64;
     let behind = |problem| AuditCheckError::BehindCheckpoint {
         log: entries,
         checkpoint: checkpoint.next_seq,
@@ -184,21 +276,21 @@ pub fn verify_checkpoint(
         return Err(behind("the checkpoint belongs to another bank"));
     }
     if let Some(last) = checkpoint.next_seq.checked_sub(1) {
-        let entry = ledger.audit_entry(last).map_err(unreadable)?;
-        if entry.is_none_or(|e| protocol::primitives::sha256(&[&e]) != checkpoint.last_hash) {
+        let entry = chain.log.entries.iter().find(|(seq, _)| *seq == last);
+        if entry.is_none_or(|(_, e)| protocol::primitives::sha256(&[e]) != checkpoint.last_hash) {
             return Err(behind("the log differs from the one checkpointed"));
         }
     }
-    let epochs = ledger.audit_epochs().map_err(unreadable)?;
-    let epoch = checkpoint_epoch(&epochs, checkpoint).map_err(behind)?;
+    let epoch = checkpoint_epoch(&chain.log.epochs, checkpoint).map_err(behind)?;
     if let Some(key) = keys.missing_for(std::slice::from_ref(&epoch)) {
         return Err(AuditCheckError::MissingKey(key));
     }
+    let label = audit::chain_label(&checkpoint.bank_id, &checkpoint.chain);
     let expected = keys
-        .key_at(&checkpoint.bank_id, &epoch, checkpoint.next_seq)
+        .key_at(&label, &epoch, checkpoint.next_seq)
         .map_err(behind)?
         .checkpoint_mac(
-            &checkpoint.bank_id,
+            &label,
             checkpoint.next_seq,
             checkpoint.epoch,
             &checkpoint.last_hash,

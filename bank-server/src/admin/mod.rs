@@ -12,7 +12,8 @@ mod socket;
 mod terminals;
 
 pub use auditor::{
-    format_event, read_audit_keys, verify_audit, verify_checkpoint, AuditCheckError,
+    chain_title, format_event, read_audit_keys, verify_audit, verify_chains, verify_checkpoint,
+    AuditCheckError, VerifiedChain,
 };
 pub use error::AdminError;
 pub use ops::{execute, TerminalOp, TerminalReply, TerminalSummary};

@@ -24,6 +24,7 @@ pub fn terminal_op(
     bank_key_file: &Path,
     storage: &store::Storage,
     custody: &store::Custody,
+    node: &crate::node::NodeName,
     op: TerminalOp,
 ) -> Result<TerminalReply, StartError> {
     // PostgreSQL locks no node's data directory: a node that runs answers on its socket, so
@@ -31,7 +32,14 @@ pub fn terminal_op(
     if matches!(storage, store::Storage::Postgres { .. }) && listening(data_dir) {
         return remote(data_dir, &op);
     }
-    match store::open_for_admin(data_dir, checkpoint_file, bank_key_file, storage, custody) {
+    match store::open_for_admin(
+        data_dir,
+        checkpoint_file,
+        bank_key_file,
+        storage,
+        custody,
+        node,
+    ) {
         Ok(opened) => Ok(execute(&*opened.ledger, op)),
         Err(StoreError::InUse(_)) => remote(data_dir, &op),
         Err(e) => Err(e.into()),

@@ -401,6 +401,13 @@ pub(crate) fn checkpoint_file(opts: &Opts) -> PathBuf {
         .unwrap_or_else(|| bank_server::default_checkpoint_file(&opts.data_dir))
 }
 
+/// This node's name: as given, or the data directory's name.
+pub(crate) fn node_name(opts: &Opts) -> bank_server::node::NodeName {
+    opts.node_name
+        .clone()
+        .unwrap_or_else(|| bank_server::node::NodeName::from_data_dir(&opts.data_dir))
+}
+
 /// The bank's key file: as given, or beside the data directory.
 pub(crate) fn bank_key_file(opts: &Opts) -> PathBuf {
     opts.bank_key_file

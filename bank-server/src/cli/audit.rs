@@ -1,6 +1,7 @@
-//! `bank-server audit verify|show|keygen`: check the audit log's chain and its checkpoint
-//! with the auditor's key file, and print its entries (a damaged store is reported, never a
-//! crash); or make the auditor's key pair.
+//! `bank-server audit verify|show|keygen`: check every audit chain of the store (one, or one
+//! per node on a shared database) and the checkpoint of one with the auditor's key file, and
+//! print their entries (a damaged store is reported, never a crash); or make the auditor's key
+//! pair.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -23,11 +24,11 @@ pub(crate) fn audit(opts: &Opts, cmd: AuditCommand) -> ExitCode {
         let ledger = bank_server::store::open_existing(&storage(opts), &opts.data_dir)
             .map_err(AuditCheckError::Store)?;
         let keys = admin::read_audit_keys(&opts.audit_key_file)?;
-        let events = admin::verify_audit(&*ledger, &keys)?;
+        let chains = admin::verify_chains(&*ledger, &keys)?;
         let checkpoint = bank_server::store::read_checkpoint(&checkpoint_file)
             .map_err(AuditCheckError::Checkpoint)?;
-        admin::verify_checkpoint(&*ledger, &keys, events.len() as u64, &checkpoint)?;
-        Ok((events, checkpoint))
+        admin::verify_checkpoint(&*ledger, &keys, &chains, &checkpoint)?;
+        Ok((chains, checkpoint))
     })
     .unwrap_or(Err(AuditCheckError::Broken(
         bank_server::audit::VerifyError {
@@ -36,18 +37,44 @@ pub(crate) fn audit(opts: &Opts, cmd: AuditCommand) -> ExitCode {
         },
     )));
     match checked {
-        Ok((events, checkpoint)) => {
-            if show {
-                for (seq, event) in events.iter().enumerate() {
-                    println!("{}", admin::format_event(seq, event));
+        Ok((chains, checkpoint)) => {
+            // One chain named "" is a single node's store: told as it always was.
+            let named = chains.len() > 1 || chains.iter().any(|c| !c.log.chain.is_empty());
+            for chain in &chains {
+                if show {
+                    if named {
+                        println!("== {}", admin::chain_title(&chain.log.chain));
+                    }
+                    for (seq, event) in chain.events.iter().enumerate() {
+                        println!("{}", admin::format_event(seq, event));
+                    }
+                }
+                if named {
+                    eprintln!(
+                        "{}: OK, {} entries in {} epochs",
+                        admin::chain_title(&chain.log.chain),
+                        chain.events.len(),
+                        chain.log.epochs.len()
+                    );
                 }
             }
-            eprintln!(
-                "audit log OK: {} entries; it reaches the checkpoint of {} entries in {}",
-                events.len(),
-                checkpoint.next_seq,
-                checkpoint_file.display()
-            );
+            let entries: usize = chains.iter().map(|c| c.events.len()).sum();
+            if named {
+                eprintln!(
+                    "audit log OK: {} chains, {entries} entries; {} reaches the checkpoint of {} \
+                     entries in {}",
+                    chains.len(),
+                    admin::chain_title(&checkpoint.chain),
+                    checkpoint.next_seq,
+                    checkpoint_file.display()
+                );
+            } else {
+                eprintln!(
+                    "audit log OK: {entries} entries; it reaches the checkpoint of {} entries in {}",
+                    checkpoint.next_seq,
+                    checkpoint_file.display()
+                );
+            }
             ExitCode::SUCCESS
         }
         Err(e) if e.is_broken() => {

@@ -60,6 +60,7 @@ pub(crate) fn operator(opts: &Opts, cmd: OperatorCommand) -> Result<(), StartErr
         &super::args::bank_key_file(opts),
         &storage(opts),
         &super::args::custody(opts),
+        &super::args::node_name(opts),
         op,
     )? {
         TerminalReply::Added {

@@ -30,6 +30,7 @@ pub(crate) fn terminal(opts: &Opts, cmd: TerminalCommand) -> Result<(), StartErr
         &super::args::bank_key_file(opts),
         &storage(opts),
         &super::args::custody(opts),
+        &super::args::node_name(opts),
         op,
     )?;
     match (cmd, reply) {
