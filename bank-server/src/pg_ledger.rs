@@ -28,9 +28,11 @@ use crate::chain_store::{self, ChainRows, Moved};
 use crate::group_sync::GroupSync;
 use crate::ledger::{
     Applied, AuditLog, BankIdentity, ChainPosition, DatabaseFailure, DepositCeilings, FlushHook,
-    Ledger, LedgerError, Movement, NewAccount, NewCredential, OperatorRecord, PendingEnrollment,
-    RecentAudit, TerminalDay, TerminalRecord, ThrottleState, Totals, UserRecord,
+    Ledger, LedgerError, Movement, NewAccount, NewCredential, NodeSessions, OpeningBucket,
+    OperatorRecord, PendingEnrollment, RecentAudit, TerminalDay, TerminalRecord, ThrottleState,
+    Totals, UserRecord,
 };
+use crate::node::NodeName;
 use crate::posting::{self, AccountRecord, Book, PostingError};
 use crate::records::{
     decode, encode, key_to_store, require_auditor_key, stored_key, takes_auditor_key,
@@ -39,6 +41,9 @@ use crate::records::{
 };
 use crate::secrets::StorageKeys;
 use crate::tally::Delta;
+
+mod buckets;
+mod presence;
 
 /// The schema, one migration per version (version `i + 1` is `MIGRATIONS[i]`); a binary
 /// refuses a database whose version is higher than it knows. Money is `NUMERIC(20,0)`: the
@@ -75,6 +80,22 @@ CREATE TABLE audit_epochs (start BIGINT PRIMARY KEY CHECK (start >= 0), record B
     r"
 CREATE TABLE bank_counters (name TEXT PRIMARY KEY, value BIGINT NOT NULL CHECK (value >= 0));
 INSERT INTO bank_counters (name, value) VALUES ('revocations', 0), ('credential_changes', 0);
+",
+    // Shared across nodes: each terminal's openings bucket (`pg_ledger/buckets.rs`) and each
+    // node's live sessions (`pg_ledger/presence.rs`).
+    r"
+CREATE TABLE opening_buckets (
+    terminal TEXT PRIMARY KEY,
+    full_at_ms BIGINT NOT NULL CHECK (full_at_ms >= 0),
+    refusing BOOLEAN NOT NULL
+);
+CREATE TABLE node_sessions (
+    node TEXT PRIMARY KEY,
+    instance TEXT NOT NULL,
+    sessions_total BIGINT NOT NULL CHECK (sessions_total >= 0),
+    sessions TEXT NOT NULL,
+    updated_ms BIGINT NOT NULL
+);
 ",
 ];
 
@@ -1591,5 +1612,29 @@ impl Ledger for PgLedger {
 
     fn on_durable(&self, hook: FlushHook) -> bool {
         self.hook.set(hook).is_ok()
+    }
+
+    fn update_opening(
+        &self,
+        terminal: &TerminalId,
+        update: &mut dyn FnMut(OpeningBucket) -> OpeningBucket,
+    ) -> Result<Option<OpeningBucket>, LedgerError> {
+        self.update_opening_bucket(terminal, update).map(Some)
+    }
+
+    fn publish_sessions(
+        &self,
+        node: &NodeName,
+        sessions: &NodeSessions,
+    ) -> Result<bool, LedgerError> {
+        self.publish_node_sessions(node, sessions).map(|()| true)
+    }
+
+    fn other_sessions(&self, node: &NodeName) -> Result<Vec<NodeSessions>, LedgerError> {
+        self.other_node_sessions(node)
+    }
+
+    fn withdraw_sessions(&self, node: &NodeName) -> Result<(), LedgerError> {
+        self.withdraw_node_sessions(node)
     }
 }
