@@ -112,8 +112,8 @@ const POOL_SIZE: usize = 16;
 /// Attempts of one transaction before a serialization failure is given up as an error.
 const ATTEMPTS: u32 = 30;
 const MINUTE_MS: u64 = 60_000;
-/// How often a node reads the shared counters (another node's revocation reaches its
-/// sessions' next request within this).
+/// How often a node reads the shared counters (another node's revocation reaches this node
+/// within this; `revoker.rs` then closes the revoked terminal's sessions).
 const COUNTERS_EVERY: Duration = Duration::from_millis(250);
 
 /// Revocations and credential replacements committed by every node, as this node last saw
