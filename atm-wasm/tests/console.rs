@@ -106,6 +106,7 @@ fn overview() -> Response {
             role: TerminalRole::Console,
             user: Some("ops".into()),
             since_ms: NOW,
+            node: "node1".into(),
         }],
         chain: ChainStatus::Linked { entries: 3 },
         checkpoint_entries: Some(3),

@@ -11,12 +11,14 @@
 //! | the audit chain | the data methods, on this node's chain; [`Ledger::audit_chains`] reads every chain | one chain per node (`--node-name`), held by one running node at a time; the shared chain of databases from before per-node chains is kept, closed |
 //! | revocations, credential replacements | [`Ledger::revocations`], [`Ledger::credential_changes`] (counters a session compares) | shared counters in the database, read by each node every 250 ms |
 //! | failed-login throttles | [`Ledger::throttle`], [`Ledger::update_throttle`] | shared; the attempts *in flight* (`attempts.rs`) stay per node |
-//! | the openings bucket (`register`, `open_card_account` per terminal) | not in the contract: per node (`openings.rs`), forgotten at restart | per node still |
+//! | the openings bucket (`register`, `open_card_account` per terminal) | [`Ledger::update_opening`] (the arithmetic is `openings.rs`'s); an engine that keeps none (sled) leaves it to the bank's memory, forgotten at restart | shared: one row per terminal, updated in one transaction |
 //! | deposit ceilings per terminal | [`TerminalRecord::ceilings`]; the day's deposits per terminal are checked and moved in the deposit's own commit ([`Ledger::apply`], [`Ledger::open_account`]), read by [`Ledger::deposited_today`] | shared |
 //! | console totals | [`Ledger::totals`] | counted from the tables when asked: the whole bank |
 //! | checkpoints | [`Ledger::on_durable`] (told the chain's tip after each flush) | one checkpoint file per node |
 //! | the audit chain's evolving key | not stored: [`Ledger::chain_tip`], in the writing process's memory | each node its own epochs |
-//! | live sessions, the chain-status cache | not in the contract: per node (`live.rs`, `Shared`) | each node lists its own (not yet the whole bank's) |
+//! | live sessions | each node's registry (`live.rs`); [`Ledger::publish_sessions`], [`Ledger::other_sessions`] carry them to the other nodes | each node publishes its own (a row per node, with a heartbeat), and lists every live node's |
+//! | revoked terminals' open sessions | [`Ledger::revocations`] moving: the bank then closes them (`revoker.rs`) | each node closes its own within a second |
+//! | the chain-status cache | not in the contract: per node (`Shared`) | per node |
 
 use core::fmt;
 use std::sync::Arc;
@@ -325,6 +327,25 @@ pub struct ChainPosition {
     pub next_seq: u64,
     /// SHA-256 of the last entry, all zero before the first.
     pub last_hash: [u8; 32],
+}
+
+/// One terminal's openings bucket as an engine stores it; what it means, and how a request
+/// moves it, is the bank's (`openings.rs`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpeningBucket {
+    /// When the bucket is next full again, Unix ms (GCRA's theoretical arrival time).
+    pub full_at_ms: u64,
+    /// Whether the last answer was a refusal.
+    pub refusing: bool,
+}
+
+/// What one node publishes of its open sessions for the other nodes' consoles.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeSessions {
+    /// How many sessions the node has open.
+    pub total: u64,
+    /// The newest of them, newest first (each names the node).
+    pub sessions: Vec<protocol::console::LiveSession>,
 }
 
 /// Failed-login bookkeeping for one account or terminal.
@@ -695,4 +716,41 @@ pub trait Ledger: Send + Sync + 'static {
     /// Sets what each flush reports to once it is on disk (the bank's checkpoints), once;
     /// `false` if one was set already.
     fn on_durable(&self, hook: FlushHook) -> bool;
+    /// Atomically replaces `terminal`'s openings bucket with `update(current)` (the default
+    /// bucket when none is stored; no concurrent update, on any node, is lost) and returns
+    /// the bucket after; `None`, with `update` not called, from an engine that keeps no
+    /// buckets (one node: the bank keeps them in memory).
+    fn update_opening(
+        &self,
+        terminal: &TerminalId,
+        update: &mut dyn FnMut(OpeningBucket) -> OpeningBucket,
+    ) -> Result<Option<OpeningBucket>, LedgerError> {
+        let _ = (terminal, update);
+        Ok(None)
+    }
+    /// Publishes `node`'s open sessions for the consoles of every node sharing the storage,
+    /// which also tells them the node is alive; `false` (nothing stored) from an engine that
+    /// serves one node.
+    fn publish_sessions(
+        &self,
+        node: &crate::node::NodeName,
+        sessions: &NodeSessions,
+    ) -> Result<bool, LedgerError> {
+        let _ = (node, sessions);
+        Ok(false)
+    }
+    /// What the other nodes that are alive (published within the last few seconds) published,
+    /// each session naming its node; nothing from an engine that serves one node.
+    fn other_sessions(
+        &self,
+        node: &crate::node::NodeName,
+    ) -> Result<Vec<NodeSessions>, LedgerError> {
+        let _ = node;
+        Ok(Vec::new())
+    }
+    /// Withdraws what `node` published (it is stopping).
+    fn withdraw_sessions(&self, node: &crate::node::NodeName) -> Result<(), LedgerError> {
+        let _ = node;
+        Ok(())
+    }
 }

@@ -36,8 +36,10 @@ pub mod output;
 pub mod passwords;
 pub mod pg_ledger;
 mod posting;
+mod presence;
 pub mod process;
 mod records;
+mod revoker;
 mod rules;
 pub mod secrets;
 mod session;
@@ -171,7 +173,8 @@ pub struct Config {
     /// How long a login waits for an Argon2 worker before the bank answers `Busy`.
     pub hash_wait: Duration,
     /// How fast one terminal may open accounts (`register`, `open_card_account`): a token
-    /// bucket per terminal, in this process's memory; `None`: no limit (the BIBIFI bank).
+    /// bucket per terminal, in this process's memory on sled, shared by every node on
+    /// PostgreSQL; `None`: no limit (the BIBIFI bank).
     pub openings: Option<OpeningRate>,
     /// Failed-login back-off per account (username).
     pub account_backoff: Backoff,
@@ -423,7 +426,7 @@ pub(crate) struct Shared {
     pub(crate) shutdown: CancellationToken,
     pub(crate) tracker: TaskTracker,
     pub(crate) next_conn: AtomicU64,
-    /// Open sessions, for the console.
+    /// This node's open sessions, for the consoles and to end a revoked terminal's.
     pub(crate) live: live::Registry,
     /// The console's last audit-chain link check: (when, Unix ms; what it found).
     pub(crate) chain_status: std::sync::Mutex<Option<(u64, protocol::console::ChainStatus)>>,
@@ -490,6 +493,7 @@ pub fn open(config: Config) -> Result<Bank, StartError> {
     Ok(Bank {
         shared: Arc::new(Shared {
             sessions: Arc::new(Semaphore::new(config.max_sessions)),
+            live: live::Registry::new(&config.node_name),
             openings: openings::Openings::new(config.openings),
             config,
             ledger: Arc::from(ledger),
@@ -500,7 +504,6 @@ pub fn open(config: Config) -> Result<Bank, StartError> {
             shutdown: CancellationToken::new(),
             tracker: TaskTracker::new(),
             next_conn: AtomicU64::new(1),
-            live: live::Registry::default(),
             chain_status: std::sync::Mutex::new(None),
             faults: fault::Faults::default(),
         }),
@@ -564,6 +567,8 @@ async fn serve_sites(
     // Tracked like the sessions: `serve` returns only once nothing holds the database.
     shared.tracker.spawn(admin::serve_socket(shared.clone()));
     shared.tracker.spawn(summaries(shared.clone()));
+    shared.tracker.spawn(revoker::run(shared.clone()));
+    shared.tracker.spawn(presence::publish(shared.clone()));
     let grace = shared.config.shutdown_grace;
     let config = &shared.config;
     let gate = listener::Gate::new(listener::Limits {

@@ -1,16 +1,20 @@
 //! The openings throttle: a token bucket per terminal on the requests that create an account
-//! (`register`, `open_card_account`), held in this process's memory.
+//! (`register`, `open_card_account`), its arithmetic, and where the buckets are kept.
 //!
 //! A terminal may open `burst` accounts at once, then one every `60 s / per_minute`. The
 //! bucket is kept as the time at which it would next be full (GCRA, integer milliseconds on
-//! the bank's injectable clock), so a terminal costs one number, and a restart forgets it:
-//! the engine keeps no shared throttle state for it yet, so each bank node throttles on its
-//! own (see the table in `ledger.rs`).
+//! the bank's injectable clock), so a terminal costs one number. The bank decides here
+//! ([`OpeningRate::step`]); an engine that several nodes share stores each terminal's bucket
+//! and updates it atomically ([`Ledger::update_opening`]: one bucket for the whole bank),
+//! and with one that does not (sled, one node) the buckets live in this process's memory and
+//! a restart forgets them.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 
 use protocol::TerminalId;
+
+use crate::ledger::{Ledger, LedgerError, OpeningBucket};
 
 /// How fast one terminal may open accounts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,6 +46,25 @@ impl OpeningRate {
         self.interval_ms()
             .saturating_mul(u64::from(self.burst.max(1) - 1))
     }
+
+    /// Takes a token from `bucket` at `now_ms`: the bucket after, and the answer. The one
+    /// place the bucket's arithmetic lives, whoever stores the bucket.
+    pub(crate) fn step(self, bucket: OpeningBucket, now_ms: u64) -> (OpeningBucket, Take) {
+        let booked = bucket.full_at_ms.max(now_ms);
+        if booked - now_ms > self.tolerance_ms() {
+            let first = !bucket.refusing;
+            let refused = OpeningBucket {
+                refusing: true,
+                ..bucket
+            };
+            return (refused, Take::Refused { first });
+        }
+        let granted = OpeningBucket {
+            full_at_ms: booked.saturating_add(self.interval_ms()),
+            refusing: false,
+        };
+        (granted, Take::Granted)
+    }
 }
 
 /// The answer to [`Openings::take`].
@@ -57,23 +80,15 @@ pub(crate) enum Take {
     },
 }
 
-/// One terminal's bucket.
-#[derive(Clone, Copy, Debug, Default)]
-struct Bucket {
-    /// When the bucket is next full again, Unix ms (GCRA's theoretical arrival time).
-    full_at_ms: u64,
-    /// Whether the last answer was a refusal.
-    refusing: bool,
-}
-
 /// Past this many terminals, buckets that have filled up again are forgotten.
 const PRUNE_ABOVE: usize = 1_024;
 
-/// Every terminal's bucket (`None` rate: no throttle, as the BIBIFI bank).
+/// Every terminal's bucket kept in memory, for an engine that keeps none (`None` rate: no
+/// throttle, as the BIBIFI bank).
 #[derive(Debug, Default)]
 pub(crate) struct Openings {
     rate: Option<OpeningRate>,
-    buckets: Mutex<HashMap<TerminalId, Bucket>>,
+    buckets: Mutex<HashMap<TerminalId, OpeningBucket>>,
 }
 
 impl Openings {
@@ -89,7 +104,30 @@ impl Openings {
         self.rate
     }
 
-    /// Takes a token from `terminal`'s bucket at `now_ms`.
+    /// Takes a token from `terminal`'s bucket at `now_ms`: from the bucket `ledger` stores
+    /// when it keeps them (blocking: it may ask a database server), else from memory.
+    pub(crate) fn take_from(
+        &self,
+        ledger: &dyn Ledger,
+        terminal: &TerminalId,
+        now_ms: u64,
+    ) -> Result<Take, LedgerError> {
+        let Some(rate) = self.rate else {
+            return Ok(Take::Granted);
+        };
+        let mut answer = Take::Granted;
+        let stored = ledger.update_opening(terminal, &mut |bucket| {
+            let (after, take) = rate.step(bucket, now_ms);
+            answer = take;
+            after
+        })?;
+        Ok(match stored {
+            Some(_) => answer,
+            None => self.take(terminal, now_ms),
+        })
+    }
+
+    /// Takes a token from `terminal`'s bucket in memory at `now_ms`.
     pub(crate) fn take(&self, terminal: &TerminalId, now_ms: u64) -> Take {
         let Some(rate) = self.rate else {
             return Take::Granted;
@@ -99,15 +137,9 @@ impl Openings {
             buckets.retain(|_, bucket| bucket.full_at_ms > now_ms);
         }
         let bucket = buckets.entry(terminal.clone()).or_default();
-        let booked = bucket.full_at_ms.max(now_ms);
-        if booked - now_ms > rate.tolerance_ms() {
-            let first = !bucket.refusing;
-            bucket.refusing = true;
-            return Take::Refused { first };
-        }
-        bucket.full_at_ms = booked.saturating_add(rate.interval_ms());
-        bucket.refusing = false;
-        Take::Granted
+        let (after, take) = rate.step(*bucket, now_ms);
+        *bucket = after;
+        take
     }
 }
 

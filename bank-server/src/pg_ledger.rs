@@ -35,8 +35,9 @@ use crate::chain_store::{self, ChainRows, Moved};
 use crate::group_sync::GroupSync;
 use crate::ledger::{
     Applied, AuditLog, BankIdentity, ChainPosition, DatabaseFailure, DepositCeilings, FlushHook,
-    Ledger, LedgerError, Movement, NewAccount, NewCredential, OperatorRecord, PendingEnrollment,
-    RecentAudit, TerminalDay, TerminalRecord, ThrottleState, Totals, UserRecord,
+    Ledger, LedgerError, Movement, NewAccount, NewCredential, NodeSessions, OpeningBucket,
+    OperatorRecord, PendingEnrollment, RecentAudit, TerminalDay, TerminalRecord, ThrottleState,
+    Totals, UserRecord,
 };
 use crate::node::NodeName;
 use crate::posting::{self, AccountRecord, Book, PostingError};
@@ -47,6 +48,9 @@ use crate::records::{
 };
 use crate::secrets::StorageKeys;
 use crate::tally::Delta;
+
+mod buckets;
+mod presence;
 
 /// The schema, one migration per version (version `i + 1` is `MIGRATIONS[i]`); a binary
 /// refuses a database whose version is higher than it knows. Money is `NUMERIC(20,0)`: the
@@ -99,6 +103,22 @@ ALTER TABLE audit_epochs ALTER COLUMN chain DROP DEFAULT;
 ALTER TABLE audit_epochs DROP CONSTRAINT audit_epochs_pkey;
 ALTER TABLE audit_epochs ADD PRIMARY KEY (chain, start);
 ",
+    // Shared across nodes: each terminal's openings bucket (`pg_ledger/buckets.rs`) and each
+    // node's live sessions (`pg_ledger/presence.rs`).
+    r"
+CREATE TABLE opening_buckets (
+    terminal TEXT PRIMARY KEY,
+    full_at_ms BIGINT NOT NULL CHECK (full_at_ms >= 0),
+    refusing BOOLEAN NOT NULL
+);
+CREATE TABLE node_sessions (
+    node TEXT PRIMARY KEY,
+    instance TEXT NOT NULL,
+    sessions_total BIGINT NOT NULL CHECK (sessions_total >= 0),
+    sessions TEXT NOT NULL,
+    updated_ms BIGINT NOT NULL
+);
+",
 ];
 
 /// The advisory lock migrations hold (any constant; PostgreSQL-only, see the module doc).
@@ -113,8 +133,8 @@ const POOL_SIZE: usize = 16;
 /// Attempts of one transaction before a serialization failure is given up as an error.
 const ATTEMPTS: u32 = 30;
 const MINUTE_MS: u64 = 60_000;
-/// How often a node reads the shared counters (another node's revocation reaches its
-/// sessions' next request within this).
+/// How often a node reads the shared counters (another node's revocation reaches this node
+/// within this; `revoker.rs` then closes the revoked terminal's sessions).
 const COUNTERS_EVERY: Duration = Duration::from_millis(250);
 
 /// Revocations and credential replacements committed by every node, as this node last saw
@@ -1786,5 +1806,29 @@ impl Ledger for PgLedger {
 
     fn on_durable(&self, hook: FlushHook) -> bool {
         self.hook.set(hook).is_ok()
+    }
+
+    fn update_opening(
+        &self,
+        terminal: &TerminalId,
+        update: &mut dyn FnMut(OpeningBucket) -> OpeningBucket,
+    ) -> Result<Option<OpeningBucket>, LedgerError> {
+        self.update_opening_bucket(terminal, update).map(Some)
+    }
+
+    fn publish_sessions(
+        &self,
+        node: &NodeName,
+        sessions: &NodeSessions,
+    ) -> Result<bool, LedgerError> {
+        self.publish_node_sessions(node, sessions).map(|()| true)
+    }
+
+    fn other_sessions(&self, node: &NodeName) -> Result<Vec<NodeSessions>, LedgerError> {
+        self.other_node_sessions(node)
+    }
+
+    fn withdraw_sessions(&self, node: &NodeName) -> Result<(), LedgerError> {
+        self.withdraw_node_sessions(node)
     }
 }

@@ -209,8 +209,8 @@ pub(crate) async fn protocol_error(
     }
 }
 
-/// `true` while the session's terminal is known and not revoked (checked before each request,
-/// so revoking a terminal also ends its open sessions at their next request).
+/// `true` while the session's terminal is known and not revoked (checked before each request
+/// after a revocation, besides the revoker ending the revoked terminal's sessions at once).
 async fn terminal_active(shared: &Arc<Shared>, ctx: &SessionCtx) -> bool {
     let id = ctx.terminal.clone();
     matches!(
@@ -396,16 +396,28 @@ pub(crate) async fn run(
             return;
         }
         let mut open = Established::new(&shared, session, conn, role, revocations);
-        let _listed = shared
+        let listed = shared
             .live
             .open(conn, open.ctx.terminal.clone(), role, now_ms());
         tracing::debug!(terminal = %open.ctx.terminal, ?role, "handshake complete");
+        // A revocation between the handshake's look-up and the listing above was not seen by
+        // the revoker (it looked at the sessions listed then): look now.
+        if shared.ledger.revocations() != revocations && !terminal_active(&shared, &open.ctx).await {
+            tracing::info!(terminal = %open.ctx.terminal, "terminal revoked; closing session");
+            close(&shared, &mut socket, protocol::close::FAILURE).await;
+            return;
+        }
+        let ended = listed.ended().clone();
         // How the session ends, unless the peer left first.
         let code = loop {
             let next = tokio::select! {
                 () = cancel.cancelled() => {
                     tracing::debug!("bank shutting down; closing session");
                     break protocol::close::GOING_AWAY;
+                }
+                () = ended.cancelled() => {
+                    tracing::info!(terminal = %open.ctx.terminal, "terminal revoked; closing session");
+                    break protocol::close::FAILURE;
                 }
                 next = tokio::time::timeout(shared.config.idle_timeout, next_text(&mut socket)) => next,
             };

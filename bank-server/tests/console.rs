@@ -100,6 +100,8 @@ async fn an_operator_sees_the_bank_and_manages_terminals() {
         "the bank's clock: {now_ms} vs {clock}"
     );
     assert_eq!(sessions_total, 2);
+    // A bank of one node names itself: by default its data directory's name.
+    assert!(sessions.iter().all(|s| s.node == "data"), "{sessions:?}");
     let listed: Vec<_> = sessions
         .iter()
         .map(|s| (s.role, s.user.clone().unwrap_or_default()))

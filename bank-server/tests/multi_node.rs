@@ -1,7 +1,9 @@
-//! Several `bank-server` processes on one PostgreSQL database (a real server the test starts):
+//! Several `bank-server` nodes on one PostgreSQL database (a real server the test starts):
 //! withdrawals racing through every node are exact, a terminal revoked through one node is
-//! refused by the others, a node killed under load loses nothing acknowledged while the others
-//! serve on, and the audit log verifies: every node's own chain.
+//! refused by the others and its idle sessions on every node are closed within a second, the
+//! openings bucket is one for the bank, any node's console lists every node's live sessions,
+//! a node killed under load loses nothing acknowledged while the others serve on, and the
+//! audit log verifies: every node's own chain.
 
 mod common;
 
@@ -9,7 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use atm_client::{load_auth_file, Client};
+use atm_client::{load_auth_file, Client, Frame};
 use common::load::{self, signed};
 use common::process::*;
 use common::*;
@@ -19,22 +21,57 @@ use rand_core::OsRng;
 /// A node named `name`: its own data directory, checkpoint, admin socket and audit chain; the
 /// bank's key file and database shared.
 fn node(dir: &std::path::Path, name: &str, url: &str) -> (Paths, BankProcess) {
+    node_with(dir, name, url, &[])
+}
+
+/// [`node`] with `extra` flags; named `name` (`--node-name`).
+fn node_with(dir: &std::path::Path, name: &str, url: &str, extra: &[&str]) -> (Paths, BankProcess) {
     let paths = Paths::new(&dir.join(name));
     std::fs::create_dir_all(dir.join(name)).unwrap();
     let key = dir.join("bank.key").display().to_string();
-    let bank = BankProcess::start_with(
-        &paths,
-        &[
-            "--database-url",
-            url,
-            "--bank-key-file",
-            &key,
-            "--node-name",
-            name,
-        ],
-        "warn",
-    );
+    let mut args = vec![
+        "--database-url",
+        url,
+        "--bank-key-file",
+        &key,
+        "--node-name",
+        name,
+    ];
+    args.extend_from_slice(extra);
+    let bank = BankProcess::start_with(&paths, &args, "warn");
     (paths, bank)
+}
+
+/// `terminal revoke id` through `node`'s admin socket (its data directory).
+fn revoke_through(url: &str, node: &Paths, key_file: &std::path::Path, id: &str) {
+    let revoked = std::process::Command::new(BIN)
+        .args(["--database-url", url, "--data-dir"])
+        .arg(&node.data)
+        .arg("--bank-key-file")
+        .arg(key_file)
+        .args(["terminal", "revoke", id])
+        .output()
+        .unwrap();
+    assert!(
+        revoked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&revoked.stderr)
+    );
+}
+
+/// Waits (at most 5 s) for the bank to close `client`'s idle session: when it did, and with
+/// which close code.
+fn closed_when(mut client: Client) -> tokio::task::JoinHandle<(Instant, Option<u16>)> {
+    tokio::spawn(async move {
+        let conn = client.conn();
+        conn.set_read_timeout(Duration::from_secs(5));
+        let frame = conn.recv().await.expect("closed within 5 s");
+        assert!(
+            matches!(frame, Frame::Closed),
+            "the bank sent something else"
+        );
+        (Instant::now(), conn.close_frame().map(|(code, _)| code))
+    })
 }
 
 /// `audit verify` from a node's data directory passes, with the auditor's key file `key`, over
@@ -130,7 +167,7 @@ async fn three_nodes_on_one_database_are_one_bank() {
         assert_eq!(balance_cents, Cents(4_000), "every node sees 40.00");
     }
     // A terminal revoked through one node is refused by the others within a second: a
-    // session open on the third ends at its next request, a new handshake on the first fails.
+    // session open on the third is closed, a new handshake on the first fails.
     let mut on_third = Client::connect(&nodes[2].1.addr, &auth).await.unwrap();
     let login = Request::CardLogin {
         username: username("ada"),
@@ -270,4 +307,230 @@ async fn a_node_killed_under_load_loses_nothing_acknowledged_and_the_others_serv
     bank.signal("TERM");
     assert!(bank.wait(), "SIGTERM exits 0");
     audit_verify(&url, &paths, &key);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_through_one_node_closes_idle_sessions_on_every_node_within_a_second() {
+    let cluster = pg_harness::Cluster::start().unwrap();
+    cluster.create_database("bank").unwrap();
+    let url = cluster.url("bank");
+    let dir = temp();
+    let nodes: Vec<(Paths, BankProcess)> = ["a", "b"]
+        .iter()
+        .map(|name| node(dir.path(), name, &url))
+        .collect();
+    let auth = load_auth_file(&nodes[0].0.auth).unwrap();
+    let card = CardSecret::random(&mut OsRng);
+    let mut opener = Client::connect(&nodes[0].1.addr, &auth).await.unwrap();
+    open_card_account(&mut opener, "ada", 10_000, card.clone()).await;
+    drop(opener);
+    // An authenticated session on each node, then idle: nothing more is sent on them.
+    let mut idle = Vec::new();
+    for (_, bank) in &nodes {
+        let mut client = Client::connect(&bank.addr, &auth).await.unwrap();
+        let login = Request::CardLogin {
+            username: username("ada"),
+            card: card.clone(),
+        };
+        assert!(matches!(
+            client.call(&login).await.unwrap(),
+            Response::Welcome { .. }
+        ));
+        idle.push(closed_when(client));
+    }
+    // Long enough for a node that ends sessions only at their next request to show it.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let asked = Instant::now();
+    revoke_through(
+        &url,
+        &nodes[0].0,
+        &dir.path().join("bank.key"),
+        auth.terminal_id.as_str(),
+    );
+    let revoked = Instant::now();
+    eprintln!("terminal revoke through node a took {:?}", revoked - asked);
+    for (name, waiting) in ["a (the revoking node)", "b (another node)"]
+        .iter()
+        .zip(idle)
+    {
+        let (at, code) = waiting.await.unwrap();
+        let after = at.saturating_duration_since(revoked);
+        eprintln!(
+            "session on node {name} closed {after:?} after the revocation returned ({:?} after it was asked)",
+            at - asked
+        );
+        assert_eq!(code, Some(protocol::close::FAILURE), "node {name}");
+        assert!(
+            after <= Duration::from_secs(1),
+            "node {name}: closed after {after:?}"
+        );
+    }
+    // A new handshake on either node fails.
+    for (_, bank) in &nodes {
+        assert!(Client::connect(&bank.addr, &auth).await.is_err());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openings_bucket_is_shared_by_the_nodes() {
+    let cluster = pg_harness::Cluster::start().unwrap();
+    cluster.create_database("bank").unwrap();
+    let url = cluster.url("bank");
+    let dir = temp();
+    // A burst of 3, then one a minute: no token comes back during the test.
+    let rate = ["--openings-burst", "3", "--openings-per-minute", "1"];
+    let nodes: Vec<(Paths, BankProcess)> = ["a", "b"]
+        .iter()
+        .map(|name| node_with(dir.path(), name, &url, &rate))
+        .collect();
+    let auth = load_auth_file(&nodes[0].0.auth).unwrap();
+    let open_on = |node: usize, name: &'static str| {
+        let (addr, auth) = (nodes[node].1.addr.clone(), auth.clone());
+        async move {
+            let mut client = Client::connect(&addr, &auth).await.unwrap();
+            client
+                .call(&Request::OpenCardAccount {
+                    username: username(name),
+                    initial_cents: Cents(1_000),
+                    txid: txid(),
+                    card: CardSecret::random(&mut OsRng),
+                })
+                .await
+                .unwrap()
+        }
+    };
+    for name in ["one", "two", "three"] {
+        let reply = open_on(0, name).await;
+        assert!(
+            matches!(reply, Response::AccountOpened { .. }),
+            "{name}: {reply:?}"
+        );
+    }
+    // The fourth, through the other node, finds the bucket empty.
+    assert_eq!(open_on(1, "four").await, error(ErrorCode::Busy));
+    assert_eq!(open_on(0, "five").await, error(ErrorCode::Busy));
+}
+
+/// The overview `console` is shown.
+async fn overview(console: &mut Client) -> protocol::console::Overview {
+    match console.call(&Request::ConsoleOverview {}).await.unwrap() {
+        Response::Overview(overview) => *overview,
+        other => panic!("expected an overview, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_of_any_node_lists_the_live_sessions_of_every_node() {
+    const OP_PASSWORD: &str = "operator password 1";
+    let cluster = pg_harness::Cluster::start().unwrap();
+    cluster.create_database("bank").unwrap();
+    let url = cluster.url("bank");
+    let dir = temp();
+    // Two banks in this process on one database, as two nodes.
+    let node_config = |name: &str| {
+        let home = dir.path().join(name);
+        std::fs::create_dir_all(&home).unwrap();
+        let mut config = config(&home);
+        config.storage = bank_server::store::Storage::Postgres {
+            url: bank_server::store::DatabaseUrl(url.clone()),
+        };
+        config.node_name = bank_server::node::NodeName::new(name).unwrap();
+        config.bank_key_file = dir.path().join("bank.key");
+        config.auth_file = dir.path().join("bank.auth");
+        config
+    };
+    let a = TestBank::start(node_config("a")).await;
+    let b = TestBank::start(node_config("b")).await;
+    // A customer logged in on a; an operator's console on b.
+    let _alice = registered(&a, "alice").await;
+    // (The PostgreSQL driver blocks: not on a thread that drives tasks.)
+    let on_b = b.bank.clone();
+    let terminal = tokio::task::spawn_blocking(move || {
+        bank_server::admin::add_operator(on_b.ledger(), &TEST_ARGON2, "ops", OP_PASSWORD)
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    let mut console = Client::connect(&b.addr, &b.creds(&terminal.id, &terminal.psk))
+        .await
+        .unwrap();
+    let login = Request::OperatorLogin {
+        username: username("ops"),
+        password: protocol::Password::new(OP_PASSWORD).unwrap(),
+    };
+    assert!(matches!(
+        console.call(&login).await.unwrap(),
+        Response::OperatorWelcome { .. }
+    ));
+    // Within a second or so (a node publishes a change within 250 ms), b lists both.
+    let listed = |o: &protocol::console::Overview| {
+        let mut seen: Vec<(String, String, Option<String>)> = o
+            .sessions
+            .iter()
+            .map(|s| (s.node.clone(), s.terminal.to_string(), s.user.clone()))
+            .collect();
+        seen.sort();
+        seen
+    };
+    let want = vec![
+        (
+            "a".to_owned(),
+            a.auth.terminal_id.to_string(),
+            Some("alice".to_owned()),
+        ),
+        (
+            "b".to_owned(),
+            terminal.id.to_string(),
+            Some("ops".to_owned()),
+        ),
+    ];
+    let started = Instant::now();
+    let mut seen = overview(&mut console).await;
+    while listed(&seen) != want {
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "b's console lists {:?}",
+            listed(&seen)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        seen = overview(&mut console).await;
+    }
+    eprintln!(
+        "node a's session listed on node b after {:?}",
+        started.elapsed()
+    );
+    assert_eq!(seen.sessions_total, 2);
+    // A dead node's row (its last word 60 s old) is neither listed nor kept: brought back to
+    // life after the next publication, there is nothing to bring back.
+    cluster
+        .psql(
+            "bank",
+            "INSERT INTO node_sessions VALUES ('ghost', 'x', 7, '[]', \
+             (extract(epoch FROM clock_timestamp()) * 1000)::bigint - 60000)",
+        )
+        .unwrap();
+    assert_eq!(
+        overview(&mut console).await.sessions_total,
+        2,
+        "a dead node counts"
+    );
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    cluster
+        .psql(
+            "bank",
+            "UPDATE node_sessions SET updated_ms = \
+             (extract(epoch FROM clock_timestamp()) * 1000)::bigint WHERE node = 'ghost'",
+        )
+        .unwrap();
+    assert_eq!(
+        overview(&mut console).await.sessions_total,
+        2,
+        "a dead node's row is kept"
+    );
+    // A node that stops withdraws its sessions at once.
+    a.stop().await;
+    let after = overview(&mut console).await;
+    assert_eq!((after.sessions_total, after.sessions.len()), (1, 1));
+    assert_eq!(after.sessions[0].node, "b");
+    b.stop().await;
 }

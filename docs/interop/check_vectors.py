@@ -315,6 +315,14 @@ def v_terminal_id(v: Any) -> None:  # §5.1: 1..64 characters of [A-Za-z0-9_-]
         _fail("terminal id")
 
 
+_NODE_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
+
+
+def v_node_name(v: Any) -> None:  # §9.7 LiveSession: 1..64 characters of [A-Za-z0-9._-]
+    if type(v) is not str or not _NODE_NAME.fullmatch(v):
+        _fail("node name")
+
+
 def v_error_code(v: Any) -> None:
     if type(v) is not str or v not in ERROR_CODES:
         _fail("error code")
@@ -399,7 +407,13 @@ HISTORY_ENTRY = {
 }
 
 
-LIVE_SESSION = {"conn": v_u64, "terminal": v_terminal_id, "role": v_role, "since_ms": v_u64}
+LIVE_SESSION = {
+    "conn": v_u64,
+    "terminal": v_terminal_id,
+    "role": v_role,
+    "since_ms": v_u64,
+    "node": v_node_name,
+}
 LIVE_SESSION_OPTIONAL = {"user": v_string}
 AUDIT_LINE = {"seq": v_u64, "time_ms": v_u64, "action": v_string}
 AUDIT_LINE_OPTIONAL = {

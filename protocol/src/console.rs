@@ -143,6 +143,9 @@ pub struct LiveSession {
     pub user: Option<String>,
     /// When the handshake completed (Unix ms).
     pub since_ms: u64,
+    /// The bank node that holds the session (1 to 64 of `[A-Za-z0-9._-]`; a bank of one node
+    /// names itself too). `conn` is unique per node.
+    pub node: String,
 }
 
 /// The audit chain as the bank can check it without the auditor's key.

@@ -168,7 +168,8 @@ pub(crate) struct Opts {
     pub(crate) max_deposit: Ceiling,
     /// How many accounts one terminal may open (register, open_card_account) per minute,
     /// sustained; `none` for no limit. Beyond it the terminal is answered `busy` (the first
-    /// refusal of a run audited as `openings_throttled`). Kept per terminal in memory.
+    /// refusal of a run audited as `openings_throttled`). Kept per terminal: in memory with
+    /// sled, in the database (shared by every node) with --database-url.
     #[arg(long, global = true, env = "BANK_OPENINGS_PER_MINUTE", default_value = "10", value_parser = parse_rate)]
     pub(crate) openings_per_minute: Rate,
     /// How many accounts one terminal may open at once (the bucket's size).

@@ -265,10 +265,16 @@ async fn opening_allowed(
     ctx: &SessionCtx,
     action: &str,
 ) -> Result<(), Response> {
+    if shared.openings.rate().is_none() {
+        return Ok(());
+    }
     let now = shared.config.clock.now_ms();
-    let first = match shared.openings.take(&ctx.terminal, now) {
-        Take::Granted => return Ok(()),
-        Take::Refused { first } => first,
+    let (bank, terminal) = (shared.clone(), ctx.terminal.clone());
+    let taken = ledger(shared, move |l| bank.openings.take_from(l, &terminal, now)).await;
+    let first = match taken {
+        Ok(Take::Granted) => return Ok(()),
+        Ok(Take::Refused { first }) => first,
+        Err(e) => return Err(refusal(&e)),
     };
     if !first {
         tracing::debug!(terminal = %ctx.terminal, action, "openings throttled");

@@ -14,7 +14,7 @@ use protocol::{
 };
 
 use crate::audit::AuditEvent;
-use crate::ledger::{DepositCeilings, LedgerError};
+use crate::ledger::{DepositCeilings, LedgerError, NodeSessions};
 use crate::terminals::new_terminal;
 use crate::{now_ms, Shared};
 
@@ -120,16 +120,17 @@ async fn overview(shared: &Arc<Shared>) -> Response {
         .filter(|(at, _)| now.saturating_sub(*at) < CHAIN_CHECK_MS)
         .map(|(_, chain)| chain);
     let fresh = cached.is_none();
+    let node = shared.config.node_name.clone();
     let checked = ledger(shared, move |l| {
         let totals = l.totals(now, day_start, CHART_MINUTES)?;
         let chain = match cached {
             Some(chain) => chain,
             None => chain_status(l.check_audit_links()?),
         };
-        Ok((totals, chain))
+        Ok((totals, chain, l.other_sessions(&node)?))
     })
     .await;
-    let (totals, chain) = match checked {
+    let (totals, chain, others) = match checked {
         Ok(found) => found,
         Err(e) => return refusal(&e),
     };
@@ -138,7 +139,9 @@ async fn overview(shared: &Arc<Shared>) -> Response {
             *cache = Some((now, chain.clone()));
         }
     }
-    let (sessions_total, sessions) = shared.live.snapshot(MAX_LISTED_SESSIONS);
+    let (total, sessions) = shared.live.snapshot(MAX_LISTED_SESSIONS);
+    let (sessions_total, sessions) =
+        crate::presence::merge(NodeSessions { total, sessions }, others);
     let checkpoint = shared.checkpoints.latest();
     Response::Overview(Box::new(Overview {
         checkpoint_entries: Some(checkpoint.next_seq),

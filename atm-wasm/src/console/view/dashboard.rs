@@ -91,6 +91,7 @@ pub(crate) fn dashboard(props: &Props) -> Html {
                                 <th scope="col">{ "Role" }</th>
                                 <th scope="col">{ "User" }</th>
                                 <th scope="col">{ "Since" }</th>
+                                <th scope="col">{ "Node" }</th>
                             </tr></thead>
                             <tbody>
                                 { for o.sessions.iter().map(|session| html! {
@@ -99,6 +100,7 @@ pub(crate) fn dashboard(props: &Props) -> Html {
                                         <td data-label="Role">{ role_text(session.role) }</td>
                                         <td data-label="User">{ dash(session.user.as_deref()) }</td>
                                         <td data-label="Since">{ clock(session.since_ms, offset) }</td>
+                                        <td data-label="Node"><code>{ session.node.as_str() }</code></td>
                                     </tr>
                                 }) }
                             </tbody>
