@@ -21,13 +21,13 @@
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 use postgres::error::SqlState;
 use postgres::types::ToSql;
-use postgres::{Client, IsolationLevel, NoTls, Row, Transaction};
+use postgres::{Client, IsolationLevel, Row, Transaction};
 use protocol::{AccountNumber, Cents, HistoryEntry, TerminalId, TxId, Username};
 
 use crate::audit::{AuditEvent, ChainHead, ChainTip, Epoch};
@@ -50,7 +50,10 @@ use crate::secrets::StorageKeys;
 use crate::tally::Delta;
 
 mod buckets;
+mod pool;
 mod presence;
+
+use pool::{connect, Conn, Pool, Pooled, Statements};
 
 /// The schema, one migration per version (version `i + 1` is `MIGRATIONS[i]`); a binary
 /// refuses a database whose version is higher than it knows. Money is `NUMERIC(20,0)`: the
@@ -128,8 +131,6 @@ const MIGRATION_LOCK: i64 = 0x6261_6e6b_0001;
 const HOLD_WAIT: Duration = Duration::from_secs(3);
 /// The bank's identity in `bank_meta` (JSON).
 const IDENTITY_KEY: &str = "identity";
-/// Connections one process keeps to the database at most.
-const POOL_SIZE: usize = 16;
 /// Attempts of one transaction before a serialization failure is given up as an error.
 const ATTEMPTS: u32 = 30;
 const MINUTE_MS: u64 = 60_000;
@@ -293,92 +294,6 @@ fn to_u64(value: i64) -> Result<u64, LedgerError> {
     u64::try_from(value).map_err(|_| LedgerError::Storage(format!("corrupt number {value}")))
 }
 
-/// A connection pool: at most [`POOL_SIZE`] connections, made as needed, a broken one
-/// dropped when returned.
-struct Pool {
-    config: postgres::Config,
-    state: Mutex<(Vec<Client>, usize)>,
-    returned: Condvar,
-}
-
-/// A pooled connection, returned on drop.
-struct Pooled<'a> {
-    pool: &'a Pool,
-    client: Option<Client>,
-}
-
-impl std::ops::Deref for Pooled<'_> {
-    type Target = Client;
-    fn deref(&self) -> &Client {
-        self.client.as_ref().expect("held until dropped")
-    }
-}
-
-impl std::ops::DerefMut for Pooled<'_> {
-    fn deref_mut(&mut self) -> &mut Client {
-        self.client.as_mut().expect("held until dropped")
-    }
-}
-
-impl Drop for Pooled<'_> {
-    fn drop(&mut self) {
-        let mut state = self.pool.state.lock().unwrap_or_else(|p| p.into_inner());
-        match self.client.take() {
-            Some(client) if !client.is_closed() => state.0.push(client),
-            _ => state.1 -= 1,
-        }
-        self.pool.returned.notify_one();
-    }
-}
-
-impl Pool {
-    fn get(&self) -> Result<Pooled<'_>, DatabaseFailure> {
-        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        loop {
-            if let Some(client) = state.0.pop() {
-                return Ok(Pooled {
-                    pool: self,
-                    client: Some(client),
-                });
-            }
-            if state.1 < POOL_SIZE {
-                state.1 += 1;
-                drop(state);
-                return match connect(&self.config) {
-                    Ok(client) => Ok(Pooled {
-                        pool: self,
-                        client: Some(client),
-                    }),
-                    Err(e) => {
-                        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-                        state.1 -= 1;
-                        self.returned.notify_one();
-                        Err(e)
-                    }
-                };
-            }
-            state = self.returned.wait(state).unwrap_or_else(|p| p.into_inner());
-        }
-    }
-}
-
-/// A connection whose commits are durable before they return (`synchronous_commit = on`,
-/// whatever the server's default), that waits for no lock longer than 10 s, and whose
-/// session the server ends if it sits 10 s inside a transaction (a node stuck mid-commit
-/// releases its locks).
-fn connect(config: &postgres::Config) -> Result<Client, DatabaseFailure> {
-    let mut client = config
-        .connect(NoTls)
-        .map_err(|e| failure("connecting", e))?;
-    client
-        .batch_execute(
-            "SET synchronous_commit = on; SET lock_timeout = '10s'; \
-             SET idle_in_transaction_session_timeout = '10s'",
-        )
-        .map_err(|e| failure("connecting", e))?;
-    Ok(client)
-}
-
 /// What an attempt did that memory must learn once it commits.
 #[derive(Default)]
 struct Pending {
@@ -391,6 +306,8 @@ struct Pending {
 /// One transaction attempt.
 struct Tx<'c> {
     tx: RefCell<Transaction<'c>>,
+    /// The connection's prepared statements.
+    statements: RefCell<&'c mut Statements>,
     pending: RefCell<Pending>,
     /// The audit chain this node appends to.
     chain: Arc<str>,
@@ -398,11 +315,19 @@ struct Tx<'c> {
 
 impl Tx<'_> {
     fn one(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> TxResult<Option<Row>> {
-        Ok(self.tx.borrow_mut().query_opt(sql, params)?)
+        let statement = self.prepared(sql)?;
+        Ok(self.tx.borrow_mut().query_opt(&statement, params)?)
     }
 
     fn run(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> TxResult<u64> {
-        Ok(self.tx.borrow_mut().execute(sql, params)?)
+        let statement = self.prepared(sql)?;
+        Ok(self.tx.borrow_mut().execute(&statement, params)?)
+    }
+
+    /// `sql` as the connection prepared it (once).
+    fn prepared(&self, sql: &str) -> TxResult<postgres::Statement> {
+        let mut tx = self.tx.borrow_mut();
+        Ok(self.statements.borrow_mut().get(&mut *tx, sql)?)
     }
 
     /// The text column `record` of the one row `sql` selects, decoded.
@@ -686,8 +611,7 @@ fn tell(hook: Option<&FlushHook>, tip: &Mutex<Option<ChainTip>>) -> Result<(), L
 /// its own.
 impl Drop for PgLedger {
     fn drop(&mut self) {
-        let clients =
-            std::mem::take(&mut self.pool.state.lock().unwrap_or_else(|p| p.into_inner()).0);
+        let clients = self.pool.take_idle();
         let hold = self.hold.lock().unwrap_or_else(|p| p.into_inner()).take();
         let key = self.chain.as_deref().map(hold_key);
         if let Ok(closing) = std::thread::Builder::new()
@@ -778,11 +702,7 @@ impl PgLedger {
             GroupSync::new(move || tell(hook.get(), &tip))
         };
         Ok(Self {
-            pool: Pool {
-                config,
-                state: Mutex::new((vec![client], 1)),
-                returned: Condvar::new(),
-            },
+            pool: Pool::new(config, client),
             chain: node.map(|node| Arc::from(node.as_str())),
             hold: Mutex::new(hold),
             writer: Mutex::new(()),
@@ -900,7 +820,7 @@ impl PgLedger {
     fn read<T>(
         &self,
         during: &'static str,
-        f: impl FnOnce(&mut Client) -> Result<T, Fail>,
+        f: impl FnOnce(&mut Conn) -> Result<T, Fail>,
     ) -> Result<T, LedgerError> {
         let mut client = self.client()?;
         match f(&mut client) {
@@ -1015,7 +935,7 @@ impl PgLedger {
 /// Runs `f` in SERIALIZABLE transactions on `client` (each beginning with the writer's tip
 /// `held()`) until one commits, fails in a way not worth retrying, or [`ATTEMPTS`] did.
 fn retrying<T>(
-    client: &mut Client,
+    conn: &mut Conn,
     chain: &Arc<str>,
     held: impl Fn() -> Option<ChainTip>,
     f: &impl Fn(&Tx<'_>) -> TxResult<T>,
@@ -1023,11 +943,16 @@ fn retrying<T>(
     let mut attempt = 0;
     loop {
         attempt += 1;
-        match attempt_once(client, chain.clone(), held(), f) {
+        match attempt_once(conn, chain.clone(), held(), f) {
             Err(Fail::Db(e)) if retryable(&e) && attempt < ATTEMPTS => {
                 // Back off a little, more each time, so the winner finishes.
                 let jitter = u64::from(rand_core::RngCore::next_u32(&mut rand_core::OsRng) % 4);
                 std::thread::sleep(Duration::from_millis((1u64 << attempt.min(5)) + jitter));
+            }
+            Err(Fail::Db(e)) => {
+                // It may have come from a statement planned before a migration: plan anew.
+                conn.statements.clear();
+                return Err(Fail::Db(e));
             }
             other => return other,
         }
@@ -1035,17 +960,19 @@ fn retrying<T>(
 }
 
 fn attempt_once<T>(
-    client: &mut Client,
+    conn: &mut Conn,
     chain: Arc<str>,
     held: Option<ChainTip>,
     f: &impl Fn(&Tx<'_>) -> TxResult<T>,
 ) -> TxResult<(T, Pending)> {
-    let tx = client
+    let tx = conn
+        .client
         .build_transaction()
         .isolation_level(IsolationLevel::Serializable)
         .start()?;
     let view = Tx {
         tx: RefCell::new(tx),
+        statements: RefCell::new(&mut conn.statements),
         pending: RefCell::new(Pending {
             audit: Vec::new(),
             tip: held,
@@ -1147,7 +1074,7 @@ impl Ledger for PgLedger {
     fn balance(&self, account: &AccountNumber) -> Result<Cents, LedgerError> {
         let balance: Option<String> = self.read("reading a balance", |client| {
             Ok(client
-                .query_opt(
+                .query_cached(
                     "SELECT balance::text FROM accounts WHERE number = $1",
                     &[&account.as_str()],
                 )?
