@@ -20,6 +20,7 @@
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::Duration;
@@ -27,7 +28,7 @@ use std::time::Duration;
 use futures_util::future::BoxFuture;
 use postgres::error::SqlState;
 use postgres::types::ToSql;
-use postgres::{Client, IsolationLevel, NoTls, Row, Transaction};
+use postgres::{Client, IsolationLevel, Row, Transaction};
 use protocol::{AccountNumber, Cents, HistoryEntry, TerminalId, TxId, Username};
 
 use crate::audit::{AuditEvent, ChainHead, ChainTip, Epoch};
@@ -51,6 +52,10 @@ use crate::tally::Delta;
 
 mod buckets;
 mod presence;
+mod tls;
+
+use tls::Connector;
+pub use tls::DbTlsError;
 
 /// The schema, one migration per version (version `i + 1` is `MIGRATIONS[i]`); a binary
 /// refuses a database whose version is higher than it knows. Money is `NUMERIC(20,0)`: the
@@ -162,7 +167,7 @@ impl Counters {
 
 /// Reads the shared counters every [`COUNTERS_EVERY`] until the ledger is dropped,
 /// connecting again after a failure.
-fn watch_counters(config: postgres::Config, counters: std::sync::Weak<Counters>) {
+fn watch_counters(database: Database, counters: std::sync::Weak<Counters>) {
     let mut client = None;
     loop {
         std::thread::sleep(COUNTERS_EVERY);
@@ -170,7 +175,7 @@ fn watch_counters(config: postgres::Config, counters: std::sync::Weak<Counters>)
             return;
         };
         if client.is_none() {
-            client = connect(&config).ok();
+            client = connect(&database).ok();
         }
         if let Some(connected) = client.as_mut() {
             if let Err(e) = counters.read(connected) {
@@ -191,6 +196,12 @@ pub fn schema_version() -> i32 {
 pub enum OpenError {
     /// The URL does not parse, or the server cannot be reached or refused the login.
     Connect(DatabaseFailure),
+    /// The CA file (`--database-ca-file`) cannot be used, or the URL's `sslmode` contradicts
+    /// it.
+    Tls(DbTlsError),
+    /// TLS to the database failed because its certificate was refused: not issued under the
+    /// CA file's roots, not for the URL's host, expired, ... .
+    CertificateRefused(DatabaseFailure),
     /// The database holds tables but no bank schema: a bank is never created over them.
     Foreign,
     /// The schema was written by a newer bank-server.
@@ -213,6 +224,13 @@ impl core::fmt::Display for OpenError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             Self::Connect(e) => write!(f, "{e}"),
+            Self::Tls(e) => write!(f, "{e}"),
+            Self::CertificateRefused(e) => write!(
+                f,
+                "the database's TLS certificate was refused: it is not trusted under \
+                 --database-ca-file (BANK_DATABASE_CA_FILE) or not for the host of \
+                 --database-url ({e})"
+            ),
             Self::Foreign => f.write_str(
                 "the database holds tables but no bank schema; refusing to create a bank over \
                  them (point --database-url at an empty database)",
@@ -238,10 +256,42 @@ impl core::fmt::Display for OpenError {
 impl std::error::Error for OpenError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            Self::Connect(e) | Self::Migrate(e) => Some(e),
+            Self::Connect(e) | Self::Migrate(e) | Self::CertificateRefused(e) => Some(e),
+            Self::Tls(e) => Some(e),
             Self::Thread(e) => Some(&**e),
             Self::Foreign | Self::TooNew { .. } | Self::ChainHeld { .. } => None,
         }
+    }
+}
+
+impl OpenError {
+    /// A connection that could not be made: [`Self::CertificateRefused`] when rustls refused
+    /// the server's certificate, else [`Self::Connect`].
+    fn connecting(e: DatabaseFailure) -> Self {
+        if tls::certificate_refused(&e) {
+            Self::CertificateRefused(e)
+        } else {
+            Self::Connect(e)
+        }
+    }
+}
+
+/// Where the database is and how connections to it are made (TLS or not): every connection
+/// of a ledger (the pool, the one holding its chain, the counters' reader) is made from it.
+#[derive(Clone)]
+struct Database {
+    config: postgres::Config,
+    connector: Connector,
+}
+
+impl Database {
+    /// `url` parsed, with the connector `ca_file` asks for ([`Connector::new`]).
+    fn new(url: &str, ca_file: Option<&Path>) -> Result<Self, OpenError> {
+        let mut config: postgres::Config = url
+            .parse()
+            .map_err(|e| OpenError::Connect(failure("parsing the database URL", e)))?;
+        let connector = Connector::new(&mut config, ca_file).map_err(OpenError::Tls)?;
+        Ok(Self { config, connector })
     }
 }
 
@@ -296,7 +346,7 @@ fn to_u64(value: i64) -> Result<u64, LedgerError> {
 /// A connection pool: at most [`POOL_SIZE`] connections, made as needed, a broken one
 /// dropped when returned.
 struct Pool {
-    config: postgres::Config,
+    database: Database,
     state: Mutex<(Vec<Client>, usize)>,
     returned: Condvar,
 }
@@ -344,7 +394,7 @@ impl Pool {
             if state.1 < POOL_SIZE {
                 state.1 += 1;
                 drop(state);
-                return match connect(&self.config) {
+                return match connect(&self.database) {
                     Ok(client) => Ok(Pooled {
                         pool: self,
                         client: Some(client),
@@ -366,9 +416,10 @@ impl Pool {
 /// whatever the server's default), that waits for no lock longer than 10 s, and whose
 /// session the server ends if it sits 10 s inside a transaction (a node stuck mid-commit
 /// releases its locks).
-fn connect(config: &postgres::Config) -> Result<Client, DatabaseFailure> {
-    let mut client = config
-        .connect(NoTls)
+fn connect(database: &Database) -> Result<Client, DatabaseFailure> {
+    let mut client = database
+        .connector
+        .connect(&database.config)
         .map_err(|e| failure("connecting", e))?;
     client
         .batch_execute(
@@ -714,8 +765,8 @@ fn hold_key(chain: &str) -> i64 {
 
 /// Takes the advisory lock of `node`'s chain on a connection of its own, waiting up to
 /// [`HOLD_WAIT`] for a node of that name that has just stopped to let go.
-fn hold_chain(config: &postgres::Config, node: &NodeName) -> Result<Client, OpenError> {
-    let mut client = connect(config).map_err(OpenError::Connect)?;
+fn hold_chain(database: &Database, node: &NodeName) -> Result<Client, OpenError> {
+    let mut client = connect(database).map_err(OpenError::connecting)?;
     // The server probes this connection when idle, so the hold of a node whose machine died
     // without closing it ends within about 25 s, not the system's default two hours.
     client
@@ -745,28 +796,31 @@ impl PgLedger {
     /// Connects to the database at `url`, brings its schema to this binary's version
     /// (creating it in an empty database) and takes the audit chain of `node` for this
     /// ledger's life: refused ([`OpenError::ChainHeld`]) while a running node holds it.
-    pub fn open(url: &str, node: &NodeName) -> Result<Self, OpenError> {
-        Self::open_as(url, Some(node))
+    ///
+    /// With `ca_file` (PEM), every connection is TLS, the server's certificate verified
+    /// against those roots only and its name against the URL's host, whatever the URL's
+    /// `sslmode` (`disable` is refused); without it, plaintext, and a URL with
+    /// `sslmode=require` is refused ([`DbTlsError::NeedsCaFile`]).
+    pub fn open(url: &str, ca_file: Option<&Path>, node: &NodeName) -> Result<Self, OpenError> {
+        Self::open_as(&Database::new(url, ca_file)?, Some(node))
     }
 
     /// Opens the database at `url` for reading (the auditor's commands): its schema migrated
-    /// as [`Self::open`] does, no chain taken; every change is refused.
-    pub fn open_reader(url: &str) -> Result<Self, OpenError> {
-        Self::open_as(url, None)
+    /// as [`Self::open`] does, no chain taken; every change is refused. `ca_file`: as for
+    /// [`Self::open`].
+    pub fn open_reader(url: &str, ca_file: Option<&Path>) -> Result<Self, OpenError> {
+        Self::open_as(&Database::new(url, ca_file)?, None)
     }
 
-    fn open_as(url: &str, node: Option<&NodeName>) -> Result<Self, OpenError> {
-        let config: postgres::Config = url
-            .parse()
-            .map_err(|e| OpenError::Connect(failure("parsing the database URL", e)))?;
-        let mut client = connect(&config).map_err(OpenError::Connect)?;
+    fn open_as(database: &Database, node: Option<&NodeName>) -> Result<Self, OpenError> {
+        let mut client = connect(database).map_err(OpenError::connecting)?;
         migrate(&mut client, schema_version())?;
-        let hold = node.map(|node| hold_chain(&config, node)).transpose()?;
+        let hold = node.map(|node| hold_chain(database, node)).transpose()?;
         let counters = Arc::new(Counters::default());
         counters
             .read(&mut client)
             .map_err(|e| OpenError::Connect(failure("reading the shared counters", e)))?;
-        let watched = (config.clone(), Arc::downgrade(&counters));
+        let watched = (database.clone(), Arc::downgrade(&counters));
         std::thread::Builder::new()
             .name("pg-counters".into())
             .spawn(move || watch_counters(watched.0, watched.1))
@@ -779,7 +833,7 @@ impl PgLedger {
         };
         Ok(Self {
             pool: Pool {
-                config,
+                database: database.clone(),
                 state: Mutex::new((vec![client], 1)),
                 returned: Condvar::new(),
             },
@@ -796,12 +850,9 @@ impl PgLedger {
     }
 
     /// Whether the database at `url` holds a bank (its schema, and an identity or audit
-    /// log in it), without creating anything.
-    pub fn holds_bank(url: &str) -> Result<bool, OpenError> {
-        let config: postgres::Config = url
-            .parse()
-            .map_err(|e| OpenError::Connect(failure("parsing the database URL", e)))?;
-        let mut client = connect(&config).map_err(OpenError::Connect)?;
+    /// log in it), without creating anything. `ca_file`: as for [`Self::open`].
+    pub fn holds_bank(url: &str, ca_file: Option<&Path>) -> Result<bool, OpenError> {
+        let mut client = connect(&Database::new(url, ca_file)?).map_err(OpenError::connecting)?;
         let read = |e| OpenError::Connect(failure("reading the schema", e));
         // `to_regclass`: PostgreSQL's (see the module doc).
         let schema: bool = client
@@ -1063,10 +1114,7 @@ fn attempt_once<T>(
 /// no further, creating nothing else: for tests of the migrations, which need a database as an
 /// older bank-server left it.
 pub fn migrate_to(url: &str, version: i32) -> Result<(), OpenError> {
-    let config: postgres::Config = url
-        .parse()
-        .map_err(|e| OpenError::Connect(failure("parsing the database URL", e)))?;
-    let mut client = connect(&config).map_err(OpenError::Connect)?;
+    let mut client = connect(&Database::new(url, None)?).map_err(OpenError::connecting)?;
     migrate(&mut client, version.min(schema_version()))
 }
 
