@@ -417,9 +417,17 @@ pub struct DatabaseFailure {
     pub source: Arc<dyn std::error::Error + Send + Sync>,
 }
 
+/// The driver's error and what it carries (tokio-postgres shows only its kind, `db error`,
+/// leaving the server's message to its source).
 impl fmt::Display for DatabaseFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.during, self.source)
+        write!(f, "{}: {}", self.during, self.source)?;
+        let mut cause = self.source.source();
+        while let Some(e) = cause {
+            write!(f, ": {e}")?;
+            cause = e.source();
+        }
+        Ok(())
     }
 }
 

@@ -20,6 +20,7 @@
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
@@ -52,6 +53,10 @@ use crate::tally::Delta;
 mod buckets;
 mod pool;
 mod presence;
+mod tls;
+
+use tls::Connector;
+pub use tls::DbTlsError;
 
 use pool::{connect, Conn, Pool, Pooled, Statements};
 
@@ -163,7 +168,7 @@ impl Counters {
 
 /// Reads the shared counters every [`COUNTERS_EVERY`] until the ledger is dropped,
 /// connecting again after a failure.
-fn watch_counters(config: postgres::Config, counters: std::sync::Weak<Counters>) {
+fn watch_counters(database: Database, counters: std::sync::Weak<Counters>) {
     let mut client = None;
     loop {
         std::thread::sleep(COUNTERS_EVERY);
@@ -171,7 +176,7 @@ fn watch_counters(config: postgres::Config, counters: std::sync::Weak<Counters>)
             return;
         };
         if client.is_none() {
-            client = connect(&config).ok();
+            client = connect(&database).ok();
         }
         if let Some(connected) = client.as_mut() {
             if let Err(e) = counters.read(connected) {
@@ -192,6 +197,12 @@ pub fn schema_version() -> i32 {
 pub enum OpenError {
     /// The URL does not parse, or the server cannot be reached or refused the login.
     Connect(DatabaseFailure),
+    /// The CA file (`--database-ca-file`) cannot be used, or the URL's `sslmode` contradicts
+    /// it.
+    Tls(DbTlsError),
+    /// TLS to the database failed because its certificate was refused: not issued under the
+    /// CA file's roots, not for the URL's host, expired, ... .
+    CertificateRefused(DatabaseFailure),
     /// The database holds tables but no bank schema: a bank is never created over them.
     Foreign,
     /// The schema was written by a newer bank-server.
@@ -214,6 +225,13 @@ impl core::fmt::Display for OpenError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             Self::Connect(e) => write!(f, "{e}"),
+            Self::Tls(e) => write!(f, "{e}"),
+            Self::CertificateRefused(e) => write!(
+                f,
+                "the database's TLS certificate was refused: it is not trusted under \
+                 --database-ca-file (BANK_DATABASE_CA_FILE) or not for the host of \
+                 --database-url ({e})"
+            ),
             Self::Foreign => f.write_str(
                 "the database holds tables but no bank schema; refusing to create a bank over \
                  them (point --database-url at an empty database)",
@@ -239,10 +257,42 @@ impl core::fmt::Display for OpenError {
 impl std::error::Error for OpenError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            Self::Connect(e) | Self::Migrate(e) => Some(e),
+            Self::Connect(e) | Self::Migrate(e) | Self::CertificateRefused(e) => Some(e),
+            Self::Tls(e) => Some(e),
             Self::Thread(e) => Some(&**e),
             Self::Foreign | Self::TooNew { .. } | Self::ChainHeld { .. } => None,
         }
+    }
+}
+
+impl OpenError {
+    /// A connection that could not be made: [`Self::CertificateRefused`] when rustls refused
+    /// the server's certificate, else [`Self::Connect`].
+    fn connecting(e: DatabaseFailure) -> Self {
+        if tls::certificate_refused(&e) {
+            Self::CertificateRefused(e)
+        } else {
+            Self::Connect(e)
+        }
+    }
+}
+
+/// Where the database is and how connections to it are made (TLS or not): every connection
+/// of a ledger (the pool, the one holding its chain, the counters' reader) is made from it.
+#[derive(Clone)]
+struct Database {
+    config: postgres::Config,
+    connector: Connector,
+}
+
+impl Database {
+    /// `url` parsed, with the connector `ca_file` asks for ([`Connector::new`]).
+    fn new(url: &str, ca_file: Option<&Path>) -> Result<Self, OpenError> {
+        let mut config: postgres::Config = url
+            .parse()
+            .map_err(|e| OpenError::Connect(failure("parsing the database URL", e)))?;
+        let connector = Connector::new(&mut config, ca_file).map_err(OpenError::Tls)?;
+        Ok(Self { config, connector })
     }
 }
 
@@ -638,8 +688,8 @@ fn hold_key(chain: &str) -> i64 {
 
 /// Takes the advisory lock of `node`'s chain on a connection of its own, waiting up to
 /// [`HOLD_WAIT`] for a node of that name that has just stopped to let go.
-fn hold_chain(config: &postgres::Config, node: &NodeName) -> Result<Client, OpenError> {
-    let mut client = connect(config).map_err(OpenError::Connect)?;
+fn hold_chain(database: &Database, node: &NodeName) -> Result<Client, OpenError> {
+    let mut client = connect(database).map_err(OpenError::connecting)?;
     // The server probes this connection when idle, so the hold of a node whose machine died
     // without closing it ends within about 25 s, not the system's default two hours.
     client
@@ -669,28 +719,31 @@ impl PgLedger {
     /// Connects to the database at `url`, brings its schema to this binary's version
     /// (creating it in an empty database) and takes the audit chain of `node` for this
     /// ledger's life: refused ([`OpenError::ChainHeld`]) while a running node holds it.
-    pub fn open(url: &str, node: &NodeName) -> Result<Self, OpenError> {
-        Self::open_as(url, Some(node))
+    ///
+    /// With `ca_file` (PEM), every connection is TLS, the server's certificate verified
+    /// against those roots only and its name against the URL's host, whatever the URL's
+    /// `sslmode` (`disable` is refused); without it, plaintext, and a URL with
+    /// `sslmode=require` is refused ([`DbTlsError::NeedsCaFile`]).
+    pub fn open(url: &str, ca_file: Option<&Path>, node: &NodeName) -> Result<Self, OpenError> {
+        Self::open_as(&Database::new(url, ca_file)?, Some(node))
     }
 
     /// Opens the database at `url` for reading (the auditor's commands): its schema migrated
-    /// as [`Self::open`] does, no chain taken; every change is refused.
-    pub fn open_reader(url: &str) -> Result<Self, OpenError> {
-        Self::open_as(url, None)
+    /// as [`Self::open`] does, no chain taken; every change is refused. `ca_file`: as for
+    /// [`Self::open`].
+    pub fn open_reader(url: &str, ca_file: Option<&Path>) -> Result<Self, OpenError> {
+        Self::open_as(&Database::new(url, ca_file)?, None)
     }
 
-    fn open_as(url: &str, node: Option<&NodeName>) -> Result<Self, OpenError> {
-        let config: postgres::Config = url
-            .parse()
-            .map_err(|e| OpenError::Connect(failure("parsing the database URL", e)))?;
-        let mut client = connect(&config).map_err(OpenError::Connect)?;
+    fn open_as(database: &Database, node: Option<&NodeName>) -> Result<Self, OpenError> {
+        let mut client = connect(database).map_err(OpenError::connecting)?;
         migrate(&mut client, schema_version())?;
-        let hold = node.map(|node| hold_chain(&config, node)).transpose()?;
+        let hold = node.map(|node| hold_chain(database, node)).transpose()?;
         let counters = Arc::new(Counters::default());
         counters
             .read(&mut client)
             .map_err(|e| OpenError::Connect(failure("reading the shared counters", e)))?;
-        let watched = (config.clone(), Arc::downgrade(&counters));
+        let watched = (database.clone(), Arc::downgrade(&counters));
         std::thread::Builder::new()
             .name("pg-counters".into())
             .spawn(move || watch_counters(watched.0, watched.1))
@@ -702,7 +755,7 @@ impl PgLedger {
             GroupSync::new(move || tell(hook.get(), &tip))
         };
         Ok(Self {
-            pool: Pool::new(config, client),
+            pool: Pool::new(database.clone(), client),
             chain: node.map(|node| Arc::from(node.as_str())),
             hold: Mutex::new(hold),
             writer: Mutex::new(()),
@@ -716,12 +769,9 @@ impl PgLedger {
     }
 
     /// Whether the database at `url` holds a bank (its schema, and an identity or audit
-    /// log in it), without creating anything.
-    pub fn holds_bank(url: &str) -> Result<bool, OpenError> {
-        let config: postgres::Config = url
-            .parse()
-            .map_err(|e| OpenError::Connect(failure("parsing the database URL", e)))?;
-        let mut client = connect(&config).map_err(OpenError::Connect)?;
+    /// log in it), without creating anything. `ca_file`: as for [`Self::open`].
+    pub fn holds_bank(url: &str, ca_file: Option<&Path>) -> Result<bool, OpenError> {
+        let mut client = connect(&Database::new(url, ca_file)?).map_err(OpenError::connecting)?;
         let read = |e| OpenError::Connect(failure("reading the schema", e));
         // `to_regclass`: PostgreSQL's (see the module doc).
         let schema: bool = client
@@ -990,10 +1040,7 @@ fn attempt_once<T>(
 /// no further, creating nothing else: for tests of the migrations, which need a database as an
 /// older bank-server left it.
 pub fn migrate_to(url: &str, version: i32) -> Result<(), OpenError> {
-    let config: postgres::Config = url
-        .parse()
-        .map_err(|e| OpenError::Connect(failure("parsing the database URL", e)))?;
-    let mut client = connect(&config).map_err(OpenError::Connect)?;
+    let mut client = connect(&Database::new(url, None)?).map_err(OpenError::connecting)?;
     migrate(&mut client, version.min(schema_version()))
 }
 

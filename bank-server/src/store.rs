@@ -71,6 +71,10 @@ pub enum Storage {
     Postgres {
         /// Where the database is.
         url: DatabaseUrl,
+        /// The PEM CA certificate(s) the database's certificate must chain to
+        /// (`--database-ca-file`): with it every connection is TLS, verified; without it,
+        /// plaintext (see [`PgLedger::open`]).
+        ca_file: Option<PathBuf>,
     },
 }
 
@@ -115,7 +119,9 @@ impl Storage {
             Self::Sled { .. } => {
                 Ok(matches!(place(dir)?, Place::Occupied) && SledLedger::exists_in(dir))
             }
-            Self::Postgres { url } => PgLedger::holds_bank(&url.0).map_err(StoreError::Database),
+            Self::Postgres { url, ca_file } => {
+                PgLedger::holds_bank(&url.0, ca_file.as_deref()).map_err(StoreError::Database)
+            }
         }
     }
 }
@@ -350,9 +356,9 @@ pub fn open_ledger(
         Storage::Sled { cache_bytes } => SledLedger::open_with_cache(dir, *cache_bytes)
             .map(|ledger| Box::new(ledger) as Box<dyn Ledger>)
             .map_err(|e| StoreError::ledger(dir, e)),
-        Storage::Postgres { url } => match node {
-            Some(node) => PgLedger::open(&url.0, node),
-            None => PgLedger::open_reader(&url.0),
+        Storage::Postgres { url, ca_file } => match node {
+            Some(node) => PgLedger::open(&url.0, ca_file.as_deref(), node),
+            None => PgLedger::open_reader(&url.0, ca_file.as_deref()),
         }
         .map(|ledger| Box::new(ledger) as Box<dyn Ledger>)
         .map_err(StoreError::Database),

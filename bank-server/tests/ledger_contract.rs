@@ -1233,7 +1233,7 @@ fn open_postgres(dir: &Path) -> Box<dyn Ledger> {
         cluster.create_database(&name).unwrap();
     }
     let node = bank_server::node::NodeName::new("n1").unwrap();
-    Box::new(PgLedger::open(&cluster.url(&name), &node).unwrap())
+    Box::new(PgLedger::open(&cluster.url(&name), None, &node).unwrap())
 }
 
 contract!(postgres, open_postgres);

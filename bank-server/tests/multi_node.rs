@@ -433,6 +433,7 @@ async fn the_console_of_any_node_lists_the_live_sessions_of_every_node() {
         let mut config = config(&home);
         config.storage = bank_server::store::Storage::Postgres {
             url: bank_server::store::DatabaseUrl(url.clone()),
+            ca_file: None,
         };
         config.node_name = bank_server::node::NodeName::new(name).unwrap();
         config.bank_key_file = dir.path().join("bank.key");

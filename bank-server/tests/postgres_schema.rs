@@ -12,11 +12,11 @@ fn the_schema_is_made_once_and_a_newer_or_foreign_database_is_refused() {
     }
     // Made in an empty database; opening again finds it and changes nothing.
     let url = cluster.url("fresh");
-    assert!(!PgLedger::holds_bank(&url).unwrap(), "no bank before");
-    drop(PgLedger::open_reader(&url).unwrap());
-    drop(PgLedger::open_reader(&url).unwrap());
+    assert!(!PgLedger::holds_bank(&url, None).unwrap(), "no bank before");
+    drop(PgLedger::open_reader(&url, None).unwrap());
+    drop(PgLedger::open_reader(&url, None).unwrap());
     assert!(
-        !PgLedger::holds_bank(&url).unwrap(),
+        !PgLedger::holds_bank(&url, None).unwrap(),
         "a schema is not a bank"
     );
     cluster
@@ -32,11 +32,11 @@ fn the_schema_is_made_once_and_a_newer_or_foreign_database_is_refused() {
 
     // A newer schema: refused, saying so.
     let url = cluster.url("newer");
-    drop(PgLedger::open_reader(&url).unwrap());
+    drop(PgLedger::open_reader(&url, None).unwrap());
     cluster
         .psql("newer", "INSERT INTO schema_version VALUES (999, 0)")
         .unwrap();
-    let Err(refused) = PgLedger::open_reader(&url) else {
+    let Err(refused) = PgLedger::open_reader(&url, None) else {
         panic!("a newer schema was opened")
     };
     assert!(matches!(refused, OpenError::TooNew { found: 999 }));
@@ -49,7 +49,7 @@ fn the_schema_is_made_once_and_a_newer_or_foreign_database_is_refused() {
     cluster
         .psql("foreign", "CREATE TABLE invoices (id BIGINT)")
         .unwrap();
-    let Err(refused) = PgLedger::open_reader(&cluster.url("foreign")) else {
+    let Err(refused) = PgLedger::open_reader(&cluster.url("foreign"), None) else {
         panic!("a bank was made over another application's tables")
     };
     assert!(matches!(refused, OpenError::Foreign), "{refused}");
@@ -58,7 +58,7 @@ fn the_schema_is_made_once_and_a_newer_or_foreign_database_is_refused() {
     let gone = format!("postgres://bank@127.0.0.1:{}/fresh", cluster.port());
     drop(cluster);
     assert!(matches!(
-        PgLedger::open_reader(&gone),
+        PgLedger::open_reader(&gone, None),
         Err(OpenError::Connect(_))
     ));
 }
@@ -120,7 +120,7 @@ fn a_version_2_database_keeps_its_shared_chain_closed_and_verifiable() {
         ],
     )
     .unwrap();
-    assert!(PgLedger::holds_bank(&url).unwrap());
+    assert!(PgLedger::holds_bank(&url, None).unwrap());
 
     // A node of that bank starts, its checkpoint file (format 2) vouching for the shared
     // chain: migrated, the shared chain kept as "", held against that checkpoint; the node
@@ -130,6 +130,7 @@ fn a_version_2_database_keeps_its_shared_chain_closed_and_verifiable() {
     let dir = tempfile::tempdir().unwrap();
     let storage = Storage::Postgres {
         url: DatabaseUrl(url.clone()),
+        ca_file: None,
     };
     let custody = Custody {
         auditor: Some(auditor.public()),
@@ -176,7 +177,7 @@ fn a_version_2_database_keeps_its_shared_chain_closed_and_verifiable() {
         .unwrap()
         .get(0);
     assert_eq!(left, 0, "the head moved to audit_chains");
-    let ledger = PgLedger::open(&url, &node).unwrap();
+    let ledger = PgLedger::open(&url, None, &node).unwrap();
     assert_eq!(ledger.chain_position().unwrap().unwrap().next_seq, 1);
     ledger.audit(&AuditEvent::new("node_joined", 9)).unwrap();
     ledger.audit(&AuditEvent::new("logout", 10)).unwrap();

@@ -2,6 +2,9 @@
 //! free port on 127.0.0.1, trust authentication for the superuser `bank`; stopped (and its
 //! directory removed) when dropped, or by a watchdog when the test process dies first.
 //!
+//! [`Cluster::start_with_tls`] starts one that takes TCP connections over TLS only (the
+//! certificate and key given), plaintext ones refused by the server itself.
+//!
 //! PostgreSQL refuses to run as root, and CI runs as root: then the server's directory is
 //! given to the `postgres` system user (Debian's package makes it) and `initdb`, `pg_ctl`
 //! run as that user through `runuser`. As any other user they run directly.
@@ -81,6 +84,8 @@ pub struct Cluster {
     port: u16,
     as_root: bool,
     stopped: bool,
+    /// TCP connections only over TLS ([`Cluster::start_with_tls`]).
+    tls: bool,
 }
 
 impl fmt::Debug for Cluster {
@@ -95,6 +100,18 @@ impl fmt::Debug for Cluster {
 impl Cluster {
     /// Makes and starts a new cluster (a few seconds: `initdb` is most of it).
     pub fn start() -> Result<Self, HarnessError> {
+        Self::start_as(None)
+    }
+
+    /// Makes and starts a new cluster that takes TCP connections over TLS only, with the
+    /// certificate chain `cert_pem` (the server's certificate first) and its private key
+    /// `key_pem`: `pg_hba.conf` has `hostssl` lines and no `host` line, so the server itself
+    /// refuses a plaintext connection (the unix socket stays open, for [`Self::psql`]).
+    pub fn start_with_tls(cert_pem: &str, key_pem: &str) -> Result<Self, HarnessError> {
+        Self::start_as(Some((cert_pem, key_pem)))
+    }
+
+    fn start_as(tls: Option<(&str, &str)>) -> Result<Self, HarnessError> {
         let bin = binaries()?;
         let as_root = is_root()?;
         let dir = tempfile::Builder::new().prefix("bank-pg-").tempdir()?;
@@ -107,6 +124,7 @@ impl Cluster {
             port: 0,
             as_root,
             stopped: true,
+            tls: tls.is_some(),
         };
         cluster.pg("initdb", |c| {
             c.arg("-D").arg(cluster.data()).args([
@@ -119,6 +137,10 @@ impl Cluster {
                 "--no-sync",
             ]);
         })?;
+        let ssl = match tls {
+            Some((cert, key)) => cluster.install_tls(cert, key)?,
+            None => String::new(),
+        };
         // A free port now; another process could take it before the server binds, so a
         // start that fails is tried again on another.
         let mut last = None;
@@ -127,7 +149,7 @@ impl Cluster {
             cluster.port = port;
             let options = format!(
                 "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=on \
-                 -c synchronous_commit=on -c max_connections=200",
+                 -c synchronous_commit=on -c max_connections=200{ssl}",
                 cluster.dir.path().display()
             );
             let started = cluster.pg("pg_ctl", |c| {
@@ -175,19 +197,48 @@ impl Cluster {
         self.psql("postgres", &format!("CREATE DATABASE \"{name}\""))
     }
 
-    /// Runs `sql` in `database` with `psql` (stops at the first error).
+    /// Runs `sql` in `database` with `psql` (stops at the first error); over TLS (not
+    /// verified: the harness's own check) on a cluster started with TLS.
     pub fn psql(&self, database: &str, sql: &str) -> Result<(), HarnessError> {
+        let mut url = self.url(database);
+        if self.tls {
+            url.push_str("?sslmode=require");
+        }
         run(Command::new("psql")
-            .args([
-                "-X",
-                "-q",
-                "-v",
-                "ON_ERROR_STOP=1",
-                "-d",
-                &self.url(database),
-                "-c",
-            ])
+            .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", &url, "-c"])
             .arg(sql))
+    }
+
+    /// Writes `server.crt` and `server.key` (0600, the server's user's) into the data
+    /// directory and a `pg_hba.conf` taking TCP connections over TLS only; returns the
+    /// server options that turn TLS on with them.
+    fn install_tls(&self, cert_pem: &str, key_pem: &str) -> Result<String, HarnessError> {
+        use std::os::unix::fs::PermissionsExt as _;
+        let data = self.data();
+        let (cert, key, hba) = (
+            data.join("server.crt"),
+            data.join("server.key"),
+            data.join("pg_hba.conf"),
+        );
+        std::fs::write(&cert, cert_pem)?;
+        std::fs::write(&key, key_pem)?;
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600))?;
+        std::fs::write(
+            &hba,
+            "# pg-harness: TCP over TLS only (no `host` line: plaintext is refused)\n\
+             local all all trust\n\
+             hostssl all all 127.0.0.1/32 trust\n",
+        )?;
+        if self.as_root {
+            run(Command::new("chown")
+                .arg(SYSTEM_USER)
+                .args([&cert, &key, &hba]))?;
+        }
+        Ok(format!(
+            " -c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",
+            cert.display(),
+            key.display()
+        ))
     }
 
     /// The server's main process (the postmaster, whose children are the backends), from
@@ -354,5 +405,39 @@ mod tests {
             .unwrap();
         cluster.stop().unwrap();
         assert!(cluster.psql("probe", "SELECT 1").is_err(), "stopped");
+    }
+
+    #[test]
+    fn a_tls_cluster_refuses_plaintext() {
+        let rcgen::CertifiedKey { cert, key_pair } =
+            rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
+        let cluster = Cluster::start_with_tls(&cert.pem(), &key_pair.serialize_pem()).unwrap();
+        cluster.create_database("probe").unwrap();
+        cluster.psql("probe", "SELECT 1").unwrap();
+        let over = |sslmode: &str| {
+            Command::new("psql")
+                .args(["-X", "-q", "-d"])
+                .arg(format!("{}?sslmode={sslmode}", cluster.url("probe")))
+                .args([
+                    "-tAc",
+                    "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+                ])
+                .output()
+                .unwrap()
+        };
+        let plain = over("disable");
+        assert!(!plain.status.success(), "plaintext taken");
+        assert!(
+            String::from_utf8_lossy(&plain.stderr).contains("no encryption"),
+            "{}",
+            String::from_utf8_lossy(&plain.stderr)
+        );
+        let tls = over("require");
+        assert!(
+            tls.status.success(),
+            "{}",
+            String::from_utf8_lossy(&tls.stderr)
+        );
+        assert_eq!(String::from_utf8_lossy(&tls.stdout).trim(), "t");
     }
 }

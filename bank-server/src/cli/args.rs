@@ -110,6 +110,21 @@ pub(crate) struct Opts {
     /// each start, and a database newer than this binary is refused.
     #[arg(long, global = true, env = "BANK_DATABASE_URL", hide_env_values = true)]
     pub(crate) database_url: Option<String>,
+    /// PEM CA certificate(s) the database server's certificate must chain to. With it, every
+    /// connection to the database is TLS (rustls): the server's certificate is verified against
+    /// these roots only, and its name against the host of --database-url (an IP address needs
+    /// an IP SAN); a server without TLS, an untrusted certificate or another name is refused
+    /// at start, whatever the URL's sslmode (sslmode=prefer is taken as require;
+    /// sslmode=disable is refused). Without it, plaintext as before, and a URL with
+    /// sslmode=require is refused: the bank never uses TLS without verification.
+    #[arg(
+        long,
+        global = true,
+        env = "BANK_DATABASE_CA_FILE",
+        value_name = "PATH",
+        requires = "database_url"
+    )]
+    pub(crate) database_ca_file: Option<PathBuf>,
     /// This node's name, unique among the nodes on one database: its audit chain and its live
     /// sessions (on the console) go under it. 1 to 64 ASCII letters, digits, '.', '_', '-'.
     /// Default: the data directory's name.
@@ -434,6 +449,7 @@ pub(crate) fn storage(opts: &Opts) -> bank_server::store::Storage {
     match &opts.database_url {
         Some(url) => bank_server::store::Storage::Postgres {
             url: bank_server::store::DatabaseUrl(url.clone()),
+            ca_file: opts.database_ca_file.clone(),
         },
         None => bank_server::store::Storage::Sled {
             cache_bytes: opts.cache_mb * 1024 * 1024,

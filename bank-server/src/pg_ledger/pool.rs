@@ -4,9 +4,9 @@
 use std::collections::HashMap;
 use std::sync::{Condvar, Mutex};
 
-use postgres::{Client, GenericClient, NoTls, Statement};
+use postgres::{Client, GenericClient, Statement};
 
-use super::failure;
+use super::{failure, Database};
 use crate::ledger::DatabaseFailure;
 
 /// Connections one process keeps to the database at most.
@@ -51,7 +51,7 @@ impl Statements {
 /// A connection pool: at most [`POOL_SIZE`] connections, made as needed, a broken one
 /// dropped when returned.
 pub(super) struct Pool {
-    config: postgres::Config,
+    database: Database,
     state: Mutex<(Vec<Conn>, usize)>,
     returned: Condvar,
 }
@@ -114,10 +114,10 @@ impl Drop for Pooled<'_> {
 }
 
 impl Pool {
-    /// A pool for `config` that starts with `client`.
-    pub(super) fn new(config: postgres::Config, client: Client) -> Self {
+    /// A pool for `database` that starts with `client`.
+    pub(super) fn new(database: Database, client: Client) -> Self {
         Self {
-            config,
+            database,
             state: Mutex::new((
                 vec![Conn {
                     client,
@@ -146,7 +146,7 @@ impl Pool {
             if state.1 < POOL_SIZE {
                 state.1 += 1;
                 drop(state);
-                return match connect(&self.config) {
+                return match connect(&self.database) {
                     Ok(client) => Ok(Pooled {
                         pool: self,
                         conn: Some(Conn {
@@ -171,9 +171,10 @@ impl Pool {
 /// whatever the server's default), that waits for no lock longer than 10 s, and whose
 /// session the server ends if it sits 10 s inside a transaction (a node stuck mid-commit
 /// releases its locks).
-pub(super) fn connect(config: &postgres::Config) -> Result<Client, DatabaseFailure> {
-    let mut client = config
-        .connect(NoTls)
+pub(super) fn connect(database: &Database) -> Result<Client, DatabaseFailure> {
+    let mut client = database
+        .connector
+        .connect(&database.config)
         .map_err(|e| failure("connecting", e))?;
     client
         .batch_execute(
