@@ -7,13 +7,13 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Instant;
 
 use atm_client::{load_auth_file, Client};
 use common::process::*;
 use common::*;
-use protocol::{CardSecret, Cents, Request, Response};
+use protocol::{CardSecret, Cents, Response};
 use rand_core::OsRng;
 
 /// A password in every URL: trust authentication ignores it, and no message may show it.
@@ -88,27 +88,8 @@ fn flags(dir: &Path, url: &str, ca: Option<&Path>) -> Vec<String> {
 /// A start that must be refused (bounded: a start that serves is killed and fails the test):
 /// what it wrote to stderr. No message shows the URL's password.
 fn refused(paths: &Paths, flags: &[String]) -> String {
-    let mut child = Command::new(BIN)
-        .args(["--port", "0", "--bind", "127.0.0.1"])
-        .args(flags)
-        .args(paths.args())
-        .env("RUST_LOG", "debug")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("the start was not refused");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let out: Output = child.wait_with_output().unwrap();
+    let out = refused_start(paths, flags, "debug");
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(!out.status.success(), "refused starts exit non-zero");
-    assert!(!stderr.contains("serving on"), "{stderr}");
     assert!(!stderr.contains(PASSWORD), "the password shown: {stderr}");
     assert!(
         !String::from_utf8_lossy(&out.stdout).contains(PASSWORD),
@@ -197,15 +178,7 @@ async fn the_bank_verifies_the_database_it_talks_to_over_tls() {
     let mut client = Client::connect(&bank.addr, &auth).await.unwrap();
     let card = CardSecret::random(&mut OsRng);
     open_card_account(&mut client, "ada", 1_000, card.clone()).await;
-    let mut ada = Client::connect(&bank.addr, &auth).await.unwrap();
-    let login = Request::CardLogin {
-        username: username("ada"),
-        card: card.clone(),
-    };
-    assert!(matches!(
-        ada.call(&login).await.unwrap(),
-        Response::Welcome { .. }
-    ));
+    let (mut ada, _) = card_session(&bank.addr, &auth, "ada", &card).await;
     let Response::Deposited { balance_cents, .. } = ada.call(&deposit_req(2_500)).await.unwrap()
     else {
         panic!("deposit refused")
@@ -230,12 +203,8 @@ async fn the_bank_verifies_the_database_it_talks_to_over_tls() {
         bank.stdout().iter().all(|l| l != "created"),
         "the same bank"
     );
-    let mut ada = Client::connect(&bank.addr, &auth).await.unwrap();
-    assert!(matches!(
-        ada.call(&login).await.unwrap(),
-        Response::Welcome { .. }
-    ));
-    assert_eq!(balance(&mut ada).await, 3_500);
+    let (_ada, balance_cents) = card_session(&bank.addr, &auth, "ada", &card).await;
+    assert_eq!(balance_cents, Cents(3_500));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -21,25 +21,7 @@ use rand_core::OsRng;
 /// A node named `name`: its own data directory, checkpoint, admin socket and audit chain; the
 /// bank's key file and database shared.
 fn node(dir: &std::path::Path, name: &str, url: &str) -> (Paths, BankProcess) {
-    node_with(dir, name, url, &[])
-}
-
-/// [`node`] with `extra` flags; named `name` (`--node-name`).
-fn node_with(dir: &std::path::Path, name: &str, url: &str, extra: &[&str]) -> (Paths, BankProcess) {
-    let paths = Paths::new(&dir.join(name));
-    std::fs::create_dir_all(dir.join(name)).unwrap();
-    let key = dir.join("bank.key").display().to_string();
-    let mut args = vec![
-        "--database-url",
-        url,
-        "--bank-key-file",
-        &key,
-        "--node-name",
-        name,
-    ];
-    args.extend_from_slice(extra);
-    let bank = BankProcess::start_with(&paths, &args, "warn");
-    (paths, bank)
+    start_node(dir, name, url, &[])
 }
 
 /// `terminal revoke id` through `node`'s admin socket (its data directory).
@@ -125,15 +107,7 @@ async fn three_nodes_on_one_database_are_one_bank() {
     let mut sessions = Vec::new();
     for i in 0..50 {
         let addr = &nodes[i % 3].1.addr;
-        let mut client = Client::connect(addr, &auth).await.unwrap();
-        let login = Request::CardLogin {
-            username: username("ada"),
-            card: card.clone(),
-        };
-        assert!(matches!(
-            client.call(&login).await.unwrap(),
-            Response::Welcome { .. }
-        ));
+        let (client, _) = card_session(addr, &auth, "ada", &card).await;
         sessions.push(client);
     }
     // ... then each withdraws 60.00 at once.
@@ -156,27 +130,12 @@ async fn three_nodes_on_one_database_are_one_bank() {
     eprintln!("50 withdrawals over 3 nodes in {:?}", racing.elapsed());
     assert_eq!((withdrawn, refused), (1, 49));
     for (_, bank) in &nodes {
-        let mut client = Client::connect(&bank.addr, &auth).await.unwrap();
-        let login = Request::CardLogin {
-            username: username("ada"),
-            card: card.clone(),
-        };
-        let Response::Welcome { balance_cents, .. } = client.call(&login).await.unwrap() else {
-            panic!("card login")
-        };
+        let (_client, balance_cents) = card_session(&bank.addr, &auth, "ada", &card).await;
         assert_eq!(balance_cents, Cents(4_000), "every node sees 40.00");
     }
     // A terminal revoked through one node is refused by the others within a second: a
     // session open on the third is closed, a new handshake on the first fails.
-    let mut on_third = Client::connect(&nodes[2].1.addr, &auth).await.unwrap();
-    let login = Request::CardLogin {
-        username: username("ada"),
-        card: card.clone(),
-    };
-    assert!(matches!(
-        on_third.call(&login).await.unwrap(),
-        Response::Welcome { .. }
-    ));
+    let (mut on_third, _) = card_session(&nodes[2].1.addr, &auth, "ada", &card).await;
     let key_file = dir.path().join("bank.key");
     let revoked = std::process::Command::new(BIN)
         .args(["--database-url", &url, "--data-dir"])
@@ -263,14 +222,8 @@ async fn a_node_killed_under_load_loses_nothing_acknowledged_and_the_others_serv
         if a % 3 != 0 {
             assert!(result.in_flight.is_none(), "card{a} was on a live node");
         }
-        let mut client = Client::connect(&nodes[a % 2].1.addr, &auth).await.unwrap();
-        let login = Request::CardLogin {
-            username: username(&format!("card{a}")),
-            card: cards[a].clone(),
-        };
-        let Response::Welcome { balance_cents, .. } = client.call(&login).await.unwrap() else {
-            panic!("card login on a live node")
-        };
+        let (mut client, balance_cents) =
+            card_session(&nodes[a % 2].1.addr, &auth, &format!("card{a}"), &cards[a]).await;
         let (base, now) = (result.expected(), i128::from(balance_cents.0));
         let in_flight = result.in_flight.as_ref().map_or(0, signed);
         assert!(
@@ -327,15 +280,7 @@ async fn a_revocation_through_one_node_closes_idle_sessions_on_every_node_within
     // An authenticated session on each node, then idle: nothing more is sent on them.
     let mut idle = Vec::new();
     for (_, bank) in &nodes {
-        let mut client = Client::connect(&bank.addr, &auth).await.unwrap();
-        let login = Request::CardLogin {
-            username: username("ada"),
-            card: card.clone(),
-        };
-        assert!(matches!(
-            client.call(&login).await.unwrap(),
-            Response::Welcome { .. }
-        ));
+        let (client, _) = card_session(&bank.addr, &auth, "ada", &card).await;
         idle.push(closed_when(client));
     }
     // Long enough for a node that ends sessions only at their next request to show it.
@@ -381,7 +326,7 @@ async fn the_openings_bucket_is_shared_by_the_nodes() {
     let rate = ["--openings-burst", "3", "--openings-per-minute", "1"];
     let nodes: Vec<(Paths, BankProcess)> = ["a", "b"]
         .iter()
-        .map(|name| node_with(dir.path(), name, &url, &rate))
+        .map(|name| start_node(dir.path(), name, &url, &rate))
         .collect();
     let auth = load_auth_file(&nodes[0].0.auth).unwrap();
     let open_on = |node: usize, name: &'static str| {

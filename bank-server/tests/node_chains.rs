@@ -6,63 +6,17 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 use atm_client::{load_auth_file, Client};
 use common::process::*;
 use common::*;
-use protocol::{CardSecret, Request, Response};
+use protocol::{CardSecret, Response};
 use rand_core::OsRng;
-
-/// The flags of node `name` (data directory `dir/name`), the bank's key file shared.
-fn flags(dir: &Path, name: &str, url: &str) -> Vec<String> {
-    let key = dir.join("bank.key").display().to_string();
-    [
-        "--database-url",
-        url,
-        "--bank-key-file",
-        &key,
-        "--node-name",
-        name,
-    ]
-    .map(str::to_owned)
-    .to_vec()
-}
 
 /// Starts node `name` in `dir/name`.
 fn node(dir: &Path, name: &str, url: &str) -> (Paths, BankProcess) {
-    let paths = Paths::new(&dir.join(name));
-    std::fs::create_dir_all(dir.join(name)).unwrap();
-    let flags = flags(dir, name, url);
-    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
-    let bank = BankProcess::start_with(&paths, &flags, "warn");
-    (paths, bank)
-}
-
-/// Runs a start that must be refused (bounded: a start that serves is killed and fails the
-/// test).
-fn refused_start(paths: &Paths, extra: &[String]) -> Output {
-    let mut child = Command::new(BIN)
-        .args(["--port", "0", "--bind", "127.0.0.1"])
-        .args(extra)
-        .args(paths.args())
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("the start was not refused");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let out = child.wait_with_output().unwrap();
-    assert!(!out.status.success(), "refused starts exit non-zero");
-    out
+    start_node(dir, name, url, &[])
 }
 
 /// `audit verify` from `paths`' data directory with the auditor's key file `key`: its exit
@@ -131,7 +85,7 @@ async fn each_node_keeps_a_chain_of_its_own_and_holds_it_alone() {
     let before = sql(&url, counts);
     let twin = Paths::new(&dir.path().join("twin"));
     std::fs::create_dir_all(dir.path().join("twin")).unwrap();
-    let out = refused_start(&twin, &flags(dir.path(), "n2", &url));
+    let out = refused_start(&twin, &node_flags(dir.path(), "n2", &url), "warn");
     let said = String::from_utf8_lossy(&out.stderr);
     assert!(
         said.contains("--node-name") && said.contains("\"n2\""),
@@ -172,22 +126,14 @@ async fn each_node_keeps_a_chain_of_its_own_and_holds_it_alone() {
         .unwrap();
         tx.commit().unwrap();
     });
-    let out = refused_start(&n2, &flags(dir.path(), "n2", &url));
+    let out = refused_start(&n2, &node_flags(dir.path(), "n2", &url), "warn");
     let said = String::from_utf8_lossy(&out.stderr);
     assert!(
         said.contains("rolled back") && said.contains("\"n2\""),
         "{said}"
     );
     for ((_, bank), i) in nodes.iter().zip([0, 2]) {
-        let mut client = Client::connect(&bank.addr, &auth).await.unwrap();
-        let login = Request::CardLogin {
-            username: username(&format!("user{i}")),
-            card: cards[i].clone(),
-        };
-        assert!(matches!(
-            client.call(&login).await.unwrap(),
-            Response::Welcome { .. }
-        ));
+        let (mut client, _) = card_session(&bank.addr, &auth, &format!("user{i}"), &cards[i]).await;
         assert!(matches!(
             client.call(&deposit_req(100)).await.unwrap(),
             Response::Deposited { .. }

@@ -180,6 +180,25 @@ pub fn withdraw_req(cents: u64) -> Request {
 
 /// Opens the card account `name` holding `cents` with `card` on `client` (logged in to it
 /// after).
+/// A session on the bank at `addr` as the terminal `auth`, logged in as `name` with `card`,
+/// and the balance the bank welcomed it with.
+pub async fn card_session(
+    addr: &str,
+    auth: &AuthFile,
+    name: &str,
+    card: &CardSecret,
+) -> (Client, Cents) {
+    let mut client = Client::connect(addr, auth).await.unwrap();
+    let login = Request::CardLogin {
+        username: username(name),
+        card: card.clone(),
+    };
+    match client.call(&login).await.unwrap() {
+        Response::Welcome { balance_cents, .. } => (client, balance_cents),
+        other => panic!("card login of {name} at {addr}: {other:?}"),
+    }
+}
+
 pub async fn open_card_account(client: &mut Client, name: &str, cents: u64, card: CardSecret) {
     let open = Request::OpenCardAccount {
         username: username(name),

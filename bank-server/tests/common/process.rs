@@ -1,11 +1,12 @@
 //! A real `bank-server` process for the tests that run the binary: its paths in a temp
-//! directory, starting it on port 0, its output, signals and exit.
+//! directory, starting it on port 0 (alone, or as one node of several on one PostgreSQL
+//! database), its output, signals and exit, and starts that must be refused.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::{mpsc, Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_bank-server");
 
@@ -141,4 +142,62 @@ impl Drop for BankProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The flags of node `name` of a bank in the PostgreSQL database at `url`: the bank's key file
+/// `dir/bank.key`, which every node shares.
+pub fn node_flags(dir: &Path, name: &str, url: &str) -> Vec<String> {
+    let key = dir.join("bank.key").display().to_string();
+    [
+        "--database-url",
+        url,
+        "--bank-key-file",
+        &key,
+        "--node-name",
+        name,
+    ]
+    .map(str::to_owned)
+    .to_vec()
+}
+
+/// Starts node `name` (its files in `dir/name`) of the bank in the database at `url`, with
+/// `extra` flags.
+pub fn start_node(dir: &Path, name: &str, url: &str, extra: &[&str]) -> (Paths, BankProcess) {
+    let paths = Paths::new(&dir.join(name));
+    std::fs::create_dir_all(dir.join(name)).unwrap();
+    let flags = node_flags(dir, name, url);
+    let mut args: Vec<&str> = flags.iter().map(String::as_str).collect();
+    args.extend_from_slice(extra);
+    let bank = BankProcess::start_with(&paths, &args, "warn");
+    (paths, bank)
+}
+
+/// Runs a start of the bank with `flags` that must be refused, logging at `log` (bounded: a
+/// start that serves is killed and fails the test); what it wrote. It exited non-zero and
+/// never said it was serving.
+pub fn refused_start(paths: &Paths, flags: &[String], log: &str) -> Output {
+    let mut child = Command::new(BIN)
+        .args(["--port", "0", "--bind", "127.0.0.1"])
+        .args(flags)
+        .args(paths.args())
+        .env("RUST_LOG", log)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the start was not refused");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success(), "refused starts exit non-zero");
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("serving on"),
+        "a refused start served"
+    );
+    out
 }
