@@ -621,6 +621,12 @@ pub trait Ledger: Send + Sync + 'static {
     /// the same value before its terminal was looked up knows it is not revoked without
     /// reading storage.
     fn revocations(&self) -> u64;
+    /// Whether the storage is out of reach now, as the engine last saw it (a database server
+    /// it cannot connect to; it keeps trying, and this turns false again once it can). An
+    /// embedded engine never is; its write failures are reported by the bank's fault latch.
+    fn unreachable(&self) -> bool {
+        false
+    }
     /// Adds an operator and their console terminal together; `NameTaken` if the operator
     /// exists.
     fn add_operator(

@@ -150,6 +150,8 @@ const COUNTERS_EVERY: Duration = Duration::from_millis(250);
 struct Counters {
     revocations: AtomicU64,
     credential_changes: AtomicU64,
+    /// The last read failed (the database is out of reach); cleared by the next that works.
+    unreachable: std::sync::atomic::AtomicBool,
 }
 
 impl Counters {
@@ -178,11 +180,18 @@ fn watch_counters(database: Database, counters: std::sync::Weak<Counters>) {
         if client.is_none() {
             client = connect(&database).ok();
         }
-        if let Some(connected) = client.as_mut() {
-            if let Err(e) = counters.read(connected) {
+        let read = match client.as_mut() {
+            Some(connected) => counters.read(connected).map_err(|e| {
                 tracing::warn!(error = %e, "reading the shared counters");
                 client = None;
-            }
+            }),
+            None => Err(()),
+        };
+        let was = counters.unreachable.swap(read.is_err(), Ordering::SeqCst);
+        match (was, read.is_err()) {
+            (false, true) => tracing::error!("the database is out of reach; /healthz answers 503"),
+            (true, false) => tracing::warn!("the database is reachable again"),
+            _ => {}
         }
     }
 }
@@ -1373,6 +1382,10 @@ impl Ledger for PgLedger {
 
     fn revocations(&self) -> u64 {
         self.counters.revocations.load(Ordering::SeqCst)
+    }
+
+    fn unreachable(&self) -> bool {
+        self.counters.unreachable.load(Ordering::SeqCst)
     }
 
     fn add_operator(

@@ -480,3 +480,93 @@ async fn the_console_of_any_node_lists_the_live_sessions_of_every_node() {
     assert_eq!(after.sessions[0].node, "b");
     b.stop().await;
 }
+
+/// Polls `/healthz` of `addr` (every 50 ms, at most `within`) until it answers `status`;
+/// how long that took.
+async fn health_becomes(addr: &str, status: &str, within: Duration) -> Duration {
+    let began = Instant::now();
+    loop {
+        let (line, body) = http_get(addr, "/healthz").await;
+        if line.contains(status) {
+            eprintln!("/healthz {line:?} {body:?} after {:?}", began.elapsed());
+            return began.elapsed();
+        }
+        assert!(
+            began.elapsed() < within,
+            "/healthz still {line:?} {body:?} after {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_out_of_reach_shows_in_healthz_and_the_node_heals_when_it_is_back() {
+    let mut cluster = pg_harness::Cluster::start().unwrap();
+    cluster.create_database("bank").unwrap();
+    let url = cluster.url("bank");
+    let dir = temp();
+    let (paths, bank) = node(dir.path(), "n1", &url);
+    let auth = load_auth_file(&paths.auth).unwrap();
+    let card = CardSecret::random(&mut OsRng);
+    let mut opener = Client::connect(&bank.addr, &auth).await.unwrap();
+    open_card_account(&mut opener, "ada", 1_000, card.clone()).await;
+    drop(opener);
+    health_becomes(&bank.addr, "200", Duration::from_secs(1)).await;
+
+    // The database goes away: /healthz says so within a second, and the node lets nobody in
+    // (a handshake needs the terminal's record, a login the customer's): a generic refusal,
+    // nothing applied, the node still running.
+    cluster.stop().unwrap();
+    let noticed = health_becomes(&bank.addr, "503", Duration::from_secs(3)).await;
+    assert!(
+        noticed < Duration::from_secs(1),
+        "noticed after {noticed:?}"
+    );
+    let (_, body) = http_get(&bank.addr, "/healthz").await;
+    assert_eq!(body, "database unreachable\n");
+    if let Ok(mut c) = Client::connect(&bank.addr, &auth).await {
+        let login = Request::CardLogin {
+            username: username("ada"),
+            card: card.clone(),
+        };
+        let answer = c.call(&login).await.unwrap();
+        assert_eq!(
+            answer,
+            error(ErrorCode::Internal),
+            "no login without the database"
+        );
+    }
+    let deposit = deposit_req(2_500);
+
+    // It comes back: /healthz heals by itself, and a deposit, resent under its transaction id
+    // until a connection of the pool works again, is applied once.
+    cluster.start_again().unwrap();
+    let healed = health_becomes(&bank.addr, "200", Duration::from_secs(5)).await;
+    eprintln!("healed {healed:?} after the database came back");
+    let mut balance_cents = None;
+    for _ in 0..10 {
+        let Ok(mut c) = Client::connect(&bank.addr, &auth).await else {
+            continue;
+        };
+        let login = Request::CardLogin {
+            username: username("ada"),
+            card: card.clone(),
+        };
+        if !matches!(c.call(&login).await, Ok(Response::Welcome { .. })) {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        }
+        for _ in 0..2 {
+            c.call(&deposit).await.unwrap();
+        }
+        balance_cents = Some(balance(&mut c).await);
+        break;
+    }
+    assert_eq!(
+        balance_cents,
+        Some(3_500),
+        "applied once, after the database came back"
+    );
+    bank.signal("TERM");
+    assert!(bank.wait(), "the node never stopped; SIGTERM exits 0");
+}

@@ -86,6 +86,8 @@ pub struct Cluster {
     stopped: bool,
     /// TCP connections only over TLS ([`Cluster::start_with_tls`]).
     tls: bool,
+    /// The server's options (`pg_ctl start -o`), for a start after a stop.
+    options: String,
 }
 
 impl fmt::Debug for Cluster {
@@ -125,6 +127,7 @@ impl Cluster {
             as_root,
             stopped: true,
             tls: tls.is_some(),
+            options: String::new(),
         };
         cluster.pg("initdb", |c| {
             c.arg("-D").arg(cluster.data()).args([
@@ -152,16 +155,9 @@ impl Cluster {
                  -c synchronous_commit=on -c max_connections=200{ssl}",
                 cluster.dir.path().display()
             );
-            let started = cluster.pg("pg_ctl", |c| {
-                c.arg("-D")
-                    .arg(cluster.data())
-                    .args(["-o", &options, "-l"])
-                    .arg(cluster.log())
-                    .args(["-w", "-t", "60", "start"]);
-            });
-            match started {
+            cluster.options = options;
+            match cluster.pg_ctl_start() {
                 Ok(()) => {
-                    cluster.stopped = false;
                     cluster.watch()?;
                     return Ok(cluster);
                 }
@@ -176,6 +172,28 @@ impl Cluster {
             }
         }
         Err(last.unwrap_or(HarnessError::NoBinaries))
+    }
+
+    /// `pg_ctl start` with the cluster's options (port, socket directory, settings).
+    fn pg_ctl_start(&mut self) -> Result<(), HarnessError> {
+        self.pg("pg_ctl", |c| {
+            c.arg("-D")
+                .arg(self.data())
+                .args(["-o", &self.options, "-l"])
+                .arg(self.log())
+                .args(["-w", "-t", "60", "start"]);
+        })?;
+        self.stopped = false;
+        Ok(())
+    }
+
+    /// Starts the server again after [`Self::stop`], on the same port with the same data
+    /// (a database that was out of reach and comes back).
+    pub fn start_again(&mut self) -> Result<(), HarnessError> {
+        if !self.stopped {
+            return Ok(());
+        }
+        self.pg_ctl_start()
     }
 
     /// The port the server listens on (127.0.0.1).

@@ -1,7 +1,7 @@
 //! HTTP routes: the WebSocket upgrade at `/ws` (host and origin checks, session limit, size
-//! limits), `/healthz` (503 once the storage fails), and the web ATM's static files, behind
-//! the host check and the security headers of every response; per [`Site`], the customer
-//! pages, the bank console, or both on one origin.
+//! limits), `/healthz` (503 once the storage fails, or while the database is out of reach),
+//! and the web ATM's static files, behind the host check and the security headers of every
+//! response; per [`Site`], the customer pages, the bank console, or both on one origin.
 
 mod assets;
 mod headers;
@@ -170,6 +170,9 @@ async fn check_host(State(hosts): State<Arc<AllowedHosts>>, req: Request, next: 
 async fn health(State(bank): State<Bank>) -> Response {
     if bank.shared.faults.failing().is_some() {
         return (StatusCode::SERVICE_UNAVAILABLE, "storage failing\n").into_response();
+    }
+    if bank.shared.ledger.unreachable() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "database unreachable\n").into_response();
     }
     "ok\n".into_response()
 }
