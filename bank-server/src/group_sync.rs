@@ -3,10 +3,12 @@
 //! issue #1308; found by the load generator: at 64 sessions the bank stopped answering).
 
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use tokio::sync::watch;
 
 use crate::ledger::LedgerError;
+use crate::metrics::metrics;
 
 /// The flush the group commit runs (sled's blocking `Db::flush`).
 type Flush = Arc<dyn Fn() -> Result<(), LedgerError> + Send + Sync>;
@@ -75,7 +77,10 @@ impl GroupSync {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .requested;
+            let covered = self.done.borrow().0;
+            let started = Instant::now();
             let result = (self.flush)().err();
+            metrics().flushed(target.saturating_sub(covered), started.elapsed());
             let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
             self.done.send_replace((target, result));
             if state.requested == target {

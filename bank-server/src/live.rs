@@ -50,6 +50,7 @@ impl Drop for Guard {
         let mut inner = self.registry.lock();
         inner.sessions.remove(&self.conn);
         inner.changes += 1;
+        crate::metrics::metrics().session_closed();
     }
 }
 
@@ -91,6 +92,7 @@ impl Registry {
             },
         );
         inner.changes += 1;
+        crate::metrics::metrics().session_opened();
         Guard {
             registry: self.clone(),
             conn,

@@ -3,6 +3,7 @@
 //! terminal of a kind its listener does not serve is closed right after the handshake.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use protocol::enrollment::server::EnrollingBank;
@@ -14,6 +15,7 @@ use tracing::Instrument as _;
 
 use crate::enroll;
 use crate::ledger::PendingEnrollment;
+use crate::metrics::{metrics, Handshake};
 use crate::rules::{self, After, SessionCtx};
 use crate::site::Site;
 use crate::{now_ms, Shared};
@@ -326,7 +328,14 @@ pub(crate) async fn answer(
         return Answer::Close(protocol::close::FAILURE);
     }
     open.credential_changes = now_changed;
+    let kind = request.kind();
+    let started = Instant::now();
     let (response, after) = rules::handle(shared, ctx, request).await;
+    let outcome = match &response {
+        Response::Error { code } => code.as_str(),
+        _ => "ok",
+    };
+    metrics().request(kind, outcome, started.elapsed());
     tracing::debug!(?response, "response");
     match open.session.seal(&response, &mut OsRng, now) {
         Ok(sealed) => Answer::Reply(sealed, after),
@@ -355,6 +364,12 @@ pub(crate) async fn run(
             () = cancel.cancelled() => None,
             result = tokio::time::timeout(shared.config.handshake_timeout, handshake(&shared, &mut socket, conn)) => Some(result),
         };
+        metrics().handshake(match &handshake {
+            None => Handshake::Abandoned,
+            Some(Ok(Ok(_))) => Handshake::Ok,
+            Some(Ok(Err(Fault::Gone))) => Handshake::Abandoned,
+            Some(Ok(Err(Fault::Storage | Fault::Protocol(_))) | Err(_)) => Handshake::Refused,
+        });
         let (session, role, revocations) = match handshake {
             None => {
                 close(&shared, &mut socket, protocol::close::GOING_AWAY).await;

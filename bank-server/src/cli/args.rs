@@ -219,6 +219,12 @@ pub(crate) struct Opts {
     /// link `operator add` prints.
     #[arg(long, global = true, env = "BANK_CONSOLE_LISTEN")]
     pub(crate) console_listen: Option<std::net::SocketAddr>,
+    /// Serve Prometheus metrics at GET /metrics (OpenMetrics text, plain HTTP) on a listener
+    /// of its own at this address, like 127.0.0.1:9100; bind it to the loopback or an
+    /// internal network only: it is not authenticated. Off by default; never on the customer's
+    /// or the console's listener.
+    #[arg(long, global = true, env = "BANK_METRICS_LISTEN")]
+    pub(crate) metrics_listen: Option<std::net::SocketAddr>,
     /// The console's URL as browsers reach it (like https://console.bank.example behind a
     /// reverse proxy), the counterpart of --public-url for --console-listen: its listener
     /// answers only for this host, its own address and localhost, and its WebSocket only to

@@ -79,20 +79,54 @@ pub(crate) fn serve(opts: &Opts) -> Result<(), StartError> {
         let listener = tokio::net::TcpListener::bind(addr).await.map_err(listen)?;
         let addr = listener.local_addr().map_err(listen)?;
         eprintln!("bank-server: serving on {http}://{addr}/ (web ATM); native ATMs connect to {ws}://{addr}/ws");
-        let Some(console) = opts.console_listen else {
-            return bank_server::serve(listener, bank, shutdown)
-                .await
-                .map_err(StartError::from);
+        let metrics = match opts.metrics_listen {
+            Some(at) => {
+                let listen = |source| StartError::Listen { addr: at, source };
+                let metrics = tokio::net::TcpListener::bind(at).await.map_err(listen)?;
+                let at = metrics.local_addr().map_err(listen)?;
+                eprintln!("bank-server: metrics on http://{at}/metrics");
+                let serving = bank_server::serve_metrics(metrics, bank.clone());
+                Some(tokio::spawn(async move {
+                    if let Err(e) = serving.await {
+                        tracing::error!(error = %e, "the metrics listener failed");
+                    }
+                }))
+            }
+            None => None,
         };
-        let listen = |source| StartError::Listen {
-            addr: console,
-            source,
-        };
-        let console = tokio::net::TcpListener::bind(console).await.map_err(listen)?;
-        let at = console.local_addr().map_err(listen)?;
-        eprintln!("bank-server: the bank console on {http}://{at}/console");
-        bank_server::serve_with_console(listener, console, bank, shutdown)
-            .await
-            .map_err(StartError::from)
+        let served = serve_sites(opts, listener, bank, shutdown, http).await;
+        // Nothing to flush there: a scraper's open connection must not hold the exit.
+        if let Some(metrics) = metrics {
+            metrics.abort();
+        }
+        served
     })
+}
+
+/// Serves the web ATM on `listener`, and the console on its own listener with
+/// `--console-listen`, until `shutdown`.
+async fn serve_sites(
+    opts: &Opts,
+    listener: tokio::net::TcpListener,
+    bank: bank_server::Bank,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    http: &str,
+) -> Result<(), StartError> {
+    let Some(console) = opts.console_listen else {
+        return bank_server::serve(listener, bank, shutdown)
+            .await
+            .map_err(StartError::from);
+    };
+    let listen = |source| StartError::Listen {
+        addr: console,
+        source,
+    };
+    let console = tokio::net::TcpListener::bind(console)
+        .await
+        .map_err(listen)?;
+    let at = console.local_addr().map_err(listen)?;
+    eprintln!("bank-server: the bank console on {http}://{at}/console");
+    bank_server::serve_with_console(listener, console, bank, shutdown)
+        .await
+        .map_err(StartError::from)
 }
