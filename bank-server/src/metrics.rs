@@ -120,7 +120,7 @@ impl Metrics {
         let storage_healthy = Gauge::default();
         registry.register(
             "bank_storage_healthy",
-            "1 while the storage takes writes, 0 once a write failed",
+            "1 while the storage takes writes, 0 once a write failed or while the database is out of reach",
             storage_healthy.clone(),
         );
         let checkpoint_lag = Gauge::default();
@@ -179,8 +179,9 @@ impl Metrics {
 
     /// The exposition, with the gauges read from `shared` now.
     fn render(&self, shared: &Shared) -> Result<String, std::fmt::Error> {
-        self.storage_healthy
-            .set(i64::from(shared.faults.failing().is_none()));
+        self.storage_healthy.set(i64::from(
+            shared.faults.failing().is_none() && !shared.ledger.unreachable(),
+        ));
         let appended = shared.ledger.chain_tip().map(|tip| tip.head().next_seq);
         if let Some(appended) = appended {
             let covered = shared.checkpoints.latest().next_seq;
