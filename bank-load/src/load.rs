@@ -244,6 +244,7 @@ pub async fn run(target: &Target, opts: &Options) -> Result<Summary, LoadError> 
     }
     let rss_held = opts.server_pid.and_then(proc::rss_kib);
     let cpu_before = opts.server_pid.and_then(proc::cpu_secs);
+    let generator_before = proc::cpu_secs(std::process::id());
     let started = Instant::now();
     let _ = start_tx.send(Some(started + opts.duration));
     let progress = opts
@@ -276,6 +277,7 @@ pub async fn run(target: &Target, opts: &Options) -> Result<Summary, LoadError> 
             .min(opts.duration + Duration::from_secs(60))
     };
     let cpu_after = opts.server_pid.and_then(proc::cpu_secs);
+    let generator_after = proc::cpu_secs(std::process::id());
     if let Some(progress) = progress {
         progress.abort();
         eprintln!();
@@ -305,6 +307,7 @@ pub async fn run(target: &Target, opts: &Options) -> Result<Summary, LoadError> 
         },
         server_rss_before_kib: (opts.mode == Mode::Idle).then_some(rss_before).flatten(),
         server_cpu_secs: cpu_before.zip(cpu_after).map(|(a, b)| b - a),
+        generator_cpu_secs: generator_before.zip(generator_after).map(|(a, b)| b - a),
     })
 }
 

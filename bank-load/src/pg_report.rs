@@ -78,7 +78,14 @@ pub fn markdown(results: &PgResults, sled: Option<&MatrixResults>) -> String {
     {
         let floor = results.floor.iter().find(|f| f.sessions == sessions);
         let floor_rt = floor.map_or(0.0, |f| f.round_trips_per_sec);
-        let floor_cell = floor.map_or("–".into(), |f| format!("{:.0}", f.round_trips_per_sec));
+        let floor_cell = floor.map_or("–".into(), |f| match f.generator_cpu_secs {
+            Some(g) if f.seconds > 0.0 => format!(
+                "{:.0} (generator {:.2} cores)",
+                f.round_trips_per_sec,
+                g / f.seconds
+            ),
+            _ => format!("{:.0}", f.round_trips_per_sec),
+        });
         if let Some(point) =
             sled.and_then(|m| m.points.iter().find(|p| p.bank.sessions == sessions))
         {

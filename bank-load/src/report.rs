@@ -322,17 +322,27 @@ pub fn markdown(results: &MatrixResults, extras: &Extras) -> String {
          axum WebSocket echo (no crypto, no storage) driven by the same generator with {}-byte \
          messages (a sealed deposit request) in the same lock-step. *Ratio* = bank round \
          trips/s ÷ floor round trips/s. *CPU/rt* = server CPU time (user+system) per round \
-         trip. Balances: at the end each session's balance must equal its opening balance plus \
-         every acknowledged deposit minus every acknowledged withdrawal.\n",
+         trip. *Generator cores* = the generator's own CPU time over the run's length, at the \
+         floor's point and at the bank's: the generator shares the 2 cores, so a floor whose \
+         generator is near its share measured the generator as much as the echo server. \
+         Balances: at the end each session's balance must equal its opening balance plus every \
+         acknowledged deposit minus every acknowledged withdrawal.\n",
         results.points.first().map_or(0, |p| p.echo.message_bytes)
     );
     let _ = writeln!(
         w,
-        "| Sessions | Floor rt/s | Bank rt/s | Ratio | Durable tx/s | × seed | Bank p50 / p99 / p99.9 ms | Floor p50 / p99 / p99.9 ms | Bank CPU/rt | Floor CPU/rt | Errors | Balances ok |\n\
-         | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+        "| Sessions | Floor rt/s | Bank rt/s | Ratio | Durable tx/s | × seed | Bank p50 / p99 / p99.9 ms | Floor p50 / p99 / p99.9 ms | Bank CPU/rt | Floor CPU/rt | Generator cores (floor / bank) | Errors | Balances ok |\n\
+         | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
     );
     for p in &results.points {
         let (b, e) = (&p.bank, &p.echo);
+        // The generator's CPU over the run's length: near 1.0 (one core's worth of its
+        // threads' time per second) at the floor means the floor measured the generator.
+        let cores = |s: &Summary| {
+            s.generator_cpu_secs
+                .filter(|_| s.seconds > 0.0)
+                .map_or("–".into(), |c| format!("{:.2}", c / s.seconds))
+        };
         let cpu = |s: &Summary| {
             s.server_cpu_secs
                 .filter(|_| s.round_trips > 0)
@@ -342,7 +352,7 @@ pub fn markdown(results: &MatrixResults, extras: &Extras) -> String {
         };
         let _ = writeln!(
             w,
-            "| {} | {} | {} | {:.2} | {} | {:.0} | {} / {} / {} | {} / {} / {} | {} | {} | {} | {}/{} |",
+            "| {} | {} | {} | {:.2} | {} | {:.0} | {} / {} / {} | {} / {} / {} | {} | {} | {} / {} | {} | {}/{} |",
             b.sessions,
             rate(e.round_trips_per_sec),
             rate(b.round_trips_per_sec),
@@ -357,6 +367,8 @@ pub fn markdown(results: &MatrixResults, extras: &Extras) -> String {
             ms(e.latency.p999_us),
             cpu(b),
             cpu(e),
+            cores(e),
+            cores(b),
             b.errors + e.errors,
             b.balances_checked - b.balance_mismatches,
             b.balances_checked,

@@ -101,6 +101,11 @@ pub struct Summary {
     /// Server CPU time (user + system) spent during the timed phase, seconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server_cpu_secs: Option<f64>,
+    /// The generator's own CPU time (this process, user + system) during the timed phase,
+    /// seconds: beside the floor's, it shows whether the floor measured the server or the
+    /// generator (a generator near one core per second of run is the limit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generator_cpu_secs: Option<f64>,
 }
 
 impl Summary {
