@@ -818,6 +818,21 @@ fn join(
     })
 }
 
+/// The checkpoint file `file` must be of this bank.
+fn of_this_bank(
+    identity: &BankIdentity,
+    file: &Path,
+    latest: &Checkpoint,
+) -> Result<(), StoreError> {
+    if latest.bank_id == identity.id {
+        Ok(())
+    } else {
+        Err(StoreError::OtherBank {
+            path: file.to_owned(),
+        })
+    }
+}
+
 /// The store's chain must hold the checkpoint's entries, the last one hashing alike.
 fn check(
     ledger: &dyn Ledger,
@@ -827,11 +842,7 @@ fn check(
     file: &Path,
     latest: &Checkpoint,
 ) -> Result<(), StoreError> {
-    if latest.bank_id != identity.id {
-        return Err(StoreError::OtherBank {
-            path: file.to_owned(),
-        });
-    }
+    of_this_bank(identity, file, latest)?;
     let rolled_back = || StoreError::RolledBack {
         path: dir.to_owned(),
         chain: latest.chain.clone(),
@@ -865,11 +876,7 @@ fn check_shared(
     file: &Path,
     latest: &Checkpoint,
 ) -> Result<(), StoreError> {
-    if latest.bank_id != identity.id {
-        return Err(StoreError::OtherBank {
-            path: file.to_owned(),
-        });
-    }
+    of_this_bank(identity, file, latest)?;
     let chains = ledger
         .audit_chains()
         .map_err(|e| StoreError::ledger(dir, e))?;
