@@ -24,6 +24,7 @@ pub mod bibifi;
 mod chain_store;
 pub mod checkpoint;
 pub mod clock;
+mod compact;
 mod enroll;
 mod fault;
 mod group_sync;

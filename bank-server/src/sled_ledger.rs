@@ -1,4 +1,5 @@
-//! The default `Ledger`'s storage on sled: encoding, keys, trees, one serialised sled
+//! The default `Ledger`'s storage on sled: keys, trees (the hot records in `compact`'s
+//! binary forms), one serialised sled
 //! transaction per batch of changes (balance, transaction record, transaction-id entry, the
 //! terminal's day of deposits and audit entry together), and a group commit for durability so concurrent commits share one sync. The
 //! money rules are `posting`'s, run inside the transaction over the trees (a `posting::Book`).
@@ -20,6 +21,7 @@ use sled::{Db, Tree};
 
 use crate::audit::{AuditEvent, ChainHead, ChainTip, Epoch};
 use crate::chain_store::{self, ChainRows, Moved};
+use crate::compact::{self, TxidValue};
 use crate::group_sync::GroupSync;
 use crate::ledger::{
     Applied, AuditLog, BankIdentity, ChainPosition, DepositCeilings, FlushHook, IoFailure, Ledger,
@@ -151,6 +153,11 @@ fn txid_key(account: &AccountNumber, txid: &TxId) -> Vec<u8> {
     key
 }
 
+/// A transaction id whose entry is missing from its account's history.
+fn dangling_txid() -> LedgerError {
+    LedgerError::Storage("corrupt record: a transaction id points at no history entry".into())
+}
+
 fn epoch_key(start: u64) -> Vec<u8> {
     [EPOCH_PREFIX, &start.to_be_bytes()].concat()
 }
@@ -210,15 +217,21 @@ impl Book for View<'_> {
 
     fn account(&self, account: &AccountNumber) -> TxResult<Option<AccountRecord>> {
         match self.accounts.get(account.as_str())? {
-            Some(bytes) => decode(&bytes).map(Some).or_else(abort),
+            Some(bytes) => compact::account_from_bytes(&bytes).map(Some).or_else(abort),
             None => Ok(None),
         }
     }
 
     fn txid_entry(&self, account: &AccountNumber, txid: &TxId) -> TxResult<Option<HistoryEntry>> {
-        match self.txids.get(txid_key(account, txid))? {
-            Some(bytes) => decode(&bytes).map(Some).or_else(abort),
-            None => Ok(None),
+        let Some(bytes) = self.txids.get(txid_key(account, txid))? else {
+            return Ok(None);
+        };
+        match compact::txid_from_bytes(&bytes).or_else(abort)? {
+            TxidValue::Entry(entry) => Ok(Some(entry)),
+            TxidValue::At(seq) => match self.txs.get(history_key(account, seq))? {
+                Some(bytes) => compact::entry_from_bytes(&bytes).map(Some).or_else(abort),
+                None => abort(dangling_txid()),
+            },
         }
     }
 
@@ -228,15 +241,18 @@ impl Book for View<'_> {
     }
 
     fn put_account(&self, account: &AccountNumber, record: &AccountRecord) -> TxResult<()> {
-        self.accounts.insert(account.as_str(), encode(record))?;
+        self.accounts
+            .insert(account.as_str(), compact::account_to_bytes(record))?;
         Ok(())
     }
 
     fn put_entry(&self, account: &AccountNumber, seq: u64, entry: &HistoryEntry) -> TxResult<()> {
-        let bytes = encode(entry);
         self.txs
-            .insert(history_key(account, seq), bytes.as_slice())?;
-        self.txids.insert(txid_key(account, &entry.txid), bytes)?;
+            .insert(history_key(account, seq), compact::entry_to_bytes(entry))?;
+        self.txids.insert(
+            txid_key(account, &entry.txid),
+            &compact::txid_to_bytes(seq)[..],
+        )?;
         Ok(())
     }
 
@@ -477,11 +493,11 @@ impl SledLedger {
     fn count_existing(&self) -> Result<Tally, LedgerError> {
         let mut tally = Tally::default();
         for item in &self.accounts {
-            let record: AccountRecord = decode(&item.map_err(storage)?.1)?;
+            let record = compact::account_from_bytes(&item.map_err(storage)?.1)?;
             tally.count_account(record.balance.0);
         }
         for item in &self.txs {
-            let entry: HistoryEntry = decode(&item.map_err(storage)?.1)?;
+            let entry = compact::entry_from_bytes(&item.map_err(storage)?.1)?;
             tally.count_transaction(entry.time_ms);
         }
         Ok(tally)
@@ -662,7 +678,7 @@ impl Ledger for SledLedger {
 
     fn balance(&self, account: &AccountNumber) -> Result<Cents, LedgerError> {
         match self.accounts.get(account.as_str()).map_err(storage)? {
-            Some(bytes) => decode::<AccountRecord>(&bytes).map(|r| r.balance),
+            Some(bytes) => compact::balance_from_bytes(&bytes),
             None => Err(LedgerError::NotFound),
         }
     }
@@ -691,9 +707,15 @@ impl Ledger for SledLedger {
         account: &AccountNumber,
         txid: &TxId,
     ) -> Result<Option<HistoryEntry>, LedgerError> {
-        match self.txids.get(txid_key(account, txid)).map_err(storage)? {
-            Some(bytes) => decode(&bytes).map(Some),
-            None => Ok(None),
+        let Some(bytes) = self.txids.get(txid_key(account, txid)).map_err(storage)? else {
+            return Ok(None);
+        };
+        match compact::txid_from_bytes(&bytes)? {
+            TxidValue::Entry(entry) => Ok(Some(entry)),
+            TxidValue::At(seq) => match self.txs.get(history_key(account, seq)).map_err(storage)? {
+                Some(bytes) => compact::entry_from_bytes(&bytes).map(Some),
+                None => Err(dangling_txid()),
+            },
         }
     }
 
@@ -706,7 +728,7 @@ impl Ledger for SledLedger {
             .scan_prefix(history_prefix(account))
             .rev()
             .take(limit as usize)
-            .map(|item| decode(&item.map_err(storage)?.1))
+            .map(|item| compact::entry_from_bytes(&item.map_err(storage)?.1))
             .collect()
     }
 
