@@ -53,6 +53,15 @@ pub struct UserRecord {
     pub open_txid: Option<TxId>,
 }
 
+/// Runs `f` on tokio's blocking pool (a task that failed is a storage failure).
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, LedgerError> + Send + 'static,
+) -> Result<T, LedgerError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .unwrap_or_else(|e| Err(LedgerError::Storage(format!("ledger task failed: {e}"))))
+}
+
 /// Milliseconds in a UTC day: a terminal's day is `now_ms / DAY_MS`.
 pub const DAY_MS: u64 = 86_400_000;
 
@@ -566,6 +575,39 @@ pub trait Ledger: Send + Sync + 'static {
         now_ms: u64,
         audit: &AuditEvent,
     ) -> Result<Applied, LedgerError>;
+    /// [`Self::apply`], resolved once the change is durable too ([`Self::durable`]; a
+    /// refusal, which stores nothing, at once). The default runs `apply` on tokio's blocking
+    /// pool; an engine with a writer of its own hands the change to it, and no thread waits.
+    fn apply_durably(
+        self: Arc<Self>,
+        account: AccountNumber,
+        movement: Movement,
+        now_ms: u64,
+        audit: AuditEvent,
+    ) -> BoxFuture<'static, Result<Applied, LedgerError>> {
+        Box::pin(async move {
+            let this = self.clone();
+            let applied = blocking(move || this.apply(&account, movement, now_ms, &audit)).await?;
+            self.durable().await?;
+            Ok(applied)
+        })
+    }
+    /// An account's balance, with `audit` (its `balance_cents` set to it) appended in the same
+    /// commit; not waiting for durability (a balance moves nothing). The default runs on
+    /// tokio's blocking pool, as [`Self::apply_durably`]'s does.
+    fn audited_balance(
+        self: Arc<Self>,
+        account: AccountNumber,
+        audit: AuditEvent,
+    ) -> BoxFuture<'static, Result<Cents, LedgerError>> {
+        Box::pin(blocking(move || {
+            let balance = self.balance(&account)?;
+            let mut audit = audit;
+            audit.balance_cents = Some(balance.0);
+            self.audit(&audit)?;
+            Ok(balance)
+        }))
+    }
     /// The transaction recorded under `txid` for `account`, if any.
     fn transaction(
         &self,

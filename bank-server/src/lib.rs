@@ -55,6 +55,7 @@ pub mod testing;
 pub mod throttle;
 pub mod tls;
 mod web;
+mod writer;
 
 use core::fmt;
 use std::future::Future;

@@ -1,10 +1,11 @@
 //! The default `Ledger`'s storage on sled: keys, trees (the hot records in `compact`'s
-//! binary forms), one serialised sled
-//! transaction per batch of changes (balance, transaction record, transaction-id entry, the
-//! terminal's day of deposits and audit entry together), and a group commit for durability so concurrent commits share one sync. The
-//! money rules are `posting`'s, run inside the transaction over the trees (a `posting::Book`).
-//! The audit chain's key is held in memory only (`SledLedger::tip`): the first entry after
-//! opening begins an epoch, its record written to `meta` in the same commit.
+//! binary forms), and every change handed to one writer thread (`writer`), which commits what
+//! is queued as one sled transaction per batch (balance, transaction record, transaction-id
+//! entry, the terminal's day of deposits and audit entry together); its flusher thread makes
+//! each batch durable with one sync. The money rules are `posting`'s, run inside the
+//! transaction over the trees (a `posting::Book`). The audit chain's key is held in memory
+//! only (`Store::tip`): the first entry after opening begins an epoch, its record written to
+//! `meta` in the same commit.
 
 use std::cell::RefCell;
 use std::path::Path;
@@ -22,7 +23,6 @@ use sled::{Db, Tree};
 use crate::audit::{AuditEvent, ChainHead, ChainTip, Epoch};
 use crate::chain_store::{self, ChainRows, Moved};
 use crate::compact::{self, TxidValue};
-use crate::group_sync::GroupSync;
 use crate::ledger::{
     Applied, AuditLog, BankIdentity, ChainPosition, DepositCeilings, FlushHook, IoFailure, Ledger,
     LedgerError, Movement, NewAccount, NewCredential, OperatorRecord, PendingEnrollment,
@@ -36,6 +36,7 @@ use crate::records::{
 };
 use crate::secrets::StorageKeys;
 use crate::tally::{Delta, Stored, Tally};
+use crate::writer::{self, Flushed, Writer};
 
 /// The audit chain's head in `meta` ([`ChainHead::to_bytes`]): next seq || 32 zero bytes ||
 /// hash of the last entry. Never a key: a store from before auditor keys held the current key
@@ -111,15 +112,95 @@ struct Pending {
 
 type TxResult<T> = Result<T, ConflictableTransactionError<LedgerError>>;
 
-/// One queued change: `run` applies it inside a batch transaction (recording its own result or
-/// refusal); `fail` records the batch's failure instead.
-struct Job {
-    run: Box<Change>,
-    fail: Box<dyn Fn(LedgerError) + Send>,
+/// A change queued for the writer: applies itself inside its batch's transaction, then is
+/// answered (see [`writer::Job`]).
+trait Queued: Send + 'static {
+    /// Applies the change, recording its own result or refusal; `Err` fails the whole batch
+    /// (a store failure, which may come after some of its writes).
+    fn run(&self, view: &View<'_>) -> TxResult<()>;
+    /// [`writer::Job::committed`].
+    fn committed(self: Box<Self>) -> Option<Flushed>;
+    /// [`writer::Job::failed`].
+    fn failed(self: Box<Self>, e: LedgerError);
 }
 
-/// A change as queued: applies itself to the batch's trees.
-type Change = dyn Fn(&View<'_>) -> TxResult<()> + Send;
+impl writer::Job for Box<dyn Queued> {
+    fn committed(self) -> Option<Flushed> {
+        Queued::committed(self)
+    }
+
+    fn failed(self, e: LedgerError) {
+        Queued::failed(self, e);
+    }
+}
+
+/// Where a change's answer goes: a thread blocked on it, or a task awaiting it.
+enum Reply<T> {
+    Wait(std::sync::mpsc::SyncSender<Result<T, LedgerError>>),
+    Await(tokio::sync::oneshot::Sender<Result<T, LedgerError>>),
+}
+
+impl<T> Reply<T> {
+    fn send(self, result: Result<T, LedgerError>) {
+        // A caller that stopped waiting (a closed session) needs no answer.
+        match self {
+            Self::Wait(to) => drop(to.send(result)),
+            Self::Await(to) => drop(to.send(result)),
+        }
+    }
+}
+
+/// One change: `f` run inside the batch's transaction (again if sled retries it), its last
+/// result kept until the batch commits.
+struct Change<T, F> {
+    f: F,
+    result: RefCell<Option<Result<T, LedgerError>>>,
+    reply: Reply<T>,
+    /// Answered only once a flush covers it (a refusal, which wrote nothing, at once).
+    durable: bool,
+}
+
+impl<T, F> Queued for Change<T, F>
+where
+    T: Send + 'static,
+    F: Fn(&View<'_>) -> TxResult<T> + Send + 'static,
+{
+    fn run(&self, view: &View<'_>) -> TxResult<()> {
+        let result = match (self.f)(view) {
+            Ok(value) => Ok(value),
+            // A refusal by the rules wrote nothing: it is this change's alone.
+            Err(ConflictableTransactionError::Abort(e)) if e.is_refusal() => Err(e),
+            // A store failure may come after this change's first writes: the whole batch
+            // aborts, so nothing of it commits half done.
+            Err(other) => return Err(other),
+        };
+        *self.result.borrow_mut() = Some(result);
+        Ok(())
+    }
+
+    fn committed(self: Box<Self>) -> Option<Flushed> {
+        let Self {
+            result,
+            reply,
+            durable,
+            ..
+        } = *self;
+        let result = result
+            .into_inner()
+            .unwrap_or_else(|| Err(LedgerError::Storage("a change was lost".into())));
+        if durable && result.is_ok() {
+            return Some(Box::new(move |flushed: Result<(), LedgerError>| {
+                reply.send(flushed.and(result));
+            }));
+        }
+        reply.send(result);
+        None
+    }
+
+    fn failed(self: Box<Self>, e: LedgerError) {
+        self.reply.send(Err(e));
+    }
+}
 
 fn abort<T>(e: LedgerError) -> TxResult<T> {
     Err(ConflictableTransactionError::Abort(e))
@@ -297,8 +378,14 @@ fn posted<T>(
     })
 }
 
-/// The sled ledger. Cheap to share behind an `Arc`.
+/// The sled ledger: its store, and the one writer every change goes through.
 pub struct SledLedger {
+    store: Arc<Store>,
+    writer: Writer<Box<dyn Queued>>,
+}
+
+/// The trees and what memory keeps of them, shared by the ledger and its writer threads.
+struct Store {
     db: Arc<Db>,
     users: Tree,
     accounts: Tree,
@@ -328,19 +415,15 @@ pub struct SledLedger {
     /// The totals were counted at open (a store from before they were kept) and are not yet
     /// stored: the next commit stores them whole.
     totals_unsaved: AtomicBool,
-    /// Changes waiting for the writer lock; its holder commits them all (see `tx`).
-    queue: Mutex<Vec<Job>>,
-    /// Serialises writers: transactions never conflict, so none is retried.
-    writer: Mutex<()>,
-    /// One blocking flush at a time for every session waiting for durability.
-    group: Arc<GroupSync>,
+    /// Serialises the throttle's read-modify-write (outside the writer's batches).
+    throttle_lock: Mutex<()>,
     /// sled's log file, for the `fdatasync` its own flush does not make.
-    log: Arc<std::fs::File>,
+    log: std::fs::File,
     /// Told after each flush where the audit chain stood when it began (the checkpoints).
-    hook: Arc<std::sync::OnceLock<FlushHook>>,
+    hook: std::sync::OnceLock<FlushHook>,
     /// Where this ledger's audit chain writer stands, with the key for the next entry: in
     /// memory only, set by the first committed entry (which begins an epoch), moved by each.
-    tip: Arc<Mutex<Option<ChainTip>>>,
+    tip: Mutex<Option<ChainTip>>,
 }
 
 /// sled's page cache unless configured (sled's own default is 1 GiB).
@@ -405,14 +488,10 @@ impl SledLedger {
                 }
             })?;
         let db = Arc::new(db);
-        let log = Arc::new(
-            std::fs::File::open(dir.join(SLED_LOG_FILE))
-                .map_err(|e| storage(format!("{}: {e}", dir.join(SLED_LOG_FILE).display())))?,
-        );
+        let log = std::fs::File::open(dir.join(SLED_LOG_FILE))
+            .map_err(|e| storage(format!("{}: {e}", dir.join(SLED_LOG_FILE).display())))?;
         let tree = |name: &str| db.open_tree(name).map_err(storage);
-        let hook = Arc::new(std::sync::OnceLock::new());
-        let tip = Arc::new(Mutex::new(None));
-        let ledger = Self {
+        let store = Store {
             users: tree("users")?,
             accounts: tree("accounts")?,
             txs: tree("transactions")?,
@@ -427,29 +506,79 @@ impl SledLedger {
             terminal_days: tree(TERMINAL_DAYS_TREE)?,
             recent: Recent::default(),
             tally: Mutex::new(Tally::default()),
-            group: {
-                // Weak: the flusher thread may outlive its last waiter by a moment, and must
-                // not keep the database (and its file lock) open after the ledger is dropped.
-                let weak = Arc::downgrade(&db);
-                let (log, hook, tip) = (log.clone(), hook.clone(), tip.clone());
-                GroupSync::new(move || match weak.upgrade() {
-                    Some(db) => flush_to_disk(&db, &log, hook.get(), &tip),
-                    None => Err(storage("the database is closed")),
-                })
-            },
             log,
-            hook,
-            tip,
+            hook: std::sync::OnceLock::new(),
+            tip: Mutex::new(None),
             db,
             revocations: AtomicU64::new(0),
             credential_changes: AtomicU64::new(0),
             sealing: std::sync::OnceLock::new(),
             totals_unsaved: AtomicBool::new(false),
-            queue: Mutex::new(Vec::new()),
-            writer: Mutex::new(()),
+            throttle_lock: Mutex::new(()),
         };
-        ledger.load_totals()?;
-        Ok(ledger)
+        store.load_totals()?;
+        let store = Arc::new(store);
+        // The threads hold the store until the ledger is dropped, which joins them: the
+        // database (and its file lock) is closed when `drop` returns.
+        let (committing, flushing) = (store.clone(), store.clone());
+        let writer = Writer::spawn(
+            "sled",
+            move |jobs: &[Box<dyn Queued>]| committing.commit_batch(jobs),
+            move || flushing.flush_to_disk(),
+        )
+        .map_err(|e| LedgerError::Io(IoFailure::new("starting the writer threads", e)))?;
+        Ok(Self { store, writer })
+    }
+
+    /// Queues `f` for the writer and blocks until it is answered: once its batch committed
+    /// (durable only after [`Ledger::durable`]).
+    fn tx<T: Send + 'static>(
+        &self,
+        f: impl Fn(&View<'_>) -> TxResult<T> + Send + 'static,
+    ) -> Result<T, LedgerError> {
+        let (reply, answer) = std::sync::mpsc::sync_channel(1);
+        self.submit(f, Reply::Wait(reply), false);
+        answer
+            .recv()
+            .unwrap_or_else(|_| Err(LedgerError::Storage("the writer stopped".into())))
+    }
+
+    /// Queues `f` for the writer; the future resolves with its answer, once its batch
+    /// committed and, when `durable`, once a flush covers it. No thread blocks meanwhile.
+    fn queue<T: Send + 'static>(
+        &self,
+        durable: bool,
+        f: impl Fn(&View<'_>) -> TxResult<T> + Send + 'static,
+    ) -> BoxFuture<'static, Result<T, LedgerError>> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.submit(f, Reply::Await(reply), durable);
+        Box::pin(async move {
+            answer
+                .await
+                .unwrap_or_else(|_| Err(LedgerError::Storage("the writer stopped".into())))
+        })
+    }
+
+    fn submit<T: Send + 'static>(
+        &self,
+        f: impl Fn(&View<'_>) -> TxResult<T> + Send + 'static,
+        reply: Reply<T>,
+        durable: bool,
+    ) {
+        let change: Box<dyn Queued> = Box::new(Change {
+            f,
+            result: RefCell::new(None),
+            reply,
+            durable,
+        });
+        self.writer.submit(change);
+    }
+}
+
+impl Store {
+    /// [`flush_to_disk`] of this store.
+    fn flush_to_disk(&self) -> Result<(), LedgerError> {
+        flush_to_disk(&self.db, &self.log, self.hook.get(), &self.tip)
     }
 
     /// Reads the stored totals (a record and at most a day of minute keys). A store written
@@ -503,53 +632,9 @@ impl SledLedger {
         Ok(tally)
     }
 
-    /// Runs `f` in a sled transaction and returns its result once committed (durable only
-    /// after [`Ledger::durable`]). Writers combine: the thread that gets the writer lock runs
-    /// every change queued meanwhile, its own included, in **one** sled transaction, so N
-    /// concurrent changes cost one commit instead of N. A change that refuses (`abort`) must do
-    /// so before it writes anything (every change here checks first, then writes), so its
-    /// refusal is its own and the others in the batch still commit.
-    fn tx<T: Send + 'static>(
-        &self,
-        f: impl Fn(&View<'_>) -> TxResult<T> + Send + 'static,
-    ) -> Result<T, LedgerError> {
-        type Slot<T> = Arc<Mutex<Option<Result<T, LedgerError>>>>;
-        let slot: Slot<T> = Arc::default();
-        let (ran, failed) = (slot.clone(), slot.clone());
-        self.queue
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(Job {
-                run: Box::new(move |view| {
-                    let result = match f(view) {
-                        Ok(value) => Ok(value),
-                        // A refusal by the rules wrote nothing: it is this change's alone.
-                        Err(ConflictableTransactionError::Abort(e)) if e.is_refusal() => Err(e),
-                        // A store failure may come after this change's first writes: the
-                        // whole batch aborts, so nothing of it commits half done.
-                        Err(other) => return Err(other),
-                    };
-                    *ran.lock().unwrap_or_else(|p| p.into_inner()) = Some(result);
-                    Ok(())
-                }),
-                fail: Box::new(move |e| {
-                    *failed.lock().unwrap_or_else(|p| p.into_inner()) = Some(Err(e));
-                }),
-            });
-        let guard = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-        // Another writer may have run our change while we waited for the lock.
-        if let Some(result) = slot.lock().unwrap_or_else(|p| p.into_inner()).take() {
-            return result;
-        }
-        let jobs = std::mem::take(&mut *self.queue.lock().unwrap_or_else(|p| p.into_inner()));
-        self.commit_batch(&jobs);
-        drop(guard);
-        let result = slot.lock().unwrap_or_else(|p| p.into_inner()).take();
-        result.unwrap_or_else(|| Err(LedgerError::Storage("a change was lost".into())))
-    }
-
-    /// Runs `jobs` in order in one sled transaction (the caller holds the writer lock).
-    fn commit_batch(&self, jobs: &[Job]) {
+    /// Runs `jobs` in order in one sled transaction (on the writer thread, so nothing else
+    /// commits meanwhile and no transaction conflicts); their results wait in each job.
+    fn commit_batch(&self, jobs: &[Box<dyn Queued>]) -> Result<(), LedgerError> {
         use sled::Transactional;
         // More trees than sled's tuple impls take (nine), so a slice, in this order.
         let trees: [&Tree; 11] = [
@@ -566,7 +651,7 @@ impl SledLedger {
             &self.terminal_days,
         ];
         let pending = RefCell::new(Pending::default());
-        // The writer lock is held: the tip cannot move while the batch runs.
+        // On the writer thread: the tip cannot move while the batch runs.
         let tip = self.tip.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let result = trees[..].transaction(
             |views: &Vec<TransactionalTree>| {
@@ -591,7 +676,7 @@ impl SledLedger {
                     pending: &pending,
                 };
                 for job in jobs {
-                    (job.run)(&view)?;
+                    job.run(&view)?;
                 }
                 // The totals move in the same commit as the changes that move them: one small
                 // record rewritten and one key per minute touched (a minute older than a day
@@ -623,17 +708,11 @@ impl SledLedger {
                     .unwrap_or_else(|p| p.into_inner())
                     .apply(&pending.tally);
                 self.recent.extend(pending.audit);
+                Ok(())
             }
             // Nothing of the batch committed: every change in it fails alike.
-            Err(e) => {
-                let e = match e {
-                    TransactionError::Abort(e) => e,
-                    TransactionError::Storage(e) => sled_failure("commit", e),
-                };
-                for job in jobs {
-                    (job.fail)(e.clone());
-                }
-            }
+            Err(TransactionError::Abort(e)) => Err(e),
+            Err(TransactionError::Storage(e)) => Err(sled_failure("commit", e)),
         }
     }
 
@@ -670,14 +749,14 @@ impl Ledger for SledLedger {
     }
 
     fn user(&self, username: &Username) -> Result<Option<UserRecord>, LedgerError> {
-        match self.users.get(username.as_str()).map_err(storage)? {
+        match self.store.users.get(username.as_str()).map_err(storage)? {
             Some(bytes) => decode(&bytes).map(Some),
             None => Ok(None),
         }
     }
 
     fn balance(&self, account: &AccountNumber) -> Result<Cents, LedgerError> {
-        match self.accounts.get(account.as_str()).map_err(storage)? {
+        match self.store.accounts.get(account.as_str()).map_err(storage)? {
             Some(bytes) => compact::balance_from_bytes(&bytes),
             None => Err(LedgerError::NotFound),
         }
@@ -702,17 +781,62 @@ impl Ledger for SledLedger {
         })
     }
 
+    fn apply_durably(
+        self: Arc<Self>,
+        account: AccountNumber,
+        movement: Movement,
+        now_ms: u64,
+        audit: AuditEvent,
+    ) -> BoxFuture<'static, Result<Applied, LedgerError>> {
+        self.queue(true, move |view| {
+            posted(posting::post(
+                view,
+                &account,
+                movement.clone(),
+                now_ms,
+                &audit,
+            ))
+        })
+    }
+
+    fn audited_balance(
+        self: Arc<Self>,
+        account: AccountNumber,
+        audit: AuditEvent,
+    ) -> BoxFuture<'static, Result<Cents, LedgerError>> {
+        self.queue(false, move |view| {
+            let balance = match view.account(&account)? {
+                Some(record) => record.balance,
+                None => return abort(LedgerError::NotFound),
+            };
+            let mut event = audit.clone();
+            event.balance_cents = Some(balance.0);
+            append_audit(view, &event)?;
+            Ok(balance)
+        })
+    }
+
     fn transaction(
         &self,
         account: &AccountNumber,
         txid: &TxId,
     ) -> Result<Option<HistoryEntry>, LedgerError> {
-        let Some(bytes) = self.txids.get(txid_key(account, txid)).map_err(storage)? else {
+        let Some(bytes) = self
+            .store
+            .txids
+            .get(txid_key(account, txid))
+            .map_err(storage)?
+        else {
             return Ok(None);
         };
         match compact::txid_from_bytes(&bytes)? {
             TxidValue::Entry(entry) => Ok(Some(entry)),
-            TxidValue::At(seq) => match self.txs.get(history_key(account, seq)).map_err(storage)? {
+            TxidValue::At(seq) => match self
+                .store
+                .txs
+                .get(history_key(account, seq))
+                .map_err(storage)?
+            {
                 Some(bytes) => compact::entry_from_bytes(&bytes).map(Some),
                 None => Err(dangling_txid()),
             },
@@ -724,7 +848,8 @@ impl Ledger for SledLedger {
         account: &AccountNumber,
         limit: u32,
     ) -> Result<Vec<HistoryEntry>, LedgerError> {
-        self.txs
+        self.store
+            .txs
             .scan_prefix(history_prefix(account))
             .rev()
             .take(limit as usize)
@@ -733,7 +858,7 @@ impl Ledger for SledLedger {
     }
 
     fn throttle(&self, key: &str) -> Result<ThrottleState, LedgerError> {
-        match self.throttle.get(key).map_err(storage)? {
+        match self.store.throttle.get(key).map_err(storage)? {
             Some(bytes) => decode(&bytes),
             None => Ok(ThrottleState::default()),
         }
@@ -744,7 +869,11 @@ impl Ledger for SledLedger {
         key: &str,
         update: &mut dyn FnMut(ThrottleState) -> ThrottleState,
     ) -> Result<ThrottleState, LedgerError> {
-        let _guard = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let _guard = self
+            .store
+            .throttle_lock
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         let before = self.throttle(key)?;
         let after = update(before);
         // Nothing to change, nothing written: a right credential on an account with no
@@ -753,11 +882,13 @@ impl Ledger for SledLedger {
             return Ok(before);
         }
         if after == ThrottleState::default() {
-            self.throttle
+            self.store
+                .throttle
                 .remove(key)
                 .map_err(|e| sled_failure("commit", e))?;
         } else {
-            self.throttle
+            self.store
+                .throttle
                 .insert(key, encode(&after))
                 .map_err(|e| sled_failure("commit", e))?;
         }
@@ -765,11 +896,11 @@ impl Ledger for SledLedger {
     }
 
     fn terminal(&self, id: &TerminalId) -> Result<Option<TerminalRecord>, LedgerError> {
-        match self.terminals.get(id.as_str()).map_err(storage)? {
+        match self.store.terminals.get(id.as_str()).map_err(storage)? {
             Some(bytes) => terminal_from(
                 id.clone(),
                 decode(&zeroize::Zeroizing::new(bytes.to_vec()))?,
-                self.sealing.get().map(|k| &**k),
+                self.store.sealing.get().map(|k| &**k),
             )
             .map(Some),
             None => Ok(None),
@@ -781,7 +912,7 @@ impl Ledger for SledLedger {
         terminal: &TerminalRecord,
         audit: &AuditEvent,
     ) -> Result<(), LedgerError> {
-        let stored = to_stored(terminal, self.sealing.get().map(|k| &**k));
+        let stored = to_stored(terminal, self.store.sealing.get().map(|k| &**k));
         let (id, audit) = (terminal.id.clone(), audit.clone());
         self.tx(move |view| {
             if view.terminals.get(id.as_str())?.is_some() {
@@ -802,7 +933,7 @@ impl Ledger for SledLedger {
             key: key_to_store(
                 pending.code.as_str(),
                 &pending.key,
-                self.sealing.get().map(|k| &**k),
+                self.store.sealing.get().map(|k| &**k),
             ),
             role: pending.role,
             ceilings: pending.ceilings,
@@ -827,7 +958,7 @@ impl Ledger for SledLedger {
         audit: &AuditEvent,
     ) -> Result<Option<PendingEnrollment>, LedgerError> {
         let (code, audit) = (code.clone(), audit.clone());
-        let keys = self.sealing.get().cloned();
+        let keys = self.store.sealing.get().cloned();
         self.tx(move |view| {
             let Some(bytes) = view.enrollments.remove(code.as_str())? else {
                 return Ok(None);
@@ -848,7 +979,8 @@ impl Ledger for SledLedger {
     }
 
     fn terminals(&self) -> Result<Vec<TerminalRecord>, LedgerError> {
-        self.terminals
+        self.store
+            .terminals
             .iter()
             .map(|item| {
                 let (key, bytes) = item.map_err(storage)?;
@@ -857,14 +989,19 @@ impl Ledger for SledLedger {
                 terminal_from(
                     id,
                     decode(&zeroize::Zeroizing::new(bytes.to_vec()))?,
-                    self.sealing.get().map(|k| &**k),
+                    self.store.sealing.get().map(|k| &**k),
                 )
             })
             .collect()
     }
 
     fn deposited_today(&self, terminal: &TerminalId, now_ms: u64) -> Result<Cents, LedgerError> {
-        match self.terminal_days.get(terminal.as_str()).map_err(storage)? {
+        match self
+            .store
+            .terminal_days
+            .get(terminal.as_str())
+            .map_err(storage)?
+        {
             Some(bytes) => decode::<TerminalDay>(&bytes).map(|day| day.on(now_ms)),
             None => Ok(Cents::ZERO),
         }
@@ -872,7 +1009,7 @@ impl Ledger for SledLedger {
 
     fn revoke_terminal(&self, id: &TerminalId, audit: &AuditEvent) -> Result<(), LedgerError> {
         let (id, audit) = (id.clone(), audit.clone());
-        let keys = self.sealing.get().cloned();
+        let keys = self.store.sealing.get().cloned();
         self.tx(move |view| {
             let Some(bytes) = view.terminals.get(id.as_str())? else {
                 return abort(LedgerError::NotFound);
@@ -886,12 +1023,12 @@ impl Ledger for SledLedger {
                 .insert(id.as_str(), to_stored(&record, keys).as_slice())?;
             append_audit(view, &audit)
         })?;
-        self.revocations.fetch_add(1, Ordering::SeqCst);
+        self.store.revocations.fetch_add(1, Ordering::SeqCst);
         Ok(())
     }
 
     fn revocations(&self) -> u64 {
-        self.revocations.load(Ordering::SeqCst)
+        self.store.revocations.load(Ordering::SeqCst)
     }
 
     fn add_operator(
@@ -900,7 +1037,7 @@ impl Ledger for SledLedger {
         console: &TerminalRecord,
         audit: &AuditEvent,
     ) -> Result<(), LedgerError> {
-        let stored = to_stored(console, self.sealing.get().map(|k| &**k));
+        let stored = to_stored(console, self.store.sealing.get().map(|k| &**k));
         let record = encode(operator);
         let (name, id, audit) = (operator.username.clone(), console.id.clone(), audit.clone());
         self.tx(move |view| {
@@ -916,7 +1053,12 @@ impl Ledger for SledLedger {
     }
 
     fn operator(&self, username: &Username) -> Result<Option<OperatorRecord>, LedgerError> {
-        match self.operators.get(username.as_str()).map_err(storage)? {
+        match self
+            .store
+            .operators
+            .get(username.as_str())
+            .map_err(storage)?
+        {
             Some(bytes) => decode(&bytes).map(Some),
             None => Ok(None),
         }
@@ -938,7 +1080,7 @@ impl Ledger for SledLedger {
             view.users.insert(name.as_str(), encode(&user))?;
             append_audit(view, &audit)
         })?;
-        self.credential_changes.fetch_add(1, Ordering::SeqCst);
+        self.store.credential_changes.fetch_add(1, Ordering::SeqCst);
         Ok(())
     }
 
@@ -958,7 +1100,7 @@ impl Ledger for SledLedger {
             view.operators.insert(name.as_str(), encode(&operator))?;
             append_audit(view, &audit)
         })?;
-        self.credential_changes.fetch_add(1, Ordering::SeqCst);
+        self.store.credential_changes.fetch_add(1, Ordering::SeqCst);
         Ok(())
     }
 
@@ -967,7 +1109,7 @@ impl Ledger for SledLedger {
         keys: Arc<StorageKeys>,
         audit: &AuditEvent,
     ) -> Result<usize, LedgerError> {
-        let keys = self.sealing.get_or_init(|| keys).clone();
+        let keys = self.store.sealing.get_or_init(|| keys).clone();
         // Which records still hold a plain key (transactions cannot iterate; each is checked
         // again inside the commit).
         let plain = |tree: &Tree| -> Result<Vec<String>, LedgerError> {
@@ -985,7 +1127,10 @@ impl Ledger for SledLedger {
             }
             Ok(ids)
         };
-        let (terminals, enrollments) = (plain(&self.terminals)?, plain(&self.enrollments)?);
+        let (terminals, enrollments) = (
+            plain(&self.store.terminals)?,
+            plain(&self.store.enrollments)?,
+        );
         if terminals.is_empty() && enrollments.is_empty() {
             return Ok(0);
         }
@@ -1035,7 +1180,7 @@ impl Ledger for SledLedger {
     }
 
     fn credential_changes(&self) -> u64 {
-        self.credential_changes.load(Ordering::SeqCst)
+        self.store.credential_changes.load(Ordering::SeqCst)
     }
 
     fn totals(
@@ -1044,13 +1189,13 @@ impl Ledger for SledLedger {
         day_start_ms: u64,
         minutes: usize,
     ) -> Result<Totals, LedgerError> {
-        let tally = self.tally.lock().unwrap_or_else(|p| p.into_inner());
+        let tally = self.store.tally.lock().unwrap_or_else(|p| p.into_inner());
         Ok(tally.totals(now_ms, day_start_ms, minutes))
     }
 
     fn recent_audit(&self, limit: usize) -> Result<RecentAudit, LedgerError> {
-        let total = self.head()?.map_or(0, |head| head.next_seq);
-        Ok(self.recent.newest(total, limit))
+        let total = self.store.head()?.map_or(0, |head| head.next_seq);
+        Ok(self.store.recent.newest(total, limit))
     }
 
     fn audit(&self, event: &AuditEvent) -> Result<(), LedgerError> {
@@ -1073,7 +1218,7 @@ impl Ledger for SledLedger {
     }
 
     fn identity(&self) -> Result<Option<BankIdentity>, LedgerError> {
-        match self.meta.get(IDENTITY_KEY).map_err(storage)? {
+        match self.store.meta.get(IDENTITY_KEY).map_err(storage)? {
             Some(bytes) => decode(&bytes).map(Some),
             None => Ok(None),
         }
@@ -1139,18 +1284,23 @@ impl Ledger for SledLedger {
     }
 
     fn chain_position(&self) -> Result<Option<ChainPosition>, LedgerError> {
-        Ok(self.head()?.map(|head| ChainPosition {
+        Ok(self.store.head()?.map(|head| ChainPosition {
             next_seq: head.next_seq,
             last_hash: head.prev_hash,
         }))
     }
 
     fn chain_tip(&self) -> Option<ChainTip> {
-        self.tip.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.store
+            .tip
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     fn audit_entry(&self, seq: u64) -> Result<Option<Vec<u8>>, LedgerError> {
         Ok(self
+            .store
             .audit
             .get(seq.to_be_bytes())
             .map_err(storage)?
@@ -1159,6 +1309,7 @@ impl Ledger for SledLedger {
 
     fn audit_log(&self) -> Result<AuditLog, LedgerError> {
         let entries = self
+            .store
             .audit
             .iter()
             .map(|item| {
@@ -1172,18 +1323,20 @@ impl Ledger for SledLedger {
         Ok(AuditLog {
             chain: String::new(),
             entries,
-            head: self.head()?,
+            head: self.store.head()?,
             epochs: self.audit_epochs()?,
         })
     }
 
     fn audit_epochs(&self) -> Result<Vec<Epoch>, LedgerError> {
         let legacy_head = self
+            .store
             .meta
             .get(HEAD_KEY)
             .map_err(storage)?
             .is_some_and(|bytes| ChainHead::is_legacy_encoding(&bytes));
         let mut epochs = self
+            .store
             .meta
             .scan_prefix(EPOCH_PREFIX)
             .map(|item| {
@@ -1202,9 +1355,9 @@ impl Ledger for SledLedger {
     }
 
     fn check_audit_links(&self) -> Result<Result<u64, crate::audit::VerifyError>, LedgerError> {
-        let head = self.head()?;
+        let head = self.store.head()?;
         let mut failure = None;
-        let entries = self.audit.iter().map_while(|item| {
+        let entries = self.store.audit.iter().map_while(|item| {
             let entry = item.map_err(storage).and_then(|(key, value)| {
                 let seq = <[u8; 8]>::try_from(key.as_ref())
                     .map(u64::from_be_bytes)
@@ -1218,15 +1371,22 @@ impl Ledger for SledLedger {
     }
 
     fn durable(&self) -> BoxFuture<'static, Result<(), LedgerError>> {
-        Box::pin(self.group.clone().durable())
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.writer
+            .after_flush(Box::new(move |flushed| drop(reply.send(flushed))));
+        Box::pin(async move {
+            answer
+                .await
+                .unwrap_or_else(|_| Err(LedgerError::Storage("the writer stopped".into())))
+        })
     }
 
     fn sync(&self) -> Result<(), LedgerError> {
-        flush_to_disk(&self.db, &self.log, self.hook.get(), &self.tip)
+        self.store.flush_to_disk()
     }
 
     fn on_durable(&self, hook: FlushHook) -> bool {
-        self.hook.set(hook).is_ok()
+        self.store.hook.set(hook).is_ok()
     }
 }
 
@@ -1243,7 +1403,11 @@ mod tests {
     fn terminals_stored_before_ceilings_read_as_without_and_are_written_as_before() {
         let dir = tempfile::tempdir().unwrap();
         let ledger = SledLedger::open(dir.path()).unwrap();
-        ledger.terminals.insert("t-old", OLD_TERMINAL).unwrap();
+        ledger
+            .store
+            .terminals
+            .insert("t-old", OLD_TERMINAL)
+            .unwrap();
         let id = TerminalId::new("t-old").unwrap();
         let old = ledger.terminal(&id).unwrap().unwrap();
         assert_eq!(old.ceilings, DepositCeilings::NONE);

@@ -20,7 +20,8 @@ use crate::Shared;
 
 use super::credentials::{self, card_hash, card_matches, stored_card_public};
 use super::ctx::{
-    durable, hash_refusal, ledger, refusal, refusal_code, refuse, Fingerprint, LoggedIn, SessionCtx,
+    answered, durable, hash_refusal, ledger, refusal, refusal_code, refuse, Fingerprint, LoggedIn,
+    SessionCtx,
 };
 use super::login::{begin_login, login_failed, login_succeeded, user_key};
 
@@ -532,13 +533,10 @@ async fn balance(shared: &Arc<Shared>, ctx: &mut SessionCtx) -> Response {
     };
     let event = ctx.event("balance");
     let account = user.account.clone();
-    let result = ledger(shared, move |l| {
-        let balance = l.balance(&account)?;
-        let mut event = event;
-        event.balance_cents = Some(balance.0);
-        l.audit(&event)?;
-        Ok(balance)
-    })
+    let result = answered(
+        shared,
+        shared.ledger.clone().audited_balance(account, event),
+    )
     .await;
     match result {
         Ok(balance) => {
@@ -583,7 +581,12 @@ async fn movement(
         terminal: Some(ctx.terminal.clone()),
     };
     let now = shared.config.clock.now_ms();
-    let applied = match ledger(shared, move |l| l.apply(&account, movement, now, &event)).await {
+    // Answered once durable: the writer's flush covers it before the reply is sent.
+    let applying = shared
+        .ledger
+        .clone()
+        .apply_durably(account, movement, now, event);
+    let applied = match answered(shared, applying).await {
         Ok(applied) => applied,
         Err(e) => {
             tracing::debug!(user = %user.username, action, error = %e, "refused");
@@ -596,9 +599,6 @@ async fn movement(
             };
         }
     };
-    if let Err(reply) = durable(shared).await {
-        return reply;
-    }
     let entry = applied.entry;
     if !applied.replay {
         shared

@@ -123,9 +123,20 @@ pub(crate) async fn ledger<T: Send + 'static>(
     f: impl FnOnce(&dyn Ledger) -> Result<T, LedgerError> + Send + 'static,
 ) -> Result<T, LedgerError> {
     let ledger = shared.ledger.clone();
-    let result = tokio::task::spawn_blocking(move || f(&*ledger))
-        .await
-        .unwrap_or_else(|e| Err(LedgerError::Storage(format!("ledger task failed: {e}"))));
+    let result = crate::ledger::blocking(move || f(&*ledger)).await;
+    if let Err(e) = &result {
+        shared.faults.report(e);
+    }
+    result
+}
+
+/// Awaits a ledger call the engine answers by itself (see [`Ledger::apply_durably`]); an I/O
+/// failure is reported as a storage fault, as [`ledger`]'s are.
+pub(crate) async fn answered<T>(
+    shared: &Arc<Shared>,
+    call: impl std::future::Future<Output = Result<T, LedgerError>>,
+) -> Result<T, LedgerError> {
+    let result = call.await;
     if let Err(e) = &result {
         shared.faults.report(e);
     }
