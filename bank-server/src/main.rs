@@ -11,6 +11,11 @@ use clap::Parser as _;
 use cli::args::{Cli, Command};
 use cli::{audit::audit, operator::operator, serve::serve, terminal::terminal};
 
+/// mimalloc instead of glibc's malloc (see docs/PERFORMANCE.md: per-thread free lists, no
+/// arena lock hand-offs between the session, writer and flusher threads).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     bank_server::process::init_logging("info");
