@@ -665,7 +665,7 @@ fn floor_driver(echo: &Summary, cores: usize) -> String {
     let capped = if generator >= 0.9 * share {
         "at its share: the floor is capped by its generator"
     } else {
-        "under its share: the floor is the echo server's"
+        "under its share: not capped by its generator"
     };
     format!("generator {generator:.2} cores of {cores}{server}; {capped}")
 }
@@ -1089,7 +1089,7 @@ mod tests {
         );
         let md = markdown(&run(31_000, 30.0, 10, 0.5), &Extras::default());
         assert!(row(&md, "| … the floor's own driver").contains(
-            "generator 0.50 cores of 2, the echo server 0.70; under its share: the floor is the echo server's"
+            "generator 0.50 cores of 2, the echo server 0.70; under its share: not capped by its generator"
         ));
         let mut unknown = run(31_000, 30.0, 10, 0.5);
         unknown.points[0].echo.generator_cpu_secs = None;
