@@ -138,6 +138,9 @@ enum Command {
         /// The in-browser benchmark's captured output (a `bench-wasm {json}` line).
         #[arg(long, default_value = "target/bench/wasm.txt")]
         wasm: PathBuf,
+        /// The click benchmark's captured output (a `bench-click {json}` line).
+        #[arg(long, default_value = "target/bench/click.txt")]
+        click: PathBuf,
         /// The built web ATM.
         #[arg(long, default_value = "dist")]
         dist: PathBuf,
@@ -232,9 +235,10 @@ fn main() -> ExitCode {
             results,
             criterion_dir,
             wasm,
+            click,
             dist,
             out,
-        } => write_report(&results, &criterion_dir, &wasm, dist, &out),
+        } => write_report(&results, &criterion_dir, &wasm, &click, dist, &out),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -399,6 +403,7 @@ fn write_report(
     results: &PathBuf,
     criterion_dir: &std::path::Path,
     wasm: &PathBuf,
+    click: &PathBuf,
     dist: PathBuf,
     out: &PathBuf,
 ) -> Result<(), String> {
@@ -407,6 +412,8 @@ fn write_report(
     let results: MatrixResults = serde_json::from_str(&text).map_err(|e| e.to_string())?;
     let wasm_text = std::fs::read_to_string(wasm).ok();
     let figures = wasm_text.as_deref().and_then(report::parse_wasm);
+    let click_text = std::fs::read_to_string(click).ok();
+    let clicks = click_text.as_deref().and_then(report::parse_click);
     let extras = Extras {
         criterion: report::criterion_estimates(criterion_dir, CRITERION),
         wasm_missing: figures.is_none().then(|| match wasm_text {
@@ -414,6 +421,11 @@ fn write_report(
             Some(_) => "the browser run printed no figures".into(),
         }),
         wasm: figures,
+        click_missing: clicks.is_none().then(|| match click_text {
+            None => format!("no click results in {}", click.display()),
+            Some(_) => "the click benchmark printed no figures".into(),
+        }),
+        click: clicks,
         bundle: report::bundle(&dist),
         dist,
     };

@@ -292,6 +292,17 @@ pub async fn click(c: &Client, id: &str) -> Res {
     Ok(())
 }
 
+/// Registers a customer in the enrolled web ATM's form and waits for the dashboard's greeting.
+pub async fn register(c: &Client, username: &str, full_name: &str, password: &str) -> Res {
+    type_into(c, "register-username", username).await?;
+    type_into(c, "register-fullname", full_name).await?;
+    type_into(c, "register-password", password).await?;
+    type_into(c, "register-confirm", password).await?;
+    click(c, "register-submit").await?;
+    wait_text(c, "#greeting", &format!("Hello, {full_name}")).await?;
+    Ok(())
+}
+
 /// Asserts the page does not scroll sideways and the element with this id lies inside the
 /// viewport's width.
 pub async fn fits(c: &Client, id: &str) -> Res {

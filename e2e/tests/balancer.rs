@@ -16,7 +16,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use atm_client::{load_auth_file, Client as AtmClient};
 use e2e::nodes::{bank_server_bin, free_port, Balancer, BankNode, NodeFlags};
 use e2e::{
-    browser, click, dist_dir, enroll_by_link, shot, start_chromedriver, type_into, wait_text, Res,
+    browser, click, dist_dir, enroll_by_link, register, shot, start_chromedriver, type_into,
+    wait_text, Res,
 };
 use fantoccini::Client;
 use protocol::{HistoryEntry, Password, Request, Response, TxKind, Username};
@@ -98,12 +99,7 @@ async fn scenario(
     dir: &Path,
 ) -> Res {
     enroll_by_link(c, link, "#link-state[data-state='Up']").await?;
-    type_into(c, "register-username", USER).await?;
-    type_into(c, "register-fullname", FULL_NAME).await?;
-    type_into(c, "register-password", PASSWORD).await?;
-    type_into(c, "register-confirm", PASSWORD).await?;
-    click(c, "register-submit").await?;
-    wait_text(c, "#greeting", &format!("Hello, {FULL_NAME}")).await?;
+    register(c, USER, FULL_NAME, PASSWORD).await?;
     deposit(c, "25.00", "25.00").await?;
 
     // The node that served the deposit printed its line (one JSON line per transaction).

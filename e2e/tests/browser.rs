@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use e2e::{
     browser, browser_with, click, count_frames, enroll_by_link, fits, frames_sent, open_bank,
-    open_bank_with, serve, shot, socket_urls, start_chromedriver, stored, stored_key,
+    open_bank_with, register, serve, shot, socket_urls, start_chromedriver, stored, stored_key,
     test_certificate, type_into, wait_contains, wait_css, wait_text, Res,
 };
 use fantoccini::{Client, Locator};
@@ -52,16 +52,6 @@ async fn gone(c: &Client, id: &str) -> Res {
 
 async fn enroll_and_wait(c: &Client, link: &str) -> Res {
     enroll_by_link(c, link, "#link-state[data-state='Up']").await?;
-    Ok(())
-}
-
-async fn register(c: &Client, username: &str, full_name: &str, password: &str) -> Res {
-    type_into(c, "register-username", username).await?;
-    type_into(c, "register-fullname", full_name).await?;
-    type_into(c, "register-password", password).await?;
-    type_into(c, "register-confirm", password).await?;
-    click(c, "register-submit").await?;
-    wait_text(c, "#greeting", &format!("Hello, {full_name}")).await?;
     Ok(())
 }
 

@@ -1,5 +1,6 @@
 //! `cargo xtask bench`: builds in release mode, runs the criterion benchmarks, times the
-//! protocol in headless Chromium, builds the web ATM for its size, runs the load matrix against
+//! protocol in headless Chromium, builds the web ATM for its size and times clicks in it (click
+//! to confirmed balance, e2e's `click_bench`), runs the load matrix against
 //! the release bank and the echo floor on loopback (then the sustained, sync-counting and
 //! restart runs, then the bank on PostgreSQL with one node and two), and writes
 //! `docs/PERFORMANCE.md`. `cargo xtask bench postgres [ARGS..]` runs only the PostgreSQL part.
@@ -69,6 +70,22 @@ pub(crate) fn bench(root: &Path, matrix_args: &[String]) -> Result<(), String> {
     if let Err(e) = run::build_web_atm(root) {
         eprintln!("bench: web ATM build failed ({e}); using dist/ as it is, if present");
     }
+    // Click to confirmed balance: that bundle in headless Chromium against the bank built in
+    // release mode (in the example's own process), 100 durable deposits timed in the page.
+    let click = Cmd::cargo().env("ATM_E2E_DIST", root.join("dist")).args([
+        "run",
+        "--release",
+        "-p",
+        "e2e",
+        "--example",
+        "click_bench",
+    ]);
+    println!("$ {click}");
+    let click_out = click.output().unwrap_or_else(|| {
+        eprintln!("bench: the click benchmark did not run; the report marks it pending");
+        String::new()
+    });
+    write_file(&out.join("click.txt"), &click_out)?;
     let load = target.join("release").join("bank-load");
     let results = out.join("load.json");
     Cmd::new(&load)
@@ -89,6 +106,8 @@ pub(crate) fn bench(root: &Path, matrix_args: &[String]) -> Result<(), String> {
         .arg(target.join("criterion"))
         .arg("--wasm")
         .arg(out.join("wasm.txt"))
+        .arg("--click")
+        .arg(out.join("click.txt"))
         .args(["--dist", "dist", "--out", "docs/PERFORMANCE.md"])
         .run()?;
     postgres(root, &[])
