@@ -1,10 +1,13 @@
 //! The JSON shapes on the wire: the handshake messages (a terminal's and an enrollment's), the
 //! record, the two plaintexts.
 
-use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use std::borrow::Cow;
+
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::HandshakeFault;
+use crate::hexfmt;
 use crate::message::{Request, Response};
 
 /// The keys whose value is a list of objects: `entries` (a history, the console's audit
@@ -16,7 +19,7 @@ const OBJECT_LISTS: [&str; 3] = ["entries", "sessions", "terminals"];
 /// `per_minute` (a list of integers). Serde alone would also accept a struct written as an
 /// array (`["history",5]`); this refuses it. Duplicate keys and unknown fields are refused by
 /// the typed parse that follows.
-pub(crate) fn parse_strict<T: DeserializeOwned>(text: &[u8]) -> Option<T> {
+pub(crate) fn parse_strict<'a, T: Deserialize<'a>>(text: &'a [u8]) -> Option<T> {
     fn objects_only(v: &Value) -> bool {
         match v {
             Value::Array(_) => false,
@@ -102,14 +105,60 @@ impl Handshake {
     }
 }
 
-/// A protected record: `{"seq":N,"iv":"..","ciphertext":"..","mac":".."}`.
-#[derive(Serialize, Deserialize)]
+/// A protected record as received: `{"seq":N,"iv":"..","ciphertext":"..","mac":".."}`. The
+/// strings borrow from the received text unless they hold a JSON escape (which a receiver
+/// accepts, PROTOCOL.md §3.3). A record is written by [`write_record`].
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct Record {
+pub(crate) struct Record<'a> {
     pub(crate) seq: u64,
-    pub(crate) iv: String,
-    pub(crate) ciphertext: String,
-    pub(crate) mac: String,
+    #[serde(borrow)]
+    pub(crate) iv: Cow<'a, str>,
+    #[serde(borrow)]
+    pub(crate) ciphertext: Cow<'a, str>,
+    #[serde(borrow)]
+    pub(crate) mac: Cow<'a, str>,
+}
+
+/// The JSON text of a record, written straight from its bytes: exactly what serializing
+/// [`Record`] with `serde_json` gives (`{"seq":N,"iv":"<hex>","ciphertext":"<hex>","mac":"<hex>"}`,
+/// no whitespace, PROTOCOL.md §8.3 step 7), with one allocation.
+pub(crate) fn write_record(seq: u64, iv: &[u8; 16], ciphertext: &[u8], mac: &[u8; 32]) -> String {
+    const PARTS: [&[u8]; 5] = [
+        b"{\"seq\":",
+        b",\"iv\":\"",
+        b"\",\"ciphertext\":\"",
+        b"\",\"mac\":\"",
+        b"\"}",
+    ];
+    let fixed: usize = PARTS.iter().map(|p| p.len()).sum();
+    let hex_len = 2 * (iv.len() + ciphertext.len() + mac.len());
+    let mut out = Vec::with_capacity(fixed + 20 + hex_len);
+    out.extend_from_slice(PARTS[0]);
+    write_decimal(seq, &mut out);
+    out.extend_from_slice(PARTS[1]);
+    hexfmt::encode_into(iv, &mut out);
+    out.extend_from_slice(PARTS[2]);
+    hexfmt::encode_into(ciphertext, &mut out);
+    out.extend_from_slice(PARTS[3]);
+    hexfmt::encode_into(mac, &mut out);
+    out.extend_from_slice(PARTS[4]);
+    String::from_utf8(out).expect("a record is ASCII")
+}
+
+/// Appends the decimal digits of `n` (no sign, no leading zeros: a JSON integer) to `out`.
+fn write_decimal(mut n: u64, out: &mut Vec<u8>) {
+    let mut digits = [0u8; 20];
+    let mut start = digits.len();
+    loop {
+        start -= 1;
+        digits[start] = b'0' + u8::try_from(n % 10).expect("a digit");
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[start..]);
 }
 
 /// Plaintext of a client-to-bank record.
@@ -145,6 +194,43 @@ pub(crate) struct BankPlainIn {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_written_record_is_what_serde_json_writes_and_parses_back() {
+        #[derive(Serialize)]
+        struct Owned {
+            seq: u64,
+            iv: String,
+            ciphertext: String,
+            mac: String,
+        }
+        let (iv, mac) = ([0xa5; 16], [0x0f; 32]);
+        for (seq, ciphertext) in [
+            (0, vec![0u8; 16]),
+            (9, (0..=255).collect::<Vec<u8>>()),
+            (10, vec![0xff; 32]),
+            (1_000_000_007, vec![1; 48]),
+            (u64::MAX, vec![0x80; 8016]),
+        ] {
+            let written = write_record(seq, &iv, &ciphertext, &mac);
+            let expected = serde_json::to_string(&Owned {
+                seq,
+                iv: hexfmt::encode(&iv),
+                ciphertext: hexfmt::encode(&ciphertext),
+                mac: hexfmt::encode(&mac),
+            })
+            .unwrap();
+            assert_eq!(written, expected);
+            let back: Record<'_> = parse_strict(written.as_bytes()).unwrap();
+            assert_eq!(back.seq, seq);
+            assert!(matches!(back.ciphertext, Cow::Borrowed(_)));
+            assert_eq!(hexfmt::decode(&back.ciphertext), Some(ciphertext));
+        }
+        // An escaped character is still read (PROTOCOL.md §3.3), into an owned string.
+        let escaped = br#"{"seq":1,"iv":"\u0061","ciphertext":"00","mac":"11"}"#;
+        let back: Record<'_> = parse_strict(escaped).unwrap();
+        assert!(matches!(back.iv, Cow::Owned(ref iv) if iv == "a"));
+    }
 
     #[test]
     fn a_plaintext_may_end_in_padding_spaces_and_nothing_else() {
