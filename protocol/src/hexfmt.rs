@@ -62,9 +62,9 @@ pub(crate) fn decode(text: &str) -> Option<Vec<u8>> {
 }
 
 /// Decode lowercase hex of exactly `N` bytes.
-pub(crate) fn decode_array<const N: usize>(text: &str) -> Option<[u8; N]> {
+pub(crate) fn decode_array<const N: usize>(text: impl AsRef<[u8]>) -> Option<[u8; N]> {
     let mut out = [0u8; N];
-    decode_into(text.as_bytes(), &mut out).then_some(out)
+    decode_into(text.as_ref(), &mut out).then_some(out)
 }
 
 #[cfg(test)]

@@ -12,7 +12,8 @@ use crate::primitives::{
 };
 use crate::schedule::{label, Key, Keys};
 use crate::wire::{
-    parse_strict, write_record, BankPlainIn, BankPlainOut, ClientPlainIn, ClientPlainOut, Record,
+    parse_record, parse_strict, write_record, BankPlainIn, BankPlainOut, ClientPlainIn,
+    ClientPlainOut,
 };
 use crate::{
     fresh, hexfmt, Config, Error, Rng, TerminalId, CREDENTIAL_REPLY_LEN, CREDENTIAL_REQUEST_LEN,
@@ -137,7 +138,7 @@ impl RecordLayer {
         if wire.len() > MAX_RECORD_LEN {
             return Err(bad(RecordFault::TooLarge));
         }
-        let record: Record<'_> = parse_strict(wire).ok_or(bad(RecordFault::Malformed))?;
+        let record = parse_record(wire).ok_or(bad(RecordFault::Malformed))?;
         if record.seq != self.recv.seq || record.seq >= MAX_RECORDS_PER_DIRECTION {
             return Err(bad(RecordFault::Sequence));
         }
@@ -146,7 +147,7 @@ impl RecordLayer {
         let mac = hexfmt::decode_array::<32>(&record.mac).ok_or(bad(RecordFault::Encoding))?;
         // The ciphertext is decoded into the buffer it is then decrypted in: one allocation,
         // and the plaintext it ends holding is wiped on drop.
-        let hex = record.ciphertext.as_bytes();
+        let hex = &record.ciphertext[..];
         let len = hex.len() / 2;
         if hex.len() % 2 != 0 || len == 0 || len % 16 != 0 || len > MAX_CIPHERTEXT_LEN {
             return Err(bad(RecordFault::Encoding));

@@ -120,6 +120,83 @@ pub(crate) struct Record<'a> {
     pub(crate) mac: Cow<'a, str>,
 }
 
+/// A received record's fields, its three strings as their bytes (checked as hex by the caller).
+pub(crate) struct RecordFields<'a> {
+    pub(crate) seq: u64,
+    pub(crate) iv: Cow<'a, [u8]>,
+    pub(crate) ciphertext: Cow<'a, [u8]>,
+    pub(crate) mac: Cow<'a, [u8]>,
+}
+
+/// Parses a received record's JSON (PROTOCOL.md §8.4 step 3). A text in exactly the form
+/// [`write_record`] writes, every string lowercase hex digits only, is read directly; any other
+/// text goes to [`parse_strict`], which decides. Both give the same fields for such a text
+/// (tested), so the direct reading changes no verdict; it only skips serde's work.
+pub(crate) fn parse_record(text: &[u8]) -> Option<RecordFields<'_>> {
+    if let Some(fields) = read_written_record(text) {
+        return Some(fields);
+    }
+    let record: Record<'_> = parse_strict(text)?;
+    Some(RecordFields {
+        seq: record.seq,
+        iv: cow_bytes(record.iv),
+        ciphertext: cow_bytes(record.ciphertext),
+        mac: cow_bytes(record.mac),
+    })
+}
+
+/// A string's bytes, still borrowed when the string was.
+fn cow_bytes(text: Cow<'_, str>) -> Cow<'_, [u8]> {
+    match text {
+        Cow::Borrowed(text) => Cow::Borrowed(text.as_bytes()),
+        Cow::Owned(text) => Cow::Owned(text.into_bytes()),
+    }
+}
+
+/// Reads a record in exactly [`write_record`]'s form, or `None` (any whitespace, escape, other
+/// character in a string, other key order, leading zero...).
+fn read_written_record(text: &[u8]) -> Option<RecordFields<'_>> {
+    let rest = text.strip_prefix(b"{\"seq\":")?;
+    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+    let (number, rest) = rest.split_at(digits);
+    let seq = read_decimal(number)?;
+    let rest = rest.strip_prefix(b",\"iv\":\"")?;
+    let (iv, rest) = hex_string(rest)?;
+    let rest = rest.strip_prefix(b",\"ciphertext\":\"")?;
+    let (ciphertext, rest) = hex_string(rest)?;
+    let rest = rest.strip_prefix(b",\"mac\":\"")?;
+    let (mac, rest) = hex_string(rest)?;
+    (rest == b"}").then_some(RecordFields {
+        seq,
+        iv: Cow::Borrowed(iv),
+        ciphertext: Cow::Borrowed(ciphertext),
+        mac: Cow::Borrowed(mac),
+    })
+}
+
+/// The lowercase hex digits of a string up to its closing quote, and the text after the quote;
+/// `None` if any other byte comes first.
+fn hex_string(text: &[u8]) -> Option<(&[u8], &[u8])> {
+    let len = text.iter().position(|&b| b == b'"')?;
+    let (digits, rest) = text.split_at(len);
+    let hex = digits
+        .iter()
+        .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    hex.then(|| (digits, &rest[1..]))
+}
+
+/// A JSON integer's decimal digits as a `u64`; `None` for no digits, a leading zero (not JSON)
+/// or a value past `u64::MAX`.
+fn read_decimal(digits: &[u8]) -> Option<u64> {
+    if digits.is_empty() || (digits.len() > 1 && digits[0] == b'0') {
+        return None;
+    }
+    digits.iter().try_fold(0u64, |n, d| {
+        n.checked_mul(10)?
+            .checked_add(u64::from(d.wrapping_sub(b'0')))
+    })
+}
+
 /// The JSON text of a record, written straight from its bytes: exactly what serializing
 /// [`Record`] with `serde_json` gives (`{"seq":N,"iv":"<hex>","ciphertext":"<hex>","mac":"<hex>"}`,
 /// no whitespace, PROTOCOL.md §8.3 step 7), with one allocation.
@@ -227,9 +304,67 @@ mod tests {
             assert_eq!(hexfmt::decode(&back.ciphertext), Some(ciphertext));
         }
         // An escaped character is still read (PROTOCOL.md §3.3), into an owned string.
+        let escaped_record = br#"{"seq":1,"iv":"\u0061","ciphertext":"00","mac":"11"}"#;
+        let fields = parse_record(escaped_record).unwrap();
+        assert!(matches!(fields.iv, Cow::Owned(ref iv) if iv == b"a"));
         let escaped = br#"{"seq":1,"iv":"\u0061","ciphertext":"00","mac":"11"}"#;
         let back: Record<'_> = parse_strict(escaped).unwrap();
         assert!(matches!(back.iv, Cow::Owned(ref iv) if iv == "a"));
+    }
+
+    /// `parse_record` against serde alone, on `text`: the same verdict and the same fields.
+    fn agrees_with_serde(text: &[u8]) {
+        let fields = parse_record(text);
+        let serde: Option<Record<'_>> = parse_strict(text);
+        match (fields, serde) {
+            (None, None) => {}
+            (Some(f), Some(r)) => {
+                assert_eq!(f.seq, r.seq, "{}", String::from_utf8_lossy(text));
+                assert_eq!(&f.iv[..], r.iv.as_bytes());
+                assert_eq!(&f.ciphertext[..], r.ciphertext.as_bytes());
+                assert_eq!(&f.mac[..], r.mac.as_bytes());
+            }
+            (f, r) => panic!(
+                "{}: direct {} serde {}",
+                String::from_utf8_lossy(text),
+                f.is_some(),
+                r.is_some()
+            ),
+        }
+    }
+
+    #[test]
+    fn the_direct_record_reading_agrees_with_serde_on_every_one_byte_change() {
+        let written = write_record(10, &[0x3c; 16], &[0xa7; 16], &[0x01; 32]);
+        assert!(read_written_record(written.as_bytes()).is_some());
+        let bytes = written.as_bytes();
+        let swaps = b"0119afgA\"\\ ,:}{[-.e+\x7f\x00\xc3";
+        for at in 0..=bytes.len() {
+            // Deleted, replaced, inserted.
+            if at < bytes.len() {
+                agrees_with_serde(&[&bytes[..at], &bytes[at + 1..]].concat());
+            }
+            for &b in swaps {
+                if at < bytes.len() {
+                    agrees_with_serde(&[&bytes[..at], &[b], &bytes[at + 1..]].concat());
+                }
+                agrees_with_serde(&[&bytes[..at], &[b], &bytes[at..]].concat());
+            }
+        }
+        for seq in [
+            "0",
+            "00",
+            "01",
+            "-0",
+            "1.0",
+            "1e2",
+            "18446744073709551615",
+            "18446744073709551616",
+            "99999999999999999999",
+        ] {
+            let text = format!(r#"{{"seq":{seq},"iv":"00","ciphertext":"","mac":"ff"}}"#);
+            agrees_with_serde(text.as_bytes());
+        }
     }
 
     #[test]
