@@ -50,6 +50,14 @@ pub(crate) fn decode_into(text: &[u8], out: &mut [u8]) -> bool {
     seen & 0xf0 == 0
 }
 
+/// Whether every byte of `text` is a lowercase hex digit.
+pub(crate) fn is_hex(text: &[u8]) -> bool {
+    text.iter()
+        .fold(0, |seen, &b| seen | VALUES[usize::from(b)])
+        & 0xf0
+        == 0
+}
+
 /// Decode lowercase hex; `None` for odd length, uppercase or any other character. (The record
 /// layer decodes into its own buffer with [`decode_into`].)
 #[cfg(test)]
@@ -79,6 +87,7 @@ mod tests {
         assert_eq!(decode(&text).as_deref(), Some(&all[..]));
         for c in 0..=255u8 {
             let ok = c.is_ascii_digit() || (b'a'..=b'f').contains(&c);
+            assert_eq!(is_hex(&[b'a', c, b'0']), ok);
             for text in [[c, b'0'], [b'0', c]] {
                 let mut out = [0u8; 1];
                 assert_eq!(decode_into(&text, &mut out), ok, "{text:?}");

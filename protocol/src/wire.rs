@@ -153,36 +153,32 @@ fn cow_bytes(text: Cow<'_, str>) -> Cow<'_, [u8]> {
     }
 }
 
-/// Reads a record in exactly [`write_record`]'s form, or `None` (any whitespace, escape, other
-/// character in a string, other key order, leading zero...).
+/// Reads a record in exactly [`write_record`]'s form with an `iv` of 32 and a `mac` of 64
+/// characters, or `None` (any whitespace, escape, character that is not lowercase hex in a
+/// string, other key order, leading zero...). With those two lengths fixed, the ciphertext is
+/// what lies between its key and the record's fixed-length tail, and no byte is searched for.
 fn read_written_record(text: &[u8]) -> Option<RecordFields<'_>> {
+    const IV_HEX: usize = 32;
+    const MAC_HEX: usize = 64;
+    const TAIL: usize = b"\",\"mac\":\"".len() + MAC_HEX + b"\"}".len();
     let rest = text.strip_prefix(b"{\"seq\":")?;
     let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
     let (number, rest) = rest.split_at(digits);
     let seq = read_decimal(number)?;
     let rest = rest.strip_prefix(b",\"iv\":\"")?;
-    let (iv, rest) = hex_string(rest)?;
-    let rest = rest.strip_prefix(b",\"ciphertext\":\"")?;
-    let (ciphertext, rest) = hex_string(rest)?;
-    let rest = rest.strip_prefix(b",\"mac\":\"")?;
-    let (mac, rest) = hex_string(rest)?;
-    (rest == b"}").then_some(RecordFields {
+    let (iv, rest) = rest.split_at_checked(IV_HEX)?;
+    let rest = rest.strip_prefix(b"\",\"ciphertext\":\"")?;
+    let (ciphertext, tail) = rest.split_at_checked(rest.len().checked_sub(TAIL)?)?;
+    let mac = tail.strip_prefix(b"\",\"mac\":\"")?;
+    let (mac, end) = mac.split_at_checked(MAC_HEX)?;
+    let shape =
+        end == b"\"}" && hexfmt::is_hex(iv) && hexfmt::is_hex(ciphertext) && hexfmt::is_hex(mac);
+    shape.then_some(RecordFields {
         seq,
         iv: Cow::Borrowed(iv),
         ciphertext: Cow::Borrowed(ciphertext),
         mac: Cow::Borrowed(mac),
     })
-}
-
-/// The lowercase hex digits of a string up to its closing quote, and the text after the quote;
-/// `None` if any other byte comes first.
-fn hex_string(text: &[u8]) -> Option<(&[u8], &[u8])> {
-    let len = text.iter().position(|&b| b == b'"')?;
-    let (digits, rest) = text.split_at(len);
-    let hex = digits
-        .iter()
-        .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
-    hex.then(|| (digits, &rest[1..]))
 }
 
 /// A JSON integer's decimal digits as a `u64`; `None` for no digits, a leading zero (not JSON)
@@ -336,6 +332,16 @@ mod tests {
     #[test]
     fn the_direct_record_reading_agrees_with_serde_on_every_one_byte_change() {
         let written = write_record(10, &[0x3c; 16], &[0xa7; 16], &[0x01; 32]);
+        for short in [
+            write_record(7, &[0; 16], &[], &[0; 32]),
+            write_record(7, &[0; 16], &[1], &[0; 32]),
+        ] {
+            assert!(read_written_record(short.as_bytes()).is_some());
+            agrees_with_serde(short.as_bytes());
+            for end in 0..short.len() {
+                agrees_with_serde(&short.as_bytes()[..end]);
+            }
+        }
         assert!(read_written_record(written.as_bytes()).is_some());
         let bytes = written.as_bytes();
         let swaps = b"0119afgA\"\\ ,:}{[-.e+\x7f\x00\xc3";
