@@ -18,14 +18,19 @@ const VALUES: [u8; 256] = {
     table
 };
 
+/// Writes the lowercase hex of `bytes` to the first `2 * bytes.len()` bytes of `out`.
+pub(crate) fn encode_to_slice(bytes: &[u8], out: &mut [u8]) {
+    for (pair, &b) in out.chunks_exact_mut(2).zip(bytes) {
+        pair[0] = DIGITS[usize::from(b >> 4)];
+        pair[1] = DIGITS[usize::from(b & 0x0f)];
+    }
+}
+
 /// Appends the lowercase hex of `bytes` to `out`.
 pub(crate) fn encode_into(bytes: &[u8], out: &mut Vec<u8>) {
     let start = out.len();
     out.resize(start + 2 * bytes.len(), 0);
-    for (pair, &b) in out[start..].chunks_exact_mut(2).zip(bytes) {
-        pair[0] = DIGITS[usize::from(b >> 4)];
-        pair[1] = DIGITS[usize::from(b & 0x0f)];
-    }
+    encode_to_slice(bytes, &mut out[start..]);
 }
 
 /// Lowercase hex of `bytes`.

@@ -229,7 +229,9 @@ impl fmt::Debug for TxId {
 
 impl Serialize for TxId {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.to_string())
+        let mut text = [0u8; 32];
+        hexfmt::encode_to_slice(&self.0, &mut text);
+        s.serialize_str(core::str::from_utf8(&text).expect("hex digits are ASCII"))
     }
 }
 

@@ -207,7 +207,7 @@ fn to_plaintext(value: &impl serde::Serialize, pad: Option<usize>) -> Zeroizing<
     let room = if pad.is_some() {
         MAX_CIPHERTEXT_LEN
     } else {
-        256
+        128
     };
     let mut plaintext = Zeroizing::new(Vec::with_capacity(room));
     serde_json::to_writer(&mut *plaintext, value).expect("messages always serialize");
