@@ -38,9 +38,10 @@ pub(crate) fn parse_strict<'a, T: Deserialize<'a>>(text: &'a [u8]) -> Option<T> 
     // list, or a bracket inside a string) pays for the shape check.
     let first = text.iter().find(|b| !b.is_ascii_whitespace());
     if !text.contains(&b'[') {
-        return (first == Some(&b'{'))
-            .then(|| serde_json::from_slice(text).ok())
-            .flatten();
+        if first != Some(&b'{') {
+            return None;
+        }
+        return serde_json::from_slice(text).ok();
     }
     let shape: Value = serde_json::from_slice(text).ok()?;
     if !(shape.is_object() && objects_only(&shape)) {
