@@ -152,7 +152,8 @@ enum Command {
 
 /// The criterion benchmarks the report lists, in order.
 const CRITERION: &[&str] = &[
-    "record/seal+open deposit",
+    report::SEAL_OPEN_ID,
+    report::RAW_RECORD_ID,
     "handshake/full (both sides)",
     "argon2id/verify (OWASP: m=19456 KiB, t=2, p=1)",
     "sled/durable commit (deposit + fsync)",

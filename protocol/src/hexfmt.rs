@@ -1,22 +1,108 @@
 //! Strict lowercase hex: the only text encoding of bytes on the wire.
 
-/// Lowercase hex of `bytes`.
-pub(crate) fn encode(bytes: &[u8]) -> String {
-    hex::encode(bytes)
+/// The sixteen lowercase hex digits.
+const DIGITS: &[u8; 16] = b"0123456789abcdef";
+
+/// Marks a byte that is not a lowercase hex digit in [`VALUES`]; any value with a bit of
+/// `0xf0` set is one.
+const NOT_HEX: u8 = 0xff;
+
+/// Each byte's value as a lowercase hex digit, or [`NOT_HEX`].
+const VALUES: [u8; 256] = {
+    let mut table = [NOT_HEX; 256];
+    let mut value: u8 = 0;
+    while value < 16 {
+        table[DIGITS[value as usize] as usize] = value;
+        value += 1;
+    }
+    table
+};
+
+/// Writes the lowercase hex of `bytes` to the first `2 * bytes.len()` bytes of `out`.
+pub(crate) fn encode_to_slice(bytes: &[u8], out: &mut [u8]) {
+    for (pair, &b) in out.chunks_exact_mut(2).zip(bytes) {
+        pair[0] = DIGITS[usize::from(b >> 4)];
+        pair[1] = DIGITS[usize::from(b & 0x0f)];
+    }
 }
 
-/// Decode lowercase hex; `None` for odd length, uppercase or any other character.
+/// Appends the lowercase hex of `bytes` to `out`.
+pub(crate) fn encode_into(bytes: &[u8], out: &mut Vec<u8>) {
+    let start = out.len();
+    out.resize(start + 2 * bytes.len(), 0);
+    encode_to_slice(bytes, &mut out[start..]);
+}
+
+/// Lowercase hex of `bytes`.
+pub(crate) fn encode(bytes: &[u8]) -> String {
+    let mut out = Vec::with_capacity(2 * bytes.len());
+    encode_into(bytes, &mut out);
+    String::from_utf8(out).expect("hex digits are ASCII")
+}
+
+/// Decodes lowercase hex of exactly `out.len()` bytes into `out`; `false` for any other length,
+/// uppercase or any other character (`out` then holds garbage).
+pub(crate) fn decode_into(text: &[u8], out: &mut [u8]) -> bool {
+    if text.len() != 2 * out.len() {
+        return false;
+    }
+    let mut seen = 0u8;
+    for (byte, pair) in out.iter_mut().zip(text.chunks_exact(2)) {
+        let (hi, lo) = (VALUES[usize::from(pair[0])], VALUES[usize::from(pair[1])]);
+        seen |= hi | lo;
+        *byte = (hi << 4) | (lo & 0x0f);
+    }
+    seen & 0xf0 == 0
+}
+
+/// Whether every byte of `text` is a lowercase hex digit.
+pub(crate) fn is_hex(text: &[u8]) -> bool {
+    text.iter()
+        .fold(0, |seen, &b| seen | VALUES[usize::from(b)])
+        & 0xf0
+        == 0
+}
+
+/// Decode lowercase hex; `None` for odd length, uppercase or any other character. (The record
+/// layer decodes into its own buffer with [`decode_into`].)
+#[cfg(test)]
 pub(crate) fn decode(text: &str) -> Option<Vec<u8>> {
-    if !text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+    if text.len() % 2 != 0 {
         return None;
     }
-    hex::decode(text).ok()
+    let mut out = vec![0u8; text.len() / 2];
+    decode_into(text.as_bytes(), &mut out).then_some(out)
 }
 
 /// Decode lowercase hex of exactly `N` bytes.
-pub(crate) fn decode_array<const N: usize>(text: &str) -> Option<[u8; N]> {
-    if text.len() != 2 * N {
-        return None;
+pub(crate) fn decode_array<const N: usize>(text: impl AsRef<[u8]>) -> Option<[u8; N]> {
+    let mut out = [0u8; N];
+    decode_into(text.as_ref(), &mut out).then_some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_byte_round_trips_and_only_lowercase_hex_decodes() {
+        let all: Vec<u8> = (0..=255).collect();
+        let text = encode(&all);
+        assert_eq!(text, hex::encode(&all));
+        assert_eq!(decode(&text).as_deref(), Some(&all[..]));
+        for c in 0..=255u8 {
+            let ok = c.is_ascii_digit() || (b'a'..=b'f').contains(&c);
+            assert_eq!(is_hex(&[b'a', c, b'0']), ok);
+            for text in [[c, b'0'], [b'0', c]] {
+                let mut out = [0u8; 1];
+                assert_eq!(decode_into(&text, &mut out), ok, "{text:?}");
+            }
+        }
+        assert_eq!(decode("abc"), None);
+        assert_eq!(decode(""), Some(vec![]));
+        assert_eq!(decode_array::<2>("00ff"), Some([0, 255]));
+        assert_eq!(decode_array::<2>("00f"), None);
+        assert_eq!(decode_array::<2>("00ff00"), None);
+        assert_eq!(decode_array::<1>("é"), None);
     }
-    decode(text)?.try_into().ok()
 }

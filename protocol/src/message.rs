@@ -229,13 +229,31 @@ impl fmt::Debug for TxId {
 
 impl Serialize for TxId {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.to_string())
+        let mut text = [0u8; 32];
+        hexfmt::encode_to_slice(&self.0, &mut text);
+        s.serialize_str(core::str::from_utf8(&text).expect("hex digits are ASCII"))
     }
 }
 
 impl<'de> Deserialize<'de> for TxId {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Self::from_hex(&String::deserialize(d)?).ok_or_else(|| de::Error::custom("invalid txid"))
+        /// Reads the id straight from the parser's text: no `String` in between.
+        struct Hex;
+        impl de::Visitor<'_> for Hex {
+            type Value = TxId;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<TxId, E> {
+                TxId::from_hex(text).ok_or_else(|| E::custom("invalid txid"))
+            }
+            fn visit_bytes<E: de::Error>(self, bytes: &[u8]) -> Result<TxId, E> {
+                let text = core::str::from_utf8(bytes)
+                    .map_err(|_| E::invalid_value(de::Unexpected::Bytes(bytes), &self))?;
+                self.visit_str(text)
+            }
+        }
+        d.deserialize_string(Hex)
     }
 }
 

@@ -2,7 +2,7 @@
 //! AES-256-CBC with PKCS#7, SHA-256. Public so known-answer suites (RFC 4231, RFC 5869,
 //! Wycheproof) test exactly the code the protocol runs.
 
-use aes::Aes256;
+use aes::{Aes256Dec, Aes256Enc};
 use cbc::cipher::{block_padding::Pkcs7, BlockDecryptMut, BlockEncryptMut, KeyIvInit};
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
@@ -70,7 +70,10 @@ pub fn hkdf_sha256(salt: &[u8], ikm: &[u8], info: &[u8], len: usize) -> Option<Z
 
 /// AES-256-CBC encryption with PKCS#7 padding.
 pub fn aes256_cbc_encrypt(key: &[u8; KEY_LEN], iv: &[u8; IV_LEN], plaintext: &[u8]) -> Vec<u8> {
-    cbc::Encryptor::<Aes256>::new(key.into(), iv.into()).encrypt_padded_vec_mut::<Pkcs7>(plaintext)
+    let mut buffer = Vec::with_capacity(aes256_cbc_padded_len(plaintext.len()));
+    buffer.extend_from_slice(plaintext);
+    aes256_cbc_encrypt_in_place(key, iv, &mut buffer);
+    buffer
 }
 
 /// AES-256-CBC decryption with PKCS#7 padding; `None` for a length that is not a positive
@@ -80,11 +83,46 @@ pub fn aes256_cbc_decrypt(
     iv: &[u8; IV_LEN],
     ciphertext: &[u8],
 ) -> Option<Zeroizing<Vec<u8>>> {
-    if ciphertext.is_empty() || ciphertext.len() % IV_LEN != 0 {
-        return None;
+    let mut buffer = Zeroizing::new(ciphertext.to_vec());
+    aes256_cbc_decrypt_in_place(key, iv, &mut buffer).then_some(buffer)
+}
+
+/// The length of the PKCS#7-padded AES-256-CBC ciphertext of a `len`-byte plaintext: the next
+/// multiple of 16 above `len` (1 to 16 bytes of padding).
+pub fn aes256_cbc_padded_len(len: usize) -> usize {
+    (len / IV_LEN + 1) * IV_LEN
+}
+
+/// AES-256-CBC encryption with PKCS#7 padding in place: `buffer` holds the plaintext and ends
+/// holding the ciphertext. A buffer whose capacity is at least
+/// [`aes256_cbc_padded_len`]`(buffer.len())` never moves, so no copy of the plaintext is left
+/// behind in freed memory.
+pub fn aes256_cbc_encrypt_in_place(key: &[u8; KEY_LEN], iv: &[u8; IV_LEN], buffer: &mut Vec<u8>) {
+    let len = buffer.len();
+    buffer.resize(aes256_cbc_padded_len(len), 0);
+    // The encryption key schedule alone (`Aes256` would expand the decryption one too).
+    cbc::Encryptor::<Aes256Enc>::new(key.into(), iv.into())
+        .encrypt_padded_mut::<Pkcs7>(buffer, len)
+        .expect("the buffer has room for the padding");
+}
+
+/// AES-256-CBC decryption with PKCS#7 padding in place: `buffer` holds the ciphertext and ends
+/// holding the plaintext. `false` for a length that is not a positive multiple of 16 or for
+/// bad padding (the buffer then holds garbage, and its owner should wipe it).
+pub fn aes256_cbc_decrypt_in_place(
+    key: &[u8; KEY_LEN],
+    iv: &[u8; IV_LEN],
+    buffer: &mut Vec<u8>,
+) -> bool {
+    if buffer.is_empty() || buffer.len() % IV_LEN != 0 {
+        return false;
     }
-    cbc::Decryptor::<Aes256>::new(key.into(), iv.into())
-        .decrypt_padded_vec_mut::<Pkcs7>(ciphertext)
-        .ok()
-        .map(Zeroizing::new)
+    let Ok(plaintext) =
+        cbc::Decryptor::<Aes256Dec>::new(key.into(), iv.into()).decrypt_padded_mut::<Pkcs7>(buffer)
+    else {
+        return false;
+    };
+    let len = plaintext.len();
+    buffer.truncate(len);
+    true
 }

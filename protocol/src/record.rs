@@ -6,9 +6,15 @@ use zeroize::Zeroizing;
 use crate::card::ChannelBinding;
 use crate::error::RecordFault;
 use crate::message::{Request, Response};
-use crate::primitives::{aes256_cbc_decrypt, aes256_cbc_encrypt, hmac_sha256, hmac_sha256_verify};
+use crate::primitives::{
+    aes256_cbc_decrypt_in_place, aes256_cbc_encrypt_in_place, aes256_cbc_padded_len, hmac_sha256,
+    hmac_sha256_verify,
+};
 use crate::schedule::{label, Key, Keys};
-use crate::wire::{parse_strict, BankPlainIn, BankPlainOut, ClientPlainIn, ClientPlainOut, Record};
+use crate::wire::{
+    parse_record, parse_strict, write_record, BankPlainIn, BankPlainOut, ClientPlainIn,
+    ClientPlainOut,
+};
 use crate::{
     fresh, hexfmt, Config, Error, Rng, TerminalId, CREDENTIAL_REPLY_LEN, CREDENTIAL_REQUEST_LEN,
     MAX_PLAINTEXT_LEN, MAX_RECORDS_PER_DIRECTION, MAX_RECORD_LEN,
@@ -80,7 +86,12 @@ impl RecordLayer {
         }
     }
 
-    fn seal(&mut self, plaintext: &[u8], rng: &mut impl Rng) -> Result<String, Error> {
+    /// Seals `plaintext`, encrypting it in its own buffer; returns the record's JSON text.
+    fn seal(
+        &mut self,
+        mut plaintext: Zeroizing<Vec<u8>>,
+        rng: &mut impl Rng,
+    ) -> Result<String, Error> {
         if self.failed {
             return Err(Error::Closed);
         }
@@ -95,16 +106,19 @@ impl RecordLayer {
         let next = seq + 1;
         let mut iv = [0u8; 16];
         rng.fill_bytes(&mut iv);
-        let ciphertext = aes256_cbc_encrypt(self.send.enc.bytes(), &iv, plaintext);
+        // The padding goes in place: a buffer without room for it is first moved to one with
+        // room, and the old one is wiped as it drops (a growing Vec would leave a copy behind).
+        let padded = aes256_cbc_padded_len(plaintext.len());
+        if plaintext.capacity() < padded {
+            let mut roomy = Zeroizing::new(Vec::with_capacity(padded));
+            roomy.extend_from_slice(&plaintext);
+            plaintext = roomy;
+        }
+        let mut ciphertext = plaintext;
+        aes256_cbc_encrypt_in_place(self.send.enc.bytes(), &iv, &mut ciphertext);
         let mac = self.send.mac(seq, &iv, &ciphertext);
         self.send.seq = next;
-        let record = Record {
-            seq,
-            iv: hexfmt::encode(&iv),
-            ciphertext: hexfmt::encode(&ciphertext),
-            mac: hexfmt::encode(&mac),
-        };
-        Ok(serde_json::to_string(&record).expect("records always serialize"))
+        Ok(write_record(seq, &iv, &ciphertext, &mac))
     }
 
     /// Checks and decrypts the next record. Any failure latches the session closed.
@@ -124,16 +138,24 @@ impl RecordLayer {
         if wire.len() > MAX_RECORD_LEN {
             return Err(bad(RecordFault::TooLarge));
         }
-        let record: Record = parse_strict(wire).ok_or(bad(RecordFault::Malformed))?;
+        let record = parse_record(wire).ok_or(bad(RecordFault::Malformed))?;
         if record.seq != self.recv.seq || record.seq >= MAX_RECORDS_PER_DIRECTION {
             return Err(bad(RecordFault::Sequence));
         }
         let next = record.seq + 1;
         let iv = hexfmt::decode_array::<16>(&record.iv).ok_or(bad(RecordFault::Encoding))?;
         let mac = hexfmt::decode_array::<32>(&record.mac).ok_or(bad(RecordFault::Encoding))?;
-        let ciphertext = hexfmt::decode(&record.ciphertext)
-            .filter(|c| !c.is_empty() && c.len() % 16 == 0 && c.len() <= MAX_CIPHERTEXT_LEN)
-            .ok_or(bad(RecordFault::Encoding))?;
+        // The ciphertext is decoded into the buffer it is then decrypted in: one allocation,
+        // and the plaintext it ends holding is wiped on drop.
+        let hex = &record.ciphertext[..];
+        let len = hex.len() / 2;
+        if hex.len() % 2 != 0 || len == 0 || len % 16 != 0 || len > MAX_CIPHERTEXT_LEN {
+            return Err(bad(RecordFault::Encoding));
+        }
+        let mut buffer = Zeroizing::new(vec![0u8; len]);
+        if !hexfmt::decode_into(hex, &mut buffer) {
+            return Err(bad(RecordFault::Encoding));
+        }
         let ok = hmac_sha256_verify(
             self.recv.mac.bytes(),
             &[
@@ -141,20 +163,21 @@ impl RecordLayer {
                 &[self.recv.direction],
                 &record.seq.to_be_bytes(),
                 &iv,
-                &ciphertext,
+                &buffer,
             ],
             &mac,
         );
         if !ok {
             return Err(bad(RecordFault::Mac));
         }
-        let plaintext = aes256_cbc_decrypt(self.recv.enc.bytes(), &iv, &ciphertext)
-            .ok_or(bad(RecordFault::Padding))?;
-        if plaintext.len() > MAX_PLAINTEXT_LEN {
+        if !aes256_cbc_decrypt_in_place(self.recv.enc.bytes(), &iv, &mut buffer) {
+            return Err(bad(RecordFault::Padding));
+        }
+        if buffer.len() > MAX_PLAINTEXT_LEN {
             return Err(bad(RecordFault::Plaintext));
         }
         self.recv.seq = next;
-        Ok(plaintext)
+        Ok(buffer)
     }
 
     fn check_fresh(&mut self, ts: u64, now_ms: u64) -> Result<(), Error> {
@@ -178,9 +201,11 @@ impl RecordLayer {
 /// layer to refuse.
 fn to_plaintext(value: &impl serde::Serialize, pad: Option<usize>) -> Zeroizing<Vec<u8>> {
     // A padded plaintext carries a credential: its buffer has room for any plaintext that can
-    // be sent from the start, so it never moves and leaves no copy behind in freed memory.
+    // be sent, and for its encryption in place (§8.3), from the start, so it never moves and
+    // leaves no copy behind in freed memory. Others start with room for the common requests
+    // and answers and their cipher padding.
     let room = if pad.is_some() {
-        MAX_PLAINTEXT_LEN
+        MAX_CIPHERTEXT_LEN
     } else {
         128
     };
@@ -243,7 +268,7 @@ impl ClientSession {
             },
             pad,
         );
-        self.layer.seal(&plaintext, rng)
+        self.layer.seal(plaintext, rng)
     }
 
     /// Opens the bank's next record. After any error the session is closed for good.
@@ -328,7 +353,7 @@ impl BankSession {
             },
             self.reply_pad,
         );
-        self.layer.seal(&plaintext, rng)
+        self.layer.seal(plaintext, rng)
     }
 
     /// `false` once any record failed to open; the transport should then close.
@@ -362,6 +387,10 @@ mod tests {
             max_skew_ms: 0,
             failed: false,
         }
+    }
+
+    fn plain() -> Zeroizing<Vec<u8>> {
+        Zeroizing::new(b"{}".to_vec())
     }
 
     struct Counter(u8);
@@ -404,11 +433,11 @@ mod tests {
         // The last allowed record goes out and is read; the next is never sealed.
         let mut sender = layer(last, 0);
         let mut receiver = layer(0, last);
-        let wire = sender.seal(b"{}", &mut Counter(0)).unwrap();
+        let wire = sender.seal(plain(), &mut Counter(0)).unwrap();
         assert!(receiver.open(wire.as_bytes()).is_ok());
-        assert_eq!(sender.seal(b"{}", &mut Counter(0)), Err(Error::Closed));
+        assert_eq!(sender.seal(plain(), &mut Counter(0)), Err(Error::Closed));
         // A record numbered at the cap is refused even by a receiver expecting it.
-        let ok = layer(last, 0).seal(b"{}", &mut Counter(0)).unwrap();
+        let ok = layer(last, 0).seal(plain(), &mut Counter(0)).unwrap();
         let at_cap = ok.replacen(
             &format!("\"seq\":{}", MAX_RECORDS_PER_DIRECTION - 1),
             &format!("\"seq\":{MAX_RECORDS_PER_DIRECTION}"),

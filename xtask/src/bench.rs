@@ -31,8 +31,9 @@ pub(crate) fn bench(root: &Path, matrix_args: &[String]) -> Result<(), String> {
     Cmd::cargo()
         .args(["build", "--release", "-p", "bank-server", "-p", "bank-load"])
         .run()?;
-    // Criterion: record seal+open and handshake (protocol), Argon2id verify and one durable
-    // sled commit (bank-load's benches, through bank-server's API).
+    // Criterion: record seal+open, its floor (the raw primitives on the same bytes) and the
+    // handshake (protocol); Argon2id verify and one durable sled commit (bank-load's benches,
+    // through bank-server's API).
     let quick = ["--warm-up-time", "1", "--measurement-time", "3"];
     Cmd::cargo()
         .args(["bench", "-p", "protocol", "--bench", "protocol", "--"])
