@@ -1,29 +1,9 @@
 //! Strict lowercase hex: the only text encoding of bytes on the wire.
 
-/// The sixteen lowercase hex digits.
-const DIGITS: &[u8; 16] = b"0123456789abcdef";
-
-/// Marks a byte that is not a lowercase hex digit in [`VALUES`]; any value with a bit of
-/// `0xf0` set is one.
-const NOT_HEX: u8 = 0xff;
-
-/// Each byte's value as a lowercase hex digit, or [`NOT_HEX`].
-const VALUES: [u8; 256] = {
-    let mut table = [NOT_HEX; 256];
-    let mut value: u8 = 0;
-    while value < 16 {
-        table[DIGITS[value as usize] as usize] = value;
-        value += 1;
-    }
-    table
-};
-
-/// Writes the lowercase hex of `bytes` to the first `2 * bytes.len()` bytes of `out`.
+/// Writes the lowercase hex of `bytes` to the first `2 * bytes.len()` bytes of `out`
+/// (constant time in the data: `base16ct`, no table or branch on a byte's value).
 pub(crate) fn encode_to_slice(bytes: &[u8], out: &mut [u8]) {
-    for (pair, &b) in out.chunks_exact_mut(2).zip(bytes) {
-        pair[0] = DIGITS[usize::from(b >> 4)];
-        pair[1] = DIGITS[usize::from(b & 0x0f)];
-    }
+    base16ct::lower::encode(bytes, out).expect("room for the hex of every byte");
 }
 
 /// Appends the lowercase hex of `bytes` to `out`.
@@ -35,32 +15,22 @@ pub(crate) fn encode_into(bytes: &[u8], out: &mut Vec<u8>) {
 
 /// Lowercase hex of `bytes`.
 pub(crate) fn encode(bytes: &[u8]) -> String {
-    let mut out = Vec::with_capacity(2 * bytes.len());
-    encode_into(bytes, &mut out);
+    let mut out = vec![0; 2 * bytes.len()];
+    encode_to_slice(bytes, &mut out);
     String::from_utf8(out).expect("hex digits are ASCII")
 }
 
 /// Decodes lowercase hex of exactly `out.len()` bytes into `out`; `false` for any other length,
-/// uppercase or any other character (`out` then holds garbage).
+/// uppercase or any other character (`out` then holds garbage). Constant time in the data
+/// (`base16ct`): keys and card secrets are decoded here too.
 pub(crate) fn decode_into(text: &[u8], out: &mut [u8]) -> bool {
-    if text.len() != 2 * out.len() {
-        return false;
-    }
-    let mut seen = 0u8;
-    for (byte, pair) in out.iter_mut().zip(text.chunks_exact(2)) {
-        let (hi, lo) = (VALUES[usize::from(pair[0])], VALUES[usize::from(pair[1])]);
-        seen |= hi | lo;
-        *byte = (hi << 4) | (lo & 0x0f);
-    }
-    seen & 0xf0 == 0
+    text.len() == 2 * out.len() && base16ct::lower::decode(text, out).is_ok()
 }
 
-/// Whether every byte of `text` is a lowercase hex digit.
+/// Whether every byte of `text` is a lowercase hex digit (a record's public fields: not
+/// constant time).
 pub(crate) fn is_hex(text: &[u8]) -> bool {
-    text.iter()
-        .fold(0, |seen, &b| seen | VALUES[usize::from(b)])
-        & 0xf0
-        == 0
+    text.iter().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 /// Decode lowercase hex; `None` for odd length, uppercase or any other character. (The record
