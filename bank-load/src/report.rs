@@ -1184,13 +1184,6 @@ mod tests {
         }
     }
 
-    /// The targets table's row that starts with `start`.
-    fn row<'a>(md: &'a str, start: &str) -> &'a str {
-        md.lines()
-            .find(|l| l.starts_with(start))
-            .unwrap_or_else(|| panic!("no row {start:?} in\n{md}"))
-    }
-
     #[test]
     fn the_record_row_divides_seal_open_by_the_raw_primitives_of_the_same_run() {
         let target = "| seal+open natively ≤ 2 × raw AES-256-CBC + HMAC-SHA256 on the same bytes (same run) |";
