@@ -116,7 +116,9 @@ type TxResult<T> = Result<T, ConflictableTransactionError<LedgerError>>;
 /// answered (see [`writer::Job`]).
 trait Queued: Send + 'static {
     /// Applies the change, recording its own result or refusal; `Err` fails the whole batch
-    /// (a store failure, which may come after some of its writes).
+    /// (a store failure, which may come after some of its writes). A change that refuses
+    /// must do so before it writes anything (every change here checks first, then writes),
+    /// so its refusal is its own and the others in the batch still commit.
     fn run(&self, view: &View<'_>) -> TxResult<()>;
     /// [`writer::Job::committed`].
     fn committed(self: Box<Self>) -> Option<Flushed>;
