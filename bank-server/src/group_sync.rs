@@ -1,6 +1,7 @@
-//! Group commit: many sessions wait for durability, one blocking `fsync` at a time serves them
-//! all. Replaces sled 0.34's `flush_async`, which deadlocks when called concurrently (sled
-//! issue #1308; found by the load generator: at 64 sessions the bank stopped answering).
+//! Group commit for the PostgreSQL engine's checkpoints: many sessions wait for durability,
+//! one blocking flush at a time serves them all. (The sled engine has its own flusher thread,
+//! `writer`; it first replaced sled 0.34's `flush_async`, which deadlocks when called
+//! concurrently: sled issue #1308.)
 
 use std::sync::{Arc, Mutex};
 use std::time::Instant;

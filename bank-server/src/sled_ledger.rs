@@ -369,6 +369,25 @@ impl Book for View<'_> {
     }
 }
 
+/// A deposit or withdrawal as a change for the writer: the posting rules over the batch's
+/// trees.
+fn post(
+    account: AccountNumber,
+    movement: Movement,
+    now_ms: u64,
+    audit: AuditEvent,
+) -> impl Fn(&View<'_>) -> TxResult<Applied> + Send + 'static {
+    move |view| {
+        posted(posting::post(
+            view,
+            &account,
+            movement.clone(),
+            now_ms,
+            &audit,
+        ))
+    }
+}
+
 /// A posting's failure as the batch transaction sees it: a refusal aborts this change only
 /// (the rules wrote nothing), a store failure the whole batch.
 fn posted<T>(
@@ -771,16 +790,7 @@ impl Ledger for SledLedger {
         now_ms: u64,
         audit: &AuditEvent,
     ) -> Result<Applied, LedgerError> {
-        let (account, audit) = (account.clone(), audit.clone());
-        self.tx(move |view| {
-            posted(posting::post(
-                view,
-                &account,
-                movement.clone(),
-                now_ms,
-                &audit,
-            ))
-        })
+        self.tx(post(account.clone(), movement, now_ms, audit.clone()))
     }
 
     fn apply_durably(
@@ -790,15 +800,7 @@ impl Ledger for SledLedger {
         now_ms: u64,
         audit: AuditEvent,
     ) -> BoxFuture<'static, Result<Applied, LedgerError>> {
-        self.queue(true, move |view| {
-            posted(posting::post(
-                view,
-                &account,
-                movement.clone(),
-                now_ms,
-                &audit,
-            ))
-        })
+        self.queue(true, post(account, movement, now_ms, audit))
     }
 
     fn audited_balance(
