@@ -843,7 +843,8 @@ fn endurance_sections(w: &mut String, results: &MatrixResults) {
                          acknowledged: **{bytes:.0} bytes of files per acknowledged transaction** \
                          ({alloc:.0} allocated), {:.1} × the 1 KiB target ({}). Each one writes \
                          four sled keys (the account's balance, the transaction's history entry, \
-                         its txid for idempotence, and an audit entry, as JSON). sled 0.34 is \
+                         its txid's pointer to that entry, and a sealed audit entry; the first three in \
+                         compact binary). sled 0.34 is \
                          log-structured: every commit appends the new versions of the pages it \
                          touched to its log (`db`) in 512 KiB segments, and reclaims a segment \
                          only once its pages are rewritten elsewhere, so the log holds stale \
