@@ -1,0 +1,119 @@
+//! The sled engine's writer answers a deposit or withdrawal (`apply_durably`) only once the
+//! flush that covers it has finished, checkpoint included, and with that flush's outcome; a
+//! balance (`audited_balance`) waits for its commit only.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bank_server::audit::{AuditEvent, AuditorSecret};
+use bank_server::ledger::{BankIdentity, LedgerError, Movement, NewAccount};
+use bank_server::sled_ledger::SledLedger;
+use bank_server::Ledger;
+use protocol::{AccountNumber, Cents, FullName, TxId, TxKind, Username};
+
+const NOW: u64 = 1_800_000_000_000;
+
+fn deposit(n: u8) -> Movement {
+    Movement {
+        kind: TxKind::Deposit,
+        txid: TxId::from_bytes([n; 16]),
+        amount: Cents(100),
+        terminal: None,
+    }
+}
+
+/// A bank with one card account holding 1.00.
+fn bank(dir: &std::path::Path) -> (Arc<SledLedger>, AccountNumber) {
+    let ledger = SledLedger::open(dir).unwrap();
+    let identity = BankIdentity {
+        id: "00112233445566778899aabbccddeeff".into(),
+        created_ms: NOW,
+        format: 1,
+        bank_key: None,
+        auditor_key: Some(AuditorSecret::random().public().to_hex()),
+    };
+    assert!(ledger.create_bank(&identity).unwrap());
+    let new = NewAccount {
+        username: Username::new("dora").unwrap(),
+        full_name: FullName::new("Dora D").unwrap(),
+        password_hash: None,
+        card_sha256: Some("cd".repeat(32)),
+        card_public: None,
+        opening: Some((TxId::from_bytes([0xEE; 16]), Cents(100))),
+        terminal: None,
+    };
+    let account = ledger
+        .open_account(new, NOW, &AuditEvent::new("open_account", NOW))
+        .unwrap()
+        .account;
+    (Arc::new(ledger), account)
+}
+
+#[tokio::test]
+async fn a_deposit_is_answered_after_the_flush_that_covers_it_and_a_balance_before() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ledger, account) = bank(dir.path());
+    // A slow checkpoint: the last step of every flush.
+    let finished = Arc::new(AtomicU64::new(0));
+    let count = finished.clone();
+    assert!(ledger.on_durable(Arc::new(move |_tip| {
+        std::thread::sleep(Duration::from_millis(300));
+        count.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    })));
+    let applied = ledger
+        .clone()
+        .apply_durably(
+            account.clone(),
+            deposit(1),
+            NOW,
+            AuditEvent::new("deposit", NOW),
+        )
+        .await
+        .unwrap();
+    assert_eq!(applied.entry.balance_cents, Cents(200));
+    assert!(
+        finished.load(Ordering::SeqCst) >= 1,
+        "answered before the flush covering it finished"
+    );
+    // A balance is answered once committed, while a flush may still run.
+    let before = finished.load(Ordering::SeqCst);
+    let durable = tokio::spawn(ledger.clone().apply_durably(
+        account.clone(),
+        deposit(2),
+        NOW,
+        AuditEvent::new("deposit", NOW),
+    ));
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let balance = ledger
+        .clone()
+        .audited_balance(account.clone(), AuditEvent::new("balance", NOW))
+        .await
+        .unwrap();
+    assert_eq!(balance, Cents(300), "the second deposit is committed");
+    assert_eq!(
+        finished.load(Ordering::SeqCst),
+        before,
+        "the balance waited for the flush"
+    );
+    durable.await.unwrap().unwrap();
+    assert!(finished.load(Ordering::SeqCst) > before);
+}
+
+#[tokio::test]
+async fn a_failed_flush_is_the_deposits_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ledger, account) = bank(dir.path());
+    assert!(ledger.on_durable(Arc::new(|_tip| {
+        Err(LedgerError::Storage("checkpoint disk gone".into()))
+    })));
+    let answer = ledger
+        .clone()
+        .apply_durably(account, deposit(3), NOW, AuditEvent::new("deposit", NOW))
+        .await;
+    assert_eq!(
+        answer.unwrap_err(),
+        LedgerError::Storage("checkpoint disk gone".into())
+    );
+}
