@@ -2,8 +2,7 @@
 //! flush that covers it has finished, checkpoint included, and with that flush's outcome; a
 //! balance (`audited_balance`) waits for its commit only.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
 use bank_server::audit::{AuditEvent, AuditorSecret};
@@ -54,51 +53,48 @@ fn bank(dir: &std::path::Path) -> (Arc<SledLedger>, AccountNumber) {
 async fn a_deposit_is_answered_after_the_flush_that_covers_it_and_a_balance_before() {
     let dir = tempfile::tempdir().unwrap();
     let (ledger, account) = bank(dir.path());
-    // A slow checkpoint: the last step of every flush.
-    let finished = Arc::new(AtomicU64::new(0));
-    let count = finished.clone();
+    // The checkpoint, the last step of every flush, holds the flush until the test lets go.
+    let (entered, flush_began) = mpsc::channel::<()>();
+    let (release, gate) = mpsc::channel::<()>();
+    let (entered, gate) = (Mutex::new(entered), Mutex::new(gate));
     assert!(ledger.on_durable(Arc::new(move |_tip| {
-        std::thread::sleep(Duration::from_millis(300));
-        count.fetch_add(1, Ordering::SeqCst);
+        let _ = entered.lock().unwrap().send(());
+        // Held until released (or the test is over).
+        let _ = gate.lock().unwrap().recv();
         Ok(())
     })));
-    let applied = ledger
-        .clone()
-        .apply_durably(
-            account.clone(),
-            deposit(1),
-            NOW,
-            AuditEvent::new("deposit", NOW),
-        )
-        .await
-        .unwrap();
-    assert_eq!(applied.entry.balance_cents, Cents(200));
-    assert!(
-        finished.load(Ordering::SeqCst) >= 1,
-        "answered before the flush covering it finished"
-    );
-    // A balance is answered once committed, while a flush may still run.
-    let before = finished.load(Ordering::SeqCst);
-    let durable = tokio::spawn(ledger.clone().apply_durably(
+    let deposit = tokio::spawn(ledger.clone().apply_durably(
         account.clone(),
-        deposit(2),
+        deposit(1),
         NOW,
         AuditEvent::new("deposit", NOW),
     ));
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    let began =
+        tokio::task::spawn_blocking(move || flush_began.recv_timeout(Duration::from_secs(30)))
+            .await
+            .unwrap();
+    assert!(
+        began.is_ok(),
+        "no flush began for a deposit (answered without one: {})",
+        deposit.is_finished()
+    );
+    // The flush covering the deposit is running and held: the deposit is committed (a
+    // balance, which waits for its commit only, sees it) but not answered.
     let balance = ledger
         .clone()
         .audited_balance(account.clone(), AuditEvent::new("balance", NOW))
         .await
         .unwrap();
-    assert_eq!(balance, Cents(300), "the second deposit is committed");
-    assert_eq!(
-        finished.load(Ordering::SeqCst),
-        before,
-        "the balance waited for the flush"
+    assert_eq!(balance, Cents(200));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(
+        !deposit.is_finished(),
+        "answered before the flush covering it finished"
     );
-    durable.await.unwrap().unwrap();
-    assert!(finished.load(Ordering::SeqCst) > before);
+    release.send(()).unwrap();
+    let applied = deposit.await.unwrap().unwrap();
+    assert_eq!(applied.entry.balance_cents, Cents(200));
+    drop(release);
 }
 
 #[tokio::test]
