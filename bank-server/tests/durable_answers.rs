@@ -5,13 +5,15 @@
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
-use bank_server::audit::{AuditEvent, AuditorSecret};
-use bank_server::ledger::{BankIdentity, LedgerError, Movement, NewAccount};
+use bank_server::audit::AuditEvent;
+use bank_server::ledger::{LedgerError, Movement};
 use bank_server::sled_ledger::SledLedger;
 use bank_server::Ledger;
-use protocol::{AccountNumber, Cents, FullName, TxId, TxKind, Username};
+use protocol::{AccountNumber, Cents, TxId, TxKind};
 
-const NOW: u64 = 1_800_000_000_000;
+#[path = "common/sled_bank.rs"]
+mod sled_bank;
+use sled_bank::{card_account, sled_bank, NOW};
 
 fn deposit(n: u8) -> Movement {
     Movement {
@@ -24,28 +26,13 @@ fn deposit(n: u8) -> Movement {
 
 /// A bank with one card account holding 1.00.
 fn bank(dir: &std::path::Path) -> (Arc<SledLedger>, AccountNumber) {
-    let ledger = SledLedger::open(dir).unwrap();
-    let identity = BankIdentity {
-        id: "00112233445566778899aabbccddeeff".into(),
-        created_ms: NOW,
-        format: 1,
-        bank_key: None,
-        auditor_key: Some(AuditorSecret::random().public().to_hex()),
-    };
-    assert!(ledger.create_bank(&identity).unwrap());
-    let new = NewAccount {
-        username: Username::new("dora").unwrap(),
-        full_name: FullName::new("Dora D").unwrap(),
-        password_hash: None,
-        card_sha256: Some("cd".repeat(32)),
-        card_public: None,
-        opening: Some((TxId::from_bytes([0xEE; 16]), Cents(100))),
-        terminal: None,
-    };
-    let account = ledger
-        .open_account(new, NOW, &AuditEvent::new("open_account", NOW))
-        .unwrap()
-        .account;
+    let ledger = sled_bank(dir);
+    let account = card_account(
+        &ledger,
+        "dora",
+        "Dora D",
+        (TxId::from_bytes([0xEE; 16]), Cents(100)),
+    );
     (Arc::new(ledger), account)
 }
 

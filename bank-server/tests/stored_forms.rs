@@ -5,13 +5,15 @@
 
 use std::path::Path;
 
-use bank_server::audit::{AuditEvent, AuditorSecret};
-use bank_server::ledger::{BankIdentity, Movement, NewAccount};
+use bank_server::audit::AuditEvent;
+use bank_server::ledger::Movement;
 use bank_server::sled_ledger::SledLedger;
 use bank_server::Ledger;
-use protocol::{AccountNumber, Cents, FullName, HistoryEntry, TxId, TxKind, Username};
+use protocol::{AccountNumber, Cents, HistoryEntry, TxId, TxKind};
 
-const NOW: u64 = 1_800_000_000_000;
+#[path = "common/sled_bank.rs"]
+mod sled_bank;
+use sled_bank::{card_account, sled_bank, NOW};
 
 fn txid(n: u64) -> TxId {
     let mut bytes = [0u8; 16];
@@ -30,28 +32,8 @@ fn deposit(n: u64, cents: u64) -> Movement {
 
 /// A bank with one card account (opening 100.00) and three deposits of 1, 2 and 3 cents.
 fn populate(dir: &Path) -> AccountNumber {
-    let ledger = SledLedger::open(dir).unwrap();
-    let identity = BankIdentity {
-        id: "00112233445566778899aabbccddeeff".into(),
-        created_ms: NOW,
-        format: 1,
-        bank_key: None,
-        auditor_key: Some(AuditorSecret::random().public().to_hex()),
-    };
-    assert!(ledger.create_bank(&identity).unwrap());
-    let new = NewAccount {
-        username: Username::new("carol").unwrap(),
-        full_name: FullName::new("Carol C").unwrap(),
-        password_hash: None,
-        card_sha256: Some("cd".repeat(32)),
-        card_public: None,
-        opening: Some((txid(100), Cents(10_000))),
-        terminal: None,
-    };
-    let account = ledger
-        .open_account(new, NOW, &AuditEvent::new("open_account", NOW))
-        .unwrap()
-        .account;
+    let ledger = sled_bank(dir);
+    let account = card_account(&ledger, "carol", "Carol C", (txid(100), Cents(10_000)));
     for n in 1..=3 {
         ledger
             .apply(

@@ -4,13 +4,15 @@
 
 use std::path::Path;
 
-use bank_server::audit::{AuditEvent, AuditorSecret};
-use bank_server::ledger::{BankIdentity, Movement, NewAccount, Totals};
+use bank_server::audit::AuditEvent;
+use bank_server::ledger::{Movement, Totals};
 use bank_server::sled_ledger::SledLedger;
 use bank_server::Ledger;
-use protocol::{AccountNumber, Cents, FullName, TxId, TxKind, Username};
+use protocol::{AccountNumber, Cents, TxId, TxKind, Username};
 
-const NOW: u64 = 1_800_000_000_000;
+#[path = "common/sled_bank.rs"]
+mod sled_bank;
+use sled_bank::{card_account, sled_bank, NOW};
 const DAY_MS: u64 = 86_400_000;
 
 fn totals(ledger: &SledLedger) -> Totals {
@@ -26,28 +28,11 @@ fn txid(n: u64) -> TxId {
 /// A bank with `accounts` card accounts and `movements` deposits and withdrawals spread over
 /// the last few minutes.
 fn populate(dir: &Path, accounts: u64, movements: u64) -> Totals {
-    let ledger = SledLedger::open(dir).unwrap();
-    let identity = BankIdentity {
-        id: "00112233445566778899aabbccddeeff".into(),
-        created_ms: NOW,
-        format: 1,
-        bank_key: None,
-        auditor_key: Some(AuditorSecret::random().public().to_hex()),
-    };
-    assert!(ledger.create_bank(&identity).unwrap());
+    let ledger = sled_bank(dir);
     let numbers: Vec<AccountNumber> = (0..accounts)
         .map(|i| {
-            let new = NewAccount {
-                username: Username::new(format!("user{i}")).unwrap(),
-                full_name: FullName::new("A Customer").unwrap(),
-                password_hash: None,
-                card_sha256: Some("cd".repeat(32)),
-                card_public: None,
-                opening: Some((txid(1_000_000 + i), Cents(10_000))),
-                terminal: None,
-            };
-            let audit = AuditEvent::new("open_account", NOW);
-            ledger.open_account(new, NOW, &audit).unwrap().account
+            let opening = (txid(1_000_000 + i), Cents(10_000));
+            card_account(&ledger, &format!("user{i}"), "A Customer", opening)
         })
         .collect();
     for n in 0..movements {
