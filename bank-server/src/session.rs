@@ -356,13 +356,16 @@ pub(crate) async fn run(
     site: Site,
 ) {
     let span = tracing::info_span!("session", conn);
+    // The handshake, an enrollment and each answer are boxed: a future is as large as its
+    // largest state, and this one lives as long as the session, so inline they would make
+    // every idle session carry the room their deepest await needs (about 3 KB each).
     async move {
         let _permit = permit;
         tracing::debug!("connected");
         let cancel = shared.shutdown.clone();
         let handshake = tokio::select! {
             () = cancel.cancelled() => None,
-            result = tokio::time::timeout(shared.config.handshake_timeout, handshake(&shared, &mut socket, conn)) => Some(result),
+            result = tokio::time::timeout(shared.config.handshake_timeout, Box::pin(handshake(&shared, &mut socket, conn))) => Some(result),
         };
         metrics().handshake(match &handshake {
             None => Handshake::Abandoned,
@@ -380,7 +383,7 @@ pub(crate) async fn run(
             }
             Some(Ok(Ok(Opened::Enrollment(session, pending)))) => {
                 let code = if admitted(&shared, site, pending.role, pending.code.as_str(), conn).await {
-                    enrollment(&shared, &mut socket, conn, session, &pending).await
+                    Box::pin(enrollment(&shared, &mut socket, conn, session, &pending)).await
                 } else {
                     protocol::close::FAILURE
                 };
@@ -452,7 +455,7 @@ pub(crate) async fn run(
                 Ok(Err(Fault::Storage)) => break protocol::close::FAILURE,
                 Ok(Ok(record)) => record,
             };
-            match answer(&shared, &mut open, &record, now_ms()).await {
+            match Box::pin(answer(&shared, &mut open, &record, now_ms())).await {
                 Answer::Reply(sealed, after) => {
                     if send(&shared, &mut socket, Message::text(sealed)).await.is_err() {
                         tracing::debug!("peer left before the answer");
