@@ -201,6 +201,13 @@ pub struct Restart {
     pub serving_secs: f64,
     /// From spawning it to the first handshake, card login and correct balance, seconds.
     pub first_balance_secs: f64,
+    /// Deposits and withdrawals written since the bank last started: sled replays the log
+    /// they filled at its next open.
+    #[serde(default)]
+    pub since_start_tx: u64,
+    /// The restarted bank's resident memory (VmRSS) once it answered the first balance, KiB.
+    #[serde(default)]
+    pub rss_kib: u64,
 }
 
 /// The restart runs: an almost empty bank (the floor) and the filled one at checkpoints.
@@ -214,6 +221,9 @@ pub struct Restarts {
     pub empty: Restart,
     /// The filled bank, at half and at the full count.
     pub filled: Vec<Restart>,
+    /// The full bank restarted once more right after, with nothing written in between.
+    #[serde(default)]
+    pub again: Option<Restart>,
 }
 
 /// Everything the storage and resource runs measured.
@@ -382,14 +392,14 @@ async fn syncs(opts: &EnduranceOptions, sessions: usize) -> Result<Syncs, String
 }
 
 /// Stops `bank` with SIGINT, restarts it on the same directory and times it; `stored_tx` and
-/// `accounts` describe what the directory holds.
+/// `accounts` describe what the directory holds, `since_start_tx` what was written since the
+/// bank last started.
 async fn restart(
     opts: &EnduranceOptions,
     mut bank: Server,
     dir: &Path,
     probe: (&str, &protocol::CardSecret),
-    stored_tx: u64,
-    accounts: u64,
+    (stored_tx, accounts, since_start_tx): (u64, u64, u64),
 ) -> Result<(Server, Restart), String> {
     let stop_secs = bank.stop("INT").as_secs_f64();
     drop(bank);
@@ -422,12 +432,15 @@ async fn restart(
         stop_secs,
         serving_secs: bank.started_in.as_secs_f64(),
         first_balance_secs: first_balance.as_secs_f64(),
+        since_start_tx,
+        rss_kib: proc::rss_kib(bank.pid()).unwrap_or(0),
     };
     eprintln!(
-        "restart with {stored_tx} transactions ({:.0} MB): serving after {:.3} s, first balance after {:.3} s (stop took {stop_secs:.3} s)",
+        "restart with {stored_tx} transactions ({:.0} MB, {since_start_tx} since the last start): serving after {:.3} s, first balance after {:.3} s (stop took {stop_secs:.3} s), {} KiB resident",
         data_bytes as f64 / 1e6,
         r.serving_secs,
-        r.first_balance_secs
+        r.first_balance_secs,
+        r.rss_kib
     );
     Ok((bank, r))
 }
@@ -442,7 +455,7 @@ async fn restarts(opts: &EnduranceOptions) -> Result<Restarts, String> {
         let card = load::open_probe(&target_of(&bank, dir.path())?, &probe_name)
             .await
             .map_err(err)?;
-        restart(opts, bank, dir.path(), (&probe_name, &card), 0, 1)
+        restart(opts, bank, dir.path(), (&probe_name, &card), (0, 1, 0))
             .await?
             .1
     };
@@ -475,24 +488,26 @@ async fn restarts(opts: &EnduranceOptions) -> Result<Restarts, String> {
         stored += summary.durable_txs;
         accounts += sessions as u64;
         fill_secs += summary.seconds;
-        let (again, r) = restart(
-            opts,
-            bank,
-            dir.path(),
-            (&probe_name, &card),
-            stored,
-            accounts,
-        )
-        .await?;
-        bank = again;
+        let written = (stored, accounts, summary.durable_txs);
+        let (restarted, r) = restart(opts, bank, dir.path(), (&probe_name, &card), written).await?;
+        bank = restarted;
         filled.push(r);
     }
+    let (bank, again) = restart(
+        opts,
+        bank,
+        dir.path(),
+        (&probe_name, &card),
+        (stored, accounts, 0),
+    )
+    .await?;
     drop(bank);
     Ok(Restarts {
         sessions,
         fill_tx_per_sec: stored as f64 / f64::max(fill_secs, 1e-9),
         empty,
         filled,
+        again: Some(again),
     })
 }
 
