@@ -62,10 +62,7 @@ pub(crate) fn bench(root: &Path, matrix_args: &[String]) -> Result<(), String> {
             "--nocapture",
         ]);
     println!("$ {wasm}");
-    let wasm_out = wasm.output().unwrap_or_else(|| {
-        eprintln!("bench: the in-browser timing did not run; the report marks it pending");
-        String::new()
-    });
+    let wasm_out = figures_or_pending(&wasm, &out.join("wasm.txt"), "the in-browser timing")?;
     write_file(&out.join("wasm.txt"), &wasm_out)?;
     // The web ATM bundle, built fresh when possible (otherwise whatever dist/ holds).
     if let Err(e) = run::build_web_atm(root) {
@@ -82,10 +79,7 @@ pub(crate) fn bench(root: &Path, matrix_args: &[String]) -> Result<(), String> {
         "click_bench",
     ]);
     println!("$ {click}");
-    let click_out = click.output().unwrap_or_else(|| {
-        eprintln!("bench: the click benchmark did not run; the report marks it pending");
-        String::new()
-    });
+    let click_out = figures_or_pending(&click, &out.join("click.txt"), "the click benchmark")?;
     write_file(&out.join("click.txt"), &click_out)?;
     let load = target.join("release").join("bank-load");
     let results = out.join("load.json");
@@ -132,4 +126,34 @@ fn postgres(root: &Path, args: &[String]) -> Result<(), String> {
         .args(["--out", "docs/PERFORMANCE.md"])
         .args(args)
         .run()
+}
+
+/// Runs a bench step whose output the report reads from `figures`. When it fails, its figures
+/// are left empty (the report marks them pending) and what it printed is kept beside them, in
+/// `<figures>.failed.txt`, with the last lines echoed here.
+fn figures_or_pending(cmd: &Cmd, figures: &Path, what: &str) -> Result<String, String> {
+    let failed = figures.with_extension("failed.txt");
+    match cmd.capture() {
+        Some(c) if c.ok => {
+            // A stale failure from an earlier run would mislead whoever reads the folder.
+            let _ = std::fs::remove_file(&failed);
+            Ok(c.text)
+        }
+        Some(c) => {
+            write_file(&failed, &c.text)?;
+            let tail: Vec<&str> = c.text.lines().rev().take(20).collect();
+            eprintln!(
+                "bench: {what} failed; the report marks it pending. Its output is in {}; it ended:",
+                failed.display()
+            );
+            for line in tail.iter().rev() {
+                eprintln!("  {line}");
+            }
+            Ok(String::new())
+        }
+        None => {
+            eprintln!("bench: {what} could not be started; the report marks it pending");
+            Ok(String::new())
+        }
+    }
 }

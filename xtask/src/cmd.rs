@@ -7,6 +7,15 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
+/// What a command printed, and whether it exited successfully.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Captured {
+    /// It exited with status 0.
+    pub(crate) ok: bool,
+    /// Its stdout, then its stderr.
+    pub(crate) text: String,
+}
+
 /// One command to run: a program, its arguments and the extra environment it gets.
 ///
 /// Every child gets `CI=true`, no standard input, and a `PATH` with cargo's bin dir on it
@@ -107,13 +116,19 @@ impl Cmd {
     /// Runs the command quietly and returns its stdout and stderr together,
     /// or `None` when it cannot be started or exits non-zero.
     pub(crate) fn output(&self) -> Option<String> {
+        self.capture().filter(|c| c.ok).map(|c| c.text)
+    }
+
+    /// Runs the command quietly and returns what it printed (stdout, then stderr) and whether
+    /// it succeeded, or `None` when it cannot be started.
+    pub(crate) fn capture(&self) -> Option<Captured> {
         let out = self.command().output().ok()?;
-        if !out.status.success() {
-            return None;
-        }
         let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
         text.push_str(&String::from_utf8_lossy(&out.stderr));
-        Some(text)
+        Some(Captured {
+            ok: out.status.success(),
+            text,
+        })
     }
 
     /// Replaces this process with the command (so signals and the exit code are the command's).
@@ -213,5 +228,14 @@ mod tests {
         assert_eq!(Cmd::new("xtask-no-such-program-here").output(), None);
         assert_eq!(Cmd::new("false").output(), None);
         assert_eq!(Cmd::new("echo").arg("hi").output().as_deref(), Some("hi\n"));
+        let failed = Cmd::new("sh").args(["-c", "echo out; echo err >&2; exit 3"]);
+        assert_eq!(
+            failed.capture(),
+            Some(Captured {
+                ok: false,
+                text: "out\nerr\n".into()
+            })
+        );
+        assert_eq!(failed.output(), None);
     }
 }
