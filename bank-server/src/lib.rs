@@ -28,6 +28,8 @@ mod compact;
 mod enroll;
 mod fault;
 mod group_sync;
+pub mod kv;
+pub mod kv_ledger;
 pub mod ledger;
 mod listener;
 mod live;
