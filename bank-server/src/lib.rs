@@ -48,6 +48,7 @@ mod rules;
 pub mod secrets;
 mod session;
 mod site;
+pub mod redb_ledger;
 pub mod sled_ledger;
 pub mod store;
 mod tally;

@@ -18,6 +18,7 @@ use crate::checkpoint::{self, Checkpoint, CheckpointError, CheckpointFile};
 use crate::ledger::{BankIdentity, ChainPosition, IoFailure, Ledger, LedgerError};
 use crate::node::NodeName;
 use crate::pg_ledger::{self, PgLedger};
+use crate::redb_ledger::RedbLedger;
 use crate::sled_ledger::SledLedger;
 use crate::terminals::{auth_file_text, new_terminal, write_new_secret_file};
 use crate::{now_ms, Config};
@@ -62,6 +63,12 @@ pub fn upgrade_key_file(key_file: &Path) -> PathBuf {
 pub enum Storage {
     /// sled in the data directory (embedded, one bank node), its page cache bounded.
     Sled {
+        /// The page cache, in bytes.
+        cache_bytes: u64,
+    },
+    /// redb in the data directory (embedded, one bank node; `--engine redb`): its memory is
+    /// bounded by its page cache however much the store holds.
+    Redb {
         /// The page cache, in bytes.
         cache_bytes: u64,
     },
@@ -119,10 +126,27 @@ impl Storage {
             Self::Sled { .. } => {
                 Ok(matches!(place(dir)?, Place::Occupied) && SledLedger::exists_in(dir))
             }
+            Self::Redb { .. } => {
+                Ok(matches!(place(dir)?, Place::Occupied) && RedbLedger::exists_in(dir))
+            }
             Self::Postgres { url, ca_file } => {
                 PgLedger::holds_bank(&url.0, ca_file.as_deref()).map_err(StoreError::Database)
             }
         }
+    }
+}
+
+/// Why `dir`, which holds no store of `storage`'s engine, is refused: it may hold the other
+/// embedded engine's.
+fn not_a_bank(storage: &Storage, dir: &Path) -> StoreError {
+    let found = match storage {
+        Storage::Sled { .. } if RedbLedger::exists_in(dir) => "redb",
+        Storage::Redb { .. } if SledLedger::exists_in(dir) => "sled",
+        _ => return StoreError::NotABank(dir.to_owned()),
+    };
+    StoreError::OtherEngine {
+        path: dir.to_owned(),
+        found,
     }
 }
 
@@ -133,6 +157,13 @@ pub enum StoreError {
     Io(PathBuf, std::io::Error),
     /// The data directory holds something that is not a bank.
     NotABank(PathBuf),
+    /// The data directory holds a bank kept by the other embedded engine.
+    OtherEngine {
+        /// The data directory.
+        path: PathBuf,
+        /// The engine whose store it holds (`sled`, `redb`).
+        found: &'static str,
+    },
     /// A first start would overwrite a file that belongs to another bank.
     Exists(PathBuf),
     /// The store was written by a newer version.
@@ -206,6 +237,11 @@ impl core::fmt::Display for StoreError {
                 f,
                 "{}: not empty and holds no bank; refusing to create a bank over it (point \
                  --data-dir at an empty or absent directory)",
+                path.display()
+            ),
+            Self::OtherEngine { path, found } => write!(
+                f,
+                "{}: holds a bank kept by {found}; start it with --engine {found}",
                 path.display()
             ),
             Self::Exists(path) => write!(
@@ -356,6 +392,9 @@ pub fn open_ledger(
         Storage::Sled { cache_bytes } => SledLedger::open_with_cache(dir, *cache_bytes)
             .map(|ledger| Box::new(ledger) as Box<dyn Ledger>)
             .map_err(|e| StoreError::ledger(dir, e)),
+        Storage::Redb { cache_bytes } => RedbLedger::open_with_cache(dir, *cache_bytes)
+            .map(|ledger| Box::new(ledger) as Box<dyn Ledger>)
+            .map_err(|e| StoreError::ledger(dir, e)),
         Storage::Postgres { url, ca_file } => match node {
             Some(node) => PgLedger::open(&url.0, ca_file.as_deref(), node),
             None => PgLedger::open_reader(&url.0, ca_file.as_deref()),
@@ -377,7 +416,9 @@ pub fn open_ledger(
 /// static key read from `config.bank_key_file`.
 pub fn open_or_create(config: &Config) -> Result<OpenedBank, StoreError> {
     let exists = match &config.storage {
-        Storage::Sled { .. } => matches!(place(&config.data_dir)?, Place::Occupied),
+        Storage::Sled { .. } | Storage::Redb { .. } => {
+            matches!(place(&config.data_dir)?, Place::Occupied)
+        }
         // A database with the schema but no bank in it (a first start that stopped between
         // the two) is created over: it holds nothing.
         postgres @ Storage::Postgres { .. } => postgres.holds_store(&config.data_dir)?,
@@ -385,7 +426,7 @@ pub fn open_or_create(config: &Config) -> Result<OpenedBank, StoreError> {
     if !exists {
         create(config)
     } else {
-        if matches!(config.storage, Storage::Sled { .. }) {
+        if matches!(config.storage, Storage::Sled { .. } | Storage::Redb { .. }) {
             owner_only(&config.data_dir)?;
         }
         let store = open_checked(
@@ -668,7 +709,7 @@ pub fn open_checked(
 ) -> Result<Opened, StoreError> {
     // Never create a store here: a directory without a database holds no bank.
     if !storage.holds_store(dir)? {
-        return Err(StoreError::NotABank(dir.to_owned()));
+        return Err(not_a_bank(storage, dir));
     }
     let ledger = open_ledger(storage, dir, Some(node))?;
     let fail = |e| StoreError::ledger(dir, e);
@@ -961,12 +1002,12 @@ fn watch(ledger: &dyn Ledger, identity: &BankIdentity, checkpoints: &Arc<Checkpo
 /// nothing written); a damaged store is an error, never a panic.
 pub fn open_existing(storage: &Storage, data_dir: &Path) -> Result<Box<dyn Ledger>, StoreError> {
     if !storage.holds_store(data_dir)? {
-        return Err(StoreError::NotABank(data_dir.to_owned()));
+        return Err(not_a_bank(storage, data_dir));
     }
     let ledger = open_ledger(storage, data_dir, None)?;
     // Read from no node's chain (PostgreSQL, opened for reading): the bank is its identity.
     let exists = match storage {
-        Storage::Sled { .. } => ledger.chain_position().map(|p| p.is_some()),
+        Storage::Sled { .. } | Storage::Redb { .. } => ledger.chain_position().map(|p| p.is_some()),
         Storage::Postgres { .. } => ledger.identity().map(|i| i.is_some()),
     };
     match exists {

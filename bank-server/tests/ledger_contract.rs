@@ -11,6 +11,7 @@ use bank_server::ledger::{
     NewCredential, OperatorRecord, PendingEnrollment, TerminalRecord, ThrottleState, Totals,
 };
 use bank_server::pg_ledger::PgLedger;
+use bank_server::redb_ledger::RedbLedger;
 use bank_server::sled_ledger::SledLedger;
 use bank_server::Ledger;
 use protocol::{
@@ -1212,6 +1213,12 @@ fn open_sled(dir: &Path) -> Box<dyn Ledger> {
 }
 
 contract!(sled, open_sled);
+
+fn open_redb(dir: &Path) -> Box<dyn Ledger> {
+    Box::new(RedbLedger::open_with_cache(dir, 8 << 20).unwrap())
+}
+
+contract!(redb, open_redb);
 
 /// The suite's PostgreSQL: one cluster for the whole run (stopped by its watchdog when the
 /// test process ends), one database per store directory.

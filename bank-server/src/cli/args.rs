@@ -95,6 +95,11 @@ pub(crate) struct Opts {
     /// short "not built" page is served instead.
     #[arg(long, global = true, env = "BANK_WEB_ROOT", default_value = "dist")]
     pub(crate) web_root: PathBuf,
+    /// The embedded engine that keeps the bank in the data directory: sled (the default), or
+    /// redb, whose memory stays within its page cache however much the store holds. A store
+    /// is opened only by the engine that made it. Ignored with --database-url.
+    #[arg(long, global = true, env = "BANK_ENGINE", value_enum, default_value_t = Engine::Sled)]
+    pub(crate) engine: Engine,
     /// The database's page cache in MiB (memory for reads, beyond the OS's page cache).
     #[arg(
         long,
@@ -450,6 +455,15 @@ pub(crate) fn custody(opts: &Opts) -> bank_server::store::Custody {
     }
 }
 
+/// The embedded engines (`--engine`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Engine {
+    /// sled 0.34.
+    Sled,
+    /// redb.
+    Redb,
+}
+
 /// The storage engine and its settings, from the options.
 pub(crate) fn storage(opts: &Opts) -> bank_server::store::Storage {
     match &opts.database_url {
@@ -457,8 +471,13 @@ pub(crate) fn storage(opts: &Opts) -> bank_server::store::Storage {
             url: bank_server::store::DatabaseUrl(url.clone()),
             ca_file: opts.database_ca_file.clone(),
         },
-        None => bank_server::store::Storage::Sled {
-            cache_bytes: opts.cache_mb * 1024 * 1024,
+        None => match opts.engine {
+            Engine::Sled => bank_server::store::Storage::Sled {
+                cache_bytes: opts.cache_mb * 1024 * 1024,
+            },
+            Engine::Redb => bank_server::store::Storage::Redb {
+                cache_bytes: opts.cache_mb * 1024 * 1024,
+            },
         },
     }
 }
