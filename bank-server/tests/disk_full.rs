@@ -14,6 +14,7 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
 use atm_client::{load_auth_file, Client};
+use common::process::Paths;
 use common::*;
 use protocol::{CardSecret, Cents, ErrorCode, Request, Response};
 use rand_core::OsRng;
@@ -120,28 +121,6 @@ fn namespace_or_skip(mount: &Path) -> Option<Namespace> {
          ({why}); NOTHING WAS TESTED ***\n"
     );
     None
-}
-
-/// The bank's files outside the tmpfs, and its data directory inside.
-struct Paths {
-    data: PathBuf,
-    auth: PathBuf,
-    key: PathBuf,
-    web: PathBuf,
-}
-
-impl Paths {
-    fn args(&self) -> Vec<String> {
-        [
-            ("--data-dir", &self.data),
-            ("--auth-file", &self.auth),
-            ("--audit-key-file", &self.key),
-            ("--web-root", &self.web),
-        ]
-        .into_iter()
-        .flat_map(|(flag, path)| [flag.to_owned(), path.display().to_string()])
-        .collect()
-    }
 }
 
 /// A bank process in the namespace; killed if the test fails.
@@ -274,6 +253,16 @@ fn deposited(reply: &Response) -> Option<u64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_stops_the_bank_and_a_restart_keeps_every_acknowledged_deposit() {
+    full_disk(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_redb_a_full_disk_stops_the_bank_and_a_restart_keeps_every_acknowledged_deposit() {
+    full_disk(Some("redb")).await;
+}
+
+/// The full-disk story on `engine` (`None`: the default).
+async fn full_disk(engine: Option<&'static str>) {
     const OPENING: u64 = 100_000;
     let dir = temp();
     let mount = dir.path().join("tmpfs");
@@ -281,11 +270,13 @@ async fn a_full_disk_stops_the_bank_and_a_restart_keeps_every_acknowledged_depos
     let Some(namespace) = namespace_or_skip(&mount) else {
         return;
     };
+    // The bank's files outside the tmpfs, and its data directory inside.
     let paths = Paths {
         data: namespace.inside("data"),
         auth: dir.path().join("bank.auth"),
         key: dir.path().join("audit.key"),
         web: dir.path().join("web"),
+        engine,
     };
     let bank = BankProcess::start(&namespace, &paths);
     let auth = load_auth_file(&paths.auth).unwrap();
@@ -384,27 +375,57 @@ async fn a_full_disk_stops_the_bank_and_a_restart_keeps_every_acknowledged_depos
         "{stderr}"
     );
 
-    // A restart while the disk is still full fails at once, naming the data directory.
+    let amount = |r: &Request| match r {
+        Request::Deposit { amount_cents, .. } => amount_cents.0,
+        _ => unreachable!(),
+    };
+    // A restart while the disk is still full: sled's open writes, so it fails at once, naming
+    // the data directory; redb's open reads only, so the bank serves what it holds (a login
+    // writes nothing) until its first write fails, and stops again the same way.
     let more = fill(&namespace.outside("filler2"));
     eprintln!("{more} more bytes filled before the restart");
-    let mut restart = namespace
-        .bank()
-        .args(["--port", "0", "--bind", "127.0.0.1"])
-        .args(paths.args())
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let status = wait_bounded(&mut restart);
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(&mut restart.stderr.take().unwrap(), &mut stderr).unwrap();
-    eprintln!("the restart on a full disk exited with {status}:\n{stderr}");
-    assert_eq!(status.code(), Some(75), "{stderr}");
-    assert!(
-        stderr.contains("storage failing") && stderr.contains(&data_dir),
-        "{stderr}"
-    );
+    if engine == Some("redb") {
+        let bank = BankProcess::start(&namespace, &paths);
+        let mut client = connect(bank.addr.clone()).await;
+        let reply = client.call(&card_login(&card)).await.unwrap();
+        let Response::Welcome { balance_cents, .. } = reply else {
+            panic!("card login on the full disk after the restart: {reply:?}")
+        };
+        let acked_now = acked.last().map(|(_, balance)| *balance);
+        assert!(
+            Some(balance_cents.0) == acked_now
+                || Some(balance_cents.0) == acked_now.map(|b| b + amount(&failed)),
+            "{balance_cents:?}"
+        );
+        let reply = client.call(&deposit_req(1)).await.unwrap();
+        assert_eq!(reply, error(ErrorCode::Internal));
+        let (status, stderr) = bank.exited();
+        eprintln!("the restart on a full disk stopped with {status}:\n{stderr}");
+        assert_eq!(status.code(), Some(75), "{stderr}");
+        assert!(
+            stderr.contains("No space left on device") && stderr.contains(&data_dir),
+            "{stderr}"
+        );
+    } else {
+        let mut restart = namespace
+            .bank()
+            .args(["--port", "0", "--bind", "127.0.0.1"])
+            .args(paths.args())
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let status = wait_bounded(&mut restart);
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(&mut restart.stderr.take().unwrap(), &mut stderr).unwrap();
+        eprintln!("the restart on a full disk exited with {status}:\n{stderr}");
+        assert_eq!(status.code(), Some(75), "{stderr}");
+        assert!(
+            stderr.contains("storage failing") && stderr.contains(&data_dir),
+            "{stderr}"
+        );
+    }
 
     // Space freed: a restart serves, with every acknowledged deposit there and nothing else
     // but, possibly, the one answered `internal` (its outcome was never told).
@@ -415,10 +436,6 @@ async fn a_full_disk_stops_the_bank_and_a_restart_keeps_every_acknowledged_depos
     let Response::Welcome { balance_cents, .. } = client.call(&card_login(&card)).await.unwrap()
     else {
         panic!("card login after the restart")
-    };
-    let amount = |r: &Request| match r {
-        Request::Deposit { amount_cents, .. } => amount_cents.0,
-        _ => unreachable!(),
     };
     let acked_total = OPENING + acked.iter().map(|(r, _)| amount(r)).sum::<u64>();
     let now = balance_cents.0;

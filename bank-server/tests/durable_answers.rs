@@ -1,19 +1,18 @@
-//! The sled engine's writer answers a deposit or withdrawal (`apply_durably`) only once the
-//! flush that covers it has finished, checkpoint included, and with that flush's outcome; a
-//! balance (`audited_balance`) waits for its commit only.
+//! An embedded engine's writer (sled's, redb's) answers a deposit or withdrawal
+//! (`apply_durably`) only once the flush that covers it has finished, checkpoint included, and
+//! with that flush's outcome; a balance (`audited_balance`) waits for its commit only.
 
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
 use bank_server::audit::AuditEvent;
 use bank_server::ledger::{LedgerError, Movement};
-use bank_server::sled_ledger::SledLedger;
 use bank_server::Ledger;
 use protocol::{AccountNumber, Cents, TxId, TxKind};
 
 #[path = "common/sled_bank.rs"]
 mod sled_bank;
-use sled_bank::{card_account, sled_bank, NOW};
+use sled_bank::{card_account, redb_bank, sled_bank, NOW};
 
 fn deposit(n: u8) -> Movement {
     Movement {
@@ -24,9 +23,8 @@ fn deposit(n: u8) -> Movement {
     }
 }
 
-/// A bank with one card account holding 1.00.
-fn bank(dir: &std::path::Path) -> (Arc<SledLedger>, AccountNumber) {
-    let ledger = sled_bank(dir);
+/// `ledger` with one card account holding 1.00.
+fn bank<L: Ledger>(ledger: L) -> (Arc<L>, AccountNumber) {
     let account = card_account(
         &ledger,
         "dora",
@@ -39,7 +37,17 @@ fn bank(dir: &std::path::Path) -> (Arc<SledLedger>, AccountNumber) {
 #[tokio::test]
 async fn a_deposit_is_answered_after_the_flush_that_covers_it_and_a_balance_before() {
     let dir = tempfile::tempdir().unwrap();
-    let (ledger, account) = bank(dir.path());
+    answered_after_the_flush(sled_bank(dir.path())).await;
+}
+
+#[tokio::test]
+async fn on_redb_a_deposit_is_answered_after_the_flush_that_covers_it_and_a_balance_before() {
+    let dir = tempfile::tempdir().unwrap();
+    answered_after_the_flush(redb_bank(dir.path())).await;
+}
+
+async fn answered_after_the_flush<L: Ledger>(ledger: L) {
+    let (ledger, account) = bank(ledger);
     // The checkpoint, the last step of every flush, holds the flush until the test lets go.
     let (entered, flush_began) = mpsc::channel::<()>();
     let (release, gate) = mpsc::channel::<()>();
@@ -87,7 +95,17 @@ async fn a_deposit_is_answered_after_the_flush_that_covers_it_and_a_balance_befo
 #[tokio::test]
 async fn a_failed_flush_is_the_deposits_answer() {
     let dir = tempfile::tempdir().unwrap();
-    let (ledger, account) = bank(dir.path());
+    failed_flush_answers(sled_bank(dir.path())).await;
+}
+
+#[tokio::test]
+async fn on_redb_a_failed_flush_is_the_deposits_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    failed_flush_answers(redb_bank(dir.path())).await;
+}
+
+async fn failed_flush_answers<L: Ledger>(ledger: L) {
+    let (ledger, account) = bank(ledger);
     assert!(ledger.on_durable(Arc::new(|_tip| {
         Err(LedgerError::Storage("checkpoint disk gone".into()))
     })));

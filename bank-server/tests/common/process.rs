@@ -15,6 +15,8 @@ pub struct Paths {
     pub auth: PathBuf,
     pub key: PathBuf,
     pub web: PathBuf,
+    /// `--engine` for every command (`None`: the default, sled).
+    pub engine: Option<&'static str>,
 }
 
 impl Paths {
@@ -24,6 +26,15 @@ impl Paths {
             auth: dir.join("bank.auth"),
             key: dir.join("audit.key"),
             web: dir.join("web"),
+            engine: None,
+        }
+    }
+
+    /// The same paths, every command given `--engine engine`.
+    pub fn with_engine(self, engine: &'static str) -> Self {
+        Self {
+            engine: Some(engine),
+            ..self
         }
     }
 
@@ -36,6 +47,11 @@ impl Paths {
         ]
         .into_iter()
         .flat_map(|(flag, path)| [flag.to_owned(), path.display().to_string()])
+        .chain(
+            self.engine
+                .into_iter()
+                .flat_map(|engine| ["--engine".to_owned(), engine.to_owned()]),
+        )
         .collect()
     }
 

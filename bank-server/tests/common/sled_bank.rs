@@ -1,11 +1,12 @@
-//! A sled bank made directly through the ledger contract, for the tests of what the sled
-//! engine stores: an identity, then card accounts with an opening deposit.
+//! An embedded bank (sled or redb) made directly through the ledger contract, for the tests
+//! of what an engine stores: an identity, then card accounts with an opening deposit.
 #![allow(dead_code, unreachable_pub)]
 
 use std::path::Path;
 
 use bank_server::audit::{AuditEvent, AuditorSecret};
 use bank_server::ledger::{BankIdentity, NewAccount};
+use bank_server::redb_ledger::RedbLedger;
 use bank_server::sled_ledger::SledLedger;
 use bank_server::Ledger;
 use protocol::{AccountNumber, Cents, FullName, TxId, Username};
@@ -16,6 +17,19 @@ pub const NOW: u64 = 1_800_000_000_000;
 /// A new bank in `dir`: sled opened there and an identity (with a fresh auditor key) created.
 pub fn sled_bank(dir: &Path) -> SledLedger {
     let ledger = SledLedger::open(dir).unwrap();
+    create(&ledger);
+    ledger
+}
+
+/// A new bank in `dir` on redb (a small page cache), its identity created.
+pub fn redb_bank(dir: &Path) -> RedbLedger {
+    let ledger = RedbLedger::open_with_cache(dir, 8 << 20).unwrap();
+    create(&ledger);
+    ledger
+}
+
+/// Creates the bank's identity (with a fresh auditor key) in `ledger`.
+fn create(ledger: &dyn Ledger) {
     let identity = BankIdentity {
         id: "00112233445566778899aabbccddeeff".into(),
         created_ms: NOW,
@@ -24,12 +38,11 @@ pub fn sled_bank(dir: &Path) -> SledLedger {
         auditor_key: Some(AuditorSecret::random().public().to_hex()),
     };
     assert!(ledger.create_bank(&identity).unwrap());
-    ledger
 }
 
 /// Opens a card account for `username` with `opening` deposited under `txid`.
 pub fn card_account(
-    ledger: &SledLedger,
+    ledger: &dyn Ledger,
     username: &str,
     full_name: &str,
     (txid, opening): (TxId, Cents),
