@@ -4,6 +4,7 @@
 //! its memory however much the store holds.
 
 use std::cell::RefCell;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
@@ -42,6 +43,16 @@ fn redb_failure(during: &str, e: impl Into<redb::Error>) -> LedgerError {
         )),
         other => storage(format!("{during}: {other}")),
     }
+}
+
+/// Runs a read of redb's: redb 4.6 can panic on a damaged file (an index out of a page's
+/// bounds), which is then the store's damage, not a crash of whoever read.
+fn guarded<T>(read: impl FnOnce() -> Result<T, LedgerError>) -> Result<T, LedgerError> {
+    catch_unwind(AssertUnwindSafe(read)).unwrap_or_else(|_| {
+        Err(LedgerError::Storage(
+            "the store is damaged (redb failed reading it)".into(),
+        ))
+    })
 }
 
 /// The store's redb database.
@@ -140,37 +151,52 @@ impl Kv for RedbKv {
     }
 
     fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, LedgerError> {
-        let Some(t) = self.read(table)? else {
-            return Ok(None);
-        };
-        let found = t.get(key).map_err(|e| redb_failure("reading", e))?;
-        Ok(found.map(|v| v.value().to_vec()))
+        guarded(|| {
+            let Some(t) = self.read(table)? else {
+                return Ok(None);
+            };
+            let found = t.get(key).map_err(|e| redb_failure("reading", e))?;
+            Ok(found.map(|v| v.value().to_vec()))
+        })
     }
 
     fn scan(&self, table: Table, prefix: &[u8], reverse: bool) -> Pairs<'_> {
-        let t = match self.read(table) {
+        let t = match guarded(|| self.read(table)) {
             Ok(Some(t)) => t,
             Ok(None) => return Box::new(std::iter::empty()),
             Err(e) => return Box::new(std::iter::once(Err(e))),
         };
-        let range = match prefix_end(prefix) {
-            Some(end) => t.range::<&[u8]>(prefix..end.as_slice()),
-            None => t.range::<&[u8]>(prefix..),
-        };
+        let range = guarded(|| {
+            match prefix_end(prefix) {
+                Some(end) => t.range::<&[u8]>(prefix..end.as_slice()),
+                None => t.range::<&[u8]>(prefix..),
+            }
+            .map_err(|e| redb_failure("reading", e))
+        });
         let range = match range {
             Ok(range) => range,
-            Err(e) => return Box::new(std::iter::once(Err(redb_failure("reading", e)))),
+            Err(e) => return Box::new(std::iter::once(Err(e))),
         };
+        // Each step read under `guarded`; a damaged page ends the scan with its error.
+        let mut range = if reverse {
+            Box::new(range.rev()) as Box<dyn Iterator<Item = _>>
+        } else {
+            Box::new(range)
+        };
+        let mut failed = false;
         let pair = |item: Result<_, redb::StorageError>| -> Result<Pair, LedgerError> {
             let (key, value): (redb::AccessGuard<'_, &[u8]>, redb::AccessGuard<'_, &[u8]>) =
                 item.map_err(|e| redb_failure("reading", e))?;
             Ok((key.value().to_vec(), value.value().to_vec()))
         };
-        if reverse {
-            Box::new(range.rev().map(pair))
-        } else {
-            Box::new(range.map(pair))
-        }
+        Box::new(std::iter::from_fn(move || {
+            if failed {
+                return None;
+            }
+            let next = guarded(|| range.next().map(pair).transpose());
+            failed = next.is_err();
+            next.transpose()
+        }))
     }
 
     fn put_outside(
