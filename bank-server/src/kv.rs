@@ -69,6 +69,12 @@ impl Table {
     pub const fn index(self) -> usize {
         self as usize
     }
+
+    /// Whether batches write it: every table but the throttle, whose counters are written
+    /// outside them ([`Kv::put_outside`]).
+    pub fn in_batches(self) -> bool {
+        self != Table::Throttle
+    }
 }
 
 /// A key and its value, read from a table.
@@ -138,6 +144,8 @@ mod tests {
         for (i, table) in Table::ALL.iter().enumerate() {
             assert_eq!(table.index(), i);
         }
+        let outside: Vec<_> = Table::ALL.into_iter().filter(|t| !t.in_batches()).collect();
+        assert_eq!(outside, [Table::Throttle]);
         let mut names: Vec<_> = Table::ALL.iter().map(|t| t.name()).collect();
         names.sort_unstable();
         names.dedup();

@@ -62,7 +62,7 @@ pub struct RedbKv {
 
 /// One batch inside a redb write transaction: every table but the throttle, open.
 struct RedbTx<'txn> {
-    /// In [`Table::ALL`]'s order, `None` for the throttle.
+    /// In [`Table::ALL`]'s order, `None` for a table batches do not write.
     tables: RefCell<Vec<Option<WriteTable<'txn>>>>,
 }
 
@@ -122,9 +122,9 @@ impl Kv for RedbKv {
         let outcome = {
             let tables = Table::ALL
                 .iter()
-                .map(|t| match t {
-                    Table::Throttle => Ok(None),
-                    t => txn.open_table(def(*t)).map(Some),
+                .map(|t| match t.in_batches() {
+                    true => txn.open_table(def(*t)).map(Some),
+                    false => Ok(None),
                 })
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| redb_failure("commit", e))?;

@@ -24,21 +24,11 @@ pub const DEFAULT_CACHE_BYTES: u64 = 64 * 1024 * 1024;
 /// The file in a sled 0.34 directory that holds its log (every committed write).
 const SLED_LOG_FILE: &str = "db";
 
-/// The tables a batch writes: all but the throttle, which is written outside the batches (a
-/// tree in sled's transaction and written beside it could make the batch conflict).
-const BATCH: [Table; 11] = [
-    Table::Users,
-    Table::Accounts,
-    Table::Txs,
-    Table::Txids,
-    Table::Terminals,
-    Table::Audit,
-    Table::Meta,
-    Table::Operators,
-    Table::Enrollments,
-    Table::Minutes,
-    Table::TerminalDays,
-];
+/// The tables a batch writes, in [`Table::ALL`]'s order. Not the throttle: a tree in sled's
+/// transaction and written beside it could make the batch conflict.
+fn batch_tables() -> impl Iterator<Item = Table> {
+    Table::ALL.into_iter().filter(|t| t.in_batches())
+}
 
 /// A sled failure while doing `during`: an I/O error stays one (typed, so the bank can tell a
 /// failing disk from a refusal).
@@ -65,7 +55,7 @@ impl SledKv {
     }
 }
 
-/// One batch inside sled's transaction over the [`BATCH`] trees.
+/// One batch inside sled's transaction over the trees of `batch_tables`.
 struct SledTx<'a> {
     views: &'a [TransactionalTree],
     /// sled reported a conflict: the batch is run again rather than failed.
@@ -74,9 +64,8 @@ struct SledTx<'a> {
 
 impl SledTx<'_> {
     fn view(&self, table: Table) -> Result<&TransactionalTree, LedgerError> {
-        BATCH
-            .iter()
-            .position(|t| *t == table)
+        batch_tables()
+            .position(|t| t == table)
             .map(|i| &self.views[i])
             .ok_or_else(|| {
                 LedgerError::Storage(format!("{} is not written in a batch", table.name()))
@@ -124,8 +113,8 @@ impl Kv for SledKv {
         batch: &mut dyn FnMut(&dyn KvTx) -> Result<(), LedgerError>,
     ) -> Result<(), LedgerError> {
         use sled::Transactional;
-        // More trees than sled's tuple impls take (nine), so a slice, in [`BATCH`]'s order.
-        let trees: Vec<&Tree> = BATCH.iter().map(|t| self.tree(*t)).collect();
+        // More trees than sled's tuple impls take (nine), so a slice, in `batch_tables` order.
+        let trees: Vec<&Tree> = batch_tables().map(|t| self.tree(t)).collect();
         let batch = RefCell::new(batch);
         let result = trees[..].transaction(|views: &Vec<TransactionalTree>| {
             let conflicted = Cell::new(false);
