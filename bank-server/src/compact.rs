@@ -1,6 +1,6 @@
-//! The compact binary forms in which the sled engine stores what every transaction writes (an
-//! account's state, a history entry, a transaction id's pointer to its entry), and the reading
-//! of the JSON that stores written before them hold.
+//! The compact binary forms in which the embedded engines (sled, redb) store what every
+//! transaction writes (an account's state, a history entry, a transaction id's pointer to its
+//! entry), and the reading of the JSON that stores written before them hold.
 //!
 //! Every compact record begins with [`TAG`] (`0x01`), a byte no JSON text begins with, so one
 //! reader takes both forms and a store is never rewritten to change its encoding: old records

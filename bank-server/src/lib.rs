@@ -1,4 +1,5 @@
-//! The bank: an axum WebSocket server speaking the `protocol` crate, with its state on an embedded engine (sled by default, or redb) or PostgreSQL.
+//! The bank: an axum WebSocket server speaking the `protocol` crate, its state on sled (the
+//! default), redb or PostgreSQL.
 //!
 //! In the mini-redis / axum-examples style: [`open`] prepares a bank from a [`Config`] (creating
 //! the data directory, the first terminal and the auth file on first start), [`app`] is its
