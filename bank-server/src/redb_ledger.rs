@@ -20,9 +20,6 @@ pub type RedbLedger = KvLedger<RedbKv>;
 /// The file in the data directory that holds the store.
 pub const REDB_FILE: &str = "bank.redb";
 
-/// redb's page cache unless configured.
-pub const DEFAULT_CACHE_BYTES: u64 = 64 * 1024 * 1024;
-
 type Def = TableDefinition<'static, &'static [u8], &'static [u8]>;
 /// A table open in a write transaction.
 type WriteTable<'txn> = redb::Table<'txn, &'static [u8], &'static [u8]>;

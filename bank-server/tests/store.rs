@@ -271,6 +271,58 @@ async fn refused_never_served(paths: Paths, must: &[&str]) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_is_opened_only_by_the_engine_that_made_it() {
+    let dir = temp();
+    let sled = Paths::new(dir.path());
+    let (bank, addr) = serving(try_start(&sled, &[]));
+    deposits(&addr, &sled, true, 2).await;
+    stop(bank);
+    let files = |paths: &Paths| {
+        let mut names: Vec<_> = std::fs::read_dir(&paths.data)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        names.sort();
+        names
+    };
+    let before = files(&sled);
+    // The same directory asked of redb: refused, naming the engine that made it, and nothing
+    // of redb's is created beside sled's files.
+    let redb = Paths::new(dir.path()).with_engine("redb");
+    for start in [
+        try_start(&redb, &[]),
+        try_start(&redb, &["--reset-checkpoints"]),
+    ] {
+        match start {
+            Start::Exited(code, stdout, stderr) => {
+                assert_eq!(code, Some(1), "{stderr}");
+                assert!(!stdout.contains("created"), "{stdout}");
+                assert!(
+                    stderr.contains(&redb.data.display().to_string())
+                        && stderr
+                            .contains("holds a bank kept by sled; start it with --engine sled"),
+                    "{stderr}"
+                );
+            }
+            Start::Serving(..) => panic!("redb served sled's store"),
+        }
+    }
+    // The auditor's tool cannot check it either (2: not checked, where 1 is a broken log).
+    let (code, said) = audit_verify(&redb);
+    assert_eq!(code, Some(2), "{said}");
+    assert!(said.contains("kept by sled"), "{said}");
+    assert_eq!(
+        files(&sled),
+        before,
+        "a refused engine wrote in the data directory"
+    );
+    // And sled still serves it.
+    let (bank, addr) = serving(try_start(&sled, &[]));
+    assert_eq!(alice_balance(&addr, &sled).await, 200);
+    stop(bank);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bank_is_created_only_where_nothing_is() {
     let dir = temp();
     let paths = Paths::new(dir.path());
