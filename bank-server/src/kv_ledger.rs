@@ -196,11 +196,6 @@ where
     }
 }
 
-/// A refusal or failure inside a change (the name says the batch's transaction sees it).
-fn abort<T>(e: LedgerError) -> TxResult<T> {
-    Err(e)
-}
-
 fn history_prefix(account: &AccountNumber) -> Vec<u8> {
     let mut key = account.as_str().as_bytes().to_vec();
     key.push(b'/');
@@ -301,7 +296,7 @@ impl Book for View<'_> {
             TxidValue::Entry(entry) => Ok(Some(entry)),
             TxidValue::At(seq) => match self.get(Table::Txs, history_key(account, seq))? {
                 Some(bytes) => compact::entry_from_bytes(&bytes).map(Some),
-                None => abort(dangling_txid()),
+                None => Err(dangling_txid()),
             },
         }
     }
@@ -694,7 +689,7 @@ impl<E: Kv> Ledger for KvLedger<E> {
         self.queue(false, move |view| {
             let balance = match view.account(&account)? {
                 Some(record) => record.balance,
-                None => return abort(LedgerError::NotFound),
+                None => return Err(LedgerError::NotFound),
             };
             let mut event = audit.clone();
             event.balance_cents = Some(balance.0);
@@ -785,7 +780,7 @@ impl<E: Kv> Ledger for KvLedger<E> {
         let (id, audit) = (terminal.id.clone(), audit.clone());
         self.tx(move |view| {
             if view.get(Table::Terminals, id.as_str())?.is_some() {
-                return abort(LedgerError::NameTaken);
+                return Err(LedgerError::NameTaken);
             }
             view.insert(Table::Terminals, id.as_str(), stored.as_slice())?;
             append_audit(view, &audit)
@@ -814,7 +809,7 @@ impl<E: Kv> Ledger for KvLedger<E> {
         let (code, audit) = (pending.code.clone(), audit.clone());
         self.tx(move |view| {
             if view.get(Table::Enrollments, code.as_str())?.is_some() {
-                return abort(LedgerError::NameTaken);
+                return Err(LedgerError::NameTaken);
             }
             view.insert(Table::Enrollments, code.as_str(), bytes.as_slice())?;
             append_audit(view, &audit)
@@ -832,8 +827,8 @@ impl<E: Kv> Ledger for KvLedger<E> {
             let Some(bytes) = view.remove(Table::Enrollments, code.as_str())? else {
                 return Ok(None);
             };
-            let stored: StoredEnrollment = decode(&bytes).or_else(abort)?;
-            let key = stored_key(code.as_str(), stored.key, keys.as_deref()).or_else(abort)?;
+            let stored: StoredEnrollment = decode(&bytes)?;
+            let key = stored_key(code.as_str(), stored.key, keys.as_deref())?;
             append_audit(view, &audit)?;
             Ok(Some(PendingEnrollment {
                 code: code.clone(),
@@ -876,12 +871,11 @@ impl<E: Kv> Ledger for KvLedger<E> {
         let keys = self.store.sealing.get().cloned();
         self.tx(move |view| {
             let Some(bytes) = view.get(Table::Terminals, id.as_str())? else {
-                return abort(LedgerError::NotFound);
+                return Err(LedgerError::NotFound);
             };
             let stored = zeroize::Zeroizing::new(bytes.to_vec());
             let keys = keys.as_deref();
-            let mut record =
-                terminal_from(id.clone(), decode(&stored).or_else(abort)?, keys).or_else(abort)?;
+            let mut record = terminal_from(id.clone(), decode(&stored)?, keys)?;
             record.revoked = true;
             view.insert(
                 Table::Terminals,
@@ -911,7 +905,7 @@ impl<E: Kv> Ledger for KvLedger<E> {
             if view.get(Table::Operators, name.as_str())?.is_some()
                 || view.get(Table::Terminals, id.as_str())?.is_some()
             {
-                return abort(LedgerError::NameTaken);
+                return Err(LedgerError::NameTaken);
             }
             view.insert(Table::Operators, name.as_str(), record.as_slice())?;
             view.insert(Table::Terminals, id.as_str(), stored.as_slice())?;
@@ -935,9 +929,9 @@ impl<E: Kv> Ledger for KvLedger<E> {
         let (name, audit) = (username.clone(), audit.clone());
         self.tx(move |view| {
             let Some(bytes) = view.get(Table::Users, name.as_str())? else {
-                return abort(LedgerError::NotFound);
+                return Err(LedgerError::NotFound);
             };
-            let mut user: UserRecord = decode(&bytes).or_else(abort)?;
+            let mut user: UserRecord = decode(&bytes)?;
             credential.apply_to(&mut user);
             view.insert(Table::Users, name.as_str(), encode(&user))?;
             append_audit(view, &audit)
@@ -955,9 +949,9 @@ impl<E: Kv> Ledger for KvLedger<E> {
         let (name, audit) = (username.clone(), audit.clone());
         self.tx(move |view| {
             let Some(bytes) = view.get(Table::Operators, name.as_str())? else {
-                return abort(LedgerError::NotFound);
+                return Err(LedgerError::NotFound);
             };
-            let mut operator: OperatorRecord = decode(&bytes).or_else(abort)?;
+            let mut operator: OperatorRecord = decode(&bytes)?;
             operator.password_hash.clone_from(&password_hash);
             view.insert(Table::Operators, name.as_str(), encode(&operator))?;
             append_audit(view, &audit)
@@ -1006,14 +1000,13 @@ impl<E: Kv> Ledger for KvLedger<E> {
                     continue;
                 };
                 let Some(terminal_id) = TerminalId::new(id.as_str()) else {
-                    return abort(LedgerError::Storage("corrupt terminal id".into()));
+                    return Err(LedgerError::Storage("corrupt terminal id".into()));
                 };
-                let stored: StoredTerminal =
-                    decode(&zeroize::Zeroizing::new(bytes.to_vec())).or_else(abort)?;
+                let stored: StoredTerminal = decode(&zeroize::Zeroizing::new(bytes.to_vec()))?;
                 if crate::secrets::is_sealed(&stored.psk) {
                     continue;
                 }
-                let record = terminal_from(terminal_id, stored, None).or_else(abort)?;
+                let record = terminal_from(terminal_id, stored, None)?;
                 view.insert(
                     Table::Terminals,
                     id.as_str(),
@@ -1025,11 +1018,11 @@ impl<E: Kv> Ledger for KvLedger<E> {
                 let Some(bytes) = view.get(Table::Enrollments, id.as_str())? else {
                     continue;
                 };
-                let mut stored: StoredEnrollment = decode(&bytes).or_else(abort)?;
+                let mut stored: StoredEnrollment = decode(&bytes)?;
                 if crate::secrets::is_sealed(&stored.key) {
                     continue;
                 }
-                let key = stored_key(id, std::mem::take(&mut stored.key), None).or_else(abort)?;
+                let key = stored_key(id, std::mem::take(&mut stored.key), None)?;
                 stored.key = keys.seal(id, &key);
                 view.insert(Table::Enrollments, id.as_str(), encode(&stored))?;
                 sealed += 1;
@@ -1107,7 +1100,7 @@ impl<E: Kv> Ledger for KvLedger<E> {
             let Some(bytes) = view.get(Table::Meta, IDENTITY_KEY)? else {
                 return Ok(false);
             };
-            let Some(identity) = with_bank_key(&bytes, &public_hex).or_else(abort)? else {
+            let Some(identity) = with_bank_key(&bytes, &public_hex)? else {
                 return Ok(false);
             };
             view.insert(Table::Meta, IDENTITY_KEY, encode(&identity))?;
@@ -1127,14 +1120,14 @@ impl<E: Kv> Ledger for KvLedger<E> {
             let Some(bytes) = view.get(Table::Meta, IDENTITY_KEY)? else {
                 return Ok(false);
             };
-            if !takes_auditor_key(&bytes, &upgraded).or_else(abort)? {
+            if !takes_auditor_key(&bytes, &upgraded)? {
                 return Ok(false);
             }
             let Some(bytes) = view.get(Table::Meta, HEAD_KEY)? else {
-                return abort(LedgerError::Storage("audit log not initialised".into()));
+                return Err(LedgerError::Storage("audit log not initialised".into()));
             };
             let Some(head) = ChainHead::from_bytes(&bytes) else {
-                return abort(LedgerError::Storage("audit head corrupt".into()));
+                return Err(LedgerError::Storage("audit head corrupt".into()));
             };
             // The entries so far were sealed under the legacy chain; the key leaves the head.
             if ChainHead::is_legacy_encoding(&bytes) && head.next_seq > 0 {
