@@ -81,6 +81,18 @@ impl Namespace {
             .arg(BIN);
         command
     }
+
+    /// The bank serving on `paths` on a free loopback port, its stderr piped.
+    fn serve(&self, paths: &Paths) -> Child {
+        self.bank()
+            .args(["--port", "0", "--bind", "127.0.0.1"])
+            .args(paths.args())
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
 }
 
 impl Drop for Namespace {
@@ -133,15 +145,7 @@ struct BankProcess {
 impl BankProcess {
     /// Starts the bank and waits for it to serve.
     fn start(namespace: &Namespace, paths: &Paths) -> Self {
-        let mut child = namespace
-            .bank()
-            .args(["--port", "0", "--bind", "127.0.0.1"])
-            .args(paths.args())
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut child = namespace.serve(paths);
         let (tx, rx) = mpsc::channel();
         let err = child.stderr.take().unwrap();
         let stderr = Arc::new(Mutex::new(Vec::new()));
@@ -175,6 +179,18 @@ impl BankProcess {
         std::thread::sleep(Duration::from_millis(100));
         let stderr = self.stderr.lock().unwrap().join("\n");
         (status, stderr)
+    }
+
+    /// Waits for the bank to stop for lack of space: exit 75 (EX_TEMPFAIL), the error and
+    /// the data directory `data_dir` on its stderr.
+    fn stopped_for_lack_of_space(self, data_dir: &str) {
+        let (status, stderr) = self.exited();
+        eprintln!("the bank stopped with {status}:\n{stderr}");
+        assert_eq!(status.code(), Some(75), "{stderr}");
+        assert!(
+            stderr.contains("No space left on device") && stderr.contains(data_dir),
+            "{stderr}"
+        );
     }
 }
 
@@ -366,14 +382,8 @@ async fn full_disk(engine: Option<&'static str>) {
     // ...then the bank stops by itself: the session is closed (going away), the process exits
     // 75 (EX_TEMPFAIL), saying why and where on stderr.
     assert_close_code(client.conn(), 1001).await;
-    let (status, stderr) = bank.exited();
-    eprintln!("the bank stopped with {status}:\n{stderr}");
-    assert_eq!(status.code(), Some(75), "{stderr}");
     let data_dir = paths.data.display().to_string();
-    assert!(
-        stderr.contains("No space left on device") && stderr.contains(&data_dir),
-        "{stderr}"
-    );
+    bank.stopped_for_lack_of_space(&data_dir);
 
     let amount = |r: &Request| match r {
         Request::Deposit { amount_cents, .. } => amount_cents.0,
@@ -399,23 +409,9 @@ async fn full_disk(engine: Option<&'static str>) {
         );
         let reply = client.call(&deposit_req(1)).await.unwrap();
         assert_eq!(reply, error(ErrorCode::Internal));
-        let (status, stderr) = bank.exited();
-        eprintln!("the restart on a full disk stopped with {status}:\n{stderr}");
-        assert_eq!(status.code(), Some(75), "{stderr}");
-        assert!(
-            stderr.contains("No space left on device") && stderr.contains(&data_dir),
-            "{stderr}"
-        );
+        bank.stopped_for_lack_of_space(&data_dir);
     } else {
-        let mut restart = namespace
-            .bank()
-            .args(["--port", "0", "--bind", "127.0.0.1"])
-            .args(paths.args())
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut restart = namespace.serve(&paths);
         let status = wait_bounded(&mut restart);
         let mut stderr = String::new();
         std::io::Read::read_to_string(&mut restart.stderr.take().unwrap(), &mut stderr).unwrap();
