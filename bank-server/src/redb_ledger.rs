@@ -245,3 +245,18 @@ impl KvLedger<RedbKv> {
         KvLedger::over(RedbKv { db }, "redb")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_inside_a_read_is_the_stores_damage_not_the_readers() {
+        let read: Result<u8, LedgerError> = guarded(|| panic!("range end index out of range"));
+        assert!(
+            matches!(&read, Err(LedgerError::Storage(detail)) if detail.contains("damaged")),
+            "{read:?}"
+        );
+        assert_eq!(guarded(|| Ok(7)).unwrap(), 7);
+    }
+}
